@@ -1,0 +1,1 @@
+//! Benchmarks for veil live in `benches/` as bench binaries.

@@ -1,0 +1,38 @@
+//! # veil-ir: the veil intermediate representation
+//!
+//! A veil program is a dataflow [`Graph`] of integer tensor operations. Values are encrypted or
+//! clear integer tensors ([`TensorType`]); operations ([`Op`]) each carry their attributes and
+//! take operands by typed handle ([`ValueId`]). Tables and constants live once in per-graph
+//! pools and are referenced by [`TableId`] / [`ConstId`].
+//!
+//! The IR has two levels (see [`Level`]): the **tensor level** the frontend produces and the
+//! optimizer rewrites, and the **TFHE level** that the runtime executes, where encrypted values
+//! carry an [`Encoding`] (key and message width), parameter sets ([`ParamSet`]) are fixed, and
+//! the only non-levelled ops are `keyswitch` and `pbs`.
+//!
+//! `SPEC.md` in this crate is the reference: types, every op's exact integer semantics, the text
+//! grammar and the invariants the verifier enforces. The doc comments of [`ops::Op`] are the
+//! same semantics, next to the code.
+//!
+//! Module map:
+//! - [`types`]: element types, tensor types, encodings, shapes.
+//! - [`ops`]: the op enum, tables and constants.
+//! - [`graph`]: the arena graph with typed handles.
+//! - [`params`]: TFHE parameter sets as data.
+//! - [`tensor`]: generic tensors and levelled kernels shared by the interpreter and the runtime.
+
+pub mod graph;
+pub mod ops;
+pub mod params;
+pub mod tensor;
+pub mod types;
+
+pub use graph::{Graph, Level, Node, ValueId};
+pub use ops::{CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId};
+pub use params::ParamSet;
+pub use tensor::{Element, Tensor};
+pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};
+
+/// Version of the text and serialized formats. Bumped on any incompatible change; loaders
+/// reject other versions with a clear error.
+pub const FORMAT_VERSION: u32 = 1;

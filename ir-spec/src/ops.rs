@@ -1,0 +1,344 @@
+//! Operations. Each operation is one [`Op`] variant carrying its attributes; operands are graph
+//! edges (see [`crate::Graph`]). The doc comment of each variant is its exact semantics, mirrored
+//! by `SPEC.md` and implemented by the reference interpreter ([`crate::interp`]).
+//!
+//! General rules (all ops):
+//! - Arithmetic is exact integer arithmetic on mathematical integers; the result must fit the
+//!   result's declared [`crate::IntType`], otherwise evaluation fails with an overflow error
+//!   naming the value (no silent wrap-around).
+//! - Elementwise binary ops (`add`, `sub`, `mul`, comparisons, `min`, `max`) broadcast their
+//!   operands numpy-style ([`crate::types::broadcast_shapes`]).
+//! - A result is encrypted iff at least one operand is encrypted (inputs and constants state it).
+//! - Ops marked **levelled** cost no bootstrap when applied to encrypted values; ops marked
+//!   **PBS** need programmable bootstraps once lowered (`tlu`, comparisons, `min`, `max`, `relu`,
+//!   `abs`, `round`, `clip`, and `mul`/`matmul`/`conv2d` when *both* operands are encrypted).
+
+use serde::{Deserialize, Serialize};
+
+/// Handle of a table stored once in a graph's table pool ([`crate::Graph::tables`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId(pub u32);
+
+/// Handle of a constant tensor stored in a graph's constant pool ([`crate::Graph::consts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConstId(pub u32);
+
+/// Comparison predicates; result is `1` when the predicate holds, else `0`, typed `u1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CmpOp {
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+}
+
+impl CmpOp {
+    /// All predicates, in text-form order.
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+        CmpOp::Eq,
+        CmpOp::Ne,
+    ];
+
+    /// Mnemonic in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+        }
+    }
+
+    /// Evaluates the predicate.
+    pub fn eval(self, a: i128, b: i128) -> bool {
+        match self {
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+        }
+    }
+}
+
+/// 2-D convolution attributes (ONNX `Conv` semantics, NCHW layout).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Conv2dAttrs {
+    /// Strides `[sh, sw]`.
+    pub strides: [usize; 2],
+    /// Zero padding `[top, left, bottom, right]`.
+    pub pads: [usize; 4],
+    /// Dilations `[dh, dw]`.
+    pub dilations: [usize; 2],
+    /// Number of groups; `C` and `O` must both be divisible by it.
+    pub group: usize,
+}
+
+impl Default for Conv2dAttrs {
+    fn default() -> Self {
+        Conv2dAttrs {
+            strides: [1, 1],
+            pads: [0, 0, 0, 0],
+            dilations: [1, 1],
+            group: 1,
+        }
+    }
+}
+
+/// An operation. Operands are listed as `(operand names)`; attributes are fields.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `input "name"`: program input number *k* (inputs are numbered in declaration order).
+    /// Encrypted or clear per its type. No operands.
+    Input {
+        /// Name, unique among inputs.
+        name: String,
+    },
+    /// `const`: a clear constant tensor from the constant pool. No operands.
+    Const {
+        /// Pool entry; its shape and values must match the result type.
+        value: ConstId,
+    },
+    /// `add (a, b)`: `a + b` elementwise with broadcasting. Levelled.
+    Add,
+    /// `sub (a, b)`: `a - b` elementwise with broadcasting. Levelled.
+    Sub,
+    /// `neg (a)`: `-a`. Levelled.
+    Neg,
+    /// `mul (a, b)`: `a * b` elementwise with broadcasting. Levelled when at most one operand is
+    /// encrypted; encrypted x encrypted costs two PBS (`((a+b)^2 - (a-b)^2) / 4`).
+    Mul,
+    /// `matmul (a, b)`: numpy `matmul` for ranks 1 and 2: `[m,k]x[k,n] -> [m,n]`,
+    /// `[k]x[k,n] -> [n]`, `[m,k]x[k] -> [m]`, `[k]x[k] -> []`. Levelled when one side is clear.
+    MatMul,
+    /// `conv2d (x, w)` or `conv2d (x, w, bias)`: x `[N,C,H,W]`, w `[O,C/group,KH,KW]`, bias
+    /// `[O]`; output `[N,O,OH,OW]` with `OH = (H + pt + pb - dh*(KH-1) - 1) / sh + 1`
+    /// (likewise OW); zero padding. Levelled when `w` and `bias` are clear.
+    Conv2d(Conv2dAttrs),
+    /// `sum (a)`: sum over `axes` (all axes if empty); `keepdims` keeps them with size 1.
+    /// Levelled.
+    Sum {
+        /// Axes to reduce, ascending, no duplicates; empty means all axes.
+        axes: Vec<usize>,
+        /// Keep reduced axes with size 1.
+        keepdims: bool,
+    },
+    /// `reshape (a)`: same elements in row-major order, result shape from the result type
+    /// (element counts must match). Levelled (free).
+    Reshape,
+    /// `transpose (a)`: result axis `i` is operand axis `perm[i]`. Levelled (free).
+    Transpose {
+        /// A permutation of `0..rank`.
+        perm: Vec<usize>,
+    },
+    /// `broadcast (a)`: numpy `broadcast_to` the result type's shape. Levelled (free).
+    Broadcast,
+    /// `concat (a, b, ...)`: concatenation along `axis`; all other axes equal. Levelled (free).
+    Concat {
+        /// Axis to concatenate along.
+        axis: usize,
+    },
+    /// `slice (a)`: per axis `i`, elements `starts[i], starts[i]+steps[i], ...` strictly below
+    /// `stops[i]` (python `a[start:stop:step]`, non-negative bounds, `step >= 1`); result axis
+    /// length `ceil((stop - start) / step)`. Indexing one element is a slice of length 1
+    /// followed by `reshape`. Levelled (free).
+    Slice {
+        /// First index per axis.
+        starts: Vec<usize>,
+        /// End (exclusive) per axis, `start <= stop <= dim`.
+        stops: Vec<usize>,
+        /// Step per axis, `>= 1`.
+        steps: Vec<usize>,
+    },
+    /// `tlu (a)`: table lookup, `table[a - min(type(a))]` elementwise: entry `i` of the table is
+    /// the image of the `i`-th smallest value of the operand's type, so a table on a `uB` or `iB`
+    /// operand has exactly `2^B` entries. One PBS per element.
+    Tlu {
+        /// The table.
+        table: TableId,
+    },
+    /// `tlu.multi (a)`: one table per element: element `j` (row-major) is looked up in
+    /// `tables[map[j]]`. `map.len()` equals the operand's element count. One PBS per element.
+    TluMulti {
+        /// Candidate tables.
+        tables: Vec<TableId>,
+        /// Per-element index into `tables`.
+        map: Vec<u32>,
+    },
+    /// `lt`/`le`/`gt`/`ge`/`eq`/`ne (a, b)`: comparison with broadcasting, result `u1`
+    /// (1 when true). One PBS per element on the difference when an operand is encrypted.
+    Cmp(CmpOp),
+    /// `min (a, b)`: elementwise minimum with broadcasting. PBS.
+    Min,
+    /// `max (a, b)`: elementwise maximum with broadcasting. PBS.
+    Max,
+    /// `relu (a)`: `max(a, 0)`. PBS.
+    Relu,
+    /// `abs (a)`: `|a|`. PBS.
+    Abs,
+    /// `round (a) lsbs=k`: round to the nearest multiple of `2^k`, ties upward:
+    /// `((a + 2^(k-1)) >> k) << k` with an arithmetic shift (floor); `k = 0` is the identity.
+    /// The result keeps the operand's scale, so it may need one more bit. Lowered to cheap
+    /// PBS that only see the kept high bits.
+    Round {
+        /// Number of low bits dropped, `1 <= k < bits(a)`.
+        lsbs: u8,
+    },
+    /// `clip (a) lo=L hi=H`: `min(max(a, L), H)`, `L <= H`. PBS.
+    Clip {
+        /// Lower bound.
+        lo: i64,
+        /// Upper bound.
+        hi: i64,
+    },
+    /// `output "name" (a)`: program output number *k* (in order of appearance). Produces no
+    /// value usable by other ops; its type equals the operand's.
+    Output {
+        /// Name, unique among outputs.
+        name: String,
+    },
+    /// `keyswitch (a)` (TFHE level only): re-encrypts every ciphertext of `a` from the operand's
+    /// encoding key to the result's encoding key, keeping the message. The width may change
+    /// only when going to a small key whose parameter set bootstraps it.
+    KeySwitch,
+    /// `pbs (a)` (TFHE level only): programmable bootstrap of each ciphertext of `a` (under a
+    /// small key `@pK.small` with width `w_in`) through a raw table: with `m` the `w_in`-bit
+    /// message (the padding bit must be zero), the result holds `table[m]` (per element
+    /// `tables[map[j]]` when several), encoded with the result type's width under `@pK`.
+    /// Entry `i` is the image of message `i` (no signed offset at this level).
+    Pbs {
+        /// Candidate tables (one, or several with a per-element map).
+        tables: Vec<TableId>,
+        /// Per-element index into `tables`; empty when there is exactly one table.
+        map: Vec<u32>,
+    },
+}
+
+impl Op {
+    /// Mnemonic in the text form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const { .. } => "const",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Neg => "neg",
+            Op::Mul => "mul",
+            Op::MatMul => "matmul",
+            Op::Conv2d(_) => "conv2d",
+            Op::Sum { .. } => "sum",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Broadcast => "broadcast",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
+            Op::Tlu { .. } => "tlu",
+            Op::TluMulti { .. } => "tlu.multi",
+            Op::Cmp(c) => c.name(),
+            Op::Min => "min",
+            Op::Max => "max",
+            Op::Relu => "relu",
+            Op::Abs => "abs",
+            Op::Round { .. } => "round",
+            Op::Clip { .. } => "clip",
+            Op::Output { .. } => "output",
+            Op::KeySwitch => "keyswitch",
+            Op::Pbs { .. } => "pbs",
+        }
+    }
+
+    /// Allowed operand counts `(min, max)`; `max = usize::MAX` means variadic.
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input { .. } | Op::Const { .. } => (0, 0),
+            Op::Add | Op::Sub | Op::Mul | Op::MatMul | Op::Cmp(_) | Op::Min | Op::Max => (2, 2),
+            Op::Conv2d(_) => (2, 3),
+            Op::Concat { .. } => (1, usize::MAX),
+            Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Slice { .. }
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Relu
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::Pbs { .. } => (1, 1),
+        }
+    }
+
+    /// Whether the op only exists at the TFHE level.
+    pub fn is_tfhe_only(&self) -> bool {
+        matches!(self, Op::KeySwitch | Op::Pbs { .. })
+    }
+
+    /// Whether the op is a univariate function of its single operand applied elementwise
+    /// (so it can be folded into a table lookup).
+    pub fn is_elementwise_unary(&self) -> bool {
+        matches!(
+            self,
+            Op::Neg
+                | Op::Tlu { .. }
+                | Op::Relu
+                | Op::Abs
+                | Op::Round { .. }
+                | Op::Clip { .. }
+        )
+    }
+
+    /// Whether applying the op to encrypted operands needs bootstraps, given how many of its
+    /// operands are encrypted.
+    pub fn needs_pbs(&self, encrypted_operands: usize) -> bool {
+        match self {
+            Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Relu
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Pbs { .. } => encrypted_operands > 0,
+            Op::Mul | Op::MatMul | Op::Conv2d(_) => encrypted_operands > 1,
+            _ => false,
+        }
+    }
+}
+
+/// A table of a table lookup: entry `i` is the image of the `i`-th input value (see
+/// [`Op::Tlu`] and [`Op::Pbs`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Table {
+    /// Entries; length `2^B` for a `B`-bit input.
+    pub entries: Vec<i64>,
+}
+
+/// A constant tensor: clear integers in row-major order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Constant {
+    /// Shape of the tensor.
+    pub shape: Vec<usize>,
+    /// Row-major values; `len == numel(shape)`.
+    pub values: Vec<i64>,
+}

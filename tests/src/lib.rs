@@ -1,0 +1,1 @@
+//! Integration and golden-file tests for veil live in `tests/`.
