@@ -227,6 +227,20 @@ impl Graph {
         }
     }
 
+    /// The printed number `N` of each value (`%N` in the text form): its position in
+    /// [`Graph::topo_order`] with `output` nodes skipped (they print without a number). Printer,
+    /// parser and verifier messages all use this numbering. Falls back to creation order when
+    /// the graph is cyclic.
+    pub fn value_numbers(&self) -> HashMap<ValueId, usize> {
+        let order = self.topo_order().unwrap_or_else(|_| self.values());
+        order
+            .into_iter()
+            .filter(|v| !matches!(self.op(*v), Op::Output { .. }))
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect()
+    }
+
     /// Adds a table to the pool, reusing an identical existing one.
     pub fn add_table(&mut self, t: Table) -> TableId {
         if let Some(i) = self.tables.iter().position(|x| *x == t) {
