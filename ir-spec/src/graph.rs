@@ -223,7 +223,11 @@ impl Graph {
             Ok(order)
         } else {
             let done: BTreeSet<_> = order.iter().copied().collect();
-            Err(self.values().into_iter().filter(|v| !done.contains(v)).collect())
+            Err(self
+                .values()
+                .into_iter()
+                .filter(|v| !done.contains(v))
+                .collect())
         }
     }
 
@@ -309,22 +313,20 @@ impl Graph {
             match op {
                 Op::Tlu { table } => ts.push(*table),
                 Op::TluMulti { tables, .. } | Op::Pbs { tables, .. } => ts.extend(tables),
-                Op::Const { value } => {
-                    if !cmap.contains_key(value) {
-                        if let Some(c) = self.consts.get(value.0 as usize) {
-                            cmap.insert(*value, ConstId(consts.len() as u32));
-                            consts.push(c.clone());
-                        }
+                Op::Const { value } if !cmap.contains_key(value) => {
+                    if let Some(c) = self.consts.get(value.0 as usize) {
+                        cmap.insert(*value, ConstId(consts.len() as u32));
+                        consts.push(c.clone());
                     }
                 }
                 _ => {}
             }
             for t in ts {
-                if !tmap.contains_key(&t) {
-                    if let Some(tab) = self.tables.get(t.0 as usize) {
-                        tmap.insert(t, TableId(tables.len() as u32));
-                        tables.push(tab.clone());
-                    }
+                if let (std::collections::hash_map::Entry::Vacant(e), Some(tab)) =
+                    (tmap.entry(t), self.tables.get(t.0 as usize))
+                {
+                    e.insert(TableId(tables.len() as u32));
+                    tables.push(tab.clone());
                 }
             }
         }

@@ -144,7 +144,10 @@ impl<T: Clone> Tensor<T> {
     pub fn transpose(&self, perm: &[usize]) -> KResult<Self> {
         let r = self.shape.len();
         let mut seen = vec![false; r];
-        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        if perm.len() != r
+            || perm
+                .iter()
+                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
         {
             return err(format!(
                 "perm {perm:?} is not a permutation of 0..{r} for shape {:?}",
@@ -154,10 +157,7 @@ impl<T: Clone> Tensor<T> {
         let out_shape: Shape = perm.iter().map(|&p| self.shape[p]).collect();
         let in_strides = strides(&self.shape);
         let idx = for_each_index(&out_shape, |oi| {
-            oi.iter()
-                .zip(perm)
-                .map(|(&i, &p)| i * in_strides[p])
-                .sum()
+            oi.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum()
         });
         Ok(self.gather(out_shape, &idx))
     }
@@ -201,9 +201,7 @@ impl<T: Clone> Tensor<T> {
             return err(format!("concat axis {axis} out of range for rank {r}"));
         }
         for p in parts {
-            if p.shape.len() != r
-                || (0..r).any(|a| a != axis && p.shape[a] != first.shape[a])
-            {
+            if p.shape.len() != r || (0..r).any(|a| a != axis && p.shape[a] != first.shape[a]) {
                 return err(format!(
                     "concat along axis {axis}: shapes {:?} and {:?} differ off that axis",
                     first.shape, p.shape
@@ -246,7 +244,13 @@ impl<T: Element> Tensor<T> {
         let mut acc: Vec<Option<T>> = vec![None; numel(&out_full)];
         let in_pos = for_each_index(&self.shape, |ii| {
             (0..r)
-                .map(|a| if axes.contains(&a) { 0 } else { ii[a] * out_strides[a] })
+                .map(|a| {
+                    if axes.contains(&a) {
+                        0
+                    } else {
+                        ii[a] * out_strides[a]
+                    }
+                })
                 .sum::<usize>()
         });
         for (x, o) in self.data.iter().zip(in_pos) {
@@ -265,7 +269,10 @@ impl<T: Element> Tensor<T> {
         };
         Ok(Tensor {
             shape,
-            data: acc.into_iter().map(|x| x.expect("no zero-sized axes")).collect(),
+            data: acc
+                .into_iter()
+                .map(|x| x.expect("no zero-sized axes"))
+                .collect(),
         })
     }
 
@@ -350,8 +357,8 @@ impl<T: Element> Tensor<T> {
                                     }
                                     let wv = w.data[((oc * cg + ci) * kh + ky) * kw + kx];
                                     if wv != 0 {
-                                        let xi = ((n * c + cin) * h + iy as usize) * wd
-                                            + ix as usize;
+                                        let xi =
+                                            ((n * c + cin) * h + iy as usize) * wd + ix as usize;
                                         acc.mul_add_assign(&self.data[xi], wv);
                                     }
                                 }
@@ -455,12 +462,22 @@ pub fn matmul_dims(a: &[usize], b: &[usize]) -> KResult<(usize, usize, usize, Sh
     let (m, ka, a_vec) = match a {
         [k] => (1, *k, true),
         [m, k] => (*m, *k, false),
-        _ => return err(format!("matmul operand of rank {} (1 or 2 supported)", a.len())),
+        _ => {
+            return err(format!(
+                "matmul operand of rank {} (1 or 2 supported)",
+                a.len()
+            ))
+        }
     };
     let (kb, n, b_vec) = match b {
         [k] => (*k, 1, true),
         [k, n] => (*k, *n, false),
-        _ => return err(format!("matmul operand of rank {} (1 or 2 supported)", b.len())),
+        _ => {
+            return err(format!(
+                "matmul operand of rank {} (1 or 2 supported)",
+                b.len()
+            ))
+        }
     };
     if ka != kb {
         return err(format!(
@@ -483,8 +500,13 @@ pub fn conv2d_shape(x: &[usize], w: &[usize], at: &Conv2dAttrs) -> KResult<Shape
             "conv2d needs x [N,C,H,W] and w [O,C/group,KH,KW], got {x:?} and {w:?}"
         ));
     }
+    if x.contains(&0) || w.contains(&0) {
+        return err(format!(
+            "conv2d operands have a zero-sized axis: x {x:?}, w {w:?}"
+        ));
+    }
     let g = at.group;
-    if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] {
+    if g == 0 || !x[1].is_multiple_of(g) || !w[0].is_multiple_of(g) || w[1] * g != x[1] {
         return err(format!(
             "conv2d group {g}: input channels {} and weight {w:?} are inconsistent",
             x[1]
@@ -497,7 +519,7 @@ pub fn conv2d_shape(x: &[usize], w: &[usize], at: &Conv2dAttrs) -> KResult<Shape
     for d in 0..2 {
         let span = at.dilations[d] * (w[2 + d] - 1) + 1;
         let padded = x[2 + d] + at.pads[d] + at.pads[d + 2];
-        if w[2 + d] == 0 || padded < span {
+        if padded < span {
             return err(format!(
                 "conv2d kernel {:?} larger than padded input {:?}",
                 &w[2..],
@@ -549,12 +571,17 @@ mod tests {
         let a = t(&[2, 2], &[1, 2, 3, 4]);
         let w = Tensor::new(vec![2], vec![5i64, 6]).unwrap();
         assert_eq!(a.matmul_clear_rhs(&w).unwrap(), t(&[2], &[17, 39]));
-        assert_eq!(Tensor::matmul_clear_lhs(&w, &a).unwrap(), t(&[2], &[23, 34]));
+        assert_eq!(
+            Tensor::matmul_clear_lhs(&w, &a).unwrap(),
+            t(&[2], &[23, 34])
+        );
         // 1x1x3x3 input, 1x1x2x2 kernel of ones, bias 1.
         let x = t(&[1, 1, 3, 3], &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let k = Tensor::new(vec![1, 1, 2, 2], vec![1i64; 4]).unwrap();
         let b = Tensor::new(vec![1], vec![1i64]).unwrap();
-        let y = x.conv2d_clear(&k, Some(&b), &Conv2dAttrs::default()).unwrap();
+        let y = x
+            .conv2d_clear(&k, Some(&b), &Conv2dAttrs::default())
+            .unwrap();
         assert_eq!(y, t(&[1, 1, 2, 2], &[13, 17, 25, 29]));
         let at = Conv2dAttrs {
             pads: [1, 1, 1, 1],
