@@ -582,9 +582,9 @@ pub fn infer_range(
     let r = |i: usize| ranges[i];
     // A constant operand whose pool entry matches its declared shape (else: type bounds).
     let const_of = |i: usize| match g.op(operands[i]) {
-        Op::Const { value } => g.constant(*value).filter(|c| {
-            c.shape == g.ty(operands[i]).shape && c.values.len() == numel(&c.shape)
-        }),
+        Op::Const { value } => g
+            .constant(*value)
+            .filter(|c| c.shape == g.ty(operands[i]).shape && c.values.len() == numel(&c.shape)),
         _ => None,
     };
     let out = match op {

@@ -20,18 +20,33 @@
 //! - [`graph`]: the arena graph with typed handles.
 //! - [`params`]: TFHE parameter sets as data.
 //! - [`tensor`]: generic tensors and levelled kernels shared by the interpreter and the runtime.
+//! - [`infer`](mod@infer): result-type inference, the typing rules of every op (interval arithmetic).
+//! - [`verify`](mod@verify): the verifier of every graph invariant.
+//! - [`interp`]: the reference interpreter (exact `i128` semantics, overflow checks).
+//! - [`builder`]: a numpy-like builder for Rust users.
 
+pub mod builder;
+pub mod dot;
 pub mod graph;
+pub mod infer;
+pub mod interp;
 pub mod ops;
 pub mod params;
+pub mod serial;
 pub mod tensor;
+pub mod text;
 pub mod types;
+pub mod verify;
 
+pub use builder::{BuildError, Builder};
 pub use graph::{Graph, Level, Node, ValueId};
+pub use infer::{infer, Interval, TypeError};
+pub use interp::{eval_op, run, run_traced, InterpError};
 pub use ops::{CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId};
 pub use params::ParamSet;
 pub use tensor::{Element, Tensor};
 pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};
+pub use verify::{verify, VerifyError};
 
 /// Version of the text and serialized formats. Bumped on any incompatible change; loaders
 /// reject other versions with a clear error.

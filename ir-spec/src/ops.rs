@@ -297,12 +297,7 @@ impl Op {
     pub fn is_elementwise_unary(&self) -> bool {
         matches!(
             self,
-            Op::Neg
-                | Op::Tlu { .. }
-                | Op::Relu
-                | Op::Abs
-                | Op::Round { .. }
-                | Op::Clip { .. }
+            Op::Neg | Op::Tlu { .. } | Op::Relu | Op::Abs | Op::Round { .. } | Op::Clip { .. }
         )
     }
 

@@ -88,9 +88,8 @@ impl ParamSet {
                 None
             }
         };
-        check("LWE", self.lwe_dimension, self.lwe_noise_log2).or_else(|| {
-            check("GLWE", self.big_lwe_dimension(), self.glwe_noise_log2)
-        })
+        check("LWE", self.lwe_dimension, self.lwe_noise_log2)
+            .or_else(|| check("GLWE", self.big_lwe_dimension(), self.glwe_noise_log2))
     }
 }
 
@@ -145,7 +144,10 @@ mod tests {
         assert!(weak.insecurity().unwrap().contains("LWE noise"));
         let mut small = p;
         small.lwe_dimension = 400;
-        assert!(small.insecurity().unwrap().contains("below the 128-bit minimum"));
+        assert!(small
+            .insecurity()
+            .unwrap()
+            .contains("below the 128-bit minimum"));
         assert!((min_secure_noise_log2(742) - (-16.3913)).abs() < 1e-3);
         assert_eq!(min_secure_noise_log2(4096), -62.0);
     }
