@@ -1,1 +1,84 @@
-//! Benchmarks for veil live in `benches/` as bench binaries.
+//! Shared helpers of veil's benchmark binaries (in `benches/benches/`).
+//!
+//! - `runtime`: criterion benches of keygen, encryption, levelled ops, keyswitch and bootstrap
+//!   per precision, and 64 independent bootstraps on 1 and 2 threads.
+//! - `ks_pbs_overhead`: veil's keyswitch + bootstrap against a bare tfhe core_crypto
+//!   keyswitch + bootstrap with identical parameters, printing both latencies and the ratio.
+//!
+//! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
+//! choose. Run with `cargo bench -p veil-benches --bench <name>`.
+
+use veil_ir::{Encoding, Graph, IntType, KeyId, Level, Op, Table, TensorType};
+use veil_runtime::{reference_params, ClientKeys, KeyRequirements, KeygenOptions, ServerKeys};
+
+/// Precisions selected by `VEIL_BENCH_BITS` (default `default`).
+pub fn bench_bits(default: &[u8]) -> Vec<u8> {
+    let Ok(s) = std::env::var("VEIL_BENCH_BITS") else {
+        return default.to_vec();
+    };
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let range: Vec<u8> = part
+            .split('-')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
+        match range.as_slice() {
+            [a] => out.push(*a),
+            [a, b] => out.extend(*a..=*b),
+            _ => eprintln!("ignoring VEIL_BENCH_BITS part {part:?}"),
+        }
+    }
+    out.retain(|b| (1..=8).contains(b));
+    out
+}
+
+/// Keys needed by a one-set program: the bootstrap key and the big -> small keyswitch key.
+pub fn one_set_requirements() -> KeyRequirements {
+    KeyRequirements {
+        bsk: [0].into(),
+        ksk: [(KeyId::Big(0), KeyId::Small(0))].into(),
+    }
+}
+
+/// Client and (decompressed) server keys for Concrete's reference set of `bits` bits.
+pub fn keys(bits: u8, seed: u128) -> (ClientKeys, ServerKeys) {
+    let p = reference_params(bits).expect("bits in 1..=8");
+    let ck = ClientKeys::generate(
+        &[p],
+        &KeygenOptions {
+            seed,
+            allow_insecure_for_tests: false,
+        },
+    )
+    .expect("reference sets are secure");
+    let sk = ck
+        .server_keys(&one_set_requirements(), None)
+        .expect("keys")
+        .decompress();
+    (ck, sk)
+}
+
+/// A TFHE-level program: `n` encrypted `bits`-bit inputs, keyswitch, one table lookup each.
+pub fn tlu_program(bits: u8, n: usize, table: Vec<i64>) -> Graph {
+    let mut g = Graph::new();
+    g.level = Level::Tfhe;
+    g.params = vec![reference_params(bits).expect("bits in 1..=8")];
+    let int = IntType::unsigned(bits);
+    let ty = |key| TensorType {
+        encoding: Some(Encoding { key, width: bits }),
+        ..TensorType::encrypted(int, vec![n])
+    };
+    let x = g.add_node(Op::Input { name: "x".into() }, ty(KeyId::Big(0)), &[]);
+    let k = g.add_node(Op::KeySwitch, ty(KeyId::Small(0)), &[x]);
+    let t = g.add_table(Table { entries: table });
+    let y = g.add_node(
+        Op::Pbs {
+            tables: vec![t],
+            map: vec![],
+        },
+        ty(KeyId::Big(0)),
+        &[k],
+    );
+    g.add_node(Op::Output { name: "y".into() }, ty(KeyId::Big(0)), &[y]);
+    g
+}

@@ -1,0 +1,116 @@
+//! Translation of veil [`ParamSet`]s into tfhe core_crypto parameters, and the checks that a set
+//! is usable by the runtime (and, unless explicitly allowed, 128-bit secure).
+
+use crate::error::{Result, RuntimeError};
+use tfhe::core_crypto::prelude::*;
+use veil_ir::ParamSet;
+
+/// tfhe-typed view of one parameter set.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tfhe {
+    pub n: LweDimension,
+    pub k: GlweDimension,
+    pub poly: PolynomialSize,
+    pub lwe_noise: Gaussian<f64>,
+    pub glwe_noise: Gaussian<f64>,
+    pub pbs_base_log: DecompositionBaseLog,
+    pub pbs_level: DecompositionLevelCount,
+    pub ks_base_log: DecompositionBaseLog,
+    pub ks_level: DecompositionLevelCount,
+}
+
+impl Tfhe {
+    /// Dimension of the big LWE key (`k * N`).
+    pub fn big_dim(&self) -> LweDimension {
+        self.k.to_equivalent_lwe_dimension(self.poly)
+    }
+}
+
+/// The native 64-bit ciphertext modulus used everywhere.
+pub(crate) fn modulus() -> CiphertextModulus<u64> {
+    CiphertextModulus::new_native()
+}
+
+fn gaussian(log2: f64) -> Gaussian<f64> {
+    Gaussian::from_dispersion_parameter(StandardDev(log2.exp2()), 0.0)
+}
+
+/// Converts a parameter set, checking that the runtime can use it. `index` names it in errors.
+pub(crate) fn tfhe(index: usize, p: &ParamSet) -> Result<Tfhe> {
+    let bad = |why: String| RuntimeError::BadParams { index, why };
+    if p.lwe_dimension == 0 || p.glwe_dimension == 0 {
+        return Err(bad("LWE and GLWE dimensions must be positive".into()));
+    }
+    if !p.polynomial_size.is_power_of_two() || p.polynomial_size < 2 {
+        return Err(bad(format!(
+            "polynomial size {} is not a power of two >= 2",
+            p.polynomial_size
+        )));
+    }
+    // Bootstraps additionally need `2^w_in <= N` (checked where their tables are built);
+    // levelled-only programs may carry wide accumulators.
+    if !(1..=62).contains(&p.message_bits) {
+        return Err(bad(format!(
+            "message bits {} must be in 1..=62",
+            p.message_bits
+        )));
+    }
+    for (what, b, l) in [
+        ("PBS", p.pbs_base_log, p.pbs_level),
+        ("KS", p.ks_base_log, p.ks_level),
+    ] {
+        if b == 0 || l == 0 || b * l > 64 {
+            return Err(bad(format!(
+                "{what} decomposition {b}x{l} needs base_log >= 1, levels >= 1 and base_log * levels <= 64"
+            )));
+        }
+    }
+    for (what, v) in [("LWE", p.lwe_noise_log2), ("GLWE", p.glwe_noise_log2)] {
+        if !v.is_finite() || v >= 0.0 {
+            return Err(bad(format!(
+                "{what} noise log2 {v} must be finite and negative"
+            )));
+        }
+    }
+    if !(p.p_error.is_finite() && (0.0..=1.0).contains(&p.p_error)) {
+        return Err(bad(format!("p_error {} is not a probability", p.p_error)));
+    }
+    Ok(Tfhe {
+        n: LweDimension(p.lwe_dimension),
+        k: GlweDimension(p.glwe_dimension),
+        poly: PolynomialSize(p.polynomial_size),
+        lwe_noise: gaussian(p.lwe_noise_log2),
+        glwe_noise: gaussian(p.glwe_noise_log2),
+        pbs_base_log: DecompositionBaseLog(p.pbs_base_log),
+        pbs_level: DecompositionLevelCount(p.pbs_level),
+        ks_base_log: DecompositionBaseLog(p.ks_base_log),
+        ks_level: DecompositionLevelCount(p.ks_level),
+    })
+}
+
+/// Checks usability and (unless `allow_insecure`) the 128-bit floor of every set.
+pub(crate) fn check_all(params: &[ParamSet], allow_insecure: bool) -> Result<Vec<Tfhe>> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if !allow_insecure {
+                if let Some(why) = p.insecurity() {
+                    return Err(RuntimeError::Insecure { index: i, why });
+                }
+            }
+            tfhe(i, p)
+        })
+        .collect()
+}
+
+/// A combined fingerprint of a list of parameter sets (order matters).
+pub fn fingerprint_all(params: &[ParamSet]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in params {
+        h.update(p.fingerprint().to_le_bytes());
+    }
+    let d = h.finalize();
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}

@@ -1,0 +1,433 @@
+//! Keyswitch and programmable bootstrap on single ciphertexts and on tensors, including the
+//! many-LUT bootstrap (several tables of one input from one blind rotation).
+//!
+//! Test polynomial: a `w_in`-bit message `i` sits at torus position `i * 2^(63 - w_in)`, which
+//! the modulus switch maps to rotation `i * N / 2^w_in` of the negacyclic accumulator (the
+//! padding bit selects the negated half). So the accumulator holds `2^w_in` boxes of
+//! `N / 2^w_in` coefficients, box `i` filled with `table[i] * delta_out`; the first half box is
+//! negated and the whole rotated left by half a box so that noise in either direction stays in
+//! the box. With `f` tables (many-LUT) each box is split into `f` sub-boxes, table `j` in
+//! sub-box `j`, and output `j` is extracted at coefficient `j * N / (2^w_in f)`; the input then
+//! needs the noise margin of a `w_in + log2 f`-bit message.
+//!
+//! Every tensor operation runs its elements in parallel on the current rayon pool; FFT plans and
+//! scratch memory are cached per thread.
+
+use crate::ciphertext::{encode, CtTensor, Lwe};
+use crate::error::{Result, RuntimeError};
+use crate::keys::ServerKeys;
+use crate::params::modulus;
+use rayon::prelude::*;
+use std::cell::RefCell;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+use tfhe::core_crypto::prelude::*;
+use veil_ir::{Encoding, KeyId, Tensor};
+
+/// A test polynomial for one parameter set: `fn_count` tables of a `w_in`-bit input, outputs
+/// encoded with width `w_out`.
+#[derive(Clone, Debug)]
+pub struct Accumulator {
+    glwe: GlweCiphertextOwned<u64>,
+    param: u32,
+    w_in: u8,
+    w_out: u8,
+    fn_count: usize,
+}
+
+impl Accumulator {
+    /// Parameter set whose bootstrap key this accumulator is for.
+    pub fn param(&self) -> u32 {
+        self.param
+    }
+    /// Input message width.
+    pub fn input_width(&self) -> u8 {
+        self.w_in
+    }
+    /// Output message width.
+    pub fn output_width(&self) -> u8 {
+        self.w_out
+    }
+    /// Number of tables (outputs per bootstrap).
+    pub fn fn_count(&self) -> usize {
+        self.fn_count
+    }
+}
+
+struct Scratch {
+    poly: usize,
+    glwe_size: usize,
+    fft: Fft,
+    buf: ComputationBuffers,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's FFT plan and scratch memory for `(poly, glwe_size)`.
+fn with_scratch<R>(
+    poly: PolynomialSize,
+    glwe_size: GlweSize,
+    f: impl FnOnce(FftView<'_>, &mut PodStack) -> R,
+) -> R {
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fresh = !matches!(&*slot, Some(s) if s.poly == poly.0 && s.glwe_size == glwe_size.0);
+        if fresh {
+            let fft = Fft::new(poly);
+            let req = programmable_bootstrap_lwe_ciphertext_mem_optimized_requirement::<u64>(
+                glwe_size,
+                poly,
+                fft.as_view(),
+            )
+            .unaligned_bytes_required()
+            .max(
+                blind_rotate_assign_mem_optimized_requirement::<u64>(
+                    glwe_size,
+                    poly,
+                    fft.as_view(),
+                )
+                .unaligned_bytes_required(),
+            );
+            let mut buf = ComputationBuffers::new();
+            buf.resize(req);
+            *slot = Some(Scratch {
+                poly: poly.0,
+                glwe_size: glwe_size.0,
+                fft,
+                buf,
+            });
+        }
+        let s = slot.as_mut().expect("scratch initialised above");
+        let fft = s.fft.as_view();
+        f(fft, s.buf.stack())
+    })
+}
+
+impl ServerKeys {
+    fn bsk(&self, param: u32) -> Result<&FourierLweBootstrapKeyOwned> {
+        self.bsks
+            .get(&param)
+            .ok_or_else(|| RuntimeError::MissingKey(format!("bootstrap key of @p{param}")))
+    }
+
+    /// Builds the test polynomial of `tables` (all of length `2^w_in`) for set `param`.
+    /// Entries are encoded with width `w_out` (negative entries wrap modulo 2^64).
+    pub fn accumulator(
+        &self,
+        param: u32,
+        w_in: u8,
+        tables: &[&[i64]],
+        w_out: u8,
+    ) -> Result<Accumulator> {
+        let bsk = self.bsk(param)?;
+        let poly = bsk.polynomial_size();
+        let f = tables.len();
+        if f == 0 || !f.is_power_of_two() {
+            return Err(RuntimeError::BadInput(format!(
+                "a bootstrap takes a power-of-two number of tables, got {f}"
+            )));
+        }
+        if !(1..=62).contains(&w_in) || !(1..=62).contains(&w_out) {
+            return Err(RuntimeError::BadInput(format!(
+                "bootstrap widths {w_in} -> {w_out} must be within 1..=62"
+            )));
+        }
+        let slots = (1usize << w_in.min(40)) * f;
+        if w_in >= 40 || slots * 2 > poly.0 {
+            return Err(RuntimeError::BadInput(format!(
+                "{f} table(s) of a {w_in}-bit input need 2 * {f} * 2^{w_in} <= N, but N = {} for @p{param}",
+                poly.0
+            )));
+        }
+        let entries = 1usize << w_in;
+        if let Some(t) = tables.iter().find(|t| t.len() != entries) {
+            return Err(RuntimeError::BadInput(format!(
+                "a table of a {w_in}-bit input needs {entries} entries, got {}",
+                t.len()
+            )));
+        }
+        let sub = poly.0 / slots;
+        let mut body = vec![0u64; poly.0];
+        for i in 0..entries {
+            for (j, t) in tables.iter().enumerate() {
+                let start = (i * f + j) * sub;
+                body[start..start + sub].fill(encode(t[i], w_out));
+            }
+        }
+        let half = sub / 2;
+        body[..half].iter_mut().for_each(|a| *a = a.wrapping_neg());
+        body.rotate_left(half);
+        let glwe = allocate_and_trivially_encrypt_new_glwe_ciphertext(
+            bsk.glwe_size(),
+            &PlaintextList::from_container(body),
+            modulus(),
+        );
+        Ok(Accumulator {
+            glwe,
+            param,
+            w_in,
+            w_out,
+            fn_count: f,
+        })
+    }
+
+    fn check_pbs_input(&self, ct: &Lwe, acc: &Accumulator) -> Result<&FourierLweBootstrapKeyOwned> {
+        let bsk = self.bsk(acc.param)?;
+        if ct.dimension() != bsk.input_lwe_dimension().0 {
+            return Err(RuntimeError::KeyMismatch(format!(
+                "bootstrap of @p{} takes ciphertexts of dimension {} (under @p{}.small), got {}",
+                acc.param,
+                bsk.input_lwe_dimension().0,
+                acc.param,
+                ct.dimension()
+            )));
+        }
+        if ct.width != acc.w_in {
+            return Err(RuntimeError::BadInput(format!(
+                "ciphertext of width {} given to a bootstrap built for width {}",
+                ct.width, acc.w_in
+            )));
+        }
+        Ok(bsk)
+    }
+
+    /// Programmable bootstrap of one ciphertext through a one-table accumulator: the result is
+    /// under `@pK` with the accumulator's output width.
+    pub fn bootstrap(&self, ct: &Lwe, acc: &Accumulator) -> Result<Lwe> {
+        if acc.fn_count != 1 {
+            return Err(RuntimeError::BadInput(format!(
+                "accumulator has {} tables: use bootstrap_many",
+                acc.fn_count
+            )));
+        }
+        let bsk = self.check_pbs_input(ct, acc)?;
+        let out_size = bsk.output_lwe_dimension().to_lwe_size();
+        let mut out = LweCiphertext::new(0u64, out_size, modulus());
+        let input = LweCiphertext::from_container(&ct.data[..], modulus());
+        with_scratch(bsk.polynomial_size(), bsk.glwe_size(), |fft, stack| {
+            programmable_bootstrap_lwe_ciphertext_mem_optimized(
+                &input, &mut out, &acc.glwe, bsk, fft, stack,
+            )
+        });
+        Ok(Lwe::from_raw(out.into_container(), acc.w_out))
+    }
+
+    /// Many-LUT bootstrap: one blind rotation, one output per table of the accumulator (in
+    /// table order). The input's noise must fit a `w_in + log2(tables)`-bit message, which
+    /// holds when that sum is at most the set's `message_bits`.
+    pub fn bootstrap_many(&self, ct: &Lwe, acc: &Accumulator) -> Result<Vec<Lwe>> {
+        let bsk = self.check_pbs_input(ct, acc)?;
+        let mut glwe = acc.glwe.clone();
+        let input = LweCiphertext::from_container(&ct.data[..], modulus());
+        let ms = lwe_ciphertext_modulus_switch(
+            input,
+            bsk.polynomial_size().to_blind_rotation_input_modulus_log(),
+        );
+        with_scratch(bsk.polynomial_size(), bsk.glwe_size(), |fft, stack| {
+            blind_rotate_assign_mem_optimized(&ms, &mut glwe, bsk, fft, stack)
+        });
+        let sub = bsk.polynomial_size().0 / ((1usize << acc.w_in) * acc.fn_count);
+        let out_size = bsk.output_lwe_dimension().to_lwe_size();
+        Ok((0..acc.fn_count)
+            .map(|j| {
+                let mut out = LweCiphertext::new(0u64, out_size, modulus());
+                extract_lwe_sample_from_glwe_ciphertext(&glwe, &mut out, MonomialDegree(j * sub));
+                Lwe::from_raw(out.into_container(), acc.w_out)
+            })
+            .collect())
+    }
+
+    /// Keyswitches one ciphertext from `from` to `to`. Narrowing the width (`to_width <
+    /// width`) multiplies the message's scale first (exact when the message fits `to_width`
+    /// bits); widening is impossible without a bootstrap and is an error.
+    pub fn keyswitch(&self, ct: &Lwe, from: KeyId, to: KeyId, to_width: u8) -> Result<Lwe> {
+        if from == to && ct.width == to_width {
+            return Ok(ct.clone());
+        }
+        if to_width > ct.width {
+            return Err(RuntimeError::BadInput(format!(
+                "keyswitch {from} -> {to} cannot widen messages from {} to {to_width} bits",
+                ct.width
+            )));
+        }
+        let shift = (ct.width - to_width) as u32;
+        let scaled;
+        let src = if shift > 0 {
+            scaled = ct.data.iter().map(|x| x << shift).collect::<Vec<u64>>();
+            &scaled[..]
+        } else {
+            &ct.data[..]
+        };
+        if from == to {
+            return Ok(Lwe::from_raw(src.to_vec(), to_width));
+        }
+        let ksk = self
+            .ksks
+            .get(&(from, to))
+            .ok_or_else(|| RuntimeError::MissingKey(format!("keyswitch key {from} -> {to}")))?;
+        if ksk.input_key_lwe_dimension().0 != ct.dimension() {
+            return Err(RuntimeError::KeyMismatch(format!(
+                "keyswitch key {from} -> {to} takes dimension {}, the ciphertext has {}",
+                ksk.input_key_lwe_dimension().0,
+                ct.dimension()
+            )));
+        }
+        let input = LweCiphertext::from_container(src, modulus());
+        let mut out = LweCiphertext::new(0u64, ksk.output_lwe_size(), modulus());
+        keyswitch_lwe_ciphertext(ksk, &input, &mut out);
+        Ok(Lwe::from_raw(out.into_container(), to_width))
+    }
+
+    fn check_tensor(&self, ct: &CtTensor) -> Result<()> {
+        if ct.key_id != self.key_id {
+            return Err(RuntimeError::KeyMismatch(format!(
+                "ciphertexts of key generation {:016x} given to server keys {:016x}",
+                ct.key_id, self.key_id
+            )));
+        }
+        let p = ct.encoding.key.param() as usize;
+        match self.params.get(p) {
+            Some(ps) if ps.fingerprint() == ct.param_fingerprint => Ok(()),
+            _ => Err(RuntimeError::KeyMismatch(format!(
+                "ciphertexts under {} do not belong to these keys' parameter sets",
+                ct.encoding.key
+            ))),
+        }
+    }
+
+    fn out_tensor(&self, enc: Encoding, shape: Vec<usize>, data: Vec<Lwe>) -> Result<CtTensor> {
+        let fp = self
+            .params
+            .get(enc.key.param() as usize)
+            .ok_or_else(|| RuntimeError::MissingKey(format!("parameter set of {}", enc.key)))?
+            .fingerprint();
+        Ok(CtTensor {
+            encoding: enc,
+            key_id: self.key_id,
+            param_fingerprint: fp,
+            tensor: Tensor { shape, data },
+        })
+    }
+
+    /// Keyswitches every ciphertext of a tensor to encoding `to` (in parallel).
+    pub fn keyswitch_tensor(&self, ct: &CtTensor, to: Encoding) -> Result<CtTensor> {
+        self.check_tensor(ct)?;
+        let from = ct.encoding.key;
+        let data = ct
+            .tensor
+            .data
+            .par_iter()
+            .map(|c| self.keyswitch(c, from, to.key, to.width))
+            .collect::<Result<Vec<_>>>()?;
+        self.out_tensor(to, ct.tensor.shape.clone(), data)
+    }
+
+    /// Bootstraps every ciphertext of a tensor (under `@pK.small`) through `tables[map[j]]`
+    /// (`map` empty: one table for all), producing encoding `out` (under `@pK`). In parallel.
+    pub fn pbs_tensor(
+        &self,
+        ct: &CtTensor,
+        tables: &[&[i64]],
+        map: &[u32],
+        out: Encoding,
+    ) -> Result<CtTensor> {
+        self.check_tensor(ct)?;
+        let KeyId::Small(p) = ct.encoding.key else {
+            return Err(RuntimeError::BadInput(format!(
+                "bootstrap input must be under a small key, got {}",
+                ct.encoding.key
+            )));
+        };
+        if out.key != KeyId::Big(p) {
+            return Err(RuntimeError::BadInput(format!(
+                "bootstrap of {} produces ciphertexts under @p{p}, not {}",
+                ct.encoding.key, out.key
+            )));
+        }
+        let n = ct.tensor.data.len();
+        if tables.is_empty()
+            || (map.is_empty() && tables.len() != 1)
+            || (!map.is_empty() && map.len() != n)
+        {
+            return Err(RuntimeError::BadInput(format!(
+                "{} table(s) with a map of {} entries for {n} elements",
+                tables.len(),
+                map.len()
+            )));
+        }
+        if let Some(&m) = map.iter().find(|&&m| m as usize >= tables.len()) {
+            return Err(RuntimeError::BadInput(format!(
+                "map entry {m} is out of range for {} tables",
+                tables.len()
+            )));
+        }
+        let accs = tables
+            .iter()
+            .map(|t| self.accumulator(p, ct.encoding.width, &[t], out.width))
+            .collect::<Result<Vec<_>>>()?;
+        let data = ct
+            .tensor
+            .data
+            .par_iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let acc = &accs[map.get(j).copied().unwrap_or(0) as usize];
+                self.bootstrap(c, acc)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.out_tensor(out, ct.tensor.shape.clone(), data)
+    }
+
+    /// Many-LUT bootstrap of a tensor: one blind rotation per element, one output tensor per
+    /// table (see [`ServerKeys::bootstrap_many`] for the noise condition, checked here against
+    /// the set's `message_bits`).
+    pub fn many_lut_tensor(
+        &self,
+        ct: &CtTensor,
+        tables: &[&[i64]],
+        out: Encoding,
+    ) -> Result<Vec<CtTensor>> {
+        self.check_tensor(ct)?;
+        let KeyId::Small(p) = ct.encoding.key else {
+            return Err(RuntimeError::BadInput(format!(
+                "bootstrap input must be under a small key, got {}",
+                ct.encoding.key
+            )));
+        };
+        if out.key != KeyId::Big(p) {
+            return Err(RuntimeError::BadInput(format!(
+                "bootstrap of {} produces ciphertexts under @p{p}, not {}",
+                ct.encoding.key, out.key
+            )));
+        }
+        let bits = self.params[p as usize].message_bits as u32;
+        let extra = tables.len().max(1).trailing_zeros();
+        if ct.encoding.width as u32 + extra > bits {
+            return Err(RuntimeError::BadInput(format!(
+                "{} tables of a {}-bit input need the noise margin of {} bits, but @p{p} is built for {bits}",
+                tables.len(),
+                ct.encoding.width,
+                ct.encoding.width as u32 + extra
+            )));
+        }
+        let acc = self.accumulator(p, ct.encoding.width, tables, out.width)?;
+        let per = ct
+            .tensor
+            .data
+            .par_iter()
+            .map(|c| self.bootstrap_many(c, &acc))
+            .collect::<Result<Vec<_>>>()?;
+        let mut outs: Vec<Vec<Lwe>> = (0..tables.len())
+            .map(|_| Vec::with_capacity(per.len()))
+            .collect();
+        for v in per {
+            for (j, c) in v.into_iter().enumerate() {
+                outs[j].push(c);
+            }
+        }
+        outs.into_iter()
+            .map(|d| self.out_tensor(out, ct.tensor.shape.clone(), d))
+            .collect()
+    }
+}

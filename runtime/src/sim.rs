@@ -1,0 +1,185 @@
+//! The simulation executor: runs a TFHE-level program on clear integers, mimicking what the
+//! encrypted execution computes, including bootstrap errors.
+//!
+//! Levelled ops and clear nodes follow the reference semantics (`veil_ir::interp::eval_op`).
+//! Encrypted values are their messages modulo `2^(w + 1)` as ciphertexts hold them: a `pbs`
+//! reads `m mod 2^(w+1)`; with the padding bit set (`m >= 2^w`) it returns `-table[m - 2^w]`
+//! like the negacyclic bootstrap does. Each bootstrap is wrong with probability `p_error` of
+//! its parameter set (a seeded RNG): the input then lands one box off (`m +- 1`).
+//! Outputs are decoded like decryption does (`w + 1` bits, sign-extended for signed types).
+
+use crate::error::{Result, RuntimeError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use veil_ir::interp::eval_op;
+use veil_ir::{Graph, Level, Op, Tensor, TensorType};
+
+/// Options of a simulation.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Seed of the error RNG.
+    pub seed: u64,
+    /// Use this per-bootstrap error probability instead of each set's `p_error` (e.g. `0.0`
+    /// for an error-free run, a large value to test error handling).
+    pub p_error_override: Option<f64>,
+}
+
+/// What a simulation produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimReport {
+    /// Outputs, decoded like decryption would.
+    pub outputs: Vec<Tensor<i64>>,
+    /// Bootstraps simulated.
+    pub pbs_count: u64,
+    /// Bootstraps that were made wrong.
+    pub errors_injected: u64,
+}
+
+fn wrap(m: i128, width: u8) -> i128 {
+    m.rem_euclid(1i128 << (width as u32 + 1))
+}
+
+fn decode(m: i128, ty: &TensorType) -> i128 {
+    match ty.encoding {
+        Some(e) if ty.is_encrypted() => {
+            let w = e.width as u32;
+            let u = wrap(m, e.width);
+            if ty.int.signed && u >= 1i128 << w {
+                u - (1i128 << (w + 1))
+            } else {
+                u
+            }
+        }
+        _ => m,
+    }
+}
+
+/// Runs `program` on clear `inputs` (in input order).
+pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> Result<SimReport> {
+    let g = program;
+    if g.level != Level::Tfhe {
+        return Err(RuntimeError::Program(
+            "simulation runs TFHE-level programs; lower the program first".into(),
+        ));
+    }
+    veil_ir::verify::verify(g).map_err(|e| RuntimeError::Program(e.to_string()))?;
+    let names = g.value_numbers();
+    let at = |v| match names.get(&v) {
+        Some(n) => format!("%{n} = {}", g.op(v).name()),
+        None => g.op(v).name().to_string(),
+    };
+    let ins = g.inputs();
+    if ins.len() != inputs.len() {
+        return Err(RuntimeError::BadInput(format!(
+            "the program takes {} input(s), got {}",
+            ins.len(),
+            inputs.len()
+        )));
+    }
+    let order = g
+        .topo_order()
+        .map_err(|_| RuntimeError::Program("the program has a cycle".into()))?;
+    let slots = g
+        .values()
+        .iter()
+        .map(|v| v.index())
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut vals: Vec<Option<Tensor<i128>>> = vec![None; slots];
+    for (&v, t) in ins.iter().zip(inputs) {
+        let ty = g.ty(v);
+        if t.shape != ty.shape || t.data.iter().any(|&x| !ty.int.contains(x as i128)) {
+            return Err(RuntimeError::BadInput(format!(
+                "input {} must be {ty}, got shape {:?} with values outside the type or not",
+                at(v),
+                t.shape
+            )));
+        }
+        vals[v.index()] = Some(t.map(|&x| x as i128));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let (mut pbs_count, mut errors) = (0u64, 0u64);
+    for &v in &order {
+        let op = g.op(v);
+        if matches!(op, Op::Input { .. }) {
+            continue;
+        }
+        let operands = g.operands(v);
+        let args: Vec<&Tensor<i128>> = operands
+            .iter()
+            .map(|o| vals[o.index()].as_ref().expect("topological order"))
+            .collect();
+        let r = match op {
+            Op::Pbs { tables, map } => {
+                let ot = g.ty(operands[0]);
+                let enc = ot.encoding.ok_or_else(|| {
+                    RuntimeError::Program(format!("{}: operand has no encoding", at(v)))
+                })?;
+                let p_err = opts.p_error_override.unwrap_or_else(|| {
+                    g.params
+                        .get(enc.key.param() as usize)
+                        .map_or(0.0, |p| p.p_error)
+                });
+                let w = enc.width as u32;
+                let half = 1i128 << w;
+                let data = args[0]
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &x)| {
+                        pbs_count += 1;
+                        let mut m = wrap(x, enc.width);
+                        if p_err > 0.0 && rng.gen_bool(p_err.min(1.0)) {
+                            errors += 1;
+                            m = wrap(m + if rng.gen_bool(0.5) { 1 } else { -1 }, enc.width);
+                        }
+                        let bad =
+                            |what: String| RuntimeError::Program(format!("{}: {what}", at(v)));
+                        let ti = map.get(j).copied().unwrap_or(0) as usize;
+                        let t = *tables
+                            .get(ti)
+                            .ok_or_else(|| bad(format!("map entry {ti} out of range")))?;
+                        let table = g
+                            .table(t)
+                            .ok_or_else(|| bad(format!("table #{} does not exist", t.0)))?;
+                        let (idx, sign) = if m >= half { (m - half, -1) } else { (m, 1) };
+                        let e = table
+                            .entries
+                            .get(idx as usize)
+                            .ok_or_else(|| bad(format!("table #{} has no entry {idx}", t.0)))?;
+                        Ok(sign * *e as i128)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor {
+                    shape: args[0].shape.clone(),
+                    data,
+                }
+            }
+            _ => {
+                let types: Vec<&TensorType> = operands.iter().map(|o| g.ty(*o)).collect();
+                eval_op(g, op, &types, g.ty(v), &args)
+                    .map_err(|e| RuntimeError::Program(format!("{}: {e}", at(v))))?
+            }
+        };
+        vals[v.index()] = Some(r);
+    }
+    let outputs = g
+        .outputs()
+        .into_iter()
+        .map(|o| {
+            let ty = g.ty(o);
+            let t = vals[o.index()].take().expect("outputs computed");
+            t.try_map(|&x| {
+                let d = decode(x, ty);
+                i64::try_from(d).map_err(|_| {
+                    RuntimeError::OutOfRange(format!("output {} value {d} exceeds 64 bits", at(o)))
+                })
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SimReport {
+        outputs,
+        pbs_count,
+        errors_injected: errors,
+    })
+}
