@@ -1,0 +1,215 @@
+//! The parameter optimizer: secure TFHE parameters chosen per program.
+//!
+//! Input: the program's *partitions* (groups of table lookups sharing a TLU input precision),
+//! each with the largest dot-product `norm2` reaching one of its bootstraps and its TLU count,
+//! plus an error target. Output: one [`ParamSet`] per group of partitions (one group unless
+//! splitting is cheaper), the model's cost and the predicted error probabilities.
+//!
+//! The models are Concrete's (fhe-facts §3-5): [`noise`] (keyswitch, modulus switch, external
+//! product with FFT noise, dot products), [`error`] (erfc, kappa, `V_safe`), [`cost`],
+//! [`security`] (noise at the 128-bit floor). [`search`] finds the cheapest set for a list of
+//! constraints; [`multi`] decides which partitions share a set; [`keys`] sizes the keys;
+//! [`cache`] memoises whole problems for repeated compiles.
+//!
+//! ```
+//! use veil_compiler::optimizer::{optimize, ErrorTarget, Problem};
+//! let sol = optimize(&Problem::single(4, 1.0, 1, ErrorTarget::p_error(2f64.powi(-14)))).unwrap();
+//! assert!(sol.sets[0].params.is_secure());
+//! assert!(sol.p_error <= 2f64.powi(-14));
+//! ```
+
+pub mod cache;
+pub mod cost;
+pub mod error;
+pub mod keys;
+pub mod multi;
+pub mod noise;
+pub mod search;
+pub mod security;
+pub mod space;
+
+pub use cache::{optimize_cached, OptimizerCache};
+pub use multi::optimize;
+
+use serde::{Deserialize, Serialize};
+use veil_ir::ParamSet;
+
+/// Largest TLU input precision the optimizer accepts (Concrete caps TLU inputs at 16 bits; the
+/// search space runs out of noise budget well before).
+pub const MAX_PRECISION: u8 = 24;
+
+/// Table lookups sharing one input precision (a partition of the program).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Partition {
+    /// TLU input precision in bits, sign included (the padding bit comes on top).
+    pub precision: u8,
+    /// Largest `sum w_i^2` of a levelled dot product feeding one of the partition's TLUs
+    /// (1 when TLU inputs come straight from a TLU or an encryption).
+    pub norm2: f64,
+    /// Number of TLUs (bootstraps) in the partition.
+    pub tlus: u64,
+    /// Levelled work on the partition's ciphertexts (sum of operand sizes; cost `size * k N`).
+    pub levelled: u64,
+}
+
+/// `count` ciphertexts produced by TLUs of partition `from` and consumed by TLUs of partition
+/// `to`. When the two partitions get different sets each such ciphertext pays a conversion
+/// keyswitch between their big keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crossing {
+    /// Producing partition index.
+    pub from: usize,
+    /// Consuming partition index.
+    pub to: usize,
+    /// Number of ciphertexts crossing.
+    pub count: u64,
+}
+
+/// How wrong the program may be: per-TLU and/or whole-circuit error probability; when both are
+/// given the stricter per-TLU requirement wins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorTarget {
+    /// Largest probability that one TLU decodes wrongly.
+    pub p_error: Option<f64>,
+    /// Largest probability that any TLU of the program decodes wrongly.
+    pub global_p_error: Option<f64>,
+}
+
+impl ErrorTarget {
+    /// A per-TLU target.
+    pub fn p_error(p: f64) -> Self {
+        ErrorTarget {
+            p_error: Some(p),
+            global_p_error: None,
+        }
+    }
+
+    /// A whole-program target.
+    pub fn global(p: f64) -> Self {
+        ErrorTarget {
+            p_error: None,
+            global_p_error: Some(p),
+        }
+    }
+}
+
+/// An optimization request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The partitions (at least one).
+    pub partitions: Vec<Partition>,
+    /// Data flowing between partitions.
+    pub crossings: Vec<Crossing>,
+    /// The error target.
+    pub target: ErrorTarget,
+}
+
+impl Problem {
+    /// One partition of `tlus` TLUs at `precision` bits fed by dot products of `norm2`.
+    pub fn single(precision: u8, norm2: f64, tlus: u64, target: ErrorTarget) -> Self {
+        Problem {
+            partitions: vec![Partition {
+                precision,
+                norm2,
+                tlus,
+                levelled: 0,
+            }],
+            crossings: Vec::new(),
+            target,
+        }
+    }
+}
+
+/// One chosen parameter set with the model's view of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChosenSet {
+    /// The parameters (noise at the 128-bit floor of each dimension; `message_bits` is the
+    /// widest precision it serves, `p_error` the worst predicted per-TLU error among them).
+    pub params: ParamSet,
+    /// Partitions using this set.
+    pub partitions: Vec<usize>,
+    /// PBS output variance (torus-normalised).
+    pub br_variance: f64,
+    /// Keyswitch variance.
+    pub ks_variance: f64,
+    /// Modulus-switch variance.
+    pub ms_variance: f64,
+    /// Model cost of one PBS.
+    pub pbs_cost: f64,
+    /// Model cost of one keyswitch.
+    pub ks_cost: f64,
+    /// Model cost of everything executed under the set (TLUs and levelled work).
+    pub cost: f64,
+}
+
+/// A keyswitch between the big keys of two sets, paid by every ciphertext of a crossing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// Index into [`Problem::crossings`].
+    pub crossing: usize,
+    /// Set of the producing partition.
+    pub from_set: usize,
+    /// Set of the consuming partition.
+    pub to_set: usize,
+    /// Decomposition base log.
+    pub base_log: usize,
+    /// Decomposition levels.
+    pub level: usize,
+    /// Added variance.
+    pub variance: f64,
+    /// Model cost of all the crossing's conversions.
+    pub cost: f64,
+}
+
+/// The optimizer's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Solution {
+    /// The chosen sets.
+    pub sets: Vec<ChosenSet>,
+    /// For each partition, the index of its set in [`Solution::sets`].
+    pub partition_sets: Vec<usize>,
+    /// Conversion keyswitches between sets.
+    pub conversions: Vec<Conversion>,
+    /// Total model cost (sets and conversions).
+    pub cost: f64,
+    /// Cost of the best single set for all partitions (`None` when no single set fits).
+    pub single_set_cost: Option<f64>,
+    /// The per-TLU error target the search used.
+    pub p_error_target: f64,
+    /// Predicted per-TLU error of each partition.
+    pub partition_p_errors: Vec<f64>,
+    /// Worst predicted per-TLU error.
+    pub p_error: f64,
+    /// Predicted probability that any TLU of the program fails.
+    pub global_p_error: f64,
+}
+
+/// Why no parameters were produced.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum OptimizeError {
+    /// The request itself is malformed.
+    #[error("invalid optimizer input: {0}")]
+    InvalidInput(String),
+    /// No point of the search space meets a partition's requirement.
+    #[error(
+        "no secure parameters for {precision} bits at norm2 {norm2} and p_error {p_error:.3e} \
+         (partition {partition}); {relaxation}"
+    )]
+    Infeasible {
+        /// Index of the partition that cannot be served.
+        partition: usize,
+        /// Its precision.
+        precision: u8,
+        /// Its norm2.
+        norm2: f64,
+        /// The per-TLU error target.
+        p_error: f64,
+        /// The nearest feasible relaxations, in words.
+        relaxation: String,
+    },
+    /// Every partition fits alone but no assignment of sets satisfies the crossings.
+    #[error(
+        "no parameter assignment satisfies the noise of the crossings between partitions: {0}"
+    )]
+    InfeasibleCrossings(String),
+}

@@ -1,0 +1,598 @@
+//! Choosing which partitions share a parameter set, and the top-level [`optimize`].
+//!
+//! Partitions are ordered by `(precision, norm2)` and every split of that order into contiguous
+//! groups is tried (all `2^(m-1)` of them up to [`MAX_ENUMERATED_PARTITIONS`] partitions; beyond
+//! that: one set, one set per precision, one set per partition). Each group gets the cheapest
+//! set meeting all its members' constraints ([`search`]). A crossing between two groups pays a
+//! conversion keyswitch from the producer's big key to the consumer's big key (before the
+//! consumer's levelled work), whose noise adds to the producer's PBS output noise; when that
+//! sum exceeds what the consumer tolerates, the producer's output noise is capped (halved
+//! budget) and its group re-searched, a few rounds at most. The cheapest grouping wins; the
+//! one-set grouping is tried first and wins ties, so sets split only when strictly cheaper.
+
+use super::cost::ks_cost;
+use super::error::{p_error_from_global, p_error_of_variance, safe_variance};
+use super::noise::keyswitch_variance;
+use super::search::{max_norm2, min_input_variance, search, Choice, Constraint, SetQuery};
+use super::security::min_secure_variance;
+use super::space::MAX_DECOMPOSITION_BITS;
+use super::{ChosenSet, Conversion, OptimizeError, Problem, Solution, MAX_PRECISION};
+use std::collections::HashMap;
+use veil_ir::params::min_secure_noise_log2;
+use veil_ir::ParamSet;
+
+/// Up to this many partitions every contiguous grouping is tried.
+pub const MAX_ENUMERATED_PARTITIONS: usize = 10;
+
+/// Rounds of output-noise capping per grouping before it is declared infeasible.
+const CAP_ROUNDS: usize = 12;
+
+/// Validates `problem` and returns the per-TLU error target.
+fn validate(problem: &Problem) -> Result<f64, OptimizeError> {
+    let bad = |s: String| Err(OptimizeError::InvalidInput(s));
+    if problem.partitions.is_empty() {
+        return bad("no partitions: give at least one (precision, norm2, tlus)".into());
+    }
+    for (i, p) in problem.partitions.iter().enumerate() {
+        if p.precision == 0 || p.precision > MAX_PRECISION {
+            return bad(format!(
+                "partition {i}: precision {} bits is outside 1..={MAX_PRECISION}",
+                p.precision
+            ));
+        }
+        if !p.norm2.is_finite() || p.norm2 < 0.0 {
+            return bad(format!(
+                "partition {i}: norm2 {} must be a finite number >= 0 (sum of squared weights)",
+                p.norm2
+            ));
+        }
+    }
+    let n = problem.partitions.len();
+    for (i, c) in problem.crossings.iter().enumerate() {
+        if c.from >= n || c.to >= n {
+            return bad(format!(
+                "crossing {i}: partition index {}->{} out of range (there are {n} partitions)",
+                c.from, c.to
+            ));
+        }
+    }
+    let check = |name: &str, v: Option<f64>| -> Result<(), OptimizeError> {
+        match v {
+            Some(x) if !(x > 0.0 && x < 1.0) => Err(OptimizeError::InvalidInput(format!(
+                "{name} {x} must lie strictly between 0 and 1 (e.g. 6.1e-5 or 1e-5)"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    check("p_error", problem.target.p_error)?;
+    check("global_p_error", problem.target.global_p_error)?;
+    let tlus: u64 = problem.partitions.iter().map(|p| p.tlus).sum();
+    let from_global = problem
+        .target
+        .global_p_error
+        .map(|g| p_error_from_global(g, tlus));
+    match (problem.target.p_error, from_global) {
+        (Some(a), Some(b)) => Ok(a.min(b)),
+        (Some(a), None) | (None, Some(a)) => Ok(a),
+        (None, None) => bad("no error target: give p_error and/or global_p_error".into()),
+    }
+}
+
+/// Rounds `x` up to 3 significant digits (so a printed bound is on the feasible side).
+fn ceil_3(x: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return x;
+    }
+    let e = x.log10().floor() - 2.0;
+    let s = 10f64.powf(e);
+    (x / s * (1.0 + 1e-12)).ceil() * s
+}
+
+/// The error for a partition that no set can serve, with the nearest feasible relaxations.
+fn infeasible(problem: &Problem, i: usize, p_target: f64) -> OptimizeError {
+    let part = &problem.partitions[i];
+    let v_min = min_input_variance(part.norm2);
+    let mut options = Vec::new();
+    let min_pe = p_error_of_variance(part.precision, v_min);
+    if min_pe < 0.5 {
+        options.push(format!("feasible at p_error >= {:.3e}", ceil_3(min_pe)));
+    }
+    let m = max_norm2(safe_variance(part.precision, p_target));
+    if m >= 1.0 {
+        options.push(format!("at norm2 <= {}", m.floor()));
+    }
+    if let Some(p) = (1..part.precision)
+        .rev()
+        .find(|&p| min_input_variance(part.norm2) <= safe_variance(p, p_target))
+    {
+        options.push(format!("at precision <= {p} bits"));
+    }
+    let relaxation = if options.is_empty() {
+        "nothing in the search space (k <= 6, N <= 2^17, n < 2048) comes close: lower the \
+         precision (round the TLU input) or the norm2"
+            .to_string()
+    } else {
+        options.join(", or ")
+    };
+    OptimizeError::Infeasible {
+        partition: i,
+        precision: part.precision,
+        norm2: part.norm2,
+        p_error: p_target,
+        relaxation,
+    }
+}
+
+/// The cheapest conversion keyswitch from big dimension `n_in` to big dimension `n_out` adding
+/// at most `budget` variance: `(base_log, level, variance)`.
+fn conversion(n_in: usize, n_out: usize, budget: f64) -> Option<(usize, usize, f64)> {
+    let s2 = min_secure_variance(n_out);
+    for level in 1..=MAX_DECOMPOSITION_BITS {
+        let best = (1..=MAX_DECOMPOSITION_BITS / level)
+            .map(|b| (b, keyswitch_variance(n_in, b, level, s2)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        if best.1 <= budget {
+            return Some((best.0, level, best.1));
+        }
+    }
+    None
+}
+
+/// A fully evaluated grouping.
+struct Evaluated {
+    groups: Vec<Vec<usize>>,
+    choices: Vec<Choice>,
+    conversions: Vec<Conversion>,
+    cost: f64,
+}
+
+/// Problem data shared by every grouping evaluation, with memoised group searches.
+struct Ctx<'a> {
+    problem: &'a Problem,
+    constraints: Vec<Constraint>,
+    memo: HashMap<(Vec<usize>, u64), Option<Choice>>,
+}
+
+impl Ctx<'_> {
+    fn group_search(&mut self, members: &[usize], cap: f64) -> Option<Choice> {
+        let key = (members.to_vec(), cap.to_bits());
+        if let Some(c) = self.memo.get(&key) {
+            return *c;
+        }
+        let q = SetQuery {
+            constraints: members.iter().map(|&i| self.constraints[i]).collect(),
+            max_output_variance: cap,
+            tlus: members
+                .iter()
+                .map(|&i| self.problem.partitions[i].tlus)
+                .sum(),
+            levelled: members
+                .iter()
+                .map(|&i| self.problem.partitions[i].levelled)
+                .sum(),
+        };
+        let r = search(&q);
+        self.memo.insert(key, r);
+        r
+    }
+
+    /// Most variance a TLU input of partition `i` may receive from its dot product's inputs
+    /// under `choice`.
+    fn allowance(&self, i: usize, choice: &Choice) -> f64 {
+        let c = self.constraints[i];
+        let rest = c.v_safe - choice.ks_variance - choice.ms_variance;
+        if c.norm2 == 0.0 {
+            f64::INFINITY
+        } else {
+            rest / c.norm2
+        }
+    }
+
+    fn evaluate(&mut self, groups: Vec<Vec<usize>>) -> Result<Evaluated, String> {
+        let n = self.problem.partitions.len();
+        let mut group_of = vec![0; n];
+        for (g, members) in groups.iter().enumerate() {
+            for &i in members {
+                group_of[i] = g;
+            }
+        }
+        let mut caps = vec![f64::INFINITY; groups.len()];
+        for _ in 0..CAP_ROUNDS {
+            let mut choices = Vec::with_capacity(groups.len());
+            for (g, members) in groups.iter().enumerate() {
+                match self.group_search(members, caps[g]) {
+                    Some(c) => choices.push(c),
+                    None => {
+                        return Err(format!(
+                            "group {members:?} infeasible under cap {:e}",
+                            caps[g]
+                        ))
+                    }
+                }
+            }
+            let mut conversions = Vec::new();
+            let mut changed = false;
+            for (ci, c) in self.problem.crossings.iter().enumerate() {
+                let (ga, gb) = (group_of[c.from], group_of[c.to]);
+                if ga == gb {
+                    continue;
+                }
+                let (a, b) = (&choices[ga], &choices[gb]);
+                let allowance = self.allowance(c.to, b);
+                let found = conversion(
+                    a.k * a.poly_size,
+                    b.k * b.poly_size,
+                    allowance - a.br_variance,
+                );
+                match found {
+                    Some((base_log, level, variance)) => conversions.push(Conversion {
+                        crossing: ci,
+                        from_set: ga,
+                        to_set: gb,
+                        base_log,
+                        level,
+                        variance,
+                        cost: c.count as f64 * ks_cost(a.k * a.poly_size, b.k * b.poly_size, level),
+                    }),
+                    None => {
+                        caps[ga] = caps[ga].min(allowance / 2.0).min(a.br_variance / 2.0);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                let cost = choices.iter().map(|c| c.cost).sum::<f64>()
+                    + conversions.iter().map(|c| c.cost).sum::<f64>();
+                return Ok(Evaluated {
+                    groups,
+                    choices,
+                    conversions,
+                    cost,
+                });
+            }
+        }
+        Err("crossing noise could not be absorbed".into())
+    }
+}
+
+/// Contiguous groupings of `order` to try, the one-set grouping first.
+fn groupings(order: &[usize], precision: impl Fn(usize) -> u8) -> Vec<Vec<Vec<usize>>> {
+    let m = order.len();
+    let split = |cuts: &dyn Fn(usize) -> bool| -> Vec<Vec<usize>> {
+        let mut out = vec![vec![order[0]]];
+        for (j, &p) in order.iter().enumerate().skip(1) {
+            if cuts(j) {
+                out.push(Vec::new());
+            }
+            out.last_mut().expect("non-empty").push(p);
+        }
+        out
+    };
+    if m <= MAX_ENUMERATED_PARTITIONS {
+        (0..1u32 << (m - 1))
+            .map(|mask| split(&|j| mask >> (j - 1) & 1 == 1))
+            .collect()
+    } else {
+        vec![
+            split(&|_| false),
+            split(&|j| precision(order[j]) != precision(order[j - 1])),
+            split(&|_| true),
+        ]
+    }
+}
+
+fn param_set(problem: &Problem, members: &[usize], c: &Choice, p_error: f64) -> ParamSet {
+    ParamSet {
+        lwe_dimension: c.n,
+        glwe_dimension: c.k,
+        polynomial_size: c.poly_size,
+        lwe_noise_log2: min_secure_noise_log2(c.n),
+        glwe_noise_log2: min_secure_noise_log2(c.k * c.poly_size),
+        pbs_base_log: c.pbs.0,
+        pbs_level: c.pbs.1,
+        ks_base_log: c.ks.0,
+        ks_level: c.ks.1,
+        message_bits: members
+            .iter()
+            .map(|&i| problem.partitions[i].precision)
+            .max()
+            .unwrap_or(0),
+        p_error,
+    }
+}
+
+/// Chooses parameters for `problem`: the cheapest assignment of secure sets to partitions that
+/// meets the error target under the noise model. Deterministic.
+pub fn optimize(problem: &Problem) -> Result<Solution, OptimizeError> {
+    let p_target = validate(problem)?;
+    let constraints: Vec<Constraint> = problem
+        .partitions
+        .iter()
+        .map(|p| Constraint {
+            v_safe: safe_variance(p.precision, p_target),
+            norm2: p.norm2,
+        })
+        .collect();
+    let mut ctx = Ctx {
+        problem,
+        constraints,
+        memo: HashMap::new(),
+    };
+    for i in 0..problem.partitions.len() {
+        if ctx.group_search(&[i], f64::INFINITY).is_none() {
+            return Err(infeasible(problem, i, p_target));
+        }
+    }
+    let mut order: Vec<usize> = (0..problem.partitions.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (&problem.partitions[a], &problem.partitions[b]);
+        pa.precision
+            .cmp(&pb.precision)
+            .then(pa.norm2.total_cmp(&pb.norm2))
+            .then(a.cmp(&b))
+    });
+    let mut best: Option<Evaluated> = None;
+    let mut single_set_cost = None;
+    let mut last_err = String::new();
+    for (gi, groups) in groupings(&order, |i| problem.partitions[i].precision)
+        .into_iter()
+        .enumerate()
+    {
+        match ctx.evaluate(groups) {
+            Ok(e) => {
+                if gi == 0 {
+                    single_set_cost = Some(e.cost);
+                }
+                if best.as_ref().is_none_or(|b| e.cost < b.cost) {
+                    best = Some(e);
+                }
+            }
+            Err(e) => last_err = e,
+        }
+    }
+    let best = best.ok_or(OptimizeError::InfeasibleCrossings(last_err))?;
+    Ok(solution(problem, &ctx, best, single_set_cost, p_target))
+}
+
+fn solution(
+    problem: &Problem,
+    ctx: &Ctx<'_>,
+    e: Evaluated,
+    single_set_cost: Option<f64>,
+    p_target: f64,
+) -> Solution {
+    let n = problem.partitions.len();
+    let mut partition_sets = vec![0; n];
+    for (g, members) in e.groups.iter().enumerate() {
+        for &i in members {
+            partition_sets[i] = g;
+        }
+    }
+    // Worst variance reaching each partition's dot-product inputs.
+    let mut input_var: Vec<f64> = (0..n)
+        .map(|i| e.choices[partition_sets[i]].br_variance)
+        .collect();
+    for conv in &e.conversions {
+        let c = &problem.crossings[conv.crossing];
+        let v = e.choices[conv.from_set].br_variance + conv.variance;
+        input_var[c.to] = input_var[c.to].max(v);
+    }
+    let partition_p_errors: Vec<f64> = (0..n)
+        .map(|i| {
+            let part = &problem.partitions[i];
+            let c = &e.choices[partition_sets[i]];
+            p_error_of_variance(
+                part.precision,
+                c.input_variance(ctx.constraints[i].norm2, input_var[i]),
+            )
+        })
+        .collect();
+    let log_ok: f64 = (0..n)
+        .map(|i| problem.partitions[i].tlus as f64 * (-partition_p_errors[i]).ln_1p())
+        .sum();
+    let sets = e
+        .groups
+        .iter()
+        .zip(&e.choices)
+        .map(|(members, c)| {
+            let pe = members
+                .iter()
+                .map(|&i| partition_p_errors[i])
+                .fold(0.0, f64::max);
+            ChosenSet {
+                params: param_set(problem, members, c, pe),
+                partitions: members.clone(),
+                br_variance: c.br_variance,
+                ks_variance: c.ks_variance,
+                ms_variance: c.ms_variance,
+                pbs_cost: super::cost::pbs_cost(c.n, c.k, c.poly_size, c.pbs.1),
+                ks_cost: ks_cost(c.k * c.poly_size, c.n, c.ks.1),
+                cost: c.cost,
+            }
+        })
+        .collect();
+    Solution {
+        sets,
+        partition_sets,
+        conversions: e.conversions,
+        cost: e.cost,
+        single_set_cost,
+        p_error_target: p_target,
+        p_error: partition_p_errors.iter().copied().fold(0.0, f64::max),
+        partition_p_errors,
+        global_p_error: -log_ok.exp_m1(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::{Crossing, ErrorTarget, Partition};
+
+    fn part(precision: u8, norm2: f64, tlus: u64) -> Partition {
+        Partition {
+            precision,
+            norm2,
+            tlus,
+            levelled: 0,
+        }
+    }
+
+    #[test]
+    fn single_partition_meets_target_and_floor() {
+        let pe = (-13.9f64).exp2();
+        for bits in 1..=8 {
+            let s = optimize(&Problem::single(bits, 1.0, 1, ErrorTarget::p_error(pe))).unwrap();
+            let set = &s.sets[0].params;
+            assert!(set.is_secure(), "{bits}: {:?}", set.insecurity());
+            assert!(s.p_error <= pe * (1.0 + 1e-9), "{bits}: {}", s.p_error);
+            assert_eq!(set.message_bits, bits);
+            assert_eq!(s.partition_sets, vec![0]);
+        }
+    }
+
+    #[test]
+    fn cost_grows_with_precision_and_norm2() {
+        let t = ErrorTarget::p_error(1e-5);
+        let c = |b, n2| optimize(&Problem::single(b, n2, 1, t)).unwrap().cost;
+        for b in 1..8 {
+            assert!(c(b, 1.0) <= c(b + 1, 1.0));
+        }
+        assert!(c(4, 1.0) < c(4, 1024.0));
+    }
+
+    #[test]
+    fn global_target_is_split_over_tlus_and_stricter_wins() {
+        let s = optimize(&Problem::single(3, 1.0, 1000, ErrorTarget::global(1e-5))).unwrap();
+        assert!((s.p_error_target - p_error_from_global(1e-5, 1000)).abs() < 1e-20);
+        assert!(s.global_p_error <= 1e-5 * (1.0 + 1e-9));
+        let both = ErrorTarget {
+            p_error: Some(1e-3),
+            global_p_error: Some(1e-5),
+        };
+        let s2 = optimize(&Problem::single(3, 1.0, 1000, both)).unwrap();
+        assert_eq!(s2.p_error_target, s.p_error_target);
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let t = ErrorTarget::p_error(1e-9);
+        let e = optimize(&Problem::single(12, 1.0, 1, t))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("12 bits") && e.contains("feasible at p_error >="),
+            "{e}"
+        );
+        assert!(e.contains("precision <="), "{e}");
+        let e = optimize(&Problem::single(0, 1.0, 1, t))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("precision 0"), "{e}");
+        let e = optimize(&Problem::single(3, f64::NAN, 1, t))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("norm2"), "{e}");
+        let e = optimize(&Problem::single(3, 1.0, 1, ErrorTarget::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no error target"), "{e}");
+        let e = optimize(&Problem::single(3, 1.0, 1, ErrorTarget::p_error(1.5)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 0 and 1"), "{e}");
+        let mut p = Problem::single(3, 1.0, 1, t);
+        p.crossings.push(Crossing {
+            from: 0,
+            to: 3,
+            count: 1,
+        });
+        assert!(optimize(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+    }
+
+    #[test]
+    fn the_relaxation_is_actually_feasible() {
+        let t = ErrorTarget::p_error(1e-9);
+        let Err(OptimizeError::Infeasible { relaxation, .. }) =
+            optimize(&Problem::single(12, 1.0, 1, t))
+        else {
+            panic!("12 bits at 1e-9 should be infeasible");
+        };
+        let pe: f64 = relaxation
+            .split("p_error >= ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{relaxation}"));
+        assert!(optimize(&Problem::single(12, 1.0, 1, ErrorTarget::p_error(pe))).is_ok());
+        assert!(optimize(&Problem::single(12, 1.0, 1, ErrorTarget::p_error(pe * 0.9))).is_err());
+    }
+
+    /// Many cheap 2-bit TLUs and a few 7-bit ones: splitting beats paying 7-bit parameters for
+    /// every TLU, and the conversion keyswitches are counted.
+    #[test]
+    fn splits_when_cheaper() {
+        let p = Problem {
+            partitions: vec![part(2, 1.0, 1000), part(7, 1.0, 10)],
+            crossings: vec![Crossing {
+                from: 0,
+                to: 1,
+                count: 10,
+            }],
+            target: ErrorTarget::p_error(1e-5),
+        };
+        let s = optimize(&p).unwrap();
+        assert_eq!(s.sets.len(), 2, "{s:#?}");
+        assert_ne!(s.partition_sets[0], s.partition_sets[1]);
+        assert_eq!(s.conversions.len(), 1);
+        let conv: f64 = s.conversions[0].cost;
+        assert!(conv > 0.0);
+        let sets: f64 = s.sets.iter().map(|c| c.cost).sum();
+        assert!((s.cost - sets - conv).abs() <= 1e-9 * s.cost);
+        assert!(s.cost < s.single_set_cost.unwrap());
+        assert!(s.p_error <= 1e-5 * (1.0 + 1e-9));
+        for c in &s.sets {
+            assert!(c.params.is_secure());
+        }
+    }
+
+    /// Equal precisions and TLU counts gain nothing from splitting: one shared set.
+    #[test]
+    fn shares_when_not_cheaper() {
+        let p = Problem {
+            partitions: vec![part(4, 1.0, 10), part(4, 1.0, 10)],
+            crossings: vec![Crossing {
+                from: 0,
+                to: 1,
+                count: 10,
+            }],
+            target: ErrorTarget::p_error(1e-5),
+        };
+        let s = optimize(&p).unwrap();
+        assert_eq!(s.partition_sets, vec![0, 0]);
+        assert_eq!(s.single_set_cost, Some(s.cost));
+    }
+
+    #[test]
+    fn deterministic() {
+        let p = Problem {
+            partitions: vec![part(3, 4.0, 50), part(6, 1.0, 5), part(1, 1.0, 500)],
+            crossings: vec![Crossing {
+                from: 2,
+                to: 1,
+                count: 5,
+            }],
+            target: ErrorTarget::global(1e-4),
+        };
+        assert_eq!(optimize(&p).unwrap(), optimize(&p).unwrap());
+    }
+
+    #[test]
+    fn ceil_3_rounds_up() {
+        assert_eq!(ceil_3(1.2341e-5), 1.24e-5);
+        assert!(ceil_3(6.5e-5) >= 6.5e-5);
+    }
+}

@@ -1,0 +1,146 @@
+//! Noise variances of TFHE's building blocks (Concrete's optimizer, Bergerat et al., J. Cryptology
+//! 2023, ePrint 2022/704; fhe-facts §4).
+//!
+//! Every variance is torus-normalised (modular variance divided by `q^2`, `q = 2^64`) and assumes
+//! binary secret keys. Decompositions are given as `base_log` (`B = 2^base_log`) and `level`.
+
+/// `q^2` for the 64-bit torus, as `f64`.
+const Q2: f64 = 340_282_366_920_938_463_463_374_607_431_768_211_456.0; // 2^128
+
+/// Precision of the `f64` FFT mantissa used by the bootstrap's polynomial products.
+pub const FFT_MANTISSA_BITS: i32 = 53;
+
+/// Concrete's fitted constant of the FFT rounding noise (log2).
+pub const FFT_SCALE_LOG2: f64 = -2.577_224_94;
+
+/// Keyswitch from an LWE of dimension `n_in` with a key whose encryptions have variance
+/// `ksk_variance`, decomposition base `2^base_log`, `level` levels:
+///
+/// `n_in * [ (1/(12 B^(2l)) - 1/(12 q^2)) / 2 + 1/(16 q^2) + l * s2_ksk * (B^2 + 2) / 12 ]`.
+///
+/// The first two terms are the rounding of the decomposition, the last the key noise amplified by
+/// the decomposed digits. The input noise is *added* to this (not included).
+pub fn keyswitch_variance(n_in: usize, base_log: usize, level: usize, ksk_variance: f64) -> f64 {
+    let n = n_in as f64;
+    let l = level as f64;
+    let b2 = (2.0 * base_log as f64).exp2();
+    let b2l = (2.0 * (base_log * level) as f64).exp2();
+    n * ((1.0 / (12.0 * b2l) - 1.0 / (12.0 * Q2)) / 2.0
+        + 1.0 / (16.0 * Q2)
+        + l * ksk_variance * (b2 + 2.0) / 12.0)
+}
+
+/// Modulus switch of an LWE of dimension `n` from `q` to `2N` (the rounding before a blind
+/// rotation on polynomials of size `polynomial_size`):
+///
+/// `(1/12 + n/24) / (2N)^2 + (n/48 - 1/12) / q^2`.
+pub fn modulus_switch_variance(n: usize, polynomial_size: usize) -> f64 {
+    let n = n as f64;
+    let two_n = 2.0 * polynomial_size as f64;
+    (1.0 / 12.0 + n / 24.0) / (two_n * two_n) + (n / 48.0 - 1.0 / 12.0) / Q2
+}
+
+/// FFT rounding noise of one external product on GLWE `(k, N)` with `level` levels of base
+/// `2^base_log`: `2^-2.577 * 2^(2 (64 - 53)) * l * B^2 * N^2 * (k + 1) / q^2`.
+pub fn fft_variance(
+    glwe_dimension: usize,
+    polynomial_size: usize,
+    base_log: usize,
+    level: usize,
+) -> f64 {
+    let lost = 2.0 * (64 - FFT_MANTISSA_BITS) as f64;
+    let b2 = (2.0 * base_log as f64).exp2();
+    let big_n = polynomial_size as f64;
+    (FFT_SCALE_LOG2 + lost).exp2()
+        * level as f64
+        * b2
+        * big_n
+        * big_n
+        * (glwe_dimension as f64 + 1.0)
+        / Q2
+}
+
+/// Noise added by one CMUX / external product on GLWE `(k, N)` with a bootstrap key of variance
+/// `bsk_variance`, decomposition base `2^base_log`, `level` levels, FFT rounding included:
+///
+/// `l (k+1) N (B^2+2)/12 * s2_bsk + (q^2 - B^(2l)) / (24 B^(2l)) * (1 + kN/2) / q^2
+///  + kN/(32 q^2) + (1 - kN)^2 / (64 q^2) + fft_variance`.
+pub fn cmux_variance(
+    glwe_dimension: usize,
+    polynomial_size: usize,
+    base_log: usize,
+    level: usize,
+    bsk_variance: f64,
+) -> f64 {
+    let k = glwe_dimension as f64;
+    let big_n = polynomial_size as f64;
+    let kn = k * big_n;
+    let l = level as f64;
+    let b2 = (2.0 * base_log as f64).exp2();
+    let b2l = (2.0 * (base_log * level) as f64).exp2();
+    let key = l * (k + 1.0) * big_n * (b2 + 2.0) / 12.0 * bsk_variance;
+    let rounding = (Q2 - b2l) / (24.0 * b2l) * (1.0 + kn / 2.0) / Q2;
+    let tail = kn / (32.0 * Q2) + (1.0 - kn) * (1.0 - kn) / (64.0 * Q2);
+    key + rounding + tail + fft_variance(glwe_dimension, polynomial_size, base_log, level)
+}
+
+/// Output noise of a blind rotation (and hence of a PBS) over an LWE of dimension `n`: `n` CMUXes.
+/// It does not depend on the input noise.
+pub fn blind_rotation_variance(n: usize, cmux_variance: f64) -> f64 {
+    n as f64 * cmux_variance
+}
+
+/// Noise after a levelled dot product with clear integer weights whose squared 2-norm is `norm2`
+/// (`sum w_i^2`, Concrete's MANP) applied to inputs each of variance at most `input_variance`.
+pub fn dot_variance(norm2: f64, input_variance: f64) -> f64 {
+    norm2 * input_variance
+}
+
+/// `sum w_i^2` of a weight vector, the factor [`dot_variance`] multiplies by.
+pub fn norm2(weights: &[i64]) -> f64 {
+    weights.iter().map(|&w| (w as f64) * (w as f64)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::security::min_secure_variance;
+
+    #[test]
+    fn keyswitch_grows_with_dimension_and_levels_trade_off() {
+        let s2 = min_secure_variance(742);
+        let a = keyswitch_variance(2048, 4, 3, s2);
+        assert!((keyswitch_variance(4096, 4, 3, s2) / a - 2.0).abs() < 1e-12);
+        // More levels at fixed base: less rounding noise, more key noise.
+        assert!(keyswitch_variance(2048, 4, 4, 0.0) < keyswitch_variance(2048, 4, 3, 0.0));
+        assert!(keyswitch_variance(2048, 4, 4, s2) > a);
+        // Hand-computed: 2048 * (2^-24/24 + 3 * s2 * (2^8 + 2) / 12) (q terms negligible).
+        let want = 2048.0 * ((-24f64).exp2() / 24.0 + 3.0 * s2 * 258.0 / 12.0);
+        assert!((a / want - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn modulus_switch_hand_value() {
+        // n = 742, N = 2048: (1/12 + 742/24) / 4096^2.
+        let want = (1.0 / 12.0 + 742.0 / 24.0) / (4096.0 * 4096.0);
+        assert!((modulus_switch_variance(742, 2048) / want - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cmux_terms() {
+        let s2 = min_secure_variance(2048);
+        let v = cmux_variance(2, 1024, 23, 1, s2);
+        let key = 3.0 * 1024.0 * ((46f64).exp2() + 2.0) / 12.0 * s2;
+        let rounding = (1.0 / (24.0 * (46f64).exp2())) * (1.0 + 1024.0);
+        let fft = (FFT_SCALE_LOG2 + 22.0).exp2() * (46f64).exp2() * 1024.0 * 1024.0 * 3.0 / Q2;
+        assert!((v / (key + rounding + fft) - 1.0).abs() < 1e-6, "{v:e}");
+        assert!(fft_variance(2, 1024, 23, 2) > fft_variance(2, 1024, 23, 1));
+        assert_eq!(blind_rotation_variance(801, v), 801.0 * v);
+    }
+
+    #[test]
+    fn dot() {
+        assert_eq!(norm2(&[1, -2, 3]), 14.0);
+        assert_eq!(dot_variance(14.0, 0.5), 7.0);
+    }
+}

@@ -1,0 +1,269 @@
+//! Exhaustive search with pruning for the cheapest parameter set meeting noise constraints.
+//!
+//! A set `(k, N, n, PBS decomposition, KS decomposition)` serves a list of [`Constraint`]s (one
+//! per partition it carries): each needs `norm2 * s2_BR + s2_KS + s2_MS <= V_safe`, the atomic
+//! pattern Dot -> KS -> MS -> PBS of fhe-facts §4, with the KS from the big key `k N` to the small
+//! key `n`. Key noise always sits at the 128-bit floor of its dimension, so the search is over
+//! dimensions and decompositions only.
+//!
+//! Pruning, all exact (never discards a cheaper feasible point):
+//! - decompositions come from Pareto fronts ([`super::space`]);
+//! - for each `(k, N)`, `s2_MS` grows with `n`: the `n` loop stops at the first `n` where it
+//!   alone exceeds the tightest `V_safe` (and `N` is skipped when `n = 512` already does);
+//! - the cost lower bound `n * CMUX(l_min) + KS(l = 1)` grows with `n`: the loop stops once it
+//!   reaches the best cost found; the PBS front is cut the same way;
+//! - for each PBS point the cheapest KS level meeting the remaining budget is taken directly.
+//!
+//! Ties are broken by the fixed iteration order (`k`, `N`, `n`, levels ascending): the result is
+//! deterministic.
+
+use super::cost::{ks_cost, levelled_cost};
+use super::noise::{blind_rotation_variance, modulus_switch_variance};
+use super::space::{Space, LWE_DIMENSIONS};
+
+/// One noise constraint on a bootstrap input: `norm2 * s2_in + s2_KS + s2_MS <= v_safe` where
+/// `s2_in` is the variance of the inputs of the dot product feeding it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Constraint {
+    /// The largest variance the bootstrap input may have ([`super::error::safe_variance`]).
+    pub v_safe: f64,
+    /// Squared 2-norm of the levelled dot product before the bootstrap.
+    pub norm2: f64,
+}
+
+/// What one parameter set must satisfy and how its cost is counted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetQuery {
+    /// Constraints of every partition the set serves.
+    pub constraints: Vec<Constraint>,
+    /// Upper bound on the PBS output variance (`f64::INFINITY` for none): used when another
+    /// partition consumes this set's outputs.
+    pub max_output_variance: f64,
+    /// Bootstraps (each with its keyswitch) executed under the set.
+    pub tlus: u64,
+    /// Levelled size executed on the set's big key (cost `size * k N`).
+    pub levelled: u64,
+}
+
+/// A chosen point of the space and its noise and cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    /// GLWE dimension.
+    pub k: usize,
+    /// Polynomial size.
+    pub poly_size: usize,
+    /// Small LWE dimension.
+    pub n: usize,
+    /// PBS decomposition `(base_log, level)`.
+    pub pbs: (usize, usize),
+    /// KS decomposition `(base_log, level)`.
+    pub ks: (usize, usize),
+    /// PBS output variance.
+    pub br_variance: f64,
+    /// Keyswitch variance.
+    pub ks_variance: f64,
+    /// Modulus switch variance.
+    pub ms_variance: f64,
+    /// Cost of one KS + PBS.
+    pub tlu_cost: f64,
+    /// Total cost under the query's counts.
+    pub cost: f64,
+}
+
+impl Choice {
+    /// Variance at the bootstrap input of a partition with dot product `norm2` whose inputs
+    /// have variance `input_variance`.
+    pub fn input_variance(&self, norm2: f64, input_variance: f64) -> f64 {
+        norm2 * input_variance + self.ks_variance + self.ms_variance
+    }
+}
+
+/// The cheapest point satisfying `q`, or `None` when no point of the space does.
+pub fn search(q: &SetQuery) -> Option<Choice> {
+    let space = Space::get();
+    let v_min = q
+        .constraints
+        .iter()
+        .map(|c| c.v_safe)
+        .fold(f64::INFINITY, f64::min);
+    if q.constraints.is_empty() || v_min.is_nan() || v_min <= 0.0 {
+        return None;
+    }
+    // The search ranks by the cost of the query; with zero TLUs it still ranks by one TLU.
+    let tlus = q.tlus.max(1) as f64;
+    let mut best: Option<Choice> = None;
+    let mut best_cost = f64::INFINITY;
+    for g in &space.glwe {
+        let kn = g.k * g.poly_size;
+        let lev = levelled_cost(q.levelled, kn + 1);
+        let n0 = LWE_DIMENSIONS.start;
+        if modulus_switch_variance(n0, g.poly_size) >= v_min {
+            continue;
+        }
+        let cheapest = &g.pbs_front[0];
+        for n in LWE_DIMENSIONS {
+            let ms = modulus_switch_variance(n, g.poly_size);
+            if ms >= v_min {
+                break;
+            }
+            let ks_min = ks_cost(kn, n, 1);
+            if tlus * (n as f64 * cheapest.cmux_cost + ks_min) + lev >= best_cost {
+                break;
+            }
+            let ks_front = space.ks_front(n);
+            for p in &g.pbs_front {
+                let pbs = n as f64 * p.cmux_cost;
+                if tlus * (pbs + ks_min) + lev >= best_cost {
+                    break;
+                }
+                let br = blind_rotation_variance(n, p.cmux_variance);
+                if br > q.max_output_variance {
+                    continue;
+                }
+                let budget = q
+                    .constraints
+                    .iter()
+                    .map(|c| c.v_safe - c.norm2 * br)
+                    .fold(f64::INFINITY, f64::min)
+                    - ms;
+                if budget <= 0.0 {
+                    continue;
+                }
+                let unit_budget = budget / kn as f64;
+                let Some(ks) = ks_front.iter().find(|s| s.unit_variance <= unit_budget) else {
+                    continue;
+                };
+                let tlu_cost = pbs + ks_cost(kn, n, ks.level);
+                let cost = tlus * tlu_cost + lev;
+                if cost < best_cost {
+                    best_cost = cost;
+                    best = Some(Choice {
+                        k: g.k,
+                        poly_size: g.poly_size,
+                        n,
+                        pbs: (p.base_log, p.level),
+                        ks: (ks.base_log, ks.level),
+                        br_variance: br,
+                        ks_variance: ks.unit_variance * kn as f64,
+                        ms_variance: ms,
+                        tlu_cost,
+                        cost: q.tlus as f64 * tlu_cost + lev,
+                    });
+                }
+            }
+        }
+    }
+    best
+}
+
+/// The smallest bootstrap-input variance any point of the space reaches for a dot product of
+/// `norm2` (cost ignored): used to say how far an infeasible request is from feasibility.
+pub fn min_input_variance(norm2: f64) -> f64 {
+    let space = Space::get();
+    let mut best = f64::INFINITY;
+    for g in &space.glwe {
+        let kn = (g.k * g.poly_size) as f64;
+        let pbs = g.pbs_front.last().expect("fronts are never empty");
+        for n in LWE_DIMENSIONS {
+            let ks = space.ks_front(n).last().expect("fronts are never empty");
+            let v = norm2 * blind_rotation_variance(n, pbs.cmux_variance)
+                + kn * ks.unit_variance
+                + modulus_switch_variance(n, g.poly_size);
+            best = best.min(v);
+        }
+    }
+    best
+}
+
+/// The largest dot-product `norm2` any point of the space tolerates under `v_safe` (0 when even
+/// a zero norm is infeasible).
+pub fn max_norm2(v_safe: f64) -> f64 {
+    let space = Space::get();
+    let mut best: f64 = 0.0;
+    for g in &space.glwe {
+        let kn = (g.k * g.poly_size) as f64;
+        let pbs = g.pbs_front.last().expect("fronts are never empty");
+        for n in LWE_DIMENSIONS {
+            let ks = space.ks_front(n).last().expect("fronts are never empty");
+            let rest = v_safe - kn * ks.unit_variance - modulus_switch_variance(n, g.poly_size);
+            if rest > 0.0 {
+                best = best.max(rest / blind_rotation_variance(n, pbs.cmux_variance));
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::error::safe_variance;
+
+    fn query(precision: u8, norm2: f64, p_error: f64) -> SetQuery {
+        SetQuery {
+            constraints: vec![Constraint {
+                v_safe: safe_variance(precision, p_error),
+                norm2,
+            }],
+            max_output_variance: f64::INFINITY,
+            tlus: 1,
+            levelled: 0,
+        }
+    }
+
+    /// Brute force over the whole space (no pruning, full decomposition grid) on a reduced `n`
+    /// range must agree with the pruned search on that range.
+    #[test]
+    fn pruning_is_exact_on_a_slice() {
+        use crate::optimizer::cost::{cmux_cost, ks_cost};
+        use crate::optimizer::noise::{cmux_variance, keyswitch_variance};
+        use crate::optimizer::security::min_secure_variance;
+        let q = query(3, 1.0, 1e-3);
+        let v = q.constraints[0].v_safe;
+        let got = search(&q).expect("3 bits is feasible");
+        // Brute force at the chosen (k, N) over every n, and every decomposition.
+        let (k, big_n) = (got.k, got.poly_size);
+        let kn = k * big_n;
+        let mut best = f64::INFINITY;
+        for n in LWE_DIMENSIONS {
+            for lp in 1..=8 {
+                for bp in 1..=64 / lp {
+                    let br = n as f64 * cmux_variance(k, big_n, bp, lp, min_secure_variance(kn));
+                    for lk in 1..=12 {
+                        for bk in 1..=64 / lk {
+                            let ks = keyswitch_variance(kn, bk, lk, min_secure_variance(n));
+                            if br + ks + modulus_switch_variance(n, big_n) <= v {
+                                let c = n as f64 * cmux_cost(k, big_n, lp) + ks_cost(kn, n, lk);
+                                best = best.min(c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            (got.tlu_cost - best).abs() <= 1e-9 * best,
+            "{got:?} vs brute {best}"
+        );
+        assert!(got.input_variance(1.0, got.br_variance) <= v);
+    }
+
+    #[test]
+    fn infeasible_and_bounds() {
+        assert!(search(&query(20, 1.0, 1e-9)).is_none());
+        let m = min_input_variance(1.0);
+        assert!(m > 0.0 && m < safe_variance(8, 1e-9));
+        assert!(max_norm2(safe_variance(4, 2f64.powi(-14))) > 1e3);
+        assert_eq!(max_norm2(0.0), 0.0);
+    }
+
+    #[test]
+    fn output_cap_is_honoured() {
+        let free = search(&query(2, 1.0, 1e-3)).unwrap();
+        let mut q = query(2, 1.0, 1e-3);
+        q.max_output_variance = free.br_variance / 100.0;
+        let capped = search(&q).unwrap();
+        assert!(capped.br_variance <= free.br_variance / 100.0);
+        assert!(capped.cost >= free.cost);
+    }
+}

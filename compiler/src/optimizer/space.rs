@@ -1,0 +1,192 @@
+//! The search space (Concrete's) and its precomputed Pareto fronts of decompositions.
+//!
+//! For a bootstrap on GLWE `(k, N)` the cost of a CMUX depends only on the level count `l`, so
+//! for each `l` only the base minimising the noise matters, and a level is kept only when it
+//! lowers the noise of every cheaper level: the front is short (a few points) and sorted by
+//! increasing cost, decreasing noise. The same holds for keyswitches into a small key of
+//! dimension `n`, whose noise is proportional to the input dimension, so one front per `n` serves
+//! every `(k, N)`. The fronts do not depend on the problem and are built once per process.
+
+use super::cost::cmux_cost;
+use super::noise::{cmux_variance, keyswitch_variance};
+use super::security::{dimension_is_securable, min_secure_variance};
+use std::sync::OnceLock;
+
+/// GLWE dimensions searched: `k` in `1..=6`.
+pub const GLWE_DIMENSIONS: std::ops::RangeInclusive<usize> = 1..=6;
+/// `log2 N` searched: `8..=17`.
+pub const LOG2_POLY_SIZES: std::ops::RangeInclusive<u32> = 8..=17;
+/// Small LWE dimensions searched: `n` in `512..2048`, every integer.
+pub const LWE_DIMENSIONS: std::ops::Range<usize> = 512..2048;
+/// Decompositions satisfy `base_log * level <= MAX_DECOMPOSITION_BITS` (the torus has 64 bits).
+pub const MAX_DECOMPOSITION_BITS: usize = 64;
+
+/// One point of a bootstrap-key decomposition front.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PbsPoint {
+    /// Decomposition levels.
+    pub level: usize,
+    /// Decomposition base log.
+    pub base_log: usize,
+    /// Noise added by one CMUX.
+    pub cmux_variance: f64,
+    /// Cost of one CMUX.
+    pub cmux_cost: f64,
+}
+
+/// One point of a keyswitch-key decomposition front.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KsPoint {
+    /// Decomposition levels.
+    pub level: usize,
+    /// Decomposition base log.
+    pub base_log: usize,
+    /// Keyswitch noise per input dimension (multiply by `n_in`).
+    pub unit_variance: f64,
+}
+
+/// The bootstrap fronts of one `(k, N)`.
+#[derive(Clone, Debug)]
+pub struct GlweChoice {
+    /// GLWE dimension `k`.
+    pub k: usize,
+    /// Polynomial size `N`.
+    pub poly_size: usize,
+    /// Pareto front of decompositions (increasing level and cost, decreasing noise).
+    pub pbs_front: Vec<PbsPoint>,
+}
+
+/// The precomputed search space.
+#[derive(Debug)]
+pub struct Space {
+    /// Every secure `(k, N)` (`k N >= 450`), ordered by `k` then `N`.
+    pub glwe: Vec<GlweChoice>,
+    /// Keyswitch fronts, indexed by `n - LWE_DIMENSIONS.start`.
+    pub ks_fronts: Vec<Vec<KsPoint>>,
+}
+
+/// Pareto front over `level = 1, 2, ...` of `min over base_log of noise(base_log, level)`.
+fn front<T>(
+    mut noise: impl FnMut(usize, usize) -> f64,
+    mut point: impl FnMut(usize, usize, f64) -> T,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut best = f64::INFINITY;
+    for level in 1..=MAX_DECOMPOSITION_BITS {
+        let mut arg = None;
+        let mut min = f64::INFINITY;
+        for base_log in 1..=MAX_DECOMPOSITION_BITS / level {
+            let v = noise(base_log, level);
+            if v < min {
+                min = v;
+                arg = Some(base_log);
+            }
+        }
+        if let Some(b) = arg {
+            // Keep only strict improvements (with a relative margin against float ties).
+            if min < best * (1.0 - 1e-12) {
+                best = min;
+                out.push(point(level, b, min));
+            }
+        }
+    }
+    out
+}
+
+/// The bootstrap front of GLWE `(k, N)` with the key noise at the security floor for `k N`.
+pub fn pbs_front(k: usize, poly_size: usize) -> Vec<PbsPoint> {
+    let s2 = min_secure_variance(k * poly_size);
+    front(
+        |b, l| cmux_variance(k, poly_size, b, l, s2),
+        |level, base_log, v| PbsPoint {
+            level,
+            base_log,
+            cmux_variance: v,
+            cmux_cost: cmux_cost(k, poly_size, level),
+        },
+    )
+}
+
+/// The keyswitch front into a key of dimension `n_out` whose encryptions sit at the security
+/// floor (noise per input dimension).
+pub fn ks_front(n_out: usize) -> Vec<KsPoint> {
+    let s2 = min_secure_variance(n_out);
+    front(
+        |b, l| keyswitch_variance(1, b, l, s2),
+        |level, base_log, v| KsPoint {
+            level,
+            base_log,
+            unit_variance: v,
+        },
+    )
+}
+
+impl Space {
+    fn build() -> Space {
+        let mut glwe = Vec::new();
+        for k in GLWE_DIMENSIONS {
+            for log_n in LOG2_POLY_SIZES {
+                let poly_size = 1usize << log_n;
+                if !dimension_is_securable(k * poly_size) {
+                    continue;
+                }
+                glwe.push(GlweChoice {
+                    k,
+                    poly_size,
+                    pbs_front: pbs_front(k, poly_size),
+                });
+            }
+        }
+        let ks_fronts = LWE_DIMENSIONS.map(ks_front).collect();
+        Space { glwe, ks_fronts }
+    }
+
+    /// The process-wide space, built on first use (a few milliseconds).
+    pub fn get() -> &'static Space {
+        static SPACE: OnceLock<Space> = OnceLock::new();
+        SPACE.get_or_init(Space::build)
+    }
+
+    /// The keyswitch front into small dimension `n` (which must lie in [`LWE_DIMENSIONS`]).
+    pub fn ks_front(&self, n: usize) -> &[KsPoint] {
+        &self.ks_fronts[n - LWE_DIMENSIONS.start]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fronts_are_pareto() {
+        let s = Space::get();
+        assert!(s.glwe.iter().all(|g| g.k * g.poly_size >= 450));
+        for g in &s.glwe {
+            assert!(!g.pbs_front.is_empty());
+            for w in g.pbs_front.windows(2) {
+                assert!(w[0].cmux_cost < w[1].cmux_cost);
+                assert!(w[0].cmux_variance > w[1].cmux_variance);
+            }
+        }
+        for n in [512, 801, 2047] {
+            let f = s.ks_front(n);
+            assert!(f.len() >= 3, "{n}: {f:?}");
+            for w in f.windows(2) {
+                assert!(w[0].level < w[1].level && w[0].unit_variance > w[1].unit_variance);
+            }
+        }
+        // The best one-level bootstrap decomposition for k = 2, N = 1024 has base 2^22-2^24
+        // (Concrete picks 23).
+        let g = s
+            .glwe
+            .iter()
+            .find(|g| g.k == 2 && g.poly_size == 1024)
+            .unwrap();
+        assert_eq!(g.pbs_front[0].level, 1);
+        assert!(
+            (22..=24).contains(&g.pbs_front[0].base_log),
+            "{:?}",
+            g.pbs_front[0]
+        );
+    }
+}
