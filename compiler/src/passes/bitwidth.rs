@@ -1,0 +1,436 @@
+//! Bit-width analysis: the range of every value, from a calibration inputset or by interval
+//! propagation from declared input ranges; every value then gets the narrowest type holding its
+//! range (tables are re-indexed for their operands' new types), and values too wide to
+//! bootstrap are reported.
+
+use super::range::{self, bits_of, Interval, OperandInfo};
+use super::{Diagnostic, Pass, PassContext, PassError, PassStats};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use veil_ir::{interp, Graph, IntType, Op, Table, Tensor, ValueId};
+
+/// Options of the bit-width pass.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BitwidthConfig {
+    /// Widest input (bits) a bootstrap may see (Concrete caps TLU inputs at 16 bits).
+    pub max_pbs_bits: u32,
+    /// Whether a value too wide for the bootstrap it feeds fails the pass (else: diagnostic).
+    pub error_on_wide_pbs: bool,
+    /// Whether input types are narrowed too (they are the program's interface).
+    pub narrow_inputs: bool,
+}
+
+impl Default for BitwidthConfig {
+    fn default() -> Self {
+        BitwidthConfig {
+            max_pbs_bits: 16,
+            error_on_wide_pbs: true,
+            narrow_inputs: true,
+        }
+    }
+}
+
+/// The range `lo..=hi` of every value of a graph.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ValueRanges {
+    map: BTreeMap<ValueId, Interval>,
+}
+
+impl ValueRanges {
+    /// Range of `v`, if known.
+    pub fn get(&self, v: ValueId) -> Option<Interval> {
+        self.map.get(&v).copied()
+    }
+
+    /// Sets the range of `v`.
+    pub fn set(&mut self, v: ValueId, r: Interval) {
+        self.map.insert(v, r);
+    }
+
+    /// Widens the range of `v` to include `r`.
+    pub fn include(&mut self, v: ValueId, r: Interval) {
+        let e = self.map.entry(v).or_insert(r);
+        *e = range::hull(*e, r);
+    }
+
+    /// All known ranges.
+    pub fn iter(&self) -> impl Iterator<Item = (ValueId, Interval)> + '_ {
+        self.map.iter().map(|(v, r)| (*v, *r))
+    }
+
+    /// Number of values with a range.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no range is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+fn label(g: &Graph, numbers: &HashMap<ValueId, usize>, v: ValueId) -> String {
+    match (g.op(v), numbers.get(&v)) {
+        (Op::Output { name }, _) => format!("output \"{name}\""),
+        (op, Some(n)) => format!("%{n} = {}", op.name()),
+        (op, None) => format!("{v} = {}", op.name()),
+    }
+}
+
+/// Interval propagation: inputs range over `input_ranges[name]` (or their declared type),
+/// constants over their values, every other value over the transfer function of its op.
+pub fn propagate_ranges(
+    g: &Graph,
+    input_ranges: &HashMap<String, (i64, i64)>,
+) -> Result<ValueRanges, String> {
+    let order = g
+        .topo_order()
+        .map_err(|c| format!("the graph has a cycle through {} nodes", c.len()))?;
+    let numbers = g.value_numbers();
+    let mut out = ValueRanges::default();
+    for v in order {
+        let node = g.node(v);
+        let r = match &node.op {
+            Op::Input { name } => match input_ranges.get(name) {
+                Some(&(lo, hi)) if lo <= hi => (lo as i128, hi as i128),
+                Some(&(lo, hi)) => {
+                    return Err(format!(
+                        "input \"{name}\": declared range {lo}..={hi} is empty; give lo <= hi"
+                    ))
+                }
+                None => (node.ty.int.min(), node.ty.int.max()),
+            },
+            Op::Const { value } => range::const_range(g.constant(*value).ok_or_else(|| {
+                format!("{}: constant id out of the pool", label(g, &numbers, v))
+            })?),
+            op => {
+                let operands = g.operands(v);
+                let infos: Vec<OperandInfo> = operands
+                    .iter()
+                    .map(|&o| OperandInfo {
+                        range: out.get(o).unwrap_or((g.ty(o).int.min(), g.ty(o).int.max())),
+                        int: g.ty(o).int,
+                        shape: &g.ty(o).shape,
+                        constant: match g.op(o) {
+                            Op::Const { value } => g.constant(*value),
+                            _ => None,
+                        },
+                    })
+                    .collect();
+                range::transfer(op, &infos, &g.tables).ok_or_else(|| {
+                    format!(
+                        "{}: no tensor-level range (run bit-width analysis before lowering)",
+                        label(g, &numbers, v)
+                    )
+                })?
+            }
+        };
+        out.set(v, r);
+    }
+    Ok(out)
+}
+
+/// Calibration: runs every sample through the traced interpreter and records, per value, the
+/// hull of the elements it took.
+pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges, String> {
+    if inputset.is_empty() {
+        return Err("the calibration inputset is empty; give at least one sample".into());
+    }
+    let mut out = ValueRanges::default();
+    for (i, sample) in inputset.iter().enumerate() {
+        interp::run_traced(g, sample, &mut |v, t| {
+            if let Some(r) = tensor_range(t) {
+                out.include(v, r);
+            }
+        })
+        .map_err(|e| format!("calibration sample {i}: {e}"))?;
+    }
+    // outputs are not traced: they equal their operand
+    for o in g.outputs() {
+        if let Some(r) = g.operands(o).first().and_then(|x| out.get(*x)) {
+            out.set(o, r);
+        }
+    }
+    Ok(out)
+}
+
+/// Smallest and largest element of a tensor.
+pub fn tensor_range(t: &Tensor<i128>) -> Option<Interval> {
+    Some((*t.data.iter().min()?, *t.data.iter().max()?))
+}
+
+/// A graph table indexed for operand type `old` re-indexed for `new`: unreachable entries
+/// (outside `old`) take the nearest reachable one, all clamped into `out`.
+pub fn reindex_table(t: &Table, old: IntType, new: IntType, out: IntType) -> Table {
+    let last = t.entries.len() as i128 - 1;
+    Table {
+        entries: (0..(1i128 << new.bits))
+            .map(|i| {
+                let idx = (new.min() + i - old.min()).clamp(0, last.max(0));
+                let e = t.entries.get(idx as usize).copied().unwrap_or(0) as i128;
+                e.clamp(out.min(), out.max()) as i64
+            })
+            .collect(),
+    }
+}
+
+/// Gives every value the narrowest type holding its range (comparisons stay `u1`, outputs take
+/// their operand's type, inputs only if `narrow_inputs`), re-indexing lookup tables. Returns
+/// how many types changed.
+pub fn narrow_types(
+    g: &mut Graph,
+    ranges: &ValueRanges,
+    narrow_inputs: bool,
+) -> Result<usize, String> {
+    let order = g
+        .topo_order()
+        .map_err(|c| format!("the graph has a cycle through {} nodes", c.len()))?;
+    let numbers = g.value_numbers();
+    let mut new_int: HashMap<ValueId, IntType> = HashMap::new();
+    for &v in &order {
+        let old = g.ty(v).int;
+        let t = match g.op(v) {
+            Op::Cmp(_) => IntType::unsigned(1),
+            Op::Output { .. } => {
+                let o = g.operands(v)[0];
+                new_int.get(&o).copied().unwrap_or(g.ty(o).int)
+            }
+            Op::Input { .. } if !narrow_inputs => old,
+            _ => match ranges.get(v) {
+                Some((lo, hi)) => IntType::fitting(lo, hi).ok_or_else(|| {
+                    format!(
+                        "{}: range [{lo}, {hi}] needs more than 64 bits; reduce the input \
+                         ranges or weights",
+                        label(g, &numbers, v)
+                    )
+                })?,
+                None => old,
+            },
+        };
+        new_int.insert(v, t);
+    }
+    let old_int: HashMap<ValueId, IntType> = order.iter().map(|v| (*v, g.ty(*v).int)).collect();
+    let mut changed = 0;
+    for &v in &order {
+        let operand_types: Vec<(IntType, IntType)> = g
+            .operands(v)
+            .iter()
+            .map(|o| (old_int[o], new_int[o]))
+            .collect();
+        let out = new_int[&v];
+        let retable = |g: &mut Graph, t: veil_ir::TableId| -> Result<veil_ir::TableId, String> {
+            let (old, new) = operand_types[0];
+            let tab = g
+                .table(t)
+                .ok_or_else(|| format!("{}: table id out of the pool", label(g, &numbers, v)))?;
+            let re = reindex_table(tab, old, new, out);
+            Ok(g.add_table(re))
+        };
+        let op = g.op(v).clone();
+        match op {
+            Op::Tlu { table } => {
+                let nt = retable(g, table)?;
+                g.node_mut(v).op = Op::Tlu { table: nt };
+            }
+            Op::TluMulti { tables, map } => {
+                let nts = tables
+                    .iter()
+                    .map(|t| retable(g, *t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                g.node_mut(v).op = Op::TluMulti { tables: nts, map };
+            }
+            _ => {}
+        }
+        if g.ty(v).int != out {
+            g.node_mut(v).ty.int = out;
+            changed += 1;
+        }
+    }
+    g.compact_pools();
+    Ok(changed)
+}
+
+/// A value too wide for the bootstrap it feeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WidePbs {
+    /// The value (the first operand of the bootstrapping op).
+    pub value: ValueId,
+    /// Its label, e.g. `%4 = add`.
+    pub producer: String,
+    /// The bootstrapping op's label.
+    pub user: String,
+    /// The range the bootstrap sees (a difference for comparisons, a sum for products).
+    pub range: Interval,
+    /// Bits of that range.
+    pub bits: u32,
+}
+
+/// Values feeding a bootstrap whose input would exceed `max_bits`.
+pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<WidePbs> {
+    let numbers = g.value_numbers();
+    let order = g.topo_order().unwrap_or_else(|_| g.values());
+    let mut out = Vec::new();
+    for u in order {
+        let operands = g.operands(u);
+        let enc = operands.iter().filter(|o| g.ty(**o).is_encrypted()).count();
+        let op = g.op(u);
+        if !op.needs_pbs(enc) || operands.is_empty() {
+            continue;
+        }
+        let r = |i: usize| {
+            let o = operands[i];
+            ranges
+                .get(o)
+                .unwrap_or((g.ty(o).int.min(), g.ty(o).int.max()))
+        };
+        let seen = match op {
+            Op::Round { lsbs } => {
+                let a = r(0);
+                (a.0 >> lsbs, a.1 >> lsbs)
+            }
+            Op::Cmp(_) | Op::Min | Op::Max if operands.len() == 2 => {
+                let (a, b) = (r(0), r(1));
+                (a.0 - b.1, a.1 - b.0)
+            }
+            Op::Mul | Op::MatMul | Op::Conv2d(_) if operands.len() >= 2 => {
+                let (a, b) = (r(0), r(1));
+                ((a.0 + b.0).min(a.0 - b.1), (a.1 + b.1).max(a.1 - b.0))
+            }
+            _ => r(0),
+        };
+        let bits = bits_of(seen);
+        if bits > max_bits {
+            out.push(WidePbs {
+                value: operands[0],
+                producer: label(g, &numbers, operands[0]),
+                user: label(g, &numbers, u),
+                range: seen,
+                bits,
+            });
+        }
+    }
+    out
+}
+
+/// A value observed outside its calibrated range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RangeViolation {
+    /// The value.
+    pub value: ValueId,
+    /// Its label, e.g. `%4 = add`.
+    pub label: String,
+    /// The calibrated range.
+    pub range: Interval,
+    /// Smallest and largest observed element.
+    pub observed: Interval,
+}
+
+/// Overflow check of a simulation: every observed value range (value, smallest and largest
+/// element) that leaves the calibrated range of that value (values without a calibrated range
+/// are not checked).
+pub fn check_ranges(
+    g: &Graph,
+    ranges: &ValueRanges,
+    observed: impl IntoIterator<Item = (ValueId, Interval)>,
+) -> Vec<RangeViolation> {
+    let numbers = g.value_numbers();
+    let mut out = Vec::new();
+    for (v, obs) in observed {
+        let Some(r) = ranges.get(v) else {
+            continue;
+        };
+        if obs.0 < r.0 || obs.1 > r.1 {
+            out.push(RangeViolation {
+                value: v,
+                label: if g.contains(v) {
+                    label(g, &numbers, v)
+                } else {
+                    v.to_string()
+                },
+                range: r,
+                observed: obs,
+            });
+        }
+    }
+    out.sort_by_key(|x| x.value);
+    out
+}
+
+/// Runs `inputs` through the traced interpreter and returns the outputs and every value that
+/// left its calibrated range (see [`check_ranges`]).
+pub fn simulate_checked(
+    g: &Graph,
+    ranges: &ValueRanges,
+    inputs: &[Tensor<i64>],
+) -> Result<(Vec<Tensor<i64>>, Vec<RangeViolation>), interp::InterpError> {
+    let mut seen: BTreeMap<ValueId, Interval> = BTreeMap::new();
+    let outs = interp::run_traced(g, inputs, &mut |v, t| {
+        if let Some(r) = tensor_range(t) {
+            seen.insert(v, r);
+        }
+    })?;
+    Ok((outs, check_ranges(g, ranges, seen)))
+}
+
+/// The `bitwidth` pass.
+pub struct BitwidthPass;
+
+impl Pass for BitwidthPass {
+    fn name(&self) -> &'static str {
+        "bitwidth"
+    }
+
+    fn doc(&self) -> &'static str {
+        "Bit-width analysis: computes the range of every value, by calibration when \
+         `cx.inputset` is set (every sample runs through the traced interpreter; min/max per \
+         value) and otherwise by interval propagation from `cx.input_ranges` (inputs not listed \
+         range over their declared type). Every value then gets the narrowest integer type and \
+         signedness holding its range (lookup tables are re-indexed accordingly) and the ranges \
+         are left in `cx.ranges`. A value whose range exceeds `cx.bitwidth.max_pbs_bits` and \
+         feeds a bootstrapping op is an error naming both ops (a diagnostic when \
+         `error_on_wide_pbs` is off)."
+    }
+
+    fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
+        let fail = |m: String| PassError::failed("bitwidth", m);
+        let ranges = match &cx.inputset {
+            Some(set) => calibrate(graph, set).map_err(fail)?,
+            None => propagate_ranges(graph, &cx.input_ranges).map_err(fail)?,
+        };
+        let wide = wide_pbs_inputs(graph, &ranges, cx.bitwidth.max_pbs_bits);
+        let messages: Vec<String> = wide
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} has range [{}, {}] ({} bits) at the bootstrap of {}, over the {}-bit \
+                     limit: reduce the input ranges or insert `round` before it",
+                    w.producer, w.range.0, w.range.1, w.bits, w.user, cx.bitwidth.max_pbs_bits
+                )
+            })
+            .collect();
+        if cx.bitwidth.error_on_wide_pbs && !messages.is_empty() {
+            return Err(fail(messages.join("; ")));
+        }
+        for m in &messages {
+            cx.diagnostics.push(Diagnostic {
+                pass: "bitwidth".into(),
+                message: m.clone(),
+            });
+        }
+        let changed = narrow_types(graph, &ranges, cx.bitwidth.narrow_inputs).map_err(fail)?;
+        let max_bits = graph
+            .values()
+            .iter()
+            .filter(|v| graph.ty(**v).is_encrypted())
+            .map(|v| graph.ty(*v).int.bits as i64)
+            .max()
+            .unwrap_or(0);
+        let mut s = PassStats::default();
+        s.count("types_changed", changed as i64)
+            .count("max_encrypted_bits", max_bits)
+            .count("wide_pbs_inputs", wide.len() as i64)
+            .count("calibrated", cx.inputset.is_some() as i64);
+        cx.ranges = Some(ranges);
+        Ok(s)
+    }
+}

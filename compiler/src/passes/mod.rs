@@ -1,0 +1,181 @@
+//! The pass manager and the compiler passes over tensor-level graphs.
+//!
+//! A pass is one [`Pass`] implementation in its own file, registered by one line in
+//! [`REGISTRY`]; a pipeline is then a list of pass names run by [`PassManager`], which times
+//! every pass, collects its [`PassStats`], runs the veil-ir verifier after each pass (an invalid
+//! graph is reported with the pass that produced it) and can dump the graph after every pass or
+//! after named ones.
+//!
+//! Module map:
+//! - [`manager`]: [`PassManager`], the pipeline report and the print/verify hooks.
+//! - [`range`]: interval transfer functions of every op (shared by bit-width analysis and the
+//!   e-graph analysis).
+//! - [`bitwidth`]: calibration (inputset or declared input ranges) and type narrowing.
+//! - [`dce`]: dead-code elimination.
+//! - [`rewrite`]: equality saturation with egg (see [`crate::rewrite`]).
+
+pub mod bitwidth;
+pub mod dce;
+pub mod manager;
+pub mod range;
+pub mod rewrite;
+
+pub use bitwidth::{check_ranges, BitwidthConfig, RangeViolation, ValueRanges};
+pub use manager::{PassManager, PassRecord, PipelineReport};
+
+use crate::rewrite::RewriteConfig;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use veil_ir::{Graph, Tensor, ValueId};
+
+/// A transformation or analysis of a graph, run by the [`PassManager`].
+pub trait Pass {
+    /// Registered name, as written in a pipeline (e.g. `"bitwidth"`).
+    fn name(&self) -> &'static str;
+    /// One paragraph: what the pass does and what it needs in the [`PassContext`].
+    fn doc(&self) -> &'static str;
+    /// Runs the pass on `graph`, reading options from and leaving results in `cx`.
+    fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError>;
+}
+
+/// How to construct a registered pass.
+pub struct PassInfo {
+    /// The pass name used in pipelines.
+    pub name: &'static str,
+    /// Creates a fresh instance.
+    pub make: fn() -> Box<dyn Pass>,
+}
+
+/// Every pass known to the manager. Adding a pass: one file in `passes/` and one line here.
+pub const REGISTRY: &[PassInfo] = &[
+    PassInfo {
+        name: "bitwidth",
+        make: || Box::new(bitwidth::BitwidthPass),
+    },
+    PassInfo {
+        name: "dce",
+        make: || Box::new(dce::DcePass),
+    },
+    PassInfo {
+        name: "rewrite",
+        make: || Box::new(rewrite::RewritePass),
+    },
+];
+
+/// Creates the registered pass called `name`.
+pub fn make_pass(name: &str) -> Result<Box<dyn Pass>, PassError> {
+    REGISTRY
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| (p.make)())
+        .ok_or_else(|| PassError::UnknownPass {
+            name: name.to_string(),
+            available: pass_names().join(", "),
+        })
+}
+
+/// Names of all registered passes, in registry order.
+pub fn pass_names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|p| p.name).collect()
+}
+
+/// The default tensor-level pipeline: calibrate and narrow, rewrite to fewer/cheaper
+/// bootstraps, re-narrow the new values, drop dead nodes.
+pub const DEFAULT_PIPELINE: &[&str] = &["bitwidth", "rewrite", "bitwidth", "dce"];
+
+/// Statistics one pass reports: named counters and named measurements.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PassStats {
+    /// Integer counters (e.g. `"pbs_before"`, `"nodes_removed"`).
+    pub counters: BTreeMap<String, i64>,
+    /// Real-valued measurements (e.g. `"cost_before"`).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl PassStats {
+    /// Sets counter `name`.
+    pub fn count(&mut self, name: &str, v: i64) -> &mut Self {
+        self.counters.insert(name.to_string(), v);
+        self
+    }
+
+    /// Sets measurement `name`.
+    pub fn metric(&mut self, name: &str, v: f64) -> &mut Self {
+        self.metrics.insert(name.to_string(), v);
+        self
+    }
+}
+
+/// A non-fatal finding of a pass (fatal ones are [`PassError`]s).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// The pass that found it.
+    pub pass: String,
+    /// What was found, where, and how to fix it.
+    pub message: String,
+}
+
+/// Options and results shared by the passes of one pipeline run.
+#[derive(Clone, Debug, Default)]
+pub struct PassContext {
+    /// Calibration samples: each sample is one tensor per program input, in input order.
+    pub inputset: Option<Vec<Vec<Tensor<i64>>>>,
+    /// Declared value ranges of inputs by input name (`lo..=hi`), used by interval
+    /// propagation when there is no inputset; inputs not listed use their declared type.
+    pub input_ranges: HashMap<String, (i64, i64)>,
+    /// Options of the bit-width pass.
+    pub bitwidth: BitwidthConfig,
+    /// Options of the rewrite pass.
+    pub rewrite: RewriteConfig,
+    /// Value ranges of the current graph, left by the last `bitwidth` run (passes that
+    /// change the graph clear or update them).
+    pub ranges: Option<ValueRanges>,
+    /// Non-fatal findings, in order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl PassContext {
+    /// Range of value `v` if the last calibration covered it.
+    pub fn range_of(&self, v: ValueId) -> Option<(i128, i128)> {
+        self.ranges.as_ref().and_then(|r| r.get(v))
+    }
+}
+
+/// Errors of the pass manager and of passes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PassError {
+    /// A pipeline names a pass that is not registered.
+    #[error("unknown pass `{name}`; registered passes: {available}")]
+    UnknownPass {
+        /// The name asked for.
+        name: String,
+        /// Comma-separated registered names.
+        available: String,
+    },
+    /// A pass could not do its work.
+    #[error("pass `{pass}` failed: {message}")]
+    Failed {
+        /// The pass.
+        pass: String,
+        /// What went wrong, where, and how to fix it.
+        message: String,
+    },
+    /// The graph no longer verifies after a pass.
+    #[error("the graph is invalid after pass `{pass}`: {message}")]
+    Verify {
+        /// The pass after which verification failed.
+        pass: String,
+        /// The verifier's message.
+        message: String,
+    },
+}
+
+impl PassError {
+    /// A [`PassError::Failed`] of pass `pass`.
+    pub fn failed(pass: &str, message: impl Into<String>) -> Self {
+        PassError::Failed {
+            pass: pass.to_string(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The cost model that extraction minimizes, and PBS counts of whole graphs.
+//!
+//! A program's cost is the sum over its bootstraps of [`CostModel::pbs_cost`] at the precision
+//! the PBS sees, plus a small cost per levelled element operation ([`LEVELLED_COST`]).
+//!
+//! The precision of a bootstrap is exactly what the lowering ([`crate::lower`]) gives it: the
+//! lowering bootstraps `keyswitch(x - min(type x))` with a table over the *full* bit width of
+//! `x`'s type (it divides out no known-zero low bits, and `round` is an exact full-width
+//! lookup). So the precision of a bootstrap on `x` is the bit width of `x`'s type (the type
+//! the value is emitted with: declared for values of the input graph, else the narrowest type
+//! holding its range), see [`pbs_bits`]. Per op:
+//! - `tlu`, `tlu.multi`, `relu`, `abs`, `clip`, `round`: one PBS per element at the
+//!   operand's precision;
+//! - comparisons, `min`, `max`: one PBS per element at the precision of `a - b` (typed from
+//!   the operand types, as the lowering does);
+//! - encrypted x encrypted `mul`: per element one PBS at the precision of `a + b` and one at
+//!   that of `a - b`; encrypted x encrypted `matmul`: the same per multiply;
+//! - everything else on encrypted data is levelled; clear computations are free.
+//!
+//! The price of one bootstrap is the parameter optimizer's ([`crate::optimizer`]): one PBS
+//! plus one keyswitch with the parameter set it picks for a single partition at that
+//! precision, `norm2 = 1` and the program's error target, in units of `2^20` elementary
+//! operations. Prices are memoized per precision and target; when the optimizer finds no
+//! parameters the model falls back to [`fallback_pbs_cost`] and says so
+//! ([`OpCost::fallback`]).
+
+use crate::optimizer::{optimize_cached, ErrorTarget, Problem};
+use crate::passes::range::{bits_of, Interval};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use veil_ir::{Graph, IntType, Op};
+
+/// Cost of one levelled operation on one ciphertext element (about `n` torus additions), in
+/// the units of [`CostModel::pbs_cost`].
+pub const LEVELLED_COST: f64 = 0.002;
+
+/// The optimizer's cost units per unit of this model (`2^20`, as Concrete reports costs).
+const UNIT: f64 = (1u64 << 20) as f64;
+
+/// Concrete ML's default per-bootstrap error probability, `2^-40`.
+pub const DEFAULT_P_ERROR: f64 = 9.094947017729282e-13;
+
+/// The fallback price of one bootstrap (keyswitch included) on `bits` bits, used only where
+/// the optimizer finds no parameters: Concrete's optimizer's reference costs (fhe-facts.md
+/// section 5, 128-bit security, `p_error = 2^-13.9`, `norm2 = 1`) for 1..=8 bits, extrapolated
+/// above 8 bits by a factor 3.5 per bit (the polynomial size doubles, the decomposition
+/// deepens).
+pub fn fallback_pbs_cost(bits: u32) -> f64 {
+    const TABLE: [f64; 8] = [30.0, 34.0, 46.0, 76.0, 102.0, 236.0, 546.0, 1761.0];
+    match bits {
+        0 => TABLE[0],
+        1..=8 => TABLE[bits as usize - 1],
+        _ => TABLE[7] * 3.5f64.powi(bits.min(64) as i32 - 8),
+    }
+}
+
+/// The price of one bootstrap and where it comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PbsPrice {
+    /// Cost of one PBS and its keyswitch, in units of `2^20` elementary operations.
+    pub cost: f64,
+    /// Whether the optimizer found no parameters and [`fallback_pbs_cost`] was used.
+    pub fallback: bool,
+}
+
+/// Memo of prices by `(bits, p_error bits)`, shared by all compilations of the process.
+fn price_memo() -> &'static Mutex<HashMap<(u32, u64), PbsPrice>> {
+    static MEMO: OnceLock<Mutex<HashMap<(u32, u64), PbsPrice>>> = OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
+/// The cost model of one compilation: bootstrap prices at one error target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostModel {
+    /// Per-bootstrap error probability the prices are computed for.
+    pub p_error: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            p_error: DEFAULT_P_ERROR,
+        }
+    }
+}
+
+impl CostModel {
+    /// The model at per-bootstrap error probability `p_error` (in `(0, 1)`).
+    pub fn new(p_error: f64) -> Self {
+        CostModel { p_error }
+    }
+
+    /// The price of one bootstrap whose input has `bits` bits (0 is priced as 1): the
+    /// optimizer's PBS + keyswitch cost for a single partition at that precision, memoized;
+    /// where it finds no parameters, the larger of [`fallback_pbs_cost`] and the price of
+    /// `bits - 1`.
+    pub fn pbs_price(&self, bits: u32) -> PbsPrice {
+        let bits = bits.max(1);
+        let key = (bits, self.p_error.to_bits());
+        let memo = price_memo();
+        if let Some(p) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return *p;
+        }
+        let price = u8::try_from(bits)
+            .ok()
+            .filter(|b| *b <= crate::optimizer::MAX_PRECISION)
+            .and_then(|b| {
+                let problem = Problem::single(b, 1.0, 1, ErrorTarget::p_error(self.p_error));
+                optimize_cached(&problem).ok()
+            })
+            .and_then(|sol| {
+                let set = sol.sets.get(*sol.partition_sets.first()?)?;
+                let c = (set.pbs_cost + set.ks_cost) / UNIT;
+                (c.is_finite() && c > 0.0).then_some(c)
+            });
+        let price = match price {
+            Some(cost) => PbsPrice {
+                cost,
+                fallback: false,
+            },
+            // never cheaper than one bit less, so that prices grow with precision
+            None => PbsPrice {
+                cost: match bits {
+                    1 => fallback_pbs_cost(1),
+                    _ => fallback_pbs_cost(bits).max(self.pbs_cost(bits - 1)),
+                },
+                fallback: true,
+            },
+        };
+        memo.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, price);
+        price
+    }
+
+    /// Cost of one bootstrap (keyswitch included) whose input has `bits` bits.
+    pub fn pbs_cost(&self, bits: u32) -> f64 {
+        self.pbs_price(bits).cost
+    }
+
+    fn pbs(&self, n: f64, bits: u32) -> OpCost {
+        let p = self.pbs_price(bits);
+        OpCost {
+            pbs: n as u64,
+            cost: n * p.cost,
+            pbs_cost: n * p.cost,
+            fallback: if p.fallback { bit_mask(bits) } else { 0 },
+        }
+    }
+
+    /// The cost of applying `op` to operands described by `ops`, producing `result`.
+    pub fn op_cost(&self, op: &Op, ops: &[Fact<'_>], result: &Fact<'_>) -> OpCost {
+        let enc = ops.iter().filter(|o| o.encrypted).count();
+        if enc == 0 || matches!(op, Op::Input { .. } | Op::Output { .. } | Op::Const { .. }) {
+            return OpCost::default();
+        }
+        let n = result.numel();
+        let first = &ops[0];
+        match op {
+            Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Relu
+            | Op::Abs
+            | Op::Clip { .. }
+            | Op::Round { .. } => self.pbs(first.numel(), pbs_bits(first.int)),
+            Op::Cmp(_) | Op::Min | Op::Max if ops.len() == 2 => {
+                let d = diff(type_range(ops[0].int), type_range(ops[1].int));
+                self.pbs(n, bits_of(d)).plus(OpCost::levelled(2.0 * n))
+            }
+            Op::Mul if enc == 2 && ops.len() == 2 => self
+                .quarter_squares(n, &ops[0], &ops[1])
+                .plus(OpCost::levelled(3.0 * n)),
+            Op::MatMul | Op::Conv2d(_) if ops.len() >= 2 => {
+                // multiplies per output element: the reduced size
+                let k = match op {
+                    Op::MatMul => *ops[0].shape.last().unwrap_or(&1) as f64,
+                    _ => ops[1].shape.iter().skip(1).product::<usize>() as f64,
+                };
+                if ops[0].encrypted && ops[1].encrypted {
+                    self.quarter_squares(n * k, &ops[0], &ops[1])
+                } else {
+                    OpCost::levelled(n * k)
+                }
+            }
+            Op::Sum { .. } => OpCost::levelled(first.numel()),
+            Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. } => OpCost::default(),
+            _ => OpCost::levelled(n),
+        }
+    }
+
+    /// `n` products `a * b` as the lowering computes them: `n` PBS on `a + b` and `n` on
+    /// `a - b`, each at its own precision (typed from the operand types).
+    fn quarter_squares(&self, n: f64, a: &Fact<'_>, b: &Fact<'_>) -> OpCost {
+        let (ra, rb) = (type_range(a.int), type_range(b.int));
+        let s = (ra.0 + rb.0, ra.1 + rb.1);
+        self.pbs(n, bits_of(s))
+            .plus(self.pbs(n, bits_of(diff(ra, rb))))
+    }
+
+    /// Bootstrap count and cost of a whole tensor-level graph, with declared types (run the
+    /// bit-width pass first so that they are tight): what the lowering of `g` executes.
+    pub fn graph_cost(&self, g: &Graph) -> OpCost {
+        let mut total = OpCost::default();
+        let order = g.topo_order().unwrap_or_else(|_| g.values());
+        let fact = |u: veil_ir::ValueId| {
+            let t = g.ty(u);
+            Fact {
+                encrypted: t.is_encrypted(),
+                int: t.int,
+                shape: &t.shape,
+            }
+        };
+        for v in order {
+            let facts: Vec<Fact> = g.operands(v).iter().map(|u| fact(*u)).collect();
+            total = total.plus(self.op_cost(g.op(v), &facts, &fact(v)));
+        }
+        total
+    }
+}
+
+/// Cost of one bootstrap on `bits` bits with the default model (`p_error = 2^-40`).
+pub fn pbs_cost(bits: u32) -> f64 {
+    CostModel::default().pbs_cost(bits)
+}
+
+/// [`CostModel::graph_cost`] with the default model (`p_error = 2^-40`).
+pub fn graph_cost(g: &Graph) -> OpCost {
+    CostModel::default().graph_cost(g)
+}
+
+/// What the cost model needs to know about one value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fact<'a> {
+    /// Whether it is encrypted.
+    pub encrypted: bool,
+    /// The integer type it is emitted (and lowered) with.
+    pub int: IntType,
+    /// Its shape.
+    pub shape: &'a [usize],
+}
+
+impl Fact<'_> {
+    fn numel(&self) -> f64 {
+        self.shape.iter().product::<usize>() as f64
+    }
+}
+
+/// Bits a PBS on a value of type `int` sees: the full width of the type (at least 1), as in
+/// the lowering.
+pub fn pbs_bits(int: IntType) -> u32 {
+    (int.bits as u32).max(1)
+}
+
+fn bit_mask(bits: u32) -> u64 {
+    1u64 << bits.min(63)
+}
+
+/// Bootstraps and cost of one op application (or a sum of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpCost {
+    /// Number of PBS.
+    pub pbs: u64,
+    /// Total cost, PBS and levelled.
+    pub cost: f64,
+    /// The share of [`OpCost::cost`] spent in bootstraps (keyswitches included).
+    pub pbs_cost: f64,
+    /// Precisions (bit `b` set for `b` bits, 63 and above on bit 63) whose bootstraps were
+    /// priced by [`fallback_pbs_cost`] because the optimizer found no parameters.
+    pub fallback: u64,
+}
+
+impl OpCost {
+    fn levelled(n: f64) -> OpCost {
+        OpCost {
+            cost: n * LEVELLED_COST,
+            ..OpCost::default()
+        }
+    }
+
+    /// The sum of two costs.
+    pub fn plus(self, o: OpCost) -> OpCost {
+        OpCost {
+            pbs: self.pbs + o.pbs,
+            cost: self.cost + o.cost,
+            pbs_cost: self.pbs_cost + o.pbs_cost,
+            fallback: self.fallback | o.fallback,
+        }
+    }
+
+    /// The precisions priced by the fallback table, ascending.
+    pub fn fallback_bits(&self) -> Vec<u32> {
+        (0..64)
+            .filter(|b| self.fallback & (1u64 << b) != 0)
+            .collect()
+    }
+}
+
+fn diff(a: Interval, b: Interval) -> Interval {
+    (a.0.saturating_sub(b.1), a.1.saturating_sub(b.0))
+}
+
+/// The range of a type.
+pub fn type_range(t: IntType) -> Interval {
+    (t.min(), t.max())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimizer_prices_grow_with_precision() {
+        let m = CostModel::default();
+        // at 2^-40 the optimizer serves up to 10 bits
+        for b in 1..=10 {
+            assert!(!m.pbs_price(b).fallback, "{b} bits: no parameters at 2^-40");
+        }
+        assert!(m.pbs_price(11).fallback);
+        for b in 1..24 {
+            let (p, q) = (m.pbs_price(b), m.pbs_price(b + 1));
+            assert!(q.cost > p.cost, "{b}: {p:?} then {q:?}");
+        }
+        assert!(m.pbs_cost(8) > 2.0 * m.pbs_cost(4));
+        // a looser target is never costlier
+        let loose = CostModel::new(2f64.powi(-14));
+        for b in 1..=10 {
+            assert!(loose.pbs_cost(b) <= m.pbs_cost(b), "{b}");
+        }
+        assert_eq!(m.pbs_cost(0), m.pbs_cost(1));
+    }
+
+    #[test]
+    fn fallback_is_reported() {
+        let m = CostModel::default();
+        let p = m.pbs_price(40);
+        assert!(p.fallback);
+        assert_eq!(p.cost, fallback_pbs_cost(40).max(m.pbs_cost(39)));
+        let c = m.pbs(2.0, 40).plus(m.pbs(1.0, 3));
+        assert_eq!(c.fallback_bits(), vec![40]);
+        assert_eq!(fallback_pbs_cost(4), 76.0);
+    }
+
+    #[test]
+    fn precision_is_the_full_type_width() {
+        assert_eq!(pbs_bits(IntType::unsigned(6)), 6);
+        assert_eq!(pbs_bits(IntType::signed(4)), 4);
+        let m = CostModel::default();
+        let s: &[usize] = &[3];
+        let f = |int| Fact {
+            encrypted: true,
+            int,
+            shape: s,
+        };
+        // round on u6 is a 6-bit lookup, whatever it drops
+        let r = m.op_cost(
+            &Op::Round { lsbs: 4 },
+            &[f(IntType::unsigned(6))],
+            &f(IntType::unsigned(7)),
+        );
+        assert_eq!((r.pbs, r.pbs_cost), (3, 3.0 * m.pbs_cost(6)));
+        // u3 x u3: a + b is u4, a - b is i4
+        let mul = m.op_cost(
+            &Op::Mul,
+            &[f(IntType::unsigned(3)), f(IntType::unsigned(3))],
+            &f(IntType::unsigned(6)),
+        );
+        assert_eq!((mul.pbs, mul.pbs_cost), (6, 6.0 * m.pbs_cost(4)));
+        // u2 x i3: a + b in [-4, 6] (i4), a - b in [-3, 7] (i4)
+        let mul = m.op_cost(
+            &Op::Mul,
+            &[f(IntType::unsigned(2)), f(IntType::signed(3))],
+            &f(IntType::signed(5)),
+        );
+        assert_eq!(mul.pbs_cost, 6.0 * m.pbs_cost(4));
+        // u4 x u1: a + b is u5, a - b in [-1, 15] is i5
+        let cmp = m.op_cost(
+            &Op::Cmp(veil_ir::CmpOp::Lt),
+            &[f(IntType::unsigned(4)), f(IntType::unsigned(1))],
+            &f(IntType::unsigned(1)),
+        );
+        assert_eq!(cmp.pbs_cost, 3.0 * m.pbs_cost(5));
+    }
+}

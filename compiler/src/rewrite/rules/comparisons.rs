@@ -1,0 +1,101 @@
+//! Comparisons, min/max, relu and abs as one lookup: of the operand, or of the difference of
+//! two encrypted operands when its range is small enough to tabulate.
+
+use super::{add_tlu, data, rule, shape_of, splat, tabulable, univariate, var, Rule, ScalarFn};
+use crate::rewrite::analysis::pred_of;
+use crate::rewrite::lang::VeilLang;
+use crate::rewrite::RewriteConfig;
+use egg::{Id, Subst};
+
+fn both_encrypted_diff(
+    eg: &crate::rewrite::analysis::VeilEGraph,
+    m: &Subst,
+    cfg: &RewriteConfig,
+) -> Option<(Id, Id)> {
+    let (da, db) = (data(eg, m, var("?a"))?, data(eg, m, var("?b"))?);
+    let diff = (da.range.0 - db.range.1, da.range.1 - db.range.0);
+    (da.encrypted && db.encrypted && tabulable(diff, cfg))
+        .then_some((*m.get(var("?a"))?, *m.get(var("?b"))?))
+}
+
+/// The comparison rules.
+pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
+    let (p, a, b) = (var("?p"), var("?a"), var("?b"));
+    let (c1, c2, c3) = (cfg.clone(), cfg.clone(), cfg.clone());
+    vec![
+        // relu(x) -> tlu(relu, x)
+        univariate("relu-as-tlu", "(relu ?x)", cfg, |_, _, _| {
+            Some(Box::new(|v: i128| v.max(0)) as ScalarFn)
+        }),
+        // abs(x) -> tlu(abs, x)
+        univariate("abs-as-tlu", "(abs ?x)", cfg, |_, _, _| {
+            Some(Box::new(|v: i128| v.abs()) as ScalarFn)
+        }),
+        // cmp(p, x, c) -> tlu(v p c, x)
+        univariate(
+            "cmp-const-as-tlu",
+            "(cmp ?p ?x ?c)",
+            cfg,
+            move |eg, m, sh| {
+                let (p, c) = (pred_of(eg, *m.get(p)?)?, splat(eg, m, var("?c"), sh)?);
+                Some(Box::new(move |v: i128| p.eval(v, c) as i128) as ScalarFn)
+            },
+        ),
+        // cmp(p, c, x) -> tlu(c p v, x)
+        univariate(
+            "const-cmp-as-tlu",
+            "(cmp ?p ?c ?x)",
+            cfg,
+            move |eg, m, sh| {
+                let (p, c) = (pred_of(eg, *m.get(p)?)?, splat(eg, m, var("?c"), sh)?);
+                Some(Box::new(move |v: i128| p.eval(c, v) as i128) as ScalarFn)
+            },
+        ),
+        // min(x, c) / min(c, x) -> tlu(min c, x); max likewise
+        univariate("min-const-as-tlu", "(min ?x ?c)", cfg, move |eg, m, sh| {
+            let c = splat(eg, m, var("?c"), sh)?;
+            Some(Box::new(move |v: i128| v.min(c)) as ScalarFn)
+        }),
+        univariate("const-min-as-tlu", "(min ?c ?x)", cfg, move |eg, m, sh| {
+            let c = splat(eg, m, var("?c"), sh)?;
+            Some(Box::new(move |v: i128| v.min(c)) as ScalarFn)
+        }),
+        univariate("max-const-as-tlu", "(max ?x ?c)", cfg, move |eg, m, sh| {
+            let c = splat(eg, m, var("?c"), sh)?;
+            Some(Box::new(move |v: i128| v.max(c)) as ScalarFn)
+        }),
+        univariate("const-max-as-tlu", "(max ?c ?x)", cfg, move |eg, m, sh| {
+            let c = splat(eg, m, var("?c"), sh)?;
+            Some(Box::new(move |v: i128| v.max(c)) as ScalarFn)
+        }),
+        // cmp(p, a, b) (both encrypted) -> tlu((d p 0), a - b)
+        rule(
+            "cmp-as-tlu-of-diff",
+            "(cmp ?p ?a ?b)",
+            move |eg, class, m| {
+                let (x, y) = both_encrypted_diff(eg, m, &c1)?;
+                let p = pred_of(eg, *m.get(p)?)?;
+                let shape = shape_of(eg, class);
+                let d = eg.add(VeilLang::Sub([x, y]));
+                add_tlu(eg, &c1, d, &shape, move |v| p.eval(v, 0) as i128)
+            },
+        ),
+        // max(a, b) (both encrypted) -> b + tlu(relu, a - b)
+        rule("max-as-relu-of-diff", "(max ?a ?b)", move |eg, class, m| {
+            let (x, y) = both_encrypted_diff(eg, m, &c2)?;
+            let _ = (a, b);
+            let shape = shape_of(eg, class);
+            let d = eg.add(VeilLang::Sub([x, y]));
+            let r = add_tlu(eg, &c2, d, &shape, |v| v.max(0))?;
+            Some(eg.add(VeilLang::Add([y, r])))
+        }),
+        // min(a, b) (both encrypted) -> a - tlu(relu, a - b)
+        rule("min-as-relu-of-diff", "(min ?a ?b)", move |eg, class, m| {
+            let (x, y) = both_encrypted_diff(eg, m, &c3)?;
+            let shape = shape_of(eg, class);
+            let d = eg.add(VeilLang::Sub([x, y]));
+            let r = add_tlu(eg, &c3, d, &shape, |v| v.max(0))?;
+            Some(eg.add(VeilLang::Sub([x, r])))
+        }),
+    ]
+}
