@@ -1,0 +1,301 @@
+//! Tree ensembles as tensor programs (Hummingbird's GEMM strategy), with as few and as narrow
+//! bootstraps as possible.
+//!
+//! For an input `x` `[b, d]` of `n`-bit quantized features:
+//!
+//! 1. `sel = x @ S`: a clear one-hot matrix `S` `[d, K]` picks the feature of each of the `K`
+//!    *distinct* `(feature, threshold)` comparisons of the whole ensemble (levelled, free);
+//! 2. `c = tlu.multi(sel)`: `c_k = [sel_k <= t_k]`, one `n`-bit PBS per comparison (one table
+//!    per distinct threshold);
+//! 3. `cnt = c @ P`: `P` `[K, L]` has `+1` where leaf `l` needs comparison `k` true, `-1` where it
+//!    needs it false (levelled); `cnt_l` reaches its maximum `D_l` (the number of "true"
+//!    conditions on the path) exactly for the leaf the sample falls in;
+//! 4. `e = tlu.multi(cnt)`: `e_l = [cnt_l == D_l]`, one PBS per leaf on a narrow signed value
+//!    (about `log2(depth) + 2` bits);
+//! 5. `out = e @ V`: quantized leaf values (levelled). `V` is stacked (the sum over trees is
+//!    computed in FHE) or block-diagonal (per-tree outputs, summed by the client).
+//!
+//! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
+//! and comparisons that no remaining leaf needs are dropped: the program costs
+//! `K_used + L_nonzero <= internal nodes + leaves` PBS per sample.
+
+use super::cart::{Condition, LeafPath, Tree};
+use super::error::{MlError, MlResult};
+use super::model::{ClientSpec, CompileConfig, CompiledModel, OutputDecoder, PostProcess};
+use super::quantize::UniformQuantizer;
+use std::collections::BTreeMap;
+use veil_ir::builder::Builder;
+
+/// A leaf kept in the program: its tree, quantized values and path.
+struct Kept<'a> {
+    tree: usize,
+    q: Vec<i64>,
+    path: &'a [Condition],
+}
+
+/// What the trees predict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TreeKind {
+    /// Classification; leaves hold class fractions.
+    Classifier {
+        /// Number of classes.
+        n_classes: usize,
+    },
+    /// Regression; leaves hold `[mean]`.
+    Regressor,
+}
+
+/// Fitted trees on features quantized by `input`; the prediction is the average of the trees.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TreeEnsemble {
+    /// Per-feature unsigned input quantizer (fixed at fit: thresholds are in its units).
+    pub input: UniformQuantizer,
+    /// The trees.
+    pub trees: Vec<Tree>,
+    /// Features per sample.
+    pub n_features: usize,
+    /// Classification or regression.
+    pub kind: TreeKind,
+}
+
+impl TreeEnsemble {
+    /// Average leaf value of the trees for each row of `x` (class fractions or `[value]`).
+    pub fn predict_raw(&self, x: &super::Matrix) -> MlResult<Vec<Vec<f64>>> {
+        x.expect_cols(self.n_features, "predict")?;
+        let t = self.trees.len() as f64;
+        Ok(x.iter_rows()
+            .map(|r| {
+                let xq = self.input.quantize_all(r, self.n_features);
+                let mut acc: Vec<f64> = Vec::new();
+                for tree in &self.trees {
+                    let v = tree.leaf_value(&xq);
+                    if acc.is_empty() {
+                        acc = vec![0.0; v.len()];
+                    }
+                    for (a, b) in acc.iter_mut().zip(v) {
+                        *a += b / t;
+                    }
+                }
+                acc
+            })
+            .collect())
+    }
+
+    /// Values per leaf kept in the program: `p(class 1)` for binary classification, all class
+    /// fractions otherwise, `[value]` for regression.
+    fn outputs(&self) -> usize {
+        match self.kind {
+            TreeKind::Classifier { n_classes: 2 } | TreeKind::Regressor => 1,
+            TreeKind::Classifier { n_classes } => n_classes,
+        }
+    }
+
+    fn leaf_outputs(&self, v: &[f64]) -> Vec<f64> {
+        match self.kind {
+            TreeKind::Classifier { n_classes: 2 } => vec![v[1]],
+            _ => v.to_vec(),
+        }
+    }
+
+    /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value
+    /// width (default: the input width).
+    pub fn compile(&self, cfg: &CompileConfig) -> MlResult<CompiledModel> {
+        cfg.check()?;
+        let n_trees = self.trees.len();
+        let o = self.outputs();
+        let leaf_bits = cfg.n_bits.outputs.unwrap_or(self.input.n_bits);
+        if !(1..=16).contains(&leaf_bits) {
+            return Err(MlError::Invalid(format!(
+                "leaf value width n_bits.outputs = {leaf_bits} must be in 1..=16"
+            )));
+        }
+        // Leaf value quantization.
+        let all_leaves: Vec<(usize, LeafPath)> = self
+            .trees
+            .iter()
+            .enumerate()
+            .flat_map(|(ti, t)| t.paths().into_iter().map(move |p| (ti, p)))
+            .collect();
+        let leaf_float = |ti: usize, n: usize| -> Vec<f64> {
+            match &self.trees[ti].nodes[n] {
+                super::cart::TreeNode::Leaf { value } => self.leaf_outputs(value),
+                _ => unreachable!("paths() only returns leaves"),
+            }
+        };
+        let levels = ((1u64 << leaf_bits) - 1) as f64;
+        let (scale, zero): (f64, i64) = match self.kind {
+            TreeKind::Classifier { .. } => (1.0 / levels, 0),
+            TreeKind::Regressor => {
+                let vals: Vec<f64> = all_leaves
+                    .iter()
+                    .map(|(t, p)| leaf_float(*t, p.node)[0])
+                    .collect();
+                let q = UniformQuantizer::calibrate(
+                    &vals,
+                    1,
+                    super::quantize::QuantOptions::unsigned(
+                        leaf_bits,
+                        super::Granularity::PerTensor,
+                    ),
+                )?;
+                (q.scale[0], q.zero_point[0])
+            }
+        };
+        let quant = |v: f64| -> i64 { ((v / scale).round() as i64 + zero).clamp(0, levels as i64) };
+        // Keep leaves with a nonzero quantized value.
+        let mut leaves: Vec<Kept> = all_leaves
+            .iter()
+            .map(|(t, p)| Kept {
+                tree: *t,
+                q: leaf_float(*t, p.node).into_iter().map(quant).collect(),
+                path: &p.conditions,
+            })
+            .filter(|k| k.q.iter().any(|&v| v != 0))
+            .collect();
+        if leaves.is_empty() {
+            // Every leaf is zero: keep one so the program has an encrypted output.
+            let (t, p) = &all_leaves[0];
+            leaves.push(Kept {
+                tree: *t,
+                q: vec![0; o],
+                path: &p.conditions,
+            });
+        }
+        // Distinct comparisons used by the kept leaves.
+        let mut cmp_index: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+        for k in &leaves {
+            for c in k.path {
+                let next = cmp_index.len();
+                cmp_index.entry((c.feature, c.threshold)).or_insert(next);
+            }
+        }
+        let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        let b = Builder::new();
+        let x = b.input_encrypted("x", &[cfg.batch, d], self.input.int_type())?;
+        let cnt = if k == 0 {
+            None
+        } else {
+            // 1. selector
+            let mut sel = vec![0i64; d * k];
+            for (&(f, _), &j) in &cmp_index {
+                sel[f * k + j] = 1;
+            }
+            let s = b.matmul(x, b.constant(&[d, k], &sel)?)?;
+            // 2. comparisons: one table per distinct threshold
+            let int = self.input.int_type();
+            let mut thr_tables: BTreeMap<i64, u32> = BTreeMap::new();
+            let mut per_cmp = vec![0u32; k];
+            for (&(_, thr), &j) in &cmp_index {
+                let n = thr_tables.len() as u32;
+                per_cmp[j] = *thr_tables.entry(thr).or_insert(n);
+            }
+            let mut tables = vec![Vec::new(); thr_tables.len()];
+            for (&thr, &ti) in &thr_tables {
+                tables[ti as usize] = (int.min()..=int.max())
+                    .map(|v| (v as i64 <= thr) as i64)
+                    .collect();
+            }
+            let map = (0..cfg.batch * k).map(|e| per_cmp[e % k]).collect();
+            let c = b.tlu_multi(s, tables, map)?;
+            // 3. path matrix
+            let mut p = vec![0i64; k * l];
+            let mut expected = vec![0i64; l];
+            for (li, kept) in leaves.iter().enumerate() {
+                for &Condition {
+                    feature,
+                    threshold,
+                    went_left,
+                } in kept.path
+                {
+                    let j = cmp_index[&(feature, threshold)];
+                    p[j * l + li] += if went_left { 1 } else { -1 };
+                    expected[li] += went_left as i64;
+                }
+            }
+            Some((b.matmul(c, b.constant(&[k, l], &p)?)?, expected))
+        };
+        // 4. leaf indicators
+        let ind = match cnt {
+            Some((cnt, expected)) => {
+                let int = b.ty(cnt)?.int;
+                let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+                let per_leaf: Vec<u32> = expected
+                    .iter()
+                    .map(|&e| {
+                        let n = ids.len() as u32;
+                        *ids.entry(e).or_insert(n)
+                    })
+                    .collect();
+                let mut tables = vec![Vec::new(); ids.len()];
+                for (&e, &ti) in &ids {
+                    tables[ti as usize] = (int.min()..=int.max())
+                        .map(|v| (v as i64 == e) as i64)
+                        .collect();
+                }
+                let map = (0..cfg.batch * l).map(|e| per_leaf[e % l]).collect();
+                b.tlu_multi(cnt, tables, map)?
+            }
+            None => {
+                // Single-leaf trees only: the indicator is the constant 1, made encrypted by
+                // a zero-weight matmul of the input.
+                let z = b.matmul(x, b.constant(&[d, l], &vec![0; d * l])?)?;
+                b.add(z, b.constant(&[l], &vec![1; l])?)?
+            }
+        };
+        // 5. leaf values
+        let cols = if cfg.sum_in_fhe { o } else { n_trees * o };
+        let mut v = vec![0i64; l * cols];
+        for (li, kept) in leaves.iter().enumerate() {
+            let off = if cfg.sum_in_fhe { 0 } else { kept.tree * o };
+            for (j, &qv) in kept.q.iter().enumerate() {
+                v[li * cols + off + j] = qv;
+            }
+        }
+        let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
+        let y = b.output("y", out)?;
+        let mut graph = b.finish()?;
+        // Interval arithmetic sees `l` independent indicators; in fact at most one leaf per
+        // tree is on, so each tree adds one of its leaf values (or 0). Declare that range.
+        let mut per_tree = vec![(0i128, 0i128); n_trees];
+        for kept in &leaves {
+            for &qv in &kept.q {
+                let r = &mut per_tree[kept.tree];
+                *r = (r.0.min(qv as i128), r.1.max(qv as i128));
+            }
+        }
+        let (lo, hi) = if cfg.sum_in_fhe {
+            per_tree.iter().fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1))
+        } else {
+            per_tree
+                .iter()
+                .fold((0, 0), |a, r| (a.0.min(r.0), a.1.max(r.1)))
+        };
+        if let Some(int) = veil_ir::IntType::fitting(lo, hi) {
+            if int.bits < graph.ty(out).int.bits {
+                graph.node_mut(out).ty.int = int;
+                graph.node_mut(y).ty.int = int;
+                veil_ir::verify::verify(&graph).map_err(|e| MlError::Build(e.to_string()))?;
+            }
+        }
+        // Every tree outputs the (quantized) value of exactly one leaf: sum over trees, remove
+        // the zero points, average.
+        let t = n_trees as f64;
+        let post = match self.kind {
+            TreeKind::Classifier { n_classes: 2 } => PostProcess::BinaryProbability,
+            _ => PostProcess::Identity,
+        };
+        let client = ClientSpec {
+            n_features: d,
+            batch: cfg.batch,
+            input: self.input.clone(),
+            output: OutputDecoder {
+                values: o,
+                groups: if cfg.sum_in_fhe { 1 } else { n_trees },
+                scale: vec![scale / t; o],
+                zero: vec![zero * n_trees as i64; o],
+                post,
+            },
+        };
+        Ok(CompiledModel::new(graph, client))
+    }
+}

@@ -1,0 +1,464 @@
+//! What every compiled model shares: execution [`Mode`]s and the [`Backend`] hook, the
+//! client-side [`ClientSpec`] (input quantization, output decoding), the [`CompiledModel`]
+//! and its [`CircuitStats`], and the scikit-learn-like traits [`FheClassifier`] and
+//! [`FheRegressor`].
+//!
+//! Flow: the client quantizes a batch of feature rows with [`ClientSpec::encode`] (and, in
+//! `Execute` mode, encrypts it), the server runs the tensor-level [`Graph`] through a
+//! [`Backend`], and the client decodes the integer outputs with [`ClientSpec::decode`]
+//! (dequantize, sum per-tree outputs if the server did not, apply sigmoid/softmax).
+
+use super::error::{MlError, MlResult};
+use super::matrix::Matrix;
+use super::quantize::UniformQuantizer;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use veil_ir::types::numel;
+use veil_ir::{Graph, Op, Tensor};
+
+/// How a compiled model is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// The quantized integer program through the reference interpreter: exact, no crypto.
+    Clear,
+    /// The lowered TFHE program with simulated noise (no keys), to predict FHE accuracy.
+    Simulate,
+    /// Real encryption, evaluation on ciphertexts and decryption.
+    Execute,
+}
+
+/// Why a backend could not run a program.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Something that runs a tensor-level program on quantized integer inputs and returns its
+/// integer outputs (in [`Graph::inputs`] / [`Graph::outputs`] order). [`Interpreter`] is the
+/// `Clear` backend; the lowering provides the `Simulate` and `Execute` ones.
+pub trait Backend {
+    /// The mode this backend implements.
+    fn mode(&self) -> Mode;
+    /// A short name for messages.
+    fn name(&self) -> &str;
+    /// Runs `graph` on `inputs`.
+    fn run(&self, graph: &Graph, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, BackendError>;
+}
+
+/// The `Clear` backend: the veil-ir reference interpreter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interpreter;
+
+impl Backend for Interpreter {
+    fn mode(&self) -> Mode {
+        Mode::Clear
+    }
+
+    fn name(&self) -> &str {
+        "interpreter"
+    }
+
+    fn run(&self, graph: &Graph, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, BackendError> {
+        veil_ir::interp::run(graph, inputs).map_err(|e| BackendError(e.to_string()))
+    }
+}
+
+/// Client-side post-processing of the dequantized outputs of one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PostProcess {
+    /// Values as they are (regression, decision functions).
+    Identity,
+    /// One logit `z` -> probabilities `[1 - sigmoid(z), sigmoid(z)]`.
+    Sigmoid,
+    /// Logits -> softmax probabilities.
+    Softmax,
+    /// One probability `p` of class 1 -> `[1 - p, p]`.
+    BinaryProbability,
+    /// One decision value `d` -> scores `[-d, d]` (argmax is the sign).
+    BinaryDecision,
+}
+
+impl PostProcess {
+    /// Applies the post-processing to one sample's values.
+    pub fn apply(self, v: &[f64]) -> Vec<f64> {
+        match self {
+            PostProcess::Identity => v.to_vec(),
+            PostProcess::Sigmoid => {
+                let p = 1.0 / (1.0 + (-v[0]).exp());
+                vec![1.0 - p, p]
+            }
+            PostProcess::Softmax => softmax(v),
+            PostProcess::BinaryProbability => vec![1.0 - v[0], v[0]],
+            PostProcess::BinaryDecision => vec![-v[0], v[0]],
+        }
+    }
+}
+
+/// Numerically stable softmax.
+pub fn softmax(v: &[f64]) -> Vec<f64> {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// How the client turns the integers of one sample into floats.
+///
+/// The program returns `groups * values` integers per sample; the client sums the `groups`
+/// blocks (per-tree outputs of an ensemble summed on the client; 1 otherwise), dequantizes
+/// value `j` as `scale[j] * (sum_j - zero[j])`, then applies [`PostProcess`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputDecoder {
+    /// Values per sample after summing groups.
+    pub values: usize,
+    /// Blocks summed on the client.
+    pub groups: usize,
+    /// Dequantization scale per value.
+    pub scale: Vec<f64>,
+    /// Integer zero per value (after summing).
+    pub zero: Vec<i64>,
+    /// Post-processing.
+    pub post: PostProcess,
+}
+
+impl OutputDecoder {
+    /// Decodes one sample's raw integers.
+    pub fn decode_sample(&self, raw: &[i64]) -> Vec<f64> {
+        let v: Vec<f64> = (0..self.values)
+            .map(|j| {
+                let s: i64 = (0..self.groups).map(|g| raw[g * self.values + j]).sum();
+                self.scale[j] * (s - self.zero[j]) as f64
+            })
+            .collect();
+        self.post.apply(&v)
+    }
+}
+
+/// Everything the client needs: the shape of the program's input, the input quantizer and the
+/// output decoder. Serializable, so it can be shipped with the program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientSpec {
+    /// Features per sample.
+    pub n_features: usize,
+    /// Samples per program run (the input is `[batch, n_features]`).
+    pub batch: usize,
+    /// Input quantizer (per feature or per tensor).
+    pub input: UniformQuantizer,
+    /// Output decoder.
+    pub output: OutputDecoder,
+}
+
+impl ClientSpec {
+    /// Quantizes `x` into program inputs of `[batch, n_features]` each; the last batch is
+    /// padded by repeating its first row (the padding outputs are dropped by
+    /// [`ClientSpec::decode`]).
+    pub fn encode(&self, x: &Matrix) -> MlResult<Vec<Tensor<i64>>> {
+        x.expect_cols(self.n_features, "encode")?;
+        let mut out = Vec::new();
+        for start in (0..x.rows()).step_by(self.batch) {
+            let mut data = Vec::with_capacity(self.batch * self.n_features);
+            for i in 0..self.batch {
+                let r = if start + i < x.rows() {
+                    start + i
+                } else {
+                    start
+                };
+                data.extend(self.input.quantize_all(x.row(r), self.n_features));
+            }
+            out.push(
+                Tensor::new(vec![self.batch, self.n_features], data)
+                    .map_err(|e| MlError::Invalid(e.0))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Decodes the outputs of the runs of [`ClientSpec::encode`]'s batches (one output tensor
+    /// per run) into one float vector per sample, keeping the first `rows` samples.
+    pub fn decode(&self, outputs: &[Tensor<i64>], rows: usize) -> MlResult<Vec<Vec<f64>>> {
+        let per = self.output.values * self.output.groups;
+        let mut res = Vec::with_capacity(rows);
+        for (b, t) in outputs.iter().enumerate() {
+            if t.data.len() != self.batch * per {
+                return Err(MlError::Invalid(format!(
+                    "output of batch {b} has {} integers (shape {:?}), expected {} x {per}",
+                    t.data.len(),
+                    t.shape,
+                    self.batch
+                )));
+            }
+            for s in t.data.chunks(per) {
+                if res.len() < rows {
+                    res.push(self.output.decode_sample(s));
+                }
+            }
+        }
+        if res.len() != rows {
+            return Err(MlError::Invalid(format!(
+                "decoded {} samples, expected {rows}",
+                res.len()
+            )));
+        }
+        Ok(res)
+    }
+}
+
+/// Size of the FHE program (per sample: divided by the batch).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitStats {
+    /// Programmable bootstraps per sample.
+    pub pbs_per_sample: u64,
+    /// Bootstraps per sample by input width in bits.
+    pub pbs_by_width: BTreeMap<u8, u64>,
+    /// Widest bootstrap input (0 when there is none).
+    pub max_pbs_bits: u8,
+    /// Widest encrypted value of the program (accumulators included).
+    pub max_encrypted_bits: u8,
+    /// Width of the encrypted input integers.
+    pub input_bits: u8,
+    /// Width of the encrypted output integers.
+    pub output_bits: u8,
+    /// Encrypted output integers per sample.
+    pub outputs_per_sample: u64,
+}
+
+impl CircuitStats {
+    /// Measures `g`, which processes `batch` samples per run.
+    pub fn of(g: &Graph, batch: usize) -> Self {
+        let mut s = CircuitStats::default();
+        let batch = batch.max(1) as u64;
+        let mut by_width: BTreeMap<u8, u64> = BTreeMap::new();
+        for v in g.values() {
+            let ty = g.ty(v);
+            let operands = g.operands(v);
+            let enc = operands.iter().filter(|o| g.ty(**o).is_encrypted()).count();
+            let op = g.op(v);
+            match op {
+                Op::Input { .. } if ty.is_encrypted() => {
+                    s.input_bits = s.input_bits.max(ty.int.bits)
+                }
+                Op::Output { .. } if ty.is_encrypted() => {
+                    s.output_bits = s.output_bits.max(ty.int.bits);
+                    s.outputs_per_sample += ty.numel() as u64 / batch;
+                }
+                _ => {}
+            }
+            if ty.is_encrypted() && !matches!(op, Op::Output { .. }) {
+                s.max_encrypted_bits = s.max_encrypted_bits.max(ty.int.bits);
+            }
+            if !op.needs_pbs(enc) {
+                continue;
+            }
+            let bits = |i: usize| g.ty(operands[i]).int.bits;
+            let (count, width) = match op {
+                Op::Mul => (2 * ty.numel() as u64, bits(0).max(bits(1)) + 1),
+                Op::MatMul | Op::Conv2d(_) => {
+                    let k = g.ty(operands[0]).shape.last().copied().unwrap_or(1) as u64;
+                    (2 * k * ty.numel() as u64, bits(0).max(bits(1)) + 1)
+                }
+                Op::Cmp(_) | Op::Min | Op::Max => (ty.numel() as u64, bits(0).max(bits(1)) + 1),
+                _ => (numel(&g.ty(operands[0]).shape) as u64, bits(0)),
+            };
+            *by_width.entry(width).or_default() += count;
+        }
+        for (w, c) in by_width {
+            let c = c.div_ceil(batch);
+            s.pbs_per_sample += c;
+            s.max_pbs_bits = s.max_pbs_bits.max(w);
+            s.pbs_by_width.insert(w, c);
+        }
+        s
+    }
+}
+
+/// A compiled model: the tensor-level program, the client spec and the program's size.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CompiledModel {
+    /// The tensor-level program (input `[batch, n_features]` quantized, encrypted).
+    pub graph: Graph,
+    /// Client-side pre- and post-processing.
+    pub client: ClientSpec,
+    /// Program size.
+    pub stats: CircuitStats,
+}
+
+impl CompiledModel {
+    /// Wraps a finished graph and measures it.
+    pub fn new(graph: Graph, client: ClientSpec) -> Self {
+        let stats = CircuitStats::of(&graph, client.batch);
+        CompiledModel {
+            graph,
+            client,
+            stats,
+        }
+    }
+
+    /// Encodes `x`, runs every batch through `backend` and decodes: one float vector per
+    /// sample (probabilities for classifiers, values for regressors).
+    pub fn run(&self, x: &Matrix, backend: &dyn Backend) -> MlResult<Vec<Vec<f64>>> {
+        let inputs = self.client.encode(x)?;
+        let mut outs = Vec::with_capacity(inputs.len());
+        for (b, inp) in inputs.into_iter().enumerate() {
+            let mut o = backend
+                .run(&self.graph, std::slice::from_ref(&inp))
+                .map_err(|e| MlError::Backend {
+                    backend: backend.name().into(),
+                    msg: format!("batch {b}: {e}"),
+                })?;
+            if o.len() != 1 {
+                return Err(MlError::Backend {
+                    backend: backend.name().into(),
+                    msg: format!("expected one output tensor, got {}", o.len()),
+                });
+            }
+            outs.push(o.remove(0));
+        }
+        self.client.decode(&outs, x.rows())
+    }
+}
+
+/// A model that has been compiled to an FHE program.
+pub trait FheModel {
+    /// The compiled program, or an error saying to call `compile` first.
+    fn compiled(&self) -> MlResult<&CompiledModel>;
+}
+
+/// Classifier inference through a compiled program.
+pub trait FheClassifier: FheModel {
+    /// Class probabilities (or scores) computed by `backend`.
+    fn predict_proba_with(&self, x: &Matrix, backend: &dyn Backend) -> MlResult<Vec<Vec<f64>>> {
+        self.compiled()?.run(x, backend)
+    }
+
+    /// Classes computed by `backend` (argmax of the scores).
+    fn predict_with(&self, x: &Matrix, backend: &dyn Backend) -> MlResult<Vec<usize>> {
+        Ok(self
+            .predict_proba_with(x, backend)?
+            .iter()
+            .map(|p| argmax(p))
+            .collect())
+    }
+
+    /// Classes from the quantized program run by the interpreter ([`Mode::Clear`]).
+    fn predict_clear(&self, x: &Matrix) -> MlResult<Vec<usize>> {
+        self.predict_with(x, &Interpreter)
+    }
+
+    /// Probabilities from the quantized program run by the interpreter.
+    fn predict_proba_clear(&self, x: &Matrix) -> MlResult<Vec<Vec<f64>>> {
+        self.predict_proba_with(x, &Interpreter)
+    }
+}
+
+/// Regressor inference through a compiled program.
+pub trait FheRegressor: FheModel {
+    /// Predictions computed by `backend`.
+    fn predict_with(&self, x: &Matrix, backend: &dyn Backend) -> MlResult<Vec<f64>> {
+        Ok(self
+            .compiled()?
+            .run(x, backend)?
+            .into_iter()
+            .map(|v| v[0])
+            .collect())
+    }
+
+    /// Predictions from the quantized program run by the interpreter ([`Mode::Clear`]).
+    fn predict_clear(&self, x: &Matrix) -> MlResult<Vec<f64>> {
+        self.predict_with(x, &Interpreter)
+    }
+}
+
+/// Width of each quantized role; `None` takes the model's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NBits {
+    /// Inputs (features). Tree models fix this at `fit` (their thresholds depend on it).
+    pub inputs: Option<u8>,
+    /// Weights of linear layers.
+    pub weights: Option<u8>,
+    /// Intermediate activations.
+    pub activations: Option<u8>,
+    /// Outputs (leaf values of trees).
+    pub outputs: Option<u8>,
+}
+
+impl NBits {
+    /// The same width for every role.
+    pub fn all(n: u8) -> Self {
+        NBits {
+            inputs: Some(n),
+            weights: Some(n),
+            activations: Some(n),
+            outputs: Some(n),
+        }
+    }
+}
+
+/// Default [`CompileConfig::input_margin`]: 5% of each feature's range on each side (costs
+/// 0.13 bits of resolution; test samples of heavy-tailed features often fall a little outside
+/// the training range, and clipping them costs far more accuracy).
+pub const DEFAULT_INPUT_MARGIN: f64 = 0.05;
+
+/// Compilation options shared by the built-in models.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompileConfig {
+    /// Quantization widths per role.
+    pub n_bits: NBits,
+    /// Samples per program run.
+    pub batch: usize,
+    /// Ensembles: sum per-tree outputs in FHE (one output, wider) or return them for the
+    /// client to sum (more outputs, narrower; no difference in bootstraps).
+    pub sum_in_fhe: bool,
+    /// Input calibration margin: each feature's range seen in the inputset is widened by this
+    /// fraction of its width on both sides before quantization, so that samples a little
+    /// outside the inputset are not clipped (models calibrated at `compile` only).
+    pub input_margin: f64,
+}
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        CompileConfig {
+            n_bits: NBits::default(),
+            batch: 1,
+            sum_in_fhe: false,
+            input_margin: DEFAULT_INPUT_MARGIN,
+        }
+    }
+}
+
+impl CompileConfig {
+    pub(crate) fn check(&self) -> MlResult<()> {
+        if self.batch == 0 {
+            return Err(MlError::Invalid("batch must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Fraction of equal entries.
+pub fn accuracy(a: &[usize], b: &[usize]) -> f64 {
+    if a.is_empty() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+/// Coefficient of determination `R^2` of predictions `p` for targets `y`.
+pub fn r2_score(y: &[f64], p: &[f64]) -> f64 {
+    let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+    let ss_tot: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
+    let ss_res: f64 = y.iter().zip(p).map(|(a, b)| (a - b).powi(2)).sum();
+    if ss_tot == 0.0 {
+        return if ss_res == 0.0 { 1.0 } else { 0.0 };
+    }
+    1.0 - ss_res / ss_tot
+}

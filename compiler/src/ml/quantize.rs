@@ -1,0 +1,444 @@
+//! Uniform affine quantization (Jacob et al. 2018, arXiv 1712.05877) and the quantized
+//! building blocks the models compile to.
+//!
+//! A [`UniformQuantizer`] maps a float `x` of channel `c` to the integer
+//! `q = clip(round(x / S_c) + Z_c, qmin, qmax)` and back with `x ~ S_c * (q - Z_c)`. Channels
+//! run along the **last axis** of the quantized tensor (features of an input `[n, d]`, output
+//! channels of a weight `[k, o]`); a per-tensor quantizer has one channel. Quantizers are
+//! serializable: the client receives the input quantizer (to quantize before encrypting) and
+//! the output dequantization (to decode after decrypting).
+//!
+//! [`QuantizedGemm`] turns a float `y = x @ W + b` on quantized `x` into an integer matmul with
+//! clear weights plus one constant offset per output channel (zero points and bias folded):
+//! `acc_o = sum_k xq_k * wq_ko + off_o`, `y_o ~ S_o * acc_o`. The input scales are folded into
+//! the weights before weight quantization (`W'_ko = W_ko * Sx_k`), so a per-feature input
+//! quantizer costs nothing extra. [`emit_activation`] fuses the rescale, the activation and the
+//! requantization that follow into ONE table lookup on the accumulator, optionally after a
+//! `round` that drops low accumulator bits ([`Rounding`]).
+
+use super::error::{MlError, MlResult};
+use serde::{Deserialize, Serialize};
+use veil_ir::builder::{Builder, MAX_TLU_DOMAIN_BITS};
+use veil_ir::{IntType, ValueId};
+
+/// Largest supported quantization width.
+pub const MAX_QUANT_BITS: u8 = 24;
+
+/// Whether one scale serves the whole tensor or each channel (last axis) has its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Granularity {
+    /// One scale and zero point for the whole tensor.
+    PerTensor,
+    /// One scale and zero point per index of the last axis.
+    PerChannel,
+}
+
+/// How to calibrate a quantizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantOptions {
+    /// Width of the integers, 1..=[`MAX_QUANT_BITS`].
+    pub n_bits: u8,
+    /// Signed (`-2^(n-1) .. 2^(n-1)-1`) or unsigned (`0 .. 2^n - 1`) integers.
+    pub signed: bool,
+    /// Symmetric (zero point 0, narrow range `-(2^(n-1)-1) ..= 2^(n-1)-1`, requires `signed`)
+    /// or affine (min and max of the data map to the ends of the range).
+    pub symmetric: bool,
+    /// Per tensor or per channel.
+    pub granularity: Granularity,
+}
+
+impl QuantOptions {
+    /// Unsigned affine (activations, inputs).
+    pub fn unsigned(n_bits: u8, granularity: Granularity) -> Self {
+        QuantOptions {
+            n_bits,
+            signed: false,
+            symmetric: false,
+            granularity,
+        }
+    }
+
+    /// Signed symmetric (weights).
+    pub fn symmetric(n_bits: u8, granularity: Granularity) -> Self {
+        QuantOptions {
+            n_bits,
+            signed: true,
+            symmetric: true,
+            granularity,
+        }
+    }
+
+    fn check(&self) -> MlResult<()> {
+        let min = if self.symmetric { 2 } else { 1 };
+        if self.n_bits < min || self.n_bits > MAX_QUANT_BITS {
+            return Err(MlError::Invalid(format!(
+                "n_bits = {} is out of range: use {min}..={MAX_QUANT_BITS}{}",
+                self.n_bits,
+                if self.symmetric {
+                    " for a symmetric quantizer"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if self.symmetric && !self.signed {
+            return Err(MlError::Invalid(
+                "a symmetric quantizer must be signed; set `signed: true`".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A calibrated uniform quantizer (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UniformQuantizer {
+    /// Width of the integers.
+    pub n_bits: u8,
+    /// Signed or unsigned integers.
+    pub signed: bool,
+    /// Whether the quantizer is symmetric (narrow signed range, zero point 0).
+    pub symmetric: bool,
+    /// Scale per channel (one entry for a per-tensor quantizer); all positive.
+    pub scale: Vec<f64>,
+    /// Zero point per channel (the integer that represents 0.0; may lie outside the range).
+    pub zero_point: Vec<i64>,
+}
+
+impl UniformQuantizer {
+    /// Calibrates on `values`, a row-major tensor whose last axis has `channels` entries (the
+    /// channel of `values[i]` is `i % channels`; ignored for a per-tensor quantizer).
+    pub fn calibrate(values: &[f64], channels: usize, opts: QuantOptions) -> MlResult<Self> {
+        Self::calibrate_with_margin(values, channels, opts, 0.0)
+    }
+
+    /// Like [`UniformQuantizer::calibrate`], with each channel's range widened by `margin`
+    /// times its width on both sides, so that values slightly outside the calibration data are
+    /// not clipped (at the cost of `log2(1 + 2 * margin)` bits of resolution).
+    pub fn calibrate_with_margin(
+        values: &[f64],
+        channels: usize,
+        opts: QuantOptions,
+        margin: f64,
+    ) -> MlResult<Self> {
+        opts.check()?;
+        if !(margin >= 0.0 && margin.is_finite()) {
+            return Err(MlError::Invalid(format!(
+                "calibration margin {margin} must be a non-negative number"
+            )));
+        }
+        if channels == 0 || values.is_empty() || !values.len().is_multiple_of(channels) {
+            return Err(MlError::Invalid(format!(
+                "cannot calibrate on {} values with {channels} channels: need a non-empty tensor whose last axis has {channels} entries",
+                values.len()
+            )));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(MlError::Invalid(format!(
+                "calibration value {i} = {} is not finite",
+                values[i]
+            )));
+        }
+        let nch = match opts.granularity {
+            Granularity::PerTensor => 1,
+            Granularity::PerChannel => channels,
+        };
+        let mut lo = vec![f64::INFINITY; nch];
+        let mut hi = vec![f64::NEG_INFINITY; nch];
+        for (i, &v) in values.iter().enumerate() {
+            let c = (i % channels) % nch;
+            lo[c] = lo[c].min(v);
+            hi[c] = hi[c].max(v);
+        }
+        for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
+            let w = (*h - *l) * margin;
+            *l -= w;
+            *h += w;
+        }
+        Self::from_ranges(&lo, &hi, opts)
+    }
+
+    /// A quantizer covering `lo[c] ..= hi[c]` for each channel `c`.
+    pub fn from_ranges(lo: &[f64], hi: &[f64], opts: QuantOptions) -> MlResult<Self> {
+        opts.check()?;
+        if lo.len() != hi.len() || lo.is_empty() {
+            return Err(MlError::Invalid(format!(
+                "need as many lower as upper bounds (at least one), got {} and {}",
+                lo.len(),
+                hi.len()
+            )));
+        }
+        let n = opts.n_bits as u32;
+        let (qmin, qmax) = range_of(opts.n_bits, opts.signed, opts.symmetric);
+        let mut scale = Vec::with_capacity(lo.len());
+        let mut zero_point = Vec::with_capacity(lo.len());
+        for (c, (&l, &h)) in lo.iter().zip(hi).enumerate() {
+            if !(l.is_finite() && h.is_finite()) || l > h {
+                return Err(MlError::Invalid(format!(
+                    "channel {c}: range [{l}, {h}] is not a finite interval"
+                )));
+            }
+            if opts.symmetric {
+                let m = l.abs().max(h.abs());
+                let s = if m > 0.0 { m / qmax as f64 } else { 1.0 };
+                scale.push(s);
+                zero_point.push(0);
+            } else {
+                let span = h - l;
+                let s = if span > 0.0 {
+                    span / ((1u64 << n) - 1) as f64
+                } else if l != 0.0 {
+                    l.abs()
+                } else {
+                    1.0
+                };
+                scale.push(s);
+                zero_point.push(qmin - (l / s).round() as i64);
+            }
+        }
+        Ok(UniformQuantizer {
+            n_bits: opts.n_bits,
+            signed: opts.signed,
+            symmetric: opts.symmetric,
+            scale,
+            zero_point,
+        })
+    }
+
+    /// Number of channels (1 for a per-tensor quantizer).
+    pub fn channels(&self) -> usize {
+        self.scale.len()
+    }
+
+    /// Smallest and largest integer.
+    pub fn qrange(&self) -> (i64, i64) {
+        range_of(self.n_bits, self.signed, self.symmetric)
+    }
+
+    /// The IR element type of the quantized integers.
+    pub fn int_type(&self) -> IntType {
+        if self.signed {
+            IntType::signed(self.n_bits)
+        } else {
+            IntType::unsigned(self.n_bits)
+        }
+    }
+
+    fn ch(&self, c: usize) -> usize {
+        c % self.scale.len()
+    }
+
+    /// Quantizes `x` of channel `c` (clipped to the integer range).
+    pub fn quantize(&self, x: f64, c: usize) -> i64 {
+        let c = self.ch(c);
+        let (lo, hi) = self.qrange();
+        let q = (x / self.scale[c]).round() + self.zero_point[c] as f64;
+        if q.is_nan() {
+            return self.zero_point[c].clamp(lo, hi);
+        }
+        q.clamp(lo as f64, hi as f64) as i64
+    }
+
+    /// Dequantizes `q` of channel `c`.
+    pub fn dequantize(&self, q: i64, c: usize) -> f64 {
+        let c = self.ch(c);
+        self.scale[c] * (q - self.zero_point[c]) as f64
+    }
+
+    /// Quantizes a row-major tensor whose last axis has `channels` entries.
+    pub fn quantize_all(&self, values: &[f64], channels: usize) -> Vec<i64> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| self.quantize(v, i % channels.max(1)))
+            .collect()
+    }
+
+    /// Checks that the quantizer fits a last axis of `channels` entries.
+    pub fn expect_channels(&self, channels: usize, what: &str) -> MlResult<()> {
+        if self.channels() != 1 && self.channels() != channels {
+            return Err(MlError::Invalid(format!(
+                "{what}: the quantizer has {} channels but the tensor's last axis has {channels}",
+                self.channels()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn range_of(n_bits: u8, signed: bool, symmetric: bool) -> (i64, i64) {
+    let n = n_bits as u32;
+    match (signed, symmetric) {
+        (true, true) => (-((1i64 << (n - 1)) - 1), (1i64 << (n - 1)) - 1),
+        (true, false) => (-(1i64 << (n - 1)), (1i64 << (n - 1)) - 1),
+        (false, _) => (0, (1i64 << n) - 1),
+    }
+}
+
+/// Accumulator rounding before a table lookup (Concrete's `rounding_threshold_bits`): keep the
+/// `keep_bits` most significant bits of the accumulator, dropping the rest with a `round` op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rounding {
+    /// Bits kept (the table lookup then only depends on these).
+    pub keep_bits: u8,
+}
+
+impl Rounding {
+    /// `lsbs` for a `round` on a `bits`-bit accumulator, or 0 if nothing needs dropping.
+    pub fn lsbs(&self, bits: u8) -> u8 {
+        bits.saturating_sub(self.keep_bits.max(1))
+    }
+}
+
+/// A quantized `y = x @ W + b` (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedGemm {
+    /// Input features `k`.
+    pub k: usize,
+    /// Output channels `o`.
+    pub o: usize,
+    /// Quantized weights `[k, o]`, row-major, symmetric signed.
+    pub weights: Vec<i64>,
+    /// Offset per output channel: `round(b_o / S_o) - sum_k Zx_k * wq_ko`.
+    pub offsets: Vec<i64>,
+    /// Dequantization scale per output channel: `y_o ~ scales[o] * acc_o`.
+    pub scales: Vec<f64>,
+}
+
+impl QuantizedGemm {
+    /// Quantizes `W` (`[k, o]` row-major) and `b` (`[o]`, optional) for inputs quantized by
+    /// `input` (per tensor or per feature), with `weight_bits`-bit symmetric weights per output
+    /// channel or per tensor.
+    pub fn new(
+        input: &UniformQuantizer,
+        w: &[f64],
+        k: usize,
+        o: usize,
+        bias: Option<&[f64]>,
+        weight_bits: u8,
+        weights: Granularity,
+    ) -> MlResult<Self> {
+        if k == 0 || o == 0 || w.len() != k * o {
+            return Err(MlError::Invalid(format!(
+                "weights must be a non-empty [k={k}, o={o}] matrix, got {} values",
+                w.len()
+            )));
+        }
+        if let Some(b) = bias {
+            if b.len() != o {
+                return Err(MlError::Invalid(format!(
+                    "bias has {} values, expected one per output ({o})",
+                    b.len()
+                )));
+            }
+        }
+        if let Some(i) = w
+            .iter()
+            .chain(bias.unwrap_or(&[]))
+            .position(|v| !v.is_finite())
+        {
+            return Err(MlError::Invalid(format!(
+                "weight/bias value {i} is not finite"
+            )));
+        }
+        input.expect_channels(k, "gemm input")?;
+        // Fold the input scales into the weights.
+        let folded: Vec<f64> = (0..k * o)
+            .map(|i| w[i] * input.scale[(i / o) % input.channels()])
+            .collect();
+        let wq =
+            UniformQuantizer::calibrate(&folded, o, QuantOptions::symmetric(weight_bits, weights))?;
+        let weights_q = wq.quantize_all(&folded, o);
+        let scales: Vec<f64> = (0..o).map(|j| wq.scale[j % wq.channels()]).collect();
+        let offsets = (0..o)
+            .map(|j| {
+                let b = bias.map_or(0.0, |b| b[j]);
+                let zp: i64 = (0..k)
+                    .map(|kk| input.zero_point[kk % input.channels()] * weights_q[kk * o + j])
+                    .sum();
+                (b / scales[j]).round() as i64 - zp
+            })
+            .collect();
+        Ok(QuantizedGemm {
+            k,
+            o,
+            weights: weights_q,
+            offsets,
+            scales,
+        })
+    }
+
+    /// Emits `acc = x @ wq + offsets` for an `[n, k]` (or `[k]`) quantized input `x`.
+    pub fn emit(&self, b: &Builder, x: ValueId) -> MlResult<ValueId> {
+        let w = b.constant(&[self.k, self.o], &self.weights)?;
+        let acc = b.matmul(x, w)?;
+        if self.offsets.iter().all(|&v| v == 0) {
+            return Ok(acc);
+        }
+        let off = b.constant(&[self.o], &self.offsets)?;
+        Ok(b.add(acc, off)?)
+    }
+
+    /// The accumulator of one quantized input row, computed directly (reference for tests).
+    pub fn accumulate(&self, xq: &[i64]) -> Vec<i128> {
+        (0..self.o)
+            .map(|j| {
+                self.offsets[j] as i128
+                    + (0..self.k)
+                        .map(|kk| xq[kk] as i128 * self.weights[kk * self.o + j] as i128)
+                        .sum::<i128>()
+            })
+            .collect()
+    }
+}
+
+/// Emits the fused `requantize(act(scale_c * acc))` as ONE table lookup per element, channel
+/// `c` being the index along the last axis of `acc` (`scales` has one entry, or one per
+/// channel). With `rounding`, a `round` first drops the accumulator's low bits. The result is
+/// quantized by `out` (per tensor, or per channel).
+///
+/// Fails with advice if the (rounded) accumulator has more than 16 bits.
+pub fn emit_activation(
+    b: &Builder,
+    acc: ValueId,
+    scales: &[f64],
+    act: &dyn Fn(f64) -> f64,
+    out: &UniformQuantizer,
+    rounding: Option<Rounding>,
+) -> MlResult<ValueId> {
+    let ty = b.ty(acc)?;
+    let channels = *ty.shape.last().unwrap_or(&1);
+    if scales.len() != 1 && scales.len() != channels {
+        return Err(MlError::Invalid(format!(
+            "{} scales for an accumulator with {channels} channels: give one, or one per channel",
+            scales.len()
+        )));
+    }
+    out.expect_channels(channels, "activation output")?;
+    let mut x = acc;
+    if let Some(r) = rounding {
+        let lsbs = r.lsbs(ty.int.bits);
+        if lsbs > 0 {
+            x = b.round(acc, lsbs)?;
+        }
+    }
+    let int = b.ty(x)?.int;
+    if int.bits > MAX_TLU_DOMAIN_BITS {
+        return Err(MlError::Build(format!(
+            "the accumulator type {int} is too wide for a table lookup (at most {MAX_TLU_DOMAIN_BITS} bits): lower n_bits or set a rounding threshold"
+        )));
+    }
+    let per_channel = scales.len() > 1 || out.channels() > 1;
+    let table = |c: usize| -> Vec<i64> {
+        let s = scales[c % scales.len()];
+        (int.min()..=int.max())
+            .map(|v| out.quantize(act(s * v as f64), c))
+            .collect()
+    };
+    if !per_channel {
+        return Ok(b.tlu_table(x, table(0))?);
+    }
+    let numel: usize = ty.shape.iter().product();
+    let map = (0..numel).map(|j| (j % channels) as u32).collect();
+    Ok(b.tlu_multi(x, (0..channels).map(table).collect(), map)?)
+}
