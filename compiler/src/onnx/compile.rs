@@ -1,0 +1,355 @@
+//! The compilation driver: calibration, the server/client split, quantized emission.
+
+use super::error::{OnnxError, OnnxResult};
+use super::eval::run_graph;
+use super::graph::{FNode, FOp, FTensor, FloatGraph};
+use super::ops;
+use super::qval::{Ctx, QVal, Resolved, Val};
+use crate::ml::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
+use crate::ml::quantize::{QuantOptions, UniformQuantizer};
+use crate::ml::{Granularity, Matrix, NBits};
+use std::collections::{HashMap, HashSet};
+use veil_ir::builder::Builder;
+
+/// How the server part and the client part of a model divide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// Indices of the nodes computed on encrypted data, in order.
+    pub server: Vec<usize>,
+    /// Indices of the nodes computed by the client in the clear, in order.
+    pub client: Vec<usize>,
+    /// The one value that crosses from the server to the client.
+    pub cut: String,
+}
+
+/// Splits the graph: client-side ops (and the data movement that follows them) run on the
+/// client; the rest on the server. Exactly one value may cross.
+pub fn split(g: &FloatGraph) -> OnnxResult<Split> {
+    let mut on_client: HashSet<&str> = HashSet::new();
+    let (mut server, mut client) = (Vec::new(), Vec::new());
+    for (i, n) in g.nodes.iter().enumerate() {
+        let reads_client = n
+            .inputs
+            .iter()
+            .flatten()
+            .find(|v| on_client.contains(v.as_str()));
+        let is_client = n.op.is_client_side() || (n.op.is_movable() && reads_client.is_some());
+        if is_client {
+            on_client.extend(n.outputs.iter().map(|s| s.as_str()));
+            client.push(i);
+        } else if let Some(v) = reads_client {
+            return Err(n.unsupported(format!(
+                "it reads `{v}`, which is computed by client-side post-processing (Softmax, ArgMax, Normalizer, classifier heads, integer Casts run in the clear after decryption): such ops must come last in the model"
+            )));
+        } else {
+            server.push(i);
+        }
+    }
+    let server_values: HashSet<&str> = server
+        .iter()
+        .flat_map(|&i| g.nodes[i].outputs.iter().map(|s| s.as_str()))
+        .chain(std::iter::once(g.input.as_str()))
+        .collect();
+    let mut cut: Vec<&str> = client
+        .iter()
+        .flat_map(|&i| g.nodes[i].inputs.iter().flatten())
+        .map(|s| s.as_str())
+        .chain(g.outputs.iter().map(|s| s.as_str()))
+        .filter(|v| server_values.contains(v))
+        .collect();
+    cut.sort_unstable();
+    cut.dedup();
+    match cut.as_slice() {
+        [c] if *c == g.input => Err(OnnxError::Unsupported {
+            op: "graph".into(),
+            node: g.input.clone(),
+            hint: "the model computes nothing on the input before its post-processing; there is nothing to run encrypted".into(),
+        }),
+        [c] => Ok(Split { server, client, cut: c.to_string() }),
+        [] => Err(OnnxError::Malformed("no model output depends on the input".into())),
+        many => Err(OnnxError::Unsupported {
+            op: "graph".into(),
+            node: many.join(", "),
+            hint: "the client needs several encrypted values; veil compiles models whose encrypted part ends in one tensor (e.g. the logits or scores): make the other outputs depend on it".into(),
+        }),
+    }
+}
+
+/// Calibrated `(min, max)` of every value computed on the inputset.
+pub fn calibrate(g: &FloatGraph, x: FTensor) -> OnnxResult<HashMap<String, (f64, f64)>> {
+    let env = run_graph(g, x)?;
+    Ok(env
+        .into_iter()
+        .filter(|(k, _)| !g.consts.contains_key(k))
+        .map(|(k, t)| {
+            let (lo, hi) = t
+                .data
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
+            (k, if lo <= hi { (lo, hi) } else { (0.0, 0.0) })
+        })
+        .collect())
+}
+
+/// Reshapes rows of `x` into a batch tensor `[rows, sample...]`.
+pub fn batch_tensor(x: &Matrix, sample: &[usize]) -> OnnxResult<FTensor> {
+    let f: usize = sample.iter().product();
+    if x.cols() != f {
+        return Err(OnnxError::Shape(format!(
+            "the model takes samples of shape {sample:?} ({f} values per row), got rows of {} values",
+            x.cols()
+        )));
+    }
+    let mut shape = vec![x.rows()];
+    shape.extend_from_slice(sample);
+    FTensor::new(shape, x.data().to_vec()).map_err(|e| OnnxError::Shape(e.0))
+}
+
+/// The result of compiling the server part.
+pub struct Compiled {
+    /// Program, client spec, stats.
+    pub model: CompiledModel,
+    /// How the graph divides.
+    pub split: Split,
+}
+
+/// Compiles `g` with samples of shape `sample`, calibrated on `inputset`.
+pub fn compile(
+    g: &FloatGraph,
+    sample: &[usize],
+    inputset: &Matrix,
+    n_bits: &NBits,
+    batch: usize,
+) -> OnnxResult<Compiled> {
+    if batch == 0 {
+        return Err(OnnxError::Shape("batch must be at least 1".into()));
+    }
+    if inputset.rows() == 0 {
+        return Err(OnnxError::Shape(
+            "the inputset is empty; give representative samples to calibrate the quantizers".into(),
+        ));
+    }
+    let bits = Resolved::of(n_bits);
+    let sp = split(g)?;
+    let ranges = calibrate(g, batch_tensor(inputset, sample)?)?;
+    let f: usize = sample.iter().product();
+    // Tree ensembles: the ml tree program, on the raw input.
+    if let Some(&ti) = sp
+        .server
+        .iter()
+        .find(|&&i| matches!(g.nodes[i].op, FOp::Trees(_)))
+    {
+        let n = &g.nodes[ti];
+        let FOp::Trees(m) = &n.op else {
+            unreachable!("checked")
+        };
+        if sp.server.len() != 1
+            || n.inputs.first().cloned().flatten().as_deref() != Some(g.input.as_str())
+            || sample.len() != 1
+        {
+            return Err(n.unsupported("a tree ensemble must read the model's [batch, features] input directly, with no other encrypted computation (drop preprocessing such as Scaler from the exported pipeline: trees do not need it)"));
+        }
+        let q = input_quantizer(inputset, f, bits.inputs, true)?;
+        let model = ops::tree::compile(n, m, &q, f, bits.outputs, batch)?;
+        return Ok(Compiled { model, split: sp });
+    }
+    let b = Builder::new();
+    let per_feature = sample.len() == 1;
+    let q = input_quantizer(inputset, f, bits.inputs, per_feature)?;
+    let xin = b.input_encrypted("x", &[batch, f], q.int_type())?;
+    let mut shape = vec![batch];
+    shape.extend_from_slice(sample);
+    let xid = if per_feature {
+        xin
+    } else {
+        b.reshape(xin, &shape)?
+    };
+    let zero: Vec<f64> = q.zero_point.iter().map(|&z| z as f64).collect();
+    let xq = QVal::new(xid, shape, per_feature.then_some(1), q.scale.clone(), zero);
+    let ctx = Ctx {
+        b: &b,
+        n_bits: bits,
+        ranges: &ranges,
+    };
+    let mut vals: HashMap<String, Val> = g
+        .consts
+        .iter()
+        .map(|(k, v)| (k.clone(), Val::Const(v.clone())))
+        .collect();
+    vals.insert(g.input.clone(), Val::Enc(xq));
+    for &i in &sp.server {
+        let n = &g.nodes[i];
+        let ins: Vec<Option<Val>> = n
+            .inputs
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .map(|name| {
+                        vals.get(name).cloned().ok_or_else(|| {
+                            n.err(format!("`{name}` is not computed before this node"))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<OnnxResult<_>>()?;
+        let outs = emit_node(&ctx, n, &ins)?;
+        for (name, v) in n.outputs.iter().zip(outs) {
+            vals.insert(name.clone(), v);
+        }
+    }
+    let cut = match vals.get(&sp.cut) {
+        Some(Val::Enc(q)) => q.clone(),
+        _ => {
+            return Err(OnnxError::Malformed(format!(
+                "the encrypted result `{}` does not depend on the input",
+                sp.cut
+            )))
+        }
+    };
+    if cut.shape.first() != Some(&batch) {
+        return Err(OnnxError::Unsupported {
+            op: "graph".into(),
+            node: sp.cut.clone(),
+            hint: format!(
+                "the encrypted result has shape {:?}; its first axis must be the batch",
+                cut.shape
+            ),
+        });
+    }
+    let (id, dec) = output(&ctx, cut, &sp.cut)?;
+    b.output("y", id)?;
+    let graph = b.finish()?;
+    let client = ClientSpec {
+        n_features: f,
+        batch,
+        input: q,
+        output: dec,
+    };
+    Ok(Compiled {
+        model: CompiledModel::new(graph, client),
+        split: sp,
+    })
+}
+
+/// The client's input quantizer: unsigned, per feature or per tensor, covering the inputset's
+/// range widened by the `ml` module's default margin on each side (test samples often fall a
+/// little outside the calibration range).
+fn input_quantizer(
+    x: &Matrix,
+    f: usize,
+    bits: u8,
+    per_feature: bool,
+) -> OnnxResult<UniformQuantizer> {
+    let nch = if per_feature { f } else { 1 };
+    let mut lo = vec![f64::INFINITY; nch];
+    let mut hi = vec![f64::NEG_INFINITY; nch];
+    for (i, &v) in x.data().iter().enumerate() {
+        if !v.is_finite() {
+            return Err(OnnxError::Shape(format!(
+                "inputset value {i} = {v} is not finite"
+            )));
+        }
+        let c = (i % f) % nch;
+        lo[c] = lo[c].min(v);
+        hi[c] = hi[c].max(v);
+    }
+    let m = crate::ml::model::DEFAULT_INPUT_MARGIN;
+    // A feature that is constant on the inputset gets the median width of the others: a
+    // degenerate scale would dominate the weights it is folded into.
+    let mut widths: Vec<f64> = (0..nch)
+        .map(|c| hi[c] - lo[c])
+        .filter(|&w| w > 0.0)
+        .collect();
+    widths.sort_by(f64::total_cmp);
+    let reference = widths.get(widths.len() / 2).copied().unwrap_or(1.0);
+    for c in 0..nch {
+        let w = hi[c] - lo[c];
+        if w > 0.0 {
+            // Non-negative images keep 0 as their lower end (zero point 0: no padding
+            // correction before a convolution).
+            lo[c] = if lo[c] >= 0.0 && !per_feature {
+                (lo[c] - m * w).max(0.0)
+            } else {
+                lo[c] - m * w
+            };
+            hi[c] += m * w;
+        } else {
+            lo[c] -= reference / 2.0;
+            hi[c] += reference / 2.0;
+        }
+    }
+    let g = if per_feature {
+        Granularity::PerChannel
+    } else {
+        Granularity::PerTensor
+    };
+    Ok(UniformQuantizer::from_ranges(
+        &lo,
+        &hi,
+        QuantOptions::unsigned(bits, g),
+    )?)
+}
+
+fn emit_node(ctx: &Ctx, n: &FNode, ins: &[Option<Val>]) -> OnnxResult<Vec<Val>> {
+    if ins.iter().flatten().all(|v| matches!(v, Val::Const(_))) {
+        let ts: Vec<Option<&FTensor>> = ins
+            .iter()
+            .map(|v| {
+                v.as_ref().map(|v| match v {
+                    Val::Const(t) => t,
+                    Val::Enc(_) => unreachable!("all constant"),
+                })
+            })
+            .collect();
+        return Ok(super::eval::eval_node(n, &ts)?
+            .into_iter()
+            .map(Val::Const)
+            .collect());
+    }
+    match &n.op {
+        FOp::Gemm { .. } | FOp::MatMul | FOp::Linear { .. } => ops::linear::emit(ctx, n, ins),
+        FOp::Binary(_) | FOp::Act(_) | FOp::Scaler { .. } => ops::elementwise::emit(ctx, n, ins),
+        FOp::Conv { .. } | FOp::AvgPool(_) | FOp::MaxPool(_) | FOp::BatchNorm { .. } => {
+            ops::conv::emit(ctx, n, ins)
+        }
+        FOp::Flatten { .. }
+        | FOp::Reshape { .. }
+        | FOp::Transpose { .. }
+        | FOp::Concat { .. }
+        | FOp::Split { .. } => ops::shape::emit(ctx, n, ins),
+        FOp::Cast { to_int: false } => Ok(vec![ins[0].clone().expect("operand")]),
+        FOp::Trees(_) => Err(n.unsupported("a tree ensemble must read the model input directly")),
+        _ => Err(n.unsupported("client-side post-processing cannot run on encrypted data")),
+    }
+}
+
+/// The program output `[batch, values]` and its decoder.
+fn output(ctx: &Ctx, cut: QVal, name: &str) -> OnnxResult<(veil_ir::ValueId, OutputDecoder)> {
+    let mut q = cut;
+    let r = q.shape.len();
+    let last_ok = q.axis.is_none() || q.axis == Some(r - 1);
+    if !q.is_plain() || !q.integral_zero() || !last_ok || (r != 2 && q.axis.is_some()) {
+        let oq = ctx.quantizer(name, ctx.n_bits.outputs)?;
+        q = ctx.materialize_with(&q, &oq, name)?;
+    }
+    let batch = q.shape[0];
+    let w: usize = q.shape[1..].iter().product();
+    let id = if r == 2 {
+        q.id
+    } else {
+        ctx.b.reshape(q.id, &[batch, w])?
+    };
+    let dec = OutputDecoder {
+        values: w,
+        groups: 1,
+        scale: (0..w).map(|j| q.scale[j % q.scale.len()]).collect(),
+        zero: (0..w)
+            .map(|j| q.zero[j % q.zero.len()].round() as i64)
+            .collect(),
+        post: PostProcess::Identity,
+    };
+    Ok((id, dec))
+}

@@ -1,0 +1,555 @@
+//! Decoding: protobuf bytes -> [`ModelProto`] -> [`FloatGraph`], with clear errors for
+//! malformed files and unsupported ops.
+
+use super::error::{OnnxError, OnnxResult};
+use super::graph::{Act, BinOp, FNode, FOp, FTensor, FloatGraph, Norm, Pool};
+use super::ops;
+use super::proto::{
+    tensor_proto::DataType, type_proto, AttributeProto, ModelProto, NodeProto, TensorProto,
+};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+
+/// Decodes an ONNX file's bytes.
+pub fn decode_model(bytes: &[u8]) -> OnnxResult<ModelProto> {
+    if bytes.is_empty() {
+        return Err(OnnxError::Decode("the file is empty".into()));
+    }
+    ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))
+}
+
+/// Parses a decoded model into a [`FloatGraph`].
+pub fn load_model(m: &ModelProto) -> OnnxResult<FloatGraph> {
+    let g = m
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Malformed("the model has no graph".into()))?;
+    if g.node.is_empty() {
+        return Err(OnnxError::Malformed("the graph has no nodes".into()));
+    }
+    let mut consts: HashMap<String, FTensor> = HashMap::new();
+    for t in &g.initializer {
+        let name = t.name.clone().unwrap_or_default();
+        consts.insert(name.clone(), tensor(t, &format!("initializer `{name}`"))?);
+    }
+    let inputs: Vec<_> = g
+        .input
+        .iter()
+        .filter(|i| !consts.contains_key(i.name()))
+        .collect();
+    if inputs.len() != 1 {
+        return Err(OnnxError::Unsupported {
+            op: "graph".into(),
+            node: g.name().to_string(),
+            hint: format!(
+                "the model has {} non-constant inputs ({}); veil compiles models with exactly one input tensor: concatenate the features into one input before exporting",
+                inputs.len(),
+                inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let input = inputs[0].name().to_string();
+    let input_dims = match inputs[0].r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            let dt = t.elem_type.unwrap_or(0);
+            if !matches!(
+                DataType::try_from(dt),
+                Ok(DataType::Float | DataType::Double | DataType::Float16)
+            ) {
+                return Err(OnnxError::Unsupported {
+                    op: "graph input".into(),
+                    node: input.clone(),
+                    hint: format!("input element type {dt} is not a float type; veil quantizes float inputs: export with a float32 input"),
+                });
+            }
+            t.shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(
+                                v,
+                            )) if v > 0 => Some(v as usize),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .ok_or_else(|| {
+                    OnnxError::Malformed(format!("input `{input}` has no declared shape"))
+                })?
+        }
+        _ => {
+            return Err(OnnxError::Malformed(format!(
+                "input `{input}` is not declared as a tensor"
+            )))
+        }
+    };
+    let mut defined: HashSet<String> = consts.keys().cloned().collect();
+    defined.insert(input.clone());
+    let mut nodes = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        let name = if n.name().is_empty() {
+            n.output.first().cloned().unwrap_or_else(|| format!("#{i}"))
+        } else {
+            n.name().to_string()
+        };
+        for inp in n.input.iter().filter(|s| !s.is_empty()) {
+            if !defined.contains(inp) {
+                return Err(OnnxError::Malformed(format!(
+                    "node `{name}` ({}) reads `{inp}`, which no earlier node, input or initializer defines (nodes must be in topological order)",
+                    n.op_type()
+                )));
+            }
+        }
+        defined.extend(n.output.iter().cloned());
+        let a = Attrs { n, name: &name };
+        if n.op_type() == "Constant" && is_default(n.domain()) {
+            let t = constant(&a)?;
+            consts.insert(a.output(0)?.to_string(), t);
+            continue;
+        }
+        nodes.extend(parse_node(&a)?);
+    }
+    let outputs: Vec<String> = g.output.iter().map(|o| o.name().to_string()).collect();
+    for o in &outputs {
+        if !defined.contains(o) {
+            return Err(OnnxError::Malformed(format!(
+                "graph output `{o}` is not produced by any node"
+            )));
+        }
+    }
+    Ok(FloatGraph {
+        input,
+        input_dims,
+        consts,
+        nodes,
+        outputs,
+    })
+}
+
+fn is_default(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
+/// Attribute access for one node, with errors naming it.
+pub struct Attrs<'a> {
+    /// The node.
+    pub n: &'a NodeProto,
+    /// Its display name.
+    pub name: &'a str,
+}
+
+impl<'a> Attrs<'a> {
+    fn get(&self, key: &str) -> Option<&'a AttributeProto> {
+        self.n.attribute.iter().find(|a| a.name() == key)
+    }
+
+    /// An error about this node.
+    pub fn err(&self, msg: impl Into<String>) -> OnnxError {
+        OnnxError::Node {
+            op: self.n.op_type().to_string(),
+            node: self.name.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// An "unsupported" error about this node.
+    pub fn unsupported(&self, hint: impl Into<String>) -> OnnxError {
+        OnnxError::Unsupported {
+            op: self.n.op_type().to_string(),
+            node: self.name.to_string(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Integer attribute.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(|a| a.i)
+    }
+
+    /// Integer attribute with a default.
+    pub fn int_or(&self, key: &str, d: i64) -> i64 {
+        self.int(key).unwrap_or(d)
+    }
+
+    /// Float attribute with a default.
+    pub fn float_or(&self, key: &str, d: f64) -> f64 {
+        self.get(key).and_then(|a| a.f).map_or(d, |v| v as f64)
+    }
+
+    /// Integer list attribute (empty if absent).
+    pub fn ints(&self, key: &str) -> Vec<i64> {
+        self.get(key).map(|a| a.ints.clone()).unwrap_or_default()
+    }
+
+    /// Whether an attribute is present.
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Float list attribute (empty if absent); also reads a `<key>_as_tensor` variant.
+    pub fn floats(&self, key: &str) -> OnnxResult<Vec<f64>> {
+        if let Some(a) = self.get(key) {
+            return Ok(a.floats.iter().map(|&v| v as f64).collect());
+        }
+        if let Some(t) = self
+            .get(&format!("{key}_as_tensor"))
+            .and_then(|a| a.t.as_ref())
+        {
+            return Ok(tensor(t, &format!("attribute `{key}_as_tensor`"))?.data);
+        }
+        Ok(Vec::new())
+    }
+
+    /// String attribute.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .and_then(|a| a.s.as_ref())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    /// String list attribute.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|a| {
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Output `i`.
+    pub fn output(&self, i: usize) -> OnnxResult<&'a str> {
+        self.n
+            .output
+            .get(i)
+            .map(|s| s.as_str())
+            .ok_or_else(|| self.err(format!("output {i} is missing")))
+    }
+
+    /// A node of this ONNX node's name and operands with `op`.
+    pub fn node(&self, op: FOp) -> FNode {
+        FNode {
+            name: self.name.to_string(),
+            op_type: self.n.op_type().to_string(),
+            op,
+            inputs: self
+                .n
+                .input
+                .iter()
+                .map(|s| (!s.is_empty()).then(|| s.clone()))
+                .collect(),
+            outputs: self.n.output.clone(),
+        }
+    }
+
+    fn pair(&self, key: &str, d: usize) -> OnnxResult<[usize; 2]> {
+        let v = self.ints(key);
+        match v.as_slice() {
+            [] => Ok([d, d]),
+            [a, b] if *a >= 0 && *b >= 0 => Ok([*a as usize, *b as usize]),
+            _ => Err(self.unsupported(format!(
+                "`{key}` = {v:?}: only 2-D operations (two non-negative values) are supported"
+            ))),
+        }
+    }
+
+    fn pads(&self) -> OnnxResult<[usize; 4]> {
+        if let Some(p) = self.string("auto_pad") {
+            if p != "NOTSET" && p != "VALID" {
+                return Err(self.unsupported(format!(
+                    "auto_pad = {p} is not supported: export with explicit `pads`"
+                )));
+            }
+        }
+        let v = self.ints("pads");
+        match v.as_slice() {
+            [] => Ok([0; 4]),
+            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
+            [t, l, b, r] if v.iter().all(|&x| x >= 0) => {
+                Ok([*t as usize, *l as usize, *b as usize, *r as usize])
+            }
+            _ => Err(self.unsupported(format!(
+                "`pads` = {v:?}: only 2-D operations with non-negative pads are supported"
+            ))),
+        }
+    }
+}
+
+/// Decodes a tensor to floats.
+pub fn tensor(t: &TensorProto, what: &str) -> OnnxResult<FTensor> {
+    if t.dims.iter().any(|&d| d < 0) {
+        return Err(OnnxError::Malformed(format!(
+            "{what}: negative dimension in {:?}",
+            t.dims
+        )));
+    }
+    if t.data_location == Some(1) {
+        return Err(OnnxError::Malformed(format!(
+            "{what}: stored in an external data file; save the model with all tensors inside the .onnx file"
+        )));
+    }
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let n: usize = shape.iter().product();
+    let dt = DataType::try_from(t.data_type.unwrap_or(0)).map_err(|_| {
+        OnnxError::Malformed(format!("{what}: unknown data type {:?}", t.data_type))
+    })?;
+    let data: Vec<f64> = match &t.raw_data {
+        Some(raw) if !raw.is_empty() || n == 0 => {
+            let (width, conv): (usize, fn(&[u8]) -> f64) = match dt {
+                DataType::Float => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
+                DataType::Double => (8, |b| f64::from_le_bytes(b.try_into().unwrap())),
+                DataType::Int64 => (8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
+                DataType::Int32 => (4, |b| i32::from_le_bytes(b.try_into().unwrap()) as f64),
+                DataType::Int8 => (1, |b| b[0] as i8 as f64),
+                DataType::Uint8 | DataType::Bool => (1, |b| b[0] as f64),
+                _ => {
+                    return Err(OnnxError::Unsupported {
+                        op: "tensor".into(),
+                        node: what.into(),
+                        hint: format!("element type {dt:?} is not supported; use float32, float64 or an integer type"),
+                    })
+                }
+            };
+            if raw.len() != n * width {
+                return Err(OnnxError::Malformed(format!(
+                    "{what}: raw data has {} bytes, shape {shape:?} of {dt:?} needs {}",
+                    raw.len(),
+                    n * width
+                )));
+            }
+            raw.chunks(width).map(conv).collect()
+        }
+        _ => match dt {
+            DataType::Float => t.float_data.iter().map(|&v| v as f64).collect(),
+            DataType::Double => t.double_data.clone(),
+            DataType::Int64 => t.int64_data.iter().map(|&v| v as f64).collect(),
+            DataType::Int32
+            | DataType::Int8
+            | DataType::Uint8
+            | DataType::Bool
+            | DataType::Int16
+            | DataType::Uint16 => t.int32_data.iter().map(|&v| v as f64).collect(),
+            _ => {
+                return Err(OnnxError::Unsupported {
+                    op: "tensor".into(),
+                    node: what.into(),
+                    hint: format!(
+                    "element type {dt:?} is not supported; use float32, float64 or an integer type"
+                ),
+                })
+            }
+        },
+    };
+    if data.len() != n {
+        return Err(OnnxError::Malformed(format!(
+            "{what}: {} values for shape {shape:?} ({n} expected)",
+            data.len()
+        )));
+    }
+    FTensor::new(shape, data).map_err(|e| OnnxError::Malformed(format!("{what}: {}", e.0)))
+}
+
+fn constant(a: &Attrs) -> OnnxResult<FTensor> {
+    if let Some(t) = a.get("value").and_then(|x| x.t.as_ref()) {
+        return tensor(t, &format!("Constant `{}`", a.name));
+    }
+    if let Some(f) = a.get("value_float").and_then(|x| x.f) {
+        return Ok(FTensor::scalar(f as f64));
+    }
+    if let Some(i) = a.get("value_int").and_then(|x| x.i) {
+        return Ok(FTensor::scalar(i as f64));
+    }
+    if let Some(x) = a.get("value_floats") {
+        let v: Vec<f64> = x.floats.iter().map(|&f| f as f64).collect();
+        return Ok(FTensor::new(vec![v.len()], v).expect("1-D"));
+    }
+    if let Some(x) = a.get("value_ints") {
+        let v: Vec<f64> = x.ints.iter().map(|&f| f as f64).collect();
+        return Ok(FTensor::new(vec![v.len()], v).expect("1-D"));
+    }
+    Err(a.unsupported("only `value`, `value_float(s)` and `value_int(s)` constants are supported"))
+}
+
+fn pool(a: &Attrs, avg: bool) -> OnnxResult<Pool> {
+    let kernel = a.pair("kernel_shape", 0)?;
+    if kernel.contains(&0) {
+        return Err(a.err("`kernel_shape` is required (two positive values)"));
+    }
+    if a.int_or("ceil_mode", 0) != 0 {
+        return Err(a.unsupported("ceil_mode = 1 is not supported: export with ceil_mode = 0"));
+    }
+    if a.ints("dilations").iter().any(|&d| d != 1) {
+        return Err(a.unsupported("dilated pooling is not supported"));
+    }
+    if !avg && a.n.output.len() > 1 {
+        return Err(a.unsupported("the `Indices` output of MaxPool is not supported"));
+    }
+    Ok(Pool {
+        kernel,
+        strides: a.pair("strides", 1)?,
+        pads: a.pads()?,
+        count_include_pad: a.int_or("count_include_pad", 0) != 0,
+    })
+}
+
+pub(super) fn post_transform(a: &Attrs) -> OnnxResult<super::graph::PostTransform> {
+    use super::graph::PostTransform as P;
+    match a.string("post_transform").as_deref().unwrap_or("NONE") {
+        "NONE" => Ok(P::None),
+        "LOGISTIC" => Ok(P::Logistic),
+        "SOFTMAX" => Ok(P::Softmax),
+        "SOFTMAX_ZERO" => Ok(P::SoftmaxZero),
+        other => Err(a.unsupported(format!(
+            "post_transform = {other} is not supported (use NONE, LOGISTIC, SOFTMAX or SOFTMAX_ZERO)"
+        ))),
+    }
+}
+
+fn parse_node(a: &Attrs) -> OnnxResult<Vec<FNode>> {
+    let n = a.n;
+    let one = |op| Ok(vec![a.node(op)]);
+    if n.domain() == "ai.onnx.ml" {
+        return match n.op_type() {
+            "LinearClassifier" => ops::linear::parse_linear_classifier(a),
+            "LinearRegressor" => ops::linear::parse_linear_regressor(a),
+            "TreeEnsembleClassifier" => ops::tree::parse_classifier(a),
+            "TreeEnsembleRegressor" => ops::tree::parse_regressor(a),
+            "Scaler" => one(FOp::Scaler {
+                offset: a.floats("offset")?,
+                scale: a.floats("scale")?,
+            }),
+            "Normalizer" => one(FOp::Normalizer(
+                match a.string("norm").as_deref().unwrap_or("MAX") {
+                    "MAX" => Norm::Max,
+                    "L1" => Norm::L1,
+                    "L2" => Norm::L2,
+                    o => return Err(a.err(format!("unknown norm {o}"))),
+                },
+            )),
+            "ArrayFeatureExtractor" => one(FOp::ArrayFeatureExtractor),
+            "ZipMap" => Err(a.unsupported(
+                "ZipMap (a list of dictionaries) is not supported: export the classifier without it, e.g. skl2onnx `options={id(model): {'zipmap': False}}`",
+            )),
+            other => Err(a.unsupported(format!(
+                "ONNX-ML op {other} is not supported; supported: LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler, Normalizer, ArrayFeatureExtractor"
+            ))),
+        };
+    }
+    if !is_default(n.domain()) {
+        return Err(a.unsupported(format!(
+            "domain `{}` is not supported; veil reads the default ONNX domain and ai.onnx.ml",
+            n.domain()
+        )));
+    }
+    match n.op_type() {
+        "Gemm" => one(FOp::Gemm {
+            alpha: a.float_or("alpha", 1.0),
+            beta: a.float_or("beta", 1.0),
+            trans_a: a.int_or("transA", 0) != 0,
+            trans_b: a.int_or("transB", 0) != 0,
+        }),
+        "MatMul" => one(FOp::MatMul),
+        "Add" => one(FOp::Binary(BinOp::Add)),
+        "Sub" => one(FOp::Binary(BinOp::Sub)),
+        "Mul" => one(FOp::Binary(BinOp::Mul)),
+        "Div" => one(FOp::Binary(BinOp::Div)),
+        "Relu" => one(FOp::Act(Act::Relu)),
+        "LeakyRelu" => one(FOp::Act(Act::LeakyRelu(a.float_or("alpha", 0.01)))),
+        "Sigmoid" => one(FOp::Act(Act::Sigmoid)),
+        "Tanh" => one(FOp::Act(Act::Tanh)),
+        "Softplus" => one(FOp::Act(Act::Softplus)),
+        "Identity" | "Dropout" => {
+            if n.output.len() > 1 {
+                return Err(a.unsupported("the mask output of Dropout is not supported"));
+            }
+            let mut node = a.node(FOp::Act(Act::Identity));
+            node.inputs.truncate(1);
+            Ok(vec![node])
+        }
+        "Clip" => {
+            // opset < 11: attributes; later: optional operands (resolved when run).
+            let lo = a.float_or("min", f64::NEG_INFINITY);
+            let hi = a.float_or("max", f64::INFINITY);
+            one(FOp::Act(Act::Clip(lo, hi)))
+        }
+        "Conv" => {
+            let k = a.pair("kernel_shape", 0)?;
+            one(FOp::Conv {
+                kernel: (!k.contains(&0)).then_some(k),
+                attrs: veil_ir::Conv2dAttrs {
+                    strides: a.pair("strides", 1)?,
+                    pads: a.pads()?,
+                    dilations: a.pair("dilations", 1)?,
+                    group: a.int_or("group", 1).max(1) as usize,
+                },
+            })
+        }
+        "AveragePool" => one(FOp::AvgPool(pool(a, true)?)),
+        "MaxPool" => one(FOp::MaxPool(pool(a, false)?)),
+        "BatchNormalization" => {
+            if a.int_or("training_mode", 0) != 0 || n.output.len() > 1 {
+                return Err(a.unsupported(
+                    "training-mode BatchNormalization is not supported: export the model in eval mode",
+                ));
+            }
+            one(FOp::BatchNorm {
+                eps: a.float_or("epsilon", 1e-5),
+            })
+        }
+        "Flatten" => one(FOp::Flatten {
+            axis: a.int_or("axis", 1),
+        }),
+        "Reshape" => one(FOp::Reshape {
+            allowzero: a.int_or("allowzero", 0) != 0,
+        }),
+        "Transpose" => {
+            let p = a.ints("perm");
+            one(FOp::Transpose {
+                perm: (!p.is_empty()).then(|| p.iter().map(|&v| v.max(0) as usize).collect()),
+            })
+        }
+        "Concat" => one(FOp::Concat {
+            axis: a.int("axis").ok_or_else(|| a.err("`axis` is required"))?,
+        }),
+        "Split" => {
+            let s = a.ints("split");
+            one(FOp::Split {
+                axis: a.int_or("axis", 0),
+                sizes: (!s.is_empty()).then(|| s.iter().map(|&v| v.max(0) as usize).collect()),
+            })
+        }
+        "Softmax" => one(FOp::Softmax {
+            axis: a.int_or("axis", -1),
+        }),
+        "ArgMax" => one(FOp::ArgMax {
+            axis: a.int_or("axis", 0),
+            keepdims: a.int_or("keepdims", 1) != 0,
+            select_last: a.int_or("select_last_index", 0) != 0,
+        }),
+        "Cast" => {
+            let to = a.int("to").ok_or_else(|| a.err("`to` is required"))?;
+            let to_int = match DataType::try_from(to as i32) {
+                Ok(DataType::Float | DataType::Double | DataType::Float16) => false,
+                Ok(
+                    DataType::Int64
+                    | DataType::Int32
+                    | DataType::Int16
+                    | DataType::Int8
+                    | DataType::Uint8
+                    | DataType::Uint16
+                    | DataType::Uint32
+                    | DataType::Uint64,
+                ) => true,
+                _ => return Err(a.unsupported(format!("Cast to type {to} is not supported"))),
+            };
+            one(FOp::Cast { to_int })
+        }
+        other => Err(a.unsupported(format!(
+            "{other} is not supported. Supported ops: Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Clip, Conv, AveragePool, MaxPool, BatchNormalization, Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Constant, Cast, Softmax, ArgMax and the ONNX-ML LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler, Normalizer, ArrayFeatureExtractor; rewrite the model with these (e.g. fold it with onnx-simplifier) or replace the op"
+        ))),
+    }
+}

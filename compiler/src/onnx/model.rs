@@ -1,0 +1,198 @@
+//! The public face of the importer: [`OnnxImport`] (a parsed float model) and
+//! [`OnnxModel`] (its compiled FHE program plus client-side pre- and post-processing).
+
+use super::compile::{self, batch_tensor, Split};
+use super::error::{OnnxError, OnnxResult};
+use super::eval::{run_graph, run_nodes};
+use super::graph::{FTensor, FloatGraph};
+use super::load::{decode_model, load_model};
+use crate::ml::model::{Backend, ClientSpec, CompiledModel, Interpreter};
+use crate::ml::{Matrix, NBits};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Compilation options of an imported model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportConfig {
+    /// Quantization widths. Defaults: 8-bit inputs, 8-bit weights (lowered per layer until the
+    /// accumulator fits the 16-bit table-lookup limit), 7-bit activations, 8-bit outputs and
+    /// tree leaves.
+    pub n_bits: NBits,
+    /// Samples per program run (`0` means 1).
+    pub batch: usize,
+}
+
+/// A parsed ONNX model, evaluated in float; [`OnnxImport::compile`] quantizes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnnxImport {
+    graph: FloatGraph,
+    sample: Vec<usize>,
+}
+
+impl OnnxImport {
+    /// Parses the bytes of an `.onnx` file.
+    pub fn from_bytes(bytes: &[u8]) -> OnnxResult<Self> {
+        let graph = load_model(&decode_model(bytes)?)?;
+        let sample = graph.sample_shape()?;
+        Ok(OnnxImport { graph, sample })
+    }
+
+    /// Reads and parses an `.onnx` file.
+    pub fn from_file(path: impl AsRef<Path>) -> OnnxResult<Self> {
+        let p = path.as_ref();
+        let bytes = std::fs::read(p)
+            .map_err(|e| OnnxError::Decode(format!("cannot read {}: {e}", p.display())))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The float graph.
+    pub fn graph(&self) -> &FloatGraph {
+        &self.graph
+    }
+
+    /// Shape of one sample (the input without its batch axis).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample
+    }
+
+    /// Values per sample (rows of the inputs given to `predict_float` and `compile`).
+    pub fn n_features(&self) -> usize {
+        self.sample.iter().product()
+    }
+
+    /// Names of the model outputs, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.graph.outputs
+    }
+
+    /// Float reference predictions: every model output for the rows of `x` (one flattened
+    /// sample per row).
+    pub fn predict_float(&self, x: &Matrix) -> OnnxResult<Vec<FTensor>> {
+        let mut env = run_graph(&self.graph, batch_tensor(x, &self.sample)?)?;
+        self.graph
+            .outputs
+            .iter()
+            .map(|o| {
+                env.remove(o)
+                    .ok_or_else(|| OnnxError::Malformed(format!("output `{o}` was not computed")))
+            })
+            .collect()
+    }
+
+    /// Quantizes the model with quantizers calibrated on `inputset` (representative rows) and
+    /// compiles its encrypted part to a tensor-level veil program.
+    pub fn compile(&self, inputset: &Matrix, cfg: &ImportConfig) -> OnnxResult<OnnxModel> {
+        let c = compile::compile(
+            &self.graph,
+            &self.sample,
+            inputset,
+            &cfg.n_bits,
+            cfg.batch.max(1),
+        )?;
+        Ok(OnnxModel {
+            compiled: c.model,
+            graph: self.graph.clone(),
+            sample: self.sample.clone(),
+            split: c.split,
+        })
+    }
+}
+
+/// A compiled ONNX model: the FHE program and the client's pre-processing (input
+/// quantization) and post-processing (dequantization, then the model's client-side ops such as
+/// Softmax, ArgMax or a classifier head, in float).
+#[derive(Clone, Debug)]
+pub struct OnnxModel {
+    compiled: CompiledModel,
+    graph: FloatGraph,
+    sample: Vec<usize>,
+    split: Split,
+}
+
+impl OnnxModel {
+    /// The program, its client spec and its size.
+    pub fn compiled(&self) -> &CompiledModel {
+        &self.compiled
+    }
+
+    /// The tensor-level program (input `[batch, n_features]`, quantized and encrypted).
+    pub fn graph(&self) -> &veil_ir::Graph {
+        &self.compiled.graph
+    }
+
+    /// Input quantization and output decoding.
+    pub fn client(&self) -> &ClientSpec {
+        &self.compiled.client
+    }
+
+    /// Names of the model outputs, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.graph.outputs
+    }
+
+    /// The value computed on encrypted data and handed to the client.
+    pub fn encrypted_output(&self) -> &str {
+        &self.split.cut
+    }
+
+    /// Names of the ops the client runs in the clear, in order.
+    pub fn client_ops(&self) -> Vec<&str> {
+        self.split
+            .client
+            .iter()
+            .map(|&i| self.graph.nodes[i].op_type.as_str())
+            .collect()
+    }
+
+    /// Runs the model on the rows of `x` through `backend`: quantize, run the program, decode,
+    /// then the client-side post-processing. Returns every model output.
+    pub fn run(&self, x: &Matrix, backend: &dyn Backend) -> OnnxResult<Vec<FTensor>> {
+        let f: usize = self.sample.iter().product();
+        if x.cols() != f {
+            return Err(OnnxError::Shape(format!(
+                "the model takes samples of shape {:?} ({f} values per row), got rows of {} values",
+                self.sample,
+                x.cols()
+            )));
+        }
+        let decoded = self.compiled.run(x, backend)?;
+        let cut_shape = self.cut_sample_shape(x)?;
+        let w: usize = cut_shape.iter().product();
+        let mut shape = vec![x.rows()];
+        shape.extend(cut_shape);
+        let data: Vec<f64> = decoded
+            .iter()
+            .flat_map(|r| r[..w].iter().copied())
+            .collect();
+        let cut = FTensor::new(shape, data).map_err(|e| OnnxError::Shape(e.0))?;
+        let mut env = self.graph.consts.clone();
+        env.insert(self.split.cut.clone(), cut);
+        run_nodes(
+            self.split.client.iter().map(|&i| &self.graph.nodes[i]),
+            &mut env,
+        )?;
+        self.graph
+            .outputs
+            .iter()
+            .map(|o| {
+                env.remove(o)
+                    .ok_or_else(|| OnnxError::Malformed(format!("output `{o}` was not computed")))
+            })
+            .collect()
+    }
+
+    /// [`OnnxModel::run`] with the reference interpreter (`Mode::Clear`).
+    pub fn predict_clear(&self, x: &Matrix) -> OnnxResult<Vec<FTensor>> {
+        self.run(x, &Interpreter)
+    }
+
+    /// Shape of one sample of the encrypted output (found by a float run of one row).
+    fn cut_sample_shape(&self, x: &Matrix) -> OnnxResult<Vec<usize>> {
+        let one = Matrix::new(1, x.cols(), x.data()[..x.cols()].to_vec())?;
+        let env = run_graph(&self.graph, batch_tensor(&one, &self.sample)?)?;
+        let t = env.get(&self.split.cut).ok_or_else(|| {
+            OnnxError::Malformed(format!("`{}` was not computed", self.split.cut))
+        })?;
+        Ok(t.shape[1..].to_vec())
+    }
+}
