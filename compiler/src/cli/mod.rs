@@ -6,6 +6,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod demo;
+pub mod fmt;
+pub mod params;
+
 /// veil: compile integer tensor programs and ML models to TFHE and run them encrypted.
 #[derive(Parser, Debug)]
 #[command(name = "veil", version, about, long_about = None)]
@@ -18,7 +22,15 @@ pub struct Cli {
 /// The subcommands of `veil`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Placeholder until the first subcommand lands.
+    /// Parse and verify a .veil file; print its canonical form (or Graphviz with --dot).
+    Fmt(fmt::FmtArgs),
+    /// Choose secure TFHE parameters for one TLU precision; print them, their cost, predicted
+    /// error and key sizes.
+    Params(params::ParamsArgs),
+    /// The end-to-end tour: train a model on a bundled dataset, compile it, generate keys,
+    /// encrypt test samples, run them on ciphertexts, decrypt, and report.
+    Demo(demo::DemoArgs),
+    /// Print the version.
     Version,
 }
 
@@ -35,7 +47,10 @@ impl std::fmt::Display for CliError {
 /// Entry point of the `veil` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let r = match cli.command {
+    let r: Result<(), CliError> = match cli.command {
+        Command::Fmt(args) => fmt::run(&args),
+        Command::Params(args) => params::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Version => {
             println!("veil {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,0 +1,217 @@
+//! `veil demo`: the end-to-end tour on a bundled dataset. Trains a model on breast cancer
+//! (75/25 split), quantizes and compiles it, generates keys, encrypts a handful of test samples
+//! on the "client", runs them on the "server" with evaluation keys only, decrypts, and prints
+//! clear vs FHE predictions with timings, bootstrap count and key sizes.
+
+use super::CliError;
+use crate::ml::{
+    dataset, CompiledModel, DecisionTreeClassifier, FheModel, LinearSvc, LogisticRegression,
+    Matrix, RandomForestClassifier,
+};
+use crate::optimizer::keys::human_bytes;
+use crate::program::{compile, CompileConfig};
+use std::time::Instant;
+use veil_ir::Tensor;
+
+/// Models the demo can train.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoModel {
+    /// Logistic regression, 8-bit (no bootstrap: the client applies the sigmoid).
+    Linear,
+    /// Linear SVM, 8-bit (no bootstrap).
+    Svm,
+    /// Decision tree of depth 5 on 6-bit features.
+    Tree,
+    /// Random forest of 20 trees of depth 4 on 6-bit features.
+    Forest,
+}
+
+/// Options of `veil demo`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  veil demo\n  veil demo --model tree --samples 3")]
+pub struct DemoArgs {
+    /// Which model to train.
+    #[arg(long, value_enum, default_value = "linear")]
+    pub model: DemoModel,
+    /// How many test samples to run encrypted.
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Key-generation seed (keys are deterministic for a seed; use a random one in production).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn ml(e: impl std::fmt::Display) -> CliError {
+    CliError(e.to_string())
+}
+
+fn argmax(v: &[f64]) -> usize {
+    crate::ml::model::argmax(v)
+}
+
+/// Trains the chosen model and returns (name, float predictions on test, compiled model).
+fn train(
+    model: DemoModel,
+    train: &Matrix,
+    ytr: &[usize],
+    test: &Matrix,
+) -> Result<(&'static str, Vec<usize>, CompiledModel), CliError> {
+    let cfg = crate::ml::CompileConfig::default();
+    Ok(match model {
+        DemoModel::Linear => {
+            let mut m = LogisticRegression::new();
+            m.fit(train, ytr).map_err(ml)?;
+            m.compile(train, &cfg).map_err(ml)?;
+            (
+                "LogisticRegression (8-bit)",
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }
+        DemoModel::Svm => {
+            let mut m = LinearSvc::new();
+            m.fit(train, ytr).map_err(ml)?;
+            m.compile(train, &cfg).map_err(ml)?;
+            (
+                "LinearSVC (8-bit)",
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }
+        DemoModel::Tree => {
+            let mut m = DecisionTreeClassifier::new().with_max_depth(5);
+            m.fit(train, ytr).map_err(ml)?;
+            m.compile(train, &cfg).map_err(ml)?;
+            (
+                "DecisionTreeClassifier (depth 5, 6-bit)",
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }
+        DemoModel::Forest => {
+            let mut m = RandomForestClassifier::new();
+            m.fit(train, ytr).map_err(ml)?;
+            m.compile(train, &cfg).map_err(ml)?;
+            (
+                "RandomForestClassifier (20 trees, depth 4, 6-bit)",
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }
+    })
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    let data = dataset::breast_cancer().map_err(ml)?;
+    let split = dataset::train_test_split(&data, 0.25, 0).map_err(ml)?;
+    let ytr = split.train.classes().map_err(ml)?;
+    let yte = split.test.classes().map_err(ml)?;
+    println!(
+        "veil demo: {} ({} samples, {} features), 75/25 split: {} train / {} test",
+        data.name,
+        data.len(),
+        data.x.cols(),
+        split.train.len(),
+        split.test.len()
+    );
+
+    let t = Instant::now();
+    let (name, float_pred, model) = train(args.model, &split.train.x, &ytr, &split.test.x)?;
+    println!(
+        "model: {name}, trained and quantized in {:.2?}",
+        t.elapsed()
+    );
+
+    // Clear (quantized integer program through the reference interpreter) on the whole test set.
+    let clear_scores = model
+        .run(&split.test.x, &crate::ml::Interpreter)
+        .map_err(ml)?;
+    let clear_pred: Vec<usize> = clear_scores.iter().map(|p| argmax(p)).collect();
+    let acc = |p: &[usize]| crate::ml::accuracy(p, &yte) * 100.0;
+    println!(
+        "test accuracy ({} samples): float {:.1}%, quantized clear {:.1}%",
+        yte.len(),
+        acc(&float_pred),
+        acc(&clear_pred)
+    );
+
+    // Compile the integer program to TFHE, calibrated on the quantized training set.
+    let inputset: Vec<Vec<Tensor<i64>>> = model
+        .client
+        .encode(&split.train.x)
+        .map_err(ml)?
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    let program = compile(&model.graph, &inputset, &CompileConfig::default()).map_err(ml)?;
+    let s = &program.stats;
+    let p = &s.params;
+    println!(
+        "compiled in {:.1} ms: {} PBS/sample at {} bits, params n={} k={} N={}, p_error {:.1e} per PBS",
+        s.compile_ms, s.pbs, s.precision, p.lwe_dimension, p.glwe_dimension, p.polynomial_size, s.p_error
+    );
+
+    let t = Instant::now();
+    let (client, compressed) = veil_runtime::keygen(
+        &program.tfhe,
+        &veil_runtime::KeygenOptions {
+            seed: args.seed as u128,
+            ..Default::default()
+        },
+    )
+    .map_err(ml)?;
+    let keygen = t.elapsed();
+    let sizes = compressed.sizes();
+    let t = Instant::now();
+    let server = compressed.decompress();
+    println!(
+        "keygen {:.2?} (+{:.2?} server-side decompression); evaluation keys {} compressed, {} expanded",
+        keygen,
+        t.elapsed(),
+        human_bytes(sizes.compressed()),
+        human_bytes(sizes.expanded())
+    );
+
+    let n = args.samples.min(yte.len());
+    println!();
+    println!(" sample | label | float | clear | FHE | encrypt  | server run | decrypt");
+    println!("--------+-------+-------+-------+-----+----------+------------+--------");
+    let mut agree = 0;
+    let mut correct = 0;
+    let mut total_run = 0.0;
+    for i in 0..n {
+        let x = split.test.x.select_rows(&[i]);
+        let inputs = model.client.encode(&x).map_err(ml)?;
+        let t = Instant::now();
+        let ct = program.encrypt(&client, &inputs).map_err(ml)?;
+        let te = t.elapsed();
+        let t = Instant::now();
+        let out = program.run(&server, ct).map_err(ml)?;
+        let tr = t.elapsed();
+        total_run += tr.as_secs_f64();
+        let t = Instant::now();
+        let dec = program.decrypt(&client, &out).map_err(ml)?;
+        let td = t.elapsed();
+        let scores = model.client.decode(&dec, 1).map_err(ml)?;
+        let fhe = argmax(&scores[0]);
+        agree += usize::from(fhe == clear_pred[i]);
+        correct += usize::from(fhe == yte[i]);
+        println!(
+            " {:>6} | {:>5} | {:>5} | {:>5} | {:>3} | {:>8.2?} | {:>10.2?} | {:>7.2?}",
+            i, yte[i], float_pred[i], clear_pred[i], fhe, te, tr, td
+        );
+    }
+    println!();
+    println!(
+        "FHE == clear on {agree}/{n} samples; FHE accuracy {correct}/{n}; mean server latency {:.2} ms/sample",
+        1e3 * total_run / n.max(1) as f64
+    );
+    if agree != n {
+        return Err(CliError(format!(
+            "{} of {n} encrypted predictions differ from the clear program",
+            n - agree
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! The embedder API: compile a tensor-level graph once, then generate keys, encrypt, run,
+//! decrypt or simulate.
+//!
+//! ```no_run
+//! use veil_compiler::program::{compile, CompileConfig};
+//! use veil_ir::{Builder, IntType, Tensor};
+//! let b = Builder::new();
+//! let x = b.input_encrypted("x", &[4], IntType::unsigned(3)).unwrap();
+//! let y = b.tlu(x, |v| v * v).unwrap();
+//! b.output("y", y).unwrap();
+//! let graph = b.finish().unwrap();
+//! let inputset: Vec<Vec<Tensor<i64>>> = (0..8)
+//!     .map(|i| vec![Tensor::new(vec![4], vec![i % 8; 4]).unwrap()])
+//!     .collect();
+//! let program = compile(&graph, &inputset, &CompileConfig::default()).unwrap();
+//! let (client, server) = program.keygen(42).unwrap();
+//! let x = Tensor::new(vec![4], vec![1, 2, 3, 7]).unwrap();
+//! let ct = program.encrypt(&client, &[x]).unwrap();
+//! let out = program.run(&server, ct).unwrap();
+//! assert_eq!(program.decrypt(&client, &out).unwrap()[0].data, vec![1, 4, 9, 49]);
+//! ```
+
+use crate::lower::{lower, LowerError, LowerStats, PartitionRequest};
+use crate::optimizer::{self, ErrorTarget, Problem};
+use crate::passes::{PassContext, PassError, PassManager, PipelineReport, DEFAULT_PIPELINE};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use thiserror::Error;
+use veil_ir::{Graph, Op, ParamSet, Tensor};
+use veil_runtime::{ClientKeys, KeygenOptions, ServerKeys, Value};
+
+/// Options of [`compile`].
+#[derive(Clone, Debug)]
+pub struct CompileConfig {
+    /// Error target of the program (per bootstrap and/or global; the stricter wins).
+    pub error: ErrorTarget,
+    /// Tensor-level pass pipeline, by registered pass name.
+    pub pipeline: Vec<String>,
+    /// Dump the IR after every pass into [`Program::report`].
+    pub print_after_all: bool,
+    /// Dump the IR after these passes.
+    pub print_after: Vec<String>,
+}
+
+pub use crate::rewrite::cost::DEFAULT_P_ERROR;
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        CompileConfig {
+            error: ErrorTarget::p_error(DEFAULT_P_ERROR),
+            pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
+            print_after_all: false,
+            print_after: Vec::new(),
+        }
+    }
+}
+
+/// Why compilation or execution failed.
+#[derive(Debug, Error)]
+pub enum ProgramError {
+    /// The input graph is invalid.
+    #[error("invalid program: {0}")]
+    Invalid(String),
+    /// A tensor-level pass failed.
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    /// Lowering failed.
+    #[error(transparent)]
+    Lower(#[from] LowerError),
+    /// The runtime failed (keys, encryption, execution).
+    #[error(transparent)]
+    Runtime(#[from] veil_runtime::RuntimeError),
+    /// The reference interpreter failed (e.g. an input outside its type).
+    #[error("{0}")]
+    Interp(String),
+}
+
+/// What compilation produced, before any key exists: costs, counts and predicted error.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompileStats {
+    /// Bootstraps per input precision (bits -> count), one per ciphertext.
+    pub pbs_by_precision: BTreeMap<u8, u64>,
+    /// Total bootstraps.
+    pub pbs: u64,
+    /// Keyswitches.
+    pub keyswitches: u64,
+    /// Levelled op nodes of the lowered program.
+    pub levelled_ops: u64,
+    /// Message width of the partition.
+    pub precision: u8,
+    /// Largest norm2 reaching a bootstrap or an output.
+    pub norm2: f64,
+    /// The chosen parameter set.
+    pub params: ParamSet,
+    /// Predicted per-bootstrap error probability.
+    pub p_error: f64,
+    /// Predicted probability that any bootstrap of one run fails.
+    pub global_p_error: f64,
+    /// Evaluation key sizes (bytes): bootstrap key in Fourier form and keyswitch key; zero when
+    /// the program needs none.
+    pub bsk_bytes: u64,
+    /// Keyswitch key bytes.
+    pub ksk_bytes: u64,
+    /// Model cost of one run (Concrete's cost units).
+    pub cost: f64,
+    /// Estimated single-thread latency of one run, in milliseconds: the model cost scaled by a
+    /// PBS measured on this project's 2-core machines (24 ms for n=742, k=1, N=2048, l=1).
+    pub estimated_latency_ms: f64,
+    /// Compile time in milliseconds.
+    pub compile_ms: f64,
+}
+
+/// A compiled program: the graphs of every stage and its statistics.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// The tensor-level input graph.
+    pub source: Graph,
+    /// The tensor-level graph after the pass pipeline.
+    pub optimized: Graph,
+    /// The TFHE-level graph the runtime executes.
+    pub tfhe: Graph,
+    /// Statistics before keygen.
+    pub stats: CompileStats,
+    /// Per-pass report (times, statistics, IR dumps).
+    pub report: PipelineReport,
+}
+
+/// A parameter set for a program without bootstraps: only fresh encryptions under the big key
+/// and levelled ops. The smallest secure GLWE (k = 1) whose fresh noise, grown by `norm2`,
+/// still decodes `precision` bits within the error target.
+fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, String> {
+    use veil_ir::params::min_secure_noise_log2;
+    let safe = optimizer::error::safe_variance(req.precision, p_error);
+    for log_n in 10..=14 {
+        let n = 1usize << log_n;
+        let noise = min_secure_noise_log2(n);
+        if (2.0 * noise).exp2() * req.norm2 <= safe {
+            return Ok(ParamSet {
+                lwe_dimension: n,
+                glwe_dimension: 1,
+                polynomial_size: n,
+                lwe_noise_log2: noise,
+                glwe_noise_log2: noise,
+                pbs_base_log: 1,
+                pbs_level: 1,
+                ks_base_log: 1,
+                ks_level: 1,
+                message_bits: req.precision,
+                p_error: optimizer::error::p_error_of_variance(
+                    req.precision,
+                    (2.0 * noise).exp2() * req.norm2,
+                ),
+            });
+        }
+    }
+    Err(format!(
+        "{} bits with norm2 {} exceed what a fresh encryption can hold; quantize with fewer bits",
+        req.precision, req.norm2
+    ))
+}
+
+/// Compiles `graph` (tensor level): runs the pass pipeline (calibrated on `inputset`, one
+/// sample = one tensor per input), lowers to the TFHE level and chooses parameters.
+pub fn compile(
+    graph: &Graph,
+    inputset: &[Vec<Tensor<i64>>],
+    config: &CompileConfig,
+) -> Result<Program, ProgramError> {
+    let start = Instant::now();
+    veil_ir::verify::verify(graph).map_err(|e| ProgramError::Invalid(e.to_string()))?;
+    let mut optimized = graph.clone();
+    let mut pm = PassManager::from_names(&config.pipeline)?;
+    pm.printer(veil_ir::text::print)
+        .print_after_all(config.print_after_all);
+    for p in &config.print_after {
+        pm.print_after(p);
+    }
+    let mut cx = PassContext {
+        inputset: (!inputset.is_empty()).then(|| inputset.to_vec()),
+        ..Default::default()
+    };
+    // The rewrite prices bootstraps at the program's own error target.
+    cx.rewrite.p_error = match (config.error.p_error, config.error.global_p_error) {
+        (Some(p), Some(g)) => p.min(g),
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => DEFAULT_P_ERROR,
+    };
+    let report = pm.run(&mut optimized, &mut cx)?;
+
+    let target = config.error;
+    let chosen = std::cell::RefCell::new(None);
+    let chooser = |req: &PartitionRequest| -> Result<ParamSet, String> {
+        if req.tlu_count == 0 {
+            let p = target
+                .p_error
+                .into_iter()
+                .chain(target.global_p_error)
+                .fold(1.0, f64::min);
+            return levelled_params(req, p);
+        }
+        let problem = Problem::single(req.precision, req.norm2, req.tlu_count, target);
+        let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
+        let set = sol.sets[sol.partition_sets[0]].clone();
+        *chosen.borrow_mut() = Some((sol.cost, sol.global_p_error));
+        Ok(set.params)
+    };
+    let lowered = lower(&optimized, &chooser)?;
+    let params = lowered.program.params[0].clone();
+    let (cost, global_p_error) = chosen.into_inner().unwrap_or((
+        0.0,
+        optimizer::error::global_p_error(params.p_error, lowered.stats.pbs),
+    ));
+    let stats = make_stats(
+        &lowered.program,
+        &lowered.stats,
+        params,
+        cost,
+        global_p_error,
+        start,
+    );
+    Ok(Program {
+        source: graph.clone(),
+        optimized,
+        tfhe: lowered.program,
+        stats,
+        report,
+    })
+}
+
+/// One measured reference point: 24 ms per PBS at n=742, k=1, N=2048, l=1 (fhe-facts §1).
+fn ms_per_cost_unit() -> f64 {
+    24.0 / optimizer::cost::pbs_cost(742, 1, 2048, 1)
+}
+
+fn make_stats(
+    g: &Graph,
+    l: &LowerStats,
+    params: ParamSet,
+    cost: f64,
+    global_p_error: f64,
+    start: Instant,
+) -> CompileStats {
+    let mut by_prec = BTreeMap::new();
+    if l.pbs > 0 {
+        by_prec.insert(l.precision, l.pbs);
+    }
+    let has_pbs = g
+        .values()
+        .iter()
+        .any(|v| matches!(g.op(*v), Op::Pbs { .. }));
+    let sizes = optimizer::keys::key_sizes(&params);
+    let (bsk, ksk) = if has_pbs {
+        (sizes.fourier_bsk_bytes, sizes.ksk_bytes)
+    } else {
+        (0, 0)
+    };
+    CompileStats {
+        pbs_by_precision: by_prec,
+        pbs: l.pbs,
+        keyswitches: l.keyswitches,
+        levelled_ops: l.levelled_ops,
+        precision: l.precision,
+        norm2: l.norm2,
+        p_error: params.p_error,
+        global_p_error,
+        bsk_bytes: bsk,
+        ksk_bytes: ksk,
+        cost,
+        estimated_latency_ms: cost * ms_per_cost_unit(),
+        params,
+        compile_ms: start.elapsed().as_secs_f64() * 1e3,
+    }
+}
+
+impl Program {
+    /// Generates the client's secret keys and the server's evaluation keys from `seed`
+    /// (equal seeds give equal keys).
+    pub fn keygen(&self, seed: u128) -> Result<(ClientKeys, ServerKeys), ProgramError> {
+        let (ck, csk) = veil_runtime::keygen(
+            &self.tfhe,
+            &KeygenOptions {
+                seed,
+                ..Default::default()
+            },
+        )?;
+        Ok((ck, csk.decompress()))
+    }
+
+    /// Encrypts one tensor per program input (clear inputs pass through unencrypted).
+    pub fn encrypt(
+        &self,
+        keys: &ClientKeys,
+        inputs: &[Tensor<i64>],
+    ) -> Result<Vec<Value>, ProgramError> {
+        Ok(keys.encrypt_inputs(&self.tfhe, inputs)?)
+    }
+
+    /// Runs the program on encrypted inputs with the server's keys only.
+    pub fn run(&self, keys: &ServerKeys, inputs: Vec<Value>) -> Result<Vec<Value>, ProgramError> {
+        Ok(veil_runtime::run(&self.tfhe, keys, inputs)?)
+    }
+
+    /// Decrypts the outputs of [`Program::run`].
+    pub fn decrypt(
+        &self,
+        keys: &ClientKeys,
+        outputs: &[Value],
+    ) -> Result<Vec<Tensor<i64>>, ProgramError> {
+        Ok(keys.decrypt_outputs(&self.tfhe, outputs)?)
+    }
+
+    /// Runs the lowered program on clear values, injecting bootstrap errors with their
+    /// predicted probability (seeded): an accuracy estimate in milliseconds.
+    pub fn simulate(
+        &self,
+        inputs: &[Tensor<i64>],
+        seed: u64,
+    ) -> Result<Vec<Tensor<i64>>, ProgramError> {
+        let r = veil_runtime::simulate(
+            &self.tfhe,
+            inputs,
+            &veil_runtime::SimOptions {
+                seed,
+                ..Default::default()
+            },
+        )?;
+        Ok(r.outputs)
+    }
+
+    /// Runs the optimized tensor-level program on clear integers (the reference).
+    pub fn clear(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, ProgramError> {
+        veil_ir::interp::run(&self.optimized, inputs)
+            .map_err(|e| ProgramError::Interp(e.to_string()))
+    }
+}
