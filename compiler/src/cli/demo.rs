@@ -56,48 +56,31 @@ fn train(
     ytr: &[usize],
     test: &Matrix,
 ) -> Result<(&'static str, Vec<usize>, CompiledModel), CliError> {
-    let cfg = crate::ml::CompileConfig::default();
+    /// Fits, compiles and predicts with one built-in classifier.
+    macro_rules! fit {
+        ($name:expr, $model:expr) => {{
+            let mut m = $model;
+            m.fit(train, ytr).map_err(ml)?;
+            m.compile(train, &crate::ml::CompileConfig::default())
+                .map_err(ml)?;
+            (
+                $name,
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }};
+    }
     Ok(match model {
-        DemoModel::Linear => {
-            let mut m = LogisticRegression::new();
-            m.fit(train, ytr).map_err(ml)?;
-            m.compile(train, &cfg).map_err(ml)?;
-            (
-                "LogisticRegression (8-bit)",
-                m.predict(test).map_err(ml)?,
-                m.compiled().map_err(ml)?.clone(),
-            )
-        }
-        DemoModel::Svm => {
-            let mut m = LinearSvc::new();
-            m.fit(train, ytr).map_err(ml)?;
-            m.compile(train, &cfg).map_err(ml)?;
-            (
-                "LinearSVC (8-bit)",
-                m.predict(test).map_err(ml)?,
-                m.compiled().map_err(ml)?.clone(),
-            )
-        }
-        DemoModel::Tree => {
-            let mut m = DecisionTreeClassifier::new().with_max_depth(5);
-            m.fit(train, ytr).map_err(ml)?;
-            m.compile(train, &cfg).map_err(ml)?;
-            (
-                "DecisionTreeClassifier (depth 5, 6-bit)",
-                m.predict(test).map_err(ml)?,
-                m.compiled().map_err(ml)?.clone(),
-            )
-        }
-        DemoModel::Forest => {
-            let mut m = RandomForestClassifier::new();
-            m.fit(train, ytr).map_err(ml)?;
-            m.compile(train, &cfg).map_err(ml)?;
-            (
-                "RandomForestClassifier (20 trees, depth 4, 6-bit)",
-                m.predict(test).map_err(ml)?,
-                m.compiled().map_err(ml)?.clone(),
-            )
-        }
+        DemoModel::Linear => fit!("LogisticRegression (8-bit)", LogisticRegression::new()),
+        DemoModel::Svm => fit!("LinearSVC (8-bit)", LinearSvc::new()),
+        DemoModel::Tree => fit!(
+            "DecisionTreeClassifier (depth 5, 6-bit)",
+            DecisionTreeClassifier::new().with_max_depth(5)
+        ),
+        DemoModel::Forest => fit!(
+            "RandomForestClassifier (20 trees, depth 4, 6-bit)",
+            RandomForestClassifier::new()
+        ),
     })
 }
 

@@ -1,0 +1,34 @@
+//! The `veil` binary as a user runs it: the demo's table, and one-line errors with exit code 1.
+
+use std::process::Command;
+
+fn veil(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .output()
+        .expect("veil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_runs_encrypted_and_matches_clear() {
+    let (code, out, err) = veil(&["demo", "--samples", "2"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("LogisticRegression"), "{out}");
+    assert!(out.contains("FHE == clear on 2/2 samples"), "{out}");
+}
+
+#[test]
+fn bad_usage_is_one_line_and_exit_code_1() {
+    let (code, _, err) = veil(&["fmt", "/nonexistent/program.veil"]);
+    assert_eq!(code, 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    let (code, _, err) = veil(&["params", "--precision", "40", "--p-error", "1e-9"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
