@@ -20,14 +20,16 @@
 //! assert_eq!(program.decrypt(&client, &out).unwrap()[0].data, vec![1, 4, 9, 49]);
 //! ```
 
-use crate::lower::{lower, LowerError, LowerStats, PartitionRequest};
-use crate::optimizer::{self, ErrorTarget, Problem};
+use crate::lower::{
+    lower, LowerError, LowerRequest, LowerStats, MultiChooser, ParamChoice, PartitionRequest,
+};
+use crate::optimizer::{self, Crossing, ErrorTarget, OutputNoise, Partition, Problem};
 use crate::passes::{PassContext, PassError, PassManager, PipelineReport, DEFAULT_PIPELINE};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use thiserror::Error;
-use veil_ir::{Graph, Op, ParamSet, Tensor};
+use veil_ir::{Graph, KeyId, ParamSet, Tensor};
 use veil_runtime::{ClientKeys, KeygenOptions, ServerKeys, Value};
 
 /// Options of [`compile`].
@@ -83,24 +85,25 @@ pub struct CompileStats {
     pub pbs_by_precision: BTreeMap<u8, u64>,
     /// Total bootstraps.
     pub pbs: u64,
-    /// Keyswitches.
+    /// Keyswitches that change the key (same-key keyswitches only rescale and are free).
     pub keyswitches: u64,
     /// Levelled op nodes of the lowered program.
     pub levelled_ops: u64,
-    /// Message width of the partition.
-    pub precision: u8,
-    /// Largest norm2 reaching a bootstrap or an output.
-    pub norm2: f64,
-    /// The chosen parameter set.
-    pub params: ParamSet,
-    /// Predicted per-bootstrap error probability.
+    /// The partitions of the program (bootstraps grouped by input precision) and their sets.
+    pub partitions: Vec<PartitionStats>,
+    /// Ciphertexts keyswitched from one partition's big key into another's small key:
+    /// `(from, to, count)`.
+    pub crossings: Vec<(usize, usize, u64)>,
+    /// The chosen parameter sets (`@p0, @p1, ...`).
+    pub params: Vec<ParamSet>,
+    /// Predicted per-bootstrap error probability (the worst partition).
     pub p_error: f64,
     /// Predicted probability that any bootstrap of one run fails.
     pub global_p_error: f64,
-    /// Evaluation key sizes (bytes): bootstrap key in Fourier form and keyswitch key; zero when
-    /// the program needs none.
+    /// Evaluation key sizes (bytes): bootstrap keys in Fourier form; zero when the program
+    /// needs none.
     pub bsk_bytes: u64,
-    /// Keyswitch key bytes.
+    /// Keyswitch key bytes (every key pair the program uses).
     pub ksk_bytes: u64,
     /// Model cost of one run (Concrete's cost units).
     pub cost: f64,
@@ -109,6 +112,55 @@ pub struct CompileStats {
     pub estimated_latency_ms: f64,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
+}
+
+impl CompileStats {
+    /// One line: bootstraps per precision, the sets and the predicted error, e.g.
+    /// `21 PBS/sample (4-bit: 11, 6-bit: 10); @p0 n=950 k=1 N=8192 (6 bits), @p1 n=771 k=1
+    /// N=2048 (4 bits); p_error 9.1e-13 per PBS`.
+    pub fn summary(&self) -> String {
+        let by: Vec<String> = self
+            .pbs_by_precision
+            .iter()
+            .map(|(b, n)| format!("{b}-bit: {n}"))
+            .collect();
+        let sets: Vec<String> = self
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "@p{i} n={} k={} N={} ({} bits)",
+                    p.lwe_dimension, p.glwe_dimension, p.polynomial_size, p.message_bits
+                )
+            })
+            .collect();
+        let pbs = if by.is_empty() {
+            format!("{} PBS/sample", self.pbs)
+        } else {
+            format!("{} PBS/sample ({})", self.pbs, by.join(", "))
+        };
+        format!(
+            "{pbs}; {}; p_error {:.1e} per PBS",
+            sets.join(", "),
+            self.p_error
+        )
+    }
+}
+
+/// One partition in [`CompileStats`].
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionStats {
+    /// Widest bootstrap input of the partition, in bits.
+    pub precision: u8,
+    /// Largest norm2 reaching one of its keyswitches.
+    pub norm2: f64,
+    /// Bootstraps.
+    pub pbs: u64,
+    /// Index of its parameter set.
+    pub set: usize,
+    /// Predicted per-bootstrap error probability.
+    pub p_error: f64,
 }
 
 /// A compiled program: the graphs of every stage and its statistics.
@@ -190,33 +242,55 @@ pub fn compile(
 
     let target = config.error;
     let chosen = std::cell::RefCell::new(None);
-    let chooser = |req: &PartitionRequest| -> Result<ParamSet, String> {
-        if req.tlu_count == 0 {
+    let chooser = |req: &LowerRequest| -> Result<ParamChoice, String> {
+        if req.partitions.is_empty() {
             let p = target
                 .p_error
                 .into_iter()
                 .chain(target.global_p_error)
                 .fold(1.0, f64::min);
-            return levelled_params(req, p);
+            let set = levelled_params(&req.merged(), p)?;
+            return Ok(ParamChoice {
+                sets: vec![set],
+                partition_sets: Vec::new(),
+            });
         }
-        let problem = Problem::single(req.precision, req.norm2, req.tlu_count, target);
+        let problem = Problem {
+            partitions: req
+                .partitions
+                .iter()
+                .map(|p| Partition {
+                    precision: p.precision,
+                    norm2: p.norm2.max(1.0),
+                    tlus: p.tlus,
+                    levelled: 0,
+                    outputs: p
+                        .outputs
+                        .iter()
+                        .map(|&(precision, norm2)| OutputNoise { precision, norm2 })
+                        .collect(),
+                })
+                .collect(),
+            crossings: req
+                .crossings
+                .iter()
+                .map(|&(from, to, count)| Crossing { from, to, count })
+                .collect(),
+            target,
+        };
         let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
-        let set = sol.sets[sol.partition_sets[0]].clone();
-        *chosen.borrow_mut() = Some((sol.cost, sol.global_p_error));
-        Ok(set.params)
+        let choice = ParamChoice {
+            sets: sol.sets.iter().map(|s| s.params.clone()).collect(),
+            partition_sets: sol.partition_sets.clone(),
+        };
+        *chosen.borrow_mut() = Some(sol);
+        Ok(choice)
     };
-    let lowered = lower(&optimized, &chooser)?;
-    let params = lowered.program.params[0].clone();
-    let (cost, global_p_error) = chosen.into_inner().unwrap_or((
-        0.0,
-        optimizer::error::global_p_error(params.p_error, lowered.stats.pbs),
-    ));
+    let lowered = lower(&optimized, &MultiChooser(chooser))?;
     let stats = make_stats(
         &lowered.program,
         &lowered.stats,
-        params,
-        cost,
-        global_p_error,
+        chosen.into_inner().map(|s| (*s).clone()),
         start,
     );
     Ok(Program {
@@ -236,33 +310,60 @@ fn ms_per_cost_unit() -> f64 {
 fn make_stats(
     g: &Graph,
     l: &LowerStats,
-    params: ParamSet,
-    cost: f64,
-    global_p_error: f64,
+    sol: Option<optimizer::Solution>,
     start: Instant,
 ) -> CompileStats {
-    let mut by_prec = BTreeMap::new();
-    if l.pbs > 0 {
-        by_prec.insert(l.precision, l.pbs);
-    }
-    let has_pbs = g
-        .values()
+    let params = g.params.clone();
+    let partitions: Vec<PartitionStats> = l
+        .partitions
         .iter()
-        .any(|v| matches!(g.op(*v), Op::Pbs { .. }));
-    let sizes = optimizer::keys::key_sizes(&params);
-    let (bsk, ksk) = if has_pbs {
-        (sizes.fourier_bsk_bytes, sizes.ksk_bytes)
-    } else {
-        (0, 0)
+        .enumerate()
+        .map(|(i, p)| PartitionStats {
+            precision: p.precision,
+            norm2: p.norm2,
+            pbs: p.tlus,
+            set: l.partition_sets[i],
+            p_error: sol
+                .as_ref()
+                .map_or(params[l.partition_sets[i]].p_error, |s| {
+                    s.partition_p_errors[i]
+                }),
+        })
+        .collect();
+    // Evaluation keys: a bootstrap key per set that bootstraps, a keyswitch key per key pair.
+    let keys = veil_runtime::KeyRequirements::of(g).ok();
+    let (mut bsk, mut ksk) = (0, 0);
+    if let Some(k) = &keys {
+        for &s in &k.bsk {
+            bsk += optimizer::keys::key_sizes(&params[s as usize]).fourier_bsk_bytes;
+        }
+        let dim = |key: KeyId| {
+            let p = &params[key.param() as usize];
+            match key {
+                KeyId::Big(_) => p.big_lwe_dimension(),
+                KeyId::Small(_) => p.lwe_dimension,
+            }
+        };
+        for &(from, to) in &k.ksk {
+            let level = params[to.param() as usize].ks_level;
+            ksk += optimizer::keys::ksk_bytes(dim(from), dim(to), level);
+        }
+    }
+    let (cost, p_error, global_p_error) = match &sol {
+        Some(s) => (s.cost, s.p_error, s.global_p_error),
+        None => {
+            let p = params.first().map_or(0.0, |p| p.p_error);
+            (0.0, p, p)
+        }
     };
     CompileStats {
-        pbs_by_precision: by_prec,
+        pbs_by_precision: l.pbs_by_precision.clone(),
         pbs: l.pbs,
         keyswitches: l.keyswitches,
         levelled_ops: l.levelled_ops,
-        precision: l.precision,
-        norm2: l.norm2,
-        p_error: params.p_error,
+        partitions,
+        crossings: l.crossings.clone(),
+        p_error,
         global_p_error,
         bsk_bytes: bsk,
         ksk_bytes: ksk,

@@ -85,7 +85,12 @@ fn stats_are_consistent() {
     let s = &p.stats;
     assert_eq!(s.pbs_by_precision.values().sum::<u64>(), s.pbs);
     assert!(s.global_p_error >= s.p_error);
-    assert!(s.bsk_bytes > 0 && s.ksk_bytes > 0);
+    assert!(s.bsk_bytes > 0);
+    // Keyswitch keys exist exactly when a keyswitch changes the key (inputs that only feed
+    // bootstraps are encrypted under the small key).
+    assert_eq!(s.ksk_bytes > 0, s.keyswitches > 0);
+    assert_eq!(s.partitions.iter().map(|p| p.pbs).sum::<u64>(), s.pbs);
+    assert!(s.partitions.iter().all(|p| p.set < s.params.len()));
     assert!(s.estimated_latency_ms > 0.0);
     let json = serde_json::to_string(s).unwrap();
     assert!(json.contains("\"pbs\""));
@@ -145,4 +150,52 @@ fn bad_input_gives_errors_not_panics() {
     assert!(p.clear(&bad).is_err());
     // Wrong number of inputs.
     assert!(p.encrypt(client, &bad[..1]).is_err());
+}
+
+/// Two bootstrap widths that the optimizer serves with two parameter sets: 2 bootstraps at 4
+/// bits feed (through a levelled sum) 16 bootstraps at 3 bits. Exercises partitions, a
+/// crossing keyswitch from one set's big key into the other's small key, inputs encrypted
+/// under a small key, and keys for two sets.
+#[test]
+fn two_parameter_sets_encrypted_equals_interpreter() {
+    let b = Builder::new();
+    let x = b.input_encrypted("x", &[2], IntType::unsigned(4)).unwrap();
+    let hi = b.tlu(x, |v| v >> 2).unwrap();
+    let s = b.sum(hi, &[], false).unwrap();
+    let s = b.reshape(s, &[1]).unwrap();
+    let wide = b.broadcast(s, &[16]).unwrap();
+    let tables: Vec<Vec<i64>> = (0..8)
+        .map(|j| (0..8).map(|v| (v * j + 1) % 8).collect())
+        .collect();
+    let y = b
+        .tlu_multi(wide, tables, (0..16).map(|j| j % 8).collect())
+        .unwrap();
+    b.output("y", y).unwrap();
+    let g = b.finish().unwrap();
+    let inputs: Vec<Vec<Tensor<i64>>> = (0..256)
+        .map(|i| vec![Tensor::new(vec![2], vec![i % 16, i / 16]).unwrap()])
+        .collect();
+    let cfg = CompileConfig {
+        error: ErrorTarget::p_error(2f64.powi(-20)),
+        ..Default::default()
+    };
+    let p = compile(&g, &inputs, &cfg).unwrap();
+    let s = &p.stats;
+    assert_eq!(s.params.len(), 2, "{}", s.summary());
+    assert_eq!(s.partitions.len(), 2, "{}", s.summary());
+    assert_eq!(s.crossings.len(), 1, "{}", s.summary());
+    assert!(s.params.iter().all(|p| p.is_secure()));
+    assert!(s.p_error <= 2f64.powi(-20) * (1.0 + 1e-9));
+    veil_ir::verify::verify(&p.tfhe).unwrap();
+    for inp in &inputs {
+        let want = veil_ir::interp::run(&g, inp).unwrap();
+        assert_eq!(p.simulate(inp, 3).unwrap(), want);
+    }
+    let (client, server) = p.keygen(11).unwrap();
+    for inp in inputs.iter().step_by(53) {
+        let want = veil_ir::interp::run(&g, inp).unwrap();
+        let ct = p.encrypt(&client, inp).unwrap();
+        let out = p.run(&server, ct).unwrap();
+        assert_eq!(p.decrypt(&client, &out).unwrap(), want, "inputs {inp:?}");
+    }
 }

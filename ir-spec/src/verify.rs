@@ -15,8 +15,8 @@
 //!   the tensor level; at the TFHE level every encrypted value has an encoding and clear values
 //!   none, only levelled ops plus `keyswitch`/`pbs` occur, encrypted operands of a levelled op
 //!   share the encoding of its result, `pbs` goes from `@pK.small` to `@pK`, and `keyswitch`
-//!   changes only the key (and the width when going to a small key, to that set's
-//!   `message_bits`).
+//!   changes only the key (and may narrow the width when going to a small key, to at most that
+//!   set's `message_bits`).
 
 use crate::graph::{Graph, Level, ValueId};
 use crate::infer::infer;
@@ -468,11 +468,11 @@ impl Verifier<'_> {
         match r.key {
             KeyId::Small(q) => {
                 if let Some(p) = g.params.get(q as usize) {
-                    if r.width != p.message_bits {
+                    if r.width > p.message_bits || r.width > a.width {
                         self.report(
                             v,
                             format!(
-                                "changes the width from {} to {}; going to {} it may only become {} (the set's message bits)",
+                                "changes the width from {} to {}; going to {} it may only narrow, to at most {} (the set's message bits)",
                                 a.width, r.width, r.key, p.message_bits
                             ),
                         );
@@ -1007,7 +1007,7 @@ mod tests {
             &g,
             "invalid graph (2 problems):\n  \
              %3 = keyswitch: changes the element type from u4 to u2; keyswitch changes only the key\n  \
-             %3 = keyswitch: changes the width from 5 to 4; going to @p0.small it may only become 3 (the set's message bits)",
+             %3 = keyswitch: changes the width from 5 to 4; going to @p0.small it may only narrow, to at most 3 (the set's message bits)",
         );
     }
 }

@@ -129,11 +129,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         .collect();
     let program = compile(&model.graph, &inputset, &CompileConfig::default()).map_err(ml)?;
     let s = &program.stats;
-    let p = &s.params;
-    println!(
-        "compiled in {:.1} ms: {} PBS/sample at {} bits, params n={} k={} N={}, p_error {:.1e} per PBS",
-        s.compile_ms, s.pbs, s.precision, p.lwe_dimension, p.glwe_dimension, p.polynomial_size, s.p_error
-    );
+    println!("compiled in {:.1} ms: {}", s.compile_ms, s.summary());
 
     let t = Instant::now();
     let (client, compressed) = veil_runtime::keygen(

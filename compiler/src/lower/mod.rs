@@ -15,17 +15,32 @@
 //! The offset makes every bootstrap input a non-negative message below `2^b` (the padding bit
 //! stays clear). Keyswitches and offsets of one value are shared by all its bootstraps.
 //!
-//! Parameters: one parameter set (mono-parameter) whose message width `W` is the widest
-//! bootstrap input or encrypted output; all encrypted values are encoded with `delta =
-//! 2^(63-W)`. The set is chosen by a [`ParamChooser`] (the optimizer) from `W`, the largest
-//! norm2 reaching a bootstrap or an output (see [`manp`]), and the number of bootstraps.
+//! Parameters (multi-parameter, after Concrete's partitions):
+//!
+//! - **Regions.** Encrypted values joined by levelled ops share one encoding: a key and a
+//!   message width `w` (`delta = 2^(63-w)`). A region's width is its widest keyswitch output
+//!   or encrypted output; arithmetic in it is exact modulo `2^(w+1)`.
+//! - **Partitions.** Bootstraps are grouped by input width; partitions whose bootstraps feed
+//!   one region are merged (a region lives under one big key). Each partition's keyswitches
+//!   narrow their region's messages to the bootstrap's own width `b` (tables have `2^b`
+//!   entries), which multiplies the region's noise by `4^(w-b)`: that factor enters the
+//!   partition's norm2 (see [`manp`]).
+//! - **Keys.** A region lives under the big key of the partition producing it, or (inputs) of
+//!   its main consumer. A keyswitch from a region under another set's big key goes straight
+//!   into the consumer's small key (a *crossing*, priced and noise-checked by the optimizer).
+//!   Inputs that only feed bootstraps of one set are encrypted by the client directly under
+//!   that set's small key, so their keyswitch is a free rescale.
+//! - **Choice.** A [`ParamChooser`] (the optimizer) gets a [`LowerRequest`]: per partition its
+//!   width, norm2, bootstrap count and the outputs decoded under its key; the crossings. It
+//!   returns the sets and which partition uses which; partitions may share a set. The
+//!   [`MonoChooser`] view asks for one set for everything.
 //!
 //! Architecture invariant: the lowered graph verifies at [`Level::Tfhe`] and computes exactly
 //! what the tensor-level graph computes (checked by tests through both interpreters).
 
 pub mod manp;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 use veil_ir::types::numel;
 use veil_ir::{
@@ -33,7 +48,8 @@ use veil_ir::{
     ValueId, Visibility,
 };
 
-/// What the lowering asks of the parameter optimizer for one partition.
+/// What the lowering asks of the parameter optimizer for one partition when a single set
+/// serves the whole program (the [`MonoChooser`] view).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PartitionRequest {
     /// Message width of bootstrap inputs (and of every encrypted value), in bits.
@@ -45,15 +61,102 @@ pub struct PartitionRequest {
     pub tlu_count: u64,
 }
 
-/// Chooses a parameter set for a partition (implemented by the optimizer).
+/// One partition of a lowered program: the bootstraps sharing an input precision (and those
+/// whose outputs meet them in a levelled computation).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PartitionInfo {
+    /// Widest bootstrap input of the partition, in bits.
+    pub precision: u8,
+    /// Largest norm2 reaching one of its keyswitches, in units of the input's variance,
+    /// scaled by `4^s` when the keyswitch narrows the message by `s` bits.
+    pub norm2: f64,
+    /// Bootstraps (ciphertexts).
+    pub tlus: u64,
+    /// Outputs decoded under the partition's big key: `(width, norm2)`.
+    pub outputs: Vec<(u8, f64)>,
+}
+
+/// Everything the parameter optimizer needs to know about a program.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LowerRequest {
+    /// The partitions (empty for a program without bootstraps).
+    pub partitions: Vec<PartitionInfo>,
+    /// `(from, to, count)`: `count` ciphertexts under partition `from`'s big key keyswitched into
+    /// partition `to`'s small key.
+    pub crossings: Vec<(usize, usize, u64)>,
+    /// Outputs of a program without bootstraps: `(width, norm2)`, decoded under a fresh key.
+    pub levelled_outputs: Vec<(u8, f64)>,
+}
+
+impl LowerRequest {
+    /// The single-set view: widest precision, largest norm2, all bootstraps.
+    pub fn merged(&self) -> PartitionRequest {
+        let outs = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.outputs.iter())
+            .chain(&self.levelled_outputs);
+        let mut r = PartitionRequest {
+            precision: 1,
+            norm2: 1.0,
+            tlu_count: 0,
+        };
+        for p in &self.partitions {
+            r.precision = r.precision.max(p.precision);
+            r.norm2 = r.norm2.max(p.norm2);
+            r.tlu_count += p.tlus;
+        }
+        for &(w, n2) in outs {
+            r.precision = r.precision.max(w);
+            r.norm2 = r.norm2.max(n2);
+        }
+        r
+    }
+}
+
+/// The parameter sets chosen for a [`LowerRequest`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamChoice {
+    /// The sets (`@p0, @p1, ...`); each set's `message_bits` is at least the precision of every
+    /// partition it serves.
+    pub sets: Vec<ParamSet>,
+    /// Set index of each partition (empty when there are no partitions; then `sets` has one
+    /// set for the levelled program).
+    pub partition_sets: Vec<usize>,
+}
+
+/// Chooses parameter sets for a program (implemented over the optimizer by
+/// [`crate::program::compile`]).
 pub trait ParamChooser {
-    /// A secure parameter set meeting the program's error target, or why there is none.
-    fn choose(&self, req: &PartitionRequest) -> Result<ParamSet, String>;
+    /// Secure parameter sets meeting the program's error target, or why there are none.
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String>;
+}
+
+/// A single-set chooser from a function of the merged request: every partition shares one set.
+pub struct MonoChooser<F>(pub F);
+
+impl<F: Fn(&PartitionRequest) -> Result<ParamSet, String>> ParamChooser for MonoChooser<F> {
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+        let set = (self.0)(&req.merged())?;
+        Ok(ParamChoice {
+            sets: vec![set],
+            partition_sets: vec![0; req.partitions.len()],
+        })
+    }
+}
+
+/// A multi-set chooser from a function of the whole request.
+pub struct MultiChooser<F>(pub F);
+
+impl<F: Fn(&LowerRequest) -> Result<ParamChoice, String>> ParamChooser for MultiChooser<F> {
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+        (self.0)(req)
+    }
 }
 
 impl<F: Fn(&PartitionRequest) -> Result<ParamSet, String>> ParamChooser for F {
-    fn choose(&self, req: &PartitionRequest) -> Result<ParamSet, String> {
-        self(req)
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+        MonoChooser(self).choose(req)
     }
 }
 
@@ -88,14 +191,21 @@ pub enum LowerError {
 pub struct LowerStats {
     /// Bootstraps (one per ciphertext).
     pub pbs: u64,
-    /// Keyswitches (one per ciphertext).
+    /// Bootstraps per input width in bits.
+    pub pbs_by_precision: BTreeMap<u8, u64>,
+    /// Keyswitches that change the key (one per ciphertext); a same-key keyswitch only
+    /// rescales and is free.
     pub keyswitches: u64,
     /// Levelled op nodes.
     pub levelled_ops: u64,
-    /// Message width of the single partition.
-    pub precision: u8,
-    /// Largest norm2 reaching a bootstrap or output.
-    pub norm2: f64,
+    /// What the parameter chooser was asked.
+    pub partitions: Vec<PartitionInfo>,
+    /// Set index of each partition.
+    pub partition_sets: Vec<usize>,
+    /// Crossings `(from, to, count)` between partitions.
+    pub crossings: Vec<(usize, usize, u64)>,
+    /// Outputs of a program without bootstraps: `(width, norm2)`.
+    pub levelled_outputs: Vec<(u8, f64)>,
 }
 
 /// A lowered program and its statistics.
@@ -468,30 +578,209 @@ impl<'a> Lowerer<'a> {
 
     fn finish(mut self, chooser: &dyn ParamChooser) -> R<Lowered> {
         let g = &mut self.dst;
-        // Partition width: widest bootstrap input, or encrypted output (signed outputs use the
-        // padding bit as sign bit).
-        let mut width: u8 = 1;
-        for v in g.values() {
-            match g.op(v) {
-                Op::KeySwitch => width = width.max(g.ty(v).int.bits),
-                Op::Output { .. } if g.ty(v).is_encrypted() => {
-                    let t = g.ty(v).int;
-                    width = width.max(if t.signed {
-                        t.bits.saturating_sub(1).max(1)
-                    } else {
-                        t.bits
-                    });
+        let vals = g.values();
+        let idx: HashMap<ValueId, usize> = vals.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+        let is_ks = |g: &Graph, v: ValueId| matches!(g.op(v), Op::KeySwitch);
+        // Regions: encrypted big-key values joined by levelled ops share one encoding.
+        let mut regions = UnionFind::new(vals.len());
+        for &v in &vals {
+            if !g.ty(v).is_encrypted()
+                || matches!(g.op(v), Op::KeySwitch | Op::Pbs { .. } | Op::Input { .. })
+            {
+                continue;
+            }
+            for o in g.operands(v) {
+                if g.ty(o).is_encrypted() && !is_ks(g, o) {
+                    regions.union(idx[&v], idx[&o]);
                 }
-                _ => {}
             }
         }
-        // Materialize tables at width W (messages beyond an input's range are unreachable).
+        let region = |regions: &mut UnionFind, v: ValueId| regions.find(idx[&v]);
+        // Partitions: keyswitches grouped by width, merged when their bootstraps' outputs meet
+        // in one region (a region lives under one big key).
+        let ks_nodes: Vec<ValueId> = vals.iter().copied().filter(|&v| is_ks(g, v)).collect();
+        let mut widths: Vec<u8> = ks_nodes.iter().map(|&k| g.ty(k).int.bits).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        let class_of = |g: &Graph, k: ValueId| {
+            widths
+                .binary_search(&g.ty(k).int.bits)
+                .expect("every keyswitch width is listed")
+        };
+        let mut classes = UnionFind::new(widths.len());
+        let pbs_nodes: Vec<ValueId> = vals
+            .iter()
+            .copied()
+            .filter(|&v| matches!(g.op(v), Op::Pbs { .. }))
+            .collect();
+        let mut producer_class: HashMap<usize, usize> = HashMap::new();
+        for &p in &pbs_nodes {
+            let k = g.operands(p)[0];
+            let c = class_of(g, k);
+            let r = region(&mut regions, p);
+            match producer_class.get(&r) {
+                Some(&c0) => classes.union(c0, c),
+                None => {
+                    producer_class.insert(r, c);
+                }
+            }
+        }
+        let mut part_of_class = vec![usize::MAX; widths.len()];
+        let mut n_parts = 0;
+        for c in 0..widths.len() {
+            let root = classes.find(c);
+            if part_of_class[root] == usize::MAX {
+                part_of_class[root] = n_parts;
+                n_parts += 1;
+            }
+            part_of_class[c] = part_of_class[root];
+        }
+        let part_of_ks = |g: &Graph, k: ValueId| part_of_class[class_of(g, k)];
+        // Region facts: producing partition, consumers, outputs, width.
+        #[derive(Default)]
+        struct Region {
+            producer: Option<usize>,
+            consumers: BTreeMap<usize, u64>,
+            outputs: Vec<ValueId>,
+            width: u8,
+        }
+        let mut info: BTreeMap<usize, Region> = BTreeMap::new();
+        for (&r, &c) in &producer_class {
+            info.entry(r).or_default().producer = Some(part_of_class[c]);
+        }
+        for &k in &ks_nodes {
+            let src = g.operands(k)[0];
+            let r = region(&mut regions, src);
+            let e = info.entry(r).or_default();
+            *e.consumers.entry(part_of_ks(g, k)).or_default() += numel(&g.ty(k).shape) as u64;
+            e.width = e.width.max(g.ty(k).int.bits);
+        }
+        for &v in &vals {
+            if matches!(g.op(v), Op::Output { .. }) && g.ty(v).is_encrypted() {
+                let t = g.ty(v).int;
+                let w = if t.signed {
+                    t.bits.saturating_sub(1).max(1)
+                } else {
+                    t.bits
+                };
+                let r = region(&mut regions, v);
+                let e = info.entry(r).or_default();
+                e.outputs.push(v);
+                e.width = e.width.max(w);
+            }
+        }
+        let mut part_width = vec![0u8; n_parts];
+        for &k in &ks_nodes {
+            let p = part_of_ks(g, k);
+            part_width[p] = part_width[p].max(g.ty(k).int.bits);
+        }
+        let widest = (0..n_parts).max_by_key(|&p| (part_width[p], std::cmp::Reverse(p)));
+        let mut home: BTreeMap<usize, Option<usize>> = BTreeMap::new();
+        for (&r, e) in &info {
+            let h = e.producer.or_else(|| {
+                e.consumers
+                    .iter()
+                    .max_by_key(|(p, n)| (**n, part_width[**p], std::cmp::Reverse(**p)))
+                    .map(|(p, _)| *p)
+            });
+            home.insert(r, h.or(widest));
+        }
+        // The request: norm2 at every keyswitch (scaled by the narrowing), outputs, crossings.
+        let nu = manp::norm2(g);
+        let mut partitions: Vec<PartitionInfo> = part_width
+            .iter()
+            .map(|&w| PartitionInfo {
+                precision: w,
+                norm2: 0.0,
+                tlus: 0,
+                outputs: Vec::new(),
+            })
+            .collect();
+        let mut crossings: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        for &k in &ks_nodes {
+            let src = g.operands(k)[0];
+            let r = region(&mut regions, src);
+            let (p, bits) = (part_of_ks(g, k), g.ty(k).int.bits);
+            let shift = info[&r].width - bits;
+            let n2 = manp::max_norm2(&nu, src) * 4f64.powi(shift as i32);
+            partitions[p].norm2 = partitions[p].norm2.max(n2);
+            if let Some(h) = home[&r] {
+                if h != p {
+                    *crossings.entry((h, p)).or_default() += numel(&g.ty(k).shape) as u64;
+                }
+            }
+        }
+        for &p in &pbs_nodes {
+            let k = g.operands(p)[0];
+            partitions[part_of_ks(g, k)].tlus += numel(&g.ty(p).shape) as u64;
+        }
+        let mut levelled_outputs = Vec::new();
+        for (r, e) in &info {
+            for &o in &e.outputs {
+                let out = (e.width.max(1), manp::max_norm2(&nu, o));
+                match home[r] {
+                    Some(h) => partitions[h].outputs.push(out),
+                    None => levelled_outputs.push(out),
+                }
+            }
+        }
+        let req = LowerRequest {
+            partitions,
+            crossings: crossings.iter().map(|(&(a, b), &n)| (a, b, n)).collect(),
+            levelled_outputs,
+        };
+        let merged = req.merged();
+        let choice = chooser
+            .choose(&req)
+            .map_err(|why| LowerError::NoParameters {
+                precision: merged.precision,
+                norm2: merged.norm2,
+                why,
+            })?;
+        let bad = |why: String| Err(LowerError::BadInput(format!("parameter chooser: {why}")));
+        if choice.sets.is_empty() || choice.partition_sets.len() != req.partitions.len() {
+            return bad(format!(
+                "{} set(s) and {} assignment(s) for {} partition(s)",
+                choice.sets.len(),
+                choice.partition_sets.len(),
+                req.partitions.len()
+            ));
+        }
+        for (p, &s) in choice.partition_sets.iter().enumerate() {
+            let ok = choice
+                .sets
+                .get(s)
+                .is_some_and(|set| set.message_bits >= req.partitions[p].precision);
+            if !ok {
+                return bad(format!(
+                    "partition {p} ({} bits) got an unknown or narrower set",
+                    req.partitions[p].precision
+                ));
+            }
+        }
+        let set_of = |p: usize| choice.partition_sets[p] as u32;
+        // Inputs feeding only bootstraps of one set are encrypted under that set's small key:
+        // no keyswitch on the server, and less noise.
+        let mut key_of_region: BTreeMap<usize, KeyId> = BTreeMap::new();
+        for (&r, e) in &info {
+            let consumer_sets: std::collections::BTreeSet<u32> =
+                e.consumers.keys().map(|&p| set_of(p)).collect();
+            let key = if e.producer.is_none() && e.outputs.is_empty() && consumer_sets.len() == 1 {
+                KeyId::Small(*consumer_sets.iter().next().expect("one set"))
+            } else {
+                KeyId::Big(home[&r].map_or(0, set_of))
+            };
+            key_of_region.insert(r, key);
+        }
+        // Materialize tables (one entry per message of the bootstrap's input width).
         for p in std::mem::take(&mut self.pending) {
+            let k = g.operands(p.node)[0];
+            let bits = g.ty(k).int.bits;
             let ids: Vec<_> = p
                 .tables
                 .into_iter()
                 .map(|mut t| {
-                    t.resize(1usize << width, 0);
+                    t.resize(1usize << bits, 0);
                     g.add_table(Table { entries: t })
                 })
                 .collect();
@@ -501,52 +790,80 @@ impl<'a> Lowerer<'a> {
             };
         }
         let mut stats = LowerStats {
-            precision: width,
+            partitions: req.partitions.clone(),
+            partition_sets: choice.partition_sets.clone(),
+            crossings: req.crossings.clone(),
+            levelled_outputs: req.levelled_outputs.clone(),
             ..Default::default()
         };
-        for v in g.values() {
-            let (is_enc, count) = (g.ty(v).is_encrypted(), numel(&g.ty(v).shape) as u64);
+        for &v in &vals {
+            if !g.ty(v).is_encrypted() {
+                continue;
+            }
+            let enc = if is_ks(g, v) {
+                Encoding {
+                    key: KeyId::Small(set_of(part_of_ks(g, v))),
+                    width: g.ty(v).int.bits,
+                }
+            } else {
+                let r = region(&mut regions, v);
+                let (key, width) = match info.get(&r) {
+                    Some(e) => (key_of_region[&r], e.width.max(1)),
+                    None => (KeyId::Big(0), 1),
+                };
+                Encoding { key, width }
+            };
+            g.node_mut(v).ty.encoding = Some(enc);
+        }
+        for &v in &vals {
+            let count = numel(&g.ty(v).shape) as u64;
             match g.op(v) {
-                Op::KeySwitch => stats.keyswitches += count,
-                Op::Pbs { .. } => stats.pbs += count,
+                Op::KeySwitch => {
+                    let from = g.ty(g.operands(v)[0]).encoding.map(|e| e.key);
+                    if from != g.ty(v).encoding.map(|e| e.key) {
+                        stats.keyswitches += count;
+                    }
+                }
+                Op::Pbs { .. } => {
+                    stats.pbs += count;
+                    let bits = g.ty(g.operands(v)[0]).int.bits;
+                    *stats.pbs_by_precision.entry(bits).or_default() += count;
+                }
                 Op::Input { .. } | Op::Const { .. } | Op::Output { .. } => {}
-                _ if is_enc => stats.levelled_ops += 1,
+                _ if g.ty(v).is_encrypted() => stats.levelled_ops += 1,
                 _ => {}
             }
-            if is_enc {
-                let key = if matches!(g.op(v), Op::KeySwitch) {
-                    KeyId::Small(0)
-                } else {
-                    KeyId::Big(0)
-                };
-                g.node_mut(v).ty.encoding = Some(Encoding { key, width });
-            }
         }
-        let nu = manp::norm2(g);
-        stats.norm2 = g
-            .values()
-            .into_iter()
-            .filter(|v| matches!(g.op(*v), Op::KeySwitch | Op::Output { .. }))
-            .map(|v| manp::max_norm2(&nu, v))
-            .fold(1.0, f64::max);
-        let req = PartitionRequest {
-            precision: width,
-            norm2: stats.norm2,
-            tlu_count: stats.pbs,
-        };
-        let params = chooser
-            .choose(&req)
-            .map_err(|why| LowerError::NoParameters {
-                precision: width,
-                norm2: stats.norm2,
-                why,
-            })?;
-        g.params = vec![params];
+        g.params = choice.sets;
         g.level = Level::Tfhe;
         g.compact_pools();
         Ok(Lowered {
             program: self.dst,
             stats,
         })
+    }
+}
+
+/// Disjoint sets over `0..n` (path halving, union by index).
+struct UnionFind(Vec<usize>);
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        UnionFind((0..n).collect())
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.0[i] != i {
+            self.0[i] = self.0[self.0[i]];
+            i = self.0[i];
+        }
+        i
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.0[a.max(b)] = a.min(b);
+        }
     }
 }

@@ -50,11 +50,26 @@ pub struct Partition {
     pub tlus: u64,
     /// Levelled work on the partition's ciphertexts (sum of operand sizes; cost `size * k N`).
     pub levelled: u64,
+    /// Program outputs decoded under this partition's big key (their noise caps the
+    /// partition's bootstrap output variance).
+    #[serde(default)]
+    pub outputs: Vec<OutputNoise>,
 }
 
-/// `count` ciphertexts produced by TLUs of partition `from` and consumed by TLUs of partition
-/// `to`. When the two partitions get different sets each such ciphertext pays a conversion
-/// keyswitch between their big keys.
+/// An output decoded by the client under a partition's big key: `norm2` units of that
+/// partition's bootstrap output variance must decode `precision` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputNoise {
+    /// Message width of the output's encoding in bits.
+    pub precision: u8,
+    /// Largest norm2 of an output element.
+    pub norm2: f64,
+}
+
+/// `count` ciphertexts living under partition `from`'s big key (its bootstrap outputs, or
+/// inputs encrypted under it) and keyswitched into the small key of partition `to`. When the
+/// two partitions get different sets that keyswitch starts from `from`'s big key: its noise and
+/// cost scale with `from`'s dimension `k N` instead of `to`'s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crossing {
     /// Producing partition index.
@@ -113,6 +128,7 @@ impl Problem {
                 norm2,
                 tlus,
                 levelled: 0,
+                outputs: Vec::new(),
             }],
             crossings: Vec::new(),
             target,
@@ -142,7 +158,8 @@ pub struct ChosenSet {
     pub cost: f64,
 }
 
-/// A keyswitch between the big keys of two sets, paid by every ciphertext of a crossing.
+/// The keyswitches of a crossing between two sets: from the producer set's big key straight
+/// into the consumer set's small key, with the consumer's keyswitch decomposition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conversion {
     /// Index into [`Problem::crossings`].
@@ -151,13 +168,14 @@ pub struct Conversion {
     pub from_set: usize,
     /// Set of the consuming partition.
     pub to_set: usize,
-    /// Decomposition base log.
+    /// Decomposition base log (the consumer set's keyswitch base log).
     pub base_log: usize,
-    /// Decomposition levels.
+    /// Decomposition levels (the consumer set's keyswitch levels).
     pub level: usize,
-    /// Added variance.
+    /// Keyswitch variance of one such keyswitch (replacing the consumer's own).
     pub variance: f64,
-    /// Model cost of all the crossing's conversions.
+    /// Model cost of the crossing's keyswitches beyond what the consumer set's own keyswitches
+    /// would cost (negative when the producer's big key is smaller).
     pub cost: f64,
 }
 

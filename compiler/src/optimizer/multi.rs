@@ -3,19 +3,18 @@
 //! Partitions are ordered by `(precision, norm2)` and every split of that order into contiguous
 //! groups is tried (all `2^(m-1)` of them up to [`MAX_ENUMERATED_PARTITIONS`] partitions; beyond
 //! that: one set, one set per precision, one set per partition). Each group gets the cheapest
-//! set meeting all its members' constraints ([`search`]). A crossing between two groups pays a
-//! conversion keyswitch from the producer's big key to the consumer's big key (before the
-//! consumer's levelled work), whose noise adds to the producer's PBS output noise; when that
-//! sum exceeds what the consumer tolerates, the producer's output noise is capped (halved
-//! budget) and its group re-searched, a few rounds at most. The cheapest grouping wins; the
-//! one-set grouping is tried first and wins ties, so sets split only when strictly cheaper.
+//! set meeting all its members' constraints ([`search`]). A crossing between two groups is a
+//! keyswitch from the producer set's big key straight into the consumer set's small key (with
+//! the consumer's decomposition): its noise and cost scale with the producer's dimension `k N`,
+//! and the producer's output noise feeds the consumer's bootstrap. When that exceeds what the
+//! consumer tolerates, the producer's output noise is capped (halved budget) and its group
+//! re-searched, a few rounds at most. Outputs decoded under a partition's big key cap its
+//! output noise from the start. The cheapest grouping wins; the one-set grouping is tried
+//! first and wins ties, so sets split only when strictly cheaper.
 
 use super::cost::ks_cost;
 use super::error::{p_error_from_global, p_error_of_variance, safe_variance};
-use super::noise::keyswitch_variance;
 use super::search::{max_norm2, min_input_variance, search, Choice, Constraint, SetQuery};
-use super::security::min_secure_variance;
-use super::space::MAX_DECOMPOSITION_BITS;
 use super::{ChosenSet, Conversion, OptimizeError, Problem, Solution, MAX_PRECISION};
 use std::collections::HashMap;
 use veil_ir::params::min_secure_noise_log2;
@@ -123,21 +122,6 @@ fn infeasible(problem: &Problem, i: usize, p_target: f64) -> OptimizeError {
     }
 }
 
-/// The cheapest conversion keyswitch from big dimension `n_in` to big dimension `n_out` adding
-/// at most `budget` variance: `(base_log, level, variance)`.
-fn conversion(n_in: usize, n_out: usize, budget: f64) -> Option<(usize, usize, f64)> {
-    let s2 = min_secure_variance(n_out);
-    for level in 1..=MAX_DECOMPOSITION_BITS {
-        let best = (1..=MAX_DECOMPOSITION_BITS / level)
-            .map(|b| (b, keyswitch_variance(n_in, b, level, s2)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
-        if best.1 <= budget {
-            return Some((best.0, level, best.1));
-        }
-    }
-    None
-}
-
 /// A fully evaluated grouping.
 struct Evaluated {
     groups: Vec<Vec<usize>>,
@@ -146,21 +130,43 @@ struct Evaluated {
     cost: f64,
 }
 
+/// Members, output cap, keyswitch input dimensions and absorbed variances of a group search.
+type MemoKey = (Vec<usize>, u64, Vec<usize>, Vec<u64>);
+
 /// Problem data shared by every grouping evaluation, with memoised group searches.
 struct Ctx<'a> {
     problem: &'a Problem,
     constraints: Vec<Constraint>,
-    memo: HashMap<(Vec<usize>, u64), Option<Choice>>,
+    /// Per partition: the largest bootstrap output variance its outputs tolerate.
+    out_caps: Vec<f64>,
+    memo: HashMap<MemoKey, Option<Choice>>,
 }
 
 impl Ctx<'_> {
-    fn group_search(&mut self, members: &[usize], cap: f64) -> Option<Choice> {
-        let key = (members.to_vec(), cap.to_bits());
+    /// The cheapest set for `members` with output variance at most `cap`, whose keyswitches
+    /// into partition `i` may start from big dimension `ks_dims[i]`.
+    fn group_search(
+        &mut self,
+        members: &[usize],
+        cap: f64,
+        ks_dims: &[usize],
+        ext_var: &[f64],
+    ) -> Option<Choice> {
+        let dims: Vec<usize> = members.iter().map(|&i| ks_dims[i]).collect();
+        let ext: Vec<u64> = members.iter().map(|&i| ext_var[i].to_bits()).collect();
+        let key = (members.to_vec(), cap.to_bits(), dims, ext);
         if let Some(c) = self.memo.get(&key) {
             return *c;
         }
         let q = SetQuery {
-            constraints: members.iter().map(|&i| self.constraints[i]).collect(),
+            constraints: members
+                .iter()
+                .map(|&i| Constraint {
+                    ks_input_dim: ks_dims[i],
+                    input_variance: ext_var[i],
+                    ..self.constraints[i]
+                })
+                .collect(),
             max_output_variance: cap,
             tlus: members
                 .iter()
@@ -177,12 +183,16 @@ impl Ctx<'_> {
     }
 
     /// Most variance a TLU input of partition `i` may receive from its dot product's inputs
-    /// under `choice`.
-    fn allowance(&self, i: usize, choice: &Choice) -> f64 {
+    /// under `choice` when its keyswitch has variance `ks_variance`.
+    fn allowance(&self, i: usize, choice: &Choice, ks_variance: f64) -> f64 {
         let c = self.constraints[i];
-        let rest = c.v_safe - choice.ks_variance - choice.ms_variance;
+        let rest = c.v_safe - ks_variance - choice.ms_variance;
         if c.norm2 == 0.0 {
-            f64::INFINITY
+            if rest >= 0.0 {
+                f64::INFINITY
+            } else {
+                -1.0
+            }
         } else {
             rest / c.norm2
         }
@@ -196,17 +206,42 @@ impl Ctx<'_> {
                 group_of[i] = g;
             }
         }
-        let mut caps = vec![f64::INFINITY; groups.len()];
-        for _ in 0..CAP_ROUNDS {
+        let mut caps: Vec<f64> = groups
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .map(|&i| self.out_caps[i])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        // Per consumer partition: the widest big key its keyswitches start from, the producer
+        // variance its dot products must absorb, and whether absorbing is still worth trying
+        // (otherwise the producer's output noise is capped).
+        let mut ks_dims = vec![0usize; n];
+        let mut ext_var = vec![0.0f64; n];
+        let mut absorb = vec![true; n];
+        'rounds: for _ in 0..CAP_ROUNDS {
             let mut choices = Vec::with_capacity(groups.len());
             for (g, members) in groups.iter().enumerate() {
-                match self.group_search(members, caps[g]) {
+                match self.group_search(members, caps[g], &ks_dims, &ext_var) {
                     Some(c) => choices.push(c),
                     None => {
-                        return Err(format!(
-                            "group {members:?} infeasible under cap {:e}",
-                            caps[g]
-                        ))
+                        let absorbing: Vec<usize> = members
+                            .iter()
+                            .copied()
+                            .filter(|&i| ext_var[i] > 0.0)
+                            .collect();
+                        if absorbing.is_empty() {
+                            return Err(format!(
+                                "group {members:?} infeasible under cap {:e}",
+                                caps[g]
+                            ));
+                        }
+                        for i in absorbing {
+                            ext_var[i] = 0.0;
+                            absorb[i] = false;
+                        }
+                        continue 'rounds;
                     }
                 }
             }
@@ -218,26 +253,37 @@ impl Ctx<'_> {
                     continue;
                 }
                 let (a, b) = (&choices[ga], &choices[gb]);
-                let allowance = self.allowance(c.to, b);
-                let found = conversion(
-                    a.k * a.poly_size,
-                    b.k * b.poly_size,
-                    allowance - a.br_variance,
-                );
-                match found {
-                    Some((base_log, level, variance)) => conversions.push(Conversion {
+                let (kn_a, kn_b) = (a.k * a.poly_size, b.k * b.poly_size);
+                // Keyswitch variance is linear in the input dimension.
+                let ks_var = b.ks_variance * kn_a as f64 / kn_b as f64;
+                let allowance = self.allowance(c.to, b, ks_var);
+                if allowance > 0.0 && a.br_variance <= allowance {
+                    let extra = ks_cost(kn_a, b.n, b.ks.1) - ks_cost(kn_b, b.n, b.ks.1);
+                    conversions.push(Conversion {
                         crossing: ci,
                         from_set: ga,
                         to_set: gb,
-                        base_log,
-                        level,
-                        variance,
-                        cost: c.count as f64 * ks_cost(a.k * a.poly_size, b.k * b.poly_size, level),
-                    }),
-                    None => {
-                        caps[ga] = caps[ga].min(allowance / 2.0).min(a.br_variance / 2.0);
-                        changed = true;
-                    }
+                        base_log: b.ks.0,
+                        level: b.ks.1,
+                        variance: ks_var,
+                        cost: c.count as f64 * extra,
+                    });
+                    continue;
+                }
+                changed = true;
+                if ks_dims[c.to] < kn_a {
+                    // The consumer's keyswitch must account for the producer's wider key.
+                    ks_dims[c.to] = kn_a;
+                } else if allowance <= 0.0 {
+                    return Err(format!(
+                        "a keyswitch from dimension {kn_a} into partition {} is too noisy",
+                        c.to
+                    ));
+                } else if absorb[c.to] && ext_var[c.to] < a.br_variance {
+                    // Let the consumer leave room for the producer's output noise.
+                    ext_var[c.to] = a.br_variance;
+                } else {
+                    caps[ga] = caps[ga].min(allowance / 2.0).min(a.br_variance / 2.0);
                 }
             }
             if !changed {
@@ -311,15 +357,36 @@ pub fn optimize(problem: &Problem) -> Result<Solution, OptimizeError> {
         .map(|p| Constraint {
             v_safe: safe_variance(p.precision, p_target),
             norm2: p.norm2,
+            ks_input_dim: 0,
+            input_variance: 0.0,
+        })
+        .collect();
+    let out_caps: Vec<f64> = problem
+        .partitions
+        .iter()
+        .map(|p| {
+            p.outputs
+                .iter()
+                .map(|o| safe_variance(o.precision, p_target) / o.norm2.max(1e-300))
+                .fold(f64::INFINITY, f64::min)
         })
         .collect();
     let mut ctx = Ctx {
         problem,
         constraints,
+        out_caps,
         memo: HashMap::new(),
     };
     for i in 0..problem.partitions.len() {
-        if ctx.group_search(&[i], f64::INFINITY).is_none() {
+        if ctx
+            .group_search(
+                &[i],
+                ctx.out_caps[i],
+                &vec![0; problem.partitions.len()],
+                &vec![0.0; problem.partitions.len()],
+            )
+            .is_none()
+        {
             return Err(infeasible(problem, i, p_target));
         }
     }
@@ -368,24 +435,22 @@ fn solution(
             partition_sets[i] = g;
         }
     }
-    // Worst variance reaching each partition's dot-product inputs.
+    // Worst variance at each partition's bootstrap inputs: its own keyswitches, and those of
+    // crossings from other sets.
     let mut input_var: Vec<f64> = (0..n)
-        .map(|i| e.choices[partition_sets[i]].br_variance)
+        .map(|i| {
+            let c = &e.choices[partition_sets[i]];
+            c.input_variance(ctx.constraints[i].norm2, c.br_variance)
+        })
         .collect();
     for conv in &e.conversions {
         let c = &problem.crossings[conv.crossing];
-        let v = e.choices[conv.from_set].br_variance + conv.variance;
+        let (a, b) = (&e.choices[conv.from_set], &e.choices[conv.to_set]);
+        let v = ctx.constraints[c.to].norm2 * a.br_variance + conv.variance + b.ms_variance;
         input_var[c.to] = input_var[c.to].max(v);
     }
     let partition_p_errors: Vec<f64> = (0..n)
-        .map(|i| {
-            let part = &problem.partitions[i];
-            let c = &e.choices[partition_sets[i]];
-            p_error_of_variance(
-                part.precision,
-                c.input_variance(ctx.constraints[i].norm2, input_var[i]),
-            )
-        })
+        .map(|i| p_error_of_variance(problem.partitions[i].precision, input_var[i]))
         .collect();
     let log_ok: f64 = (0..n)
         .map(|i| problem.partitions[i].tlus as f64 * (-partition_p_errors[i]).ln_1p())
@@ -427,7 +492,7 @@ fn solution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::{Crossing, ErrorTarget, Partition};
+    use crate::optimizer::{Crossing, ErrorTarget, OutputNoise, Partition};
 
     fn part(precision: u8, norm2: f64, tlus: u64) -> Partition {
         Partition {
@@ -435,6 +500,7 @@ mod tests {
             norm2,
             tlus,
             levelled: 0,
+            outputs: Vec::new(),
         }
     }
 
@@ -532,7 +598,7 @@ mod tests {
     }
 
     /// Many cheap 2-bit TLUs and a few 7-bit ones: splitting beats paying 7-bit parameters for
-    /// every TLU, and the conversion keyswitches are counted.
+    /// every TLU, and the crossing keyswitches are counted.
     #[test]
     fn splits_when_cheaper() {
         let p = Problem {
@@ -549,7 +615,8 @@ mod tests {
         assert_ne!(s.partition_sets[0], s.partition_sets[1]);
         assert_eq!(s.conversions.len(), 1);
         let conv: f64 = s.conversions[0].cost;
-        assert!(conv > 0.0);
+        // The 2-bit set's big key is smaller than the 7-bit one's: its keyswitches are cheaper.
+        assert!(conv < 0.0, "{s:#?}");
         let sets: f64 = s.sets.iter().map(|c| c.cost).sum();
         assert!((s.cost - sets - conv).abs() <= 1e-9 * s.cost);
         assert!(s.cost < s.single_set_cost.unwrap());
@@ -588,6 +655,49 @@ mod tests {
             target: ErrorTarget::global(1e-4),
         };
         assert_eq!(optimize(&p).unwrap(), optimize(&p).unwrap());
+    }
+
+    /// Outputs decoded under a partition's key cap its bootstrap output noise.
+    #[test]
+    fn outputs_cap_output_noise() {
+        let t = ErrorTarget::p_error(1e-5);
+        let free = optimize(&Problem::single(3, 1.0, 10, t)).unwrap();
+        let mut p = Problem::single(3, 1.0, 10, t);
+        p.partitions[0].outputs.push(OutputNoise {
+            precision: 8,
+            norm2: 64.0,
+        });
+        let s = optimize(&p).unwrap();
+        let cap = safe_variance(8, s.p_error_target) / 64.0;
+        assert!(s.sets[0].br_variance <= cap, "{s:#?}");
+        assert!(
+            free.sets[0].br_variance > cap,
+            "the test must bind: {free:#?}"
+        );
+        assert!(s.cost > free.cost);
+    }
+
+    /// A crossing from a big producer key into a small consumer: the predicted consumer error
+    /// accounts for the wider keyswitch and stays within target.
+    #[test]
+    fn crossing_from_a_wide_key_stays_within_target() {
+        let p = Problem {
+            partitions: vec![part(6, 1.0, 10), part(3, 8.0, 200)],
+            crossings: vec![Crossing {
+                from: 0,
+                to: 1,
+                count: 200,
+            }],
+            target: ErrorTarget::p_error(2f64.powi(-40)),
+        };
+        let s = optimize(&p).unwrap();
+        assert!(s.p_error <= 2f64.powi(-40) * (1.0 + 1e-9), "{s:#?}");
+        if s.sets.len() == 2 {
+            let c = &s.conversions[0];
+            let (a, b) = (&s.sets[c.from_set], &s.sets[c.to_set]);
+            let ratio = a.params.big_lwe_dimension() as f64 / b.params.big_lwe_dimension() as f64;
+            assert!((c.variance / b.ks_variance - ratio).abs() < 1e-9);
+        }
     }
 
     #[test]

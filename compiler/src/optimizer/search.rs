@@ -29,6 +29,12 @@ pub struct Constraint {
     pub v_safe: f64,
     /// Squared 2-norm of the levelled dot product before the bootstrap.
     pub norm2: f64,
+    /// Largest big-key dimension its keyswitches start from when that exceeds the set's own
+    /// `k N` (inputs produced under another set's key); 0 for none.
+    pub ks_input_dim: usize,
+    /// Variance of the dot product's inputs when they come from another set (the set's own
+    /// bootstrap output variance counts when larger); 0 for none.
+    pub input_variance: f64,
 }
 
 /// What one parameter set must satisfy and how its cost is counted.
@@ -120,16 +126,18 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
                 if br > q.max_output_variance {
                     continue;
                 }
-                let budget = q
+                // Keyswitch variance is `n_in * unit`: each constraint bounds the unit.
+                let unit_budget = q
                     .constraints
                     .iter()
-                    .map(|c| c.v_safe - c.norm2 * br)
-                    .fold(f64::INFINITY, f64::min)
-                    - ms;
-                if budget <= 0.0 {
+                    .map(|c| {
+                        (c.v_safe - c.norm2 * br.max(c.input_variance) - ms)
+                            / kn.max(c.ks_input_dim) as f64
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                if unit_budget <= 0.0 {
                     continue;
                 }
-                let unit_budget = budget / kn as f64;
                 let Some(ks) = ks_front.iter().find(|s| s.unit_variance <= unit_budget) else {
                     continue;
                 };
@@ -204,6 +212,8 @@ mod tests {
             constraints: vec![Constraint {
                 v_safe: safe_variance(precision, p_error),
                 norm2,
+                ks_input_dim: 0,
+                input_variance: 0.0,
             }],
             max_output_variance: f64::INFINITY,
             tlus: 1,
