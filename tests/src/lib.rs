@@ -8,11 +8,11 @@
 //! ; run: x=[7,7,7], w=1 => error: overflow
 //! ```
 //!
-//! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`].
-//!
 //! Inputs are given by name (every input of the program, any order) as tensor literals; the
 //! expected side lists every output by name, or `error:` and a substring of the interpreter's
 //! error message.
+//!
+//! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`].
 
 pub mod corpus;
 
