@@ -1,5 +1,6 @@
 //! Comparisons, min/max, relu and abs as one lookup: of the operand, or of the difference of
-//! two encrypted operands when its range is small enough to tabulate.
+//! two encrypted operands when its range is small enough to tabulate; and the max of a pair
+//! whose min is computed anyway (or the converse) from that min by levelled ops.
 
 use super::{add_tlu, data, rule, shape_of, splat, tabulable, univariate, var, Rule, ScalarFn};
 use crate::rewrite::analysis::pred_of;
@@ -83,11 +84,29 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
         // max(a, b) (both encrypted) -> b + tlu(relu, a - b)
         rule("max-as-relu-of-diff", "(max ?a ?b)", move |eg, class, m| {
             let (x, y) = both_encrypted_diff(eg, m, &c2)?;
-            let _ = (a, b);
             let shape = shape_of(eg, class);
             let d = eg.add(VeilLang::Sub([x, y]));
             let r = add_tlu(eg, &c2, d, &shape, |v| v.max(0))?;
             Some(eg.add(VeilLang::Add([y, r])))
+        }),
+        // max(a, b) -> (a + b) - min(a, b) when the program computes min(a, b) (or min(b, a))
+        // anyway: a compare-exchange bootstraps once
+        rule("max-from-min", "(max ?a ?b)", move |eg, _, m| {
+            let (x, y) = (*m.get(a)?, *m.get(b)?);
+            let other = eg
+                .lookup(VeilLang::Min([x, y]))
+                .or_else(|| eg.lookup(VeilLang::Min([y, x])))?;
+            let s = eg.add(VeilLang::Add([x, y]));
+            Some(eg.add(VeilLang::Sub([s, other])))
+        }),
+        // min(a, b) -> (a + b) - max(a, b) when the program computes max(a, b) (or max(b, a))
+        rule("min-from-max", "(min ?a ?b)", move |eg, _, m| {
+            let (x, y) = (*m.get(a)?, *m.get(b)?);
+            let other = eg
+                .lookup(VeilLang::Max([x, y]))
+                .or_else(|| eg.lookup(VeilLang::Max([y, x])))?;
+            let s = eg.add(VeilLang::Add([x, y]));
+            Some(eg.add(VeilLang::Sub([s, other])))
         }),
         // min(a, b) (both encrypted) -> a - tlu(relu, a - b)
         rule("min-as-relu-of-diff", "(min ?a ?b)", move |eg, class, m| {
