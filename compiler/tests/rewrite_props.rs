@@ -277,15 +277,15 @@ fn two_input_program(ta: IntType, tb: IntType, c: i64, unary: u8) -> String {
     let hi = (ra.0.max(rb.0), ra.1.max(rb.1));
     format!(
         "veil 1\n\
-         %a = input \"a\" : enc<{ta}>[2]\n\
-         %b = input \"b\" : enc<{tb}>[2]\n\
-         %p = mul %a, %b : enc<{}>[2]\n\
-         %f = {f} %p : enc<{}>[2]\n\
+         %a = input \"a\" : enc<{ta}>[1]\n\
+         %b = input \"b\" : enc<{tb}>[1]\n\
+         %p = mul %a, %b : enc<{}>[1]\n\
+         %f = {f} %p : enc<{}>[1]\n\
          %c = const {c} : clear<{}>\n\
-         %ac = add %a, %c : enc<{}>[2]\n\
-         %q = mul %a, %ac : enc<{}>[2]\n\
-         %lo = min %a, %b : enc<{}>[2]\n\
-         %hi = max %a, %b : enc<{}>[2]\n\
+         %ac = add %a, %c : enc<{}>[1]\n\
+         %q = mul %a, %ac : enc<{}>[1]\n\
+         %lo = min %a, %b : enc<{}>[1]\n\
+         %hi = max %a, %b : enc<{}>[1]\n\
          output \"f\", %f\noutput \"q\", %q\noutput \"lo\", %lo\noutput \"hi\", %hi\n",
         ty(p.0, p.1),
         ty(fr.0, fr.1),
@@ -318,7 +318,7 @@ fn run_two_input_case(ta: IntType, tb: IntType, c: i64, unary: u8) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
     #[test]
     fn rewritten_two_input_programs_compute_the_same(ta in int_type(), tb in int_type(), c in -3i64..4, unary in 0u8..3) {
         run_two_input_case(ta, tb, c, unary);
@@ -326,7 +326,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
     fn rewritten_two_input_programs_compute_the_same_random_seed(ta in int_type(), tb in int_type(), c in -3i64..4, unary in 0u8..3) {
         run_two_input_case(ta, tb, c, unary);
