@@ -31,6 +31,7 @@ const CASES: &[(&str, &str)] = &[
     ("horner", HORNER),
     ("compare-exchange", COMPARE_EXCHANGE),
     ("bit-and", BIT_AND),
+    ("complements", COMPLEMENTS),
 ];
 
 /// Every alternative of every case is sound (fixed programs, all inputs).
@@ -163,6 +164,19 @@ fn compare_exchange_bootstraps_once() {
     assert_eq!(
         text.matches(" min ").count() + text.matches(" max ").count(),
         1,
+        "{text}"
+    );
+    // a == b and a != b; a < b and b <= a: one bootstrap per pair
+    let (_, out, r) = rewrite_with(case("complements"), &RewriteConfig::default());
+    assert_eq!((r.pbs_before, r.pbs_after), (4, 2), "{r:?}");
+    let text = veil_ir::text::print(&out);
+    assert_eq!(
+        text.matches(" tlu ").count()
+            + text.matches(" eq ").count()
+            + text.matches(" ne ").count()
+            + text.matches(" lt ").count()
+            + text.matches(" le ").count(),
+        2,
         "{text}"
     );
     // bit and: a one-bit product is one 2-bit lookup of the packed bits
@@ -481,4 +495,17 @@ const BIT_AND: &str = r#"veil 1
 %1 = input "b" : enc<u1>[3]
 %2 = mul %0, %1 : enc<u1>[3]
 output "y", %2
+"#;
+
+const COMPLEMENTS: &str = r#"veil 1
+%0 = input "a" : enc<u3>[1]
+%1 = input "b" : enc<u3>[1]
+%2 = eq %0, %1 : enc<u1>[1]
+%3 = ne %0, %1 : enc<u1>[1]
+%4 = lt %0, %1 : enc<u1>[1]
+%5 = le %1, %0 : enc<u1>[1]
+output "eq", %2
+output "ne", %3
+output "lt", %4
+output "ge", %5
 "#;
