@@ -4,6 +4,8 @@
 //!   per precision, and 64 independent bootstraps on 1 and 2 threads.
 //! - `ks_pbs_overhead`: veil's keyswitch + bootstrap against a bare tfhe core_crypto
 //!   keyswitch + bootstrap with identical parameters, printing both latencies and the ratio.
+//! - `corpus_cost`: the program corpus (`tests/corpus/`) compiled without and with the rewrite
+//!   pass: PBS count, weighted cost, ratio and compile time per program, and the totals.
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.

@@ -119,6 +119,20 @@ fn interval_propagation_uses_declared_input_ranges() {
 }
 
 #[test]
+fn interval_propagation_keeps_declared_types() {
+    // x + x may reach 14 by intervals, but a result outside its declared u3 is an overflow
+    // error: runs that produce outputs keep it in 0..=7, and so do its users
+    let g = parse(
+        "veil 1\n%0 = input \"x\" : enc<u3>\n%1 = add %0, %0 : enc<u3>\n\
+         %2 = const 1 : clear<u1>\n%3 = add %1, %2 : enc<u4>\noutput \"y\", %3\n",
+    );
+    let r = propagate_ranges(&g, &Default::default()).unwrap();
+    let vals = g.topo_order().unwrap();
+    assert_eq!(r.get(vals[1]), Some((0, 7)));
+    assert_eq!(r.get(vals[3]), Some((1, 8)));
+}
+
+#[test]
 fn calibration_and_overflow_check() {
     let g = parse(PROG);
     let set: Vec<Vec<Tensor<i64>>> = (0..4)

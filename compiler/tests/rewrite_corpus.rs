@@ -13,9 +13,9 @@ const EXPECTED: &[(&str, (u64, u64))] = &[
     ("poly-x2-plus-relu", (9, 3)),
     ("argmax2", (4, 2)),
     ("shared-activation", (12, 8)),
-    ("mul-enc-enc", (6, 6)),
+    ("mul-enc-enc", (6, 2)),
     ("matmul-enc-enc", (10, 10)),
-    ("minmax-relu", (4, 4)),
+    ("minmax-relu", (4, 3)),
     ("round-requant", (6, 2)),
     ("lincomb-chain", (4, 2)),
 ];

@@ -28,6 +28,10 @@ const CASES: &[(&str, &str)] = &[
     ("regroup", REGROUP),
     ("regroup-signs", REGROUP_SIGNS),
     ("argmax", ARGMAX),
+    ("horner", HORNER),
+    ("compare-exchange", COMPARE_EXCHANGE),
+    ("bit-and", BIT_AND),
+    ("complements", COMPLEMENTS),
 ];
 
 /// Every alternative of every case is sound (fixed programs, all inputs).
@@ -113,14 +117,71 @@ output "y", %1
 }
 
 #[test]
-fn encrypted_product_keeps_its_cost() {
-    // the quarter-square form costs the same two PBS: the smaller program is kept
-    check(case("mulee"), case("mulee"), (3, 3));
-    let (checked, _) = check_all_alternatives(case("mulee"), &RewriteConfig::default());
-    assert!(
-        checked >= 8,
-        "quarter-square alternatives checked: {checked}"
+fn encrypted_product_is_one_packed_lookup() {
+    // relu(a * b), a: u2, b: i3: a * 8 + b + 4 packs both into 5 bits, and the product and
+    // the relu are one lookup of it (quarter squares: two 4-bit lookups, then a 5-bit relu)
+    check(
+        case("mulee"),
+        r#"veil 1
+table @t0 = [0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,3,0,0,0,0,0,2,4,6,0,0,0,0,0,3,6,9]
+%0 = input "a" : enc<u2>
+%1 = input "b" : enc<i3>
+%2 = const 8 : clear<u4>
+%3 = mul %0, %2 : enc<u5>
+%4 = add %3, %1 : enc<i6>
+%5 = const 4 : clear<u3>
+%6 = add %4, %5 : enc<u5>
+%7 = tlu %6 table=@t0 : enc<u4>
+output "y", %7
+"#,
+        (3, 1),
     );
+    let (checked, _) = check_all_alternatives(case("mulee"), &RewriteConfig::default());
+    assert!(checked >= 8, "product alternatives checked: {checked}");
+}
+
+#[test]
+fn product_of_two_functions_of_one_value_is_one_lookup() {
+    // Horner: (2x - 3) * x + 1 is one lookup of x
+    check(
+        case("horner"),
+        r#"veil 1
+table @t0 = [1,0,3,10]
+%0 = input "x" : enc<u2>[4]
+%1 = tlu %0 table=@t0 : enc<u4>[4]
+output "y", %1
+"#,
+        (8, 4),
+    );
+}
+
+#[test]
+fn compare_exchange_bootstraps_once() {
+    // min(a, b) and max(a, b): max = (a + b) - min, one bootstrap per pair
+    let (_, out, r) = rewrite_with(case("compare-exchange"), &RewriteConfig::default());
+    assert_eq!((r.pbs_before, r.pbs_after), (4, 2), "{r:?}");
+    let text = veil_ir::text::print(&out);
+    assert_eq!(
+        text.matches(" min ").count() + text.matches(" max ").count(),
+        1,
+        "{text}"
+    );
+    // a == b and a != b; a < b and b <= a: one bootstrap per pair
+    let (_, out, r) = rewrite_with(case("complements"), &RewriteConfig::default());
+    assert_eq!((r.pbs_before, r.pbs_after), (4, 2), "{r:?}");
+    let text = veil_ir::text::print(&out);
+    assert_eq!(
+        text.matches(" tlu ").count()
+            + text.matches(" eq ").count()
+            + text.matches(" ne ").count()
+            + text.matches(" lt ").count()
+            + text.matches(" le ").count(),
+        2,
+        "{text}"
+    );
+    // bit and: a one-bit product is one 2-bit lookup of the packed bits
+    let (_, _, r) = rewrite_with(case("bit-and"), &RewriteConfig::default());
+    assert_eq!((r.pbs_before, r.pbs_after), (6, 3), "{r:?}");
 }
 
 #[test]
@@ -406,4 +467,45 @@ const ARGMAX: &str = r#"veil 1
 %5 = mul %2, %4 : enc<u4>
 %6 = add %5, %3 : enc<u4>
 output "y", %6
+"#;
+
+const HORNER: &str = r#"veil 1
+%0 = input "x" : enc<u2>[4]
+%1 = const 2 : clear<u2>
+%2 = mul %0, %1 : enc<u3>[4]
+%3 = const 3 : clear<u2>
+%4 = sub %2, %3 : enc<i4>[4]
+%5 = mul %4, %0 : enc<i5>[4]
+%6 = const 1 : clear<u1>
+%7 = add %5, %6 : enc<u4>[4]
+output "y", %7
+"#;
+
+const COMPARE_EXCHANGE: &str = r#"veil 1
+%0 = input "a" : enc<u3>[2]
+%1 = input "b" : enc<u3>[2]
+%2 = min %0, %1 : enc<u3>[2]
+%3 = max %0, %1 : enc<u3>[2]
+output "lo", %2
+output "hi", %3
+"#;
+
+const BIT_AND: &str = r#"veil 1
+%0 = input "a" : enc<u1>[3]
+%1 = input "b" : enc<u1>[3]
+%2 = mul %0, %1 : enc<u1>[3]
+output "y", %2
+"#;
+
+const COMPLEMENTS: &str = r#"veil 1
+%0 = input "a" : enc<u3>[1]
+%1 = input "b" : enc<u3>[1]
+%2 = eq %0, %1 : enc<u1>[1]
+%3 = ne %0, %1 : enc<u1>[1]
+%4 = lt %0, %1 : enc<u1>[1]
+%5 = le %1, %0 : enc<u1>[1]
+output "eq", %2
+output "ne", %3
+output "lt", %4
+output "ge", %5
 "#;

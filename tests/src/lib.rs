@@ -11,6 +11,10 @@
 //! Inputs are given by name (every input of the program, any order) as tensor literals; the
 //! expected side lists every output by name, or `error:` and a substring of the interpreter's
 //! error message.
+//!
+//! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`].
+
+pub mod corpus;
 
 use veil_ir::text::{parse_tensor, tensor_literal};
 use veil_ir::{Graph, Op, Tensor};

@@ -78,7 +78,10 @@ fn label(g: &Graph, numbers: &HashMap<ValueId, usize>, v: ValueId) -> String {
 }
 
 /// Interval propagation: inputs range over `input_ranges[name]` (or their declared type),
-/// constants over their values, every other value over the transfer function of its op.
+/// constants over their values, every other value over the transfer function of its op,
+/// intersected with its declared type (a result outside it is an overflow error, so runs that
+/// produce outputs never see it; this keeps the tight types a rewrite gives values whose new
+/// expression is loose under intervals, e.g. `max(a, b)` as `(a + b) - min(a, b)`).
 pub fn propagate_ranges(
     g: &Graph,
     input_ranges: &HashMap<String, (i64, i64)>,
@@ -117,12 +120,21 @@ pub fn propagate_ranges(
                         },
                     })
                     .collect();
-                range::transfer(op, &infos, &g.tables).ok_or_else(|| {
+                let r = range::transfer(op, &infos, &g.tables).ok_or_else(|| {
                     format!(
                         "{}: no tensor-level range (run bit-width analysis before lowering)",
                         label(g, &numbers, v)
                     )
-                })?
+                })?;
+                // a value outside its declared type is an overflow error, so every run that
+                // produces a result keeps it inside: intersect (when they overlap)
+                let declared = (node.ty.int.min(), node.ty.int.max());
+                let both = (r.0.max(declared.0), r.1.min(declared.1));
+                if both.0 <= both.1 {
+                    both
+                } else {
+                    r
+                }
             }
         };
         out.set(v, r);
@@ -384,7 +396,8 @@ impl Pass for BitwidthPass {
         "Bit-width analysis: computes the range of every value, by calibration when \
          `cx.inputset` is set (every sample runs through the traced interpreter; min/max per \
          value) and otherwise by interval propagation from `cx.input_ranges` (inputs not listed \
-         range over their declared type). Every value then gets the narrowest integer type and \
+         range over their declared type; every value's interval is intersected with its \
+         declared type). Every value then gets the narrowest integer type and \
          signedness holding its range (lookup tables are re-indexed accordingly) and the ranges \
          are left in `cx.ranges`. A value whose range exceeds `cx.bitwidth.max_pbs_bits` and \
          feeds a bootstrapping op is an error naming both ops (a diagnostic when \

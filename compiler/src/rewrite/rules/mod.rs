@@ -8,8 +8,10 @@
 //! applies only to encrypted operands whose range has at most `max_table_bits` bits.
 //!
 //! - [`fusion`]: univariate chains into one table lookup.
-//! - [`arithmetic`]: linear combinations of lookups of one value, quarter-square products.
-//! - [`comparisons`]: comparisons, min/max, relu/abs as lookups of a difference.
+//! - [`arithmetic`]: linear combinations of lookups of one value, products of two functions
+//!   of one value, quarter-square products and packed-operand products.
+//! - [`comparisons`]: comparisons, min/max, relu/abs as lookups of a difference; a max from
+//!   the min of the same pair (and the converse), a comparison from its complement.
 //! - [`regroup`]: add/sub chains whose terms include two functions of one value.
 //! - [`rounding`]: rounding low bits away before a lookup (only where the cost model says it
 //!   pays).

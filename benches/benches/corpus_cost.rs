@@ -1,0 +1,91 @@
+//! The corpus (`tests/corpus/*.veil`, see `veil_tests::corpus`) compiled twice: naively (the
+//! pipeline without the rewrite pass, one table lookup per non-levelled op and two per
+//! encrypted product) and with the default pipeline. Prints per program the PBS count and the
+//! weighted cost of both (`CompileStats::cost`, the parameter optimizer's cost of one run, and
+//! the rewrite cost model's `graph_cost` of the optimized tensor-level program), their ratio
+//! and the compile time, then the totals and the total ratio.
+//!
+//! Run with `cargo bench -p veil-benches --bench corpus_cost` (add `--profile dev` to skip the
+//! bench profile's fat LTO); `VEIL_BENCH_REPS=N` averages compile times over `N` compilations.
+
+use std::time::Instant;
+use veil_compiler::program::{compile, CompileConfig, Program};
+use veil_compiler::rewrite::cost::graph_cost;
+use veil_tests::corpus;
+
+/// One compilation: the program and its best compile time in milliseconds.
+fn timed(
+    g: &veil_ir::Graph,
+    set: &[Vec<veil_ir::Tensor<i64>>],
+    cfg: &CompileConfig,
+    reps: usize,
+) -> (Program, f64) {
+    let mut best = f64::INFINITY;
+    let mut program = None;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let p = compile(g, set, cfg).unwrap_or_else(|e| panic!("compile: {e}"));
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        program = Some(p);
+    }
+    (program.expect("at least one compilation"), best)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this binary takes no other arguments
+    let reps: usize = std::env::var("VEIL_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let programs = corpus::load();
+    println!(
+        "| program | PBS naive | PBS rewritten | cost naive | cost rewritten | ratio | model naive | model rewritten | ms naive | ms rewritten |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut pbs_n, mut pbs_r) = (0u64, 0u64);
+    let (mut cost_n, mut cost_r) = (0.0f64, 0.0f64);
+    let (mut model_n, mut model_r) = (0.0f64, 0.0f64);
+    let (mut max_ms, mut costlier) = (0.0f64, Vec::new());
+    for e in &programs {
+        let set = corpus::inputset(&e.graph);
+        let (naive, ms_n) = timed(&e.graph, &set, &corpus::naive_config(), reps);
+        let (rewritten, ms_r) = timed(&e.graph, &set, &corpus::default_config(), reps);
+        let (n, r) = (&naive.stats, &rewritten.stats);
+        let (mn, mr) = (
+            graph_cost(&naive.optimized).cost,
+            graph_cost(&rewritten.optimized).cost,
+        );
+        let ratio = if n.cost > 0.0 { r.cost / n.cost } else { 1.0 };
+        println!(
+            "| {} | {} | {} | {:.3e} | {:.3e} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            e.name, n.pbs, r.pbs, n.cost, r.cost, ratio, mn, mr, ms_n, ms_r
+        );
+        pbs_n += n.pbs;
+        pbs_r += r.pbs;
+        cost_n += n.cost;
+        cost_r += r.cost;
+        model_n += mn;
+        model_r += mr;
+        max_ms = max_ms.max(ms_n).max(ms_r);
+        if r.cost > n.cost {
+            costlier.push(e.name.clone());
+        }
+    }
+    println!(
+        "| **total ({} programs)** | {pbs_n} | {pbs_r} | {cost_n:.3e} | {cost_r:.3e} | {:.2} | {model_n:.1} | {model_r:.1} | | |",
+        programs.len(),
+        cost_r / cost_n
+    );
+    println!();
+    println!(
+        "total cost ratio (rewritten / naive): {:.1}% (bound 60%); PBS {pbs_n} -> {pbs_r}; model cost ratio {:.1}%",
+        100.0 * cost_r / cost_n,
+        100.0 * model_r / model_n
+    );
+    println!("slowest compilation: {max_ms:.0} ms (bound 1000 ms)");
+    if costlier.is_empty() {
+        println!("no program gets more expensive");
+    } else {
+        println!("MORE EXPENSIVE after rewriting: {}", costlier.join(", "));
+    }
+}
