@@ -293,6 +293,7 @@ impl TreeEnsemble {
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },
                 scale: vec![scale / t; o],
                 zero: vec![zero * n_trees as i64; o],
+                offset: Vec::new(),
                 post,
             },
         };

@@ -97,6 +97,7 @@ impl LinearWeights {
                 groups: 1,
                 scale: gemm.scales.clone(),
                 zero: vec![0; self.o],
+                offset: Vec::new(),
                 post,
             },
         };

@@ -6,6 +6,9 @@
 //! - [`linear`]: linear and logistic regression, linear SVM (no bootstrap).
 //! - [`cart`]: decision trees grown on quantized features; [`tree`] and [`ensemble`]: the
 //!   tree models; [`hummingbird`]: trees as tensor programs.
+//! - [`xgboost`]: gradient-boosted trees imported from XGBoost's JSON models;
+//!   [`float_tree`]: tree ensembles with float thresholds (XGBoost, ONNX) quantized to the
+//!   tree program.
 //! - [`matrix`], [`rng`], [`error`]: support.
 //!
 //! Models follow scikit-learn: `fit`, `predict`, `predict_proba`, then `compile(inputset,
@@ -16,6 +19,7 @@ pub mod cart;
 pub mod dataset;
 pub mod ensemble;
 pub mod error;
+pub mod float_tree;
 pub mod hummingbird;
 pub mod linear;
 pub mod matrix;
@@ -23,6 +27,7 @@ pub mod model;
 pub mod quantize;
 pub mod rng;
 pub mod tree;
+pub mod xgboost;
 
 pub use cart::TreeParams;
 pub use dataset::{train_test_split, Dataset, Split};
@@ -38,3 +43,4 @@ pub use model::{
 };
 pub use quantize::{Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer};
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};
+pub use xgboost::{XgbBooster, XgbClassifier, XgbRegressor};

@@ -116,7 +116,7 @@ pub fn argmax(v: &[f64]) -> usize {
 ///
 /// The program returns `groups * values` integers per sample; the client sums the `groups`
 /// blocks (per-tree outputs of an ensemble summed on the client; 1 otherwise), dequantizes
-/// value `j` as `scale[j] * (sum_j - zero[j])`, then applies [`PostProcess`].
+/// value `j` as `scale[j] * (sum_j - zero[j]) + offset[j]`, then applies [`PostProcess`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputDecoder {
     /// Values per sample after summing groups.
@@ -127,6 +127,10 @@ pub struct OutputDecoder {
     pub scale: Vec<f64>,
     /// Integer zero per value (after summing).
     pub zero: Vec<i64>,
+    /// Float added per value after dequantization (base scores of boosted trees); empty
+    /// means none.
+    #[serde(default)]
+    pub offset: Vec<f64>,
     /// Post-processing.
     pub post: PostProcess,
 }
@@ -138,6 +142,7 @@ impl OutputDecoder {
             .map(|j| {
                 let s: i64 = (0..self.groups).map(|g| raw[g * self.values + j]).sum();
                 self.scale[j] * (s - self.zero[j]) as f64
+                    + self.offset.get(j).copied().unwrap_or(0.0)
             })
             .collect();
         self.post.apply(&v)

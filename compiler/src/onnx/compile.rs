@@ -349,6 +349,7 @@ fn output(ctx: &Ctx, cut: QVal, name: &str) -> OnnxResult<(veil_ir::ValueId, Out
         zero: (0..w)
             .map(|j| q.zero[j % q.zero.len()].round() as i64)
             .collect(),
+        offset: Vec::new(),
         post: PostProcess::Identity,
     };
     Ok((id, dec))
