@@ -152,8 +152,11 @@ pub fn compile(
         {
             return Err(n.unsupported("a tree ensemble must read the model's [batch, features] input directly, with no other encrypted computation (drop preprocessing such as Scaler from the exported pipeline: trees do not need it)"));
         }
-        let q = input_quantizer(inputset, f, bits.inputs, true)?;
-        let model = ops::tree::compile(n, m, &q, f, bits.outputs, batch)?;
+        // Trees default to the built-in tree models' width (6 bits) for features and leaves:
+        // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
+        let in_bits = n_bits.inputs.unwrap_or(crate::ml::tree::DEFAULT_TREE_BITS);
+        let q = input_quantizer(inputset, f, in_bits, true)?;
+        let model = ops::tree::compile(n, m, &q, f, n_bits.outputs.unwrap_or(in_bits), batch)?;
         return Ok(Compiled { model, split: sp });
     }
     let b = Builder::new();
