@@ -4,6 +4,9 @@
 //!   per precision, and 64 independent bootstraps on 1 and 2 threads.
 //! - `ks_pbs_overhead`: veil's keyswitch + bootstrap against a bare tfhe core_crypto
 //!   keyswitch + bootstrap with identical parameters, printing both latencies and the ratio.
+//! - `ml`: private inference on breast cancer (logistic regression, decision tree, XGBoost,
+//!   random forest) next to Concrete ML's figures on the same machine (`VEIL_BENCH_MODELS`,
+//!   `VEIL_BENCH_SAMPLES`).
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.
