@@ -41,3 +41,11 @@ fn demo_boosted_trees_run_encrypted() {
     assert!(out.contains("XGBClassifier"), "{out}");
     assert!(out.contains("FHE == clear on 1/1 samples"), "{out}");
 }
+
+#[test]
+fn demo_mlp_runs_encrypted() {
+    let (code, out, err) = veil(&["demo", "--model", "mlp", "--samples", "2"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("MlpClassifier"), "{out}");
+    assert!(out.contains("FHE == clear on 2/2 samples"), "{out}");
+}

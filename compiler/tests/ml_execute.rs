@@ -16,7 +16,7 @@ use veil_compiler::backend::{ExecuteBackend, SimulateBackend};
 use veil_compiler::ml::dataset::{self, Split};
 use veil_compiler::ml::{
     Backend, CompileConfig, CompiledModel, DecisionTreeClassifier, DecisionTreeRegressor, FheModel,
-    Interpreter, LinearRegression, LinearSvc, LogisticRegression, Matrix, NBits,
+    Interpreter, LinearRegression, LinearSvc, LogisticRegression, Matrix, MlpClassifier, NBits,
     RandomForestClassifier, RandomForestRegressor, XgbClassifier,
 };
 use veil_compiler::onnx::{ImportConfig, OnnxImport, OnnxModel};
@@ -221,6 +221,16 @@ fn random_forest_regressor() {
     m.compile(&s.train.x, &CompileConfig::default()).unwrap();
     let c = m.compiled().unwrap();
     check_model("forest reg", c, &s.train.x, &s.test.x, 1, 20, &values(c));
+}
+
+#[test]
+fn mlp_classifier() {
+    let (s, y) = breast_cancer();
+    let mut m = MlpClassifier::new();
+    m.fit(&s.train.x, &y).unwrap();
+    m.compile(&s.train.x, &CompileConfig::default()).unwrap();
+    let c = m.compiled().unwrap();
+    check_model("mlp", c, &s.train.x, &s.test.x, 2, 20, &classes(c));
 }
 
 #[test]

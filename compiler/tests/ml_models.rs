@@ -6,7 +6,7 @@ use veil_compiler::ml::dataset::{self, Split};
 use veil_compiler::ml::{
     accuracy, r2_score, CompileConfig, CompiledModel, DecisionTreeClassifier,
     DecisionTreeRegressor, FheClassifier, FheRegressor, LinearRegression, LinearSvc,
-    LogisticRegression, Matrix, RandomForestClassifier, RandomForestRegressor,
+    LogisticRegression, Matrix, MlpClassifier, RandomForestClassifier, RandomForestRegressor,
 };
 
 fn split(d: dataset::Dataset) -> (Split, Vec<usize>, Vec<usize>) {
@@ -376,5 +376,48 @@ fn degenerate_trees_compile() {
         t.predict_clear(&s.test.x).unwrap(),
         &yte,
         &c,
+    );
+}
+
+#[test]
+fn mlp_breast_cancer() {
+    let (s, ytr, yte) = breast_cancer();
+    let mut m = MlpClassifier::new();
+    m.fit(&s.train.x, &ytr).unwrap();
+    let c = m
+        .compile(&s.train.x, &CompileConfig::default())
+        .unwrap()
+        .clone();
+    let (af, _) = check_classifier(
+        "mlp",
+        m.predict(&s.test.x).unwrap(),
+        m.predict_clear(&s.test.x).unwrap(),
+        &yte,
+        &c,
+    );
+    assert!(af > 0.9, "accuracy {af}");
+    // One bootstrap per hidden neuron; after calibration every one reads at most 6 bits.
+    assert_eq!(c.stats.pbs_per_sample, 24);
+    let inputset: Vec<Vec<veil_ir::Tensor<i64>>> = c
+        .client
+        .encode(&s.train.x)
+        .unwrap()
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    let p = veil_compiler::program::compile(
+        &c.graph,
+        &inputset,
+        &veil_compiler::program::CompileConfig::default(),
+    )
+    .unwrap();
+    eprintln!(
+        "mlp program: {} PBS {:?}",
+        p.stats.pbs, p.stats.pbs_by_precision
+    );
+    assert!(
+        p.stats.pbs_by_precision.keys().all(|&b| b <= 6),
+        "{:?}",
+        p.stats.pbs_by_precision
     );
 }

@@ -6,7 +6,7 @@
 use super::CliError;
 use crate::ml::{
     dataset, CompiledModel, DecisionTreeClassifier, FheModel, LinearSvc, LogisticRegression,
-    Matrix, RandomForestClassifier, XgbClassifier,
+    Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
 };
 use crate::optimizer::keys::human_bytes;
 use crate::program::{compile, CompileConfig};
@@ -24,6 +24,9 @@ pub enum DemoModel {
     Tree,
     /// Random forest of 20 trees of depth 4 on 6-bit features.
     Forest,
+    /// Multi-layer perceptron (hidden layers 16 and 8), trained quantization-aware: 2-bit
+    /// inputs and weights, 3-bit activations, 24 five-bit bootstraps per sample.
+    Mlp,
     /// XGBoost, 20 trees of depth 3 on 6-bit features, imported from XGBoost's JSON model
     /// (trained in Python with the Concrete ML benchmark's settings; bundled).
     Boosted,
@@ -88,6 +91,10 @@ fn train(
         DemoModel::Forest => fit!(
             "RandomForestClassifier (20 trees, depth 4, 6-bit)",
             RandomForestClassifier::new()
+        ),
+        DemoModel::Mlp => fit!(
+            "MlpClassifier (16-8 hidden, quantization-aware, 2-bit weights)",
+            MlpClassifier::new()
         ),
         DemoModel::Boosted => {
             let mut m = XgbClassifier::from_json(XGB_BREAST_CANCER).map_err(ml)?;

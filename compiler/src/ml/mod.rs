@@ -4,6 +4,7 @@
 //! - [`dataset`]: bundled datasets and scikit-learn's train/test split.
 //! - [`model`]: modes, backends, the client spec and the compiled model.
 //! - [`linear`]: linear and logistic regression, linear SVM (no bootstrap).
+//! - [`mlp`]: a ReLU multi-layer perceptron trained quantization-aware for narrow bootstraps.
 //! - [`cart`]: decision trees grown on quantized features; [`tree`] and [`ensemble`]: the
 //!   tree models; [`hummingbird`]: trees as tensor programs.
 //! - [`xgboost`]: gradient-boosted trees imported from XGBoost's JSON models;
@@ -23,6 +24,7 @@ pub mod float_tree;
 pub mod hummingbird;
 pub mod linear;
 pub mod matrix;
+pub mod mlp;
 pub mod model;
 pub mod quantize;
 pub mod rng;
@@ -36,6 +38,7 @@ pub use error::{MlError, MlResult};
 pub use hummingbird::{TreeEnsemble, TreeKind};
 pub use linear::{LinearRegression, LinearSvc, LinearWeights, LogisticRegression};
 pub use matrix::Matrix;
+pub use mlp::MlpClassifier;
 pub use model::{
     accuracy, r2_score, Backend, BackendError, CircuitStats, ClientSpec, CompileConfig,
     CompiledModel, FheClassifier, FheModel, FheRegressor, Interpreter, Mode, NBits, OutputDecoder,
