@@ -124,17 +124,16 @@ impl TreeModel {
     }
 
     /// Compiles the trees for `d` features quantized by `input` (per feature, unsigned), with
-    /// `leaf_bits`-bit leaf values, `batch` samples per run and the per-tree outputs summed in
-    /// FHE or by the client. The program's output decodes to the raw target values of
+    /// `leaf_bits`-bit leaf values (`None`: the tree program's default) and `cfg`'s batch,
+    /// `sum_in_fhe` and `tree_digit_bits`. The program's output decodes to the raw target values of
     /// [`TreeModel::predict_row`] (post-processing [`PostProcess::Identity`], no offset): the
     /// caller adds base values and a link function to the decoder.
     pub fn compile(
         &self,
         input: &UniformQuantizer,
         d: usize,
-        leaf_bits: u8,
-        batch: usize,
-        sum_in_fhe: bool,
+        leaf_bits: Option<u8>,
+        cfg: &CompileConfig,
     ) -> MlResult<CompiledModel> {
         if self.trees.is_empty() || self.n_targets == 0 {
             return Err(MlError::Invalid(
@@ -233,11 +232,9 @@ impl TreeModel {
                 inputs: Some(input.n_bits),
                 weights: None,
                 activations: None,
-                outputs: Some(leaf_bits),
+                outputs: leaf_bits,
             },
-            batch,
-            sum_in_fhe,
-            ..CompileConfig::default()
+            ..*cfg
         };
         let mut cm = ens.compile(&cfg)?;
         let out = &mut cm.client.output;
@@ -249,13 +246,14 @@ impl TreeModel {
         }
         // Undo the normalization: value_k = span_k * sum(q) / levels + T * lo_k (averaged if
         // needed), the second term exactly, as the decoder's offset.
-        let levels = ((1u64 << leaf_bits) - 1) as f64;
         let n_trees = self.trees.len() as f64;
+        // The program's leaf step (`1 / (2^leaf_bits - 1)`), averaged over the trees.
+        let unit = out.scale[0] * n_trees;
         let div = if self.average { n_trees } else { 1.0 };
         out.offset = vec![0.0; width];
         for k in 0..width {
             let (s, l) = if k < t { (span[k], lo[k]) } else { (0.0, 0.0) };
-            out.scale[k] = s / levels / div;
+            out.scale[k] = s * unit / div;
             out.zero[k] = 0;
             out.offset[k] = n_trees * l / div;
         }

@@ -98,12 +98,20 @@ impl TreeEnsemble {
     }
 
     /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value
-    /// width (default: the input width).
+    /// width (default: the input width, at most 4 bits when features are sent as digits, see
+    /// [`CompileConfig::tree_digit_bits`]).
     pub fn compile(&self, cfg: &CompileConfig) -> MlResult<CompiledModel> {
         cfg.check()?;
         let n_trees = self.trees.len();
         let o = self.outputs();
-        let leaf_bits = cfg.n_bits.outputs.unwrap_or(self.input.n_bits);
+        // Default leaf width: the input width, or at most MAX_UNSPLIT_BITS when features are
+        // sent as digits (the outputs then set the program's precision).
+        let split = digit_bits(self.input.n_bits, cfg.tree_digit_bits)?.is_some();
+        let leaf_bits = cfg.n_bits.outputs.unwrap_or(if split {
+            self.input.n_bits.min(MAX_UNSPLIT_BITS)
+        } else {
+            self.input.n_bits
+        });
         if !(1..=16).contains(&leaf_bits) {
             return Err(MlError::Invalid(format!(
                 "leaf value width n_bits.outputs = {leaf_bits} must be in 1..=16"
@@ -170,33 +178,44 @@ impl TreeEnsemble {
             }
         }
         let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        let n_bits = self.input.n_bits;
+        let digits = digit_bits(n_bits, cfg.tree_digit_bits)?;
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[cfg.batch, d], self.input.int_type())?;
+        let (cols, in_ty) = match digits {
+            Some(db) => (2 * d, veil_ir::IntType::unsigned(db)),
+            None => (d, self.input.int_type()),
+        };
+        let x = b.input_encrypted("x", &[cfg.batch, cols], in_ty)?;
         let cnt = if k == 0 {
             None
         } else {
-            // 1. selector
-            let mut sel = vec![0i64; d * k];
-            for (&(f, _), &j) in &cmp_index {
-                sel[f * k + j] = 1;
-            }
-            let s = b.matmul(x, b.constant(&[d, k], &sel)?)?;
-            // 2. comparisons: one table per distinct threshold
-            let int = self.input.int_type();
-            let mut thr_tables: BTreeMap<i64, u32> = BTreeMap::new();
-            let mut per_cmp = vec![0u32; k];
-            for (&(_, thr), &j) in &cmp_index {
-                let n = thr_tables.len() as u32;
-                per_cmp[j] = *thr_tables.entry(thr).or_insert(n);
-            }
-            let mut tables = vec![Vec::new(); thr_tables.len()];
-            for (&thr, &ti) in &thr_tables {
-                tables[ti as usize] = (int.min()..=int.max())
-                    .map(|v| (v as i64 <= thr) as i64)
-                    .collect();
-            }
-            let map = (0..cfg.batch * k).map(|e| per_cmp[e % k]).collect();
-            let c = b.tlu_multi(s, tables, map)?;
+            let c = match digits {
+                None => {
+                    // 1. selector
+                    let mut sel = vec![0i64; d * k];
+                    for (&(f, _), &j) in &cmp_index {
+                        sel[f * k + j] = 1;
+                    }
+                    let s = b.matmul(x, b.constant(&[d, k], &sel)?)?;
+                    // 2. comparisons: one table per distinct threshold
+                    let int = self.input.int_type();
+                    let mut thr_tables: BTreeMap<i64, u32> = BTreeMap::new();
+                    let mut per_cmp = vec![0u32; k];
+                    for (&(_, thr), &j) in &cmp_index {
+                        let n = thr_tables.len() as u32;
+                        per_cmp[j] = *thr_tables.entry(thr).or_insert(n);
+                    }
+                    let mut tables = vec![Vec::new(); thr_tables.len()];
+                    for (&thr, &ti) in &thr_tables {
+                        tables[ti as usize] = (int.min()..=int.max())
+                            .map(|v| (v as i64 <= thr) as i64)
+                            .collect();
+                    }
+                    let map = (0..cfg.batch * k).map(|e| per_cmp[e % k]).collect();
+                    b.tlu_multi(s, tables, map)?
+                }
+                Some(db) => digit_comparisons(&b, x, d, db, &cmp_index, cfg.batch)?,
+            };
             // 3. path matrix
             let mut p = vec![0i64; k * l];
             let mut expected = vec![0i64; l];
@@ -238,7 +257,7 @@ impl TreeEnsemble {
             None => {
                 // Single-leaf trees only: the indicator is the constant 1, made encrypted by
                 // a zero-weight matmul of the input.
-                let z = b.matmul(x, b.constant(&[d, l], &vec![0; d * l])?)?;
+                let z = b.matmul(x, b.constant(&[cols, l], &vec![0; cols * l])?)?;
                 b.add(z, b.constant(&[l], &vec![1; l])?)?
             }
         };
@@ -288,6 +307,7 @@ impl TreeEnsemble {
             n_features: d,
             batch: cfg.batch,
             input: self.input.clone(),
+            digit_bits: digits,
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },
@@ -299,4 +319,115 @@ impl TreeEnsemble {
         };
         Ok(CompiledModel::new(graph, client))
     }
+}
+
+/// The digit width for comparisons on `n_bits`-bit features: `Some(0)` never splits, `Some(k)`
+/// splits into a high and a low digit of at most `k` bits, `None` splits features wider than
+/// [`MAX_UNSPLIT_BITS`] into two halves.
+fn digit_bits(n_bits: u8, requested: Option<u8>) -> MlResult<Option<u8>> {
+    let db = match requested {
+        Some(0) => return Ok(None),
+        Some(k) => k,
+        None if n_bits > MAX_UNSPLIT_BITS => n_bits.div_ceil(2),
+        None => return Ok(None),
+    };
+    if db >= n_bits {
+        return Ok(None);
+    }
+    if 2 * db < n_bits {
+        return Err(MlError::Invalid(format!(
+            "tree_digit_bits = {db} cannot split {n_bits}-bit features into two digits: use at least {}",
+            n_bits.div_ceil(2)
+        )));
+    }
+    Ok(Some(db))
+}
+
+/// Features up to this width are compared whole (one bootstrap per comparison); wider ones are
+/// split into two digits by default.
+pub const MAX_UNSPLIT_BITS: u8 = 4;
+
+/// The comparisons `x_f <= t` on features sent as two digits, `x = h * 2^db + l`
+/// (`x` is `[batch, 2d]`: the high digits of the `d` features, then the low digits), with
+/// bootstraps of at most `db + 0` bits instead of `2 db`:
+///
+/// - `s = tlu(h)`: `0` if `h < t_h`, `1` if `h == t_h`, `2` if `h > t_h` (one per distinct
+///   `(feature, t_h)`);
+/// - `e = tlu(l)`: `[l <= t_l]` (one per distinct `(feature, t_l)`);
+/// - `c = tlu(2 s + e)`: `[s == 0 or (s == 1 and e == 1)]`, one per comparison.
+fn digit_comparisons(
+    b: &Builder,
+    x: veil_ir::ValueId,
+    d: usize,
+    db: u8,
+    cmp_index: &BTreeMap<(usize, i64), usize>,
+    batch: usize,
+) -> MlResult<veil_ir::ValueId> {
+    let k = cmp_index.len();
+    let base = 1i64 << db;
+    // Distinct digit tests: (feature, high threshold) and (feature, low threshold).
+    let mut hi_idx: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+    let mut lo_idx: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+    for &(f, t) in cmp_index.keys() {
+        let n = hi_idx.len();
+        hi_idx.entry((f, t.div_euclid(base))).or_insert(n);
+        let n = lo_idx.len();
+        lo_idx.entry((f, t.rem_euclid(base))).or_insert(n);
+    }
+    let (ka, kb) = (hi_idx.len(), lo_idx.len());
+    let m = ka + kb;
+    let mut sel = vec![0i64; 2 * d * m];
+    for (&(f, _), &j) in &hi_idx {
+        sel[f * m + j] = 1;
+    }
+    for (&(f, _), &j) in &lo_idx {
+        sel[(d + f) * m + ka + j] = 1;
+    }
+    let s = b.matmul(x, b.constant(&[2 * d, m], &sel)?)?;
+    let int = b.ty(x)?.int;
+    // Tables: one per distinct high threshold, one per distinct low threshold.
+    let mut tables: Vec<Vec<i64>> = Vec::new();
+    let mut ids: BTreeMap<(bool, i64), u32> = BTreeMap::new();
+    let mut per = vec![0u32; m];
+    let mut table_of = |hi: bool, t: i64| -> u32 {
+        *ids.entry((hi, t)).or_insert_with(|| {
+            tables.push(
+                (int.min()..=int.max())
+                    .map(|v| {
+                        let v = v as i64;
+                        if hi {
+                            match v.cmp(&t) {
+                                std::cmp::Ordering::Less => 0,
+                                std::cmp::Ordering::Equal => 1,
+                                std::cmp::Ordering::Greater => 2,
+                            }
+                        } else {
+                            (v <= t) as i64
+                        }
+                    })
+                    .collect(),
+            );
+            tables.len() as u32 - 1
+        })
+    };
+    for (&(_, t), &j) in &hi_idx {
+        per[j] = table_of(true, t);
+    }
+    for (&(_, t), &j) in &lo_idx {
+        per[ka + j] = table_of(false, t);
+    }
+    let map = (0..batch * m).map(|e| per[e % m]).collect();
+    let st = b.tlu_multi(s, tables, map)?;
+    // v_k = 2 s_{hi(k)} + e_{lo(k)}.
+    let mut comb = vec![0i64; m * k];
+    for (&(f, t), &j) in cmp_index {
+        comb[hi_idx[&(f, t.div_euclid(base))] * k + j] = 2;
+        comb[(ka + lo_idx[&(f, t.rem_euclid(base))]) * k + j] = 1;
+    }
+    let v = b.matmul(st, b.constant(&[m, k], &comb)?)?;
+    let vint = b.ty(v)?.int;
+    let table: Vec<i64> = (vint.min()..=vint.max())
+        .map(|v| matches!(v, 0 | 1 | 3) as i64)
+        .collect();
+    Ok(b.tlu_table(v, table)?)
 }

@@ -92,6 +92,7 @@ impl LinearWeights {
             n_features: self.d,
             batch: cfg.batch,
             input: inq,
+            digit_bits: None,
             output: OutputDecoder {
                 values: self.o,
                 groups: 1,

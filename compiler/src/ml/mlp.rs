@@ -25,9 +25,11 @@ use super::model::{
     argmax, CircuitStats, ClientSpec, CompileConfig, CompiledModel, FheClassifier, FheModel,
     OutputDecoder, PostProcess,
 };
-use super::quantize::{Granularity, QuantOptions, QuantizedGemm, UniformQuantizer};
+use super::quantize::{
+    emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, UniformQuantizer,
+};
 use super::rng::Mt19937;
-use veil_ir::builder::{Builder, MAX_TLU_DOMAIN_BITS};
+use veil_ir::builder::Builder;
 
 /// One dense layer `y = x @ w + b`, `w` `[inputs, outputs]` row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -587,6 +589,7 @@ impl MlpClassifier {
                     n_features: d,
                     batch: cfg.batch,
                     input: f.input.clone(),
+                    digit_bits: None,
                     output: OutputDecoder {
                         values: o,
                         groups: 1,
@@ -620,26 +623,19 @@ impl MlpClassifier {
                 *off -= c;
             }
             let acc = gemm.emit(&b, h)?;
-            let int = b.ty(acc)?.int;
-            if int.bits > MAX_TLU_DOMAIN_BITS {
-                return Err(MlError::Build(format!(
-                    "layer {l}: the accumulator type {int} is too wide for a table lookup; lower the widths"
-                )));
-            }
-            let act = |j: usize, v: i128| -> i64 {
-                out.quantize(
-                    (gemm.scales[j] * (v + center[j] as i128) as f64).max(0.0),
-                    0,
-                )
-            };
-            let tables = (0..o)
-                .map(|j| (int.min()..=int.max()).map(|v| act(j, v)).collect())
-                .collect();
-            let map = (0..cfg.batch * o).map(|e| (e % o) as u32).collect();
-            h = b.tlu_multi(acc, tables, map)?;
+            // Table entry for the shifted accumulator `v` of neuron `j`, scaled: `y = S_j v`.
+            let act = |j: usize, y: f64| (y + gemm.scales[j] * center[j] as f64).max(0.0);
+            h = emit_channel_activation(&b, acc, &gemm.scales, &act, true, &out, None)?;
             hq = accs
                 .iter()
-                .map(|a| (0..o).map(|j| act(j, a[j] - center[j] as i128)).collect())
+                .map(|a| {
+                    (0..o)
+                        .map(|j| {
+                            let y = gemm.scales[j] * (a[j] - center[j] as i128) as f64;
+                            out.quantize(act(j, y), 0)
+                        })
+                        .collect()
+                })
                 .collect();
             inq = out;
         }

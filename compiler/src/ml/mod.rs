@@ -44,6 +44,9 @@ pub use model::{
     CompiledModel, FheClassifier, FheModel, FheRegressor, Interpreter, Mode, NBits, OutputDecoder,
     PostProcess,
 };
-pub use quantize::{Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer};
+pub use quantize::{
+    emit_activation, emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, Rounding,
+    UniformQuantizer,
+};
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};
 pub use xgboost::{XgbBooster, XgbClassifier, XgbRegressor};

@@ -11,7 +11,8 @@
 //! `compile` quantizes each feature to `n_bits.inputs` bits (default 6, unsigned, per feature,
 //! calibrated on the inputset) and maps every float threshold to the nearest quantization
 //! boundary (see [`super::float_tree`]); the leaf values are quantized to `n_bits.outputs`
-//! bits (default: the input width). The program is the tree program of
+//! bits (default: the tree program's, 4 bits when 6-bit features are sent as two digits, see
+//! [`CompileConfig::tree_digit_bits`]). The program is the tree program of
 //! [`super::hummingbird`] (one bootstrap per distinct comparison and per leaf), per-tree
 //! outputs summed in FHE or by the client (`CompileConfig::sum_in_fhe`); the client adds the
 //! base margin and applies the sigmoid (binary) or softmax (multi-class).
@@ -406,20 +407,15 @@ impl XgbBooster {
             ));
         }
         let in_bits = cfg.n_bits.inputs.unwrap_or(DEFAULT_TREE_BITS);
-        let leaf_bits = cfg.n_bits.outputs.unwrap_or(in_bits);
         let input = UniformQuantizer::calibrate_with_margin(
             inputset.data(),
             self.n_features,
             QuantOptions::unsigned(in_bits, Granularity::PerChannel),
             cfg.input_margin,
         )?;
-        let mut cm = self.tree_model().compile(
-            &input,
-            self.n_features,
-            leaf_bits,
-            cfg.batch,
-            cfg.sum_in_fhe,
-        )?;
+        let mut cm = self
+            .tree_model()
+            .compile(&input, self.n_features, cfg.n_bits.outputs, cfg)?;
         let out = &mut cm.client.output;
         for o in &mut out.offset {
             *o += self.base_margin as f64;

@@ -156,7 +156,7 @@ pub fn compile(
         // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
         let in_bits = n_bits.inputs.unwrap_or(crate::ml::tree::DEFAULT_TREE_BITS);
         let q = input_quantizer(inputset, f, in_bits, true)?;
-        let model = ops::tree::compile(n, m, &q, f, n_bits.outputs.unwrap_or(in_bits), batch)?;
+        let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
         return Ok(Compiled { model, split: sp });
     }
     let b = Builder::new();
@@ -229,6 +229,7 @@ pub fn compile(
         n_features: f,
         batch,
         input: q,
+        digit_bits: None,
         output: dec,
     };
     Ok(Compiled {

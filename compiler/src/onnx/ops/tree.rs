@@ -261,11 +261,15 @@ pub fn compile(
     m: &TreeModel,
     input: &UniformQuantizer,
     d: usize,
-    leaf_bits: u8,
+    leaf_bits: Option<u8>,
     batch: usize,
 ) -> OnnxResult<CompiledModel> {
     if m.trees.is_empty() {
         return Err(n.err("no trees"));
     }
-    Ok(m.compile(input, d, leaf_bits, batch, false)?)
+    let cfg = crate::ml::CompileConfig {
+        batch,
+        ..crate::ml::CompileConfig::default()
+    };
+    Ok(m.compile(input, d, leaf_bits, &cfg)?)
 }
