@@ -94,8 +94,8 @@ fn quantized_clear_is_within_one_point_of_float() {
         c.stats
     );
     assert!(ac >= af - 0.01, "clear accuracy {ac} vs float {af}");
-    // 6-bit features go as two 3-bit digits: at most three bootstraps per internal node
-    // (shared when comparisons share a digit test) and one per leaf, all narrow.
+    // 6-bit features go as two 3-bit digits: at most two bootstraps per internal node
+    // (fewer when comparisons share a digit test) and one per leaf, all narrow.
     let internal: usize = m
         .booster()
         .trees
@@ -109,11 +109,12 @@ fn quantized_clear_is_within_one_point_of_float() {
         .map(|t| t.left_children.len())
         .sum();
     assert!(
-        c.stats.pbs_per_sample <= (nodes + 2 * internal) as u64,
+        c.stats.pbs_per_sample <= (nodes + internal) as u64,
         "{:?}",
         c.stats
     );
-    assert!(c.stats.max_pbs_bits <= 4, "{:?}", c.stats);
+    // 2h + e is typed 5 bits by interval arithmetic (4 after calibration).
+    assert!(c.stats.max_pbs_bits <= 5, "{:?}", c.stats);
     // Probabilities stay close to XGBoost's.
     let p = m.predict_proba_clear(&x).unwrap();
     let err = p

@@ -18,6 +18,14 @@
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
 //! `K_used + L_nonzero <= internal nodes + leaves` PBS per sample.
+//!
+//! **Digits.** A comparison bootstraps a value as wide as the features (6 bits by default),
+//! and a 6-bit bootstrap costs several times a 4-bit one. Features wider than
+//! [`MAX_UNSPLIT_BITS`] are therefore sent by the client as two digits `x = h * 2^db + l`
+//! (see [`CompileConfig::tree_digit_bits`], [`ClientSpec::digit_bits`]), and step 2 becomes
+//! two narrow lookups: `e = tlu(l <= t_l)` (one per distinct feature and low threshold) and
+//! `c = tlu(2 h + e)` (`h < t_h`, or `h == t_h` and `e`; one per comparison, `db + 1` bits).
+//! Leaf values then default to 4 bits, so that the whole program runs at 4 bits.
 
 use super::cart::{Condition, LeafPath, Tree};
 use super::error::{MlError, MlResult};
@@ -233,22 +241,28 @@ impl TreeEnsemble {
             }
             Some((b.matmul(c, b.constant(&[k, l], &p)?)?, expected))
         };
-        // 4. leaf indicators
+        // 4. leaf indicators. With one value per leaf, the lookup returns the leaf's value
+        // instead of 1 (`tlu(cnt) = q_l * [cnt == D_l]`), and step 5 only adds: the output's
+        // noise then grows with the number of leaves, not with the sum of their squared
+        // values (cheaper parameters).
+        let values_in_tables = o == 1 && cnt.is_some();
         let ind = match cnt {
             Some((cnt, expected)) => {
                 let int = b.ty(cnt)?.int;
-                let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+                let mut ids: BTreeMap<(i64, i64), u32> = BTreeMap::new();
                 let per_leaf: Vec<u32> = expected
                     .iter()
-                    .map(|&e| {
+                    .zip(&leaves)
+                    .map(|(&e, kept)| {
                         let n = ids.len() as u32;
-                        *ids.entry(e).or_insert(n)
+                        let value = if values_in_tables { kept.q[0] } else { 1 };
+                        *ids.entry((e, value)).or_insert(n)
                     })
                     .collect();
                 let mut tables = vec![Vec::new(); ids.len()];
-                for (&e, &ti) in &ids {
+                for (&(e, value), &ti) in &ids {
                     tables[ti as usize] = (int.min()..=int.max())
-                        .map(|v| (v as i64 == e) as i64)
+                        .map(|v| if v as i64 == e { value } else { 0 })
                         .collect();
                 }
                 let map = (0..cfg.batch * l).map(|e| per_leaf[e % l]).collect();
@@ -267,7 +281,7 @@ impl TreeEnsemble {
         for (li, kept) in leaves.iter().enumerate() {
             let off = if cfg.sum_in_fhe { 0 } else { kept.tree * o };
             for (j, &qv) in kept.q.iter().enumerate() {
-                v[li * cols + off + j] = qv;
+                v[li * cols + off + j] = if values_in_tables { 1 } else { qv };
             }
         }
         let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
@@ -348,13 +362,13 @@ fn digit_bits(n_bits: u8, requested: Option<u8>) -> MlResult<Option<u8>> {
 pub const MAX_UNSPLIT_BITS: u8 = 4;
 
 /// The comparisons `x_f <= t` on features sent as two digits, `x = h * 2^db + l`
-/// (`x` is `[batch, 2d]`: the high digits of the `d` features, then the low digits), with
-/// bootstraps of at most `db + 0` bits instead of `2 db`:
+/// (`x` is `[batch, 2d]`: the high digits of the `d` features, then the low digits):
 ///
-/// - `s = tlu(h)`: `0` if `h < t_h`, `1` if `h == t_h`, `2` if `h > t_h` (one per distinct
-///   `(feature, t_h)`);
-/// - `e = tlu(l)`: `[l <= t_l]` (one per distinct `(feature, t_l)`);
-/// - `c = tlu(2 s + e)`: `[s == 0 or (s == 1 and e == 1)]`, one per comparison.
+/// - `e = tlu(l)`: `[l <= t_l]`, one per distinct `(feature, t_l)`;
+/// - `c = tlu(2 h + e)`: `[h < t_h or (h == t_h and e == 1)]`, one per comparison, on a
+///   `db + 1`-bit value.
+///
+/// Two narrow bootstraps per comparison at most, instead of one `2 db`-bit one.
 fn digit_comparisons(
     b: &Builder,
     x: veil_ir::ValueId,
@@ -365,69 +379,60 @@ fn digit_comparisons(
 ) -> MlResult<veil_ir::ValueId> {
     let k = cmp_index.len();
     let base = 1i64 << db;
-    // Distinct digit tests: (feature, high threshold) and (feature, low threshold).
-    let mut hi_idx: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+    // Distinct low-digit tests (feature, low threshold).
     let mut lo_idx: BTreeMap<(usize, i64), usize> = BTreeMap::new();
     for &(f, t) in cmp_index.keys() {
-        let n = hi_idx.len();
-        hi_idx.entry((f, t.div_euclid(base))).or_insert(n);
         let n = lo_idx.len();
         lo_idx.entry((f, t.rem_euclid(base))).or_insert(n);
     }
-    let (ka, kb) = (hi_idx.len(), lo_idx.len());
-    let m = ka + kb;
-    let mut sel = vec![0i64; 2 * d * m];
-    for (&(f, _), &j) in &hi_idx {
-        sel[f * m + j] = 1;
-    }
+    let kb = lo_idx.len();
+    let mut sel = vec![0i64; 2 * d * kb];
     for (&(f, _), &j) in &lo_idx {
-        sel[(d + f) * m + ka + j] = 1;
+        sel[(d + f) * kb + j] = 1;
     }
-    let s = b.matmul(x, b.constant(&[2 * d, m], &sel)?)?;
+    let lsel = b.matmul(x, b.constant(&[2 * d, kb], &sel)?)?;
     let int = b.ty(x)?.int;
-    // Tables: one per distinct high threshold, one per distinct low threshold.
-    let mut tables: Vec<Vec<i64>> = Vec::new();
-    let mut ids: BTreeMap<(bool, i64), u32> = BTreeMap::new();
-    let mut per = vec![0u32; m];
-    let mut table_of = |hi: bool, t: i64| -> u32 {
-        *ids.entry((hi, t)).or_insert_with(|| {
-            tables.push(
-                (int.min()..=int.max())
-                    .map(|v| {
-                        let v = v as i64;
-                        if hi {
-                            match v.cmp(&t) {
-                                std::cmp::Ordering::Less => 0,
-                                std::cmp::Ordering::Equal => 1,
-                                std::cmp::Ordering::Greater => 2,
-                            }
-                        } else {
-                            (v <= t) as i64
-                        }
-                    })
-                    .collect(),
-            );
-            tables.len() as u32 - 1
-        })
-    };
-    for (&(_, t), &j) in &hi_idx {
-        per[j] = table_of(true, t);
-    }
+    let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut per = vec![0u32; kb];
     for (&(_, t), &j) in &lo_idx {
-        per[ka + j] = table_of(false, t);
+        let n = ids.len() as u32;
+        per[j] = *ids.entry(t).or_insert(n);
     }
-    let map = (0..batch * m).map(|e| per[e % m]).collect();
-    let st = b.tlu_multi(s, tables, map)?;
-    // v_k = 2 s_{hi(k)} + e_{lo(k)}.
-    let mut comb = vec![0i64; m * k];
+    let mut tables = vec![Vec::new(); ids.len()];
+    for (&t, &ti) in &ids {
+        tables[ti as usize] = (int.min()..=int.max())
+            .map(|v| (v as i64 <= t) as i64)
+            .collect();
+    }
+    let map = (0..batch * kb).map(|e| per[e % kb]).collect();
+    let e = b.tlu_multi(lsel, tables, map)?;
+    // v_k = 2 h_f + e_{(f, t_l)}.
+    let mut hm = vec![0i64; 2 * d * k];
+    let mut em = vec![0i64; kb * k];
     for (&(f, t), &j) in cmp_index {
-        comb[hi_idx[&(f, t.div_euclid(base))] * k + j] = 2;
-        comb[(ka + lo_idx[&(f, t.rem_euclid(base))]) * k + j] = 1;
+        hm[f * k + j] = 2;
+        em[lo_idx[&(f, t.rem_euclid(base))] * k + j] = 1;
     }
-    let v = b.matmul(st, b.constant(&[m, k], &comb)?)?;
+    let v = b.add(
+        b.matmul(x, b.constant(&[2 * d, k], &hm)?)?,
+        b.matmul(e, b.constant(&[kb, k], &em)?)?,
+    )?;
     let vint = b.ty(v)?.int;
-    let table: Vec<i64> = (vint.min()..=vint.max())
-        .map(|v| matches!(v, 0 | 1 | 3) as i64)
-        .collect();
-    Ok(b.tlu_table(v, table)?)
+    let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut per = vec![0u32; k];
+    for (&(_, t), &j) in cmp_index {
+        let n = ids.len() as u32;
+        per[j] = *ids.entry(t.div_euclid(base)).or_insert(n);
+    }
+    let mut tables = vec![Vec::new(); ids.len()];
+    for (&th, &ti) in &ids {
+        tables[ti as usize] = (vint.min()..=vint.max())
+            .map(|v| {
+                let (h, e) = ((v as i64).div_euclid(2), (v as i64).rem_euclid(2));
+                (h < th || (h == th && e == 1)) as i64
+            })
+            .collect();
+    }
+    let map = (0..batch * k).map(|e| per[e % k]).collect();
+    Ok(b.tlu_multi(v, tables, map)?)
 }

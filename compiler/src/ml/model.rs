@@ -445,8 +445,8 @@ pub struct CompileConfig {
     /// Tree models: comparisons on features of more than 4 bits bootstrap `2 db`-bit values
     /// unless the client sends each feature as two `db`-bit digits (`None`: automatic, digits
     /// of `ceil(n_bits / 2)` bits above 4-bit features; `Some(0)`: never; `Some(db)`: digits
-    /// of `db` bits). Costs three narrow bootstraps per comparison instead of one wide one
-    /// (less when comparisons share a feature's digit tests).
+    /// of `db` bits). Costs two narrow bootstraps per comparison instead of one wide one
+    /// (less when comparisons share a feature's low-digit test).
     pub tree_digit_bits: Option<u8>,
     /// Input calibration margin: each feature's range seen in the inputset is widened by this
     /// fraction of its width on both sides before quantization, so that samples a little
