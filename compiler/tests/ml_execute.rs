@@ -1,5 +1,6 @@
 //! Execute == Clear: every built-in model and every ONNX fixture, compiled at its default
-//! widths, runs a few test samples on real ciphertexts (`Mode::Execute`: compile to TFHE,
+//! widths (the neural networks at narrower ones, see below), runs a few test samples on real
+//! ciphertexts (`Mode::Execute`: compile to TFHE,
 //! keygen, encrypt, run with the server keys only, decrypt) and must predict exactly what the
 //! quantized program predicts through the interpreter (`Mode::Clear`). Keys are generated once
 //! per model. Heavy models run one encrypted sample and more samples in `Mode::Simulate`
@@ -188,7 +189,7 @@ fn decision_tree_classifier() {
     m.fit(&s.train.x, &y).unwrap();
     m.compile(&s.train.x, &CompileConfig::default()).unwrap();
     let c = m.compiled().unwrap();
-    check_model("tree", c, &s.train.x, &s.test.x, 2, 20, &classes(c));
+    check_model("tree", c, &s.train.x, &s.test.x, 3, 40, &classes(c));
 }
 
 #[test]
@@ -198,7 +199,7 @@ fn decision_tree_regressor() {
     m.fit(&s.train.x, &s.train.y).unwrap();
     m.compile(&s.train.x, &CompileConfig::default()).unwrap();
     let c = m.compiled().unwrap();
-    check_model("tree reg", c, &s.train.x, &s.test.x, 1, 20, &values(c));
+    check_model("tree reg", c, &s.train.x, &s.test.x, 2, 40, &values(c));
 }
 
 #[test]
@@ -208,7 +209,7 @@ fn random_forest_classifier() {
     m.fit(&s.train.x, &y).unwrap();
     m.compile(&s.train.x, &CompileConfig::default()).unwrap();
     let c = m.compiled().unwrap();
-    check_model("forest", c, &s.train.x, &s.test.x, 1, 20, &classes(c));
+    check_model("forest", c, &s.train.x, &s.test.x, 2, 40, &classes(c));
 }
 
 #[test]
@@ -220,7 +221,7 @@ fn random_forest_regressor() {
     m.fit(&s.train.x, &s.train.y).unwrap();
     m.compile(&s.train.x, &CompileConfig::default()).unwrap();
     let c = m.compiled().unwrap();
-    check_model("forest reg", c, &s.train.x, &s.test.x, 1, 20, &values(c));
+    check_model("forest reg", c, &s.train.x, &s.test.x, 2, 40, &values(c));
 }
 
 #[test]
@@ -240,7 +241,7 @@ fn xgboost_classifier() {
     let mut m = XgbClassifier::from_file(dir.join("breast_cancer.model.json")).unwrap();
     m.compile_default(&s.train.x).unwrap();
     let c = m.compiled().unwrap();
-    check_model("xgb", c, &s.train.x, &s.test.x, 1, 20, &classes(c));
+    check_model("xgb", c, &s.train.x, &s.test.x, 2, 40, &classes(c));
 }
 
 // ------------------------------------------------------------------ ONNX fixtures
@@ -308,7 +309,7 @@ fn onnx_linreg_diabetes() {
 
 #[test]
 fn onnx_tree_iris() {
-    check_onnx("tree_iris", 1, 20);
+    check_onnx("tree_iris", 2, 20);
 }
 
 #[test]
