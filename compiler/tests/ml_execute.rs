@@ -383,10 +383,8 @@ fn onnx_cnn_digits_simulate() {
     same_as_clear("cnn_digits", &rows(&x, 0, 5), &sim, &onnx_outputs(&m));
 }
 
-/// The CNN encrypted: 1216 bootstraps at 5 bits, about 85 s on one core (cost model); run
-/// with `cargo test --test ml_execute -- --ignored`.
+/// The CNN encrypted: 1216 bootstraps at 5 bits (about 45 s for one sample on 2 cores).
 #[test]
-#[ignore = "about 45 s of bootstraps on 2 cores plus keygen; run with --ignored"]
 fn onnx_cnn_digits_execute() {
     check_onnx_with("cnn_digits", &narrow(), 1, 0);
 }
