@@ -47,15 +47,13 @@ fn inputset(c: &CompiledModel, x: &Matrix) -> Vec<Vec<Tensor<i64>>> {
         .collect()
 }
 
-/// Prints what compilation chose.
+/// Prints what compilation chose (stable `CompileStats` fields; `params` by `Debug`).
 fn report(name: &str, p: &Program) {
     let s = &p.stats;
     eprintln!(
-        "{name}: {} PBS/run {:?}, precision {}, norm2 {:.1}, params {:?}, p_error {:.2e}, global {:.2e}, bsk {} MB, ksk {} MB, compiled in {:.0} ms",
+        "{name}: {} PBS/run {:?}, params {:?}, p_error {:.2e}, global {:.2e}, bsk {} MB, ksk {} MB, compiled in {:.0} ms",
         s.pbs,
         s.pbs_by_precision,
-        s.precision,
-        s.norm2,
         s.params,
         s.p_error,
         s.global_p_error,
