@@ -3,9 +3,10 @@
 
 Usage (Python 3.11):
     python -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt
-    .venv/bin/python scripts/export_onnx_fixtures.py [OUT_DIR]
+    .venv/bin/python scripts/export_onnx_fixtures.py [OUT_DIR] [--only NAME,NAME...]
 
-OUT_DIR defaults to compiler/tests/fixtures/onnx. For each fixture NAME it writes NAME.onnx and
+OUT_DIR defaults to compiler/tests/fixtures/onnx; `--only` regenerates the named fixtures only
+(e.g. `--only xgb_breast_cancer`). For each fixture NAME it writes NAME.onnx and
 NAME.json: the per-sample input shape, a calibration inputset (training rows), test inputs,
 their true targets and the float reference predictions computed by onnxruntime on the exported
 file (labels and scores for classifiers, values for regressors). The tests need no Python.
@@ -39,7 +40,15 @@ from sklearn.tree import DecisionTreeClassifier
 SEED = 0
 N_CALIB = 200
 N_TEST = 100
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--only")]
+ONLY = None
+for i, a in enumerate(sys.argv[1:]):
+    if a == "--only":
+        ONLY = set(sys.argv[i + 2].split(","))
+        ARGS.remove(sys.argv[i + 2])
+    elif a.startswith("--only="):
+        ONLY = set(a[len("--only="):].split(","))
+OUT = ARGS[0] if ARGS else os.path.join(
     os.path.dirname(__file__), "..", "compiler", "tests", "fixtures", "onnx")
 
 
@@ -113,6 +122,40 @@ def xgb_iris():
     onx = convert_xgboost(m, initial_types=[("input", FloatTensorType([None, 4]))],
                           target_opset=15)
     save("xgb_iris", onx, "classification", [4], x_tr, x_te, y_te)
+
+
+def xgb_breast_cancer():
+    """The Concrete ML benchmark's XGBoost model: 20 trees of depth 3 on breast cancer, 75/25
+    split with random_state 0. Writes the ONNX fixture and, in OUT/../xgboost/, the booster in
+    XGBoost's JSON format (breast_cancer.model.json) and XGBoost's own predictions on every test
+    sample (breast_cancer.reference.json: inputs, targets, labels, margins, probabilities)."""
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from xgboost import XGBClassifier
+    x, y = load_breast_cancer(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x.astype(np.float32), y, test_size=0.25,
+                                              random_state=SEED)
+    m = XGBClassifier(n_estimators=20, max_depth=3, random_state=SEED)
+    m.fit(x_tr, y_tr)
+    onx = convert_xgboost(m, initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
+                          target_opset=15)
+    save("xgb_breast_cancer", onx, "classification", [x.shape[1]], x_tr, x_te, y_te)
+    xdir = os.path.join(OUT, "..", "xgboost")
+    os.makedirs(xdir, exist_ok=True)
+    m.get_booster().save_model(os.path.join(xdir, "breast_cancer.model.json"))
+    ref = {
+        "test_size": 0.25,
+        "random_state": SEED,
+        "inputs": floats(x_te),
+        "targets": [int(v) for v in y_te],
+        "labels": [int(v) for v in m.predict(x_te)],
+        "margins": [float(v) for v in m.predict(x_te, output_margin=True)],
+        "probabilities": [float(v) for v in m.predict_proba(x_te)[:, 1]],
+    }
+    with open(os.path.join(xdir, "breast_cancer.reference.json"), "w") as f:
+        json.dump(ref, f, separators=(",", ":"))
+    acc = float(np.mean(np.asarray(ref["labels"]) == y_te))
+    print(f"xgboost breast_cancer.model.json: float accuracy {acc:.3f} on {len(y_te)} samples")
 
 
 # ---------------------------------------------------------------- CNN trained in numpy
@@ -323,24 +366,41 @@ def main():
     bc = load_breast_cancer(return_X_y=True)
     iris = load_iris(return_X_y=True)
     digits = load_digits(return_X_y=True)
-    sk("logreg_breast_cancer",
-       make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-       *bc, "classification", est=lambda p: p.steps[-1][1])
-    sk("logreg_iris", LogisticRegression(max_iter=1000), *iris, "classification")
-    sk("linreg_diabetes", LinearRegression(), *load_diabetes(return_X_y=True), "regression")
-    sk("tree_iris", DecisionTreeClassifier(max_depth=4, random_state=SEED), *iris,
-       "classification")
-    sk("forest_breast_cancer",
-       RandomForestClassifier(n_estimators=10, max_depth=4, random_state=SEED), *bc,
-       "classification")
-    sk("forest_diabetes", RandomForestRegressor(n_estimators=5, max_depth=4, random_state=SEED),
-       *load_diabetes(return_X_y=True), "regression")
-    xgb_iris()
-    sk("mlp_digits",
-       MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=400, random_state=SEED),
-       digits[0] / 16.0, digits[1], "classification")
-    cnn_digits()
-    ops_net()
+    fixtures = {
+        "logreg_breast_cancer": lambda: sk(
+            "logreg_breast_cancer",
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+            *bc, "classification", est=lambda p: p.steps[-1][1]),
+        "logreg_iris": lambda: sk("logreg_iris", LogisticRegression(max_iter=1000), *iris,
+                                  "classification"),
+        "linreg_diabetes": lambda: sk("linreg_diabetes", LinearRegression(),
+                                      *load_diabetes(return_X_y=True), "regression"),
+        "tree_iris": lambda: sk("tree_iris", DecisionTreeClassifier(max_depth=4,
+                                                                    random_state=SEED),
+                                *iris, "classification"),
+        "forest_breast_cancer": lambda: sk(
+            "forest_breast_cancer",
+            RandomForestClassifier(n_estimators=10, max_depth=4, random_state=SEED), *bc,
+            "classification"),
+        "forest_diabetes": lambda: sk(
+            "forest_diabetes",
+            RandomForestRegressor(n_estimators=5, max_depth=4, random_state=SEED),
+            *load_diabetes(return_X_y=True), "regression"),
+        "xgb_iris": xgb_iris,
+        "mlp_digits": lambda: sk(
+            "mlp_digits",
+            MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=400, random_state=SEED),
+            digits[0] / 16.0, digits[1], "classification"),
+        "cnn_digits": cnn_digits,
+        "ops_iris": ops_net,
+        "xgb_breast_cancer": xgb_breast_cancer,
+    }
+    unknown = (ONLY or set()) - set(fixtures)
+    if unknown:
+        sys.exit(f"unknown fixtures {sorted(unknown)}; choose from {sorted(fixtures)}")
+    for name, make in fixtures.items():
+        if ONLY is None or name in ONLY:
+            make()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
 //!   keyswitch + bootstrap with identical parameters, printing both latencies and the ratio.
 //! - `corpus_cost`: the program corpus (`tests/corpus/`) compiled without and with the rewrite
 //!   pass: PBS count, weighted cost, ratio and compile time per program, and the totals.
+//! - `ml`: private inference on breast cancer (logistic regression, decision tree, XGBoost,
+//!   random forest) next to Concrete ML's figures on the same machine (`VEIL_BENCH_MODELS`,
+//!   `VEIL_BENCH_SAMPLES`).
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.

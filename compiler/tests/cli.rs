@@ -32,3 +32,20 @@ fn bad_usage_is_one_line_and_exit_code_1() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn demo_boosted_trees_run_encrypted() {
+    // The bundled XGBoost model: 20 trees, one encrypted sample.
+    let (code, out, err) = veil(&["demo", "--model", "boosted", "--samples", "1"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("XGBClassifier"), "{out}");
+    assert!(out.contains("FHE == clear on 1/1 samples"), "{out}");
+}
+
+#[test]
+fn demo_mlp_runs_encrypted() {
+    let (code, out, err) = veil(&["demo", "--model", "mlp", "--samples", "2"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("MlpClassifier"), "{out}");
+    assert!(out.contains("FHE == clear on 2/2 samples"), "{out}");
+}

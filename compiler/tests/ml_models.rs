@@ -6,7 +6,7 @@ use veil_compiler::ml::dataset::{self, Split};
 use veil_compiler::ml::{
     accuracy, r2_score, CompileConfig, CompiledModel, DecisionTreeClassifier,
     DecisionTreeRegressor, FheClassifier, FheRegressor, LinearRegression, LinearSvc,
-    LogisticRegression, Matrix, RandomForestClassifier, RandomForestRegressor,
+    LogisticRegression, Matrix, MlpClassifier, RandomForestClassifier, RandomForestRegressor,
 };
 
 fn split(d: dataset::Dataset) -> (Split, Vec<usize>, Vec<usize>) {
@@ -127,14 +127,31 @@ fn decision_tree_breast_cancer() {
     );
     assert!(af > 0.88, "float accuracy {af}");
     let t = &m.ensemble().unwrap().trees[0];
-    let nodes = t.nodes.len() as u64;
+    let (nodes, leaves) = (t.nodes.len() as u64, t.n_leaves() as u64);
     assert!(t.depth() <= 5);
+    // 6-bit features go as two 3-bit digits: at most two narrow bootstraps per internal
+    // node and one per leaf.
     assert!(
-        c.stats.pbs_per_sample <= nodes,
+        c.stats.pbs_per_sample <= 2 * (nodes - leaves) + leaves,
         "{} PBS for a tree of {nodes} nodes",
         c.stats.pbs_per_sample
     );
-    assert!(c.stats.max_pbs_bits <= 6, "{:?}", c.stats);
+    // 2h + e is typed 5 bits by interval arithmetic (4 after calibration).
+    assert!(c.stats.max_pbs_bits <= 5, "{:?}", c.stats);
+    assert_eq!(c.client.digit_bits, Some(3));
+    // Whole 6-bit features: at most one bootstrap per node, the same predictions.
+    let pred = m.predict_clear(&s.test.x).unwrap();
+    let whole = CompileConfig {
+        tree_digit_bits: Some(0),
+        ..CompileConfig::default()
+    };
+    let c = m.compile(&s.train.x, &whole).unwrap().clone();
+    assert!(c.stats.pbs_per_sample <= nodes, "{:?}", c.stats);
+    assert_eq!(c.stats.max_pbs_bits, 6, "{:?}", c.stats);
+    assert_eq!(c.client.digit_bits, None);
+    // (The leaves are 6-bit here, 4-bit with digits: compare the decisions' agreement.)
+    let agree = accuracy(&m.predict_clear(&s.test.x).unwrap(), &pred);
+    assert!(agree >= 0.98, "agreement {agree}");
 }
 
 #[test]
@@ -154,14 +171,13 @@ fn random_forest_breast_cancer() {
         &c,
     );
     assert!(af > 0.93, "float accuracy {af}");
-    let nodes: usize = m
+    let (nodes, leaves) = m
         .ensemble()
         .unwrap()
         .trees
         .iter()
-        .map(|t| t.nodes.len())
-        .sum();
-    assert!(c.stats.pbs_per_sample <= nodes as u64);
+        .fold((0, 0), |(n, l), t| (n + t.nodes.len(), l + t.n_leaves()));
+    assert!(c.stats.pbs_per_sample <= (2 * (nodes - leaves) + leaves) as u64);
     // Summing in FHE gives the same probabilities, in one output.
     let p_client = m.predict_proba_clear(&s.test.x).unwrap();
     let cfg = CompileConfig {
@@ -365,6 +381,7 @@ fn degenerate_trees_compile() {
             outputs: Some(1),
             ..Default::default()
         },
+        tree_digit_bits: Some(0),
         ..CompileConfig::default()
     };
     let c = t.compile(&s.train.x, &cfg).unwrap().clone();
@@ -376,5 +393,53 @@ fn degenerate_trees_compile() {
         t.predict_clear(&s.test.x).unwrap(),
         &yte,
         &c,
+    );
+}
+
+#[test]
+fn mlp_breast_cancer() {
+    let (s, ytr, yte) = breast_cancer();
+    let mut m = MlpClassifier::new();
+    m.fit(&s.train.x, &ytr).unwrap();
+    let c = m
+        .compile(&s.train.x, &CompileConfig::default())
+        .unwrap()
+        .clone();
+    let (af, _) = check_classifier(
+        "mlp",
+        m.predict(&s.test.x).unwrap(),
+        m.predict_clear(&s.test.x).unwrap(),
+        &yte,
+        &c,
+    );
+    assert!(af > 0.9, "accuracy {af}");
+    // The integer program computes the trained network exactly.
+    assert_eq!(
+        m.predict_clear(&s.test.x).unwrap(),
+        m.predict(&s.test.x).unwrap()
+    );
+    // One bootstrap per hidden neuron; after calibration every one reads at most 6 bits.
+    assert_eq!(c.stats.pbs_per_sample, 24);
+    let inputset: Vec<Vec<veil_ir::Tensor<i64>>> = c
+        .client
+        .encode(&s.train.x)
+        .unwrap()
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    let p = veil_compiler::program::compile(
+        &c.graph,
+        &inputset,
+        &veil_compiler::program::CompileConfig::default(),
+    )
+    .unwrap();
+    eprintln!(
+        "mlp program: {} PBS {:?}",
+        p.stats.pbs, p.stats.pbs_by_precision
+    );
+    assert!(
+        p.stats.pbs_by_precision.keys().all(|&b| b <= 6),
+        "{:?}",
+        p.stats.pbs_by_precision
     );
 }

@@ -178,3 +178,8 @@ fn cnn_digits() {
 fn ops_iris() {
     check("ops_iris", 10);
 }
+
+#[test]
+fn xgb_breast_cancer() {
+    check("xgb_breast_cancer", 10);
+}

@@ -6,7 +6,7 @@
 use super::CliError;
 use crate::ml::{
     dataset, CompiledModel, DecisionTreeClassifier, FheModel, LinearSvc, LogisticRegression,
-    Matrix, RandomForestClassifier,
+    Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
 };
 use crate::optimizer::keys::human_bytes;
 use crate::program::{compile, CompileConfig};
@@ -24,7 +24,18 @@ pub enum DemoModel {
     Tree,
     /// Random forest of 20 trees of depth 4 on 6-bit features.
     Forest,
+    /// Multi-layer perceptron (hidden layers 16 and 8), trained quantization-aware: 2-bit
+    /// inputs and weights, 3-bit activations, 24 five-bit bootstraps per sample.
+    Mlp,
+    /// XGBoost, 20 trees of depth 3 on 6-bit features, imported from XGBoost's JSON model
+    /// (trained in Python with the Concrete ML benchmark's settings; bundled).
+    Boosted,
 }
+
+/// XGBoost's JSON model of a 20-tree, depth-3 XGBClassifier trained on the same split
+/// (scripts/export_onnx_fixtures.py).
+const XGB_BREAST_CANCER: &str =
+    include_str!("../../tests/fixtures/xgboost/breast_cancer.model.json");
 
 /// Options of `veil demo`.
 #[derive(clap::Args, Debug)]
@@ -49,7 +60,7 @@ fn argmax(v: &[f64]) -> usize {
     crate::ml::model::argmax(v)
 }
 
-/// Trains the chosen model and returns (name, float predictions on test, compiled model).
+/// Trains (or, for the boosted trees, loads) the chosen model and returns (name, float predictions on test, compiled model).
 fn train(
     model: DemoModel,
     train: &Matrix,
@@ -81,6 +92,19 @@ fn train(
             "RandomForestClassifier (20 trees, depth 4, 6-bit)",
             RandomForestClassifier::new()
         ),
+        DemoModel::Mlp => fit!(
+            "MlpClassifier (16-8 hidden, quantization-aware, 2-bit weights)",
+            MlpClassifier::new()
+        ),
+        DemoModel::Boosted => {
+            let mut m = XgbClassifier::from_json(XGB_BREAST_CANCER).map_err(ml)?;
+            m.compile_default(train).map_err(ml)?;
+            (
+                "XGBClassifier (imported, 20 trees, depth 3, 6-bit)",
+                m.predict(test).map_err(ml)?,
+                m.compiled().map_err(ml)?.clone(),
+            )
+        }
     })
 }
 

@@ -18,6 +18,14 @@
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
 //! `K_used + L_nonzero <= internal nodes + leaves` PBS per sample.
+//!
+//! **Digits.** A comparison bootstraps a value as wide as the features (6 bits by default),
+//! and a 6-bit bootstrap costs several times a 4-bit one. Features wider than
+//! [`MAX_UNSPLIT_BITS`] are therefore sent by the client as two digits `x = h * 2^db + l`
+//! (see [`CompileConfig::tree_digit_bits`], [`ClientSpec::digit_bits`]), and step 2 becomes
+//! two narrow lookups: `e = tlu(l <= t_l)` (one per distinct feature and low threshold) and
+//! `c = tlu(2 h + e)` (`h < t_h`, or `h == t_h` and `e`; one per comparison, `db + 1` bits).
+//! Leaf values then default to 4 bits, so that the whole program runs at 4 bits.
 
 use super::cart::{Condition, LeafPath, Tree};
 use super::error::{MlError, MlResult};
@@ -98,12 +106,20 @@ impl TreeEnsemble {
     }
 
     /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value
-    /// width (default: the input width).
+    /// width (default: the input width, at most 4 bits when features are sent as digits, see
+    /// [`CompileConfig::tree_digit_bits`]).
     pub fn compile(&self, cfg: &CompileConfig) -> MlResult<CompiledModel> {
         cfg.check()?;
         let n_trees = self.trees.len();
         let o = self.outputs();
-        let leaf_bits = cfg.n_bits.outputs.unwrap_or(self.input.n_bits);
+        // Default leaf width: the input width, or at most MAX_UNSPLIT_BITS when features are
+        // sent as digits (the outputs then set the program's precision).
+        let split = digit_bits(self.input.n_bits, cfg.tree_digit_bits)?.is_some();
+        let leaf_bits = cfg.n_bits.outputs.unwrap_or(if split {
+            self.input.n_bits.min(MAX_UNSPLIT_BITS)
+        } else {
+            self.input.n_bits
+        });
         if !(1..=16).contains(&leaf_bits) {
             return Err(MlError::Invalid(format!(
                 "leaf value width n_bits.outputs = {leaf_bits} must be in 1..=16"
@@ -170,33 +186,44 @@ impl TreeEnsemble {
             }
         }
         let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        let n_bits = self.input.n_bits;
+        let digits = digit_bits(n_bits, cfg.tree_digit_bits)?;
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[cfg.batch, d], self.input.int_type())?;
+        let (cols, in_ty) = match digits {
+            Some(db) => (2 * d, veil_ir::IntType::unsigned(db)),
+            None => (d, self.input.int_type()),
+        };
+        let x = b.input_encrypted("x", &[cfg.batch, cols], in_ty)?;
         let cnt = if k == 0 {
             None
         } else {
-            // 1. selector
-            let mut sel = vec![0i64; d * k];
-            for (&(f, _), &j) in &cmp_index {
-                sel[f * k + j] = 1;
-            }
-            let s = b.matmul(x, b.constant(&[d, k], &sel)?)?;
-            // 2. comparisons: one table per distinct threshold
-            let int = self.input.int_type();
-            let mut thr_tables: BTreeMap<i64, u32> = BTreeMap::new();
-            let mut per_cmp = vec![0u32; k];
-            for (&(_, thr), &j) in &cmp_index {
-                let n = thr_tables.len() as u32;
-                per_cmp[j] = *thr_tables.entry(thr).or_insert(n);
-            }
-            let mut tables = vec![Vec::new(); thr_tables.len()];
-            for (&thr, &ti) in &thr_tables {
-                tables[ti as usize] = (int.min()..=int.max())
-                    .map(|v| (v as i64 <= thr) as i64)
-                    .collect();
-            }
-            let map = (0..cfg.batch * k).map(|e| per_cmp[e % k]).collect();
-            let c = b.tlu_multi(s, tables, map)?;
+            let c = match digits {
+                None => {
+                    // 1. selector
+                    let mut sel = vec![0i64; d * k];
+                    for (&(f, _), &j) in &cmp_index {
+                        sel[f * k + j] = 1;
+                    }
+                    let s = b.matmul(x, b.constant(&[d, k], &sel)?)?;
+                    // 2. comparisons: one table per distinct threshold
+                    let int = self.input.int_type();
+                    let mut thr_tables: BTreeMap<i64, u32> = BTreeMap::new();
+                    let mut per_cmp = vec![0u32; k];
+                    for (&(_, thr), &j) in &cmp_index {
+                        let n = thr_tables.len() as u32;
+                        per_cmp[j] = *thr_tables.entry(thr).or_insert(n);
+                    }
+                    let mut tables = vec![Vec::new(); thr_tables.len()];
+                    for (&thr, &ti) in &thr_tables {
+                        tables[ti as usize] = (int.min()..=int.max())
+                            .map(|v| (v as i64 <= thr) as i64)
+                            .collect();
+                    }
+                    let map = (0..cfg.batch * k).map(|e| per_cmp[e % k]).collect();
+                    b.tlu_multi(s, tables, map)?
+                }
+                Some(db) => digit_comparisons(&b, x, d, db, &cmp_index, cfg.batch)?,
+            };
             // 3. path matrix
             let mut p = vec![0i64; k * l];
             let mut expected = vec![0i64; l];
@@ -214,22 +241,28 @@ impl TreeEnsemble {
             }
             Some((b.matmul(c, b.constant(&[k, l], &p)?)?, expected))
         };
-        // 4. leaf indicators
+        // 4. leaf indicators. With one value per leaf, the lookup returns the leaf's value
+        // instead of 1 (`tlu(cnt) = q_l * [cnt == D_l]`), and step 5 only adds: the output's
+        // noise then grows with the number of leaves, not with the sum of their squared
+        // values (cheaper parameters).
+        let values_in_tables = o == 1 && cnt.is_some();
         let ind = match cnt {
             Some((cnt, expected)) => {
                 let int = b.ty(cnt)?.int;
-                let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+                let mut ids: BTreeMap<(i64, i64), u32> = BTreeMap::new();
                 let per_leaf: Vec<u32> = expected
                     .iter()
-                    .map(|&e| {
+                    .zip(&leaves)
+                    .map(|(&e, kept)| {
                         let n = ids.len() as u32;
-                        *ids.entry(e).or_insert(n)
+                        let value = if values_in_tables { kept.q[0] } else { 1 };
+                        *ids.entry((e, value)).or_insert(n)
                     })
                     .collect();
                 let mut tables = vec![Vec::new(); ids.len()];
-                for (&e, &ti) in &ids {
+                for (&(e, value), &ti) in &ids {
                     tables[ti as usize] = (int.min()..=int.max())
-                        .map(|v| (v as i64 == e) as i64)
+                        .map(|v| if v as i64 == e { value } else { 0 })
                         .collect();
                 }
                 let map = (0..cfg.batch * l).map(|e| per_leaf[e % l]).collect();
@@ -238,7 +271,7 @@ impl TreeEnsemble {
             None => {
                 // Single-leaf trees only: the indicator is the constant 1, made encrypted by
                 // a zero-weight matmul of the input.
-                let z = b.matmul(x, b.constant(&[d, l], &vec![0; d * l])?)?;
+                let z = b.matmul(x, b.constant(&[cols, l], &vec![0; cols * l])?)?;
                 b.add(z, b.constant(&[l], &vec![1; l])?)?
             }
         };
@@ -248,7 +281,7 @@ impl TreeEnsemble {
         for (li, kept) in leaves.iter().enumerate() {
             let off = if cfg.sum_in_fhe { 0 } else { kept.tree * o };
             for (j, &qv) in kept.q.iter().enumerate() {
-                v[li * cols + off + j] = qv;
+                v[li * cols + off + j] = if values_in_tables { 1 } else { qv };
             }
         }
         let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
@@ -288,14 +321,118 @@ impl TreeEnsemble {
             n_features: d,
             batch: cfg.batch,
             input: self.input.clone(),
+            digit_bits: digits,
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },
                 scale: vec![scale / t; o],
                 zero: vec![zero * n_trees as i64; o],
+                offset: Vec::new(),
                 post,
             },
         };
         Ok(CompiledModel::new(graph, client))
     }
+}
+
+/// The digit width for comparisons on `n_bits`-bit features: `Some(0)` never splits, `Some(k)`
+/// splits into a high and a low digit of at most `k` bits, `None` splits features wider than
+/// [`MAX_UNSPLIT_BITS`] into two halves.
+fn digit_bits(n_bits: u8, requested: Option<u8>) -> MlResult<Option<u8>> {
+    let db = match requested {
+        Some(0) => return Ok(None),
+        Some(k) => k,
+        None if n_bits > MAX_UNSPLIT_BITS => n_bits.div_ceil(2),
+        None => return Ok(None),
+    };
+    if db >= n_bits {
+        return Ok(None);
+    }
+    if 2 * db < n_bits {
+        return Err(MlError::Invalid(format!(
+            "tree_digit_bits = {db} cannot split {n_bits}-bit features into two digits: use at least {}",
+            n_bits.div_ceil(2)
+        )));
+    }
+    Ok(Some(db))
+}
+
+/// Features up to this width are compared whole (one bootstrap per comparison); wider ones are
+/// split into two digits by default.
+pub const MAX_UNSPLIT_BITS: u8 = 4;
+
+/// The comparisons `x_f <= t` on features sent as two digits, `x = h * 2^db + l`
+/// (`x` is `[batch, 2d]`: the high digits of the `d` features, then the low digits):
+///
+/// - `e = tlu(l)`: `[l <= t_l]`, one per distinct `(feature, t_l)`;
+/// - `c = tlu(2 h + e)`: `[h < t_h or (h == t_h and e == 1)]`, one per comparison, on a
+///   `db + 1`-bit value.
+///
+/// Two narrow bootstraps per comparison at most, instead of one `2 db`-bit one.
+fn digit_comparisons(
+    b: &Builder,
+    x: veil_ir::ValueId,
+    d: usize,
+    db: u8,
+    cmp_index: &BTreeMap<(usize, i64), usize>,
+    batch: usize,
+) -> MlResult<veil_ir::ValueId> {
+    let k = cmp_index.len();
+    let base = 1i64 << db;
+    // Distinct low-digit tests (feature, low threshold).
+    let mut lo_idx: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+    for &(f, t) in cmp_index.keys() {
+        let n = lo_idx.len();
+        lo_idx.entry((f, t.rem_euclid(base))).or_insert(n);
+    }
+    let kb = lo_idx.len();
+    let mut sel = vec![0i64; 2 * d * kb];
+    for (&(f, _), &j) in &lo_idx {
+        sel[(d + f) * kb + j] = 1;
+    }
+    let lsel = b.matmul(x, b.constant(&[2 * d, kb], &sel)?)?;
+    let int = b.ty(x)?.int;
+    let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut per = vec![0u32; kb];
+    for (&(_, t), &j) in &lo_idx {
+        let n = ids.len() as u32;
+        per[j] = *ids.entry(t).or_insert(n);
+    }
+    let mut tables = vec![Vec::new(); ids.len()];
+    for (&t, &ti) in &ids {
+        tables[ti as usize] = (int.min()..=int.max())
+            .map(|v| (v as i64 <= t) as i64)
+            .collect();
+    }
+    let map = (0..batch * kb).map(|e| per[e % kb]).collect();
+    let e = b.tlu_multi(lsel, tables, map)?;
+    // v_k = 2 h_f + e_{(f, t_l)}.
+    let mut hm = vec![0i64; 2 * d * k];
+    let mut em = vec![0i64; kb * k];
+    for (&(f, t), &j) in cmp_index {
+        hm[f * k + j] = 2;
+        em[lo_idx[&(f, t.rem_euclid(base))] * k + j] = 1;
+    }
+    let v = b.add(
+        b.matmul(x, b.constant(&[2 * d, k], &hm)?)?,
+        b.matmul(e, b.constant(&[kb, k], &em)?)?,
+    )?;
+    let vint = b.ty(v)?.int;
+    let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut per = vec![0u32; k];
+    for (&(_, t), &j) in cmp_index {
+        let n = ids.len() as u32;
+        per[j] = *ids.entry(t.div_euclid(base)).or_insert(n);
+    }
+    let mut tables = vec![Vec::new(); ids.len()];
+    for (&th, &ti) in &ids {
+        tables[ti as usize] = (vint.min()..=vint.max())
+            .map(|v| {
+                let (h, e) = ((v as i64).div_euclid(2), (v as i64).rem_euclid(2));
+                (h < th || (h == th && e == 1)) as i64
+            })
+            .collect();
+    }
+    let map = (0..batch * k).map(|e| per[e % k]).collect();
+    Ok(b.tlu_multi(v, tables, map)?)
 }

@@ -92,11 +92,13 @@ impl LinearWeights {
             n_features: self.d,
             batch: cfg.batch,
             input: inq,
+            digit_bits: None,
             output: OutputDecoder {
                 values: self.o,
                 groups: 1,
                 scale: gemm.scales.clone(),
                 zero: vec![0; self.o],
+                offset: Vec::new(),
                 post,
             },
         };

@@ -4,8 +4,12 @@
 //! - [`dataset`]: bundled datasets and scikit-learn's train/test split.
 //! - [`model`]: modes, backends, the client spec and the compiled model.
 //! - [`linear`]: linear and logistic regression, linear SVM (no bootstrap).
+//! - [`mlp`]: a ReLU multi-layer perceptron trained quantization-aware for narrow bootstraps.
 //! - [`cart`]: decision trees grown on quantized features; [`tree`] and [`ensemble`]: the
 //!   tree models; [`hummingbird`]: trees as tensor programs.
+//! - [`xgboost`]: gradient-boosted trees imported from XGBoost's JSON models;
+//!   [`float_tree`]: tree ensembles with float thresholds (XGBoost, ONNX) quantized to the
+//!   tree program.
 //! - [`matrix`], [`rng`], [`error`]: support.
 //!
 //! Models follow scikit-learn: `fit`, `predict`, `predict_proba`, then `compile(inputset,
@@ -16,13 +20,16 @@ pub mod cart;
 pub mod dataset;
 pub mod ensemble;
 pub mod error;
+pub mod float_tree;
 pub mod hummingbird;
 pub mod linear;
 pub mod matrix;
+pub mod mlp;
 pub mod model;
 pub mod quantize;
 pub mod rng;
 pub mod tree;
+pub mod xgboost;
 
 pub use cart::TreeParams;
 pub use dataset::{train_test_split, Dataset, Split};
@@ -31,10 +38,15 @@ pub use error::{MlError, MlResult};
 pub use hummingbird::{TreeEnsemble, TreeKind};
 pub use linear::{LinearRegression, LinearSvc, LinearWeights, LogisticRegression};
 pub use matrix::Matrix;
+pub use mlp::MlpClassifier;
 pub use model::{
     accuracy, r2_score, Backend, BackendError, CircuitStats, ClientSpec, CompileConfig,
     CompiledModel, FheClassifier, FheModel, FheRegressor, Interpreter, Mode, NBits, OutputDecoder,
     PostProcess,
 };
-pub use quantize::{Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer};
+pub use quantize::{
+    emit_activation, emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, Rounding,
+    UniformQuantizer,
+};
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};
+pub use xgboost::{XgbBooster, XgbClassifier, XgbRegressor};

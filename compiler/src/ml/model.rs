@@ -116,7 +116,7 @@ pub fn argmax(v: &[f64]) -> usize {
 ///
 /// The program returns `groups * values` integers per sample; the client sums the `groups`
 /// blocks (per-tree outputs of an ensemble summed on the client; 1 otherwise), dequantizes
-/// value `j` as `scale[j] * (sum_j - zero[j])`, then applies [`PostProcess`].
+/// value `j` as `scale[j] * (sum_j - zero[j]) + offset[j]`, then applies [`PostProcess`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputDecoder {
     /// Values per sample after summing groups.
@@ -127,6 +127,10 @@ pub struct OutputDecoder {
     pub scale: Vec<f64>,
     /// Integer zero per value (after summing).
     pub zero: Vec<i64>,
+    /// Float added per value after dequantization (base scores of boosted trees); empty
+    /// means none.
+    #[serde(default)]
+    pub offset: Vec<f64>,
     /// Post-processing.
     pub post: PostProcess,
 }
@@ -138,6 +142,7 @@ impl OutputDecoder {
             .map(|j| {
                 let s: i64 = (0..self.groups).map(|g| raw[g * self.values + j]).sum();
                 self.scale[j] * (s - self.zero[j]) as f64
+                    + self.offset.get(j).copied().unwrap_or(0.0)
             })
             .collect();
         self.post.apply(&v)
@@ -154,6 +159,11 @@ pub struct ClientSpec {
     pub batch: usize,
     /// Input quantizer (per feature or per tensor).
     pub input: UniformQuantizer,
+    /// Tree models: each quantized feature is sent as two digits of this many bits (the
+    /// program's input is `[batch, 2 * n_features]`: the high digits, then the low digits),
+    /// so that comparisons bootstrap narrow values. `None`: one integer per feature.
+    #[serde(default)]
+    pub digit_bits: Option<u8>,
     /// Output decoder.
     pub output: OutputDecoder,
 }
@@ -166,21 +176,35 @@ impl ClientSpec {
         x.expect_cols(self.n_features, "encode")?;
         let mut out = Vec::new();
         for start in (0..x.rows()).step_by(self.batch) {
-            let mut data = Vec::with_capacity(self.batch * self.n_features);
+            let cols = self.input_columns();
+            let mut data = Vec::with_capacity(self.batch * cols);
             for i in 0..self.batch {
                 let r = if start + i < x.rows() {
                     start + i
                 } else {
                     start
                 };
-                data.extend(self.input.quantize_all(x.row(r), self.n_features));
+                let q = self.input.quantize_all(x.row(r), self.n_features);
+                match self.digit_bits {
+                    None => data.extend(q),
+                    Some(db) => {
+                        data.extend(q.iter().map(|v| v >> db));
+                        data.extend(q.iter().map(|v| v & ((1i64 << db) - 1)));
+                    }
+                }
             }
-            out.push(
-                Tensor::new(vec![self.batch, self.n_features], data)
-                    .map_err(|e| MlError::Invalid(e.0))?,
-            );
+            out.push(Tensor::new(vec![self.batch, cols], data).map_err(|e| MlError::Invalid(e.0))?);
         }
         Ok(out)
+    }
+
+    /// Integers per sample in the program's input (`n_features`, twice that with digits).
+    pub fn input_columns(&self) -> usize {
+        if self.digit_bits.is_some() {
+            2 * self.n_features
+        } else {
+            self.n_features
+        }
     }
 
     /// Decodes the outputs of the runs of [`ClientSpec::encode`]'s batches (one output tensor
@@ -418,6 +442,12 @@ pub struct CompileConfig {
     /// Ensembles: sum per-tree outputs in FHE (one output, wider) or return them for the
     /// client to sum (more outputs, narrower; no difference in bootstraps).
     pub sum_in_fhe: bool,
+    /// Tree models: comparisons on features of more than 4 bits bootstrap `2 db`-bit values
+    /// unless the client sends each feature as two `db`-bit digits (`None`: automatic, digits
+    /// of `ceil(n_bits / 2)` bits above 4-bit features; `Some(0)`: never; `Some(db)`: digits
+    /// of `db` bits). Costs two narrow bootstraps per comparison instead of one wide one
+    /// (less when comparisons share a feature's low-digit test).
+    pub tree_digit_bits: Option<u8>,
     /// Input calibration margin: each feature's range seen in the inputset is widened by this
     /// fraction of its width on both sides before quantization, so that samples a little
     /// outside the inputset are not clipped (models calibrated at `compile` only).
@@ -430,6 +460,7 @@ impl Default for CompileConfig {
             n_bits: NBits::default(),
             batch: 1,
             sum_in_fhe: false,
+            tree_digit_bits: None,
             input_margin: DEFAULT_INPUT_MARGIN,
         }
     }

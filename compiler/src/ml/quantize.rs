@@ -406,6 +406,21 @@ pub fn emit_activation(
     out: &UniformQuantizer,
     rounding: Option<Rounding>,
 ) -> MlResult<ValueId> {
+    emit_channel_activation(b, acc, scales, &|_, v| act(v), false, out, rounding)
+}
+
+/// [`emit_activation`] with a different activation per output channel: element `j` of
+/// channel `c` maps to `requantize(act(c, scale_c * acc_j))` (per-channel tables whenever
+/// `per_channel_act` is set, e.g. a PReLU or a per-neuron offset).
+pub fn emit_channel_activation(
+    b: &Builder,
+    acc: ValueId,
+    scales: &[f64],
+    act: &dyn Fn(usize, f64) -> f64,
+    per_channel_act: bool,
+    out: &UniformQuantizer,
+    rounding: Option<Rounding>,
+) -> MlResult<ValueId> {
     let ty = b.ty(acc)?;
     let channels = *ty.shape.last().unwrap_or(&1);
     if scales.len() != 1 && scales.len() != channels {
@@ -428,11 +443,11 @@ pub fn emit_activation(
             "the accumulator type {int} is too wide for a table lookup (at most {MAX_TLU_DOMAIN_BITS} bits): lower n_bits or set a rounding threshold"
         )));
     }
-    let per_channel = scales.len() > 1 || out.channels() > 1;
+    let per_channel = per_channel_act || scales.len() > 1 || out.channels() > 1;
     let table = |c: usize| -> Vec<i64> {
         let s = scales[c % scales.len()];
         (int.min()..=int.max())
-            .map(|v| out.quantize(act(s * v as f64), c))
+            .map(|v| out.quantize(act(c, s * v as f64), c))
             .collect()
     };
     if !per_channel {

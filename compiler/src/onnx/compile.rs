@@ -152,8 +152,11 @@ pub fn compile(
         {
             return Err(n.unsupported("a tree ensemble must read the model's [batch, features] input directly, with no other encrypted computation (drop preprocessing such as Scaler from the exported pipeline: trees do not need it)"));
         }
-        let q = input_quantizer(inputset, f, bits.inputs, true)?;
-        let model = ops::tree::compile(n, m, &q, f, bits.outputs, batch)?;
+        // Trees default to the built-in tree models' width (6 bits) for features and leaves:
+        // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
+        let in_bits = n_bits.inputs.unwrap_or(crate::ml::tree::DEFAULT_TREE_BITS);
+        let q = input_quantizer(inputset, f, in_bits, true)?;
+        let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
         return Ok(Compiled { model, split: sp });
     }
     let b = Builder::new();
@@ -226,6 +229,7 @@ pub fn compile(
         n_features: f,
         batch,
         input: q,
+        digit_bits: None,
         output: dec,
     };
     Ok(Compiled {
@@ -349,6 +353,7 @@ fn output(ctx: &Ctx, cut: QVal, name: &str) -> OnnxResult<(veil_ir::ValueId, Out
         zero: (0..w)
             .map(|j| q.zero[j % q.zero.len()].round() as i64)
             .collect(),
+        offset: Vec::new(),
         post: PostProcess::Identity,
     };
     Ok((id, dec))

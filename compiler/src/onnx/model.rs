@@ -15,8 +15,8 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportConfig {
     /// Quantization widths. Defaults: 8-bit inputs, 8-bit weights (lowered per layer until the
-    /// accumulator fits the 16-bit table-lookup limit), 7-bit activations, 8-bit outputs and
-    /// tree leaves.
+    /// accumulator fits the 16-bit table-lookup limit), 7-bit activations, 8-bit outputs; tree
+    /// ensembles: 6-bit inputs and leaves (as the built-in tree models).
     pub n_bits: NBits,
     /// Samples per program run (`0` means 1).
     pub batch: usize,

@@ -2,130 +2,18 @@
 //! XGBoost, LightGBM exports), compiled with the `ml` module's tree program
 //! ([`crate::ml::hummingbird`]).
 //!
-//! Float thresholds become integer thresholds on the quantized features
-//! (`x <= t`  ->  `q <= round(t / s + z - 1/2)`, the nearest quantization boundary), and the
-//! leaf weights — any sign, one or several targets — are normalized per target to `[0, 1]`
-//! so that they quantize like class fractions; the client decoder undoes the normalization
-//! (`sum_trees w = (hi - lo) * sum_trees w' + T * lo`). Base values and the post-transform are
-//! applied by the client.
+//! The trees are parsed into a [`TreeModel`] (float thresholds, see [`crate::ml::float_tree`]
+//! for how they are quantized); base values and the post-transform are applied by the client.
 
-use super::super::error::{OnnxError, OnnxResult};
+use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
 use super::super::load::{post_transform, Attrs};
 use super::arg;
-use crate::ml::cart::{Tree, TreeNode};
-use crate::ml::hummingbird::{TreeEnsemble, TreeKind};
-use crate::ml::model::{CompileConfig, CompiledModel, NBits, PostProcess};
+use crate::ml::model::CompiledModel;
 use crate::ml::quantize::UniformQuantizer;
 use std::collections::HashMap;
 
-/// Branch comparison of a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cmp {
-    /// `x <= t` goes to the true child.
-    Leq,
-    /// `x < t`.
-    Lt,
-    /// `x >= t`.
-    Gte,
-    /// `x > t`.
-    Gt,
-}
-
-/// A node of an [`OTree`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum ONode {
-    /// Goes to `yes` when `x[feature] cmp threshold`, else to `no`.
-    Branch {
-        /// Feature index.
-        feature: usize,
-        /// Float threshold.
-        threshold: f64,
-        /// Comparison.
-        cmp: Cmp,
-        /// Child when true.
-        yes: usize,
-        /// Child when false.
-        no: usize,
-    },
-    /// Adds `weight` to each `target`.
-    Leaf {
-        /// `(target, weight)` pairs.
-        weights: Vec<(usize, f64)>,
-    },
-}
-
-/// One tree, root first, children after their parent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OTree {
-    /// Nodes.
-    pub nodes: Vec<ONode>,
-}
-
-/// A tree ensemble as read from ONNX: the raw (summed or averaged) leaf weights per target.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TreeModel {
-    /// Trees.
-    pub trees: Vec<OTree>,
-    /// Number of targets (classes or regression targets).
-    pub n_targets: usize,
-    /// `AVERAGE` aggregation (else `SUM`).
-    pub average: bool,
-}
-
-impl TreeModel {
-    /// Largest feature index used, plus one.
-    pub fn n_features(&self) -> usize {
-        self.trees
-            .iter()
-            .flat_map(|t| &t.nodes)
-            .filter_map(|n| match n {
-                ONode::Branch { feature, .. } => Some(feature + 1),
-                ONode::Leaf { .. } => None,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Raw target values of one sample.
-    pub fn predict_row(&self, x: &[f64]) -> Vec<f64> {
-        let mut out = vec![0.0; self.n_targets];
-        for t in &self.trees {
-            let mut i = 0;
-            loop {
-                match &t.nodes[i] {
-                    ONode::Branch {
-                        feature,
-                        threshold,
-                        cmp,
-                        yes,
-                        no,
-                    } => {
-                        let v = x[*feature];
-                        let go = match cmp {
-                            Cmp::Leq => v <= *threshold,
-                            Cmp::Lt => v < *threshold,
-                            Cmp::Gte => v >= *threshold,
-                            Cmp::Gt => v > *threshold,
-                        };
-                        i = if go { *yes } else { *no };
-                    }
-                    ONode::Leaf { weights } => {
-                        for &(k, w) in weights {
-                            out[k] += w;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        if self.average {
-            let n = self.trees.len().max(1) as f64;
-            out.iter_mut().for_each(|v| *v /= n);
-        }
-        out
-    }
-}
+pub use crate::ml::float_tree::{Cmp, ONode, OTree, TreeModel};
 
 fn parse_trees(a: &Attrs, prefix: &str, n_targets: usize) -> OnnxResult<TreeModel> {
     let tree_ids = a.ints("nodes_treeids");
@@ -373,124 +261,15 @@ pub fn compile(
     m: &TreeModel,
     input: &UniformQuantizer,
     d: usize,
-    leaf_bits: u8,
+    leaf_bits: Option<u8>,
     batch: usize,
 ) -> OnnxResult<CompiledModel> {
-    if m.average && m.n_targets > 0 && m.trees.is_empty() {
+    if m.trees.is_empty() {
         return Err(n.err("no trees"));
     }
-    let t = m.n_targets;
-    let mut lo = vec![0.0f64; t];
-    let mut hi = vec![0.0f64; t];
-    let leaf_vec = |weights: &[(usize, f64)]| -> Vec<f64> {
-        let mut v = vec![0.0; t];
-        for &(k, w) in weights {
-            v[k] += w;
-        }
-        v
-    };
-    for tr in &m.trees {
-        for nd in &tr.nodes {
-            if let ONode::Leaf { weights } = nd {
-                for (k, v) in leaf_vec(weights).into_iter().enumerate() {
-                    lo[k] = lo[k].min(v);
-                    hi[k] = hi[k].max(v);
-                }
-            }
-        }
-    }
-    let span: Vec<f64> = (0..t)
-        .map(|k| if hi[k] > lo[k] { hi[k] - lo[k] } else { 1.0 })
-        .collect();
-    // The ml tree program special-cases two classes; a third, all-zero column avoids it.
-    let width = if t == 2 { 3 } else { t };
-    let thr = |f: usize, x: f64, strict: bool| -> i64 {
-        let c = f % input.channels();
-        let u = x / input.scale[c] + input.zero_point[c] as f64;
-        let v = (u - 0.5).round();
-        // `x < t` at an exact boundary excludes it.
-        if strict && (u - 0.5 - v).abs() < 1e-12 {
-            v as i64 - 1
-        } else {
-            v as i64
-        }
-    };
-    let trees = m
-        .trees
-        .iter()
-        .map(|tr| Tree {
-            nodes: tr
-                .nodes
-                .iter()
-                .map(|nd| match nd {
-                    ONode::Branch {
-                        feature,
-                        threshold,
-                        cmp,
-                        yes,
-                        no,
-                    } => {
-                        let (threshold, left, right) = match cmp {
-                            Cmp::Leq => (thr(*feature, *threshold, false), *yes, *no),
-                            Cmp::Lt => (thr(*feature, *threshold, true), *yes, *no),
-                            Cmp::Gt => (thr(*feature, *threshold, false), *no, *yes),
-                            Cmp::Gte => (thr(*feature, *threshold, true), *no, *yes),
-                        };
-                        TreeNode::Split {
-                            feature: *feature,
-                            threshold,
-                            left,
-                            right,
-                        }
-                    }
-                    ONode::Leaf { weights } => {
-                        let v = leaf_vec(weights);
-                        let mut norm: Vec<f64> = (0..t).map(|k| (v[k] - lo[k]) / span[k]).collect();
-                        norm.resize(width, 0.0);
-                        TreeNode::Leaf { value: norm }
-                    }
-                })
-                .collect(),
-        })
-        .collect();
-    let ens = TreeEnsemble {
-        input: input.clone(),
-        trees,
-        n_features: d,
-        kind: TreeKind::Classifier { n_classes: width },
-    };
-    let cfg = CompileConfig {
-        n_bits: NBits {
-            inputs: Some(input.n_bits),
-            weights: None,
-            activations: None,
-            outputs: Some(leaf_bits),
-        },
+    let cfg = crate::ml::CompileConfig {
         batch,
-        sum_in_fhe: false,
-        ..CompileConfig::default()
+        ..crate::ml::CompileConfig::default()
     };
-    let mut cm = ens.compile(&cfg)?;
-    let out = &mut cm.client.output;
-    if out.values != width || out.post != PostProcess::Identity {
-        return Err(OnnxError::Malformed(format!(
-            "node `{}`: unexpected tree program decoder ({} values, {:?})",
-            n.name, out.values, out.post
-        )));
-    }
-    // Undo the normalization: value_k = span_k * sum(q)/levels + T * lo_k (averaged if needed).
-    let levels = ((1u64 << leaf_bits) - 1) as f64;
-    let n_trees = m.trees.len() as f64;
-    let div = if m.average { n_trees } else { 1.0 };
-    for k in 0..width {
-        let (s, l) = if k < t { (span[k], lo[k]) } else { (0.0, 0.0) };
-        let scale = s / levels / div;
-        out.scale[k] = scale;
-        out.zero[k] = if scale > 0.0 {
-            -(n_trees * l / div / scale).round() as i64
-        } else {
-            0
-        };
-    }
-    Ok(cm)
+    Ok(m.compile(input, d, leaf_bits, &cfg)?)
 }

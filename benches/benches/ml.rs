@@ -1,0 +1,324 @@
+//! Private ML inference on breast cancer against the peer (Concrete ML 1.9.0, measured on this
+//! project's 2-core machine, `/work/shared/reference/fhe-facts.md` section 7).
+//!
+//! For each model, on scikit-learn's 75/25 split with random_state 0 (veil's split selects the
+//! same samples): float accuracy and quantized-clear accuracy on the whole test set (143
+//! samples), compile time (model quantization + TFHE compilation), keygen time, evaluation key
+//! sizes, bootstraps per sample, then `VEIL_BENCH_SAMPLES` (default 3) test samples run
+//! encrypted one at a time on all threads: FHE accuracy on them, agreement with clear, and the
+//! latency per sample (encrypt + server run + decrypt; the server run alone is printed too).
+//! Each figure is printed next to the peer's, with the ratio veil / peer.
+//!
+//! Models (`VEIL_BENCH_MODELS`, comma-separated, default all): `logreg` (LogisticRegression,
+//! 8 bits), `tree` (DecisionTreeClassifier depth 5, 6 bits), `xgb` (XGBoost 20 trees of depth
+//! 3, 6 bits: the committed booster `compiler/tests/fixtures/xgboost/breast_cancer.model.json`,
+//! trained by XGBoost 2.1.1 with the peer's settings), `forest` (RandomForestClassifier 20
+//! trees of depth 4, 6 bits).
+//!
+//! Prints a table, then one JSON line per model. Run with
+//! `cargo bench -p veil-benches --bench ml` (`VEIL_BENCH_SAMPLES=143` for the whole test set).
+
+use serde::Serialize;
+use std::time::Instant;
+use veil_compiler::ml::{
+    accuracy, dataset, CompileConfig, CompiledModel, DecisionTreeClassifier, FheModel, Interpreter,
+    LogisticRegression, Matrix, RandomForestClassifier, XgbClassifier,
+};
+use veil_compiler::program;
+use veil_ir::Tensor;
+
+/// XGBoost's JSON model of the peer's XGBClassifier (20 trees, depth 3, breast cancer).
+const XGB_MODEL: &str =
+    include_str!("../../compiler/tests/fixtures/xgboost/breast_cancer.model.json");
+
+/// The peer's row of fhe-facts.md section 7.
+#[derive(Clone, Copy, Serialize)]
+struct Peer {
+    n_bits: u8,
+    clear_acc: f64,
+    fhe_acc: f64,
+    compile_s: f64,
+    keygen_s: f64,
+    pbs: u64,
+    latency_s: f64,
+}
+
+const PEERS: &[(&str, Peer)] = &[
+    (
+        "logreg",
+        Peer {
+            n_bits: 8,
+            clear_acc: 0.902,
+            fhe_acc: 0.902,
+            compile_s: 0.80,
+            keygen_s: 0.0,
+            pbs: 0,
+            latency_s: 0.016,
+        },
+    ),
+    (
+        "tree",
+        Peer {
+            n_bits: 6,
+            clear_acc: 0.909,
+            fhe_acc: 0.909,
+            compile_s: 1.99,
+            keygen_s: 4.8,
+            pbs: 118,
+            latency_s: 2.63,
+        },
+    ),
+    (
+        "xgb",
+        Peer {
+            n_bits: 6,
+            clear_acc: 0.972,
+            fhe_acc: 0.972,
+            compile_s: 2.36,
+            keygen_s: 4.8,
+            pbs: 1280,
+            latency_s: 12.7,
+        },
+    ),
+    (
+        "forest",
+        Peer {
+            n_bits: 6,
+            clear_acc: 0.965,
+            fhe_acc: 0.965,
+            compile_s: 2.32,
+            keygen_s: 5.2,
+            pbs: 2180,
+            latency_s: 21.3,
+        },
+    ),
+];
+
+/// One model's measurements.
+#[derive(Serialize)]
+struct Row {
+    model: &'static str,
+    description: &'static str,
+    n_bits: u8,
+    float_acc: f64,
+    clear_acc: f64,
+    fhe_acc: f64,
+    fhe_samples: usize,
+    fhe_agree_with_clear: usize,
+    compile_s: f64,
+    keygen_s: f64,
+    bsk_bytes: u64,
+    ksk_bytes: u64,
+    pbs_per_sample: u64,
+    pbs_by_precision: std::collections::BTreeMap<u8, u64>,
+    p_error: f64,
+    global_p_error: f64,
+    params: String,
+    latency_s: f64,
+    server_s: f64,
+    peer: Peer,
+    ratio_latency: f64,
+    ratio_compile: f64,
+    ratio_keygen: f64,
+    ratio_pbs: f64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+/// Trains (or loads) and quantizes model `name`: (description, n_bits, float predictions on
+/// the test set, the compiled model).
+fn build(
+    name: &str,
+    train: &Matrix,
+    ytr: &[usize],
+    test: &Matrix,
+) -> (&'static str, u8, Vec<usize>, CompiledModel) {
+    let cfg = CompileConfig::default();
+    match name {
+        "logreg" => {
+            let mut m = LogisticRegression::new();
+            m.fit(train, ytr).unwrap();
+            m.compile(train, &cfg).unwrap();
+            let c = m.compiled().unwrap().clone();
+            ("LogisticRegression", 8, m.predict(test).unwrap(), c)
+        }
+        "tree" => {
+            let mut m = DecisionTreeClassifier::new()
+                .with_max_depth(5)
+                .with_n_bits(6);
+            m.fit(train, ytr).unwrap();
+            m.compile(train, &cfg).unwrap();
+            let c = m.compiled().unwrap().clone();
+            ("DecisionTree depth 5", 6, m.predict(test).unwrap(), c)
+        }
+        "xgb" => {
+            let mut m = XgbClassifier::from_json(XGB_MODEL).unwrap();
+            m.compile_default(train).unwrap();
+            let c = m.compiled().unwrap().clone();
+            ("XGBoost 20 trees depth 3", 6, m.predict(test).unwrap(), c)
+        }
+        "forest" => {
+            let mut m = RandomForestClassifier::new()
+                .with_n_estimators(20)
+                .with_max_depth(4)
+                .with_n_bits(6);
+            m.fit(train, ytr).unwrap();
+            m.compile(train, &cfg).unwrap();
+            let c = m.compiled().unwrap().clone();
+            (
+                "RandomForest 20 trees depth 4",
+                6,
+                m.predict(test).unwrap(),
+                c,
+            )
+        }
+        other => panic!("unknown model {other:?}: choose from logreg, tree, xgb, forest"),
+    }
+}
+
+fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
+    let data = dataset::breast_cancer().unwrap();
+    let s = dataset::train_test_split(&data, 0.25, 0).unwrap();
+    let ytr = s.train.classes().unwrap();
+    let yte = s.test.classes().unwrap();
+    let t = Instant::now();
+    let (description, n_bits, float_pred, model) = build(name, &s.train.x, &ytr, &s.test.x);
+    let ml_compile = t.elapsed().as_secs_f64();
+    let clear: Vec<usize> = model
+        .run(&s.test.x, &Interpreter)
+        .unwrap()
+        .iter()
+        .map(|p| veil_compiler::ml::model::argmax(p))
+        .collect();
+    let inputset: Vec<Vec<Tensor<i64>>> = model
+        .client
+        .encode(&s.train.x)
+        .unwrap()
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    let t = Instant::now();
+    let prog =
+        program::compile(&model.graph, &inputset, &program::CompileConfig::default()).unwrap();
+    let compile_s = ml_compile + t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (client, server) = prog.keygen(0).unwrap();
+    let keygen_s = t.elapsed().as_secs_f64();
+    let n = samples.min(yte.len());
+    let (mut total, mut run) = (0.0, 0.0);
+    let (mut correct, mut agree) = (0, 0);
+    for i in 0..n {
+        let x = s.test.x.select_rows(&[i]);
+        let t = Instant::now();
+        let inputs = model.client.encode(&x).unwrap();
+        let ct = prog.encrypt(&client, &inputs).unwrap();
+        let t_run = Instant::now();
+        let out = prog.run(&server, ct).unwrap();
+        run += t_run.elapsed().as_secs_f64();
+        let dec = prog.decrypt(&client, &out).unwrap();
+        let scores = model.client.decode(&dec, 1).unwrap();
+        total += t.elapsed().as_secs_f64();
+        let p = veil_compiler::ml::model::argmax(&scores[0]);
+        correct += usize::from(p == yte[i]);
+        agree += usize::from(p == clear[i]);
+    }
+    let st = &prog.stats;
+    let latency_s = total / n.max(1) as f64;
+    Row {
+        model: name,
+        description,
+        n_bits,
+        float_acc: accuracy(&float_pred, &yte),
+        clear_acc: accuracy(&clear, &yte),
+        fhe_acc: correct as f64 / n.max(1) as f64,
+        fhe_samples: n,
+        fhe_agree_with_clear: agree,
+        compile_s,
+        keygen_s,
+        bsk_bytes: st.bsk_bytes,
+        ksk_bytes: st.ksk_bytes,
+        pbs_per_sample: st.pbs,
+        pbs_by_precision: st.pbs_by_precision.clone(),
+        p_error: st.p_error,
+        global_p_error: st.global_p_error,
+        params: format!("{:?}", st.params),
+        latency_s,
+        server_s: run / n.max(1) as f64,
+        peer,
+        ratio_latency: ratio(latency_s, peer.latency_s),
+        ratio_compile: ratio(compile_s, peer.compile_s),
+        ratio_keygen: ratio(keygen_s, peer.keygen_s),
+        ratio_pbs: ratio(st.pbs as f64, peer.pbs as f64),
+    }
+}
+
+fn main() {
+    let samples: usize = std::env::var("VEIL_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let wanted: Vec<String> = std::env::var("VEIL_BENCH_MODELS")
+        .unwrap_or_else(|_| "logreg,tree,xgb,forest".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "veil ML benchmark: breast cancer, 75/25 split (seed 0), {samples} encrypted sample(s) per model, one at a time, {threads} thread(s); peer: Concrete ML 1.9.0 on the same 2-core machine (fhe-facts.md section 7)"
+    );
+    let mut rows = Vec::new();
+    for w in &wanted {
+        let Some(&(name, peer)) = PEERS.iter().find(|(n, _)| n == w) else {
+            eprintln!("unknown model {w:?}: choose from logreg, tree, xgb, forest");
+            std::process::exit(2);
+        };
+        rows.push(measure(name, peer, samples));
+    }
+    println!();
+    println!(
+        "| model | n_bits | float acc | clear acc (peer) | FHE acc on n (peer) | compile s (peer, ratio) | keygen s (peer, ratio) | BSK + KSK | PBS/sample (peer, ratio) | latency/sample s (peer, ratio) | server run s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let p = &r.peer;
+        println!(
+            "| {} | {} | {:.3} | {:.3} ({:.3}) | {:.3} on {}, {}/{} == clear ({:.3}) | {:.2} ({:.2}, {:.2}x) | {:.2} ({:.1}, {:.2}x) | {:.0} + {:.0} MB | {} ({}, {:.2}x) | {:.3} ({:.3}, {:.2}x) | {:.3} |",
+            r.description,
+            r.n_bits,
+            r.float_acc,
+            r.clear_acc,
+            p.clear_acc,
+            r.fhe_acc,
+            r.fhe_samples,
+            r.fhe_agree_with_clear,
+            r.fhe_samples,
+            p.fhe_acc,
+            r.compile_s,
+            p.compile_s,
+            r.ratio_compile,
+            r.keygen_s,
+            p.keygen_s,
+            r.ratio_keygen,
+            r.bsk_bytes as f64 / 1e6,
+            r.ksk_bytes as f64 / 1e6,
+            r.pbs_per_sample,
+            p.pbs,
+            r.ratio_pbs,
+            r.latency_s,
+            p.latency_s,
+            r.ratio_latency,
+            r.server_s,
+        );
+    }
+    println!();
+    for r in &rows {
+        println!("{}", serde_json::to_string(r).unwrap());
+    }
+}

@@ -1,0 +1,262 @@
+//! Tree ensembles trained elsewhere, with float thresholds and float leaf weights (XGBoost
+//! boosters, ONNX-ML `TreeEnsemble*` nodes), compiled with the tree program of
+//! [`super::hummingbird`].
+//!
+//! Float thresholds become integer thresholds on the quantized features
+//! (`x <= t`  ->  `q <= round(t / s + z - 1/2)`, the nearest quantization boundary), and the
+//! leaf weights — any sign, one or several targets — are normalized per target to `[0, 1]`
+//! so that they quantize like class fractions; the client decoder undoes the normalization
+//! (`sum_trees w = (hi - lo) * sum_trees w' + T * lo`). Base values and the link function
+//! (sigmoid, softmax) are the caller's, applied by the client.
+
+use super::cart::{Tree, TreeNode};
+use super::error::{MlError, MlResult};
+use super::hummingbird::{TreeEnsemble, TreeKind};
+use super::model::{CompileConfig, CompiledModel, NBits, PostProcess};
+use super::quantize::UniformQuantizer;
+
+/// Branch comparison of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    /// `x <= t` goes to the true child.
+    Leq,
+    /// `x < t`.
+    Lt,
+    /// `x >= t`.
+    Gte,
+    /// `x > t`.
+    Gt,
+}
+
+/// A node of an [`OTree`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ONode {
+    /// Goes to `yes` when `x[feature] cmp threshold`, else to `no`.
+    Branch {
+        /// Feature index.
+        feature: usize,
+        /// Float threshold.
+        threshold: f64,
+        /// Comparison.
+        cmp: Cmp,
+        /// Child when true.
+        yes: usize,
+        /// Child when false.
+        no: usize,
+    },
+    /// Adds `weight` to each `target`.
+    Leaf {
+        /// `(target, weight)` pairs.
+        weights: Vec<(usize, f64)>,
+    },
+}
+
+/// One tree, root first, children after their parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OTree {
+    /// Nodes.
+    pub nodes: Vec<ONode>,
+}
+
+/// A tree ensemble with float thresholds: the raw (summed or averaged) leaf weights per
+/// target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TreeModel {
+    /// Trees.
+    pub trees: Vec<OTree>,
+    /// Number of targets (classes or regression targets).
+    pub n_targets: usize,
+    /// `AVERAGE` aggregation (else `SUM`).
+    pub average: bool,
+}
+
+impl TreeModel {
+    /// Largest feature index used, plus one.
+    pub fn n_features(&self) -> usize {
+        self.trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter_map(|n| match n {
+                ONode::Branch { feature, .. } => Some(feature + 1),
+                ONode::Leaf { .. } => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Raw target values of one sample.
+    pub fn predict_row(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.n_targets];
+        for t in &self.trees {
+            let mut i = 0;
+            loop {
+                match &t.nodes[i] {
+                    ONode::Branch {
+                        feature,
+                        threshold,
+                        cmp,
+                        yes,
+                        no,
+                    } => {
+                        let v = x[*feature];
+                        let go = match cmp {
+                            Cmp::Leq => v <= *threshold,
+                            Cmp::Lt => v < *threshold,
+                            Cmp::Gte => v >= *threshold,
+                            Cmp::Gt => v > *threshold,
+                        };
+                        i = if go { *yes } else { *no };
+                    }
+                    ONode::Leaf { weights } => {
+                        for &(k, w) in weights {
+                            out[k] += w;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if self.average {
+            let n = self.trees.len().max(1) as f64;
+            out.iter_mut().for_each(|v| *v /= n);
+        }
+        out
+    }
+
+    /// Compiles the trees for `d` features quantized by `input` (per feature, unsigned), with
+    /// `leaf_bits`-bit leaf values (`None`: the tree program's default) and `cfg`'s batch,
+    /// `sum_in_fhe` and `tree_digit_bits`. The program's output decodes to the raw target values of
+    /// [`TreeModel::predict_row`] (post-processing [`PostProcess::Identity`], no offset): the
+    /// caller adds base values and a link function to the decoder.
+    pub fn compile(
+        &self,
+        input: &UniformQuantizer,
+        d: usize,
+        leaf_bits: Option<u8>,
+        cfg: &CompileConfig,
+    ) -> MlResult<CompiledModel> {
+        if self.trees.is_empty() || self.n_targets == 0 {
+            return Err(MlError::Invalid(
+                "a tree ensemble needs at least one tree and one target".into(),
+            ));
+        }
+        if self.n_features() > d {
+            return Err(MlError::Invalid(format!(
+                "the trees use feature {} but the model has {d} features",
+                self.n_features() - 1
+            )));
+        }
+        let t = self.n_targets;
+        let mut lo = vec![0.0f64; t];
+        let mut hi = vec![0.0f64; t];
+        let leaf_vec = |weights: &[(usize, f64)]| -> Vec<f64> {
+            let mut v = vec![0.0; t];
+            for &(k, w) in weights {
+                v[k] += w;
+            }
+            v
+        };
+        for tr in &self.trees {
+            for nd in &tr.nodes {
+                if let ONode::Leaf { weights } = nd {
+                    for (k, v) in leaf_vec(weights).into_iter().enumerate() {
+                        lo[k] = lo[k].min(v);
+                        hi[k] = hi[k].max(v);
+                    }
+                }
+            }
+        }
+        let span: Vec<f64> = (0..t)
+            .map(|k| if hi[k] > lo[k] { hi[k] - lo[k] } else { 1.0 })
+            .collect();
+        // The ml tree program special-cases two classes; a third, all-zero column avoids it.
+        let width = if t == 2 { 3 } else { t };
+        let thr = |f: usize, x: f64, strict: bool| -> i64 {
+            let c = f % input.channels();
+            let u = x / input.scale[c] + input.zero_point[c] as f64;
+            let v = (u - 0.5).round();
+            // `x < t` at an exact boundary excludes it.
+            if strict && (u - 0.5 - v).abs() < 1e-12 {
+                v as i64 - 1
+            } else {
+                v as i64
+            }
+        };
+        let trees = self
+            .trees
+            .iter()
+            .map(|tr| Tree {
+                nodes: tr
+                    .nodes
+                    .iter()
+                    .map(|nd| match nd {
+                        ONode::Branch {
+                            feature,
+                            threshold,
+                            cmp,
+                            yes,
+                            no,
+                        } => {
+                            let (threshold, left, right) = match cmp {
+                                Cmp::Leq => (thr(*feature, *threshold, false), *yes, *no),
+                                Cmp::Lt => (thr(*feature, *threshold, true), *yes, *no),
+                                Cmp::Gt => (thr(*feature, *threshold, false), *no, *yes),
+                                Cmp::Gte => (thr(*feature, *threshold, true), *no, *yes),
+                            };
+                            TreeNode::Split {
+                                feature: *feature,
+                                threshold,
+                                left,
+                                right,
+                            }
+                        }
+                        ONode::Leaf { weights } => {
+                            let v = leaf_vec(weights);
+                            let mut norm: Vec<f64> =
+                                (0..t).map(|k| (v[k] - lo[k]) / span[k]).collect();
+                            norm.resize(width, 0.0);
+                            TreeNode::Leaf { value: norm }
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let ens = TreeEnsemble {
+            input: input.clone(),
+            trees,
+            n_features: d,
+            kind: TreeKind::Classifier { n_classes: width },
+        };
+        let cfg = CompileConfig {
+            n_bits: NBits {
+                inputs: Some(input.n_bits),
+                weights: None,
+                activations: None,
+                outputs: leaf_bits,
+            },
+            ..*cfg
+        };
+        let mut cm = ens.compile(&cfg)?;
+        let out = &mut cm.client.output;
+        if out.values != width || out.post != PostProcess::Identity {
+            return Err(MlError::Build(format!(
+                "unexpected tree program decoder ({} values, {:?})",
+                out.values, out.post
+            )));
+        }
+        // Undo the normalization: value_k = span_k * sum(q) / levels + T * lo_k (averaged if
+        // needed), the second term exactly, as the decoder's offset.
+        let n_trees = self.trees.len() as f64;
+        // The program's leaf step (`1 / (2^leaf_bits - 1)`), averaged over the trees.
+        let unit = out.scale[0] * n_trees;
+        let div = if self.average { n_trees } else { 1.0 };
+        out.offset = vec![0.0; width];
+        for k in 0..width {
+            let (s, l) = if k < t { (span[k], lo[k]) } else { (0.0, 0.0) };
+            out.scale[k] = s * unit / div;
+            out.zero[k] = 0;
+            out.offset[k] = n_trees * l / div;
+        }
+        Ok(cm)
+    }
+}
