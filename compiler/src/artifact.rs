@@ -146,9 +146,7 @@ impl ArtifactError {
                     redo(expected)
                 ),
             },
-            ArtifactError::WrongKind { expected, .. } => {
-                format!("give {} instead", describe_kind(expected))
-            }
+            ArtifactError::WrongKind { .. } => "check which file goes to which option".into(),
             ArtifactError::Version { kind, .. } => format!("{} with this veil", redo(kind)),
             ArtifactError::Mismatch(_) => {
                 "use files from the same `veil compile` and the same `veil keygen`".into()
