@@ -1320,6 +1320,20 @@ mod tests {
     }
 
     #[test]
+    fn builtin_model_predictions() {
+        let dec = vec![vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]];
+        let p = builtin_predictions(PostProcess::Softmax, &dec);
+        assert_eq!(
+            p.to_csv(),
+            "label,scores[0],scores[1],scores[2]\n1,0.1,0.7,0.2\n0,0.5,0.2,0.3\n"
+        );
+        assert_eq!(p.to_json()[1]["label"], 0);
+        let p = builtin_predictions(PostProcess::Identity, &[vec![2.5], vec![-1.0]]);
+        assert_eq!(p.to_csv(), "value\n2.5\n-1\n");
+        assert_eq!(p.to_json()[0]["value"], 2.5);
+    }
+
+    #[test]
     fn batches_check_kind_and_truncation() {
         let p = program();
         let client = ClientArtifact::from_program(&p, "t.veil", ClientModel::Integers).unwrap();

@@ -218,6 +218,19 @@ fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
         })
         .expect("the secret key file holds the small key");
     let probe = &secret[start..start + window];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("keys/secret.veil-keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the secret key file is readable by others"
+        );
+    }
     for f in [
         "keys/eval.veil-keys",
         "build/server.veil-artifact",

@@ -67,11 +67,11 @@ pub fn run(args: &EncryptArgs) -> Result<(), CliError> {
             (runs, x.rows())
         }
     };
-    let bar = io::bar(1, "encrypting");
+    let spin = io::spinner("encrypting");
     let batch = client
         .encrypt(&keys, &runs, samples)
         .map_err(|e| io::artifact_error(&args.input, &e))?;
-    bar.finish_and_clear();
+    spin.finish_and_clear();
     let bytes = batch
         .to_bytes(Direction::Inputs)
         .map_err(|e| io::artifact_error(&args.out, &e))?;
