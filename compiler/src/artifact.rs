@@ -396,19 +396,7 @@ impl ServerArtifact {
         batch: &EncryptedBatch,
         mut done: impl FnMut(usize),
     ) -> Result<EncryptedBatch, ArtifactError> {
-        if batch.program_id != self.program_id {
-            return Err(ArtifactError::Mismatch(format!(
-                "the inputs were encrypted for program {:016x}, this server artifact holds program {:016x}",
-                batch.program_id, self.program_id
-            )));
-        }
-        if batch.key_id != keys.key_id() {
-            return Err(ArtifactError::Mismatch(format!(
-                "the inputs were encrypted with keys {:016x}, the evaluation keys are {:016x} (from another `veil keygen`)",
-                batch.key_id,
-                keys.key_id()
-            )));
-        }
+        self.check_batch(batch, keys.key_id())?;
         keys.check_serves(&self.program)?;
         let want = io_specs(&self.program, false);
         let outs = io_specs(&self.program, true);
@@ -428,6 +416,24 @@ impl ServerArtifact {
             names: outs.into_iter().map(|s| s.name).collect(),
             runs,
         })
+    }
+
+    /// Checks that `batch` holds inputs for this program encrypted under the key generation
+    /// `key_id` (that of the evaluation keys), before any work is done.
+    pub fn check_batch(&self, batch: &EncryptedBatch, key_id: u64) -> Result<(), ArtifactError> {
+        if batch.program_id != self.program_id {
+            return Err(ArtifactError::Mismatch(format!(
+                "the inputs were encrypted for program {:016x}, this server artifact holds program {:016x}",
+                batch.program_id, self.program_id
+            )));
+        }
+        if batch.key_id != key_id {
+            return Err(ArtifactError::Mismatch(format!(
+                "the inputs were encrypted with keys {:016x}, the evaluation keys are {key_id:016x} (from another `veil keygen`)",
+                batch.key_id
+            )));
+        }
+        Ok(())
     }
 }
 

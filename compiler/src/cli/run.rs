@@ -50,6 +50,9 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let batch = io::load(&args.input, Direction::Inputs.kind(), |d| {
         EncryptedBatch::from_bytes(d, Direction::Inputs)
     })?;
+    server
+        .check_batch(&batch, keys.key_id())
+        .map_err(|e| io::artifact_error(&args.input, &e))?;
     let exec = Executor::new(args.threads).map_err(|e| CliError(format!("--threads: {e}")))?;
     let t = Instant::now();
     let spin = io::spinner("expanding evaluation keys");
