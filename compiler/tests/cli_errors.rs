@@ -173,6 +173,20 @@ fn missing_file() {
         &["compile", &t.p("missing.veil"), "--inputset", &t.p("x.csv")],
         &["cannot read", "missing.veil"],
     );
+    let prog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/add_enc_clear.veil");
+    fails(
+        &[
+            "compile",
+            &s(&prog),
+            "--inputset",
+            &t.p("x.csv"),
+            "--p-error",
+            "2",
+            "--out",
+            &t.p("c"),
+        ],
+        &["--p-error 2", "between 0 and 1"],
+    );
     fails(
         &["compile", &t.p("x.csv"), "--inputset", &t.p("x.csv")],
         &["x.csv", "give a .veil program or an .onnx model"],

@@ -303,8 +303,10 @@ fn onnx_logistic_regression_matches_clear_mode() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let inputset = dir.join("calibration.csv");
-    std::fs::write(&inputset, text(&cal)).unwrap();
+    // Calibration rows as a float NPY array, samples as CSV.
+    let inputset = dir.join("calibration.npy");
+    let flat: Vec<f64> = cal.iter().flatten().copied().collect();
+    std::fs::write(&inputset, npy::write_2d(cal.len(), 4, None, Some(&flat))).unwrap();
     let input = dir.join("x.csv");
     std::fs::write(&input, text(&x)).unwrap();
     let got = flow(&dir, &model, &inputset, &input);
@@ -383,6 +385,17 @@ fn compile_emits_stages_and_statistics() {
         "{table}"
     );
     assert!(table.contains("parameters @p0"), "{table}");
+    // A looser error target, and logs with -v.
+    let mut a = base.to_vec();
+    a.extend(["--json", "--p-error", "0.01"]);
+    let j: serde_json::Value = serde_json::from_str(&ok(&a)).unwrap();
+    let p = j["stats"]["p_error"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= 0.01, "{p}");
+    let mut a = vec!["-v"];
+    a.extend(base);
+    let (code, _, err) = veil(&a);
+    assert_eq!(code, 0);
+    assert!(err.contains("DEBUG"), "{err}");
     // Every subcommand has help with an example.
     for cmd in ["compile", "inspect", "keygen", "encrypt", "run", "decrypt"] {
         let h = ok(&[cmd, "--help"]);
