@@ -771,9 +771,18 @@ impl ClientArtifact {
                 let vals = by_name(&batch.names, run, &self.outputs, "output")?;
                 vals.iter()
                     .zip(&self.outputs)
-                    .map(|(v, s)| match v {
-                        Value::Clear(t) => Ok(t.clone()),
-                        Value::Encrypted(c) => Ok(keys.decrypt(c, s.ty.int)?),
+                    .map(|(v, s)| {
+                        let t = match v {
+                            Value::Clear(t) => t.clone(),
+                            Value::Encrypted(c) => keys.decrypt(c, s.ty.int)?,
+                        };
+                        if t.shape != s.ty.shape {
+                            return Err(ArtifactError::Invalid(format!(
+                                "output {:?} has shape {:?}, the program declares {:?}",
+                                s.name, t.shape, s.ty.shape
+                            )));
+                        }
+                        Ok(t)
                     })
                     .collect()
             })

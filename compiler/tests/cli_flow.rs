@@ -9,11 +9,14 @@ use veil_compiler::ml::Matrix;
 use veil_compiler::onnx::{ImportConfig, OnnxImport};
 use veil_ir::Tensor;
 
+/// The binary under test: `$VEIL_BIN` when set (an installed veil, or a private copy when
+/// several worktrees share one target folder), else the one cargo built.
+fn bin() -> String {
+    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
+}
+
 fn veil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .output()
-        .expect("veil runs");
+    let out = Command::new(bin()).args(args).output().expect("veil runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
