@@ -140,14 +140,14 @@ impl ArtifactError {
         match self {
             ArtifactError::Serial { expected, source } => match source {
                 SerialError::BadMagic { .. } => format!("give {} instead", describe_kind(expected)),
-                SerialError::Version { .. } => format!("{} with this veil", redo(expected)),
+                SerialError::Version { .. } => format!("{} (this veil version)", redo(expected)),
                 _ => format!(
                     "the file is damaged or incomplete: copy it again or {}",
                     redo(expected)
                 ),
             },
             ArtifactError::WrongKind { .. } => "check which file goes to which option".into(),
-            ArtifactError::Version { kind, .. } => format!("{} with this veil", redo(kind)),
+            ArtifactError::Version { kind, .. } => format!("{} (this veil version)", redo(kind)),
             ArtifactError::Mismatch(_) => {
                 "use files from the same `veil compile` and the same `veil keygen`".into()
             }
@@ -1319,7 +1319,10 @@ mod tests {
             e.to_string(),
             "a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version 1"
         );
-        assert_eq!(e.hint(), "compile again with `veil compile` with this veil");
+        assert_eq!(
+            e.hint(),
+            "compile again with `veil compile` (this veil version)"
+        );
         // Truncated anywhere.
         for cut in [0, 3, 8, 12, 30, sb.len() / 2, sb.len() - 1] {
             let e = err(ServerArtifact::from_bytes(&sb[..cut]));
