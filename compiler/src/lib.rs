@@ -2,6 +2,7 @@
 //!
 //! The frontend, the passes, the parameter optimizer, ML model import and the `veil` CLI.
 
+pub mod artifact;
 pub mod backend;
 pub mod cli;
 pub mod lower;

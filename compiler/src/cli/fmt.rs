@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `veil fmt`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  veil fmt tests/golden/tlu.veil\n  veil fmt --dot tests/golden/tlu.veil | dot -Tsvg > tlu.svg"
+)]
 pub struct FmtArgs {
     /// The `.veil` text file to format.
     pub file: PathBuf,
@@ -14,11 +17,11 @@ pub struct FmtArgs {
     pub dot: bool,
 }
 
-/// Formats `path`: the canonical text (or dot) of the verified program.
-pub fn format_file(path: &Path, dot: bool) -> Result<String, CliError> {
+/// Reads, parses and verifies a `.veil` file; errors read `file:line:col: message`.
+pub fn parse_file(path: &Path) -> Result<veil_ir::Graph, CliError> {
     let src = std::fs::read_to_string(path)
         .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
-    let g = veil_ir::text::parse(&src).map_err(|e| {
+    veil_ir::text::parse(&src).map_err(|e| {
         // `file:line:col: message`, or `file: message` for whole-program problems.
         let sep = if e.errors().first().is_some_and(|p| p.line > 0) {
             ":"
@@ -26,7 +29,12 @@ pub fn format_file(path: &Path, dot: bool) -> Result<String, CliError> {
             ": "
         };
         CliError(format!("{}{sep}{e}", path.display()))
-    })?;
+    })
+}
+
+/// Formats `path`: the canonical text (or dot) of the verified program.
+pub fn format_file(path: &Path, dot: bool) -> Result<String, CliError> {
+    let g = parse_file(path)?;
     Ok(if dot {
         veil_ir::dot::to_dot(&g)
     } else {

@@ -1,19 +1,40 @@
 //! The `veil` command line (clap). One file per subcommand; this file only registers them.
+//! `io` holds what the subcommands share (files, artifacts, sample tables, progress bars).
 //!
 //! Every subcommand returns `Result<(), CliError>`; errors print as one line on stderr and exit
 //! with code 1 (never a panic).
+//!
+//! Client/server flow: `compile` writes a server and a client artifact; the client runs
+//! `keygen`, `encrypt` and later `decrypt`; the server runs `run` with the server artifact, the
+//! evaluation keys and the encrypted inputs only.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod compile;
+pub mod decrypt;
 pub mod demo;
+pub mod encrypt;
 pub mod fmt;
+pub mod inspect;
+pub mod io;
+pub mod keygen;
 pub mod params;
+pub mod run;
 
 /// veil: compile integer tensor programs and ML models to TFHE and run them encrypted.
 #[derive(Parser, Debug)]
-#[command(name = "veil", version, about, long_about = None)]
+#[command(
+    name = "veil",
+    version,
+    about,
+    long_about = None,
+    after_help = "Client/server flow:\n  veil compile prog.veil --inputset samples.csv --out build\n  veil keygen --client build/client.veil-artifact --out keys\n  veil encrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input x.csv --out x.veil-ct\n  veil run --server build/server.veil-artifact --eval-keys keys/eval.veil-keys --input x.veil-ct --out y.veil-ct\n  veil decrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input y.veil-ct"
+)]
 pub struct Cli {
+    /// Log what happens on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -22,6 +43,18 @@ pub struct Cli {
 /// The subcommands of `veil`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Compile a .veil program or an .onnx model into a server and a client artifact.
+    Compile(compile::CompileArgs),
+    /// Show an artifact, key or ciphertext file: summary, IR of a stage, statistics, Graphviz.
+    Inspect(inspect::InspectArgs),
+    /// Generate secret keys and evaluation keys for a client artifact (client side).
+    Keygen(keygen::KeygenArgs),
+    /// Encrypt samples from a CSV or NPY file (client side).
+    Encrypt(encrypt::EncryptArgs),
+    /// Run a program on encrypted inputs with evaluation keys only (server side).
+    Run(run::RunArgs),
+    /// Decrypt and decode results (client side).
+    Decrypt(decrypt::DecryptArgs),
     /// Parse and verify a .veil file; print its canonical form (or Graphviz with --dot).
     Fmt(fmt::FmtArgs),
     /// Choose secure TFHE parameters for one TLU precision; print them, their cost, predicted
@@ -44,10 +77,31 @@ impl std::fmt::Display for CliError {
     }
 }
 
+/// Sends `tracing` logs to stderr at debug (`-v`) or trace (`-vv`) level; none otherwise.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
 /// Entry point of the `veil` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let r: Result<(), CliError> = match cli.command {
+        Command::Compile(args) => compile::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Encrypt(args) => encrypt::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Decrypt(args) => decrypt::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Demo(args) => demo::run(&args),

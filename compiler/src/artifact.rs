@@ -1,0 +1,1372 @@
+//! Deployment artifacts: what `veil compile` writes for a server and for a client, and the
+//! encrypted batches they exchange.
+//!
+//! A compiled [`Program`] splits into two files:
+//!
+//! - [`ServerArtifact`] (`server.veil-artifact`, kind [`KIND_SERVER_ARTIFACT`]): the lowered
+//!   TFHE-level program (its parameter sets included), its statistics and its *program id*
+//!   (a hash of the program). No secrets: a server needs it, the evaluation keys a client
+//!   uploads once (`CompressedServerKeys::to_bytes`, kind
+//!   [`veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS`]) and ciphertexts.
+//! - [`ClientArtifact`] (`client.veil-artifact`, kind [`KIND_CLIENT_ARTIFACT`]): the parameter
+//!   sets, the key requirements (which bootstrap and keyswitch keys to generate), the name,
+//!   type and encoding of every input and output, the ML pre- and post-processing
+//!   ([`ClientModel`]: quantizers, output decoder, the ONNX client-side ops), the tensor-level
+//!   graphs before and after the passes (for `veil inspect`) and the statistics.
+//!
+//! Samples travel as an [`EncryptedBatch`] (kinds [`KIND_ENCRYPTED_INPUTS`] and
+//! [`KIND_ENCRYPTED_OUTPUTS`]): one run of the program per entry, tagged with the program id
+//! and the key generation id, so that mixing programs or keys is an error, not garbage.
+//!
+//! Every file uses the checked envelope of [`veil_ir::serial`] (magic `VEIL`, format version,
+//! kind, payload length, SHA-256 checksum); inside it the payload starts with the artifact's
+//! own format version ([`ARTIFACT_VERSION`]), checked before the rest is decoded. Loading a
+//! truncated, modified, wrong-kind or wrong-version file fails with an [`ArtifactError`].
+//!
+//! ```no_run
+//! use veil_compiler::artifact::{ClientArtifact, ClientModel, ServerArtifact};
+//! use veil_compiler::program::{compile, CompileConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (graph, inputset, sample): (veil_ir::Graph, Vec<Vec<veil_ir::Tensor<i64>>>, Vec<veil_ir::Tensor<i64>>) = todo!();
+//! let program = compile(&graph, &inputset, &CompileConfig::default())?;
+//! let server = ServerArtifact::from_program(&program)?;
+//! let client = ClientArtifact::from_program(&program, "prog.veil", ClientModel::Integers)?;
+//! let (server, client) = (
+//!     ServerArtifact::from_bytes(&server.to_bytes()?)?,
+//!     ClientArtifact::from_bytes(&client.to_bytes()?)?,
+//! );
+//! let (secret, eval) = client.keygen(42)?;                        // client
+//! let batch = client.encrypt(&secret, &[sample], 1)?;
+//! let exec = veil_runtime::Executor::new(0)?;                     // server
+//! let out = server.run(&exec, &eval.decompress(), &batch, |_| {})?;
+//! let clear = client.decrypt(&secret, &out)?;                     // client
+//! # Ok(()) }
+//! ```
+
+use crate::ml::model::argmax;
+use crate::ml::{ClientSpec, Matrix, PostProcess};
+use crate::onnx::{FTensor, OnnxImport};
+use crate::program::Program;
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
+use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
+use veil_runtime::serial::{KIND_CLIENT_KEYS, KIND_COMPRESSED_SERVER_KEYS, KIND_SERVER_KEYS};
+use veil_runtime::{
+    ClientKeys, CompressedServerKeys, CtTensor, Executor, KeyRequirements, KeygenOptions,
+    RuntimeError, ServerKeys, Value,
+};
+
+/// Format version of the artifact payloads (inside the envelope's own version).
+pub const ARTIFACT_VERSION: u32 = 1;
+/// Kind of a [`ServerArtifact`].
+pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
+/// Kind of a [`ClientArtifact`].
+pub const KIND_CLIENT_ARTIFACT: &str = "veil-client-artifact";
+/// Kind of an [`EncryptedBatch`] of program inputs (written by the client).
+pub const KIND_ENCRYPTED_INPUTS: &str = "veil-encrypted-inputs";
+/// Kind of an [`EncryptedBatch`] of program outputs (written by the server).
+pub const KIND_ENCRYPTED_OUTPUTS: &str = "veil-encrypted-outputs";
+
+/// File name of the server artifact in `veil compile --out DIR`.
+pub const SERVER_FILE: &str = "server.veil-artifact";
+/// File name of the client artifact in `veil compile --out DIR`.
+pub const CLIENT_FILE: &str = "client.veil-artifact";
+/// File name of the secret client keys in `veil keygen --out DIR`.
+pub const SECRET_KEYS_FILE: &str = "secret.veil-keys";
+/// File name of the compressed evaluation keys in `veil keygen --out DIR`.
+pub const EVAL_KEYS_FILE: &str = "eval.veil-keys";
+
+/// Why an artifact could not be built, loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The envelope is broken (not a veil file, truncated, checksum mismatch, undecodable).
+    #[error("{source}")]
+    Serial {
+        /// The kind that was expected.
+        expected: &'static str,
+        /// What went wrong.
+        source: SerialError,
+    },
+    /// The file holds another kind of veil data.
+    #[error(
+        "this is {}, but {} is expected here",
+        describe_kind(found),
+        describe_kind(expected)
+    )]
+    WrongKind {
+        /// Kind in the file.
+        found: String,
+        /// Kind expected.
+        expected: &'static str,
+    },
+    /// Written by another artifact format version.
+    #[error(
+        "{} of format version {found}, but this veil reads version {expected}",
+        describe_kind(kind)
+    )]
+    Version {
+        /// Kind of the file.
+        kind: &'static str,
+        /// Version in the file.
+        found: u32,
+        /// [`ARTIFACT_VERSION`].
+        expected: u32,
+    },
+    /// The pieces do not belong together (other program, other keys).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The content is inconsistent or unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The runtime failed (keys, encryption, execution).
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+impl ArtifactError {
+    /// A short suggestion of how to fix the problem (to append to the message).
+    pub fn hint(&self) -> String {
+        let redo = |kind: &str| match kind {
+            KIND_SERVER_ARTIFACT | KIND_CLIENT_ARTIFACT => "compile again with `veil compile`",
+            KIND_CLIENT_KEYS | KIND_COMPRESSED_SERVER_KEYS | KIND_SERVER_KEYS => {
+                "generate keys again with `veil keygen`"
+            }
+            KIND_ENCRYPTED_INPUTS => "encrypt again with `veil encrypt`",
+            KIND_ENCRYPTED_OUTPUTS => "run again with `veil run`",
+            _ => "write it again with the veil that reads it",
+        };
+        match self {
+            ArtifactError::Serial { expected, source } => match source {
+                SerialError::BadMagic { .. } => format!("give {} instead", describe_kind(expected)),
+                SerialError::Version { .. } => format!("{} (this veil version)", redo(expected)),
+                _ => format!(
+                    "the file is damaged or incomplete: copy it again or {}",
+                    redo(expected)
+                ),
+            },
+            ArtifactError::WrongKind { .. } => "check which file goes to which option".into(),
+            ArtifactError::Version { kind, .. } => format!("{} (this veil version)", redo(kind)),
+            ArtifactError::Mismatch(_) => {
+                "use files from the same `veil compile` and the same `veil keygen`".into()
+            }
+            ArtifactError::Invalid(_) | ArtifactError::Runtime(_) => String::new(),
+        }
+    }
+}
+
+/// A person's name for a kind of veil file.
+pub fn describe_kind(kind: &str) -> String {
+    match kind {
+        KIND_SERVER_ARTIFACT => {
+            "a server artifact (server.veil-artifact from `veil compile`)".into()
+        }
+        KIND_CLIENT_ARTIFACT => {
+            "a client artifact (client.veil-artifact from `veil compile`)".into()
+        }
+        KIND_CLIENT_KEYS => "secret client keys (secret.veil-keys from `veil keygen`)".into(),
+        KIND_COMPRESSED_SERVER_KEYS => "evaluation keys (eval.veil-keys from `veil keygen`)".into(),
+        KIND_SERVER_KEYS => "expanded evaluation keys".into(),
+        KIND_ENCRYPTED_INPUTS => "encrypted inputs (from `veil encrypt`)".into(),
+        KIND_ENCRYPTED_OUTPUTS => "encrypted results (from `veil run`)".into(),
+        serial::KIND_GRAPH => "a serialized veil program".into(),
+        other => format!("veil data of kind {other:?}"),
+    }
+}
+
+/// The kind named in the envelope header of `data`, or `None` when `data` does not start with
+/// a readable header.
+pub fn file_kind(data: &[u8]) -> Option<String> {
+    if data.len() < 9 || data[..4] != MAGIC {
+        return None;
+    }
+    let len = data[8] as usize;
+    let kind = data.get(9..9 + len)?;
+    String::from_utf8(kind.to_vec()).ok()
+}
+
+/// Fails with [`ArtifactError::WrongKind`] when `data` has a readable header of another kind
+/// than `expected` (other problems are left to the decoder).
+pub fn check_kind(data: &[u8], expected: &'static str) -> Result<(), ArtifactError> {
+    match file_kind(data) {
+        Some(found) if found != expected => Err(ArtifactError::WrongKind { found, expected }),
+        _ => Ok(()),
+    }
+}
+
+fn serial_err(expected: &'static str) -> impl Fn(SerialError) -> ArtifactError {
+    move |source| match source {
+        SerialError::Kind { found, .. } => ArtifactError::WrongKind { found, expected },
+        source => ArtifactError::Serial { expected, source },
+    }
+}
+
+/// The payload of every artifact: its format version, then the bincode body.
+#[derive(Serialize, Deserialize)]
+struct Versioned {
+    version: u32,
+    body: Vec<u8>,
+}
+
+fn bincode_opts() -> impl Options {
+    bincode::DefaultOptions::new()
+}
+
+fn seal<T: Serialize>(kind: &'static str, value: &T) -> Result<Vec<u8>, ArtifactError> {
+    let body = bincode_opts()
+        .serialize(value)
+        .map_err(|e| ArtifactError::Serial {
+            expected: kind,
+            source: SerialError::Encode(e.to_string()),
+        })?;
+    encode_binary(
+        kind,
+        &Versioned {
+            version: ARTIFACT_VERSION,
+            body,
+        },
+    )
+    .map_err(serial_err(kind))
+}
+
+fn open<T: DeserializeOwned>(kind: &'static str, data: &[u8]) -> Result<T, ArtifactError> {
+    check_kind(data, kind)?;
+    let v: Versioned = decode_binary(kind, data).map_err(serial_err(kind))?;
+    if v.version != ARTIFACT_VERSION {
+        return Err(ArtifactError::Version {
+            kind,
+            found: v.version,
+            expected: ARTIFACT_VERSION,
+        });
+    }
+    bincode_opts()
+        .with_limit(v.body.len() as u64)
+        .deserialize(&v.body)
+        .map_err(|e| ArtifactError::Serial {
+            expected: kind,
+            source: SerialError::Decode {
+                what: "artifact",
+                msg: e.to_string(),
+            },
+        })
+}
+
+/// The id of a TFHE-level program: the first 8 bytes of the SHA-256 of its canonical bytes.
+pub fn program_id(tfhe: &Graph) -> Result<u64, ArtifactError> {
+    use sha2::{Digest, Sha256};
+    let bytes = serial::to_bytes(tfhe).map_err(serial_err(serial::KIND_GRAPH))?;
+    let d = Sha256::digest(&bytes);
+    Ok(u64::from_le_bytes(d[..8].try_into().expect("8 bytes")))
+}
+
+fn io_name(op: &Op) -> String {
+    match op {
+        Op::Input { name } | Op::Output { name } => name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The inputs of `g` with their types, in order.
+pub fn input_specs(g: &Graph) -> Vec<IoSpec> {
+    io_specs(g, false)
+}
+
+/// The graph's inputs (or outputs) with their types.
+fn io_specs(g: &Graph, outputs: bool) -> Vec<IoSpec> {
+    let vs = if outputs { g.outputs() } else { g.inputs() };
+    vs.into_iter()
+        .map(|v| IoSpec {
+            name: io_name(g.op(v)),
+            ty: g.ty(v).clone(),
+        })
+        .collect()
+}
+
+fn load_graph(p: &serial::Program, kind: &'static str) -> Result<Graph, ArtifactError> {
+    let g = p.to_graph().map_err(serial_err(kind))?;
+    veil_ir::verify::verify(&g).map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+    Ok(g)
+}
+
+fn to_serial(g: &Graph, kind: &'static str) -> Result<serial::Program, ArtifactError> {
+    serial::Program::from_graph(g).map_err(serial_err(kind))
+}
+
+// ---------------------------------------------------------------- server artifact
+
+/// What a server needs besides the evaluation keys: the TFHE-level program (with its
+/// parameter sets) and its statistics. Holds no secret.
+#[derive(Clone, Debug)]
+pub struct ServerArtifact {
+    program: Graph,
+    program_id: u64,
+    stats_json: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ServerFile {
+    program_id: u64,
+    program: serial::Program,
+    stats_json: String,
+}
+
+impl ServerArtifact {
+    /// The server part of a compiled program.
+    pub fn from_program(program: &Program) -> Result<Self, ArtifactError> {
+        let stats_json = serde_json::to_string(&program.stats)
+            .map_err(|e| ArtifactError::Invalid(format!("cannot write statistics: {e}")))?;
+        Ok(ServerArtifact {
+            program_id: program_id(&program.tfhe)?,
+            program: program.tfhe.clone(),
+            stats_json,
+        })
+    }
+
+    /// The TFHE-level program.
+    pub fn program(&self) -> &Graph {
+        &self.program
+    }
+
+    /// Its parameter sets (`@p0` first).
+    pub fn params(&self) -> &[ParamSet] {
+        &self.program.params
+    }
+
+    /// The program id ([`program_id`]).
+    pub fn program_id(&self) -> u64 {
+        self.program_id
+    }
+
+    /// The compile statistics (`CompileStats` as JSON).
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stats_json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Serializes the artifact.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ArtifactError> {
+        seal(
+            KIND_SERVER_ARTIFACT,
+            &ServerFile {
+                program_id: self.program_id,
+                program: to_serial(&self.program, KIND_SERVER_ARTIFACT)?,
+                stats_json: self.stats_json.clone(),
+            },
+        )
+    }
+
+    /// Loads an artifact: checks the envelope, the version, that the program verifies at the
+    /// TFHE level and that it matches its id.
+    pub fn from_bytes(data: &[u8]) -> Result<Self, ArtifactError> {
+        let f: ServerFile = open(KIND_SERVER_ARTIFACT, data)?;
+        let program = load_graph(&f.program, KIND_SERVER_ARTIFACT)?;
+        if program.level != Level::Tfhe {
+            return Err(ArtifactError::Invalid(
+                "the server artifact holds a tensor-level program, not a lowered one".into(),
+            ));
+        }
+        if program_id(&program)? != f.program_id {
+            return Err(ArtifactError::Invalid(
+                "the program does not match its id".into(),
+            ));
+        }
+        Ok(ServerArtifact {
+            program,
+            program_id: f.program_id,
+            stats_json: f.stats_json,
+        })
+    }
+
+    /// Checks that `keys` serve this program (same parameters, every needed key).
+    pub fn check_keys(&self, keys: &CompressedServerKeys) -> Result<(), ArtifactError> {
+        if fingerprints(keys.params()) != fingerprints(self.params()) {
+            return Err(ArtifactError::Mismatch(
+                "the evaluation keys were generated for another program's parameters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs every entry of `batch` (program inputs from [`ClientArtifact::encrypt`]) on
+    /// `exec` with the evaluation keys only; `done(i)` is called after run `i`.
+    pub fn run(
+        &self,
+        exec: &Executor,
+        keys: &ServerKeys,
+        batch: &EncryptedBatch,
+        mut done: impl FnMut(usize),
+    ) -> Result<EncryptedBatch, ArtifactError> {
+        self.check_batch(batch, keys.key_id())?;
+        keys.check_serves(&self.program)?;
+        let want = io_specs(&self.program, false);
+        let outs = io_specs(&self.program, true);
+        let mut runs = Vec::with_capacity(batch.runs.len());
+        for (i, run) in batch.runs.iter().enumerate() {
+            let inputs = by_name(&batch.names, run, &want, "input")?;
+            let out = exec
+                .run(&self.program, keys, inputs)
+                .map_err(|e| ArtifactError::Invalid(format!("run {}: {e}", i + 1)))?;
+            runs.push(out);
+            done(i);
+        }
+        Ok(EncryptedBatch {
+            program_id: self.program_id,
+            key_id: batch.key_id,
+            samples: batch.samples,
+            names: outs.into_iter().map(|s| s.name).collect(),
+            runs,
+        })
+    }
+
+    /// Checks that `batch` holds inputs for this program encrypted under the key generation
+    /// `key_id` (that of the evaluation keys), before any work is done.
+    pub fn check_batch(&self, batch: &EncryptedBatch, key_id: u64) -> Result<(), ArtifactError> {
+        if batch.program_id != self.program_id {
+            return Err(ArtifactError::Mismatch(format!(
+                "the inputs were encrypted for program {:016x}, this server artifact holds program {:016x}",
+                batch.program_id, self.program_id
+            )));
+        }
+        if batch.key_id != key_id {
+            return Err(ArtifactError::Mismatch(format!(
+                "the inputs were encrypted with keys {:016x}, the evaluation keys are {key_id:016x} (from another `veil keygen`)",
+                batch.key_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reorders `values` (named by `names`) into the order of `want`.
+fn by_name(
+    names: &[String],
+    values: &[Value],
+    want: &[IoSpec],
+    what: &str,
+) -> Result<Vec<Value>, ArtifactError> {
+    if names.len() != values.len() || names.len() != want.len() {
+        return Err(ArtifactError::Mismatch(format!(
+            "{} {what}(s) given, the program has {}",
+            values.len(),
+            want.len()
+        )));
+    }
+    want.iter()
+        .map(|w| {
+            names
+                .iter()
+                .position(|n| *n == w.name)
+                .map(|i| values[i].clone())
+                .ok_or_else(|| {
+                    ArtifactError::Mismatch(format!(
+                        "no value for the program's {what} {:?}",
+                        w.name
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn fingerprints(p: &[ParamSet]) -> Vec<u64> {
+    p.iter().map(ParamSet::fingerprint).collect()
+}
+
+// ---------------------------------------------------------------- client artifact
+
+/// The name and type (encoding included, for encrypted values) of a program input or output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IoSpec {
+    /// Name in the program.
+    pub name: String,
+    /// Type at the TFHE level.
+    pub ty: TensorType,
+}
+
+/// The evaluation keys a program needs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeySpec {
+    /// Parameter sets that need a bootstrap key.
+    pub bsk: Vec<u32>,
+    /// Keyswitch keys `(from, to)`.
+    pub ksk: Vec<(KeyId, KeyId)>,
+}
+
+/// Client-side pre- and post-processing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientModel {
+    /// An integer program: the client encrypts integers and decrypts integers.
+    Integers,
+    /// A quantized ML model: floats are quantized before encryption and the decrypted integers
+    /// decoded (dequantized, post-processed).
+    Quantized {
+        /// Input quantizer and output decoder.
+        spec: ClientSpec,
+        /// For imported ONNX models: the client-side tail of the model.
+        onnx: Option<OnnxTail>,
+    },
+}
+
+/// The client-side ops of an ONNX model (Softmax, ArgMax, classifier heads), run in float on
+/// the decoded values. Stored as the original `.onnx` bytes (the client owns the model): the
+/// split into server and client parts is recomputed on load, deterministically.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnnxTail {
+    /// The `.onnx` file.
+    pub model: Vec<u8>,
+    /// Shape of one sample of the value that crosses from the server to the client.
+    pub cut_shape: Vec<usize>,
+}
+
+/// Everything a client needs to generate keys, encrypt inputs and decode results. Holds no
+/// key; it may be public.
+#[derive(Clone, Debug)]
+pub struct ClientArtifact {
+    /// The file the program was compiled from (for messages).
+    pub source: String,
+    /// Id of the program the server runs ([`ServerArtifact::program_id`]).
+    pub program_id: u64,
+    /// Parameter sets of the program.
+    pub params: Vec<ParamSet>,
+    /// Evaluation keys to generate.
+    pub keys: KeySpec,
+    /// Program inputs in declaration order (CSV columns follow it).
+    pub inputs: Vec<IoSpec>,
+    /// Program outputs in order.
+    pub outputs: Vec<IoSpec>,
+    /// Pre- and post-processing.
+    pub model: ClientModel,
+    /// The tensor-level program as compiled.
+    pub tensor: Graph,
+    /// The tensor-level program after the passes.
+    pub optimized: Graph,
+    /// The compile statistics (`CompileStats` as JSON).
+    pub stats_json: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClientFile {
+    source: String,
+    program_id: u64,
+    params: Vec<ParamSet>,
+    keys: KeySpec,
+    inputs: Vec<IoSpec>,
+    outputs: Vec<IoSpec>,
+    model: ClientModel,
+    tensor: serial::Program,
+    optimized: serial::Program,
+    stats_json: String,
+}
+
+impl ClientArtifact {
+    /// The client part of a compiled program. Inputs follow the order of the source graph.
+    pub fn from_program(
+        program: &Program,
+        source: &str,
+        model: ClientModel,
+    ) -> Result<Self, ArtifactError> {
+        let req = KeyRequirements::of(&program.tfhe)?;
+        let tfhe_inputs = io_specs(&program.tfhe, false);
+        let inputs = io_specs(&program.source, false)
+            .into_iter()
+            .map(|s| {
+                tfhe_inputs
+                    .iter()
+                    .find(|t| t.name == s.name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ArtifactError::Invalid(format!("input {:?} was lost in lowering", s.name))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let ClientModel::Quantized { spec, .. } = &model {
+            let ok = inputs.len() == 1
+                && inputs[0].ty.shape == [spec.batch, spec.n_features]
+                && program.tfhe.outputs().len() == 1;
+            if !ok {
+                return Err(ArtifactError::Invalid(format!(
+                    "a quantized model takes one input of shape [{}, {}] and has one output",
+                    spec.batch, spec.n_features
+                )));
+            }
+        }
+        Ok(ClientArtifact {
+            source: source.to_string(),
+            program_id: program_id(&program.tfhe)?,
+            params: program.tfhe.params.clone(),
+            keys: KeySpec {
+                bsk: req.bsk.into_iter().collect(),
+                ksk: req.ksk.into_iter().collect(),
+            },
+            inputs,
+            outputs: io_specs(&program.tfhe, true),
+            model,
+            tensor: program.source.clone(),
+            optimized: program.optimized.clone(),
+            stats_json: serde_json::to_string(&program.stats)
+                .map_err(|e| ArtifactError::Invalid(format!("cannot write statistics: {e}")))?,
+        })
+    }
+
+    /// The compile statistics.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stats_json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Serializes the artifact.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ArtifactError> {
+        const K: &str = KIND_CLIENT_ARTIFACT;
+        seal(
+            K,
+            &ClientFile {
+                source: self.source.clone(),
+                program_id: self.program_id,
+                params: self.params.clone(),
+                keys: self.keys.clone(),
+                inputs: self.inputs.clone(),
+                outputs: self.outputs.clone(),
+                model: self.model.clone(),
+                tensor: to_serial(&self.tensor, K)?,
+                optimized: to_serial(&self.optimized, K)?,
+                stats_json: self.stats_json.clone(),
+            },
+        )
+    }
+
+    /// Loads an artifact, checking envelope, version and consistency.
+    pub fn from_bytes(data: &[u8]) -> Result<Self, ArtifactError> {
+        const K: &str = KIND_CLIENT_ARTIFACT;
+        let f: ClientFile = open(K, data)?;
+        if let Some(p) = f.params.iter().find(|p| !p.is_secure()) {
+            return Err(ArtifactError::Invalid(format!(
+                "parameter set {p} is not 128-bit secure"
+            )));
+        }
+        let n = f.params.len() as u32;
+        let bad_key = f.keys.bsk.iter().any(|&p| p >= n)
+            || f.keys
+                .ksk
+                .iter()
+                .any(|(a, b)| a.param() >= n || b.param() >= n);
+        let bad_io = f.inputs.iter().chain(&f.outputs).any(|s| {
+            s.ty.encoding.is_some_and(|e| e.key.param() >= n)
+                || (s.ty.is_encrypted() && s.ty.encoding.is_none())
+        });
+        if bad_key || bad_io {
+            return Err(ArtifactError::Invalid(
+                "the client artifact names a parameter set it does not hold".into(),
+            ));
+        }
+        Ok(ClientArtifact {
+            source: f.source,
+            program_id: f.program_id,
+            params: f.params,
+            keys: f.keys,
+            inputs: f.inputs,
+            outputs: f.outputs,
+            model: f.model,
+            tensor: load_graph(&f.tensor, K)?,
+            optimized: load_graph(&f.optimized, K)?,
+            stats_json: f.stats_json,
+        })
+    }
+
+    /// Generates secret client keys and compressed evaluation keys from `seed` (equal seeds
+    /// give equal keys).
+    pub fn keygen(&self, seed: u128) -> Result<(ClientKeys, CompressedServerKeys), ArtifactError> {
+        let ck = ClientKeys::generate(
+            &self.params,
+            &KeygenOptions {
+                seed,
+                ..Default::default()
+            },
+        )?;
+        let req = KeyRequirements {
+            bsk: self.keys.bsk.iter().copied().collect(),
+            ksk: self.keys.ksk.iter().copied().collect(),
+        };
+        let sk = ck.server_keys(&req, None)?;
+        Ok((ck, sk))
+    }
+
+    /// Checks that `keys` were generated for this program's parameters.
+    pub fn check_keys(&self, keys: &ClientKeys) -> Result<(), ArtifactError> {
+        if fingerprints(keys.params()) != fingerprints(&self.params) {
+            return Err(ArtifactError::Mismatch(
+                "the secret keys were generated for another program's parameters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Encrypts one entry of `runs` per program run (one tensor per input, in
+    /// [`ClientArtifact::inputs`] order; clear inputs stay clear). `samples` is the number of
+    /// samples the runs hold (ML batches may pad the last run).
+    pub fn encrypt(
+        &self,
+        keys: &ClientKeys,
+        runs: &[Vec<Tensor<i64>>],
+        samples: usize,
+    ) -> Result<EncryptedBatch, ArtifactError> {
+        self.check_keys(keys)?;
+        let mut out = Vec::with_capacity(runs.len());
+        for (r, run) in runs.iter().enumerate() {
+            if run.len() != self.inputs.len() {
+                return Err(ArtifactError::Invalid(format!(
+                    "run {}: {} input tensor(s), the program takes {}",
+                    r + 1,
+                    run.len(),
+                    self.inputs.len()
+                )));
+            }
+            let vals = run
+                .iter()
+                .zip(&self.inputs)
+                .map(|(t, s)| {
+                    check_tensor(t, s).map_err(|m| {
+                        ArtifactError::Invalid(format!("run {}, input {:?}: {m}", r + 1, s.name))
+                    })?;
+                    Ok(match s.ty.encoding {
+                        Some(enc) if s.ty.is_encrypted() => {
+                            Value::Encrypted(keys.encrypt(t, s.ty.int, enc)?)
+                        }
+                        _ => Value::Clear(t.clone()),
+                    })
+                })
+                .collect::<Result<Vec<_>, ArtifactError>>()?;
+            out.push(vals);
+        }
+        Ok(EncryptedBatch {
+            program_id: self.program_id,
+            key_id: keys.key_id(),
+            samples,
+            names: self.inputs.iter().map(|s| s.name.clone()).collect(),
+            runs: out,
+        })
+    }
+
+    /// Decrypts the results of [`ServerArtifact::run`]: one tensor per output per run.
+    pub fn decrypt(
+        &self,
+        keys: &ClientKeys,
+        batch: &EncryptedBatch,
+    ) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
+        self.check_keys(keys)?;
+        if batch.program_id != self.program_id {
+            return Err(ArtifactError::Mismatch(format!(
+                "the results come from program {:016x}, this client artifact is for program {:016x}",
+                batch.program_id, self.program_id
+            )));
+        }
+        if batch.key_id != keys.key_id() {
+            return Err(ArtifactError::Mismatch(format!(
+                "the results are encrypted under keys {:016x}, these secret keys are {:016x} (from another `veil keygen`)",
+                batch.key_id,
+                keys.key_id()
+            )));
+        }
+        batch
+            .runs
+            .iter()
+            .map(|run| {
+                let vals = by_name(&batch.names, run, &self.outputs, "output")?;
+                vals.iter()
+                    .zip(&self.outputs)
+                    .map(|(v, s)| {
+                        let t = match v {
+                            Value::Clear(t) => t.clone(),
+                            Value::Encrypted(c) => keys.decrypt(c, s.ty.int)?,
+                        };
+                        if t.shape != s.ty.shape {
+                            return Err(ArtifactError::Invalid(format!(
+                                "output {:?} has shape {:?}, the program declares {:?}",
+                                s.name, t.shape, s.ty.shape
+                            )));
+                        }
+                        Ok(t)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Columns of one input row: `(input name, element count)` per input, in order (for
+    /// [`ClientModel::Quantized`]: one input of `n_features` float columns).
+    pub fn columns(&self) -> Vec<(String, usize)> {
+        match &self.model {
+            ClientModel::Integers => self
+                .inputs
+                .iter()
+                .map(|s| (s.name.clone(), s.ty.numel()))
+                .collect(),
+            ClientModel::Quantized { spec, .. } => vec![("features".into(), spec.n_features)],
+        }
+    }
+
+    /// Quantizes float feature rows into program runs (ML models only).
+    pub fn quantize(&self, rows: &Matrix) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
+        match &self.model {
+            ClientModel::Quantized { spec, .. } => Ok(spec
+                .encode(rows)
+                .map_err(|e| ArtifactError::Invalid(e.to_string()))?
+                .into_iter()
+                .map(|t| vec![t])
+                .collect()),
+            ClientModel::Integers => Err(ArtifactError::Invalid(
+                "this program takes integers, not float features".into(),
+            )),
+        }
+    }
+
+    /// Decodes decrypted outputs into per-sample predictions: integers for integer programs;
+    /// dequantized, post-processed values for ML models (with the ONNX model's own outputs for
+    /// imported models).
+    pub fn decode(
+        &self,
+        outputs: &[Vec<Tensor<i64>>],
+        samples: usize,
+    ) -> Result<Predictions, ArtifactError> {
+        match &self.model {
+            ClientModel::Integers => {
+                let names = self.outputs.iter().map(|s| s.name.clone()).collect();
+                let shapes = self.outputs.iter().map(|s| s.ty.shape.to_vec()).collect();
+                let rows = outputs
+                    .iter()
+                    .map(|run| {
+                        run.iter()
+                            .map(|t| t.data.iter().map(|&v| Number::Int(v)).collect())
+                            .collect()
+                    })
+                    .collect();
+                Ok(Predictions {
+                    names,
+                    shapes,
+                    rows,
+                })
+            }
+            ClientModel::Quantized { spec, onnx } => {
+                let flat: Vec<Tensor<i64>> = outputs
+                    .iter()
+                    .map(|run| {
+                        run.first().cloned().ok_or_else(|| {
+                            ArtifactError::Invalid("a run returned no output".into())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                let dec = spec
+                    .decode(&flat, samples)
+                    .map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+                match onnx {
+                    None => Ok(builtin_predictions(spec.output.post, &dec)),
+                    Some(tail) => onnx_predictions(tail, &dec),
+                }
+            }
+        }
+    }
+}
+
+/// Checks shape and range of one input tensor (message without position).
+fn check_tensor(t: &Tensor<i64>, s: &IoSpec) -> Result<(), String> {
+    if t.shape != s.ty.shape.to_vec() {
+        return Err(format!(
+            "shape {:?}, the program takes {:?}",
+            t.shape, s.ty.shape
+        ));
+    }
+    if let Some(v) = t.data.iter().find(|&&v| !s.ty.int.contains(v as i128)) {
+        return Err(format!("{v} does not fit {}", describe_int(s.ty.int)));
+    }
+    Ok(())
+}
+
+/// `u3 (0..=7)`.
+pub fn describe_int(t: IntType) -> String {
+    format!("{t} ({}..={})", t.min(), t.max())
+}
+
+fn builtin_predictions(post: PostProcess, dec: &[Vec<f64>]) -> Predictions {
+    let floats = |v: &[f64]| v.iter().map(|&x| Number::Float(x)).collect::<Vec<_>>();
+    if post == PostProcess::Identity {
+        let w = dec.first().map_or(0, |r| r.len());
+        return Predictions {
+            names: vec!["value".into()],
+            shapes: vec![if w == 1 { vec![] } else { vec![w] }],
+            rows: dec.iter().map(|r| vec![floats(r)]).collect(),
+        };
+    }
+    let w = dec.first().map_or(0, |r| r.len());
+    Predictions {
+        names: vec!["label".into(), "scores".into()],
+        shapes: vec![vec![], vec![w]],
+        rows: dec
+            .iter()
+            .map(|r| vec![vec![Number::Int(argmax(r) as i64)], floats(r)])
+            .collect(),
+    }
+}
+
+fn onnx_err(e: crate::onnx::OnnxError) -> ArtifactError {
+    ArtifactError::Invalid(format!("ONNX post-processing: {e}"))
+}
+
+fn onnx_predictions(tail: &OnnxTail, dec: &[Vec<f64>]) -> Result<Predictions, ArtifactError> {
+    let import = OnnxImport::from_bytes(&tail.model).map_err(onnx_err)?;
+    let g = import.graph();
+    let split = crate::onnx::compile::split(g).map_err(onnx_err)?;
+    let w: usize = tail.cut_shape.iter().product();
+    let rows = dec.len();
+    let mut shape = vec![rows];
+    shape.extend_from_slice(&tail.cut_shape);
+    let mut data = Vec::with_capacity(rows * w);
+    for r in dec {
+        if r.len() < w {
+            return Err(ArtifactError::Invalid(format!(
+                "decoded {} values per sample, the model's client part reads {w}",
+                r.len()
+            )));
+        }
+        data.extend_from_slice(&r[..w]);
+    }
+    let cut = FTensor::new(shape, data).map_err(|e| ArtifactError::Invalid(e.0))?;
+    let mut env = g.consts.clone();
+    env.insert(split.cut.clone(), cut);
+    crate::onnx::eval::run_nodes(split.client.iter().map(|&i| &g.nodes[i]), &mut env)
+        .map_err(onnx_err)?;
+    let mut p = Predictions {
+        names: Vec::new(),
+        shapes: Vec::new(),
+        rows: vec![Vec::new(); rows],
+    };
+    for name in &g.outputs {
+        let t = env.remove(name).ok_or_else(|| {
+            onnx_err(crate::onnx::OnnxError::Malformed(format!(
+                "output `{name}` was not computed"
+            )))
+        })?;
+        if t.shape.first() != Some(&rows) {
+            return Err(ArtifactError::Invalid(format!(
+                "ONNX output `{name}` has shape {:?}, expected {rows} samples first",
+                t.shape
+            )));
+        }
+        let per = t.data.len() / rows.max(1);
+        for (i, chunk) in t.data.chunks(per.max(1)).take(rows).enumerate() {
+            p.rows[i].push(chunk.iter().map(|&x| Number::Float(x)).collect());
+        }
+        p.names.push(name.clone());
+        p.shapes.push(t.shape[1..].to_vec());
+    }
+    Ok(p)
+}
+
+/// Builds the ONNX tail of an imported model: the `.onnx` bytes and the shape of one sample of
+/// the value crossing to the client, found by a float run of `row`.
+pub fn onnx_tail(
+    bytes: Vec<u8>,
+    import: &OnnxImport,
+    cut: &str,
+    row: &[f64],
+) -> Result<OnnxTail, ArtifactError> {
+    let one = Matrix::new(1, row.len(), row.to_vec())
+        .map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+    let x = crate::onnx::compile::batch_tensor(&one, import.sample_shape()).map_err(onnx_err)?;
+    let env = crate::onnx::eval::run_graph(import.graph(), x).map_err(onnx_err)?;
+    let t = env
+        .get(cut)
+        .ok_or_else(|| ArtifactError::Invalid(format!("`{cut}` was not computed")))?;
+    Ok(OnnxTail {
+        model: bytes,
+        cut_shape: t.shape[1..].to_vec(),
+    })
+}
+
+/// A number in [`Predictions`]: an integer (integer programs, labels) or a float.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Number {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Number::Int(v) => write!(f, "{v}"),
+            Number::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Decoded results: named fields, each a flattened tensor per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictions {
+    /// Field names (program outputs; `label`/`scores`/`value` or the ONNX outputs for models).
+    pub names: Vec<String>,
+    /// Shape of each field for one sample (`[]`: a scalar).
+    pub shapes: Vec<Vec<usize>>,
+    /// Per sample, per field, the flattened values.
+    pub rows: Vec<Vec<Vec<Number>>>,
+}
+
+impl Predictions {
+    /// CSV: a header (`name` for scalars, `name[i]` for the elements of tensors), then one row
+    /// per sample.
+    pub fn to_csv(&self) -> String {
+        let mut head = Vec::new();
+        for (n, s) in self.names.iter().zip(&self.shapes) {
+            let len: usize = s.iter().product();
+            if s.is_empty() {
+                head.push(n.clone());
+            } else {
+                head.extend((0..len).map(|i| format!("{n}[{i}]")));
+            }
+        }
+        let mut out = head.join(",");
+        out.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().flatten().map(|v| v.to_string()).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// JSON: an array with one object per sample, `{name: value}` (arrays nested by shape).
+    pub fn to_json(&self) -> serde_json::Value {
+        fn nest(shape: &[usize], v: &[Number]) -> serde_json::Value {
+            match shape.split_first() {
+                None => serde_json::to_value(v.first().copied().unwrap_or(Number::Int(0)))
+                    .unwrap_or(serde_json::Value::Null),
+                Some((&d, rest)) => {
+                    let per = v.len() / d.max(1);
+                    serde_json::Value::Array(
+                        (0..d)
+                            .map(|i| nest(rest, &v[i * per..(i + 1) * per]))
+                            .collect(),
+                    )
+                }
+            }
+        }
+        serde_json::Value::Array(
+            self.rows
+                .iter()
+                .map(|r| {
+                    let m = self
+                        .names
+                        .iter()
+                        .zip(&self.shapes)
+                        .zip(r)
+                        .map(|((n, s), v)| (n.clone(), nest(s, v)))
+                        .collect();
+                    serde_json::Value::Object(m)
+                })
+                .collect(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------- encrypted batches
+
+/// Which side of a run an [`EncryptedBatch`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Program inputs ([`KIND_ENCRYPTED_INPUTS`]).
+    Inputs,
+    /// Program outputs ([`KIND_ENCRYPTED_OUTPUTS`]).
+    Outputs,
+}
+
+impl Direction {
+    /// The file kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Direction::Inputs => KIND_ENCRYPTED_INPUTS,
+            Direction::Outputs => KIND_ENCRYPTED_OUTPUTS,
+        }
+    }
+}
+
+/// Values of several program runs (one per input sample or ML batch), encrypted except for
+/// clear inputs, tagged with the program id and the key generation id.
+#[derive(Debug)]
+pub struct EncryptedBatch {
+    /// Id of the program they are for.
+    pub program_id: u64,
+    /// Id of the key generation they are encrypted under.
+    pub key_id: u64,
+    /// Samples the runs hold (rows of the input file).
+    pub samples: usize,
+    /// Names of the values of one run, in order.
+    pub names: Vec<String>,
+    /// The values, one vector per run.
+    pub runs: Vec<Vec<Value>>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireValue {
+    Clear {
+        shape: Vec<usize>,
+        data: Vec<i64>,
+    },
+    /// `CtTensor::to_bytes`.
+    Encrypted(Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct BatchFile {
+    program_id: u64,
+    key_id: u64,
+    samples: u64,
+    names: Vec<String>,
+    runs: Vec<Vec<WireValue>>,
+}
+
+impl EncryptedBatch {
+    /// Serializes the batch as `direction`.
+    pub fn to_bytes(&self, direction: Direction) -> Result<Vec<u8>, ArtifactError> {
+        let runs = self
+            .runs
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| {
+                        Ok(match v {
+                            Value::Clear(t) => WireValue::Clear {
+                                shape: t.shape.clone(),
+                                data: t.data.clone(),
+                            },
+                            Value::Encrypted(c) => WireValue::Encrypted(c.to_bytes()?),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ArtifactError>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        seal(
+            direction.kind(),
+            &BatchFile {
+                program_id: self.program_id,
+                key_id: self.key_id,
+                samples: self.samples as u64,
+                names: self.names.clone(),
+                runs,
+            },
+        )
+    }
+
+    /// Loads a batch written as `direction`.
+    pub fn from_bytes(data: &[u8], direction: Direction) -> Result<Self, ArtifactError> {
+        let kind = direction.kind();
+        let f: BatchFile = open(kind, data)?;
+        let runs = f
+            .runs
+            .into_iter()
+            .map(|r| {
+                if r.len() != f.names.len() {
+                    return Err(ArtifactError::Invalid(format!(
+                        "a run holds {} values for {} names",
+                        r.len(),
+                        f.names.len()
+                    )));
+                }
+                r.into_iter()
+                    .map(|v| match v {
+                        WireValue::Clear { shape, data } => Tensor::new(shape, data)
+                            .map(Value::Clear)
+                            .map_err(|e| ArtifactError::Invalid(e.0)),
+                        WireValue::Encrypted(b) => Ok(Value::Encrypted(CtTensor::from_bytes(&b)?)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EncryptedBatch {
+            program_id: f.program_id,
+            key_id: f.key_id,
+            samples: f.samples as usize,
+            names: f.names,
+            runs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::{compile, CompileConfig};
+
+    const SRC: &str = "veil 1\n%x = input \"x\" : enc<u3>[3]\n%k = input \"k\" : clear<u2>\n\
+        %y = add %x, %k : enc<u4>[3]\noutput \"y\", %y\n";
+
+    fn program() -> Program {
+        let g = veil_ir::text::parse(SRC).unwrap();
+        let inputset: Vec<Vec<Tensor<i64>>> = (0..8)
+            .map(|i| {
+                vec![
+                    Tensor::new(vec![3], vec![i % 8, (i + 3) % 8, 7 - i % 8]).unwrap(),
+                    Tensor::scalar(i % 4),
+                ]
+            })
+            .collect();
+        compile(&g, &inputset, &CompileConfig::default()).unwrap()
+    }
+
+    fn err<T: std::fmt::Debug>(r: Result<T, ArtifactError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn round_trips_and_runs() {
+        let p = program();
+        let server = ServerArtifact::from_program(&p).unwrap();
+        let client = ClientArtifact::from_program(&p, "t.veil", ClientModel::Integers).unwrap();
+        let sb = server.to_bytes().unwrap();
+        let cb = client.to_bytes().unwrap();
+        assert_eq!(file_kind(&sb).as_deref(), Some(KIND_SERVER_ARTIFACT));
+        let server = ServerArtifact::from_bytes(&sb).unwrap();
+        let client = ClientArtifact::from_bytes(&cb).unwrap();
+        // Canonical: loading and saving again gives the same bytes.
+        assert_eq!(server.to_bytes().unwrap(), sb);
+        assert_eq!(client.to_bytes().unwrap(), cb);
+        assert_eq!(server.program_id(), client.program_id);
+        assert_eq!(client.columns(), vec![("x".into(), 3), ("k".into(), 1)]);
+        assert!(server.stats()["pbs"].is_u64());
+
+        let (ck, eval) = client.keygen(7).unwrap();
+        server.check_keys(&eval).unwrap();
+        let x = Tensor::new(vec![3], vec![1, 5, 7]).unwrap();
+        let runs = vec![
+            vec![x.clone(), Tensor::scalar(3)],
+            vec![x, Tensor::scalar(0)],
+        ];
+        let batch = client.encrypt(&ck, &runs, 2).unwrap();
+        let b = batch.to_bytes(Direction::Inputs).unwrap();
+        let batch = EncryptedBatch::from_bytes(&b, Direction::Inputs).unwrap();
+        let exec = Executor::new(1).unwrap();
+        let mut done = 0;
+        let out = server
+            .run(&exec, &eval.decompress(), &batch, |_| done += 1)
+            .unwrap();
+        assert_eq!(done, 2);
+        let ob = out.to_bytes(Direction::Outputs).unwrap();
+        let out = EncryptedBatch::from_bytes(&ob, Direction::Outputs).unwrap();
+        let dec = client.decrypt(&ck, &out).unwrap();
+        assert_eq!(dec[0][0].data, vec![4, 8, 10]);
+        assert_eq!(dec[1][0].data, vec![1, 5, 7]);
+        let pred = client.decode(&dec, 2).unwrap();
+        assert_eq!(pred.to_csv(), "y[0],y[1],y[2]\n4,8,10\n1,5,7\n");
+        assert_eq!(pred.to_json()[0]["y"], serde_json::json!([4, 8, 10]));
+
+        // Keys of another keygen: refused by the server and by the client.
+        let (ck2, eval2) = client.keygen(8).unwrap();
+        let e = err(server.run(&exec, &eval2.decompress(), &batch, |_| {}));
+        assert!(e.contains("from another `veil keygen`"), "{e}");
+        let e = err(client.decrypt(&ck2, &out));
+        assert!(e.contains("from another `veil keygen`"), "{e}");
+        // Out-of-range input.
+        let bad = vec![vec![
+            Tensor::new(vec![3], vec![8, 0, 0]).unwrap(),
+            Tensor::scalar(0),
+        ]];
+        let e = err(client.encrypt(&ck, &bad, 1));
+        assert_eq!(e, "run 1, input \"x\": 8 does not fit u3 (0..=7)");
+    }
+
+    #[test]
+    fn loading_rejects_damaged_files() {
+        let p = program();
+        let sb = ServerArtifact::from_program(&p)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let cb = ClientArtifact::from_program(&p, "t.veil", ClientModel::Integers)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        // Tampered byte in the payload.
+        let mut t = sb.clone();
+        let i = t.len() - 10;
+        t[i] ^= 1;
+        assert_eq!(
+            err(ServerArtifact::from_bytes(&t)),
+            "corrupted veil data: payload checksum mismatch"
+        );
+        // Wrong kind, both ways.
+        let e = err(ServerArtifact::from_bytes(&cb));
+        assert!(
+            e.starts_with("this is a client artifact") && e.contains("but a server artifact"),
+            "{e}"
+        );
+        assert!(err(ClientArtifact::from_bytes(&sb)).starts_with("this is a server artifact"));
+        // Wrong envelope version.
+        let mut v = sb.clone();
+        v[4] = 9;
+        assert_eq!(
+            err(ServerArtifact::from_bytes(&v)),
+            "unsupported format version 9: this veil reads version 1"
+        );
+        // Wrong artifact version inside a valid envelope.
+        let inner: Versioned = decode_binary(KIND_SERVER_ARTIFACT, &sb).unwrap();
+        let old = encode_binary(
+            KIND_SERVER_ARTIFACT,
+            &Versioned {
+                version: 0,
+                body: inner.body,
+            },
+        )
+        .unwrap();
+        let e = ServerArtifact::from_bytes(&old).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version 1"
+        );
+        assert_eq!(
+            e.hint(),
+            "compile again with `veil compile` (this veil version)"
+        );
+        // Truncated anywhere.
+        for cut in [0, 3, 8, 12, 30, sb.len() / 2, sb.len() - 1] {
+            let e = err(ServerArtifact::from_bytes(&sb[..cut]));
+            assert!(e.starts_with("truncated veil data"), "cut {cut}: {e}");
+        }
+        for cut in [20, cb.len() - 1] {
+            assert!(err(ClientArtifact::from_bytes(&cb[..cut])).starts_with("truncated"));
+        }
+        // Not a veil file.
+        let e = ServerArtifact::from_bytes(b"x,y\n1,2\n").unwrap_err();
+        assert!(e.to_string().starts_with("not a veil file"), "{e}");
+        assert!(e.hint().contains("a server artifact"), "{}", e.hint());
+    }
+
+    #[test]
+    fn builtin_model_predictions() {
+        let dec = vec![vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]];
+        let p = builtin_predictions(PostProcess::Softmax, &dec);
+        assert_eq!(
+            p.to_csv(),
+            "label,scores[0],scores[1],scores[2]\n1,0.1,0.7,0.2\n0,0.5,0.2,0.3\n"
+        );
+        assert_eq!(p.to_json()[1]["label"], 0);
+        let p = builtin_predictions(PostProcess::Identity, &[vec![2.5], vec![-1.0]]);
+        assert_eq!(p.to_csv(), "value\n2.5\n-1\n");
+        assert_eq!(p.to_json()[0]["value"], 2.5);
+    }
+
+    #[test]
+    fn batches_check_kind_and_truncation() {
+        let p = program();
+        let client = ClientArtifact::from_program(&p, "t.veil", ClientModel::Integers).unwrap();
+        let (ck, _) = client.keygen(1).unwrap();
+        let x = Tensor::new(vec![3], vec![1, 2, 3]).unwrap();
+        let batch = client
+            .encrypt(&ck, &[vec![x, Tensor::scalar(1)]], 1)
+            .unwrap();
+        let b = batch.to_bytes(Direction::Inputs).unwrap();
+        let e = err(EncryptedBatch::from_bytes(&b, Direction::Outputs));
+        assert!(e.starts_with("this is encrypted inputs"), "{e}");
+        let e = err(EncryptedBatch::from_bytes(
+            &b[..b.len() - 100],
+            Direction::Inputs,
+        ));
+        assert!(e.starts_with("truncated veil data"), "{e}");
+    }
+}

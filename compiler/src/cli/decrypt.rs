@@ -1,0 +1,74 @@
+//! `veil decrypt --client CLIENT_ARTIFACT --keys SECRET --input CT_FILE [--format csv|json]
+//! [--out FILE]`: decrypt the server's results and decode them, one row per sample: the
+//! program's integer outputs, or for ML models the dequantized, post-processed predictions
+//! (class labels and probabilities, or values).
+
+use super::io;
+use super::CliError;
+use crate::artifact::{ClientArtifact, Direction, EncryptedBatch, KIND_CLIENT_ARTIFACT};
+use std::path::PathBuf;
+use veil_runtime::serial::KIND_CLIENT_KEYS;
+use veil_runtime::ClientKeys;
+
+/// Output formats of `veil decrypt`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A header, then one comma-separated row per sample.
+    Csv,
+    /// An array with one object per sample.
+    Json,
+}
+
+/// Arguments of `veil decrypt`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  veil decrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input y.veil-ct\n  veil decrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input y.veil-ct --format json --out y.json"
+)]
+pub struct DecryptArgs {
+    /// The client artifact from `veil compile`.
+    #[arg(long)]
+    pub client: PathBuf,
+    /// The secret keys from `veil keygen`.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// The encrypted results from `veil run`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `veil decrypt`.
+pub fn run(args: &DecryptArgs) -> Result<(), CliError> {
+    let client = io::load(
+        &args.client,
+        KIND_CLIENT_ARTIFACT,
+        ClientArtifact::from_bytes,
+    )?;
+    let keys = io::load_runtime(&args.keys, KIND_CLIENT_KEYS, ClientKeys::from_bytes)?;
+    client
+        .check_keys(&keys)
+        .map_err(|e| io::artifact_error(&args.keys, &e))?;
+    let batch = io::load(&args.input, Direction::Outputs.kind(), |d| {
+        EncryptedBatch::from_bytes(d, Direction::Outputs)
+    })?;
+    let outs = client
+        .decrypt(&keys, &batch)
+        .map_err(|e| io::artifact_error(&args.input, &e))?;
+    let pred = client
+        .decode(&outs, batch.samples)
+        .map_err(|e| io::artifact_error(&args.input, &e))?;
+    let text = match args.format {
+        Format::Csv => pred.to_csv(),
+        Format::Json => format!("{}\n", super::compile::pretty(&pred.to_json())?),
+    };
+    match &args.out {
+        Some(p) => io::write(p, text.as_bytes(), false)?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}

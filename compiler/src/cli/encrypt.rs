@@ -1,0 +1,86 @@
+//! `veil encrypt --client CLIENT_ARTIFACT --keys SECRET --input FILE.csv|.npy --out CT_FILE`:
+//! encrypt samples, one program run per row (ML models: the rows are float features,
+//! quantized with the client artifact's quantizers first; `.veil` programs: integers, every
+//! input flattened in declaration order).
+
+use super::io;
+use super::CliError;
+use crate::artifact::{ClientArtifact, ClientModel, Direction, KIND_CLIENT_ARTIFACT};
+use crate::ml::Matrix;
+use std::path::PathBuf;
+use veil_runtime::serial::KIND_CLIENT_KEYS;
+use veil_runtime::ClientKeys;
+
+/// Arguments of `veil encrypt`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Input layout: one row per sample, as for `veil compile --inputset` \
+(`veil inspect CLIENT_ARTIFACT` lists the inputs and their types).
+
+Examples:
+  veil encrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input x.csv --out x.veil-ct
+  veil encrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input x.npy --out x.veil-ct"
+)]
+pub struct EncryptArgs {
+    /// The client artifact from `veil compile`.
+    #[arg(long)]
+    pub client: PathBuf,
+    /// The secret keys from `veil keygen`.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Samples to encrypt (`.csv` or `.npy`, one row per sample).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The encrypted batch to write (send it to the server).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `veil encrypt`.
+pub fn run(args: &EncryptArgs) -> Result<(), CliError> {
+    let client = io::load(
+        &args.client,
+        KIND_CLIENT_ARTIFACT,
+        ClientArtifact::from_bytes,
+    )?;
+    let keys = io::load_runtime(&args.keys, KIND_CLIENT_KEYS, ClientKeys::from_bytes)?;
+    client
+        .check_keys(&keys)
+        .map_err(|e| io::artifact_error(&args.keys, &e))?;
+    let (runs, samples) = match &client.model {
+        ClientModel::Integers => {
+            let table = io::read_ints(&args.input)?;
+            let runs = io::int_samples(&table, &client.inputs)?;
+            let n = runs.len();
+            (runs, n)
+        }
+        ClientModel::Quantized { spec, .. } => {
+            let table = io::read_floats(&args.input)?;
+            table.expect_columns(
+                spec.n_features,
+                &format!("the model's {} features", spec.n_features),
+            )?;
+            let x = Matrix::from_rows(&table.rows).map_err(|e| CliError(e.to_string()))?;
+            let runs = client
+                .quantize(&x)
+                .map_err(|e| io::artifact_error(&args.input, &e))?;
+            (runs, x.rows())
+        }
+    };
+    let spin = io::spinner("encrypting");
+    let batch = client
+        .encrypt(&keys, &runs, samples)
+        .map_err(|e| io::artifact_error(&args.input, &e))?;
+    spin.finish_and_clear();
+    let bytes = batch
+        .to_bytes(Direction::Inputs)
+        .map_err(|e| io::artifact_error(&args.out, &e))?;
+    io::write(&args.out, &bytes, false)?;
+    println!(
+        "encrypted {samples} sample(s) in {} run(s): wrote {} ({})",
+        runs.len(),
+        args.out.display(),
+        io::size(bytes.len())
+    );
+    Ok(())
+}

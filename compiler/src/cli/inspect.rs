@@ -1,0 +1,302 @@
+//! `veil inspect FILE [--stage tensor|optimized|tfhe] [--dot] [--stats] [--json]`: show any
+//! veil file: artifacts (summary, IR of a stage, statistics, Graphviz), evaluation keys, secret
+//! keys (ids and sizes only, never the keys) and encrypted batches.
+
+use super::io;
+use super::CliError;
+use crate::artifact::{
+    self, ClientArtifact, ClientModel, Direction, EncryptedBatch, IoSpec, ServerArtifact,
+};
+use serde_json::Value as Json;
+use std::fmt::Write;
+use std::path::PathBuf;
+use veil_ir::{Graph, ParamSet};
+use veil_runtime::serial::{KIND_CLIENT_KEYS, KIND_COMPRESSED_SERVER_KEYS};
+use veil_runtime::{ClientKeys, CompressedServerKeys};
+
+/// A stage of compilation.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The tensor-level program as parsed or imported (client artifact).
+    Tensor,
+    /// The tensor-level program after the passes (client artifact).
+    Optimized,
+    /// The lowered TFHE-level program (server artifact).
+    Tfhe,
+}
+
+/// Arguments of `veil inspect`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The server artifact holds the tfhe stage; the client artifact holds the \
+tensor and optimized stages.
+
+Examples:
+  veil inspect build/server.veil-artifact
+  veil inspect build/client.veil-artifact --stage optimized
+  veil inspect build/server.veil-artifact --dot | dot -Tsvg > program.svg
+  veil inspect build/client.veil-artifact --stats --json
+  veil inspect keys/eval.veil-keys"
+)]
+pub struct InspectArgs {
+    /// An artifact, key or ciphertext file.
+    pub file: PathBuf,
+    /// Print the IR of this stage.
+    #[arg(long, value_enum)]
+    pub stage: Option<Stage>,
+    /// Print Graphviz `dot` of the stage (default: the stage the artifact holds).
+    #[arg(long)]
+    pub dot: bool,
+    /// Print only the statistics table.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print JSON (the summary or, with --stats, the statistics).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn num(v: &Json, k: &str) -> String {
+    match &v[k] {
+        Json::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(f)) if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e6) => format!("{f:.3e}"),
+            (None, Some(f)) => format!("{f:.3}"),
+            _ => n.to_string(),
+        },
+        Json::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A text table of the stable statistics fields and the parameter sets.
+pub fn stats_table(stats: &Json, params: &[ParamSet]) -> String {
+    let bytes = |k: &str| {
+        stats[k]
+            .as_u64()
+            .map_or("-".into(), |b| io::size(b as usize))
+    };
+    let by_prec = match stats["pbs_by_precision"].as_object() {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(bits, n)| format!("{n} x {bits}-bit"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none".into(),
+    };
+    let mut s = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(s, "  {k:<22} {v}");
+    };
+    row(
+        "bootstraps (PBS)",
+        format!("{} ({by_prec})", num(stats, "pbs")),
+    );
+    row("keyswitches", num(stats, "keyswitches"));
+    row("levelled ops", num(stats, "levelled_ops"));
+    row("p_error per PBS", num(stats, "p_error"));
+    row("global p_error", num(stats, "global_p_error"));
+    row("bootstrap key", bytes("bsk_bytes"));
+    row("keyswitch key", bytes("ksk_bytes"));
+    row("cost (model units)", num(stats, "cost"));
+    row("est. latency (ms)", num(stats, "estimated_latency_ms"));
+    row("compile time (ms)", num(stats, "compile_ms"));
+    for (i, p) in params.iter().enumerate() {
+        row(&format!("parameters @p{i}"), p.to_string());
+    }
+    format!("statistics:\n{s}")
+}
+
+fn ios(title: &str, specs: &[IoSpec]) -> String {
+    let mut s = format!("{title}:\n");
+    for x in specs {
+        let _ = writeln!(s, "  {:<12} {}", x.name, type_text(&x.ty));
+    }
+    s
+}
+
+fn type_text(t: &veil_ir::TensorType) -> String {
+    let vis = if t.is_encrypted() { "enc" } else { "clear" };
+    let mut s = format!("{vis}<{}>{:?}", t.int, t.shape);
+    if let Some(e) = t.encoding {
+        let _ = write!(s, " under {} (width {})", e.key, e.width);
+    }
+    s
+}
+
+fn stage_text(g: &Graph, dot: bool) -> String {
+    if dot {
+        veil_ir::dot::to_dot(g)
+    } else {
+        veil_ir::text::print(g)
+    }
+}
+
+fn wrong_stage(args: &InspectArgs, holds: &str, other: &str) -> CliError {
+    CliError(format!(
+        "{}: this artifact holds the {holds} stage(s); the other stages are in the {other} artifact (veil inspect DIR/{})",
+        args.file.display(),
+        if other == "server" {
+            artifact::SERVER_FILE
+        } else {
+            artifact::CLIENT_FILE
+        }
+    ))
+}
+
+fn stats_out(args: &InspectArgs, stats: &Json, params: &[ParamSet]) -> Result<(), CliError> {
+    if args.json {
+        println!("{}", super::compile::pretty(stats)?);
+    } else {
+        print!("{}", stats_table(stats, params));
+    }
+    Ok(())
+}
+
+/// Runs `veil inspect`.
+pub fn run(args: &InspectArgs) -> Result<(), CliError> {
+    let data = io::read(&args.file)?;
+    let kind = artifact::file_kind(&data).ok_or_else(|| {
+        CliError(format!(
+            "{}: not a veil file; give an artifact, key or ciphertext file written by veil",
+            args.file.display()
+        ))
+    })?;
+    let fail = |e: artifact::ArtifactError| io::artifact_error(&args.file, &e);
+    match kind.as_str() {
+        artifact::KIND_SERVER_ARTIFACT => {
+            let a = ServerArtifact::from_bytes(&data).map_err(fail)?;
+            match args.stage {
+                Some(Stage::Tfhe) => print!("{}", stage_text(a.program(), args.dot)),
+                None if args.dot => print!("{}", stage_text(a.program(), true)),
+                Some(_) => return Err(wrong_stage(args, "tfhe", "client")),
+                None if args.stats => stats_out(args, &a.stats(), a.params())?,
+                None => {
+                    let inputs = artifact::input_specs(a.program());
+                    if args.json {
+                        let j = serde_json::json!({
+                            "kind": kind,
+                            "program_id": format!("{:016x}", a.program_id()),
+                            "params": a.params().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                            "inputs": inputs.iter().map(|s| serde_json::json!({"name": s.name, "type": type_text(&s.ty)})).collect::<Vec<_>>(),
+                            "stats": a.stats(),
+                        });
+                        println!("{}", super::compile::pretty(&j)?);
+                    } else {
+                        println!(
+                            "server artifact, format {}, program {:016x} ({} nodes at the TFHE level)",
+                            artifact::ARTIFACT_VERSION,
+                            a.program_id(),
+                            a.program().len()
+                        );
+                        print!("{}", ios("inputs", &inputs));
+                        print!("{}", stats_table(&a.stats(), a.params()));
+                    }
+                }
+            }
+        }
+        artifact::KIND_CLIENT_ARTIFACT => {
+            let a = ClientArtifact::from_bytes(&data).map_err(fail)?;
+            let g = match args.stage {
+                Some(Stage::Tensor) => Some(&a.tensor),
+                Some(Stage::Optimized) => Some(&a.optimized),
+                None if args.dot => Some(&a.optimized),
+                Some(Stage::Tfhe) => {
+                    return Err(wrong_stage(args, "tensor and optimized", "server"))
+                }
+                None => None,
+            };
+            if let Some(g) = g {
+                print!("{}", stage_text(g, args.dot));
+            } else if args.stats {
+                stats_out(args, &a.stats(), &a.params)?;
+            } else if args.json {
+                let j = serde_json::json!({
+                    "kind": kind,
+                    "source": a.source,
+                    "program_id": format!("{:016x}", a.program_id),
+                    "model": model_text(&a.model),
+                    "params": a.params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    "bootstrap_keys": a.keys.bsk,
+                    "keyswitch_keys": a.keys.ksk.iter().map(|(f, t)| format!("{f} -> {t}")).collect::<Vec<_>>(),
+                    "inputs": a.inputs.iter().map(|s| serde_json::json!({"name": s.name, "type": type_text(&s.ty)})).collect::<Vec<_>>(),
+                    "outputs": a.outputs.iter().map(|s| serde_json::json!({"name": s.name, "type": type_text(&s.ty)})).collect::<Vec<_>>(),
+                    "stats": a.stats(),
+                });
+                println!("{}", super::compile::pretty(&j)?);
+            } else {
+                println!(
+                    "client artifact, format {}, program {:016x}, compiled from {}",
+                    artifact::ARTIFACT_VERSION,
+                    a.program_id,
+                    a.source
+                );
+                println!("model: {}", model_text(&a.model));
+                println!(
+                    "keys: bootstrap keys for {:?}, keyswitch keys {:?}",
+                    a.keys.bsk, a.keys.ksk
+                );
+                print!("{}", ios("inputs", &a.inputs));
+                print!("{}", ios("outputs", &a.outputs));
+                print!("{}", stats_table(&a.stats(), &a.params));
+            }
+        }
+        KIND_COMPRESSED_SERVER_KEYS => {
+            let k = io::load_runtime(&args.file, KIND_COMPRESSED_SERVER_KEYS, |d| {
+                CompressedServerKeys::from_bytes(d)
+            })?;
+            println!(
+                "evaluation keys (compressed), key generation {:016x}, {} parameter set(s): {}",
+                k.key_id(),
+                k.params().len(),
+                k.sizes()
+            );
+        }
+        KIND_CLIENT_KEYS => {
+            let k = io::load_runtime(&args.file, KIND_CLIENT_KEYS, ClientKeys::from_bytes)?;
+            println!(
+                "secret client keys (keep them on the client), key generation {:016x}, {} parameter set(s)",
+                k.key_id(),
+                k.params().len()
+            );
+        }
+        artifact::KIND_ENCRYPTED_INPUTS | artifact::KIND_ENCRYPTED_OUTPUTS => {
+            let dir = if kind == artifact::KIND_ENCRYPTED_INPUTS {
+                Direction::Inputs
+            } else {
+                Direction::Outputs
+            };
+            let b = EncryptedBatch::from_bytes(&data, dir).map_err(fail)?;
+            println!(
+                "{}: {} sample(s) in {} run(s) of program {:016x}, key generation {:016x}, values {:?}",
+                artifact::describe_kind(&kind),
+                b.samples,
+                b.runs.len(),
+                b.program_id,
+                b.key_id,
+                b.names
+            );
+        }
+        other => {
+            return Err(CliError(format!(
+                "{}: {} cannot be inspected; give an artifact, key or ciphertext file",
+                args.file.display(),
+                artifact::describe_kind(other)
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn model_text(m: &ClientModel) -> String {
+    match m {
+        ClientModel::Integers => "integer program (integers in, integers out)".into(),
+        ClientModel::Quantized { spec, onnx } => format!(
+            "quantized ML model{}: {} features per sample, {} sample(s) per run, {}-bit inputs, post-processing {:?}",
+            if onnx.is_some() { " (ONNX, with its client-side ops)" } else { "" },
+            spec.n_features,
+            spec.batch,
+            spec.input.n_bits,
+            spec.output.post
+        ),
+    }
+}

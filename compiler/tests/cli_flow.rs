@@ -1,0 +1,411 @@
+//! The client/server flow through the real `veil` binary, one process per step: compile,
+//! keygen, encrypt, run, decrypt; the decrypted results must equal Clear mode (the reference
+//! interpreter for `.veil` programs, the quantized model run by the interpreter for ONNX).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use veil_compiler::cli::io::npy;
+use veil_compiler::ml::Matrix;
+use veil_compiler::onnx::{ImportConfig, OnnxImport};
+use veil_ir::Tensor;
+
+/// The binary under test: `$VEIL_BIN` when set (an installed veil, or a private copy when
+/// several worktrees share one target folder), else the one cargo built.
+fn bin() -> String {
+    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
+}
+
+fn veil(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("veil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `veil args`, which must succeed; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = veil(args);
+    assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    // Quiet on success when stderr is not a terminal: no progress bar, no logs.
+    assert!(err.is_empty(), "veil {args:?} wrote to stderr:\n{err}");
+    out
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-cli-flow-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn repo(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// compile -> keygen -> encrypt -> run -> decrypt (JSON); returns the decrypted samples.
+fn flow(dir: &Path, program: &str, inputset: &Path, input: &Path) -> Vec<serde_json::Value> {
+    let build = dir.join("build");
+    let keys = dir.join("keys");
+    ok(&[
+        "compile",
+        program,
+        "--inputset",
+        &s(inputset),
+        "--out",
+        &s(&build),
+    ]);
+    let client = s(&build.join("client.veil-artifact"));
+    let server = s(&build.join("server.veil-artifact"));
+    ok(&[
+        "keygen",
+        "--client",
+        &client,
+        "--out",
+        &s(&keys),
+        "--seed",
+        "5",
+    ]);
+    let secret = s(&keys.join("secret.veil-keys"));
+    let eval = s(&keys.join("eval.veil-keys"));
+    let (x, y) = (s(&dir.join("x.veil-ct")), s(&dir.join("y.veil-ct")));
+    ok(&[
+        "encrypt",
+        "--client",
+        &client,
+        "--keys",
+        &secret,
+        "--input",
+        &s(input),
+        "--out",
+        &x,
+    ]);
+    // The server step reads the server artifact, the evaluation keys and ciphertexts only.
+    ok(&[
+        "run",
+        "--server",
+        &server,
+        "--eval-keys",
+        &eval,
+        "--input",
+        &x,
+        "--out",
+        &y,
+        "--threads",
+        "2",
+    ]);
+    let out = ok(&[
+        "decrypt", "--client", &client, "--keys", &secret, "--input", &y, "--format", "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn ints(v: &serde_json::Value) -> Vec<i64> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(ints).collect(),
+        v => vec![v.as_i64().unwrap()],
+    }
+}
+
+/// The reference interpreter on one row, split into the program's inputs.
+fn interpret(src: &str, row: &[i64]) -> Vec<(String, Vec<i64>)> {
+    let g = veil_ir::text::parse(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let mut col = 0;
+    let inputs: Vec<Tensor<i64>> = g
+        .inputs()
+        .into_iter()
+        .map(|v| {
+            let ty = g.ty(v);
+            let n = ty.numel();
+            col += n;
+            Tensor::new(ty.shape.to_vec(), row[col - n..col].to_vec()).unwrap()
+        })
+        .collect();
+    let outs = veil_ir::interp::run(&g, &inputs).unwrap();
+    g.outputs()
+        .into_iter()
+        .zip(outs)
+        .map(|(o, t)| match g.op(o) {
+            veil_ir::Op::Output { name } => (name.clone(), t.data),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+fn check_against_interpreter(src: &str, rows: &[Vec<i64>], got: &[serde_json::Value]) {
+    assert_eq!(got.len(), rows.len());
+    for (row, sample) in rows.iter().zip(got) {
+        for (name, want) in interpret(src, row) {
+            assert_eq!(ints(&sample[&name]), want, "output {name} of {row:?}");
+        }
+    }
+}
+
+fn csv(rows: &[Vec<i64>]) -> String {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn veil_program_with_a_clear_input_matches_the_interpreter() {
+    let dir = workdir("levelled");
+    let src = repo("tests/golden/add_enc_clear.veil");
+    // Columns: x (3 values, enc<u3>) then k (1 value, clear<u2>).
+    let rows: Vec<Vec<i64>> = (0..6).map(|i| vec![i, 7 - i, (i * 3) % 8, i % 4]).collect();
+    let inputset = dir.join("inputset.csv");
+    std::fs::write(&inputset, format!("x0,x1,x2,k\n{}\n", csv(&rows))).unwrap();
+    // Encrypt from NPY this time.
+    let input = dir.join("input.npy");
+    let flat: Vec<i64> = rows[..4].iter().flatten().copied().collect();
+    std::fs::write(&input, npy::write_2d(4, 4, Some(&flat), None)).unwrap();
+    let got = flow(&dir, &src, &inputset, &input);
+    check_against_interpreter(&src, &rows[..4], &got);
+    // CSV output: a header naming every element, one row per sample.
+    let out = ok(&[
+        "decrypt",
+        "--client",
+        &s(&dir.join("build/client.veil-artifact")),
+        "--keys",
+        &s(&dir.join("keys/secret.veil-keys")),
+        "--input",
+        &s(&dir.join("y.veil-ct")),
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "y[0],y[1],y[2],z[0],z[1],z[2]");
+    assert_eq!(lines.len(), 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
+    let dir = workdir("pbs");
+    let src = repo("tests/golden/tlu.veil");
+    // x: enc<u2>[4], s: enc<i2>[4]: 8 bootstraps at 4 bits.
+    let rows = vec![
+        vec![0, 1, 2, 3, -2, -1, 0, 1],
+        vec![3, 2, 1, 0, 1, 0, -1, -2],
+        vec![1, 1, 3, 0, -2, -2, 1, 0],
+    ];
+    let samples = dir.join("samples.csv");
+    std::fs::write(&samples, csv(&rows)).unwrap();
+    let got = flow(&dir, &src, &samples, &samples);
+    check_against_interpreter(&src, &rows, &got);
+
+    // No file that leaves the client holds the secret small key. Locate it in the secret
+    // key file: 64 consecutive stored words that are all 0 or 1 with enough ones.
+    let secret = std::fs::read(dir.join("keys/secret.veil-keys")).unwrap();
+    let window = 512;
+    let start = (0..secret.len() - window)
+        .find(|&i| {
+            let w = &secret[i..i + window];
+            w.chunks_exact(8)
+                .all(|c| u64::from_le_bytes(c.try_into().unwrap()) <= 1)
+                && w.chunks_exact(8).filter(|c| c[0] == 1).count() > 16
+        })
+        .expect("the secret key file holds the small key");
+    let probe = &secret[start..start + window];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("keys/secret.veil-keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the secret key file is readable by others"
+        );
+    }
+    for f in [
+        "keys/eval.veil-keys",
+        "build/server.veil-artifact",
+        "build/client.veil-artifact",
+        "x.veil-ct",
+        "y.veil-ct",
+    ] {
+        let data = std::fs::read(dir.join(f)).unwrap();
+        assert!(
+            !data.windows(window).any(|w| w == probe),
+            "{f} holds secret key material"
+        );
+    }
+
+    // Inspect every stage.
+    let server = s(&dir.join("build/server.veil-artifact"));
+    let client = s(&dir.join("build/client.veil-artifact"));
+    let tfhe = ok(&["inspect", &server, "--stage", "tfhe"]);
+    assert!(
+        tfhe.starts_with("veil 1\nlevel tfhe\n") && tfhe.contains(" = pbs "),
+        "{tfhe}"
+    );
+    assert!(ok(&["inspect", &client, "--stage", "tensor"]).contains("tlu %0"));
+    assert!(ok(&["inspect", &client, "--stage", "optimized"]).starts_with("veil 1\n"));
+    assert!(ok(&["inspect", &server, "--dot"]).starts_with("digraph veil {"));
+    let summary = ok(&["inspect", &server]);
+    assert!(
+        summary.contains("bootstraps (PBS)       8 (8 x 4-bit)"),
+        "{summary}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &client, "--stats", "--json"])).unwrap();
+    assert_eq!(stats["pbs"], 8);
+    assert!(ok(&["inspect", &s(&dir.join("keys/eval.veil-keys"))]).contains("evaluation keys"));
+    assert!(ok(&["inspect", &s(&dir.join("y.veil-ct"))]).contains("3 sample(s) in 3 run(s)"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn onnx_logistic_regression_matches_clear_mode() {
+    let dir = workdir("onnx");
+    let model = repo("compiler/tests/fixtures/onnx/logreg_iris.onnx");
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("compiler/tests/fixtures/onnx/logreg_iris.json")).unwrap(),
+    )
+    .unwrap();
+    let rows = |k: &str| -> Vec<Vec<f64>> {
+        fixture[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let (cal, x) = (rows("calibration"), rows("inputs")[..6].to_vec());
+    let text = |m: &[Vec<f64>]| {
+        m.iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Calibration rows as a float NPY array, samples as CSV.
+    let inputset = dir.join("calibration.npy");
+    let flat: Vec<f64> = cal.iter().flatten().copied().collect();
+    std::fs::write(&inputset, npy::write_2d(cal.len(), 4, None, Some(&flat))).unwrap();
+    let input = dir.join("x.csv");
+    std::fs::write(&input, text(&x)).unwrap();
+    let got = flow(&dir, &model, &inputset, &input);
+
+    // Clear mode: the same import and quantization, run by the interpreter.
+    let clear = OnnxImport::from_file(&model)
+        .unwrap()
+        .compile(&Matrix::from_rows(&cal).unwrap(), &ImportConfig::default())
+        .unwrap()
+        .predict_clear(&Matrix::from_rows(&x).unwrap())
+        .unwrap();
+    let names = OnnxImport::from_file(&model)
+        .unwrap()
+        .output_names()
+        .to_vec();
+    assert_eq!(got.len(), x.len());
+    for (name, t) in names.iter().zip(&clear) {
+        let per = t.data.len() / x.len();
+        for (i, sample) in got.iter().enumerate() {
+            let v = &sample[name];
+            let fhe: Vec<f64> = match v {
+                serde_json::Value::Array(a) => a.iter().map(|x| x.as_f64().unwrap()).collect(),
+                v => vec![v.as_f64().unwrap()],
+            };
+            let want = &t.data[i * per..(i + 1) * per];
+            assert_eq!(fhe.len(), want.len(), "{name}");
+            for (a, b) in fhe.iter().zip(want) {
+                assert!(
+                    (a - b).abs() <= 1e-9,
+                    "{name} of sample {i}: FHE {a}, clear {b}"
+                );
+            }
+        }
+    }
+    // The labels are the fixture's reference labels too (the model is accurate enough).
+    let labels: Vec<i64> = fixture["reference"]["labels"].as_array().unwrap()[..6]
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let fhe_labels: Vec<i64> = got
+        .iter()
+        .map(|g| g[names[0].as_str()].as_f64().unwrap() as i64)
+        .collect();
+    assert_eq!(fhe_labels, labels);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compile_emits_stages_and_statistics() {
+    let dir = workdir("emit");
+    let src = repo("tests/golden/relu.veil");
+    let inputset = dir.join("i.csv");
+    std::fs::write(&inputset, "-8,-1,0,1,7\n3,2,1,0,-3\n").unwrap();
+    let out = s(&dir.join("build"));
+    let base = ["compile", &src, "--inputset", &s(&inputset), "--out", &out];
+    let emit = |stage: &str| {
+        let mut a = base.to_vec();
+        a.extend(["--emit", stage]);
+        ok(&a)
+    };
+    assert!(emit("tensor").contains("relu"));
+    assert!(emit("optimized").starts_with("veil 1\n"));
+    assert!(emit("tfhe").starts_with("veil 1\nlevel tfhe\n"));
+    let stats: serde_json::Value = serde_json::from_str(&emit("stats")).unwrap();
+    assert_eq!(stats["pbs"], 5);
+    let mut a = base.to_vec();
+    a.push("--json");
+    let j: serde_json::Value = serde_json::from_str(&ok(&a)).unwrap();
+    assert_eq!(j["stats"]["pbs"], 5);
+    assert_eq!(j["program_id"].as_str().unwrap().len(), 16);
+    let mut a = base.to_vec();
+    a.push("--stats");
+    let table = ok(&a);
+    assert!(
+        table.contains("bootstraps (PBS)       5 (5 x 4-bit)"),
+        "{table}"
+    );
+    assert!(table.contains("parameters @p0"), "{table}");
+    // A looser error target, and logs with -v.
+    let mut a = base.to_vec();
+    a.extend(["--json", "--p-error", "0.01"]);
+    let j: serde_json::Value = serde_json::from_str(&ok(&a)).unwrap();
+    let p = j["stats"]["p_error"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= 0.01, "{p}");
+    let mut a = vec!["-v"];
+    a.extend(base);
+    let (code, _, err) = veil(&a);
+    assert_eq!(code, 0);
+    assert!(err.contains("DEBUG"), "{err}");
+    // Every subcommand has help with an example.
+    for cmd in ["compile", "inspect", "keygen", "encrypt", "run", "decrypt"] {
+        let h = ok(&[cmd, "--help"]);
+        assert!(
+            h.contains("Examples:") && h.contains(&format!("veil {cmd} ")),
+            "{cmd}:\n{h}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
