@@ -197,7 +197,7 @@ fn veil_program_with_a_clear_input_matches_the_interpreter() {
 fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
     let dir = workdir("pbs");
     let src = repo("tests/golden/tlu.veil");
-    // x: enc<u2>[4], s: enc<i2>[4]: 8 bootstraps at 4 bits.
+    // x: enc<u2>[4], s: enc<i2>[4]: 8 bootstraps at 2 bits.
     let rows = vec![
         vec![0, 1, 2, 3, -2, -1, 0, 1],
         vec![3, 2, 1, 0, 1, 0, -1, -2],
@@ -261,7 +261,7 @@ fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
     assert!(ok(&["inspect", &server, "--dot"]).starts_with("digraph veil {"));
     let summary = ok(&["inspect", &server]);
     assert!(
-        summary.contains("bootstraps (PBS)       8 (8 x 4-bit)"),
+        summary.contains("bootstraps (PBS)       8 (8 x 2-bit)"),
         "{summary}"
     );
     let stats: serde_json::Value =

@@ -204,14 +204,17 @@ fn is_npy(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-/// Reads integer samples from a `.csv` or `.npy` file.
-pub fn read_ints(path: &Path) -> Result<IntTable, CliError> {
+/// Reads a sample table from a `.csv` or `.npy` file: `from_npy` converts an NPY array,
+/// `cell` parses one CSV cell (its error message gets the file, line and column prefixed).
+fn read_table<T>(
+    path: &Path,
+    from_npy: impl Fn(&npy::Array) -> Result<Vec<Vec<T>>, String>,
+    cell: impl Fn(&str) -> Result<T, String>,
+) -> Result<Table<T>, CliError> {
     let data = read(path)?;
     if is_npy(path) {
         let a = npy::parse(&data).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-        let rows = a
-            .ints()
-            .map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+        let rows = from_npy(&a).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
         return Ok(Table {
             path: path.into(),
             rows,
@@ -223,19 +226,14 @@ pub fn read_ints(path: &Path) -> Result<IntTable, CliError> {
     for (r, row) in cells.iter().enumerate() {
         let mut out = Vec::with_capacity(row.len());
         for (c, s) in row.iter().enumerate() {
-            match s.parse::<i64>() {
-                Ok(v) => out.push(v),
-                Err(_) => {
-                    let at = format!("{}: line {}, column {}", path.display(), lines[r], c + 1);
-                    return Err(CliError(if s.parse::<f64>().is_ok() {
-                        format!(
-                            "{at}: `{s}` is not an integer; this program takes integer inputs: give whole numbers"
-                        )
-                    } else {
-                        format!("{at}: `{s}` is not a number; give integers, comma-separated")
-                    }));
-                }
-            }
+            out.push(cell(s).map_err(|e| {
+                CliError(format!(
+                    "{}: line {}, column {}: {e}",
+                    path.display(),
+                    lines[r],
+                    c + 1
+                ))
+            })?);
         }
         rows.push(out);
     }
@@ -246,43 +244,28 @@ pub fn read_ints(path: &Path) -> Result<IntTable, CliError> {
     })
 }
 
+/// Reads integer samples from a `.csv` or `.npy` file.
+pub fn read_ints(path: &Path) -> Result<IntTable, CliError> {
+    read_table(path, npy::Array::ints, |s| {
+        s.parse::<i64>().map_err(|_| {
+            if s.parse::<f64>().is_ok() {
+                format!(
+                    "`{s}` is not an integer; this program takes integer inputs: give whole numbers"
+                )
+            } else {
+                format!("`{s}` is not a number; give integers, comma-separated")
+            }
+        })
+    })
+}
+
 /// Reads float samples from a `.csv` or `.npy` file.
 pub fn read_floats(path: &Path) -> Result<FloatTable, CliError> {
-    let data = read(path)?;
-    if is_npy(path) {
-        let a = npy::parse(&data).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-        let rows = a
-            .floats()
-            .map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-        return Ok(Table {
-            path: path.into(),
-            rows,
-            lines: Vec::new(),
-        });
-    }
-    let (cells, lines) = csv_cells(path, &data)?;
-    let mut rows = Vec::with_capacity(cells.len());
-    for (r, row) in cells.iter().enumerate() {
-        let mut out = Vec::with_capacity(row.len());
-        for (c, s) in row.iter().enumerate() {
-            match s.parse::<f64>() {
-                Ok(v) if v.is_finite() => out.push(v),
-                _ => {
-                    return Err(CliError(format!(
-                        "{}: line {}, column {}: `{s}` is not a finite number; give numbers, comma-separated",
-                        path.display(),
-                        lines[r],
-                        c + 1
-                    )))
-                }
-            }
-        }
-        rows.push(out);
-    }
-    Ok(Table {
-        path: path.into(),
-        rows,
-        lines,
+    read_table(path, npy::Array::floats, |s| match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a finite number; give numbers, comma-separated"
+        )),
     })
 }
 
