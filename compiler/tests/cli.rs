@@ -31,6 +31,21 @@ fn bad_usage_is_one_line_and_exit_code_1() {
     let (code, _, err) = veil(&["params", "--precision", "40", "--p-error", "1e-9"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Usage mistakes (missing options, unknown flags, bad values) are one line too.
+    for args in [
+        &["run"][..],
+        &["fmt", "--no-such-flag", "x.veil"],
+        &["params", "--precision", "four"],
+        &["no-such-command"],
+    ] {
+        let (code, _, err) = veil(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let (code, out, _) = veil(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage"), "{out}");
 }
 
 #[test]

@@ -91,9 +91,47 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Help and version requests print clap's text; a usage mistake prints one line (clap's
+/// message with its details folded in) and exits with code 1 like every other failure.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || matches!(
+            e.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    let mut parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let usage = parts
+        .iter()
+        .position(|l| l.starts_with("Usage:"))
+        .map(|i| parts.remove(i));
+    let msg = parts.join(" ").trim_start_matches("error: ").to_string();
+    match usage {
+        Some(u) => eprintln!("error: {msg} ({u}; see --help)"),
+        None => eprintln!("error: {msg} (see --help)"),
+    }
+    ExitCode::FAILURE
+}
+
 /// Entry point of the `veil` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
     let r: Result<(), CliError> = match cli.command {
         Command::Compile(args) => compile::run(&args),
