@@ -500,7 +500,7 @@ pub enum ClientModel {
     /// decoded (dequantized, post-processed).
     Quantized {
         /// Input quantizer and output decoder.
-        spec: ClientSpec,
+        spec: Box<ClientSpec>,
         /// For imported ONNX models: the client-side tail of the model.
         onnx: Option<OnnxTail>,
     },

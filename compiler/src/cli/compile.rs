@@ -147,7 +147,7 @@ pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
             (
                 p,
                 ClientModel::Quantized {
-                    spec: model.client().clone(),
+                    spec: Box::new(model.client().clone()),
                     onnx: Some(tail),
                 },
             )
