@@ -369,6 +369,16 @@ fn serve_and_client_run_encrypted_inputs_like_the_interpreter() {
     // Unknown path.
     let (status, _) = server.http("GET", "/nope", &[], b"").unwrap();
     assert_eq!(status, 404);
+    // A body declared over the limit: 413 at once, before any body byte is read.
+    let (status, body) = server
+        .http("POST", "/keys", &[("Content-Length", "1000000000")], b"")
+        .unwrap();
+    assert_eq!(status, 413);
+    assert!(
+        error_of(&body).contains("--max-body-mb"),
+        "{}",
+        error_of(&body)
+    );
     // The server is still fine.
     let (status, health) = server.http("GET", "/health", &[], b"").unwrap();
     assert_eq!(status, 200);

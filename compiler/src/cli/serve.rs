@@ -96,17 +96,39 @@ fn json(v: serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
+fn too_large(state: &AppState) -> ApiError {
+    ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is over this server's limit of {} (veil serve --max-body-mb)",
+            io::size(state.max_body)
+        ),
+    )
+}
+
+/// Answers 413 at once when the declared `Content-Length` is over the limit (instead of
+/// reading the body up to the limit first).
+async fn refuse_declared_oversize(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > state.max_body as u64 => too_large(&state).into_response(),
+        _ => next.run(req).await,
+    }
+}
+
 /// The request body, or a clear error (413 over the limit).
 fn body(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request body is over this server's limit of {} (veil serve --max-body-mb)",
-                    io::size(state.max_body)
-                ),
-            )
+            too_large(state)
         } else {
             ApiError(
                 e.status(),
@@ -284,6 +306,10 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .route("/run/{key_id}", post(run_batch))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_declared_oversize,
+        ))
         .with_state(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
