@@ -272,6 +272,11 @@ pub fn input_specs(g: &Graph) -> Vec<IoSpec> {
     io_specs(g, false)
 }
 
+/// The outputs of `g` with their types, in order.
+pub fn output_specs(g: &Graph) -> Vec<IoSpec> {
+    io_specs(g, true)
+}
+
 /// The graph's inputs (or outputs) with their types.
 fn io_specs(g: &Graph, outputs: bool) -> Vec<IoSpec> {
     let vs = if outputs { g.outputs() } else { g.inputs() };

@@ -114,7 +114,7 @@ fn ios(title: &str, specs: &[IoSpec]) -> String {
     s
 }
 
-fn type_text(t: &veil_ir::TensorType) -> String {
+pub(crate) fn type_text(t: &veil_ir::TensorType) -> String {
     let vis = if t.is_encrypted() { "enc" } else { "clear" };
     let mut s = format!("{vis}<{}>{:?}", t.int, t.shape);
     if let Some(e) = t.encoding {

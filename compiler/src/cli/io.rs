@@ -93,21 +93,24 @@ pub fn load_runtime<T>(
     kind: &'static str,
     load: impl FnOnce(&[u8]) -> veil_runtime::Result<T>,
 ) -> Result<T, CliError> {
-    self::load(path, kind, |d| {
-        load(d).map_err(|e| match e {
-            veil_runtime::RuntimeError::Serial(source) => match source {
-                veil_ir::serial::SerialError::Kind { found, .. } => ArtifactError::WrongKind {
-                    found,
-                    expected: kind,
-                },
-                source => ArtifactError::Serial {
-                    expected: kind,
-                    source,
-                },
+    self::load(path, kind, |d| load(d).map_err(|e| runtime_error(kind, e)))
+}
+
+/// A runtime error met while loading data of `kind`, as an [`ArtifactError`] (with its hint).
+pub fn runtime_error(kind: &'static str, e: veil_runtime::RuntimeError) -> ArtifactError {
+    match e {
+        veil_runtime::RuntimeError::Serial(source) => match source {
+            veil_ir::serial::SerialError::Kind { found, .. } => ArtifactError::WrongKind {
+                found,
+                expected: kind,
             },
-            e => ArtifactError::Runtime(e),
-        })
-    })
+            source => ArtifactError::Serial {
+                expected: kind,
+                source,
+            },
+        },
+        e => ArtifactError::Runtime(e),
+    }
 }
 
 /// Bytes for people.

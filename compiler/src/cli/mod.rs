@@ -6,11 +6,13 @@
 //!
 //! Client/server flow: `compile` writes a server and a client artifact; the client runs
 //! `keygen`, `encrypt` and later `decrypt`; the server runs `run` with the server artifact, the
-//! evaluation keys and the encrypted inputs only.
+//! evaluation keys and the encrypted inputs only. Over the network, the server runs `serve`
+//! (HTTP) and the client `client upload-keys` once, then `client run` instead of `run`.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod client;
 pub mod compile;
 pub mod decrypt;
 pub mod demo;
@@ -21,6 +23,7 @@ pub mod io;
 pub mod keygen;
 pub mod params;
 pub mod run;
+pub mod serve;
 
 /// veil: compile integer tensor programs and ML models to TFHE and run them encrypted.
 #[derive(Parser, Debug)]
@@ -29,7 +32,7 @@ pub mod run;
     version,
     about,
     long_about = None,
-    after_help = "Client/server flow:\n  veil compile prog.veil --inputset samples.csv --out build\n  veil keygen --client build/client.veil-artifact --out keys\n  veil encrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input x.csv --out x.veil-ct\n  veil run --server build/server.veil-artifact --eval-keys keys/eval.veil-keys --input x.veil-ct --out y.veil-ct\n  veil decrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input y.veil-ct"
+    after_help = "Client/server flow:\n  veil compile prog.veil --inputset samples.csv --out build\n  veil keygen --client build/client.veil-artifact --out keys\n  veil encrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input x.csv --out x.veil-ct\n  veil run --server build/server.veil-artifact --eval-keys keys/eval.veil-keys --input x.veil-ct --out y.veil-ct\n  veil decrypt --client build/client.veil-artifact --keys keys/secret.veil-keys --input y.veil-ct\n\nOver HTTP (instead of veil run):\n  veil serve --server build/server.veil-artifact --addr 127.0.0.1:8080\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct"
 )]
 pub struct Cli {
     /// Log what happens on stderr (-v: debug, -vv: trace).
@@ -55,6 +58,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decrypt and decode results (client side).
     Decrypt(decrypt::DecryptArgs),
+    /// Serve a program over HTTP: clients upload evaluation keys once, then send encrypted
+    /// inputs and get encrypted results back (server side).
+    Serve(serve::ServeArgs),
+    /// Talk to a `veil serve` server: upload evaluation keys, run on encrypted inputs.
+    Client(client::ClientArgs),
     /// Parse and verify a .veil file; print its canonical form (or Graphviz with --dot).
     Fmt(fmt::FmtArgs),
     /// Choose secure TFHE parameters for one TLU precision; print them, their cost, predicted
@@ -140,6 +148,8 @@ pub fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Decrypt(args) => decrypt::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Client(args) => client::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Demo(args) => demo::run(&args),

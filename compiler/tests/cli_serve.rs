@@ -1,0 +1,414 @@
+//! `veil serve` and `veil client` through the real binary: compile, keygen and encrypt on the
+//! client side, then upload the keys and run over HTTP on a `veil serve` child process; the
+//! decrypted results must equal the reference interpreter. Also the errors: unknown key id,
+//! oversized and garbage bodies, no server.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use veil_ir::Tensor;
+
+/// The binary under test: `$VEIL_BIN` when set, else the one cargo built.
+fn bin() -> String {
+    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
+}
+
+fn veil(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("veil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = veil(args);
+    assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(err.is_empty(), "veil {args:?} wrote to stderr:\n{err}");
+    out
+}
+
+/// Runs `veil args`, which must fail with one line on stderr; returns that line.
+fn fails(args: &[&str]) -> String {
+    let (code, out, err) = veil(args);
+    assert_eq!(code, 1, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "veil {args:?}: not one line:\n{err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-cli-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A `veil serve` child process, killed when dropped (test failures included).
+struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    addr: String,
+}
+
+impl Server {
+    /// Starts `veil serve --addr 127.0.0.1:0 extra...` and reads the bound address from the
+    /// first line it prints.
+    fn start(server_artifact: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--server",
+                server_artifact,
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("veil serve starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
+        let mut server = Server {
+            child,
+            addr: String::new(),
+        };
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        server.addr = addr;
+        // Keep draining stdout so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        // Wait for /health.
+        let t = Instant::now();
+        loop {
+            if let Ok((200, body)) = server.http("GET", "/health", &[], b"") {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["status"], "ok");
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "no /health answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// One raw HTTP/1.1 request (`Connection: close`); the status and body of the answer.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut c = TcpStream::connect(&self.addr)?;
+        c.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        c.write_all(head.as_bytes())?;
+        c.write_all(body)?;
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer)?;
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+        let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))?;
+        let mut body = answer[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Ok((status, body))
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(p) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..p]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[p + 2..p + 2 + n]);
+        b = &b[p + 4 + n..];
+    }
+    out
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn error_of(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("a JSON error");
+    v["error"].as_str().expect("an error field").to_string()
+}
+
+fn ints(v: &serde_json::Value) -> Vec<i64> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(ints).collect(),
+        v => vec![v.as_i64().unwrap()],
+    }
+}
+
+/// The reference interpreter on one row, per output name.
+fn interpret(src: &str, row: &[i64]) -> Vec<(String, Vec<i64>)> {
+    let g = veil_ir::text::parse(src).unwrap();
+    let mut col = 0;
+    let inputs: Vec<Tensor<i64>> = g
+        .inputs()
+        .into_iter()
+        .map(|v| {
+            let n = g.ty(v).numel();
+            col += n;
+            Tensor::new(g.ty(v).shape.to_vec(), row[col - n..col].to_vec()).unwrap()
+        })
+        .collect();
+    let outs = veil_ir::interp::run(&g, &inputs).unwrap();
+    g.outputs()
+        .into_iter()
+        .zip(outs)
+        .map(|(o, t)| match g.op(o) {
+            veil_ir::Op::Output { name } => (name.clone(), t.data),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[test]
+fn serve_and_client_run_encrypted_inputs_like_the_interpreter() {
+    let dir = workdir("flow");
+    let src_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/tlu.veil");
+    let src = std::fs::read_to_string(&src_path).unwrap();
+    // x: enc<u2>[4], s: enc<i2>[4]: 8 bootstraps at 4 bits.
+    let rows: Vec<Vec<i64>> = vec![
+        vec![0, 1, 2, 3, -2, -1, 0, 1],
+        vec![3, 2, 1, 0, 1, 0, -1, -2],
+    ];
+    let csv: String = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let samples = dir.join("samples.csv");
+    std::fs::write(&samples, csv).unwrap();
+    let build = dir.join("build");
+    let keys = dir.join("keys");
+    ok(&[
+        "compile",
+        &s(&src_path),
+        "--inputset",
+        &s(&samples),
+        "--out",
+        &s(&build),
+    ]);
+    let client = s(&build.join("client.veil-artifact"));
+    let server_artifact = s(&build.join("server.veil-artifact"));
+    ok(&[
+        "keygen",
+        "--client",
+        &client,
+        "--out",
+        &s(&keys),
+        "--seed",
+        "7",
+    ]);
+    let secret = s(&keys.join("secret.veil-keys"));
+    let eval = s(&keys.join("eval.veil-keys"));
+    let (x, y) = (s(&dir.join("x.veil-ct")), s(&dir.join("y.veil-ct")));
+    ok(&[
+        "encrypt",
+        "--client",
+        &client,
+        "--keys",
+        &secret,
+        "--input",
+        &s(&samples),
+        "--out",
+        &x,
+    ]);
+
+    let server = Server::start(&server_artifact, &["--threads", "2", "--max-body-mb", "64"]);
+    let url = server.url();
+    let (status, health) = server.http("GET", "/health", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(health["inputs"][0]["name"], "x");
+    assert_eq!(health["keys_loaded"], 0);
+
+    // Unknown key id before any upload: 404, one line, exit 1.
+    let err = fails(&[
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--key-id",
+        "0123456789abcdef",
+        "--input",
+        &x,
+        "--out",
+        &y,
+    ]);
+    assert!(
+        err.contains("404") && err.contains("unknown key id"),
+        "{err}"
+    );
+    assert!(!Path::new(&y).exists());
+
+    let key_id = ok(&["client", "upload-keys", "--url", &url, "--eval-keys", &eval]);
+    let key_id = key_id.trim().to_string();
+    assert_eq!(key_id.len(), 16, "{key_id}");
+    // Uploading again gives the same id.
+    assert_eq!(
+        ok(&["client", "upload-keys", "--url", &url, "--eval-keys", &eval]).trim(),
+        key_id
+    );
+
+    let out = ok(&[
+        "client", "run", "--url", &url, "--key-id", &key_id, "--input", &x, "--out", &y,
+    ]);
+    assert!(out.starts_with("wrote "), "{out}");
+    let dec = ok(&[
+        "decrypt", "--client", &client, "--keys", &secret, "--input", &y, "--format", "json",
+    ]);
+    let got: serde_json::Value = serde_json::from_str(&dec).unwrap();
+    let got = got.as_array().unwrap();
+    assert_eq!(got.len(), rows.len());
+    for (row, sample) in rows.iter().zip(got) {
+        for (name, want) in interpret(&src, row) {
+            assert_eq!(ints(&sample[&name]), want, "output {name} of {row:?}");
+        }
+    }
+
+    // Garbage bodies: 400 with the library's message, through the client and raw.
+    let garbage = dir.join("garbage.veil-ct");
+    std::fs::write(&garbage, b"this is not a ciphertext file at all").unwrap();
+    let err = fails(&[
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--key-id",
+        &key_id,
+        "--input",
+        &s(&garbage),
+        "--out",
+        &y,
+    ]);
+    assert!(err.contains("400"), "{err}");
+    let (status, body) = server
+        .http("POST", &format!("/run/{key_id}"), &[], b"garbage")
+        .unwrap();
+    assert_eq!(status, 400);
+    assert!(!error_of(&body).is_empty());
+    let (status, body) = server.http("POST", "/keys", &[], b"garbage").unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // Wrong kind: the encrypted inputs given as keys, refused by the server.
+    let (status, body) = server
+        .http("POST", "/keys", &[], &std::fs::read(&x).unwrap())
+        .unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        error_of(&body).contains("evaluation keys"),
+        "{}",
+        error_of(&body)
+    );
+    // Unknown path.
+    let (status, _) = server.http("GET", "/nope", &[], b"").unwrap();
+    assert_eq!(status, 404);
+    // A body declared over the limit: 413 at once, before any body byte is read.
+    let (status, body) = server
+        .http("POST", "/keys", &[("Content-Length", "1000000000")], b"")
+        .unwrap();
+    assert_eq!(status, 413);
+    assert!(
+        error_of(&body).contains("--max-body-mb"),
+        "{}",
+        error_of(&body)
+    );
+    // The server is still fine.
+    let (status, health) = server.http("GET", "/health", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(health["keys_loaded"], 1);
+    drop(server);
+
+    // A tiny limit: uploading the keys fails with one line naming the limit.
+    let small = Server::start(&server_artifact, &["--max-body-mb", "0"]);
+    let (status, body) = small.http("POST", "/keys", &[], b"any body").unwrap();
+    assert_eq!(status, 413);
+    assert!(
+        error_of(&body).contains("--max-body-mb"),
+        "{}",
+        error_of(&body)
+    );
+    let err = fails(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &small.url(),
+        "--eval-keys",
+        &eval,
+    ]);
+    assert!(err.contains("max-body-mb"), "{err}");
+    let url = small.url();
+    drop(small);
+
+    // No server any more: one line, exit 1.
+    let err = fails(&["client", "upload-keys", "--url", &url, "--eval-keys", &eval]);
+    assert!(err.contains("cannot connect"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
