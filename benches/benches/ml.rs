@@ -15,6 +15,9 @@
 //! trained by XGBoost 2.1.1 with the peer's settings), `forest` (RandomForestClassifier 20
 //! trees of depth 4, 6 bits).
 //!
+//! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
+//! mono-parameter strategy) instead of the default multi-parameter choice.
+//!
 //! Prints a table, then one JSON line per model. Run with
 //! `cargo bench -p veil-benches --bench ml` (`VEIL_BENCH_SAMPLES=143` for the whole test set).
 
@@ -204,8 +207,11 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         .map(|t| vec![t])
         .collect();
     let t = Instant::now();
-    let prog =
-        program::compile(&model.graph, &inputset, &program::CompileConfig::default()).unwrap();
+    let cfg = program::CompileConfig {
+        single_parameter_set: std::env::var("VEIL_BENCH_PARAMS").is_ok_and(|v| v == "mono"),
+        ..Default::default()
+    };
+    let prog = program::compile(&model.graph, &inputset, &cfg).unwrap();
     let compile_s = ml_compile + t.elapsed().as_secs_f64();
     let t = Instant::now();
     let (client, server) = prog.keygen(0).unwrap();

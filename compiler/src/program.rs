@@ -43,6 +43,9 @@ pub struct CompileConfig {
     pub print_after_all: bool,
     /// Dump the IR after these passes.
     pub print_after: Vec<String>,
+    /// One parameter set for every bootstrap (Concrete's mono-parameter strategy) instead of
+    /// one per partition where that is cheaper.
+    pub single_parameter_set: bool,
 }
 
 pub use crate::rewrite::cost::DEFAULT_P_ERROR;
@@ -54,6 +57,7 @@ impl Default for CompileConfig {
             pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
             print_after_all: false,
             print_after: Vec::new(),
+            single_parameter_set: false,
         }
     }
 }
@@ -277,6 +281,7 @@ pub fn compile(
                 .map(|&(from, to, count)| Crossing { from, to, count })
                 .collect(),
             target,
+            single_set: config.single_parameter_set,
         };
         let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
         let choice = ParamChoice {

@@ -117,6 +117,10 @@ pub struct Problem {
     pub crossings: Vec<Crossing>,
     /// The error target.
     pub target: ErrorTarget,
+    /// Serve every partition with one set (Concrete's mono-parameter strategy); otherwise
+    /// partitions get their own sets whenever that is cheaper.
+    #[serde(default)]
+    pub single_set: bool,
 }
 
 impl Problem {
@@ -132,6 +136,7 @@ impl Problem {
             }],
             crossings: Vec::new(),
             target,
+            single_set: false,
         }
     }
 }

@@ -401,10 +401,11 @@ pub fn optimize(problem: &Problem) -> Result<Solution, OptimizeError> {
     let mut best: Option<Evaluated> = None;
     let mut single_set_cost = None;
     let mut last_err = String::new();
-    for (gi, groups) in groupings(&order, |i| problem.partitions[i].precision)
-        .into_iter()
-        .enumerate()
-    {
+    let mut candidates = groupings(&order, |i| problem.partitions[i].precision);
+    if problem.single_set {
+        candidates.truncate(1);
+    }
+    for (gi, groups) in candidates.into_iter().enumerate() {
         match ctx.evaluate(groups) {
             Ok(e) => {
                 if gi == 0 {
@@ -609,6 +610,7 @@ mod tests {
                 count: 10,
             }],
             target: ErrorTarget::p_error(1e-5),
+            single_set: false,
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.sets.len(), 2, "{s:#?}");
@@ -626,6 +628,26 @@ mod tests {
         }
     }
 
+    /// `single_set` forces the one-set grouping even where splitting is cheaper.
+    #[test]
+    fn single_set_is_honoured() {
+        let mut p = Problem {
+            partitions: vec![part(2, 1.0, 1000), part(7, 1.0, 10)],
+            crossings: vec![Crossing {
+                from: 0,
+                to: 1,
+                count: 10,
+            }],
+            target: ErrorTarget::p_error(1e-5),
+            single_set: true,
+        };
+        let s = optimize(&p).unwrap();
+        assert_eq!(s.partition_sets, vec![0, 0]);
+        assert_eq!(s.single_set_cost, Some(s.cost));
+        p.single_set = false;
+        assert!(optimize(&p).unwrap().cost < s.cost);
+    }
+
     /// Equal precisions and TLU counts gain nothing from splitting: one shared set.
     #[test]
     fn shares_when_not_cheaper() {
@@ -637,6 +659,7 @@ mod tests {
                 count: 10,
             }],
             target: ErrorTarget::p_error(1e-5),
+            single_set: false,
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.partition_sets, vec![0, 0]);
@@ -653,6 +676,7 @@ mod tests {
                 count: 5,
             }],
             target: ErrorTarget::global(1e-4),
+            single_set: false,
         };
         assert_eq!(optimize(&p).unwrap(), optimize(&p).unwrap());
     }
@@ -689,6 +713,7 @@ mod tests {
                 count: 200,
             }],
             target: ErrorTarget::p_error(2f64.powi(-40)),
+            single_set: false,
         };
         let s = optimize(&p).unwrap();
         assert!(s.p_error <= 2f64.powi(-40) * (1.0 + 1e-9), "{s:#?}");
