@@ -2,23 +2,10 @@
 //! naming what is wrong, where, and how to fix it, and exits with code 1, never a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-/// The binary under test: `$VEIL_BIN` when set (an installed veil, or a private copy when
-/// several worktrees share one target folder), else the one cargo built.
-fn bin() -> String {
-    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
-}
-
-fn veil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("veil runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{s, veil};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
@@ -38,10 +25,6 @@ fn fails(args: &[&str], want: &[&str]) -> String {
         assert!(line.contains(w), "missing {w:?} in\n{line}");
     }
     line.to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Two compiled programs (no bootstrap, so keygen is instant) with two key generations for

@@ -3,26 +3,11 @@
 //! interpreter for `.veil` programs, the quantized model run by the interpreter for ONNX).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use veil_compiler::cli::io::npy;
 use veil_compiler::ml::Matrix;
 use veil_compiler::onnx::{ImportConfig, OnnxImport};
-use veil_ir::Tensor;
-
-/// The binary under test: `$VEIL_BIN` when set (an installed veil, or a private copy when
-/// several worktrees share one target folder), else the one cargo built.
-fn bin() -> String {
-    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
-}
-
-fn veil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("veil runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{interpret, ints, s, veil};
 
 /// Runs `veil args`, which must succeed; returns stdout.
 fn ok(args: &[&str]) -> String {
@@ -46,10 +31,6 @@ fn repo(rel: &str) -> String {
         .join(rel)
         .display()
         .to_string()
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// compile -> keygen -> encrypt -> run -> decrypt (JSON); returns the decrypted samples.
@@ -110,42 +91,10 @@ fn flow(dir: &Path, program: &str, inputset: &Path, input: &Path) -> Vec<serde_j
     v.as_array().unwrap().clone()
 }
 
-fn ints(v: &serde_json::Value) -> Vec<i64> {
-    match v {
-        serde_json::Value::Array(a) => a.iter().flat_map(ints).collect(),
-        v => vec![v.as_i64().unwrap()],
-    }
-}
-
-/// The reference interpreter on one row, split into the program's inputs.
-fn interpret(src: &str, row: &[i64]) -> Vec<(String, Vec<i64>)> {
-    let g = veil_ir::text::parse(&std::fs::read_to_string(src).unwrap()).unwrap();
-    let mut col = 0;
-    let inputs: Vec<Tensor<i64>> = g
-        .inputs()
-        .into_iter()
-        .map(|v| {
-            let ty = g.ty(v);
-            let n = ty.numel();
-            col += n;
-            Tensor::new(ty.shape.to_vec(), row[col - n..col].to_vec()).unwrap()
-        })
-        .collect();
-    let outs = veil_ir::interp::run(&g, &inputs).unwrap();
-    g.outputs()
-        .into_iter()
-        .zip(outs)
-        .map(|(o, t)| match g.op(o) {
-            veil_ir::Op::Output { name } => (name.clone(), t.data),
-            _ => unreachable!(),
-        })
-        .collect()
-}
-
 fn check_against_interpreter(src: &str, rows: &[Vec<i64>], got: &[serde_json::Value]) {
     assert_eq!(got.len(), rows.len());
     for (row, sample) in rows.iter().zip(got) {
-        for (name, want) in interpret(src, row) {
+        for (name, want) in interpret(&std::fs::read_to_string(src).unwrap(), row) {
             assert_eq!(ints(&sample[&name]), want, "output {name} of {row:?}");
         }
     }

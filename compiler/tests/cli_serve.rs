@@ -8,21 +8,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use veil_ir::Tensor;
-
-/// The binary under test: `$VEIL_BIN` when set, else the one cargo built.
-fn bin() -> String {
-    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
-}
-
-fn veil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("veil runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{bin, interpret, ints, s, veil};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
@@ -42,10 +29,6 @@ fn fails(args: &[&str]) -> String {
     );
     assert!(err.starts_with("error: "), "{err}");
     err
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn workdir(name: &str) -> PathBuf {
@@ -190,37 +173,6 @@ impl Drop for Server {
 fn error_of(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).expect("a JSON error");
     v["error"].as_str().expect("an error field").to_string()
-}
-
-fn ints(v: &serde_json::Value) -> Vec<i64> {
-    match v {
-        serde_json::Value::Array(a) => a.iter().flat_map(ints).collect(),
-        v => vec![v.as_i64().unwrap()],
-    }
-}
-
-/// The reference interpreter on one row, per output name.
-fn interpret(src: &str, row: &[i64]) -> Vec<(String, Vec<i64>)> {
-    let g = veil_ir::text::parse(src).unwrap();
-    let mut col = 0;
-    let inputs: Vec<Tensor<i64>> = g
-        .inputs()
-        .into_iter()
-        .map(|v| {
-            let n = g.ty(v).numel();
-            col += n;
-            Tensor::new(g.ty(v).shape.to_vec(), row[col - n..col].to_vec()).unwrap()
-        })
-        .collect();
-    let outs = veil_ir::interp::run(&g, &inputs).unwrap();
-    g.outputs()
-        .into_iter()
-        .zip(outs)
-        .map(|(o, t)| match g.op(o) {
-            veil_ir::Op::Output { name } => (name.clone(), t.data),
-            _ => unreachable!(),
-        })
-        .collect()
 }
 
 #[test]

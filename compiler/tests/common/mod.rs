@@ -1,0 +1,61 @@
+//! Helpers shared by the tests that drive the real `veil` binary (`cli_flow`, `cli_errors`,
+//! `cli_serve`).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use veil_ir::Tensor;
+
+/// The binary under test: `$VEIL_BIN` when set (an installed veil, or a private copy when
+/// several worktrees share one target folder), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("VEIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_veil").to_string())
+}
+
+/// Runs `veil args`: `(exit code, stdout, stderr)`.
+pub fn veil(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("veil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The integers of a (nested) JSON array, flattened.
+pub fn ints(v: &serde_json::Value) -> Vec<i64> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(ints).collect(),
+        v => vec![v.as_i64().unwrap()],
+    }
+}
+
+/// The reference interpreter on one row of the program text `src`, split into the program's
+/// inputs; the outputs per name.
+pub fn interpret(src: &str, row: &[i64]) -> Vec<(String, Vec<i64>)> {
+    let g = veil_ir::text::parse(src).unwrap();
+    let mut col = 0;
+    let inputs: Vec<Tensor<i64>> = g
+        .inputs()
+        .into_iter()
+        .map(|v| {
+            let n = g.ty(v).numel();
+            col += n;
+            Tensor::new(g.ty(v).shape.to_vec(), row[col - n..col].to_vec()).unwrap()
+        })
+        .collect();
+    let outs = veil_ir::interp::run(&g, &inputs).unwrap();
+    g.outputs()
+        .into_iter()
+        .zip(outs)
+        .map(|(o, t)| match g.op(o) {
+            veil_ir::Op::Output { name } => (name.clone(), t.data),
+            _ => unreachable!(),
+        })
+        .collect()
+}
