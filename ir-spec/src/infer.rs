@@ -199,7 +199,8 @@ pub fn infer(
     })?;
     let (vis, encoding) = match op {
         Op::Const { .. } => (Visibility::Clear, None),
-        Op::KeySwitch | Op::Pbs { .. } => (Visibility::Encrypted, None),
+        _ if op.is_keyswitch() => (Visibility::Encrypted, None),
+        Op::Pbs { .. } => (Visibility::Encrypted, None),
         _ => {
             let enc = operands.iter().map(|&o| g.ty(o)).find(|t| t.is_encrypted());
             match enc {
@@ -506,9 +507,17 @@ pub fn infer_shape(
             }
             sh(0).to_vec()
         }
-        Op::KeySwitch => {
+        Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
             if !ty(0).is_encrypted() {
                 return Err(e(format!("operand {} is not encrypted", ty(0))));
+            }
+            if let Op::KeySwitchShr { shift } = op {
+                if *shift == 0 || *shift >= ty(0).int.bits {
+                    return Err(e(format!(
+                        "shift={shift} must be at least 1 and below the operand width {}",
+                        ty(0).int
+                    )));
+                }
             }
             sh(0).to_vec()
         }
@@ -605,6 +614,9 @@ pub fn infer_range(
         | Op::Transpose { .. }
         | Op::Slice { .. }
         | Op::KeySwitch => r(0),
+        // the operand's low bits are zero: an exact shift of its range
+        Op::KeySwitchShr { shift } => Interval::new(r(0).lo >> *shift, r(0).hi >> *shift),
+        Op::KeySwitchBit { .. } => Interval::new(0, 1),
         Op::Concat { .. } => ranges[1..].iter().fold(r(0), |a, b| a.union(*b)),
         Op::Add => r(0).checked_add(r(1)).ok_or_else(wide)?,
         Op::Sub => r(0).checked_sub(r(1)).ok_or_else(wide)?,

@@ -227,6 +227,25 @@ pub enum Op {
         /// Per-element index into `tables`; empty when there is exactly one table.
         map: Vec<u32>,
     },
+    /// `keyswitch.shr (a) shift=K` (TFHE level only): a keyswitch to a small key whose result
+    /// message is `a >> K`; the operand's `K` low bits must be zero (a value rounded by exact
+    /// `round` lowering). The ciphertext is not divided: the operand's `w`-bit encoding of
+    /// `m * 2^K` is the `(w - K)`-bit encoding of `m`, so the narrowing multiplies by
+    /// `2^(w - K - w_in)` only. The result type is the operand's with `K` fewer bits.
+    KeySwitchShr {
+        /// Known-zero low bits dropped, `1 <= K < bits(a)`.
+        shift: u8,
+    },
+    /// `keyswitch.bit (a) bit=J` (TFHE level only): bit `J` of every element of `a` (two's
+    /// complement), whose bits below `J` must be zero, as a `u1` under a small key with width
+    /// 1; the `pbs` reading it looks the bit up in a 2-entry table. The ciphertext is scaled by
+    /// `2^(w - J)` so that bit `J` lands on the padding bit, plus a quarter of the torus: the
+    /// bootstrap reads it as a sign (one step of exact rounding, after tfhe-rs's bit
+    /// extraction). Its noise must fit a `(J + 1)`-bit message of the operand's encoding.
+    KeySwitchBit {
+        /// The bit to extract, `J < w` (the operand encoding's width).
+        bit: u8,
+    },
 }
 
 impl Op {
@@ -259,6 +278,8 @@ impl Op {
             Op::Output { .. } => "output",
             Op::KeySwitch => "keyswitch",
             Op::Pbs { .. } => "pbs",
+            Op::KeySwitchShr { .. } => "keyswitch.shr",
+            Op::KeySwitchBit { .. } => "keyswitch.bit",
         }
     }
 
@@ -283,13 +304,38 @@ impl Op {
             | Op::Clip { .. }
             | Op::Output { .. }
             | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
             | Op::Pbs { .. } => (1, 1),
         }
     }
 
     /// Whether the op only exists at the TFHE level.
     pub fn is_tfhe_only(&self) -> bool {
-        matches!(self, Op::KeySwitch | Op::Pbs { .. })
+        self.is_keyswitch() || matches!(self, Op::Pbs { .. })
+    }
+
+    /// Whether the op is one of the keyswitches (`keyswitch`, `keyswitch.shr`,
+    /// `keyswitch.bit`).
+    pub fn is_keyswitch(&self) -> bool {
+        matches!(
+            self,
+            Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. }
+        )
+    }
+
+    /// The operand bits a keyswitch reads, as `(lsb, bits)`: bits `lsb .. lsb + bits` of the
+    /// operand become the result's message (`bits` is the result type's width, so a plain
+    /// keyswitch is `(0, bits)`, `keyswitch.shr` `(K, bits)` and `keyswitch.bit` `(J, 1)`).
+    /// The operand's encoding must hold at least `lsb + bits` bits, and narrowing it to the
+    /// result multiplies its noise by `2^(w - lsb - bits)`. `None` for other ops.
+    pub fn keyswitch_window(&self, result_bits: u8) -> Option<(u8, u8)> {
+        match self {
+            Op::KeySwitch => Some((0, result_bits)),
+            Op::KeySwitchShr { shift } => Some((*shift, result_bits)),
+            Op::KeySwitchBit { bit } => Some((*bit, 1)),
+            _ => None,
+        }
     }
 
     /// Whether the op is a univariate function of its single operand applied elementwise

@@ -21,7 +21,7 @@
 use crate::graph::{Graph, Level, ValueId};
 use crate::infer::infer;
 use crate::ops::Op;
-use crate::types::{numel, KeyId, TensorType};
+use crate::types::{numel, IntType, KeyId, TensorType};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -393,6 +393,9 @@ impl Verifier<'_> {
                 "is not allowed at the TFHE level; lower it to levelled ops, keyswitch and pbs",
             ),
             Op::KeySwitch => self.check_keyswitch(v, tys[0]),
+            Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
+                self.check_keyswitch_window(v, op, tys[0])
+            }
             Op::Pbs { .. } => {
                 if let (Some(a), Some(r)) = (tys[0].encoding, ty.encoding) {
                     match a.key {
@@ -444,6 +447,79 @@ impl Verifier<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// `keyswitch.shr` / `keyswitch.bit`: the result type is the operand's bit window, under
+    /// a small key whose set holds the result width, and the window fits the operand's
+    /// encoding.
+    fn check_keyswitch_window(&mut self, v: ValueId, op: &Op, operand: &TensorType) {
+        let g = self.g;
+        let ty = g.ty(v);
+        let expect = match op {
+            Op::KeySwitchShr { shift } if *shift >= 1 && *shift < operand.int.bits => IntType {
+                bits: operand.int.bits - shift,
+                signed: operand.int.signed,
+            },
+            Op::KeySwitchShr { shift } => {
+                return self.report(
+                    v,
+                    format!(
+                        "shift={shift} must be at least 1 and below the operand width {}",
+                        operand.int
+                    ),
+                )
+            }
+            _ => IntType::unsigned(1),
+        };
+        if ty.int != expect {
+            self.report(
+                v,
+                format!("result type is {} but {} gives {expect}", ty.int, op.name()),
+            );
+        }
+        let (Some(a), Some(r)) = (operand.encoding, ty.encoding) else {
+            return;
+        };
+        let KeyId::Small(q) = r.key else {
+            return self.report(
+                v,
+                format!(
+                    "result must be under a small key (it feeds a bootstrap), not {}",
+                    r.key
+                ),
+            );
+        };
+        if let Some(p) = g.params.get(q as usize) {
+            if r.width > p.message_bits {
+                self.report(
+                    v,
+                    format!(
+                        "result width {} is above {}'s message bits {}",
+                        r.width, r.key, p.message_bits
+                    ),
+                );
+            }
+        }
+        if matches!(op, Op::KeySwitchBit { .. }) && r.width != 1 {
+            self.report(
+                v,
+                format!(
+                    "result width is {}; a bit is read as a 1-bit message",
+                    r.width
+                ),
+            );
+        }
+        let (lsb, bits) = op.keyswitch_window(r.width).expect("a keyswitch");
+        if lsb as u32 + bits as u32 > a.width as u32 {
+            self.report(
+                v,
+                format!(
+                    "reads operand bits {lsb}..{} but the operand encoding {a} holds {} bits",
+                    lsb as u32 + bits as u32,
+                    a.width
+                ),
+            );
         }
     }
 

@@ -9,6 +9,7 @@
 use crate::ciphertext::{CtTensor, Lwe, Value};
 use crate::error::{Result, RuntimeError};
 use crate::keys::ServerKeys;
+use crate::pbs::KsRead;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -369,7 +370,12 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
             .ok_or_else(|| ctx.err(v, format!("operand {i} must be clear")))
     };
     let tensor: Tensor<Lwe> = match op {
-        Op::KeySwitch => return Ok(Value::Encrypted(keys.keyswitch_tensor(ct(0)?, enc).map_err(|e| ctx.err(v, e))?)),
+        Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
+            let read = ks_read(op);
+            return Ok(Value::Encrypted(
+                keys.keyswitch_tensor_read(ct(0)?, enc, read).map_err(|e| ctx.err(v, e))?,
+            ));
+        }
         Op::Pbs { tables, map } => {
             let ts = tables
                 .iter()
@@ -379,8 +385,11 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
                         .ok_or_else(|| ctx.err(v, format!("table #{} does not exist", t.0)))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // a bit keyswitch's output is read as a sign
+            let read = ks_read(g.op(g.operands(v)[0]));
             return Ok(Value::Encrypted(
-                keys.pbs_tensor(ct(0)?, &ts, map, enc).map_err(|e| ctx.err(v, e))?,
+                keys.pbs_tensor_read(ct(0)?, &ts, map, enc, read)
+                    .map_err(|e| ctx.err(v, e))?,
             ));
         }
         Op::Add | Op::Sub => {
@@ -496,4 +505,13 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
         param_fingerprint: fp,
         tensor,
     }))
+}
+
+/// What a keyswitch op reads of its operand (plain message for other ops).
+fn ks_read(op: &Op) -> KsRead {
+    match op {
+        Op::KeySwitchShr { shift } => KsRead::Shr(*shift),
+        Op::KeySwitchBit { bit } => KsRead::Bit(*bit),
+        _ => KsRead::Message,
+    }
 }

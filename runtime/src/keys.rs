@@ -47,7 +47,7 @@ impl KeyRequirements {
                 Op::Pbs { .. } => {
                     r.bsk.insert(key_of(v)?.param());
                 }
-                Op::KeySwitch => {
+                op if op.is_keyswitch() => {
                     let a = program.operands(v);
                     let from = key_of(*a.first().ok_or_else(|| {
                         RuntimeError::Program(format!("keyswitch {v} has no operand"))

@@ -32,6 +32,22 @@ pub struct Accumulator {
     w_in: u8,
     w_out: u8,
     fn_count: usize,
+    /// Added to every output body (the sign accumulator's constant; 0 otherwise).
+    post: u64,
+}
+
+/// Which bits of its operand a keyswitch reads (the TFHE-level `keyswitch`, `keyswitch.shr`
+/// and `keyswitch.bit`; see [`veil_ir::Op::keyswitch_window`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KsRead {
+    /// The message itself (narrowing multiplies by `2^(w - w_to)`).
+    #[default]
+    Message,
+    /// `m >> k` of a message whose `k` low bits are zero (multiplies by `2^(w - k - w_to)`).
+    Shr(u8),
+    /// Bit `j` of a message whose bits below `j` are zero, placed on the padding bit plus a
+    /// quarter torus: a sign for [`ServerKeys::sign_accumulator`] (multiplies by `2^(w - j)`).
+    Bit(u8),
 }
 
 impl Accumulator {
@@ -169,6 +185,42 @@ impl ServerKeys {
             w_in,
             w_out,
             fn_count: f,
+            post: 0,
+        })
+    }
+
+    /// The test polynomial of a 2-entry `table` read by a [`KsRead::Bit`] ciphertext (phase
+    /// `1/4` for bit 0, `3/4` for bit 1): a constant polynomial `(t0 - t1) * delta_out / 2`,
+    /// whose negacyclic rotation gives `+` on the first half of the torus and `-` on the
+    /// second, plus `(t0 + t1) * delta_out / 2` added afterwards. The phase may move by a
+    /// quarter torus either way, twice the margin of a 1-bit message.
+    pub fn sign_accumulator(&self, param: u32, table: &[i64], w_out: u8) -> Result<Accumulator> {
+        let bsk = self.bsk(param)?;
+        let [t0, t1] = table else {
+            return Err(RuntimeError::BadInput(format!(
+                "a bit bootstrap takes a 2-entry table, got {} entries",
+                table.len()
+            )));
+        };
+        if !(1..=61).contains(&w_out) {
+            return Err(RuntimeError::BadInput(format!(
+                "bit bootstrap output width {w_out} must be within 1..=61"
+            )));
+        }
+        let half = |t: i64| (t as u64).wrapping_mul(1u64 << (62 - w_out as u32));
+        let body = vec![half(*t0).wrapping_sub(half(*t1)); bsk.polynomial_size().0];
+        let glwe = allocate_and_trivially_encrypt_new_glwe_ciphertext(
+            bsk.glwe_size(),
+            &PlaintextList::from_container(body),
+            modulus(),
+        );
+        Ok(Accumulator {
+            glwe,
+            param,
+            w_in: 1,
+            w_out,
+            fn_count: 1,
+            post: half(*t0).wrapping_add(half(*t1)),
         })
     }
 
@@ -210,6 +262,10 @@ impl ServerKeys {
                 &input, &mut out, &acc.glwe, bsk, fft, stack,
             )
         });
+        if acc.post != 0 {
+            let b = out.get_mut_body();
+            *b.data = b.data.wrapping_add(acc.post);
+        }
         Ok(Lwe::from_raw(out.into_container(), acc.w_out))
     }
 
@@ -242,19 +298,43 @@ impl ServerKeys {
     /// width`) multiplies the message's scale first (exact when the message fits `to_width`
     /// bits); widening is impossible without a bootstrap and is an error.
     pub fn keyswitch(&self, ct: &Lwe, from: KeyId, to: KeyId, to_width: u8) -> Result<Lwe> {
-        if from == to && ct.width == to_width {
+        self.keyswitch_read(ct, from, to, to_width, KsRead::Message)
+    }
+
+    /// [`ServerKeys::keyswitch`] reading the operand bits `read` selects: the ciphertext is
+    /// multiplied by `2^(w - lsb - to_width)` (message and shift) or `2^(w - j)` plus a quarter
+    /// torus (a bit for [`ServerKeys::sign_accumulator`]) before the key changes.
+    pub fn keyswitch_read(
+        &self,
+        ct: &Lwe,
+        from: KeyId,
+        to: KeyId,
+        to_width: u8,
+        read: KsRead,
+    ) -> Result<Lwe> {
+        if from == to && ct.width == to_width && read == KsRead::Message {
             return Ok(ct.clone());
         }
-        if to_width > ct.width {
+        let (top, sign) = match read {
+            KsRead::Message => (to_width as u32, false),
+            KsRead::Shr(k) => (to_width as u32 + k as u32, false),
+            KsRead::Bit(j) => (j as u32, true),
+        };
+        if top > ct.width as u32 || (sign && to_width != 1) {
             return Err(RuntimeError::BadInput(format!(
-                "keyswitch {from} -> {to} cannot widen messages from {} to {to_width} bits",
+                "keyswitch {from} -> {to} ({read:?}) cannot read a {to_width}-bit message from a {}-bit encoding",
                 ct.width
             )));
         }
-        let shift = (ct.width - to_width) as u32;
+        let shift = ct.width as u32 - top;
         let scaled;
-        let src = if shift > 0 {
-            scaled = ct.data.iter().map(|x| x << shift).collect::<Vec<u64>>();
+        let src = if shift > 0 || sign {
+            let mut d = ct.data.iter().map(|x| x << shift).collect::<Vec<u64>>();
+            if sign {
+                let body = d.last_mut().expect("an LWE ciphertext has a body");
+                *body = body.wrapping_add(1u64 << 62);
+            }
+            scaled = d;
             &scaled[..]
         } else {
             &ct.data[..]
@@ -312,13 +392,23 @@ impl ServerKeys {
 
     /// Keyswitches every ciphertext of a tensor to encoding `to` (in parallel).
     pub fn keyswitch_tensor(&self, ct: &CtTensor, to: Encoding) -> Result<CtTensor> {
+        self.keyswitch_tensor_read(ct, to, KsRead::Message)
+    }
+
+    /// [`ServerKeys::keyswitch_tensor`] reading the operand bits `read` selects.
+    pub fn keyswitch_tensor_read(
+        &self,
+        ct: &CtTensor,
+        to: Encoding,
+        read: KsRead,
+    ) -> Result<CtTensor> {
         self.check_tensor(ct)?;
         let from = ct.encoding.key;
         let data = ct
             .tensor
             .data
             .par_iter()
-            .map(|c| self.keyswitch(c, from, to.key, to.width))
+            .map(|c| self.keyswitch_read(c, from, to.key, to.width, read))
             .collect::<Result<Vec<_>>>()?;
         self.out_tensor(to, ct.tensor.shape.clone(), data)
     }
@@ -331,6 +421,19 @@ impl ServerKeys {
         tables: &[&[i64]],
         map: &[u32],
         out: Encoding,
+    ) -> Result<CtTensor> {
+        self.pbs_tensor_read(ct, tables, map, out, KsRead::Message)
+    }
+
+    /// [`ServerKeys::pbs_tensor`] of ciphertexts that a keyswitch produced with `read`: a
+    /// [`KsRead::Bit`] input is bootstrapped through sign accumulators.
+    pub fn pbs_tensor_read(
+        &self,
+        ct: &CtTensor,
+        tables: &[&[i64]],
+        map: &[u32],
+        out: Encoding,
+        read: KsRead,
     ) -> Result<CtTensor> {
         self.check_tensor(ct)?;
         let KeyId::Small(p) = ct.encoding.key else {
@@ -364,7 +467,10 @@ impl ServerKeys {
         }
         let accs = tables
             .iter()
-            .map(|t| self.accumulator(p, ct.encoding.width, &[t], out.width))
+            .map(|t| match read {
+                KsRead::Bit(_) => self.sign_accumulator(p, t, out.width),
+                _ => self.accumulator(p, ct.encoding.width, &[t], out.width),
+            })
             .collect::<Result<Vec<_>>>()?;
         let data = ct
             .tensor

@@ -232,7 +232,27 @@ struct Lowerer<'a> {
     numbers: HashMap<ValueId, usize>,
     pending: Vec<PendingPbs>,
     /// Keyswitched, offset bootstrap inputs, shared between bootstraps of one value.
-    ks_cache: HashMap<ValueId, (ValueId, i128, u8)>,
+    ks_cache: HashMap<ValueId, PbsInput>,
+    /// Lowered values whose low bits are known to be zero (results of an exact `round`):
+    /// their bootstraps read only the bits above (`keyswitch.shr`).
+    aligned: HashMap<ValueId, u8>,
+}
+
+/// The shared `keyswitch((x - lo) >> shift)` feeding the bootstraps of one value: message `m`
+/// stands for `x = lo + (m << shift)`, and tables have `2^bits` entries.
+#[derive(Clone, Copy, Debug)]
+struct PbsInput {
+    ks: ValueId,
+    lo: i128,
+    bits: u8,
+    shift: u8,
+}
+
+impl PbsInput {
+    /// The operand value that message `m` stands for.
+    fn value(&self, m: i128) -> i128 {
+        self.lo + (m << self.shift)
+    }
 }
 
 type R<T> = Result<T, LowerError>;
@@ -254,12 +274,71 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         numbers: src.value_numbers(),
         pending: Vec::new(),
         ks_cache: HashMap::new(),
+        aligned: HashMap::new(),
     };
+    let mut align: HashMap<ValueId, u8> = HashMap::new();
     for v in order {
+        let a = align_of(src, v, &align);
+        align.insert(v, a);
         let nv = l.lower_node(v)?;
+        if a > 0 && l.ty(nv).is_encrypted() {
+            l.aligned.insert(nv, a);
+        }
         l.map.insert(v, nv);
     }
     l.finish(chooser)
+}
+
+/// The known-zero low bits of every value of a tensor-level graph ([`align_of`]; values
+/// without any are left out): what the lowering's bootstraps skip.
+pub fn alignments(g: &Graph) -> HashMap<ValueId, u8> {
+    let mut align = HashMap::new();
+    for v in g.topo_order().unwrap_or_else(|_| g.values()) {
+        let a = align_of(g, v, &align);
+        align.insert(v, a);
+    }
+    align.retain(|_, a| *a > 0);
+    align
+}
+
+/// Trailing zero bits common to all values (62 for none or all zero).
+fn common_align(vals: impl Iterator<Item = i64>) -> u8 {
+    let acc = vals.fold(0u64, |acc, v| acc | v.unsigned_abs());
+    if acc == 0 {
+        62
+    } else {
+        acc.trailing_zeros().min(62) as u8
+    }
+}
+
+/// Low bits of `v` known to be zero, by the rules of the rewrite analysis
+/// ([`crate::rewrite::analysis`]): `round` clears its `lsbs`, a lookup whose entries share
+/// trailing zeros keeps them, sums and differences keep the common ones, shape ops and
+/// negation keep their operand's. Bootstraps of an aligned value read only its high bits.
+fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
+    let ops = g.operands(v);
+    let of = |i: usize| ops.get(i).and_then(|o| known.get(o)).copied().unwrap_or(0);
+    let min_all = || (0..ops.len()).map(of).min().unwrap_or(0);
+    let a = match g.op(v) {
+        Op::Const { value } => g
+            .constant(*value)
+            .map_or(0, |c| common_align(c.values.iter().copied())),
+        Op::Round { lsbs } => (*lsbs).max(of(0)),
+        Op::Tlu { table } => g
+            .table(*table)
+            .map_or(0, |t| common_align(t.entries.iter().copied())),
+        Op::Add | Op::Sub | Op::Min | Op::Max | Op::Sum { .. } | Op::Concat { .. } => min_all(),
+        Op::Neg
+        | Op::Relu
+        | Op::Abs
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Slice { .. } => of(0),
+        _ => 0,
+    };
+    // never all of a value's bits
+    a.min(g.ty(v).int.bits.saturating_sub(1))
 }
 
 fn range_of(t: &IntType) -> (i128, i128) {
@@ -355,19 +434,23 @@ impl<'a> Lowerer<'a> {
         out: IntType,
         f: impl Fn(i128) -> i128,
     ) -> R<ValueId> {
-        let (ks, lo, bits) = self.pbs_input(src, x)?;
-        let table: Vec<i64> = (0..(1i128 << bits)).map(|m| f(m + lo) as i64).collect();
-        self.pbs(ks, out, vec![table], vec![])
+        let p = self.pbs_input(src, x)?;
+        let table: Vec<i64> = (0..(1i128 << p.bits))
+            .map(|m| f(p.value(m)) as i64)
+            .collect();
+        self.pbs(p.ks, out, vec![table], vec![])
     }
 
-    /// The shared `keyswitch(x - min)` of a bootstrap input: `(node, min, bits)`.
-    fn pbs_input(&mut self, src: ValueId, x: ValueId) -> R<(ValueId, i128, u8)> {
+    /// The shared `keyswitch(x - min)` of a bootstrap input (`keyswitch.shr` past the low bits
+    /// an exact `round` cleared).
+    fn pbs_input(&mut self, src: ValueId, x: ValueId) -> R<PbsInput> {
         if let Some(hit) = self.ks_cache.get(&x) {
             return Ok(*hit);
         }
         let t = self.ty(x).clone();
         let (lo, hi) = range_of(&t.int);
-        let bits = t.int.bits;
+        let shift = self.aligned.get(&x).copied().unwrap_or(0);
+        let bits = t.int.bits - shift;
         if bits > 16 {
             return Err(LowerError::Unsupported {
                 what: self.what(src),
@@ -384,16 +467,63 @@ impl<'a> Lowerer<'a> {
         } else {
             x
         };
+        let (op, ks_bits) = if shift > 0 {
+            (Op::KeySwitchShr { shift }, t.int.bits - shift)
+        } else {
+            (Op::KeySwitch, bits)
+        };
         let ks = self.dst.add_node(
-            Op::KeySwitch,
+            op,
             TensorType {
-                int: IntType::unsigned(bits),
+                int: IntType::unsigned(ks_bits),
                 ..self.ty(shifted).clone()
             },
             &[shifted],
         );
-        self.ks_cache.insert(x, (ks, lo, bits));
-        Ok((ks, lo, bits))
+        let p = PbsInput {
+            ks,
+            lo,
+            bits,
+            shift,
+        };
+        self.ks_cache.insert(x, p);
+        Ok(p)
+    }
+
+    /// Exact `round(x, k)`: `t = x + 2^(k-1)`, then for `j < k` bit `j` of `t` is extracted
+    /// by one bootstrap (`keyswitch.bit`, a 2-entry table `[0, 2^j]`) and subtracted, which
+    /// leaves `t` with `k` zero low bits: `floor(t / 2^k) * 2^k`. The result's bootstraps read
+    /// only its high bits, so a lookup after the round is as narrow as the kept bits.
+    fn round_exact(&mut self, src: ValueId, x: ValueId, k: u8, out: IntType) -> R<ValueId> {
+        let (xl, xh) = range_of(&self.ty(x).int);
+        let shape = self.ty(x).shape.clone();
+        let half = 1i128 << (k - 1);
+        let c = self.scalar_const(src, half)?;
+        let (mut lo, hi) = (xl + half, xh + half);
+        let mut t = self.levelled(src, Op::Add, &[x, c], (lo, hi), shape.clone())?;
+        // bits below the operand's known alignment are zero already
+        let first = self.aligned.get(&x).copied().unwrap_or(0).min(k - 1);
+        for j in first..k {
+            let ks = self.dst.add_node(
+                Op::KeySwitchBit { bit: j },
+                TensorType {
+                    int: IntType::unsigned(1),
+                    ..self.ty(t).clone()
+                },
+                &[t],
+            );
+            let b = self.pbs(ks, IntType::unsigned(j + 1), vec![vec![0, 1 << j]], vec![])?;
+            let step = 1i128 << (j + 1);
+            lo = lo.div_euclid(step) * step;
+            t = if j + 1 == k {
+                let ty = TensorType::encrypted(out, shape.clone());
+                self.dst.add_node(Op::Sub, ty, &[t, b])
+            } else {
+                self.levelled(src, Op::Sub, &[t, b], (lo, hi), shape.clone())?
+            };
+        }
+        self.aligned.insert(t, k);
+        Ok(t)
     }
 
     fn pbs(
@@ -491,9 +621,9 @@ impl<'a> Lowerer<'a> {
                 self.tlu_fn(v, x, out, move |a| entries[(a - lo) as usize] as i128)
             }
             Op::TluMulti { tables, map } => {
-                let (ks, lo, bits) = self.pbs_input(v, x)?;
+                let p = self.pbs_input(v, x)?;
                 let src_lo = range_of(&self.src.ty(self.src.operands(v)[0]).int).0;
-                debug_assert_eq!(lo, src_lo);
+                debug_assert_eq!(p.lo, src_lo);
                 let mut tabs = Vec::new();
                 for t in tables {
                     let e = &self
@@ -503,9 +633,13 @@ impl<'a> Lowerer<'a> {
                             LowerError::BadInput(format!("{}: unknown table", self.what(v)))
                         })?
                         .entries;
-                    tabs.push((0..(1usize << bits)).map(|m| e[m]).collect());
+                    tabs.push(
+                        (0..(1i128 << p.bits))
+                            .map(|m| e[(p.value(m) - p.lo) as usize])
+                            .collect(),
+                    );
                 }
-                self.pbs(ks, out, tabs, map.clone())
+                self.pbs(p.ks, out, tabs, map.clone())
             }
             Op::Relu => self.tlu_fn(v, x, out, |a| a.max(0)),
             Op::Abs => self.tlu_fn(v, x, out, |a| a.abs()),
@@ -513,16 +647,12 @@ impl<'a> Lowerer<'a> {
                 let (lo, hi) = (*lo as i128, *hi as i128);
                 self.tlu_fn(v, x, out, move |a| a.clamp(lo, hi))
             }
-            Op::Round { lsbs } => {
-                let k = *lsbs as u32;
-                self.tlu_fn(v, x, out, move |a| {
-                    if k == 0 {
-                        a
-                    } else {
-                        (a + (1i128 << (k - 1))).div_euclid(1i128 << k) << k
-                    }
-                })
+            // already a multiple of 2^lsbs (ties round upward: nothing moves)
+            Op::Round { lsbs } if self.aligned.get(&x).is_some_and(|a| a >= lsbs) => {
+                let ty = TensorType::encrypted(out, self.ty(x).shape.clone());
+                Ok(self.dst.add_node(Op::Reshape, ty, &[x]))
             }
+            Op::Round { lsbs } => self.round_exact(v, x, *lsbs, out),
             Op::Cmp(c) => {
                 let c: CmpOp = *c;
                 let d = self.sub(v, ops[0], ops[1])?;
@@ -580,12 +710,22 @@ impl<'a> Lowerer<'a> {
         let g = &mut self.dst;
         let vals = g.values();
         let idx: HashMap<ValueId, usize> = vals.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-        let is_ks = |g: &Graph, v: ValueId| matches!(g.op(v), Op::KeySwitch);
+        let is_ks = |g: &Graph, v: ValueId| g.op(v).is_keyswitch();
+        // The operand bits a keyswitch reads end at `top`: its region needs that many bits,
+        // and the narrowing multiplies the region's noise by `2^(width - top)`.
+        let top = |g: &Graph, k: ValueId| {
+            let (lsb, bits) = g
+                .op(k)
+                .keyswitch_window(g.ty(k).int.bits)
+                .expect("a keyswitch");
+            lsb + bits
+        };
         // Regions: encrypted big-key values joined by levelled ops share one encoding.
         let mut regions = UnionFind::new(vals.len());
         for &v in &vals {
             if !g.ty(v).is_encrypted()
-                || matches!(g.op(v), Op::KeySwitch | Op::Pbs { .. } | Op::Input { .. })
+                || is_ks(g, v)
+                || matches!(g.op(v), Op::Pbs { .. } | Op::Input { .. })
             {
                 continue;
             }
@@ -653,7 +793,7 @@ impl<'a> Lowerer<'a> {
             let r = region(&mut regions, src);
             let e = info.entry(r).or_default();
             *e.consumers.entry(part_of_ks(g, k)).or_default() += numel(&g.ty(k).shape) as u64;
-            e.width = e.width.max(g.ty(k).int.bits);
+            e.width = e.width.max(top(g, k));
         }
         for &v in &vals {
             if matches!(g.op(v), Op::Output { .. }) && g.ty(v).is_encrypted() {
@@ -700,8 +840,8 @@ impl<'a> Lowerer<'a> {
         for &k in &ks_nodes {
             let src = g.operands(k)[0];
             let r = region(&mut regions, src);
-            let (p, bits) = (part_of_ks(g, k), g.ty(k).int.bits);
-            let shift = info[&r].width - bits;
+            let p = part_of_ks(g, k);
+            let shift = info[&r].width - top(g, k);
             let n2 = manp::max_norm2(&nu, src) * 4f64.powi(shift as i32);
             partitions[p].norm2 = partitions[p].norm2.max(n2);
             if let Some(h) = home[&r] {
@@ -818,7 +958,7 @@ impl<'a> Lowerer<'a> {
         for &v in &vals {
             let count = numel(&g.ty(v).shape) as u64;
             match g.op(v) {
-                Op::KeySwitch => {
+                op if op.is_keyswitch() => {
                     let from = g.ty(g.operands(v)[0]).encoding.map(|e| e.key);
                     if from != g.ty(v).encoding.map(|e| e.key) {
                         stats.keyswitches += count;

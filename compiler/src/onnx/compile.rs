@@ -4,12 +4,14 @@ use super::error::{OnnxError, OnnxResult};
 use super::eval::run_graph;
 use super::graph::{FNode, FOp, FTensor, FloatGraph};
 use super::ops;
+use super::qval::MAX_ACC;
 use super::qval::{Ctx, QVal, Resolved, Val};
 use crate::ml::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
 use crate::ml::quantize::{QuantOptions, UniformQuantizer};
 use crate::ml::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
+use veil_ir::{Graph, IntType, Op, Tensor};
 
 /// How the server part and the client part of a model divide.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,6 +125,7 @@ pub fn compile(
     inputset: &Matrix,
     n_bits: &NBits,
     batch: usize,
+    rounding_bits: Option<u8>,
 ) -> OnnxResult<Compiled> {
     if batch == 0 {
         return Err(OnnxError::Shape("batch must be at least 1".into()));
@@ -159,72 +162,56 @@ pub fn compile(
         let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
         return Ok(Compiled { model, split: sp });
     }
-    let b = Builder::new();
     let per_feature = sample.len() == 1;
     let q = input_quantizer(inputset, f, bits.inputs, per_feature)?;
-    let xin = b.input_encrypted("x", &[batch, f], q.int_type())?;
-    let mut shape = vec![batch];
-    shape.extend_from_slice(sample);
-    let xid = if per_feature {
-        xin
-    } else {
-        b.reshape(xin, &shape)?
+    let emit = |plan: &[u8]| {
+        emit_program(
+            g,
+            &sp,
+            sample,
+            &ranges,
+            &q,
+            bits,
+            batch,
+            rounding_bits,
+            plan,
+        )
     };
-    let zero: Vec<f64> = q.zero_point.iter().map(|&z| z as f64).collect();
-    let xq = QVal::new(xid, shape, per_feature.then_some(1), q.scale.clone(), zero);
-    let ctx = Ctx {
-        b: &b,
-        n_bits: bits,
-        ranges: &ranges,
-    };
-    let mut vals: HashMap<String, Val> = g
-        .consts
-        .iter()
-        .map(|(k, v)| (k.clone(), Val::Const(v.clone())))
-        .collect();
-    vals.insert(g.input.clone(), Val::Enc(xq));
-    for &i in &sp.server {
-        let n = &g.nodes[i];
-        let ins: Vec<Option<Val>> = n
-            .inputs
-            .iter()
+    let (mut graph, mut dec) = emit(&[])?;
+    if let Some(keep) = rounding_bits {
+        // Calibrate the integer program, then round every lookup operand wider than `keep`
+        // bits (the n-th lookup emitted is the n-th table lookup node: one emission order).
+        let probe = ClientSpec {
+            n_features: f,
+            batch,
+            input: q.clone(),
+            digit_bits: None,
+            output: dec.clone(),
+        };
+        let rows: Vec<Vec<Tensor<i64>>> = probe
+            .encode(inputset)
+            .map_err(|e| OnnxError::Malformed(format!("quantizing the inputset: {e}")))?
+            .into_iter()
+            .map(|t| vec![t])
+            .collect();
+        let ranges = crate::passes::bitwidth::calibrate(&graph, &rows)
+            .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
+        let plan: Vec<u8> = graph
+            .values()
+            .into_iter()
+            .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
             .map(|v| {
-                v.as_ref()
-                    .map(|name| {
-                        vals.get(name).cloned().ok_or_else(|| {
-                            n.err(format!("`{name}` is not computed before this node"))
-                        })
-                    })
-                    .transpose()
+                let x = graph.operands(v)[0];
+                ranges.get(x).map_or(0, |r| {
+                    let bits = IntType::fitting(r.0, r.1).map_or(64, |t| t.bits);
+                    bits.saturating_sub(keep.max(1))
+                })
             })
-            .collect::<OnnxResult<_>>()?;
-        let outs = emit_node(&ctx, n, &ins)?;
-        for (name, v) in n.outputs.iter().zip(outs) {
-            vals.insert(name.clone(), v);
+            .collect();
+        if plan.iter().any(|&k| k > 0) {
+            (graph, dec) = emit(&plan)?;
         }
     }
-    let cut = match vals.get(&sp.cut) {
-        Some(Val::Enc(q)) => q.clone(),
-        _ => {
-            return Err(OnnxError::Malformed(format!(
-                "the encrypted result `{}` does not depend on the input",
-                sp.cut
-            )))
-        }
-    };
-    if cut.shape.first() != Some(&batch) {
-        return Err(OnnxError::Unsupported {
-            op: "graph".into(),
-            node: sp.cut.clone(),
-            hint: format!(
-                "the encrypted result has shape {:?}; its first axis must be the batch",
-                cut.shape
-            ),
-        });
-    }
-    let (id, dec) = output(&ctx, cut, &sp.cut)?;
-    b.output("y", id)?;
-    let graph = b.finish()?;
     let client = ClientSpec {
         n_features: f,
         batch,
@@ -357,4 +344,93 @@ fn output(ctx: &Ctx, cut: QVal, name: &str) -> OnnxResult<(veil_ir::ValueId, Out
         post: PostProcess::Identity,
     };
     Ok((id, dec))
+}
+
+/// Emits the quantized program of the server part `sp` of `g` (`plan`: the `round` before each
+/// lookup, see [`Ctx::round_plan`]); returns it with the decoder of its output.
+#[allow(clippy::too_many_arguments)]
+fn emit_program(
+    g: &FloatGraph,
+    sp: &Split,
+    sample: &[usize],
+    ranges: &HashMap<String, (f64, f64)>,
+    q: &UniformQuantizer,
+    bits: Resolved,
+    batch: usize,
+    rounding_bits: Option<u8>,
+    plan: &[u8],
+) -> OnnxResult<(Graph, OutputDecoder)> {
+    let b = Builder::new();
+    let f: usize = sample.iter().product();
+    let per_feature = sample.len() == 1;
+    let xin = b.input_encrypted("x", &[batch, f], q.int_type())?;
+    let mut shape = vec![batch];
+    shape.extend_from_slice(sample);
+    let xid = if per_feature {
+        xin
+    } else {
+        b.reshape(xin, &shape)?
+    };
+    let zero: Vec<f64> = q.zero_point.iter().map(|&z| z as f64).collect();
+    let xq = QVal::new(xid, shape, per_feature.then_some(1), q.scale.clone(), zero);
+    let ctx = Ctx {
+        b: &b,
+        n_bits: bits,
+        ranges,
+        max_acc: if rounding_bits.is_some() {
+            MAX_ACC / 2
+        } else {
+            MAX_ACC
+        },
+        round_plan: plan,
+        lookups: Default::default(),
+    };
+    let mut vals: HashMap<String, Val> = g
+        .consts
+        .iter()
+        .map(|(k, v)| (k.clone(), Val::Const(v.clone())))
+        .collect();
+    vals.insert(g.input.clone(), Val::Enc(xq));
+    for &i in &sp.server {
+        let n = &g.nodes[i];
+        let ins: Vec<Option<Val>> = n
+            .inputs
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .map(|name| {
+                        vals.get(name).cloned().ok_or_else(|| {
+                            n.err(format!("`{name}` is not computed before this node"))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<OnnxResult<_>>()?;
+        let outs = emit_node(&ctx, n, &ins)?;
+        for (name, v) in n.outputs.iter().zip(outs) {
+            vals.insert(name.clone(), v);
+        }
+    }
+    let cut = match vals.get(&sp.cut) {
+        Some(Val::Enc(q)) => q.clone(),
+        _ => {
+            return Err(OnnxError::Malformed(format!(
+                "the encrypted result `{}` does not depend on the input",
+                sp.cut
+            )))
+        }
+    };
+    if cut.shape.first() != Some(&batch) {
+        return Err(OnnxError::Unsupported {
+            op: "graph".into(),
+            node: sp.cut.clone(),
+            hint: format!(
+                "the encrypted result has shape {:?}; its first axis must be the batch",
+                cut.shape
+            ),
+        });
+    }
+    let (id, dec) = output(&ctx, cut, &sp.cut)?;
+    b.output("y", id)?;
+    Ok((b.finish()?, dec))
 }

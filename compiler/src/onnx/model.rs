@@ -20,6 +20,12 @@ pub struct ImportConfig {
     pub n_bits: NBits,
     /// Samples per program run (`0` means 1).
     pub batch: usize,
+    /// Concrete ML's `rounding_threshold_bits`: keep at most this many high bits of every
+    /// accumulator that a table lookup reads, dropping the rest with an exact `round` (one
+    /// 1-bit bootstrap per dropped bit, then a lookup as narrow as the kept bits). Widths are
+    /// the accumulators' calibrated ones. `None` (default): lookups read whole accumulators,
+    /// which only compiles while they fit the optimizer's widest bootstrap.
+    pub rounding_bits: Option<u8>,
 }
 
 /// A parsed ONNX model, evaluated in float; [`OnnxImport::compile`] quantizes it.
@@ -88,6 +94,7 @@ impl OnnxImport {
             inputset,
             &cfg.n_bits,
             cfg.batch.max(1),
+            cfg.rounding_bits,
         )?;
         Ok(OnnxModel {
             compiled: c.model,

@@ -198,6 +198,13 @@ pub struct Ctx<'a> {
     pub n_bits: Resolved,
     /// Calibrated float range `(min, max)` of every value.
     pub ranges: &'a HashMap<String, (f64, f64)>,
+    /// Largest accumulator magnitude a layer may produce ([`MAX_ACC`], halved when lookups
+    /// round it: `round` may need one more bit).
+    pub max_acc: i128,
+    /// `lsbs` of the `round` before the `n`-th lookup (0 or missing: none).
+    pub round_plan: &'a [u8],
+    /// Lookups emitted so far.
+    pub lookups: std::cell::Cell<usize>,
 }
 
 /// Widths with defaults applied.
@@ -262,7 +269,13 @@ impl Ctx<'_> {
         what: &str,
         f: &dyn Fn(usize, f64) -> i64,
     ) -> OnnxResult<ValueId> {
-        let int = self.b.ty(qv.id)?.int;
+        let n = self.lookups.get();
+        self.lookups.set(n + 1);
+        let x = match self.round_plan.get(n) {
+            Some(&k) if k > 0 => self.b.round(qv.id, k)?,
+            _ => qv.id,
+        };
+        let int = self.b.ty(x)?.int;
         if int.bits > MAX_TLU_DOMAIN_BITS {
             return Err(OnnxError::Build(veil_ir::BuildError::Invalid {
                 op: "tlu",
@@ -284,13 +297,13 @@ impl Ctx<'_> {
                     .iter()
                     .any(|f| matches!(f, Func::Affine { mul, .. } if mul.len() > 1)));
         if !per_channel {
-            return Ok(self.b.tlu_table(qv.id, table(0))?);
+            return Ok(self.b.tlu_table(x, table(0))?);
         }
         let n: usize = qv.shape.iter().product();
         let map = (0..n).map(|j| qv.channel_of(j) as u32).collect();
         Ok(self
             .b
-            .tlu_multi(qv.id, (0..qv.channels()).map(table).collect(), map)?)
+            .tlu_multi(x, (0..qv.channels()).map(table).collect(), map)?)
     }
 
     /// Requantizes `qv` with the per-tensor quantizer `q` (fusing every pending function).

@@ -191,6 +191,11 @@ pub fn transfer(op: &Op, ops: &[OperandInfo<'_>], tables: &[Table]) -> Option<In
         | Op::Slice { .. }
         | Op::Output { .. }
         | Op::KeySwitch => r(0)?,
+        Op::KeySwitchShr { shift } => {
+            let a = r(0)?;
+            (a.0 >> *shift, a.1 >> *shift)
+        }
+        Op::KeySwitchBit { .. } => (0, 1),
         Op::Concat { .. } => ops.iter().map(|o| o.range).reduce(hull)?,
         Op::Tlu { table } => {
             let a = ops.first()?;

@@ -63,9 +63,10 @@ pub struct PbsPrice {
     pub fallback: bool,
 }
 
-/// Memo of prices by `(bits, p_error bits)`, shared by all compilations of the process.
-fn price_memo() -> &'static Mutex<HashMap<(u32, u64), PbsPrice>> {
-    static MEMO: OnceLock<Mutex<HashMap<(u32, u64), PbsPrice>>> = OnceLock::new();
+/// Memo of prices by `(bits, log4 norm2, p_error bits)`, shared by all compilations of the
+/// process.
+fn price_memo() -> &'static Mutex<HashMap<(u32, u32, u64), PbsPrice>> {
+    static MEMO: OnceLock<Mutex<HashMap<(u32, u32, u64), PbsPrice>>> = OnceLock::new();
     MEMO.get_or_init(Default::default)
 }
 
@@ -95,8 +96,15 @@ impl CostModel {
     /// where it finds no parameters, the larger of [`fallback_pbs_cost`] and the price of
     /// `bits - 1`.
     pub fn pbs_price(&self, bits: u32) -> PbsPrice {
+        self.pbs_price_norm2(bits, 0)
+    }
+
+    /// [`CostModel::pbs_price`] of a bootstrap whose input noise is `4^log4_norm2` times a
+    /// fresh ciphertext's (one step of an exact `round`: a bit read `w - 1 - j` bits above
+    /// the message).
+    pub fn pbs_price_norm2(&self, bits: u32, log4_norm2: u32) -> PbsPrice {
         let bits = bits.max(1);
-        let key = (bits, self.p_error.to_bits());
+        let key = (bits, log4_norm2, self.p_error.to_bits());
         let memo = price_memo();
         if let Some(p) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return *p;
@@ -105,7 +113,8 @@ impl CostModel {
             .ok()
             .filter(|b| *b <= crate::optimizer::MAX_PRECISION)
             .and_then(|b| {
-                let problem = Problem::single(b, 1.0, 1, ErrorTarget::p_error(self.p_error));
+                let norm2 = 4f64.powi(log4_norm2.min(60) as i32);
+                let problem = Problem::single(b, norm2, 1, ErrorTarget::p_error(self.p_error));
                 optimize_cached(&problem).ok()
             })
             .and_then(|sol| {
@@ -120,9 +129,11 @@ impl CostModel {
             },
             // never cheaper than one bit less, so that prices grow with precision
             None => PbsPrice {
-                cost: match bits {
-                    1 => fallback_pbs_cost(1),
-                    _ => fallback_pbs_cost(bits).max(self.pbs_cost(bits - 1)),
+                cost: match (bits, log4_norm2) {
+                    (1, 0) => fallback_pbs_cost(1),
+                    (_, 0) => fallback_pbs_cost(bits).max(self.pbs_cost(bits - 1)),
+                    // as if the amplified noise were message bits
+                    _ => self.pbs_cost(bits + log4_norm2),
                 },
                 fallback: true,
             },
@@ -139,7 +150,10 @@ impl CostModel {
     }
 
     fn pbs(&self, n: f64, bits: u32) -> OpCost {
-        let p = self.pbs_price(bits);
+        self.pbs_at(n, self.pbs_price(bits), bits)
+    }
+
+    fn pbs_at(&self, n: f64, p: PbsPrice, bits: u32) -> OpCost {
         OpCost {
             pbs: n as u64,
             cost: n * p.cost,
@@ -157,12 +171,11 @@ impl CostModel {
         let n = result.numel();
         let first = &ops[0];
         match op {
-            Op::Tlu { .. }
-            | Op::TluMulti { .. }
-            | Op::Relu
-            | Op::Abs
-            | Op::Clip { .. }
-            | Op::Round { .. } => self.pbs(first.numel(), pbs_bits(first.int)),
+            // an aligned operand's bootstraps read only its high bits (`keyswitch.shr`)
+            Op::Tlu { .. } | Op::TluMulti { .. } | Op::Relu | Op::Abs | Op::Clip { .. } => {
+                self.pbs(first.numel(), read_bits(first))
+            }
+            Op::Round { lsbs } => self.round_cost(first, *lsbs),
             Op::Cmp(_) | Op::Min | Op::Max if ops.len() == 2 => {
                 let d = diff(type_range(ops[0].int), type_range(ops[1].int));
                 self.pbs(n, bits_of(d)).plus(OpCost::levelled(2.0 * n))
@@ -192,6 +205,19 @@ impl CostModel {
         }
     }
 
+    /// Exact `round` as the lowering executes it: one bit extraction per dropped bit not
+    /// already zero, bit `j` read `w - 1 - j` bits above a 1-bit message (`w` the operand's
+    /// width), plus levelled glue.
+    fn round_cost(&self, x: &Fact<'_>, lsbs: u8) -> OpCost {
+        let n = x.numel();
+        let w = pbs_bits(x.int);
+        (x.align..lsbs).fold(OpCost::default(), |acc, j| {
+            let log4 = w.saturating_sub(1 + j as u32);
+            acc.plus(self.pbs_at(n, self.pbs_price_norm2(1, log4), w))
+                .plus(OpCost::levelled(n))
+        })
+    }
+
     /// `n` products `a * b` as the lowering computes them: `n` PBS on `a + b` and `n` on
     /// `a - b`, each at its own precision (typed from the operand types).
     fn quarter_squares(&self, n: f64, a: &Fact<'_>, b: &Fact<'_>) -> OpCost {
@@ -206,12 +232,14 @@ impl CostModel {
     pub fn graph_cost(&self, g: &Graph) -> OpCost {
         let mut total = OpCost::default();
         let order = g.topo_order().unwrap_or_else(|_| g.values());
+        let align = crate::lower::alignments(g);
         let fact = |u: veil_ir::ValueId| {
             let t = g.ty(u);
             Fact {
                 encrypted: t.is_encrypted(),
                 int: t.int,
                 shape: &t.shape,
+                align: align.get(&u).copied().unwrap_or(0),
             }
         };
         for v in order {
@@ -241,6 +269,8 @@ pub struct Fact<'a> {
     pub int: IntType,
     /// Its shape.
     pub shape: &'a [usize],
+    /// Low bits known to be zero (bootstraps read only the bits above).
+    pub align: u8,
 }
 
 impl Fact<'_> {
@@ -253,6 +283,11 @@ impl Fact<'_> {
 /// the lowering.
 pub fn pbs_bits(int: IntType) -> u32 {
     (int.bits as u32).max(1)
+}
+
+/// The bits a bootstrap of `x` reads: its width less its known-zero low bits.
+pub fn read_bits(x: &Fact<'_>) -> u32 {
+    pbs_bits(x.int).saturating_sub(x.align as u32).max(1)
 }
 
 fn bit_mask(bits: u32) -> u64 {
@@ -311,6 +346,7 @@ pub fn type_range(t: IntType) -> Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_ir::TableId;
 
     #[test]
     fn optimizer_prices_grow_with_precision() {
@@ -354,14 +390,28 @@ mod tests {
             encrypted: true,
             int,
             shape: s,
+            align: 0,
         };
-        // round on u6 is a 6-bit lookup, whatever it drops
+        // round on u6 dropping 4 bits: 4 bit extractions per element, each a 1-bit
+        // bootstrap read 5, 4, 3, 2 bits above its message
         let r = m.op_cost(
             &Op::Round { lsbs: 4 },
             &[f(IntType::unsigned(6))],
             &f(IntType::unsigned(7)),
         );
-        assert_eq!((r.pbs, r.pbs_cost), (3, 3.0 * m.pbs_cost(6)));
+        let steps: f64 = (2..=5).map(|l| m.pbs_price_norm2(1, l).cost).sum();
+        assert_eq!((r.pbs, r.pbs_cost), (12, 3.0 * steps));
+        // a lookup of the rounded value reads its 3 high bits
+        let rounded = Fact {
+            align: 4,
+            ..f(IntType::unsigned(7))
+        };
+        let t = m.op_cost(
+            &Op::Tlu { table: TableId(0) },
+            &[rounded],
+            &f(IntType::unsigned(3)),
+        );
+        assert_eq!(t.pbs_cost, 3.0 * m.pbs_cost(3));
         // u3 x u3: a + b is u4, a - b is i4
         let mul = m.op_cost(
             &Op::Mul,

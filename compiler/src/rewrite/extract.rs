@@ -42,6 +42,7 @@ pub fn enode_op_cost(eg: &VeilEGraph, model: &CostModel, class: Id, n: &VeilLang
             encrypted: d.encrypted,
             int: d.int,
             shape: &d.shape,
+            align: d.align,
         }
     }
     let facts: Vec<Fact> = kids.iter().map(|d| fact(d)).collect();

@@ -400,6 +400,17 @@ fn lookup(
     })
 }
 
+/// `keyswitch.shr` and `keyswitch.bit` read bits at and above `lsb`: the bits below must be
+/// zero (the exact `round` lowering clears them first).
+fn low_bits_zero(x: i128, lsb: u8, what: &str) -> Result<(), EvalError> {
+    if lsb >= 127 || x & ((1i128 << lsb) - 1) != 0 {
+        return fail(format!(
+            "{what}: value {x} has nonzero bits below bit {lsb}; they must be cleared first"
+        ));
+    }
+    Ok(())
+}
+
 /// Evaluates one op on concrete operand values: the exact semantics of [`Op`], without
 /// checking the result against `result`'s element type (callers such as constant folding check
 /// what they need). `operand_types` and `result` supply what the semantics read from types:
@@ -450,6 +461,14 @@ pub fn eval_op(
             )?
         }
         Op::Output { .. } | Op::KeySwitch => a(0).clone(),
+        Op::KeySwitchShr { shift } => a(0).try_map(|&x| {
+            low_bits_zero(x, *shift, "keyswitch.shr")?;
+            Ok::<_, EvalError>(x >> *shift)
+        })?,
+        Op::KeySwitchBit { bit } => a(0).try_map(|&x| {
+            low_bits_zero(x, *bit, "keyswitch.bit")?;
+            Ok::<_, EvalError>((x >> *bit) & 1)
+        })?,
         Op::Add => binary(a(0), a(1), "add", i128::checked_add)?,
         Op::Sub => binary(a(0), a(1), "sub", i128::checked_sub)?,
         Op::Mul => binary(a(0), a(1), "mul", i128::checked_mul)?,

@@ -53,6 +53,8 @@ pub const OP_NAMES: &[&str] = &[
     "clip",
     "output",
     "keyswitch",
+    "keyswitch.shr",
+    "keyswitch.bit",
     "pbs",
 ];
 
@@ -754,6 +756,12 @@ impl<'a> Parser<'a> {
             "relu" => Op::Relu,
             "abs" => Op::Abs,
             "keyswitch" => Op::KeySwitch,
+            "keyswitch.shr" => Op::KeySwitchShr {
+                shift: a.int("shift", None)?,
+            },
+            "keyswitch.bit" => Op::KeySwitchBit {
+                bit: a.int("bit", None)?,
+            },
             "conv2d" => {
                 let d = Conv2dAttrs::default();
                 Op::Conv2d(Conv2dAttrs {

@@ -8,7 +8,7 @@
 
 use super::super::error::OnnxResult;
 use super::super::graph::{FNode, FOp, FTensor, Pool};
-use super::super::qval::{Ctx, QVal, Val, MAX_ACC};
+use super::super::qval::{Ctx, QVal, Val};
 use super::arg;
 use crate::ml::quantize::{QuantOptions, UniformQuantizer};
 use crate::ml::Granularity;
@@ -351,7 +351,7 @@ pub fn emit(ctx: &Ctx, n: &FNode, ins: &[Option<Val>]) -> OnnxResult<Vec<Val>> {
                     })
                     .max()
                     .unwrap_or(0);
-                let fits = smax * m <= MAX_ACC;
+                let fits = smax * m <= ctx.max_acc;
                 chosen = Some((q, wq, bq));
                 if fits {
                     break;

@@ -5,7 +5,7 @@
 use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
 use super::super::load::{post_transform, Attrs};
-use super::super::qval::{Ctx, QVal, Val, MAX_ACC};
+use super::super::qval::{Ctx, QVal, Val};
 use super::{arg, shape_err};
 use crate::ml::quantize::{QuantizedGemm, UniformQuantizer};
 use crate::ml::Granularity;
@@ -193,7 +193,7 @@ pub fn gemm(
             lo = lo.min(l);
             hi = hi.max(h);
         }
-        let fits = lo >= -MAX_ACC - 1 && hi <= MAX_ACC;
+        let fits = lo >= -ctx.max_acc - 1 && hi <= ctx.max_acc;
         chosen = Some(g);
         if fits {
             break;
