@@ -101,21 +101,19 @@ fn univariate_ops() {
     ] {
         b.output(name, v).unwrap();
     }
-    // One shared keyswitch node, four bootstraps per element. The input only feeds
-    // bootstraps, so the client encrypts it under the small key and the keyswitch is free.
+    // One shared keyswitch node for relu, abs and clip (a bootstrap each per element); the
+    // exact round extracts its 2 dropped bits, a `keyswitch.bit` and a 1-bit bootstrap
+    // each, whose results are subtracted from x + 2: x lives under the big key.
     let g = b.finish().unwrap();
-    assert_eq!(check(&g, 40), 12);
+    assert_eq!(check(&g, 40), 15);
     let l = lower(&g, &chooser).unwrap();
     let p = &l.program;
-    let ks: Vec<_> = p
-        .values()
-        .into_iter()
-        .filter(|v| matches!(p.op(*v), Op::KeySwitch))
-        .collect();
-    assert_eq!(ks.len(), 1);
-    assert_eq!(l.stats.keyswitches, 0);
+    let count = |f: &dyn Fn(&Op) -> bool| p.values().into_iter().filter(|v| f(p.op(*v))).count();
+    assert_eq!(count(&|op| matches!(op, Op::KeySwitch)), 1);
+    assert_eq!(count(&|op| matches!(op, Op::KeySwitchBit { .. })), 2);
+    assert_eq!(l.stats.pbs_by_precision.get(&1), Some(&6));
     let x = p.inputs()[0];
-    assert_eq!(p.ty(x).encoding.unwrap().key, veil_ir::KeyId::Small(0));
+    assert_eq!(p.ty(x).encoding.unwrap().key, veil_ir::KeyId::Big(0));
 }
 
 #[test]

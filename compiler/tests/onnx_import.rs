@@ -51,8 +51,34 @@ fn labels(t: &FTensor) -> Vec<i64> {
     t.data.iter().map(|&v| v as i64).collect()
 }
 
+/// Row-wise argmax of a `[rows, k]` score tensor.
+fn argmax_rows(t: &FTensor, k: usize) -> Vec<i64> {
+    t.data
+        .chunks(k)
+        .map(|r| {
+            let best = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            r.iter().position(|&v| v == best).unwrap_or(0) as i64
+        })
+        .collect()
+}
+
+/// `(labels, scores)` of a classifier's outputs: a label and a score output
+/// (scikit-learn), or one logits output (PyTorch) whose argmax is the label.
+fn label_scores(out: &[FTensor], k: usize) -> (Vec<i64>, &FTensor) {
+    match out {
+        [l, s, ..] => (labels(l), s),
+        [s] => (argmax_rows(s, k), s),
+        [] => panic!("a classifier has at least one output"),
+    }
+}
+
 /// Imports, checks the float reference, compiles and checks the quantized accuracy.
 fn check(name: &str, batch: usize) {
+    check_with(name, batch, None);
+}
+
+/// [`check`] with accumulators rounded to `rounding_bits` before their lookups.
+fn check_with(name: &str, batch: usize, rounding_bits: Option<u8>) {
     let fx = fixture(name);
     let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
     assert_eq!(
@@ -64,6 +90,7 @@ fn check(name: &str, batch: usize) {
     let float = m.predict_float(&x).expect("float run");
     let cfg = ImportConfig {
         batch,
+        rounding_bits,
         ..ImportConfig::default()
     };
     let q = m.compile(&matrix(&fx.calibration), &cfg).expect("compiles");
@@ -74,20 +101,20 @@ fn check(name: &str, batch: usize) {
         // Float evaluation reproduces onnxruntime.
         let ref_labels = fx.reference.labels.as_ref().expect("labels");
         let ref_scores = fx.reference.scores.as_ref().expect("scores");
+        let k = ref_scores[0].len();
+        let (float_labels, float_scores) = label_scores(&float, k);
         assert_eq!(
-            labels(&float[0]),
-            *ref_labels,
+            float_labels, *ref_labels,
             "{name}: float labels vs onnxruntime"
         );
-        let k = ref_scores[0].len();
         assert_eq!(
-            float[1].data.len(),
+            float_scores.data.len(),
             ref_scores.len() * k,
             "{name}: score shape"
         );
         for (i, row) in ref_scores.iter().enumerate() {
             for (j, &v) in row.iter().enumerate() {
-                let got = float[1].data[i * k + j];
+                let got = float_scores.data[i * k + j];
                 assert!(
                     (got - v).abs() < 1e-3,
                     "{name}: score [{i}][{j}] = {got}, onnxruntime {v}"
@@ -95,9 +122,10 @@ fn check(name: &str, batch: usize) {
             }
         }
         let acc_f = accuracy(ref_labels, &fx.targets);
-        let acc_q = accuracy(&labels(&clear[0]), &fx.targets);
+        let clear_labels = label_scores(&clear, k).0;
+        let acc_q = accuracy(&clear_labels, &fx.targets);
         let agree = accuracy(
-            &labels(&clear[0]),
+            &clear_labels,
             &ref_labels.iter().map(|&v| v as f64).collect::<Vec<_>>(),
         );
         eprintln!(
@@ -182,4 +210,37 @@ fn ops_iris() {
 #[test]
 fn xgb_breast_cancer() {
     check("xgb_breast_cancer", 10);
+}
+
+#[test]
+fn torch_mlp_iris() {
+    check("torch_mlp_iris", 10);
+}
+
+#[test]
+fn torch_cnn_digits() {
+    check("torch_cnn_digits", 10);
+}
+
+// Default widths with accumulators rounded to 6 bits before their lookups (Concrete ML's
+// `rounding_threshold_bits`): what the encrypted tests of ml_execute.rs compile.
+
+#[test]
+fn mlp_digits_rounded() {
+    check_with("mlp_digits", 10, Some(6));
+}
+
+#[test]
+fn cnn_digits_rounded() {
+    check_with("cnn_digits", 10, Some(8));
+}
+
+#[test]
+fn torch_mlp_iris_rounded() {
+    check_with("torch_mlp_iris", 10, Some(6));
+}
+
+#[test]
+fn torch_cnn_digits_rounded() {
+    check_with("torch_cnn_digits", 10, Some(8));
 }

@@ -39,14 +39,37 @@ fn lowered(g: &Graph, model: &CostModel) -> (u64, f64) {
     for v in p.values() {
         if let Op::Pbs { .. } = p.op(v) {
             let ks = p.operands(v)[0];
-            assert!(matches!(p.op(ks), Op::KeySwitch));
             let count = numel(&p.ty(v).shape) as u64;
             n += count;
-            cost += count as f64 * model.pbs_cost(p.ty(ks).int.bits as u32);
+            let price = match p.op(ks) {
+                Op::KeySwitch | Op::KeySwitchShr { .. } => model.pbs_cost(p.ty(ks).int.bits as u32),
+                // bit j of the rounded `t0 = x + 2^(k-1)`, read w - 1 - j bits above
+                &Op::KeySwitchBit { bit } => {
+                    let w = round_input_bits(p, p.operands(ks)[0]);
+                    model.pbs_price_norm2(1, w - 1 - bit as u32).cost
+                }
+                other => panic!("a bootstrap fed by {}", other.name()),
+            };
+            cost += count as f64 * price;
         }
     }
     assert_eq!(n, l.stats.pbs);
     (n, cost)
+}
+
+/// The width of `t0 = x + 2^(k-1)`, the start of the exact round whose step reads `t`
+/// (each step subtracts an extracted bit: `t_{j+1} = t_j - pbs(keyswitch.bit t_j)`).
+fn round_input_bits(p: &Graph, mut t: veil_ir::ValueId) -> u32 {
+    loop {
+        let ops = p.operands(t);
+        let step = matches!(p.op(t), Op::Sub)
+            && matches!(p.op(ops[1]), Op::Pbs { .. })
+            && matches!(p.op(p.operands(ops[1])[0]), Op::KeySwitchBit { .. });
+        if !step {
+            return p.ty(t).int.bits as u32;
+        }
+        t = ops[0];
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -138,10 +161,10 @@ fn predicted_bootstraps_are_the_lowered_ones_after_the_pipeline() {
     }
 }
 
-/// Round is lowered as a full-width lookup: a program rounding before a lookup costs both
-/// lookups at full width, and the rewrite keeps the single lookup.
+/// Round is lowered as one 1-bit bootstrap per dropped bit, priced by how far above its
+/// message each bit is read.
 #[test]
-fn round_costs_its_full_operand_width() {
+fn round_costs_one_bit_bootstrap_per_dropped_bit() {
     let src = r#"veil 1
 %0 = input "x" : enc<u6>
 %1 = round %0 lsbs=4 : enc<u7>
@@ -150,7 +173,13 @@ output "y", %1
     let model = CostModel::default();
     let g = parse(src);
     let c = model.graph_cost(&g);
-    assert_eq!((c.pbs, c.pbs_cost), (1, model.pbs_cost(6)));
-    assert_eq!(lowered(&g, &model), (1, model.pbs_cost(6)));
+    // bits 0..3 of x + 8 (u7): read 6, 5, 4, 3 bits above a 1-bit message
+    let steps: f64 = (3..=6).map(|l| model.pbs_price_norm2(1, l).cost).sum();
+    assert_eq!(c.pbs, 4);
+    assert!(close(c.pbs_cost, steps), "{c:?} vs {steps}");
+    let (n, lc) = lowered(&g, &model);
+    assert_eq!(n, 4);
+    assert!(close(lc, steps), "{lc} vs {steps}");
+    assert!(steps < 4.0 * model.pbs_cost(6));
     check_consistent("round", src);
 }

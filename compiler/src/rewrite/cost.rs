@@ -63,10 +63,12 @@ pub struct PbsPrice {
     pub fallback: bool,
 }
 
+type PriceMemo = HashMap<(u32, u32, u64), PbsPrice>;
+
 /// Memo of prices by `(bits, log4 norm2, p_error bits)`, shared by all compilations of the
 /// process.
-fn price_memo() -> &'static Mutex<HashMap<(u32, u32, u64), PbsPrice>> {
-    static MEMO: OnceLock<Mutex<HashMap<(u32, u32, u64), PbsPrice>>> = OnceLock::new();
+fn price_memo() -> &'static Mutex<PriceMemo> {
+    static MEMO: OnceLock<Mutex<PriceMemo>> = OnceLock::new();
     MEMO.get_or_init(Default::default)
 }
 
@@ -206,11 +208,14 @@ impl CostModel {
     }
 
     /// Exact `round` as the lowering executes it: one bit extraction per dropped bit not
-    /// already zero, bit `j` read `w - 1 - j` bits above a 1-bit message (`w` the operand's
-    /// width), plus levelled glue.
+    /// already zero, bit `j` read `w - 1 - j` bits above a 1-bit message (`w` the width of
+    /// the operand plus half a step), plus levelled glue.
     fn round_cost(&self, x: &Fact<'_>, lsbs: u8) -> OpCost {
         let n = x.numel();
-        let w = pbs_bits(x.int);
+        // the bits are read from `x + 2^(lsbs - 1)`
+        let half = 1i128 << lsbs.saturating_sub(1);
+        let w = IntType::fitting(x.int.min() + half, x.int.max() + half)
+            .map_or(pbs_bits(x.int), pbs_bits);
         (x.align..lsbs).fold(OpCost::default(), |acc, j| {
             let log4 = w.saturating_sub(1 + j as u32);
             acc.plus(self.pbs_at(n, self.pbs_price_norm2(1, log4), w))
@@ -392,14 +397,14 @@ mod tests {
             shape: s,
             align: 0,
         };
-        // round on u6 dropping 4 bits: 4 bit extractions per element, each a 1-bit
-        // bootstrap read 5, 4, 3, 2 bits above its message
+        // round on u6 dropping 4 bits: 4 bit extractions per element on x + 8 (u7), each a
+        // 1-bit bootstrap read 6, 5, 4, 3 bits above its message
         let r = m.op_cost(
             &Op::Round { lsbs: 4 },
             &[f(IntType::unsigned(6))],
             &f(IntType::unsigned(7)),
         );
-        let steps: f64 = (2..=5).map(|l| m.pbs_price_norm2(1, l).cost).sum();
+        let steps: f64 = (3..=6).map(|l| m.pbs_price_norm2(1, l).cost).sum();
         assert_eq!((r.pbs, r.pbs_cost), (12, 3.0 * steps));
         // a lookup of the rounded value reads its 3 high bits
         let rounded = Fact {
