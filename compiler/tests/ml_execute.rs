@@ -333,11 +333,11 @@ fn onnx_xgb_breast_cancer() {
 // Neural networks. At the default widths (8-bit inputs and weights, 7-bit activations) their
 // table lookups read the calibrated accumulators of the linear layers: 15-16 bits for the MLP,
 // the CNN and the ops network, for which no secure TFHE parameters exist (the optimizer stops
-// at 10 bits; `round` is lowered to a full-width bootstrap, so rounding does not help yet).
-// Post-training quantization narrow enough for bootstraps of at most 6 bits costs accuracy
-// (MLP: 0.43 on the fixture's samples at 2 bits, 0.84 at 3 bits which needs 9-bit
-// bootstraps): these tests check the encrypted path of the network ops (Gemm, Conv, pooling,
-// fused activation lookups, per-channel tables) at 2-bit widths, where Execute is affordable.
+// at 10 bits). `ImportConfig::rounding_bits` rounds them exactly before their lookups, one
+// 1-bit bootstrap per dropped bit, but from 15 bits those extractions need w-bit noise and
+// cost about 100 s a sample (see `rounded` below). These tests check the encrypted path of
+// the network ops (Gemm, Conv, pooling, fused activation lookups, per-channel tables) at 2-bit
+// widths, and of rounding at 4-bit widths, where Execute is affordable.
 
 /// 2-bit inputs, weights and activations, 4-bit outputs: 6-bit bootstraps at most.
 fn narrow() -> ImportConfig {

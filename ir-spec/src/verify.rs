@@ -14,9 +14,10 @@
 //! - level rules (see [`crate::Level`]): no encodings, `keyswitch`, `pbs` or parameter sets at
 //!   the tensor level; at the TFHE level every encrypted value has an encoding and clear values
 //!   none, only levelled ops plus `keyswitch`/`pbs` occur, encrypted operands of a levelled op
-//!   share the encoding of its result, `pbs` goes from `@pK.small` to `@pK`, and `keyswitch`
+//!   share the encoding of its result, `pbs` goes from `@pK.small` to `@pK`, `keyswitch`
 //!   changes only the key (and may narrow the width when going to a small key, to at most that
-//!   set's `message_bits`).
+//!   set's `message_bits`), and `keyswitch.shr`/`keyswitch.bit` go to a small key, type their
+//!   result as the bit window they read and read only bits the operand's encoding holds.
 
 use crate::graph::{Graph, Level, ValueId};
 use crate::infer::infer;

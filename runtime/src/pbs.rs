@@ -120,6 +120,15 @@ fn with_scratch<R>(
     })
 }
 
+/// The test polynomial `body` as a trivial GLWE ciphertext for bootstrap key `bsk`.
+fn trivial_glwe(bsk: &FourierLweBootstrapKeyOwned, body: Vec<u64>) -> GlweCiphertextOwned<u64> {
+    allocate_and_trivially_encrypt_new_glwe_ciphertext(
+        bsk.glwe_size(),
+        &PlaintextList::from_container(body),
+        modulus(),
+    )
+}
+
 impl ServerKeys {
     fn bsk(&self, param: u32) -> Result<&FourierLweBootstrapKeyOwned> {
         self.bsks
@@ -174,11 +183,7 @@ impl ServerKeys {
         let half = sub / 2;
         body[..half].iter_mut().for_each(|a| *a = a.wrapping_neg());
         body.rotate_left(half);
-        let glwe = allocate_and_trivially_encrypt_new_glwe_ciphertext(
-            bsk.glwe_size(),
-            &PlaintextList::from_container(body),
-            modulus(),
-        );
+        let glwe = trivial_glwe(bsk, body);
         Ok(Accumulator {
             glwe,
             param,
@@ -209,11 +214,7 @@ impl ServerKeys {
         }
         let half = |t: i64| (t as u64).wrapping_mul(1u64 << (62 - w_out as u32));
         let body = vec![half(*t0).wrapping_sub(half(*t1)); bsk.polynomial_size().0];
-        let glwe = allocate_and_trivially_encrypt_new_glwe_ciphertext(
-            bsk.glwe_size(),
-            &PlaintextList::from_container(body),
-            modulus(),
-        );
+        let glwe = trivial_glwe(bsk, body);
         Ok(Accumulator {
             glwe,
             param,

@@ -6,7 +6,9 @@
 //! | tensor op | lowered as |
 //! |---|---|
 //! | `tlu x` | `pbs(x - min(type x))` with the same table (its index *is* `x - min`) |
-//! | `relu`, `abs`, `clip`, `round` | `pbs(x - min)` with the function tabulated |
+//! | `relu`, `abs`, `clip` | `pbs(x - min)` with the function tabulated |
+//! | `round x, k` | `t = x + 2^(k-1)`; per bit `j < k`: `t -= pbs(keyswitch.bit t, j)` (exact) |
+//! | any of these on an aligned `x` | `keyswitch.shr`: the bootstrap reads only the high bits |
 //! | `cmp a, b` | `pbs(d - min)` of `d = a - b`, table `pred(d, 0)` |
 //! | `min a, b` / `max a, b` | `a - relu(a - b)` / `b + relu(a - b)`, one PBS |
 //! | `mul a, b` (both encrypted) | `floor((a+b)^2/4) - floor((a-b)^2/4)`, two PBS |
@@ -40,6 +42,7 @@
 
 pub mod manp;
 
+use crate::rewrite::analysis::common_align;
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 use veil_ir::types::numel;
@@ -233,8 +236,8 @@ struct Lowerer<'a> {
     pending: Vec<PendingPbs>,
     /// Keyswitched, offset bootstrap inputs, shared between bootstraps of one value.
     ks_cache: HashMap<ValueId, PbsInput>,
-    /// Lowered values whose low bits are known to be zero (results of an exact `round`):
-    /// their bootstraps read only the bits above (`keyswitch.shr`).
+    /// Lowered values whose low bits are known to be zero ([`alignments`]): their bootstraps
+    /// read only the bits above (`keyswitch.shr`).
     aligned: HashMap<ValueId, u8>,
 }
 
@@ -276,13 +279,13 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         ks_cache: HashMap::new(),
         aligned: HashMap::new(),
     };
-    let mut align: HashMap<ValueId, u8> = HashMap::new();
+    let align = alignments(src);
     for v in order {
-        let a = align_of(src, v, &align);
-        align.insert(v, a);
         let nv = l.lower_node(v)?;
-        if a > 0 && l.ty(nv).is_encrypted() {
-            l.aligned.insert(nv, a);
+        if let Some(&a) = align.get(&v) {
+            if l.ty(nv).is_encrypted() {
+                l.aligned.insert(nv, a);
+            }
         }
         l.map.insert(v, nv);
     }
@@ -301,16 +304,6 @@ pub fn alignments(g: &Graph) -> HashMap<ValueId, u8> {
     align
 }
 
-/// Trailing zero bits common to all values (62 for none or all zero).
-fn common_align(vals: impl Iterator<Item = i64>) -> u8 {
-    let acc = vals.fold(0u64, |acc, v| acc | v.unsigned_abs());
-    if acc == 0 {
-        62
-    } else {
-        acc.trailing_zeros().min(62) as u8
-    }
-}
-
 /// Low bits of `v` known to be zero, by the rules of the rewrite analysis
 /// ([`crate::rewrite::analysis`]): `round` clears its `lsbs`, a lookup whose entries share
 /// trailing zeros keeps them, sums and differences keep the common ones, shape ops and
@@ -322,11 +315,11 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
     let a = match g.op(v) {
         Op::Const { value } => g
             .constant(*value)
-            .map_or(0, |c| common_align(c.values.iter().copied())),
+            .map_or(0, |c| common_align(c.values.iter().map(|&x| x as i128))),
         Op::Round { lsbs } => (*lsbs).max(of(0)),
         Op::Tlu { table } => g
             .table(*table)
-            .map_or(0, |t| common_align(t.entries.iter().copied())),
+            .map_or(0, |t| common_align(t.entries.iter().map(|&x| x as i128))),
         Op::Add | Op::Sub | Op::Min | Op::Max | Op::Sum { .. } | Op::Concat { .. } => min_all(),
         Op::Neg
         | Op::Relu
@@ -467,15 +460,15 @@ impl<'a> Lowerer<'a> {
         } else {
             x
         };
-        let (op, ks_bits) = if shift > 0 {
-            (Op::KeySwitchShr { shift }, t.int.bits - shift)
+        let op = if shift > 0 {
+            Op::KeySwitchShr { shift }
         } else {
-            (Op::KeySwitch, bits)
+            Op::KeySwitch
         };
         let ks = self.dst.add_node(
             op,
             TensorType {
-                int: IntType::unsigned(ks_bits),
+                int: IntType::unsigned(bits),
                 ..self.ty(shifted).clone()
             },
             &[shifted],
@@ -522,7 +515,6 @@ impl<'a> Lowerer<'a> {
                 self.levelled(src, Op::Sub, &[t, b], (lo, hi), shape.clone())?
             };
         }
-        self.aligned.insert(t, k);
         Ok(t)
     }
 
@@ -648,7 +640,7 @@ impl<'a> Lowerer<'a> {
                 self.tlu_fn(v, x, out, move |a| a.clamp(lo, hi))
             }
             // already a multiple of 2^lsbs (ties round upward: nothing moves)
-            Op::Round { lsbs } if self.aligned.get(&x).is_some_and(|a| a >= lsbs) => {
+            Op::Round { lsbs } if *lsbs == 0 || self.aligned.get(&x).is_some_and(|a| a >= lsbs) => {
                 let ty = TensorType::encrypted(out, self.ty(x).shape.clone());
                 Ok(self.dst.add_node(Op::Reshape, ty, &[x]))
             }

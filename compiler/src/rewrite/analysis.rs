@@ -136,7 +136,7 @@ pub fn pred_of(eg: &VeilEGraph, id: Id) -> Option<CmpOp> {
 }
 
 /// Trailing zero bits common to all values (62 for all-zero).
-fn common_align(vals: impl Iterator<Item = i128>) -> u8 {
+pub(crate) fn common_align(vals: impl Iterator<Item = i128>) -> u8 {
     let mut acc: u128 = 0;
     for v in vals {
         acc |= v.unsigned_abs();
