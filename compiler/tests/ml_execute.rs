@@ -410,3 +410,10 @@ fn onnx_cnn_digits_simulate() {
 fn onnx_cnn_digits_execute() {
     check_onnx_with("cnn_digits", &narrow(), 1, 0);
 }
+
+/// The PyTorch CNN (Conv-ReLU-AvgPool-Conv-ReLU-Gemm on digits 8x8) encrypted at 2-bit
+/// inputs, weights and activations: 352 bootstraps at 4 and 5 bits, about 6 s a sample.
+#[test]
+fn onnx_torch_cnn_digits_execute() {
+    check_onnx_with("torch_cnn_digits", &narrow(), 1, 5);
+}
