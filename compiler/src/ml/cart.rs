@@ -1,12 +1,16 @@
 //! CART decision trees grown on quantized (integer) features, so that every threshold is an
 //! integer and the FHE comparison `x[f] <= t` is exact.
 //!
-//! Splits minimize the Gini impurity (classification) or the squared error (regression), with
-//! an exhaustive search over the `2^n_bits` feature levels by histogram. Among equally good
-//! splits the first feature and the lowest cut win; the threshold is the midpoint
-//! `floor((a + b) / 2)` between the largest level `a` going left and the smallest level `b`
-//! going right (scikit-learn's midpoint rule on integers). A split must strictly improve the
-//! criterion.
+//! Growth follows scikit-learn 1.5's best splitter exactly, so that a tree with
+//! `random_state = s` is the tree scikit-learn grows with `random_state=s` on the same integer
+//! data (the test `tests/ml_sklearn_trees.rs` checks it against trees exported by
+//! `scripts/export_sklearn_trees.py`). Splits minimize the Gini impurity (classification) or
+//! the squared error (regression) by an exhaustive search over the `2^n_bits` feature levels,
+//! by histogram. Features are tried in scikit-learn's random order (it matters when several
+//! features give the same split, as correlated features often do once quantized); among equal
+//! scores the first tried wins, and within a feature the lowest cut. The threshold is the
+//! midpoint `floor((a + b) / 2)` between the largest level `a` going left and the smallest
+//! level `b` going right (scikit-learn's midpoint rule on integers).
 
 use super::rng::Mt19937;
 use serde::{Deserialize, Serialize};
@@ -144,7 +148,8 @@ pub struct TreeParams {
     pub min_samples_split: usize,
     /// Minimum samples in each leaf (>= 1).
     pub min_samples_leaf: usize,
-    /// Features drawn at random per node (`None`: all, in order).
+    /// Features drawn at random per node, as scikit-learn's `max_features` (`None`: all, in
+    /// scikit-learn's random order).
     pub max_features: Option<usize>,
 }
 
@@ -206,18 +211,6 @@ fn count(s: &[f64], t: &Target) -> f64 {
     }
 }
 
-/// The "purity" to maximize: `sum c^2 / n` (Gini) or `sum^2 / n` (squared error).
-fn purity(s: &[f64], t: &Target) -> f64 {
-    let n = count(s, t);
-    if n == 0.0 {
-        return 0.0;
-    }
-    match t {
-        Target::Classes(..) => s.iter().map(|c| c * c).sum::<f64>() / n,
-        Target::Values(_) => s[1] * s[1] / n,
-    }
-}
-
 fn is_pure(s: &[f64], t: &Target) -> bool {
     match t {
         Target::Classes(..) => s.iter().filter(|&&c| c > 0.0).count() <= 1,
@@ -236,11 +229,67 @@ fn leaf_value(s: &[f64], t: &Target) -> Vec<f64> {
     }
 }
 
-/// Grows a tree on the samples `rows` (repeats allowed: bootstrap). `rng` draws the features
-/// considered per node when `params.max_features` is set.
-pub fn grow(data: &Data, rows: Vec<usize>, params: &TreeParams, rng: &mut Mt19937) -> Tree {
+/// `RAND_R_MAX` of scikit-learn's tree module (`2^31 - 1`).
+const RAND_R_MAX: u64 = (1 << 31) - 1;
+
+/// The feature-drawing state of scikit-learn's best splitter for one tree
+/// (`sklearn.tree._splitter`): the feature permutation it keeps across nodes, the constant
+/// features found on the path from the root, and its 32-bit XorShift generator.
+struct Splitter {
+    features: Vec<usize>,
+    constant: Vec<usize>,
+    state: u32,
+}
+
+impl Splitter {
+    /// The state of a tree built with `random_state = seed`: the XorShift seed is
+    /// `RandomState(seed).randint(0, RAND_R_MAX)`.
+    fn new(d: usize, seed: u32) -> Self {
+        Splitter {
+            features: (0..d).collect(),
+            constant: vec![0; d],
+            state: Mt19937::new(seed).interval(RAND_R_MAX - 1) as u32,
+        }
+    }
+
+    /// A uniform integer in `lo..hi` (scikit-learn's `rand_int`, `our_rand_r`).
+    fn rand_int(&mut self, lo: usize, hi: usize) -> usize {
+        if self.state == 0 {
+            self.state = 1;
+        }
+        let mut s = self.state;
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        self.state = s;
+        lo + (s % (1u32 << 31)) as usize % (hi - lo)
+    }
+}
+
+/// scikit-learn's split score (`proxy_impurity_improvement`), computed as it does so that
+/// exact ties resolve the same way: `-(n_r * gini_r) - n_l * gini_l` for classes,
+/// `sum_l^2 / n_l + sum_r^2 / n_r` for values.
+fn proxy(left: &[f64], right: &[f64], t: &Target) -> f64 {
+    match t {
+        Target::Classes(..) => {
+            let gini = |s: &[f64]| {
+                let n = count(s, t);
+                let sq: f64 = s.iter().map(|c| c * c).sum();
+                1.0 - sq / (n * n)
+            };
+            -count(right, t) * gini(right) - count(left, t) * gini(left)
+        }
+        Target::Values(_) => left[1] * left[1] / left[0] + right[1] * right[1] / right[0],
+    }
+}
+
+/// Grows a tree on the samples `rows` (repeats allowed: a bootstrap sample) exactly as
+/// scikit-learn 1.5's `DecisionTreeClassifier`/`DecisionTreeRegressor` with
+/// `random_state = seed` (best splitter, depth first) grows it on the same integer data.
+pub fn grow(data: &Data, rows: Vec<usize>, params: &TreeParams, seed: u32) -> Tree {
     let mut tree = Tree { nodes: Vec::new() };
-    build(data, rows, params, rng, 0, &mut tree);
+    let mut splitter = Splitter::new(data.d, seed);
+    build(data, rows, params, &mut splitter, 0, 0, &mut tree);
     tree
 }
 
@@ -248,8 +297,9 @@ fn build(
     data: &Data,
     rows: Vec<usize>,
     params: &TreeParams,
-    rng: &mut Mt19937,
+    splitter: &mut Splitter,
     depth: usize,
+    n_constant: usize,
     tree: &mut Tree,
 ) -> usize {
     let t = &data.target;
@@ -269,14 +319,15 @@ fn build(
     if stop {
         return me;
     }
-    let Some((feature, threshold)) = best_split(data, &rows, &total, params, rng) else {
+    let (best, n_constant) = best_split(data, &rows, &total, params, splitter, n_constant);
+    let Some((feature, threshold)) = best else {
         return me;
     };
     let (l, r): (Vec<usize>, Vec<usize>) = rows
         .iter()
         .partition(|&&i| data.xq[i * data.d + feature] <= threshold);
-    let left = build(data, l, params, rng, depth + 1, tree);
-    let right = build(data, r, params, rng, depth + 1, tree);
+    let left = build(data, l, params, splitter, depth + 1, n_constant, tree);
+    let right = build(data, r, params, splitter, depth + 1, n_constant, tree);
     tree.nodes[me] = TreeNode::Split {
         feature,
         threshold,
@@ -286,34 +337,42 @@ fn build(
     me
 }
 
+/// The best split of `rows` among the features scikit-learn's splitter draws (all of them, or
+/// `max_features` at random, in its order; features constant on the node are skipped and
+/// remembered for the subtree), and the number of constant features known below.
+///
+/// The first strictly best score wins, scanning features in draw order and cuts from low to
+/// high. As in scikit-learn, a split is made whenever one exists, even if it does not improve
+/// the criterion (it then changes no prediction).
 fn best_split(
     data: &Data,
     rows: &[usize],
     total: &[f64],
     params: &TreeParams,
-    rng: &mut Mt19937,
-) -> Option<(usize, i64)> {
+    sp: &mut Splitter,
+    n_known: usize,
+) -> (Option<(usize, i64)>, usize) {
     let t = &data.target;
     let m = stats_len(t);
-    let features: Vec<usize> = match params.max_features {
-        Some(k) if k < data.d => {
-            // Partial Fisher-Yates: k distinct features, then in increasing order.
-            let mut f: Vec<usize> = (0..data.d).collect();
-            for i in 0..k.max(1) {
-                let j = i + rng.interval((data.d - 1 - i) as u64) as usize;
-                f.swap(i, j);
-            }
-            let mut f = f[..k.max(1)].to_vec();
-            f.sort_unstable();
-            f
-        }
-        _ => (0..data.d).collect(),
-    };
-    let parent = purity(total, t);
+    let max_features = params.max_features.unwrap_or(data.d).clamp(1, data.d);
     let min_leaf = params.min_samples_leaf.max(1) as f64;
     let mut best: Option<(f64, usize, i64)> = None;
     let mut hist = vec![0.0; data.levels * m];
-    for f in features {
+    // Invariant of scikit-learn's draw (positions in `sp.features`): [..n_drawn) known constant
+    // and drawn, [n_drawn..n_known) known constant, [n_known..n_total) newly found constant,
+    // [n_total..f_i) not drawn yet, [f_i..) drawn and evaluated.
+    let (mut f_i, mut n_visited, mut n_found, mut n_drawn) = (data.d, 0, 0, 0);
+    let mut n_total = n_known;
+    while f_i > n_total && (n_visited < max_features || n_visited <= n_found + n_drawn) {
+        n_visited += 1;
+        let mut f_j = sp.rand_int(n_drawn, f_i - n_found);
+        if f_j < n_known {
+            sp.features.swap(n_drawn, f_j);
+            n_drawn += 1;
+            continue;
+        }
+        f_j += n_found;
+        let f = sp.features[f_j];
         hist.iter_mut().for_each(|v| *v = 0.0);
         for &i in rows {
             let level = data.xq[i * data.d + f].clamp(0, data.levels as i64 - 1) as usize;
@@ -322,6 +381,14 @@ fn best_split(
         let occupied: Vec<usize> = (0..data.levels)
             .filter(|&l| count(&hist[l * m..(l + 1) * m], t) > 0.0)
             .collect();
+        if occupied.len() < 2 {
+            sp.features.swap(f_j, n_total);
+            n_found += 1;
+            n_total += 1;
+            continue;
+        }
+        f_i -= 1;
+        sp.features.swap(f_i, f_j);
         let mut left = vec![0.0; m];
         for w in occupied.windows(2) {
             let (a, b) = (w[0], w[1]);
@@ -332,13 +399,17 @@ fn best_split(
             if count(&left, t) < min_leaf || count(&right, t) < min_leaf {
                 continue;
             }
-            let gain = purity(&left, t) + purity(&right, t) - parent;
-            if gain > 1e-9 * parent.abs().max(1.0) && best.is_none_or(|(g, _, _)| gain > g) {
-                best = Some((gain, f, ((a + b) / 2) as i64));
+            let score = proxy(&left, &right, t);
+            if best.is_none_or(|(s, _, _)| score > s) {
+                best = Some((score, f, ((a + b) / 2) as i64));
             }
         }
     }
-    best.map(|(_, f, thr)| (f, thr))
+    // Siblings and descendants see the known constants in their original order, plus the
+    // ones found here.
+    sp.features[..n_known].copy_from_slice(&sp.constant[..n_known]);
+    sp.constant[n_known..n_total].copy_from_slice(&sp.features[n_known..n_total]);
+    (best.map(|(_, f, thr)| (f, thr)), n_total)
 }
 
 #[cfg(test)]
@@ -361,12 +432,7 @@ mod tests {
         let xq = [0, 1, 3, 2, 1, 6, 2, 7, 0, 0, 3, 7];
         let y = [0, 0, 1, 1, 0, 1];
         let d = data(&xq, 2, Target::Classes(&y, 2));
-        let t = grow(
-            &d,
-            (0..6).collect(),
-            &TreeParams::default(),
-            &mut Mt19937::new(0),
-        );
+        let t = grow(&d, (0..6).collect(), &TreeParams::default(), 0);
         assert_eq!(
             t.nodes[0],
             TreeNode::Split {
@@ -389,12 +455,7 @@ mod tests {
         let xq = [0, 1, 2, 3, 4, 5, 6, 7];
         let y = [1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 9.0, 9.0];
         let d = data(&xq, 1, Target::Values(&y));
-        let full = grow(
-            &d,
-            (0..8).collect(),
-            &TreeParams::default(),
-            &mut Mt19937::new(0),
-        );
+        let full = grow(&d, (0..8).collect(), &TreeParams::default(), 0);
         assert_eq!(full.n_leaves(), 3);
         for (x, want) in [(2, 1.0), (4, 5.0), (7, 9.0)] {
             assert_eq!(full.leaf_value(&[x]), &[want]);
@@ -403,13 +464,13 @@ mod tests {
             max_depth: Some(1),
             ..TreeParams::default()
         };
-        let t = grow(&d, (0..8).collect(), &stump, &mut Mt19937::new(0));
+        let t = grow(&d, (0..8).collect(), &stump, 0);
         assert_eq!((t.n_leaves(), t.depth()), (2, 1));
         let leafy = TreeParams {
             min_samples_leaf: 3,
             ..TreeParams::default()
         };
-        let t = grow(&d, (0..8).collect(), &leafy, &mut Mt19937::new(0));
+        let t = grow(&d, (0..8).collect(), &leafy, 0);
         assert!(t.n_leaves() <= 2);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Trees are grown as in [`super::tree`] on bootstrap samples, considering a random subset of
 //! features at each node (`sqrt(d)` for classification, all for regression, as scikit-learn).
-//! Tree `i` draws its bootstrap sample and feature subsets from `Mt19937::new(seed + i)`.
+//! The trees are scikit-learn's for the same `random_state` (`seed`): the forest draws one seed
+//! per tree, and each tree draws its bootstrap sample and feature subsets from its own seed
+//! (see [`super::tree`]).
 //! Predictions average the trees (probabilities or values). The compiled program evaluates
 //! all trees at once, sharing equal comparisons; `CompileConfig::sum_in_fhe` chooses whether
 //! the per-tree outputs are summed in FHE or by the client.
@@ -44,7 +46,7 @@ pub struct RandomForestClassifier {
     pub n_bits: u8,
     /// Bootstrap samples (else every tree sees all rows).
     pub bootstrap: bool,
-    /// Seed of tree 0 (tree `i` uses `seed + i`).
+    /// scikit-learn's `random_state` (default 0).
     pub seed: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,
@@ -130,7 +132,7 @@ pub struct RandomForestRegressor {
     pub n_bits: u8,
     /// Bootstrap samples (else every tree sees all rows).
     pub bootstrap: bool,
-    /// Seed of tree 0 (tree `i` uses `seed + i`).
+    /// scikit-learn's `random_state` (default 0).
     pub seed: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,

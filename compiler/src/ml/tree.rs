@@ -2,7 +2,8 @@
 //!
 //! As in Concrete ML, `fit` first quantizes every feature to `n_bits` (default 6) with a
 //! per-feature unsigned quantizer calibrated on the training data, then grows the tree on the
-//! integers ([`super::cart`]): thresholds are integers, so the compiled program computes
+//! integers ([`super::cart`], which grows the tree scikit-learn grows with the same
+//! `random_state`): thresholds are integers, so the compiled program computes
 //! exactly the tree's decisions, and only the leaf values are rounded (to
 //! `n_bits.outputs` bits). `predict` / `predict_proba` are the float model (the same tree on
 //! quantized inputs, float leaves); `compile` builds the GEMM-form program of
@@ -20,9 +21,11 @@ use super::rng::Mt19937;
 /// Default feature width of tree models.
 pub const DEFAULT_TREE_BITS: u8 = 6;
 
-/// Fits `n_trees` trees on `x` quantized to `n_bits`; tree `i` uses the bootstrap sample drawn
-/// by `Mt19937::new(seed + i)` when `bootstrap` is set (else all rows), and that generator
-/// for its per-node feature draws.
+/// Fits `n_trees` trees on `x` quantized to `n_bits`, as scikit-learn does with
+/// `random_state = seed`: a single tree without bootstrap is grown with `seed` itself; a forest
+/// draws one seed per tree from `Mt19937::new(seed)` (`randint(2^31 - 1)`), and tree `i`
+/// draws its bootstrap sample (`randint(0, n, n)`) and its splitter's state from a fresh
+/// generator with its own seed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_ensemble(
     x: &Matrix,
@@ -57,15 +60,23 @@ pub(crate) fn fit_ensemble(
         levels: 1usize << n_bits,
         target,
     };
-    let trees = (0..n_trees)
-        .map(|i| {
-            let mut rng = Mt19937::new(seed.wrapping_add(i as u32));
+    let seeds: Vec<u32> = if n_trees == 1 && !bootstrap {
+        vec![seed]
+    } else {
+        let mut rng = Mt19937::new(seed);
+        (0..n_trees)
+            .map(|_| rng.interval((i32::MAX - 1) as u64) as u32)
+            .collect()
+    };
+    let trees = seeds
+        .into_iter()
+        .map(|s| {
             let rows = if bootstrap {
-                rng.integers(x.rows(), x.rows())
+                Mt19937::new(s).integers(x.rows(), x.rows())
             } else {
                 (0..x.rows()).collect()
             };
-            grow(&data, rows, params, &mut rng)
+            grow(&data, rows, params, s)
         })
         .collect();
     Ok(TreeEnsemble {
@@ -184,6 +195,8 @@ pub struct DecisionTreeClassifier {
     pub params: TreeParams,
     /// Feature width.
     pub n_bits: u8,
+    /// scikit-learn's `random_state`: the order in which features are tried (default 0).
+    pub random_state: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,
 }
@@ -193,6 +206,7 @@ impl Default for DecisionTreeClassifier {
         DecisionTreeClassifier {
             params: TreeParams::default(),
             n_bits: DEFAULT_TREE_BITS,
+            random_state: 0,
             model: None,
             compiled: None,
         }
@@ -220,6 +234,13 @@ impl DecisionTreeClassifier {
         self
     }
 
+    /// Sets scikit-learn's `random_state` (the tree equals scikit-learn's with the same seed on
+    /// the same quantized data).
+    pub fn with_random_state(mut self, random_state: u32) -> Self {
+        self.random_state = random_state;
+        self
+    }
+
     /// Fits on `x` and class indices `y` (`0..C`).
     pub fn fit(&mut self, x: &Matrix, y: &[usize]) -> MlResult<()> {
         let c = check_classes(x, y, "DecisionTreeClassifier::fit")?;
@@ -231,7 +252,7 @@ impl DecisionTreeClassifier {
             &self.params,
             1,
             false,
-            0,
+            self.random_state,
         )?);
         self.compiled = None;
         Ok(())
@@ -245,6 +266,8 @@ pub struct DecisionTreeRegressor {
     pub params: TreeParams,
     /// Feature width.
     pub n_bits: u8,
+    /// scikit-learn's `random_state`: the order in which features are tried (default 0).
+    pub random_state: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,
 }
@@ -254,6 +277,7 @@ impl Default for DecisionTreeRegressor {
         DecisionTreeRegressor {
             params: TreeParams::default(),
             n_bits: DEFAULT_TREE_BITS,
+            random_state: 0,
             model: None,
             compiled: None,
         }
@@ -281,6 +305,13 @@ impl DecisionTreeRegressor {
         self
     }
 
+    /// Sets scikit-learn's `random_state` (the tree equals scikit-learn's with the same seed on
+    /// the same quantized data).
+    pub fn with_random_state(mut self, random_state: u32) -> Self {
+        self.random_state = random_state;
+        self
+    }
+
     /// Fits on `x` and targets `y`.
     pub fn fit(&mut self, x: &Matrix, y: &[f64]) -> MlResult<()> {
         check_values(x, y, "DecisionTreeRegressor::fit")?;
@@ -292,7 +323,7 @@ impl DecisionTreeRegressor {
             &self.params,
             1,
             false,
-            0,
+            self.random_state,
         )?);
         self.compiled = None;
         Ok(())
