@@ -16,7 +16,10 @@
 //! 8 bits), `tree` (DecisionTreeClassifier depth 5, 6 bits), `xgb` (XGBoost 20 trees of depth
 //! 3, 6 bits: the committed booster `compiler/tests/fixtures/xgboost/breast_cancer.model.json`,
 //! trained by XGBoost 2.1.1 with the peer's settings), `forest` (RandomForestClassifier 20
-//! trees of depth 4, 6 bits).
+//! trees of depth 4, 6 bits), `mlp` (veil's quantization-aware MlpClassifier, hidden layers
+//! 16 and 8, 2-bit inputs and weights, 3-bit activations; no peer figure) and `nn_iris` (the
+//! peer's NeuralNetClassifier row: iris, 75/25 split, 3-bit QAT, here an MlpClassifier with
+//! hidden layers 16 and 16 at 3/3/3 bits).
 //!
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
@@ -28,7 +31,7 @@ use serde::Serialize;
 use std::time::Instant;
 use veil_compiler::ml::{
     accuracy, dataset, CompileConfig, CompiledModel, DecisionTreeClassifier, FheModel, Interpreter,
-    LogisticRegression, Matrix, RandomForestClassifier, XgbClassifier,
+    LogisticRegression, Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
 };
 use veil_compiler::program;
 use veil_ir::Tensor;
@@ -98,7 +101,36 @@ const PEERS: &[(&str, Peer)] = &[
             latency_s: 21.3,
         },
     ),
+    // The peer's NeuralNetClassifier row (iris, 3-bit QAT; no accuracy reported).
+    (
+        "nn_iris",
+        Peer {
+            n_bits: 3,
+            clear_acc: f64::NAN,
+            fhe_acc: f64::NAN,
+            compile_s: 0.80,
+            keygen_s: 2.4,
+            pbs: 96,
+            latency_s: 1.53,
+        },
+    ),
+    // No peer figure on breast cancer.
+    (
+        "mlp",
+        Peer {
+            n_bits: 0,
+            clear_acc: f64::NAN,
+            fhe_acc: f64::NAN,
+            compile_s: f64::NAN,
+            keygen_s: f64::NAN,
+            pbs: 0,
+            latency_s: f64::NAN,
+        },
+    ),
 ];
+
+/// All model names, in table order.
+const MODELS: &str = "logreg,tree,xgb,forest,mlp,nn_iris";
 
 /// One model's measurements.
 #[derive(Serialize)]
@@ -128,6 +160,15 @@ struct Row {
     ratio_compile: f64,
     ratio_keygen: f64,
     ratio_pbs: f64,
+}
+
+/// `v` with `prec` decimals, or `-` where there is no figure (NaN).
+fn or_dash(v: f64, prec: usize) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.prec$}")
+    }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -188,7 +229,28 @@ fn build(
                 c,
             )
         }
-        other => panic!("unknown model {other:?}: choose from logreg, tree, xgb, forest"),
+        "mlp" => {
+            let mut m = MlpClassifier::new();
+            m.fit(train, ytr).unwrap();
+            m.compile(train, &cfg).unwrap();
+            let c = m.compiled().unwrap().clone();
+            ("MLP 16-8, 2/2/3-bit QAT", 3, m.predict(test).unwrap(), c)
+        }
+        "nn_iris" => {
+            let mut m = MlpClassifier::new()
+                .with_hidden(&[16, 16])
+                .with_bits(3, 3, 3);
+            m.fit(train, ytr).unwrap();
+            m.compile(train, &cfg).unwrap();
+            let c = m.compiled().unwrap().clone();
+            (
+                "MLP 16-16 on iris, 3-bit QAT",
+                3,
+                m.predict(test).unwrap(),
+                c,
+            )
+        }
+        other => panic!("unknown model {other:?}: choose from {MODELS}"),
     }
 }
 
@@ -211,7 +273,12 @@ struct SeedSpread {
 }
 
 fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
-    let data = dataset::breast_cancer().unwrap();
+    let data = if name == "nn_iris" {
+        dataset::iris()
+    } else {
+        dataset::breast_cancer()
+    }
+    .unwrap();
     let s = dataset::train_test_split(&data, 0.25, 0).unwrap();
     let ytr = s.train.classes().unwrap();
     let yte = s.test.classes().unwrap();
@@ -307,7 +374,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let wanted: Vec<String> = std::env::var("VEIL_BENCH_MODELS")
-        .unwrap_or_else(|_| "logreg,tree,xgb,forest".into())
+        .unwrap_or_else(|_| MODELS.into())
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -319,7 +386,7 @@ fn main() {
     let mut rows = Vec::new();
     for w in &wanted {
         let Some(&(name, peer)) = PEERS.iter().find(|(n, _)| n == w) else {
-            eprintln!("unknown model {w:?}: choose from logreg, tree, xgb, forest");
+            eprintln!("unknown model {w:?}: choose from {MODELS}");
             std::process::exit(2);
         };
         rows.push(measure(name, peer, samples));
@@ -332,31 +399,31 @@ fn main() {
     for r in &rows {
         let p = &r.peer;
         println!(
-            "| {} | {} | {:.3} | {:.3} ({:.3}) | {:.3} on {}, {}/{} == clear ({:.3}) | {:.2} ({:.2}, {:.2}x) | {:.2} ({:.1}, {:.2}x) | {:.0} + {:.0} MB | {} ({}, {:.2}x) | {:.3} ({:.3}, {:.2}x) | {:.3} |",
+            "| {} | {} | {:.3} | {:.3} ({}) | {:.3} on {}, {}/{} == clear ({}) | {:.2} ({}, {}x) | {:.2} ({}, {}x) | {:.0} + {:.0} MB | {} ({}, {}x) | {:.3} ({}, {}x) | {:.3} |",
             r.description,
             r.n_bits,
             r.float_acc,
             r.clear_acc,
-            p.clear_acc,
+            or_dash(p.clear_acc, 3),
             r.fhe_acc,
             r.fhe_samples,
             r.fhe_agree_with_clear,
             r.fhe_samples,
-            p.fhe_acc,
+            or_dash(p.fhe_acc, 3),
             r.compile_s,
-            p.compile_s,
-            r.ratio_compile,
+            or_dash(p.compile_s, 2),
+            or_dash(r.ratio_compile, 2),
             r.keygen_s,
-            p.keygen_s,
-            r.ratio_keygen,
+            or_dash(p.keygen_s, 1),
+            or_dash(r.ratio_keygen, 2),
             r.bsk_bytes as f64 / 1e6,
             r.ksk_bytes as f64 / 1e6,
             r.pbs_per_sample,
-            p.pbs,
-            r.ratio_pbs,
+            if p.pbs == 0 && p.latency_s.is_nan() { "-".to_string() } else { p.pbs.to_string() },
+            or_dash(r.ratio_pbs, 2),
             r.latency_s,
-            p.latency_s,
-            r.ratio_latency,
+            or_dash(p.latency_s, 3),
+            or_dash(r.ratio_latency, 2),
             r.server_s,
         );
     }
