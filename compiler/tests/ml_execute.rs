@@ -232,6 +232,25 @@ fn mlp_classifier() {
     check_model("mlp", c, &s.train.x, &s.test.x, 2, 20, &classes(c));
 }
 
+/// The bench's iris network (hidden 16 and 16, 3-bit QAT) with its 6-bit accumulators rounded
+/// exactly to 4 bits: 64 one-bit extractions and 32 four-bit lookups.
+#[test]
+fn mlp_classifier_rounded() {
+    let s = split(dataset::iris().unwrap());
+    let y = s.train.classes().unwrap();
+    let mut m = MlpClassifier::new()
+        .with_hidden(&[16, 16])
+        .with_bits(3, 3, 3);
+    m.fit(&s.train.x, &y).unwrap();
+    let cfg = CompileConfig {
+        rounding_bits: Some(4),
+        ..CompileConfig::default()
+    };
+    m.compile(&s.train.x, &cfg).unwrap();
+    let c = m.compiled().unwrap();
+    check_model("mlp_rounded", c, &s.train.x, &s.test.x, 1, 20, &classes(c));
+}
+
 #[test]
 fn xgboost_classifier() {
     let (s, _) = breast_cancer();

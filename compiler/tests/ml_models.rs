@@ -304,6 +304,12 @@ fn errors_are_reported() {
         e.contains("3 features but the model was fitted on 30"),
         "{e}"
     );
+    let zero = CompileConfig {
+        rounding_bits: Some(0),
+        ..CompileConfig::default()
+    };
+    let e = m.compile(&s.train.x, &zero).unwrap_err().to_string();
+    assert!(e.contains("rounding_bits must be at least 1"), "{e}");
 }
 
 #[test]

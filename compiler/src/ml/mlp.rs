@@ -30,6 +30,8 @@ use super::quantize::{
 };
 use super::rng::Mt19937;
 use veil_ir::builder::Builder;
+use veil_ir::infer::round_value;
+use veil_ir::IntType;
 
 /// One dense layer `y = x @ w + b`, `w` `[inputs, outputs]` row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -622,7 +624,25 @@ impl MlpClassifier {
             for (off, c) in gemm.offsets.iter_mut().zip(&center) {
                 *off -= c;
             }
-            let acc = gemm.emit(&b, h)?;
+            // Exact rounding: drop the low bits of the centered accumulators beyond
+            // `rounding_bits` of calibrated spread (the table and the next layer's calibration
+            // see the rounded value).
+            let center_ref = &center;
+            let spread = accs
+                .iter()
+                .flat_map(|a| (0..o).map(move |j| a[j] - center_ref[j] as i128))
+                .fold((0i128, 0i128), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let spread_bits = IntType::fitting(spread.0, spread.1).map_or(64, |t| t.bits);
+            let lsbs = cfg
+                .rounding_bits
+                .map_or(0, |k| spread_bits.saturating_sub(k));
+            let mut acc = gemm.emit(&b, h)?;
+            if lsbs > 0 {
+                acc = b.round(acc, lsbs)?;
+            }
+            let shifted = |a: &[i128], j: usize| {
+                round_value(a[j] - center[j] as i128, lsbs).expect("calibrated values are small")
+            };
             // Table entry for the shifted accumulator `v` of neuron `j`, scaled: `y = S_j v`.
             let act = |j: usize, y: f64| (y + gemm.scales[j] * center[j] as f64).max(0.0);
             h = emit_channel_activation(&b, acc, &gemm.scales, &act, true, &out, None)?;
@@ -631,7 +651,7 @@ impl MlpClassifier {
                 .map(|a| {
                     (0..o)
                         .map(|j| {
-                            let y = gemm.scales[j] * (a[j] - center[j] as i128) as f64;
+                            let y = gemm.scales[j] * shifted(a, j) as f64;
                             out.quantize(act(j, y), 0)
                         })
                         .collect()

@@ -452,6 +452,11 @@ pub struct CompileConfig {
     /// fraction of its width on both sides before quantization, so that samples a little
     /// outside the inputset are not clipped (models calibrated at `compile` only).
     pub input_margin: f64,
+    /// Networks ([`super::MlpClassifier`]): round each hidden accumulator whose calibrated
+    /// spread is wider than this many bits down to it before its table lookup (Concrete ML's
+    /// `rounding_threshold_bits`; exact, one 1-bit bootstrap per dropped bit; the lookups get
+    /// narrower and cheaper). `None`: no rounding.
+    pub rounding_bits: Option<u8>,
 }
 
 impl Default for CompileConfig {
@@ -462,6 +467,7 @@ impl Default for CompileConfig {
             sum_in_fhe: false,
             tree_digit_bits: None,
             input_margin: DEFAULT_INPUT_MARGIN,
+            rounding_bits: None,
         }
     }
 }
@@ -470,6 +476,11 @@ impl CompileConfig {
     pub(crate) fn check(&self) -> MlResult<()> {
         if self.batch == 0 {
             return Err(MlError::Invalid("batch must be at least 1".into()));
+        }
+        if self.rounding_bits == Some(0) {
+            return Err(MlError::Invalid(
+                "rounding_bits must be at least 1 (or None for no rounding)".into(),
+            ));
         }
         Ok(())
     }
