@@ -250,7 +250,7 @@ fn build(
             m.compile(train, &cfg).unwrap();
             let c = m.compiled().unwrap().clone();
             (
-                "MLP 16-16 on iris, 3-bit QAT",
+                "MLP 16-16 on iris, 3-bit QAT, rounded to 4",
                 3,
                 m.predict(test).unwrap(),
                 c,
