@@ -189,73 +189,57 @@ fn build(
     seed: u32,
 ) -> (&'static str, u8, Vec<usize>, CompiledModel) {
     let cfg = CompileConfig::default();
-    match name {
-        "logreg" => {
-            let mut m = LogisticRegression::new();
+    // Fits `$model` on the training rows, compiles it with `$cfg`, returns the row's parts.
+    macro_rules! fitted {
+        ($model:expr, $cfg:expr, $description:expr, $bits:expr) => {{
+            let mut m = $model;
             m.fit(train, ytr).unwrap();
-            m.compile(train, &cfg).unwrap();
+            m.compile(train, &$cfg).unwrap();
             let c = m.compiled().unwrap().clone();
-            ("LogisticRegression", 8, m.predict(test).unwrap(), c)
-        }
-        "tree" => {
-            let mut m = DecisionTreeClassifier::new()
+            ($description, $bits, m.predict(test).unwrap(), c)
+        }};
+    }
+    match name {
+        "logreg" => fitted!(LogisticRegression::new(), cfg, "LogisticRegression", 8),
+        "tree" => fitted!(
+            DecisionTreeClassifier::new()
                 .with_max_depth(5)
                 .with_n_bits(6)
-                .with_random_state(seed);
-            m.fit(train, ytr).unwrap();
-            m.compile(train, &cfg).unwrap();
-            let c = m.compiled().unwrap().clone();
-            ("DecisionTree depth 5", 6, m.predict(test).unwrap(), c)
-        }
+                .with_random_state(seed),
+            cfg,
+            "DecisionTree depth 5",
+            6
+        ),
         "xgb" => {
             let mut m = XgbClassifier::from_json(XGB_MODEL).unwrap();
             m.compile_default(train).unwrap();
             let c = m.compiled().unwrap().clone();
             ("XGBoost 20 trees depth 3", 6, m.predict(test).unwrap(), c)
         }
-        "forest" => {
-            let mut m = RandomForestClassifier::new()
+        "forest" => fitted!(
+            RandomForestClassifier::new()
                 .with_n_estimators(20)
                 .with_max_depth(4)
                 .with_n_bits(6)
-                .with_seed(seed);
-            m.fit(train, ytr).unwrap();
-            m.compile(train, &cfg).unwrap();
-            let c = m.compiled().unwrap().clone();
-            (
-                "RandomForest 20 trees depth 4",
-                6,
-                m.predict(test).unwrap(),
-                c,
-            )
-        }
-        "mlp" => {
-            let mut m = MlpClassifier::new();
-            m.fit(train, ytr).unwrap();
-            m.compile(train, &cfg).unwrap();
-            let c = m.compiled().unwrap().clone();
-            ("MLP 16-8, 2/2/3-bit QAT", 3, m.predict(test).unwrap(), c)
-        }
-        "nn_iris" => {
-            let mut m = MlpClassifier::new()
+                .with_seed(seed),
+            cfg,
+            "RandomForest 20 trees depth 4",
+            6
+        ),
+        "mlp" => fitted!(MlpClassifier::new(), cfg, "MLP 16-8, 2/2/3-bit QAT", 3),
+        // The hidden accumulators spread over 6 bits; rounding them to 4 (two 1-bit bootstraps
+        // each) makes the 4-bit lookups cheap enough to pay for it.
+        "nn_iris" => fitted!(
+            MlpClassifier::new()
                 .with_hidden(&[16, 16])
-                .with_bits(3, 3, 3);
-            m.fit(train, ytr).unwrap();
-            // The hidden accumulators spread over 6 bits; rounding them to 4 (two 1-bit
-            // bootstraps each) makes the 4-bit lookups cheap enough to pay for it.
-            let cfg = CompileConfig {
+                .with_bits(3, 3, 3),
+            CompileConfig {
                 rounding_bits: Some(4),
                 ..cfg
-            };
-            m.compile(train, &cfg).unwrap();
-            let c = m.compiled().unwrap().clone();
-            (
-                "MLP 16-16 on iris, 3-bit QAT, rounded to 4",
-                3,
-                m.predict(test).unwrap(),
-                c,
-            )
-        }
+            },
+            "MLP 16-16 on iris, 3-bit QAT, rounded to 4",
+            3
+        ),
         other => panic!("unknown model {other:?}: choose from {MODELS}"),
     }
 }
