@@ -221,7 +221,7 @@ fn build(
                 .with_n_estimators(20)
                 .with_max_depth(4)
                 .with_n_bits(6)
-                .with_seed(seed),
+                .with_random_state(seed),
             cfg,
             "RandomForest 20 trees depth 4",
             6

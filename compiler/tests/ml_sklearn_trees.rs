@@ -118,7 +118,7 @@ fn forest_trees_equal_sklearn() {
         .with_n_estimators(f.trees.len())
         .with_max_depth(f.max_depth)
         .with_n_bits(fx.n_bits)
-        .with_seed(f.random_state);
+        .with_random_state(f.random_state);
     m.params.max_features = Some(f.max_features);
     // Every feature of the fixture spans 0..=63, so the forest's 6-bit quantizer is the
     // identity on it and the trees grow on the fixture's integers.

@@ -292,7 +292,7 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
     l.finish(chooser)
 }
 
-/// The known-zero low bits of every value of a tensor-level graph ([`align_of`]; values
+/// The known-zero low bits of every value of a tensor-level graph (`align_of`; values
 /// without any are left out): what the lowering's bootstraps skip.
 pub fn alignments(g: &Graph) -> HashMap<ValueId, u8> {
     let mut align = HashMap::new();

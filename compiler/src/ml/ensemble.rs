@@ -2,9 +2,9 @@
 //!
 //! Trees are grown as in [`super::tree`] on bootstrap samples, considering a random subset of
 //! features at each node (`sqrt(d)` for classification, all for regression, as scikit-learn).
-//! The trees are scikit-learn's for the same `random_state` (`seed`): the forest draws one seed
-//! per tree, and each tree draws its bootstrap sample and feature subsets from its own seed
-//! (see [`super::tree`]).
+//! The trees are scikit-learn's for the same `random_state`: the forest draws one seed per
+//! tree, and each tree draws its bootstrap sample and feature subsets from its own seed (see
+//! [`super::tree`]).
 //! Predictions average the trees (probabilities or values). The compiled program evaluates
 //! all trees at once, sharing equal comparisons; `CompileConfig::sum_in_fhe` chooses whether
 //! the per-tree outputs are summed in FHE or by the client.
@@ -47,7 +47,7 @@ pub struct RandomForestClassifier {
     /// Bootstrap samples (else every tree sees all rows).
     pub bootstrap: bool,
     /// scikit-learn's `random_state` (default 0).
-    pub seed: u32,
+    pub random_state: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,
 }
@@ -59,7 +59,7 @@ impl Default for RandomForestClassifier {
             params: forest_params(None),
             n_bits: DEFAULT_TREE_BITS,
             bootstrap: true,
-            seed: 0,
+            random_state: 0,
             model: None,
             compiled: None,
         }
@@ -81,24 +81,6 @@ impl RandomForestClassifier {
         self
     }
 
-    /// Sets the maximum depth.
-    pub fn with_max_depth(mut self, depth: usize) -> Self {
-        self.params.max_depth = Some(depth);
-        self
-    }
-
-    /// Sets the feature width.
-    pub fn with_n_bits(mut self, n_bits: u8) -> Self {
-        self.n_bits = n_bits;
-        self
-    }
-
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u32) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Fits on `x` and class indices `y` (`0..C`).
     pub fn fit(&mut self, x: &Matrix, y: &[usize]) -> MlResult<()> {
         let c = check_classes(x, y, "RandomForestClassifier::fit")?;
@@ -114,7 +96,7 @@ impl RandomForestClassifier {
             &params,
             self.n_estimators,
             self.bootstrap,
-            self.seed,
+            self.random_state,
         )?);
         self.compiled = None;
         Ok(())
@@ -133,7 +115,7 @@ pub struct RandomForestRegressor {
     /// Bootstrap samples (else every tree sees all rows).
     pub bootstrap: bool,
     /// scikit-learn's `random_state` (default 0).
-    pub seed: u32,
+    pub random_state: u32,
     model: Option<TreeEnsemble>,
     compiled: Option<CompiledModel>,
 }
@@ -145,7 +127,7 @@ impl Default for RandomForestRegressor {
             params: forest_params(None),
             n_bits: DEFAULT_TREE_BITS,
             bootstrap: true,
-            seed: 0,
+            random_state: 0,
             model: None,
             compiled: None,
         }
@@ -167,24 +149,6 @@ impl RandomForestRegressor {
         self
     }
 
-    /// Sets the maximum depth.
-    pub fn with_max_depth(mut self, depth: usize) -> Self {
-        self.params.max_depth = Some(depth);
-        self
-    }
-
-    /// Sets the feature width.
-    pub fn with_n_bits(mut self, n_bits: u8) -> Self {
-        self.n_bits = n_bits;
-        self
-    }
-
-    /// Sets the seed.
-    pub fn with_seed(mut self, seed: u32) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Fits on `x` and targets `y`.
     pub fn fit(&mut self, x: &Matrix, y: &[f64]) -> MlResult<()> {
         check_values(x, y, "RandomForestRegressor::fit")?;
@@ -196,7 +160,7 @@ impl RandomForestRegressor {
             &self.params,
             self.n_estimators,
             self.bootstrap,
-            self.seed,
+            self.random_state,
         )?);
         self.compiled = None;
         Ok(())

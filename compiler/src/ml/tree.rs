@@ -102,7 +102,7 @@ pub(crate) fn check_values(x: &Matrix, y: &[f64], who: &str) -> MlResult<()> {
     Ok(())
 }
 
-/// Shared accessors of the tree-based models.
+/// Shared setters and accessors of the tree-based models.
 macro_rules! tree_model {
     ($t:ident, $name:literal) => {
         impl super::model::FheModel for $t {
@@ -116,6 +116,25 @@ macro_rules! tree_model {
         }
 
         impl $t {
+            /// Sets the maximum depth.
+            pub fn with_max_depth(mut self, depth: usize) -> Self {
+                self.params.max_depth = Some(depth);
+                self
+            }
+
+            /// Sets the feature width.
+            pub fn with_n_bits(mut self, n_bits: u8) -> Self {
+                self.n_bits = n_bits;
+                self
+            }
+
+            /// Sets scikit-learn's `random_state`: the trees equal scikit-learn's with the same
+            /// seed on the same quantized data.
+            pub fn with_random_state(mut self, random_state: u32) -> Self {
+                self.random_state = random_state;
+                self
+            }
+
             /// The fitted trees and input quantizer, if fitted.
             pub fn ensemble(&self) -> Option<&TreeEnsemble> {
                 self.model.as_ref()
@@ -222,25 +241,6 @@ impl DecisionTreeClassifier {
         Self::default()
     }
 
-    /// Sets the maximum depth.
-    pub fn with_max_depth(mut self, depth: usize) -> Self {
-        self.params.max_depth = Some(depth);
-        self
-    }
-
-    /// Sets the feature width.
-    pub fn with_n_bits(mut self, n_bits: u8) -> Self {
-        self.n_bits = n_bits;
-        self
-    }
-
-    /// Sets scikit-learn's `random_state` (the tree equals scikit-learn's with the same seed on
-    /// the same quantized data).
-    pub fn with_random_state(mut self, random_state: u32) -> Self {
-        self.random_state = random_state;
-        self
-    }
-
     /// Fits on `x` and class indices `y` (`0..C`).
     pub fn fit(&mut self, x: &Matrix, y: &[usize]) -> MlResult<()> {
         let c = check_classes(x, y, "DecisionTreeClassifier::fit")?;
@@ -291,25 +291,6 @@ impl DecisionTreeRegressor {
     /// An unfitted tree (unlimited depth, 6-bit features).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the maximum depth.
-    pub fn with_max_depth(mut self, depth: usize) -> Self {
-        self.params.max_depth = Some(depth);
-        self
-    }
-
-    /// Sets the feature width.
-    pub fn with_n_bits(mut self, n_bits: u8) -> Self {
-        self.n_bits = n_bits;
-        self
-    }
-
-    /// Sets scikit-learn's `random_state` (the tree equals scikit-learn's with the same seed on
-    /// the same quantized data).
-    pub fn with_random_state(mut self, random_state: u32) -> Self {
-        self.random_state = random_state;
-        self
     }
 
     /// Fits on `x` and targets `y`.
