@@ -12,7 +12,7 @@
 //! - [`exec`]: the executor (parallel, sized thread pool, progress); [`sim`]: the same program
 //!   on clear integers with injected bootstrap errors.
 //! - [`serial`]: versioned, checksummed serialization of parameters, keys and ciphertexts.
-//! - [`reference`]: Concrete's reference parameter sets for tests and benchmarks.
+//! - [`reference`](mod@reference): Concrete's reference parameter sets for tests and benchmarks.
 //!
 //! Typical flow:
 //!

@@ -8,7 +8,7 @@
 //! output "y", %1
 //! ```
 //!
-//! `SPEC.md` ("Text form") gives the grammar. [`print`] is canonical: `print(parse(s))` is the
+//! `SPEC.md` ("Text form") gives the grammar. [`print`](fn@print) is canonical: `print(parse(s))` is the
 //! same for every spelling `s` of a program, and `print(parse(print(g))) == print(g)`.
 
 mod lexer;
