@@ -225,6 +225,50 @@ macro_rules! fhe_model {
     };
 }
 
+/// The scores, `predict` and `compile` of a linear classifier: `$binary` post-processing for
+/// two classes (one output), `$multi` for more.
+macro_rules! linear_classifier {
+    ($t:ident, $name:literal, $scores:ident, #[doc = $doc:literal] $binary:ident, $multi:ident) => {
+        impl $t {
+            fn post(&self) -> MlResult<PostProcess> {
+                Ok(if self.fitted()?.o == 1 {
+                    PostProcess::$binary
+                } else {
+                    PostProcess::$multi
+                })
+            }
+
+            #[doc = $doc]
+            pub fn $scores(&self, x: &Matrix) -> MlResult<Vec<Vec<f64>>> {
+                let w = self.fitted()?;
+                x.expect_cols(w.d, concat!($name, "::", stringify!($scores)))?;
+                let post = self.post()?;
+                Ok(w.decision(x).iter().map(|z| post.apply(z)).collect())
+            }
+
+            /// Float classes.
+            pub fn predict(&self, x: &Matrix) -> MlResult<Vec<usize>> {
+                Ok(self
+                    .$scores(x)?
+                    .iter()
+                    .map(|p| super::model::argmax(p))
+                    .collect())
+            }
+
+            /// Compiles (inputs quantized per feature, calibrated on `inputset`).
+            pub fn compile(
+                &mut self,
+                inputset: &Matrix,
+                cfg: &CompileConfig,
+            ) -> MlResult<&CompiledModel> {
+                let post = self.post()?;
+                let c = self.fitted()?.compile(inputset, cfg, post)?;
+                Ok(self.compiled.insert(c))
+            }
+        }
+    };
+}
+
 /// Ordinary least squares.
 #[derive(Clone, Debug, Default)]
 pub struct LinearRegression {
@@ -341,39 +385,16 @@ impl LogisticRegression {
         self.compiled = None;
         Ok(())
     }
-
-    fn post(&self) -> MlResult<PostProcess> {
-        Ok(if self.fitted()?.o == 1 {
-            PostProcess::Sigmoid
-        } else {
-            PostProcess::Softmax
-        })
-    }
-
-    /// Float class probabilities.
-    pub fn predict_proba(&self, x: &Matrix) -> MlResult<Vec<Vec<f64>>> {
-        let w = self.fitted()?;
-        x.expect_cols(w.d, "LogisticRegression::predict_proba")?;
-        let post = self.post()?;
-        Ok(w.decision(x).iter().map(|z| post.apply(z)).collect())
-    }
-
-    /// Float classes.
-    pub fn predict(&self, x: &Matrix) -> MlResult<Vec<usize>> {
-        Ok(self
-            .predict_proba(x)?
-            .iter()
-            .map(|p| super::model::argmax(p))
-            .collect())
-    }
-
-    /// Compiles (inputs quantized per feature, calibrated on `inputset`).
-    pub fn compile(&mut self, inputset: &Matrix, cfg: &CompileConfig) -> MlResult<&CompiledModel> {
-        let post = self.post()?;
-        let c = self.fitted()?.compile(inputset, cfg, post)?;
-        Ok(self.compiled.insert(c))
-    }
 }
+
+linear_classifier!(
+    LogisticRegression,
+    "LogisticRegression",
+    predict_proba,
+    /// Float class probabilities.
+    Sigmoid,
+    Softmax
+);
 
 /// Linear support vector classifier: L2-regularized squared hinge loss (scikit-learn's
 /// `LinearSVC` defaults), one-vs-rest for more than two classes, trained by dual coordinate
@@ -476,36 +497,13 @@ impl LinearSvc {
         self.compiled = None;
         Ok(())
     }
-
-    fn post(&self) -> MlResult<PostProcess> {
-        Ok(if self.fitted()?.o == 1 {
-            PostProcess::BinaryDecision
-        } else {
-            PostProcess::Identity
-        })
-    }
-
-    /// Float decision scores (`[-d, d]` for two classes, one per class otherwise).
-    pub fn decision_function(&self, x: &Matrix) -> MlResult<Vec<Vec<f64>>> {
-        let w = self.fitted()?;
-        x.expect_cols(w.d, "LinearSvc::decision_function")?;
-        let post = self.post()?;
-        Ok(w.decision(x).iter().map(|z| post.apply(z)).collect())
-    }
-
-    /// Float classes.
-    pub fn predict(&self, x: &Matrix) -> MlResult<Vec<usize>> {
-        Ok(self
-            .decision_function(x)?
-            .iter()
-            .map(|p| super::model::argmax(p))
-            .collect())
-    }
-
-    /// Compiles (inputs quantized per feature, calibrated on `inputset`).
-    pub fn compile(&mut self, inputset: &Matrix, cfg: &CompileConfig) -> MlResult<&CompiledModel> {
-        let post = self.post()?;
-        let c = self.fitted()?.compile(inputset, cfg, post)?;
-        Ok(self.compiled.insert(c))
-    }
 }
+
+linear_classifier!(
+    LinearSvc,
+    "LinearSvc",
+    decision_function,
+    /// Float decision scores (`[-d, d]` for two classes, one per class otherwise).
+    BinaryDecision,
+    Identity
+);
