@@ -144,9 +144,10 @@ pub struct LeafPath {
 pub struct TreeParams {
     /// Maximum depth (`None`: grow until pure or too small).
     pub max_depth: Option<usize>,
-    /// Minimum samples to split a node (>= 2).
+    /// Minimum samples to split a node (>= 2). On a bootstrap sample veil counts repeats and
+    /// scikit-learn counts distinct rows; at the defaults (2 and 1) the trees are the same.
     pub min_samples_split: usize,
-    /// Minimum samples in each leaf (>= 1).
+    /// Minimum samples in each leaf (>= 1), counted as `min_samples_split`.
     pub min_samples_leaf: usize,
     /// Features drawn at random per node, as scikit-learn's `max_features` (`None`: all, in
     /// scikit-learn's random order).
@@ -354,7 +355,7 @@ fn best_split(
 ) -> (Option<(usize, i64)>, usize) {
     let t = &data.target;
     let m = stats_len(t);
-    let max_features = params.max_features.unwrap_or(data.d).clamp(1, data.d);
+    let max_features = params.max_features.unwrap_or(data.d).clamp(1, data.d.max(1));
     let min_leaf = params.min_samples_leaf.max(1) as f64;
     let mut best: Option<(f64, usize, i64)> = None;
     let mut hist = vec![0.0; data.levels * m];
