@@ -355,7 +355,10 @@ fn best_split(
 ) -> (Option<(usize, i64)>, usize) {
     let t = &data.target;
     let m = stats_len(t);
-    let max_features = params.max_features.unwrap_or(data.d).clamp(1, data.d.max(1));
+    let max_features = params
+        .max_features
+        .unwrap_or(data.d)
+        .clamp(1, data.d.max(1));
     let min_leaf = params.min_samples_leaf.max(1) as f64;
     let mut best: Option<(f64, usize, i64)> = None;
     let mut hist = vec![0.0; data.levels * m];
