@@ -614,12 +614,17 @@ impl MlpClassifier {
             )?;
             let o = gemm.o;
             let accs: Vec<Vec<i128>> = hq.iter().map(|r| gemm.accumulate(r)).collect();
-            let center: Vec<i64> = (0..o)
+            // Calibrated range of each neuron's accumulator.
+            let range: Vec<(i128, i128)> = (0..o)
                 .map(|j| {
                     let lo = accs.iter().map(|a| a[j]).min().unwrap_or(0);
                     let hi = accs.iter().map(|a| a[j]).max().unwrap_or(0);
-                    ((lo + hi) as f64 / 2.0).round() as i64
+                    (lo, hi)
                 })
+                .collect();
+            let center: Vec<i64> = range
+                .iter()
+                .map(|&(lo, hi)| ((lo + hi) as f64 / 2.0).round() as i64)
                 .collect();
             for (off, c) in gemm.offsets.iter_mut().zip(&center) {
                 *off -= c;
@@ -627,12 +632,10 @@ impl MlpClassifier {
             // Exact rounding: drop the low bits of the centered accumulators beyond
             // `rounding_bits` of calibrated spread (the table and the next layer's calibration
             // see the rounded value).
-            let center_ref = &center;
-            let spread = accs
-                .iter()
-                .flat_map(|a| (0..o).map(move |j| a[j] - center_ref[j] as i128))
-                .fold((0i128, 0i128), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            let spread_bits = IntType::fitting(spread.0, spread.1).map_or(64, |t| t.bits);
+            let (lo, hi) = range.iter().zip(&center).fold((0, 0), |(l, h), (r, &c)| {
+                (l.min(r.0 - c as i128), h.max(r.1 - c as i128))
+            });
+            let spread_bits = IntType::fitting(lo, hi).map_or(64, |t| t.bits);
             let lsbs = cfg
                 .rounding_bits
                 .map_or(0, |k| spread_bits.saturating_sub(k));
