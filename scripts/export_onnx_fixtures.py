@@ -21,11 +21,9 @@ that exercises the remaining activations.
 
 import json
 import os
-import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
@@ -37,41 +35,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-SEED = 0
-N_CALIB = 200
-N_TEST = 100
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--only")]
-ONLY = None
-for i, a in enumerate(sys.argv[1:]):
-    if a == "--only":
-        ONLY = set(sys.argv[i + 2].split(","))
-        ARGS.remove(sys.argv[i + 2])
-    elif a.startswith("--only="):
-        ONLY = set(a[len("--only="):].split(","))
-OUT = ARGS[0] if ARGS else os.path.join(
-    os.path.dirname(__file__), "..", "compiler", "tests", "fixtures", "onnx")
+from fixture_common import (
+    N_TEST, SEED, floats, parse_args, run_onnx, run_selected, split, write_fixture)
 
-
-def split(x, y):
-    x = x.astype(np.float32)
-    return train_test_split(x, y, test_size=0.3, random_state=SEED)
-
-
-def run_onnx(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return sess.run(None, {name: x.astype(np.float32)})
-
-
-def floats(a):
-    return [[float(v) for v in row.reshape(-1)] for row in a]
+OUT, ONLY = parse_args()
 
 
 def save(name, model, task, sample_shape, x_train, x_test, y_test):
     path = os.path.join(OUT, name + ".onnx")
     onnx.checker.check_model(model)
     onnx.save(model, path)
-    x_cal = x_train[:N_CALIB]
     x_te = x_test[:N_TEST]
     outs = run_onnx(path, x_te)
     ref = {}
@@ -81,17 +54,7 @@ def save(name, model, task, sample_shape, x_train, x_test, y_test):
         ref["scores"] = floats(np.asarray(scores).reshape(len(x_te), -1))
     else:
         ref["values"] = [float(v) for v in np.asarray(outs[0]).reshape(-1)]
-    data = {
-        "model": name + ".onnx",
-        "task": task,
-        "sample_shape": list(sample_shape),
-        "calibration": floats(x_cal),
-        "inputs": floats(x_te),
-        "targets": [float(v) for v in y_test[:N_TEST]],
-        "reference": ref,
-    }
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        json.dump(data, f, separators=(",", ":"))
+    write_fixture(OUT, name, task, sample_shape, x_train, x_test, y_test, ref)
     if task == "classification":
         acc = float(np.mean(np.asarray(ref["labels"]) == y_test[:N_TEST]))
         print(f"{name}: float accuracy {acc:.3f}, {os.path.getsize(path)} bytes")
@@ -395,12 +358,7 @@ def main():
         "ops_iris": ops_net,
         "xgb_breast_cancer": xgb_breast_cancer,
     }
-    unknown = (ONLY or set()) - set(fixtures)
-    if unknown:
-        sys.exit(f"unknown fixtures {sorted(unknown)}; choose from {sorted(fixtures)}")
-    for name, make in fixtures.items():
-        if ONLY is None or name in ONLY:
-            make()
+    run_selected(fixtures, ONLY)
 
 
 if __name__ == "__main__":

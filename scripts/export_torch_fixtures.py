@@ -25,47 +25,20 @@ Both are exported with opset 13, input "input", output "output", dynamic batch d
 dynamo=False (the TorchScript exporter), constant folding on.
 """
 
-import json
 import os
 import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from sklearn.datasets import load_digits, load_iris
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-SEED = 0
-N_CALIB = 200
-N_TEST = 100
+from fixture_common import (
+    N_TEST, SEED, floats, parse_args, run_onnx, run_selected, split, write_fixture)
+
 OPSET = 13
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--only")]
-ONLY = None
-for i, a in enumerate(sys.argv[1:]):
-    if a == "--only":
-        ONLY = set(sys.argv[i + 2].split(","))
-        ARGS.remove(sys.argv[i + 2])
-    elif a.startswith("--only="):
-        ONLY = set(a[len("--only="):].split(","))
-OUT = ARGS[0] if ARGS else os.path.join(
-    os.path.dirname(__file__), "..", "compiler", "tests", "fixtures", "onnx")
-
-
-def split(x, y):
-    x = x.astype(np.float32)
-    return train_test_split(x, y, test_size=0.3, random_state=SEED)
-
-
-def run_onnx(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return sess.run(None, {name: x.astype(np.float32)})
-
-
-def floats(a):
-    return [[float(v) for v in row.reshape(-1)] for row in a]
+OUT, ONLY = parse_args()
 
 
 def deterministic():
@@ -128,7 +101,6 @@ def save(name, net, sample_shape, x_train, x_test, y_test):
                       opset_version=OPSET, dynamo=False, do_constant_folding=True)
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
-    x_cal = x_train[:N_CALIB]
     x_te = x_test[:N_TEST]
     (logits,) = run_onnx(path, x_te)
     with torch.no_grad():
@@ -142,17 +114,7 @@ def save(name, net, sample_shape, x_train, x_test, y_test):
         "labels": [int(v) for v in labels],
         "scores": floats(np.asarray(logits).reshape(len(x_te), -1)),
     }
-    data = {
-        "model": name + ".onnx",
-        "task": "classification",
-        "sample_shape": list(sample_shape),
-        "calibration": floats(x_cal),
-        "inputs": floats(x_te),
-        "targets": [float(v) for v in y_test[:N_TEST]],
-        "reference": ref,
-    }
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        json.dump(data, f, separators=(",", ":"))
+    write_fixture(OUT, name, "classification", sample_shape, x_train, x_test, y_test, ref)
     acc = float(np.mean(labels == y_test[:N_TEST]))
     with torch.no_grad():
         full = net(torch.from_numpy(x_test.astype(np.float32))).numpy().argmax(1)
@@ -202,12 +164,7 @@ def main():
         "torch_mlp_iris": torch_mlp_iris,
         "torch_cnn_digits": torch_cnn_digits,
     }
-    unknown = (ONLY or set()) - set(fixtures)
-    if unknown:
-        sys.exit(f"unknown fixtures {sorted(unknown)}; choose from {sorted(fixtures)}")
-    for name, make in fixtures.items():
-        if ONLY is None or name in ONLY:
-            make()
+    run_selected(fixtures, ONLY)
 
 
 if __name__ == "__main__":
