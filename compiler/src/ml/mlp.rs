@@ -26,7 +26,7 @@ use super::model::{
     OutputDecoder, PostProcess,
 };
 use super::quantize::{
-    emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, UniformQuantizer,
+    emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer,
 };
 use super::rng::Mt19937;
 use veil_ir::builder::Builder;
@@ -638,7 +638,7 @@ impl MlpClassifier {
             let spread_bits = IntType::fitting(lo, hi).map_or(64, |t| t.bits);
             let lsbs = cfg
                 .rounding_bits
-                .map_or(0, |k| spread_bits.saturating_sub(k));
+                .map_or(0, |keep_bits| Rounding { keep_bits }.lsbs(spread_bits));
             let mut acc = gemm.emit(&b, h)?;
             if lsbs > 0 {
                 acc = b.round(acc, lsbs)?;

@@ -7,7 +7,7 @@ use super::ops;
 use super::qval::MAX_ACC;
 use super::qval::{Ctx, QVal, Resolved, Val};
 use crate::ml::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
-use crate::ml::quantize::{QuantOptions, UniformQuantizer};
+use crate::ml::quantize::{QuantOptions, Rounding, UniformQuantizer};
 use crate::ml::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
@@ -204,7 +204,7 @@ pub fn compile(
                 let x = graph.operands(v)[0];
                 ranges.get(x).map_or(0, |r| {
                     let bits = IntType::fitting(r.0, r.1).map_or(64, |t| t.bits);
-                    bits.saturating_sub(keep.max(1))
+                    Rounding { keep_bits: keep }.lsbs(bits)
                 })
             })
             .collect();
