@@ -585,12 +585,13 @@ impl ClientArtifact {
             .collect::<Result<Vec<_>, _>>()?;
         if let ClientModel::Quantized { spec, .. } = &model {
             let ok = inputs.len() == 1
-                && inputs[0].ty.shape == [spec.batch, spec.n_features]
+                && inputs[0].ty.shape == [spec.batch, spec.input_columns()]
                 && program.tfhe.outputs().len() == 1;
             if !ok {
                 return Err(ArtifactError::Invalid(format!(
                     "a quantized model takes one input of shape [{}, {}] and has one output",
-                    spec.batch, spec.n_features
+                    spec.batch,
+                    spec.input_columns()
                 )));
             }
         }

@@ -221,12 +221,16 @@ fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn onnx_logistic_regression_matches_clear_mode() {
-    let dir = workdir("onnx");
-    let model = repo("compiler/tests/fixtures/onnx/logreg_iris.onnx");
+/// An ONNX fixture through the CLI flow (calibration rows as a float NPY array, `n` test
+/// samples as CSV): every decrypted output equals Clear mode (the same import and quantization
+/// run by the interpreter), and for classifiers the labels are the fixture's float labels where
+/// `labels_match` says the quantized model agrees with the float one on these samples.
+fn onnx_flow_matches_clear_mode(name: &str, n: usize, labels_match: bool) {
+    let dir = workdir(name);
+    let model = repo(&format!("compiler/tests/fixtures/onnx/{name}.onnx"));
     let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo("compiler/tests/fixtures/onnx/logreg_iris.json")).unwrap(),
+        &std::fs::read_to_string(repo(&format!("compiler/tests/fixtures/onnx/{name}.json")))
+            .unwrap(),
     )
     .unwrap();
     let rows = |k: &str| -> Vec<Vec<f64>> {
@@ -234,16 +238,11 @@ fn onnx_logistic_regression_matches_clear_mode() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| {
-                r.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect()
-            })
+            .map(|r| ints_or_floats(r))
             .collect()
     };
-    let (cal, x) = (rows("calibration"), rows("inputs")[..6].to_vec());
+    let (cal, x) = (rows("calibration"), rows("inputs")[..n].to_vec());
+    let cols = cal[0].len();
     let text = |m: &[Vec<f64>]| {
         m.iter()
             .map(|r| {
@@ -255,10 +254,9 @@ fn onnx_logistic_regression_matches_clear_mode() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    // Calibration rows as a float NPY array, samples as CSV.
     let inputset = dir.join("calibration.npy");
     let flat: Vec<f64> = cal.iter().flatten().copied().collect();
-    std::fs::write(&inputset, npy::write_2d(cal.len(), 4, None, Some(&flat))).unwrap();
+    std::fs::write(&inputset, npy::write_2d(cal.len(), cols, None, Some(&flat))).unwrap();
     let input = dir.join("x.csv");
     std::fs::write(&input, text(&x)).unwrap();
     let got = flow(&dir, &model, &inputset, &input);
@@ -278,11 +276,7 @@ fn onnx_logistic_regression_matches_clear_mode() {
     for (name, t) in names.iter().zip(&clear) {
         let per = t.data.len() / x.len();
         for (i, sample) in got.iter().enumerate() {
-            let v = &sample[name];
-            let fhe: Vec<f64> = match v {
-                serde_json::Value::Array(a) => a.iter().map(|x| x.as_f64().unwrap()).collect(),
-                v => vec![v.as_f64().unwrap()],
-            };
+            let fhe = ints_or_floats(&sample[name]);
             let want = &t.data[i * per..(i + 1) * per];
             assert_eq!(fhe.len(), want.len(), "{name}");
             for (a, b) in fhe.iter().zip(want) {
@@ -293,17 +287,53 @@ fn onnx_logistic_regression_matches_clear_mode() {
             }
         }
     }
-    // The labels are the fixture's reference labels too (the model is accurate enough).
-    let labels: Vec<i64> = fixture["reference"]["labels"].as_array().unwrap()[..6]
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    let fhe_labels: Vec<i64> = got
-        .iter()
-        .map(|g| g[names[0].as_str()].as_f64().unwrap() as i64)
-        .collect();
-    assert_eq!(fhe_labels, labels);
+    if labels_match {
+        let labels: Vec<i64> = fixture["reference"]["labels"].as_array().unwrap()[..n]
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let fhe_labels: Vec<i64> = got
+            .iter()
+            .map(|g| g[names[0].as_str()].as_f64().unwrap() as i64)
+            .collect();
+        assert_eq!(fhe_labels, labels);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A number or a (nested) array of numbers, flattened to floats.
+fn ints_or_floats(v: &serde_json::Value) -> Vec<f64> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().flat_map(ints_or_floats).collect(),
+        v => vec![v.as_f64().unwrap()],
+    }
+}
+
+#[test]
+fn onnx_logistic_regression_matches_clear_mode() {
+    onnx_flow_matches_clear_mode("logreg_iris", 6, true);
+}
+
+#[test]
+fn onnx_decision_tree_matches_clear_mode() {
+    // A scikit-learn DecisionTreeClassifier (skl2onnx, label + probabilities).
+    onnx_flow_matches_clear_mode("tree_iris", 3, true);
+}
+
+#[test]
+fn onnx_random_forest_classifier_matches_clear_mode() {
+    onnx_flow_matches_clear_mode("forest_breast_cancer", 2, true);
+}
+
+#[test]
+fn onnx_random_forest_regressor_matches_clear_mode() {
+    onnx_flow_matches_clear_mode("forest_diabetes", 2, false);
+}
+
+#[test]
+fn onnx_xgboost_classifier_matches_clear_mode() {
+    // An XGBoost multi-class model converted by onnxmltools.
+    onnx_flow_matches_clear_mode("xgb_iris", 2, true);
 }
 
 #[test]
