@@ -1,10 +1,10 @@
 //! # veil-compiler
 //!
-//! The frontend, the passes, the parameter optimizer, ML model import and the `veil` CLI.
+//! The passes, the egg rewrites, the parameter optimizer, lowering, and ML model import. The
+//! `veil` command line is the `veil-cli` crate.
 
 pub mod artifact;
 pub mod backend;
-pub mod cli;
 pub mod lower;
 pub mod ml;
 pub mod onnx;

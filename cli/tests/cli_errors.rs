@@ -396,7 +396,7 @@ fn bad_csv_cells() {
     let npy = t.p("floats.npy");
     std::fs::write(
         &npy,
-        veil_compiler::cli::io::npy::write_2d(1, 4, None, Some(&[1.0, 2.0, 3.0, 0.0])),
+        veil_cli::io::npy::write_2d(1, 4, None, Some(&[1.0, 2.0, 3.0, 0.0])),
     )
     .unwrap();
     fails(

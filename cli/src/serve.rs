@@ -17,7 +17,6 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{self, ArtifactError, Direction, EncryptedBatch, ServerArtifact};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -30,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use veil_compiler::artifact::{self, ArtifactError, Direction, EncryptedBatch, ServerArtifact};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
 use veil_runtime::{CompressedServerKeys, Executor, ServerKeys};
 

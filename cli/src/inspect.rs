@@ -4,12 +4,12 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{
-    self, ClientArtifact, ClientModel, Direction, EncryptedBatch, IoSpec, ServerArtifact,
-};
 use serde_json::Value as Json;
 use std::fmt::Write;
 use std::path::PathBuf;
+use veil_compiler::artifact::{
+    self, ClientArtifact, ClientModel, Direction, EncryptedBatch, IoSpec, ServerArtifact,
+};
 use veil_ir::{Graph, ParamSet};
 use veil_runtime::serial::{KIND_CLIENT_KEYS, KIND_COMPRESSED_SERVER_KEYS};
 use veil_runtime::{ClientKeys, CompressedServerKeys};

@@ -9,11 +9,11 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{self, Direction};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{header, Method, Request, StatusCode, Uri};
 use std::path::{Path, PathBuf};
+use veil_compiler::artifact::{self, Direction};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
 
 /// Arguments of `veil client`.

@@ -11,9 +11,9 @@
 //!   (`f4`, `f8`, for ML models only), either byte order, C or Fortran order.
 
 use super::CliError;
-use crate::artifact::{check_kind, describe_int, ArtifactError, IoSpec};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use veil_compiler::artifact::{check_kind, describe_int, ArtifactError, IoSpec};
 use veil_ir::Tensor;
 
 /// Reads a whole file.
@@ -115,7 +115,7 @@ pub fn runtime_error(kind: &'static str, e: veil_runtime::RuntimeError) -> Artif
 
 /// Bytes for people.
 pub fn size(n: usize) -> String {
-    crate::optimizer::keys::human_bytes(n as u64)
+    veil_compiler::optimizer::keys::human_bytes(n as u64)
 }
 
 /// A progress bar on stderr when it is a terminal; hidden otherwise.

@@ -5,8 +5,8 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{ClientArtifact, Direction, EncryptedBatch, KIND_CLIENT_ARTIFACT};
 use std::path::PathBuf;
+use veil_compiler::artifact::{ClientArtifact, Direction, EncryptedBatch, KIND_CLIENT_ARTIFACT};
 use veil_runtime::serial::KIND_CLIENT_KEYS;
 use veil_runtime::ClientKeys;
 

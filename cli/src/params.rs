@@ -3,8 +3,8 @@
 //! model cost, predicted error and key sizes.
 
 use super::CliError;
-use crate::optimizer::keys::{human_bytes, key_sizes, KeySizes};
-use crate::optimizer::{optimize, ErrorTarget, Problem, Solution};
+use veil_compiler::optimizer::keys::{human_bytes, key_sizes, KeySizes};
+use veil_compiler::optimizer::{optimize, ErrorTarget, Problem, Solution};
 
 /// Arguments of `veil params`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
     let keys = key_sizes(p);
     let m = 1048576.0;
     let input = set.br_variance * args.norm2 + set.ks_variance + set.ms_variance;
-    let v_safe = crate::optimizer::error::safe_variance(args.precision, sol.p_error_target);
+    let v_safe = veil_compiler::optimizer::error::safe_variance(args.precision, sol.p_error_target);
     format!(
         "veil params: {bits} bits, norm2 {norm2}, per-TLU p_error target {target:.3e}\n\
          parameters  {p}\n\

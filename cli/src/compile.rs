@@ -8,13 +8,13 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{self, ClientArtifact, ClientModel, ServerArtifact};
-use crate::ml::Matrix;
-use crate::onnx::{ImportConfig, OnnxImport};
-use crate::optimizer::ErrorTarget;
-use crate::program::{compile, CompileConfig, Program};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use veil_compiler::artifact::{self, ClientArtifact, ClientModel, ServerArtifact};
+use veil_compiler::ml::Matrix;
+use veil_compiler::onnx::{ImportConfig, OnnxImport};
+use veil_compiler::optimizer::ErrorTarget;
+use veil_compiler::program::{compile, CompileConfig, Program};
 
 /// What `--emit` prints to stdout.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

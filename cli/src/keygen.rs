@@ -4,9 +4,9 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{self, ClientArtifact, KIND_CLIENT_ARTIFACT};
 use std::path::PathBuf;
 use std::time::Instant;
+use veil_compiler::artifact::{self, ClientArtifact, KIND_CLIENT_ARTIFACT};
 
 /// Arguments of `veil keygen`.
 #[derive(clap::Args, Debug)]

@@ -3,7 +3,7 @@
 //! interpreter for `.veil` programs, the quantized model run by the interpreter for ONNX).
 
 use std::path::{Path, PathBuf};
-use veil_compiler::cli::io::npy;
+use veil_cli::io::npy;
 use veil_compiler::ml::Matrix;
 use veil_compiler::onnx::{ImportConfig, OnnxImport};
 mod common;
@@ -238,7 +238,7 @@ fn onnx_flow_matches_clear_mode(name: &str, n: usize, labels_match: bool) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| ints_or_floats(r))
+            .map(ints_or_floats)
             .collect()
     };
     let (cal, x) = (rows("calibration"), rows("inputs")[..n].to_vec());

@@ -4,10 +4,10 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{Direction, EncryptedBatch, ServerArtifact, KIND_SERVER_ARTIFACT};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use veil_compiler::artifact::{Direction, EncryptedBatch, ServerArtifact, KIND_SERVER_ARTIFACT};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
 use veil_runtime::{CompressedServerKeys, Executor};
 

@@ -5,9 +5,9 @@
 
 use super::io;
 use super::CliError;
-use crate::artifact::{ClientArtifact, ClientModel, Direction, KIND_CLIENT_ARTIFACT};
-use crate::ml::Matrix;
 use std::path::PathBuf;
+use veil_compiler::artifact::{ClientArtifact, ClientModel, Direction, KIND_CLIENT_ARTIFACT};
+use veil_compiler::ml::Matrix;
 use veil_runtime::serial::KIND_CLIENT_KEYS;
 use veil_runtime::ClientKeys;
 
