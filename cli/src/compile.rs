@@ -163,7 +163,7 @@ pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
         .file
         .file_name()
         .map_or(name.clone(), |f| f.to_string_lossy().into_owned());
-    let server = ServerArtifact::from_program(&program).map_err(art(&args.file))?;
+    let server = program.server_artifact().map_err(art(&args.file))?;
     let client = ClientArtifact::from_program(&program, &source, model).map_err(art(&args.file))?;
     Ok(Compiled {
         program,

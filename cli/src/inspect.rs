@@ -115,12 +115,7 @@ fn ios(title: &str, specs: &[IoSpec]) -> String {
 }
 
 pub(crate) fn type_text(t: &veil_ir::TensorType) -> String {
-    let vis = if t.is_encrypted() { "enc" } else { "clear" };
-    let mut s = format!("{vis}<{}>{:?}", t.int, t.shape);
-    if let Some(e) = t.encoding {
-        let _ = write!(s, " under {} (width {})", e.key, e.width);
-    }
-    s
+    veil_runtime::artifact::describe_type(t)
 }
 
 fn stage_text(g: &Graph, dot: bool) -> String {

@@ -380,6 +380,16 @@ fn make_stats(
 }
 
 impl Program {
+    /// The server's deployment artifact: the TFHE-level program and its statistics.
+    pub fn server_artifact(
+        &self,
+    ) -> Result<veil_runtime::artifact::ServerArtifact, veil_runtime::artifact::ArtifactError> {
+        let stats = serde_json::to_string(&self.stats).map_err(|e| {
+            veil_runtime::artifact::ArtifactError::Invalid(format!("cannot write statistics: {e}"))
+        })?;
+        veil_runtime::artifact::ServerArtifact::new(self.tfhe.clone(), stats)
+    }
+
     /// Generates the client's secret keys and the server's evaluation keys from `seed`
     /// (equal seeds give equal keys).
     pub fn keygen(&self, seed: u128) -> Result<(ClientKeys, ServerKeys), ProgramError> {

@@ -11,6 +11,8 @@
 //! - [`pbs`]: keyswitch and (many-LUT) programmable bootstrap on ciphertexts and tensors.
 //! - [`exec`]: the executor (parallel, sized thread pool, progress); [`sim`]: the same program
 //!   on clear integers with injected bootstrap errors.
+//! - [`artifact`]: the server artifact (lowered program, statistics, program id), the
+//!   encrypted batches client and server exchange, and the artifact envelope.
 //! - [`serial`]: versioned, checksummed serialization of parameters, keys and ciphertexts.
 //! - [`reference`](mod@reference): Concrete's reference parameter sets for tests and benchmarks.
 //!
@@ -26,6 +28,7 @@
 //!
 //! Server-side artifacts never contain secret key material.
 
+pub mod artifact;
 pub mod cache;
 pub mod ciphertext;
 pub mod encrypt;

@@ -34,16 +34,7 @@ pub fn key_sizes(p: &ParamSet) -> KeySizes {
     }
 }
 
-/// `bytes` in human units (`48.6 MB`, decimal).
-pub fn human_bytes(bytes: u64) -> String {
-    let b = bytes as f64;
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
-        _ => format!("{:.2} GB", b / 1e9),
-    }
-}
+pub use veil_runtime::keys::human_bytes;
 
 #[cfg(test)]
 mod tests {
