@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Trains small models and exports the ONNX fixtures of compiler/tests/onnx_*.rs.
+"""Trains small models and exports the ONNX fixtures of ml/tests/onnx_*.rs.
 
 Usage (Python 3.11):
     python -m venv .venv && .venv/bin/pip install -r scripts/requirements.txt
     .venv/bin/python scripts/export_onnx_fixtures.py [OUT_DIR] [--only NAME,NAME...]
 
-OUT_DIR defaults to compiler/tests/fixtures/onnx; `--only` regenerates the named fixtures only
+OUT_DIR defaults to ml/tests/fixtures/onnx; `--only` regenerates the named fixtures only
 (e.g. `--only xgb_breast_cancer`). For each fixture NAME it writes NAME.onnx and
 NAME.json: the per-sample input shape, a calibration inputset (training rows), test inputs,
 their true targets and the float reference predictions computed by onnxruntime on the exported

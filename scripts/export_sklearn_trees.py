@@ -4,7 +4,7 @@
 Usage (Python 3.11, the pinned environment of scripts/requirements.txt):
     .venv/bin/python scripts/export_sklearn_trees.py [OUT]
 
-OUT defaults to compiler/tests/fixtures/sklearn/trees_breast_cancer.json. The file holds the
+OUT defaults to ml/tests/fixtures/sklearn/trees_breast_cancer.json. The file holds the
 breast cancer training rows of the 75/25 split (random_state 0) quantized per feature to 6
 bits, as veil and Concrete ML quantize tree inputs (unsigned, range = training min..max), their
 labels, and the trees scikit-learn 1.5.2 grows on them:
@@ -28,7 +28,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 N_BITS = 6
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(__file__), "..", "compiler", "tests", "fixtures", "sklearn",
+    os.path.dirname(__file__), "..", "ml", "tests", "fixtures", "sklearn",
     "trees_breast_cancer.json")
 
 

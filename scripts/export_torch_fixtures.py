@@ -5,7 +5,7 @@ Usage (Python 3.11; see scripts/requirements-torch.txt for how torch is installe
     python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install -r scripts/requirements-torch.txt
     /tmp/torchenv/bin/python scripts/export_torch_fixtures.py [OUT_DIR] [--only NAME,NAME...]
 
-OUT_DIR defaults to compiler/tests/fixtures/onnx; `--only` regenerates the named fixtures only
+OUT_DIR defaults to ml/tests/fixtures/onnx; `--only` regenerates the named fixtures only
 (e.g. `--only torch_cnn_digits`). For each fixture NAME it writes NAME.onnx and NAME.json in
 the layout of scripts/export_onnx_fixtures.py: the per-sample input shape, a calibration
 inputset (training rows), test inputs, their true targets and the float reference predictions

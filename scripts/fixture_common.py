@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 SEED = 0
 N_CALIB = 200
 N_TEST = 100
-DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "..", "compiler", "tests", "fixtures",
+DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "..", "ml", "tests", "fixtures",
                            "onnx")
 
 

@@ -14,7 +14,7 @@
 //!
 //! Models (`VEIL_BENCH_MODELS`, comma-separated, default all): `logreg` (LogisticRegression,
 //! 8 bits), `tree` (DecisionTreeClassifier depth 5, 6 bits), `xgb` (XGBoost 20 trees of depth
-//! 3, 6 bits: the committed booster `compiler/tests/fixtures/xgboost/breast_cancer.model.json`,
+//! 3, 6 bits: the committed booster `ml/tests/fixtures/xgboost/breast_cancer.model.json`,
 //! trained by XGBoost 2.1.1 with the peer's settings), `forest` (RandomForestClassifier 20
 //! trees of depth 4, 6 bits), `mlp` (veil's quantization-aware MlpClassifier, hidden layers
 //! 16 and 8, 2-bit inputs and weights, 3-bit activations; no peer figure) and `nn_iris` (the
@@ -29,16 +29,15 @@
 
 use serde::Serialize;
 use std::time::Instant;
-use veil_compiler::ml::{
+use veil_compiler::program;
+use veil_ir::Tensor;
+use veil_ml::{
     accuracy, dataset, CompileConfig, CompiledModel, DecisionTreeClassifier, FheModel, Interpreter,
     LogisticRegression, Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
 };
-use veil_compiler::program;
-use veil_ir::Tensor;
 
 /// XGBoost's JSON model of the peer's XGBClassifier (20 trees, depth 3, breast cancer).
-const XGB_MODEL: &str =
-    include_str!("../../compiler/tests/fixtures/xgboost/breast_cancer.model.json");
+const XGB_MODEL: &str = include_str!("../../ml/tests/fixtures/xgboost/breast_cancer.model.json");
 
 /// The peer's row of fhe-facts.md section 7.
 #[derive(Clone, Copy, Serialize)]
@@ -251,7 +250,7 @@ fn clear_predictions(model: &CompiledModel, x: &Matrix) -> Vec<usize> {
         .run(x, &Interpreter)
         .unwrap()
         .iter()
-        .map(|p| veil_compiler::ml::model::argmax(p))
+        .map(|p| veil_ml::model::argmax(p))
         .collect()
 }
 
@@ -324,7 +323,7 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         let dec = prog.decrypt(&client, &out).unwrap();
         let scores = model.client.decode(&dec, 1).unwrap();
         total += t.elapsed().as_secs_f64();
-        let p = veil_compiler::ml::model::argmax(&scores[0]);
+        let p = veil_ml::model::argmax(&scores[0]);
         correct += usize::from(p == yte[i]);
         agree += usize::from(p == clear[i]);
     }

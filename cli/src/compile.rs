@@ -10,11 +10,12 @@ use super::io;
 use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use veil_compiler::artifact::{self, ClientArtifact, ClientModel, ServerArtifact};
-use veil_compiler::ml::Matrix;
-use veil_compiler::onnx::{ImportConfig, OnnxImport};
 use veil_compiler::optimizer::ErrorTarget;
 use veil_compiler::program::{compile, CompileConfig, Program};
+use veil_ml::artifact::{ClientArtifact, ClientModel};
+use veil_ml::onnx::{ImportConfig, OnnxImport};
+use veil_ml::Matrix;
+use veil_runtime::artifact::{self, ServerArtifact};
 
 /// What `--emit` prints to stdout.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,8 +143,9 @@ pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
                 .collect();
             let p = compile(model.graph(), &inputset, &cfg)
                 .map_err(|e| CliError(format!("{name}: {e}")))?;
-            let tail = artifact::onnx_tail(bytes, &import, model.encrypted_output(), x.row(0))
-                .map_err(art(&args.file))?;
+            let tail =
+                veil_ml::artifact::onnx_tail(bytes, &import, model.encrypted_output(), x.row(0))
+                    .map_err(art(&args.file))?;
             (
                 p,
                 ClientModel::Quantized {

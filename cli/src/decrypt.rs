@@ -6,7 +6,8 @@
 use super::io;
 use super::CliError;
 use std::path::PathBuf;
-use veil_compiler::artifact::{ClientArtifact, Direction, EncryptedBatch, KIND_CLIENT_ARTIFACT};
+use veil_ml::artifact::ClientArtifact;
+use veil_runtime::artifact::{Direction, EncryptedBatch, KIND_CLIENT_ARTIFACT};
 use veil_runtime::serial::KIND_CLIENT_KEYS;
 use veil_runtime::ClientKeys;
 

@@ -5,13 +5,13 @@
 
 use super::CliError;
 use std::time::Instant;
-use veil_compiler::ml::{
-    dataset, CompiledModel, DecisionTreeClassifier, FheModel, LinearSvc, LogisticRegression,
-    Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
-};
 use veil_compiler::optimizer::keys::human_bytes;
 use veil_compiler::program::{compile, CompileConfig};
 use veil_ir::Tensor;
+use veil_ml::{
+    dataset, CompiledModel, DecisionTreeClassifier, FheModel, LinearSvc, LogisticRegression,
+    Matrix, MlpClassifier, RandomForestClassifier, XgbClassifier,
+};
 
 /// Models the demo can train.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum DemoModel {
 /// XGBoost's JSON model of a 20-tree, depth-3 XGBClassifier trained on the same split
 /// (scripts/export_onnx_fixtures.py).
 const XGB_BREAST_CANCER: &str =
-    include_str!("../../compiler/tests/fixtures/xgboost/breast_cancer.model.json");
+    include_str!("../../ml/tests/fixtures/xgboost/breast_cancer.model.json");
 
 /// Options of `veil demo`.
 #[derive(clap::Args, Debug)]
@@ -57,7 +57,7 @@ fn ml(e: impl std::fmt::Display) -> CliError {
 }
 
 fn argmax(v: &[f64]) -> usize {
-    veil_compiler::ml::model::argmax(v)
+    veil_ml::model::argmax(v)
 }
 
 /// Trains (or, for the boosted trees, loads) the chosen model and returns (name, float predictions on test, compiled model).
@@ -72,7 +72,7 @@ fn train(
         ($name:expr, $model:expr) => {{
             let mut m = $model;
             m.fit(train, ytr).map_err(ml)?;
-            m.compile(train, &veil_compiler::ml::CompileConfig::default())
+            m.compile(train, &veil_ml::CompileConfig::default())
                 .map_err(ml)?;
             (
                 $name,
@@ -132,10 +132,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
 
     // Clear (quantized integer program through the reference interpreter) on the whole test set.
     let clear_scores = model
-        .run(&split.test.x, &veil_compiler::ml::Interpreter)
+        .run(&split.test.x, &veil_ml::Interpreter)
         .map_err(ml)?;
     let clear_pred: Vec<usize> = clear_scores.iter().map(|p| argmax(p)).collect();
-    let acc = |p: &[usize]| veil_compiler::ml::accuracy(p, &yte) * 100.0;
+    let acc = |p: &[usize]| veil_ml::accuracy(p, &yte) * 100.0;
     println!(
         "test accuracy ({} samples): float {:.1}%, quantized clear {:.1}%",
         yte.len(),

@@ -6,8 +6,9 @@
 use super::io;
 use super::CliError;
 use std::path::PathBuf;
-use veil_compiler::artifact::{ClientArtifact, ClientModel, Direction, KIND_CLIENT_ARTIFACT};
-use veil_compiler::ml::Matrix;
+use veil_ml::artifact::{ClientArtifact, ClientModel};
+use veil_ml::Matrix;
+use veil_runtime::artifact::{Direction, KIND_CLIENT_ARTIFACT};
 use veil_runtime::serial::KIND_CLIENT_KEYS;
 use veil_runtime::ClientKeys;
 

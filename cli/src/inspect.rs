@@ -7,10 +7,9 @@ use super::CliError;
 use serde_json::Value as Json;
 use std::fmt::Write;
 use std::path::PathBuf;
-use veil_compiler::artifact::{
-    self, ClientArtifact, ClientModel, Direction, EncryptedBatch, IoSpec, ServerArtifact,
-};
 use veil_ir::{Graph, ParamSet};
+use veil_ml::artifact::{ClientArtifact, ClientModel};
+use veil_runtime::artifact::{self, Direction, EncryptedBatch, IoSpec, ServerArtifact};
 use veil_runtime::serial::{KIND_CLIENT_KEYS, KIND_COMPRESSED_SERVER_KEYS};
 use veil_runtime::{ClientKeys, CompressedServerKeys};
 

@@ -13,8 +13,8 @@
 use super::CliError;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use veil_compiler::artifact::{check_kind, describe_int, ArtifactError, IoSpec};
 use veil_ir::Tensor;
+use veil_runtime::artifact::{check_kind, describe_int, ArtifactError, IoSpec};
 
 /// Reads a whole file.
 pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {

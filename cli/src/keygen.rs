@@ -6,7 +6,8 @@ use super::io;
 use super::CliError;
 use std::path::PathBuf;
 use std::time::Instant;
-use veil_compiler::artifact::{self, ClientArtifact, KIND_CLIENT_ARTIFACT};
+use veil_ml::artifact::ClientArtifact;
+use veil_runtime::artifact::{self, KIND_CLIENT_ARTIFACT};
 
 /// Arguments of `veil keygen`.
 #[derive(clap::Args, Debug)]

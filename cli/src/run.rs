@@ -7,7 +7,7 @@ use super::CliError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use veil_compiler::artifact::{Direction, EncryptedBatch, ServerArtifact, KIND_SERVER_ARTIFACT};
+use veil_runtime::artifact::{Direction, EncryptedBatch, ServerArtifact, KIND_SERVER_ARTIFACT};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
 use veil_runtime::{CompressedServerKeys, Executor};
 

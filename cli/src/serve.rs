@@ -1,6 +1,6 @@
 //! `veil serve --server SERVER_ARTIFACT [--addr 127.0.0.1:8080] [--max-body-mb N]
 //! [--max-concurrent N] [--max-keys N] [--threads N]`: the server side as an HTTP service
-//! ([`veil_server::serve`]: axum, HTTP/1, no TLS: put a reverse proxy in front of it for
+//! ([`veil_server::serve()`]: axum, HTTP/1, no TLS: put a reverse proxy in front of it for
 //! HTTPS). Endpoints: `GET /health`, `POST /keys`, `POST /run/{key_id}`.
 
 use super::io;

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use veil_cli::io::npy;
-use veil_compiler::ml::Matrix;
-use veil_compiler::onnx::{ImportConfig, OnnxImport};
+use veil_ml::onnx::{ImportConfig, OnnxImport};
+use veil_ml::Matrix;
 mod common;
 use common::{interpret, ints, s, veil};
 
@@ -227,10 +227,9 @@ fn veil_program_with_bootstraps_matches_the_interpreter_and_keeps_secrets() {
 /// `labels_match` says the quantized model agrees with the float one on these samples.
 fn onnx_flow_matches_clear_mode(name: &str, n: usize, labels_match: bool) {
     let dir = workdir(name);
-    let model = repo(&format!("compiler/tests/fixtures/onnx/{name}.onnx"));
+    let model = repo(&format!("ml/tests/fixtures/onnx/{name}.onnx"));
     let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo(&format!("compiler/tests/fixtures/onnx/{name}.json")))
-            .unwrap(),
+        &std::fs::read_to_string(repo(&format!("ml/tests/fixtures/onnx/{name}.json"))).unwrap(),
     )
     .unwrap();
     let rows = |k: &str| -> Vec<Vec<f64>> {

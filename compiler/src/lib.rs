@@ -1,13 +1,12 @@
 //! # veil-compiler
 //!
-//! The passes, the egg rewrites, the parameter optimizer, lowering, and ML model import. The
-//! `veil` command line is the `veil-cli` crate.
+//! The middle of the pipeline: the passes over tensor-level graphs (bit widths from an
+//! inputset, egg rewrites), the noise model and parameter optimizer, and lowering to
+//! TFHE-level operations; [`program`] ties them together (`compile`, then keygen, encrypt,
+//! run, decrypt for tests and embedders). ML frontends are `veil-ml`, the command line is
+//! `veil-cli`.
 
-pub mod artifact;
-pub mod backend;
 pub mod lower;
-pub mod ml;
-pub mod onnx;
 pub mod optimizer;
 pub mod passes;
 pub mod program;

@@ -31,7 +31,7 @@ use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 pub const ARTIFACT_VERSION: u32 = 1;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
-/// Kind of a [`ClientArtifact`].
+/// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).
 pub const KIND_CLIENT_ARTIFACT: &str = "veil-client-artifact";
 /// Kind of an [`EncryptedBatch`] of program inputs (written by the client).
 pub const KIND_ENCRYPTED_INPUTS: &str = "veil-encrypted-inputs";
@@ -371,7 +371,7 @@ impl ServerArtifact {
         Ok(())
     }
 
-    /// Runs every entry of `batch` (program inputs from [`ClientArtifact::encrypt`]) on
+    /// Runs every entry of `batch` (program inputs encrypted by the client) on
     /// `exec` with the evaluation keys only; `done(i)` is called after run `i`.
     pub fn run(
         &self,

@@ -1,4 +1,4 @@
-//! The client side of [`crate::serve`] over HTTP/1 (hyper): upload evaluation keys, run a
+//! The client side of [`crate::serve()`] over HTTP/1 (hyper): upload evaluation keys, run a
 //! program on encrypted inputs, read the server's program info. `veil client` is a thin
 //! command line over [`Client`].
 //!

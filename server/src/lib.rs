@@ -2,7 +2,7 @@
 //!
 //! A server holds a [`veil_runtime::artifact::ServerArtifact`] (the lowered program), takes
 //! evaluation keys from clients once and runs the program on their encrypted inputs
-//! ([`serve`]); [`client`] is the other side. Both sit on the runtime only: a server links no
+//! ([`serve()`]); [`client`] is the other side. Both sit on the runtime only: a server links no
 //! compiler, no optimizer and no egg, and never sees a secret key.
 
 pub mod client;

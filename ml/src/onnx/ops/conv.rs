@@ -10,8 +10,8 @@ use super::super::error::OnnxResult;
 use super::super::graph::{FNode, FOp, FTensor, Pool};
 use super::super::qval::{Ctx, QVal, Val};
 use super::arg;
-use crate::ml::quantize::{QuantOptions, UniformQuantizer};
-use crate::ml::Granularity;
+use crate::quantize::{QuantOptions, UniformQuantizer};
+use crate::Granularity;
 use veil_ir::Conv2dAttrs;
 
 fn dims4(n: &FNode, t: &FTensor, what: &str) -> OnnxResult<[usize; 4]> {

@@ -6,8 +6,8 @@ use super::error::{OnnxError, OnnxResult};
 use super::eval::{run_graph, run_nodes};
 use super::graph::{FTensor, FloatGraph};
 use super::load::{decode_model, load_model};
-use crate::ml::model::{Backend, ClientSpec, CompiledModel, Interpreter};
-use crate::ml::{Matrix, NBits};
+use crate::model::{Backend, ClientSpec, CompiledModel, Interpreter};
+use crate::{Matrix, NBits};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 //! `scripts/export_sklearn_trees.py` into `fixtures/sklearn/trees_breast_cancer.json`).
 
 use serde::Deserialize;
-use veil_compiler::ml::cart::{grow, Data, Target, Tree, TreeNode, TreeParams};
-use veil_compiler::ml::{dataset, DecisionTreeClassifier, RandomForestClassifier};
+use veil_ml::cart::{grow, Data, Target, Tree, TreeNode, TreeParams};
+use veil_ml::{dataset, DecisionTreeClassifier, RandomForestClassifier};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -106,7 +106,7 @@ fn decision_trees_equal_sklearn_for_each_random_state() {
 #[test]
 fn forest_trees_equal_sklearn() {
     let fx = fixture();
-    let x = veil_compiler::ml::Matrix::from_rows(
+    let x = veil_ml::Matrix::from_rows(
         &fx.xq
             .iter()
             .map(|r| r.iter().map(|&v| v as f64).collect())

@@ -2,8 +2,8 @@
 //! interpreter (Clear mode) must match the float model's accuracy, and the program's size
 //! must stay within the bounds the designs promise.
 
-use veil_compiler::ml::dataset::{self, Split};
-use veil_compiler::ml::{
+use veil_ml::dataset::{self, Split};
+use veil_ml::{
     accuracy, r2_score, CompileConfig, CompiledModel, DecisionTreeClassifier,
     DecisionTreeRegressor, FheClassifier, FheRegressor, LinearRegression, LinearSvc,
     LogisticRegression, Matrix, MlpClassifier, RandomForestClassifier, RandomForestRegressor,
@@ -343,7 +343,7 @@ fn batches_and_client_spec_round_trip() {
     assert_eq!(m.predict_proba_clear(&s.test.x).unwrap(), p1);
     // The client spec and the program serialize.
     // (serde_json may round the last bit of a float: compare scales approximately.)
-    let mut spec: veil_compiler::ml::ClientSpec =
+    let mut spec: veil_ml::ClientSpec =
         serde_json::from_str(&serde_json::to_string(&c.client).unwrap()).unwrap();
     let close = |a: &[f64], b: &[f64]| {
         a.iter()
@@ -383,7 +383,7 @@ fn degenerate_trees_compile() {
     let mut t = DecisionTreeClassifier::new().with_max_depth(3);
     t.fit(&s.train.x, &ytr).unwrap();
     let cfg = CompileConfig {
-        n_bits: veil_compiler::ml::NBits {
+        n_bits: veil_ml::NBits {
             outputs: Some(1),
             ..Default::default()
         },

@@ -1,19 +1,19 @@
 //! ONNX-ML `TreeEnsembleClassifier` / `TreeEnsembleRegressor` (scikit-learn trees and forests,
 //! XGBoost, LightGBM exports), compiled with the `ml` module's tree program
-//! ([`crate::ml::hummingbird`]).
+//! ([`crate::hummingbird`]).
 //!
-//! The trees are parsed into a [`TreeModel`] (float thresholds, see [`crate::ml::float_tree`]
+//! The trees are parsed into a [`TreeModel`] (float thresholds, see [`crate::float_tree`]
 //! for how they are quantized); base values and the post-transform are applied by the client.
 
 use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
 use super::super::load::{post_transform, Attrs};
 use super::arg;
-use crate::ml::model::CompiledModel;
-use crate::ml::quantize::UniformQuantizer;
+use crate::model::CompiledModel;
+use crate::quantize::UniformQuantizer;
 use std::collections::HashMap;
 
-pub use crate::ml::float_tree::{Cmp, ONode, OTree, TreeModel};
+pub use crate::float_tree::{Cmp, ONode, OTree, TreeModel};
 
 fn parse_trees(a: &Attrs, prefix: &str, n_targets: usize) -> OnnxResult<TreeModel> {
     let tree_ids = a.ints("nodes_treeids");
@@ -267,9 +267,9 @@ pub fn compile(
     if m.trees.is_empty() {
         return Err(n.err("no trees"));
     }
-    let cfg = crate::ml::CompileConfig {
+    let cfg = crate::CompileConfig {
         batch,
-        ..crate::ml::CompileConfig::default()
+        ..crate::CompileConfig::default()
     };
     Ok(m.compile(input, d, leaf_bits, &cfg)?)
 }

@@ -13,16 +13,16 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Instant;
-use veil_compiler::backend::{ExecuteBackend, SimulateBackend};
-use veil_compiler::ml::dataset::{self, Split};
-use veil_compiler::ml::{
+use veil_compiler::program::{self, Program};
+use veil_ir::Tensor;
+use veil_ml::backend::{ExecuteBackend, SimulateBackend};
+use veil_ml::dataset::{self, Split};
+use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
+use veil_ml::{
     Backend, CompileConfig, CompiledModel, DecisionTreeClassifier, DecisionTreeRegressor, FheModel,
     Interpreter, LinearRegression, LinearSvc, LogisticRegression, Matrix, MlpClassifier, NBits,
     RandomForestClassifier, RandomForestRegressor, XgbClassifier,
 };
-use veil_compiler::onnx::{ImportConfig, OnnxImport, OnnxModel};
-use veil_compiler::program::{self, Program};
-use veil_ir::Tensor;
 
 /// Key seed of every test.
 const SEED: u128 = 7;
@@ -134,7 +134,7 @@ fn classes(c: &CompiledModel) -> impl Fn(&Matrix, &dyn Backend) -> Vec<usize> + 
         c.run(x, b)
             .unwrap()
             .iter()
-            .map(|p| veil_compiler::ml::model::argmax(p))
+            .map(|p| veil_ml::model::argmax(p))
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! The error type of the ONNX importer.
 
-use crate::ml::MlError;
+use crate::MlError;
 use veil_ir::builder::BuildError;
 
 /// Why importing, compiling or running an ONNX model failed. Every message says what is wrong,

@@ -5,11 +5,11 @@
 //! ([`ClientModel`]: quantizers, output decoder, the ONNX client-side ops), the tensor-level
 //! graphs before and after the passes (for `veil inspect`) and the statistics.
 //!
-//! The server's half ([`ServerArtifact`]), the encrypted batches and the envelope live in the
+//! The server's half ([`ServerArtifact`](veil_runtime::artifact::ServerArtifact)), the encrypted batches and the envelope live in the
 //! runtime ([`veil_runtime::artifact`]), so that a server links no compiler.
 //!
 //! ```no_run
-//! use veil_compiler::artifact::{ClientArtifact, ClientModel};
+//! use veil_ml::artifact::{ClientArtifact, ClientModel};
 //! use veil_compiler::program::{compile, CompileConfig};
 //! use veil_runtime::artifact::ServerArtifact;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,14 +29,17 @@
 //! # Ok(()) }
 //! ```
 
-use crate::ml::model::argmax;
-use crate::ml::{ClientSpec, Matrix, PostProcess};
+use crate::model::argmax;
 use crate::onnx::{FTensor, OnnxImport};
-use crate::program::Program;
+use crate::{ClientSpec, Matrix, PostProcess};
 use serde::{Deserialize, Serialize};
+use veil_compiler::program::Program;
 use veil_ir::serial;
 use veil_ir::{Graph, ParamSet, Tensor};
-pub use veil_runtime::artifact::*;
+use veil_runtime::artifact::{
+    by_name, check_tensor, fingerprints, io_specs, load_graph, open, program_id, seal, to_serial,
+    ArtifactError, EncryptedBatch, IoSpec, KeySpec, KIND_CLIENT_ARTIFACT,
+};
 use veil_runtime::{ClientKeys, CompressedServerKeys, KeyRequirements, KeygenOptions, Value};
 
 /// Client-side pre- and post-processing.
@@ -71,7 +74,7 @@ pub struct OnnxTail {
 pub struct ClientArtifact {
     /// The file the program was compiled from (for messages).
     pub source: String,
-    /// Id of the program the server runs ([`ServerArtifact::program_id`]).
+    /// Id of the program the server runs ([`ServerArtifact::program_id`](veil_runtime::artifact::ServerArtifact::program_id)).
     pub program_id: u64,
     /// Parameter sets of the program.
     pub params: Vec<ParamSet>,
@@ -293,7 +296,7 @@ impl ClientArtifact {
         })
     }
 
-    /// Decrypts the results of [`ServerArtifact::run`]: one tensor per output per run.
+    /// Decrypts the results of [`ServerArtifact::run`](veil_runtime::artifact::ServerArtifact::run): one tensor per output per run.
     pub fn decrypt(
         &self,
         keys: &ClientKeys,
@@ -599,7 +602,8 @@ impl Predictions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::program::{compile, CompileConfig};
+    use veil_compiler::program::{compile, CompileConfig};
+    use veil_runtime::artifact::{file_kind, Direction, ServerArtifact, KIND_SERVER_ARTIFACT};
     use veil_runtime::Executor;
 
     const SRC: &str = "veil 1\n%x = input \"x\" : enc<u3>[3]\n%k = input \"k\" : clear<u2>\n\

@@ -6,9 +6,9 @@ use super::graph::{FNode, FOp, FTensor, FloatGraph};
 use super::ops;
 use super::qval::MAX_ACC;
 use super::qval::{Ctx, QVal, Resolved, Val};
-use crate::ml::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
-use crate::ml::quantize::{QuantOptions, Rounding, UniformQuantizer};
-use crate::ml::{Granularity, Matrix, NBits};
+use crate::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
+use crate::quantize::{QuantOptions, Rounding, UniformQuantizer};
+use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
 use veil_ir::{Graph, IntType, Op, Tensor};
@@ -157,7 +157,7 @@ pub fn compile(
         }
         // Trees default to the built-in tree models' width (6 bits) for features and leaves:
         // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
-        let in_bits = n_bits.inputs.unwrap_or(crate::ml::tree::DEFAULT_TREE_BITS);
+        let in_bits = n_bits.inputs.unwrap_or(crate::tree::DEFAULT_TREE_BITS);
         let q = input_quantizer(inputset, f, in_bits, true)?;
         let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
         return Ok(Compiled { model, split: sp });
@@ -194,7 +194,7 @@ pub fn compile(
             .into_iter()
             .map(|t| vec![t])
             .collect();
-        let ranges = crate::passes::bitwidth::calibrate(&graph, &rows)
+        let ranges = veil_compiler::passes::bitwidth::calibrate(&graph, &rows)
             .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
         let plan: Vec<u8> = graph
             .values()
@@ -247,7 +247,7 @@ fn input_quantizer(
         lo[c] = lo[c].min(v);
         hi[c] = hi[c].max(v);
     }
-    let m = crate::ml::model::DEFAULT_INPUT_MARGIN;
+    let m = crate::model::DEFAULT_INPUT_MARGIN;
     // A feature that is constant on the inputset gets the median width of the others: a
     // degenerate scale would dominate the weights it is folded into.
     let mut widths: Vec<f64> = (0..nch)

@@ -7,8 +7,8 @@
 //! [`OnnxImport::compile`] runs it on an inputset to calibrate, splits it into an encrypted
 //! server part and a client-side tail (Softmax, ArgMax, Normalizer, classifier heads), and
 //! quantizes the server part with the `ml` module's quantizers into a tensor-level veil
-//! program plus a [`crate::ml::ClientSpec`]. [`OnnxModel::run`] executes the whole pipeline
-//! with any [`crate::ml::Backend`] (`predict_clear` uses the interpreter).
+//! program plus a [`crate::ClientSpec`]. [`OnnxModel::run`] executes the whole pipeline
+//! with any [`crate::Backend`] (`predict_clear` uses the interpreter).
 //!
 //! Supported ops: Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Sigmoid, Tanh, Softplus,
 //! Clip, Conv, AveragePool, MaxPool, BatchNormalization, Flatten, Reshape, Transpose, Concat,

@@ -3,11 +3,11 @@
 //! reference interpreter; plus simulation and the ML backends.
 
 use std::sync::OnceLock;
-use veil_compiler::backend::{ExecuteBackend, SimulateBackend};
-use veil_compiler::ml::{dataset, FheClassifier, LogisticRegression};
 use veil_compiler::optimizer::ErrorTarget;
 use veil_compiler::program::{compile, CompileConfig, Program};
 use veil_ir::{Builder, Graph, IntType, Tensor};
+use veil_ml::backend::{ExecuteBackend, SimulateBackend};
+use veil_ml::{dataset, FheClassifier, LogisticRegression};
 use veil_runtime::{ClientKeys, ServerKeys};
 
 /// A program with every bootstrap kind the lowering emits: a table, a comparison of two
@@ -133,7 +133,7 @@ trait RunOther {
 
 impl RunOther for ExecuteBackend {
     fn run_other(&self, g: &Graph) -> String {
-        use veil_compiler::ml::Backend;
+        use veil_ml::Backend;
         self.run(g, &[]).unwrap_err().to_string()
     }
 }

@@ -1,4 +1,9 @@
-//! Private ML inference: quantization, datasets and built-in models compiled to FHE.
+//! # veil-ml: private ML inference on top of the compiler
+//!
+//! Quantization, datasets, built-in models, ONNX import, the `Simulate`/`Execute` backends and
+//! the client's deployment artifact. Models compile to tensor-level veil programs through
+//! `veil-compiler`; nothing here is needed to compile a plain integer program.
+//!
 //!
 //! - [`quantize`]: uniform affine quantizers, the quantized Gemm and fused activation TLUs.
 //! - [`dataset`]: bundled datasets and scikit-learn's train/test split.
@@ -11,11 +16,18 @@
 //!   [`float_tree`]: tree ensembles with float thresholds (XGBoost, ONNX) quantized to the
 //!   tree program.
 //! - [`matrix`], [`rng`], [`error`]: support.
+//! - [`onnx`]: ONNX import (scikit-learn, XGBoost/LightGBM through onnxmltools, PyTorch MLPs
+//!   and CNNs): the float graph, calibration, the server/client split, quantized emission.
+//! - [`backend`]: the `Simulate` and `Execute` backends of [`Mode`].
+//! - [`artifact`]: the client's deployment artifact ([`artifact::ClientArtifact`]: encodings,
+//!   key requirements, quantizers and post-processing); the server's is in the runtime.
 //!
 //! Models follow scikit-learn: `fit`, `predict`, `predict_proba`, then `compile(inputset,
 //! config)` to a tensor-level veil program plus a client spec, and `predict_clear` (the
 //! quantized integer program run by the interpreter) or `predict_with(x, backend)`.
 
+pub mod artifact;
+pub mod backend;
 pub mod cart;
 pub mod dataset;
 pub mod ensemble;
@@ -26,6 +38,7 @@ pub mod linear;
 pub mod matrix;
 pub mod mlp;
 pub mod model;
+pub mod onnx;
 pub mod quantize;
 pub mod rng;
 pub mod tree;

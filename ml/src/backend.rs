@@ -1,8 +1,8 @@
-//! The `Simulate` and `Execute` backends of [`crate::ml::Mode`]: a compiled model's
+//! The `Simulate` and `Execute` backends of [`crate::Mode`]: a compiled model's
 //! tensor-level graph compiled to TFHE once, then run with simulated noise or on ciphertexts.
 
-use crate::ml::{Backend, BackendError, Mode};
-use crate::program::{compile, CompileConfig, Program, ProgramError};
+use crate::{Backend, BackendError, Mode};
+use veil_compiler::program::{compile, CompileConfig, Program, ProgramError};
 use veil_ir::{Graph, Tensor};
 use veil_runtime::{ClientKeys, ServerKeys};
 

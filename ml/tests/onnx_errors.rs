@@ -2,12 +2,12 @@
 //! errors (never panics) naming what is wrong.
 
 use prost::Message;
-use veil_compiler::ml::Matrix;
-use veil_compiler::onnx::proto::{
+use veil_ml::onnx::proto::{
     tensor_proto::DataType, tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto,
     OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use veil_compiler::onnx::{ImportConfig, OnnxError, OnnxImport};
+use veil_ml::onnx::{ImportConfig, OnnxError, OnnxImport};
+use veil_ml::Matrix;
 
 fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
     ValueInfoProto {

@@ -26,7 +26,7 @@ fn lanes(x: &FTensor, axis: usize, f: &dyn Fn(&[f64]) -> Vec<f64>) -> FTensor {
 }
 
 fn softmax(v: &[f64]) -> Vec<f64> {
-    crate::ml::model::softmax(v)
+    crate::model::softmax(v)
 }
 
 fn argmax(v: &[f64], last: bool) -> usize {

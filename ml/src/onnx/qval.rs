@@ -8,13 +8,13 @@
 //! *materialized* — rescale, activation and requantization fused into ONE table lookup per
 //! element — only when an op needs a plainly quantized operand (a linear op, pooling, a
 //! reshape across channels, the program output). This is the fused-TLU scheme of the `ml`
-//! module's [`crate::ml::quantize::emit_activation`], generalized to any channel axis and to
+//! module's [`crate::quantize::emit_activation`], generalized to any channel axis and to
 //! per-channel functions.
 
 use super::error::{OnnxError, OnnxResult};
 use super::graph::{Act, FTensor};
-use crate::ml::quantize::{QuantOptions, UniformQuantizer};
-use crate::ml::{Granularity, NBits};
+use crate::quantize::{QuantOptions, UniformQuantizer};
+use crate::{Granularity, NBits};
 use std::collections::HashMap;
 use veil_ir::builder::{Builder, MAX_TLU_DOMAIN_BITS};
 use veil_ir::types::broadcast_shapes;

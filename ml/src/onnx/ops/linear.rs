@@ -7,8 +7,8 @@ use super::super::graph::{Binary, FNode, FOp, FTensor};
 use super::super::load::{post_transform, Attrs};
 use super::super::qval::{Ctx, QVal, Val};
 use super::{arg, shape_err};
-use crate::ml::quantize::{QuantizedGemm, UniformQuantizer};
-use crate::ml::Granularity;
+use crate::quantize::{QuantizedGemm, UniformQuantizer};
+use crate::Granularity;
 
 /// `a @ b` for 2-D float tensors.
 pub fn matmul(a: &FTensor, b: &FTensor) -> Result<FTensor, String> {

@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
-use veil_compiler::ml::dataset;
-use veil_compiler::ml::{
+use veil_ml::dataset;
+use veil_ml::{
     accuracy, CompileConfig, FheClassifier, Matrix, NBits, XgbBooster, XgbClassifier, XgbRegressor,
 };
 
@@ -179,7 +179,7 @@ fn regression_and_multiclass_boosters() {
     let mut reg = reg;
     let cal = Matrix::from_rows(&[vec![0.0, 0.0], vec![1.0, 1.0]]).unwrap();
     reg.compile_default(&cal).unwrap();
-    use veil_compiler::ml::FheRegressor;
+    use veil_ml::FheRegressor;
     let clear = reg.predict_clear(&x).unwrap();
     for (a, b) in clear.iter().zip([-0.5, 2.5, 2.5]) {
         assert!((a - b).abs() < 0.05, "{clear:?}");

@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
-use veil_compiler::ml::{r2_score, Matrix};
-use veil_compiler::onnx::{FTensor, ImportConfig, OnnxImport};
+use veil_ml::onnx::{FTensor, ImportConfig, OnnxImport};
+use veil_ml::{r2_score, Matrix};
 
 #[derive(Deserialize)]
 struct Reference {

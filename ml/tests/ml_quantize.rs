@@ -1,11 +1,11 @@
 //! Quantization: quantizers against their definition, and the quantized Gemm with its fused
 //! activation table run by the interpreter against a float reference.
 
-use veil_compiler::ml::quantize::emit_activation;
-use veil_compiler::ml::rng::Mt19937;
-use veil_compiler::ml::{Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer};
 use veil_ir::builder::Builder;
 use veil_ir::{Op, Tensor};
+use veil_ml::quantize::emit_activation;
+use veil_ml::rng::Mt19937;
+use veil_ml::{Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer};
 
 fn uniform(rng: &mut Mt19937, n: usize, lo: f64, hi: f64) -> Vec<f64> {
     (0..n).map(|_| lo + (hi - lo) * rng.next_f64()).collect()
