@@ -35,34 +35,160 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Writes a whole file (creating its folder); `secret` files are made readable by their owner
-/// only (on Unix).
+fn write_error(path: &Path, e: &std::io::Error) -> CliError {
+    CliError(format!(
+        "cannot write {}: {}; check that the folder is writable",
+        path.display(),
+        io_reason(e)
+    ))
+}
+
+/// Creates the folder of `path` when it has one.
+fn create_parent(path: &Path) -> Result<(), CliError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| write_error(path, &e)),
+        None => Ok(()),
+    }
+}
+
+/// Writes a whole file (creating its folder). A `secret` file is written by
+/// [`write_secret`] without `force`: never over an existing file or symbolic link, and
+/// readable by its owner only.
 pub fn write(path: &Path, data: &[u8], secret: bool) -> Result<(), CliError> {
-    let fail = |e: std::io::Error| {
-        CliError(format!(
-            "cannot write {}: {}; check that the folder is writable",
+    if secret {
+        return write_secret(path, data, false);
+    }
+    create_parent(path)?;
+    std::fs::write(path, data).map_err(|e| write_error(path, &e))
+}
+
+/// Checks that a secret file may be written at `path`: nothing is there, or `force` is given
+/// and what is there is a file or a symbolic link (never a folder). The error for an existing
+/// path names `--force`.
+pub fn check_secret_free(path: &Path, force: bool) -> Result<(), CliError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError(format!(
+            "cannot check {}: {}; check the folder's permissions",
             path.display(),
             io_reason(&e)
-        ))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        ))),
+        Ok(m) if m.is_dir() => Err(CliError(format!(
+            "{} is a folder; remove it or give another --out folder",
+            path.display()
+        ))),
+        Ok(_) if force => Ok(()),
+        Ok(m) => Err(CliError(format!(
+            "{} already exists{}; a secret key is never overwritten silently: give another --out \
+             folder, or pass --force to replace it (what the old key encrypted can then no longer \
+             be decrypted)",
+            path.display(),
+            if m.file_type().is_symlink() {
+                " (a symbolic link)"
+            } else {
+                ""
+            }
+        ))),
     }
+}
+
+/// Options that create a new file (`O_CREAT | O_EXCL`: never an existing file, never through
+/// a symbolic link, even a dangling one), readable and writable by its owner only (on Unix).
+fn new_secret_file() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
     #[cfg(unix)]
-    if secret {
-        use std::io::Write;
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(fail)?;
-        return f.write_all(data).map_err(fail);
+        o.mode(0o600);
     }
-    let _ = secret;
-    std::fs::write(path, data).map_err(fail)
+    o
+}
+
+/// Creates a fresh temporary file beside `path` with [`new_secret_file`]; mode exactly 0600
+/// whatever the umask.
+fn create_temp(path: &Path) -> Result<(PathBuf, std::fs::File), CliError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            CliError(format!(
+                "cannot write {}: not a file name; give a folder with --out",
+                path.display()
+            ))
+        })?
+        .to_string_lossy();
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for i in 0..1000u32 {
+        let tmp = dir.join(format!(".{name}.{}.{i}.tmp", std::process::id()));
+        match new_secret_file().open(&tmp) {
+            Ok(f) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(write_error(path, &e));
+                    }
+                }
+                return Ok((tmp, f));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(write_error(path, &e)),
+        }
+    }
+    Err(CliError(format!(
+        "cannot write {}: no free temporary file name beside it; remove the stale .{name}.*.tmp files",
+        path.display()
+    )))
+}
+
+/// Writes a secret file (keys): readable and writable by its owner only (mode 0600 on Unix),
+/// written whole to a new temporary file beside `path` and then put in place, so that
+/// `path` never holds half a key.
+///
+/// Without `force` an existing `path` (file, symbolic link or anything else) is an error that
+/// names `--force`, and the file is put in place with a hard link, which fails rather than
+/// replace anything created meanwhile. With `force` it replaces what is at `path` by a rename,
+/// which replaces a symbolic link itself: nothing is ever written through a link.
+pub fn write_secret(path: &Path, data: &[u8], force: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    check_secret_free(path, force)?;
+    create_parent(path)?;
+    let (tmp, mut f) = create_temp(path)?;
+    let written = f.write_all(data).and_then(|()| f.sync_all());
+    drop(f);
+    let placed = written.and_then(|()| {
+        if force {
+            std::fs::rename(&tmp, path)
+        } else {
+            place_new(&tmp, path, data)
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    match placed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_secret_free(path, false),
+        Err(e) => Err(write_error(path, &e)),
+    }
+}
+
+/// Puts the finished temporary file `tmp` at `path` unless something is there: a hard link
+/// (atomic, fails on any existing path); where the file system has no hard links, `data` is
+/// written to a file created new at `path` (removed again if that fails).
+fn place_new(tmp: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            let mut f = new_secret_file().open(path)?;
+            let done = f.write_all(data).and_then(|()| f.sync_all());
+            if done.is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+            done
+        }
+    }
 }
 
 /// One-line error for an artifact problem in `path`, with its fix.
