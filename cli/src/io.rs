@@ -5,10 +5,18 @@
 //! Sample tables: one row per sample. For a `.veil` program the row holds every input
 //! flattened (row-major) in declaration order; for an ML model it holds the float features.
 //!
-//! - CSV: comma-separated, blank lines and lines starting with `#` ignored; a first row with
-//!   no number in it is a header and skipped.
-//! - NPY: a 2-D array `[samples, columns]`, integer (`i1`..`i8`, `u1`..`u8`, `b1`) or float
-//!   (`f4`, `f8`, for ML models only), either byte order, C or Fortran order.
+//! - CSV (the `csv` crate): comma-separated, blank lines and lines starting with `#` ignored;
+//!   a first row with no number in it is a header and skipped.
+//! - NPY (the `npyz` crate): a 2-D array `[samples, columns]`, integer (`i1`..`i8`,
+//!   `u1`..`u8`, `b1`) or float (`f4`, `f8`, for ML models only), either byte order, C or
+//!   Fortran order.
+//!
+//! Hostile files: no reader panics or allocates more than a small multiple of the file's size;
+//! every count read from a file is checked (checked arithmetic, against the bytes really
+//! there) first. Errors are one line: `<file>: <what is wrong>; <how to fix>`.
+//!
+//! Secret files (keys) are created new, mode 0600, never over an existing file or through a
+//! symbolic link unless replacing is asked for ([`write_secret`]).
 
 use super::CliError;
 use std::io::IsTerminal;
@@ -167,7 +175,12 @@ pub fn write_secret(path: &Path, data: &[u8], force: bool) -> Result<(), CliErro
     let _ = std::fs::remove_file(&tmp);
     match placed {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_secret_free(path, false),
+        // Created meanwhile: the same error as when it was there from the start.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(check_secret_free(path, false)
+                .err()
+                .unwrap_or_else(|| write_error(path, &e)))
+        }
         Err(e) => Err(write_error(path, &e)),
     }
 }
@@ -375,8 +388,9 @@ fn shown(s: &str) -> String {
 
 fn int_cell(s: &str) -> Result<i64, String> {
     s.parse::<i64>().map_err(|_| {
+        let float = s.parse::<f64>().is_ok();
         let s = shown(s);
-        if s.parse::<f64>().is_ok() {
+        if float {
             format!(
                 "`{s}` is not an integer; this program takes integer inputs: give whole numbers"
             )
@@ -664,6 +678,8 @@ pub mod npy {
                 ));
             }
         }
+        // npyz multiplies the shape out itself (wrapping: this workspace builds dependencies
+        // without overflow checks); the product used below is computed here, checked.
         let header = NpyHeader::from_reader(&data[..end])
             .map_err(|e| format!("malformed .npy header ({}); {RESAVE}", brief(&e)))?;
         let shape = match header.shape() {
@@ -714,9 +730,18 @@ pub mod npy {
                 ));
             }
         };
-        // Both fit: they are at most body.len().
+        // n and bytes fit: they are at most body.len(). With no values, a dimension may still
+        // be huge, so loops below go over values, never over rows alone.
         let (n, bytes) = (n as usize, bytes as usize);
-        let shape = [shape[0] as usize, shape[1] as usize];
+        let shape = match shape.map(usize::try_from) {
+            [Ok(r), Ok(c)] => [r, c],
+            _ => {
+                return Err(format!(
+                    "shape ({}, {}) is larger than this machine addresses; {RESAVE}",
+                    shape[0], shape[1]
+                ))
+            }
+        };
         let order = header.order();
         let file = NpyFile::with_header(header, &body[..bytes]);
         let values = match (ty.type_char(), width) {
@@ -770,6 +795,9 @@ pub mod npy {
 
     /// Fortran-order (column-major) values of a `[rows, columns]` array in C order.
     fn c_order<T: Copy>(v: &[T], [rows, cols]: [usize; 2]) -> Vec<T> {
+        if v.is_empty() {
+            return Vec::new(); // (2**63, 0) must not loop over its rows
+        }
         (0..rows)
             .flat_map(|r| (0..cols).filter_map(move |c| v.get(c * rows + r).copied()))
             .collect()
@@ -1017,6 +1045,20 @@ mod tests {
             let e = npy::parse(&npy_file(&dict("<i8", false, shape), &[0; 8])).unwrap_err();
             assert!(e.starts_with("truncated .npy data"), "{shape}: {e}");
         }
+        // No values, but a huge dimension: no loop over it (Fortran order transposes).
+        for fortran in [false, true] {
+            let shape = "(9223372036854775808, 0)";
+            let a = npy::parse(&npy_file(&dict("<i8", fortran, shape), &[])).unwrap();
+            assert!(a.ints().unwrap().is_empty() && a.floats().unwrap().is_empty());
+            let shape = "(0, 9223372036854775808)";
+            let a = npy::parse(&npy_file(&dict("<f8", fortran, shape), &[])).unwrap();
+            assert!(a.ints().is_err() && a.floats().unwrap().is_empty());
+        }
+        let long = format!("1\n{}\n", "9".repeat(500));
+        let e = ints_from_bytes(Path::new("n.csv"), long.as_bytes())
+            .unwrap_err()
+            .0;
+        assert!(e.contains("is not an integer"), "{e}");
         let e = npy::parse(&npy_file(&dict("<i8", false, "(-1, 2)"), &[0; 8])).unwrap_err();
         assert!(e.contains("malformed .npy header"), "{e}");
         // A version-2 header that claims 4 GiB.
