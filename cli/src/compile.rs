@@ -62,9 +62,20 @@ pub struct CompileArgs {
     /// Print a JSON summary (paths, program id, statistics) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Largest probability that one bootstrap decodes wrongly (default 2^-14 ≈ 6.1e-5).
-    #[arg(long)]
+    /// Largest probability that one bootstrap decodes wrongly (default: see
+    /// [`p_error_help`]).
+    #[arg(long, help = p_error_help())]
     pub p_error: Option<f64>,
+}
+
+/// The help of `--p-error`, with the default computed from
+/// [`veil_compiler::program::DEFAULT_P_ERROR`]: `(default 2^-40 ≈ 9.1e-13)`.
+pub fn p_error_help() -> String {
+    let p = veil_compiler::program::DEFAULT_P_ERROR;
+    format!(
+        "Largest probability that one bootstrap decodes wrongly (default 2^{} ≈ {p:.1e})",
+        p.log2().round()
+    )
 }
 
 /// What a compilation produced.
