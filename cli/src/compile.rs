@@ -13,8 +13,8 @@ use std::time::Instant;
 use veil_compiler::optimizer::ErrorTarget;
 use veil_compiler::program::{compile, CompileConfig, Program};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
-use veil_ml::onnx::{ImportConfig, OnnxImport};
-use veil_ml::Matrix;
+use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
+use veil_ml::{Matrix, NBits};
 use veil_runtime::artifact::{self, ServerArtifact};
 
 /// What `--emit` prints to stdout.
@@ -62,10 +62,9 @@ pub struct CompileArgs {
     /// Print a JSON summary (paths, program id, statistics) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Largest probability that one bootstrap decodes wrongly (default: see
-    /// [`p_error_help`]).
-    #[arg(long, help = p_error_help())]
-    pub p_error: Option<f64>,
+    /// Error targets and ML model options.
+    #[command(flatten)]
+    pub options: CompileOptions,
 }
 
 /// The help of `--p-error`, with the default computed from
@@ -78,6 +77,31 @@ pub fn p_error_help() -> String {
     )
 }
 
+/// Options shared by `veil compile` and `veil eval`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Largest probability that one bootstrap decodes wrongly.
+    #[arg(long, help = p_error_help(), conflicts_with = "global_p_error")]
+    pub p_error: Option<f64>,
+    /// Largest probability that any bootstrap of one run decodes wrongly (Concrete's
+    /// global_p_error); the optimizer spreads it over the program's bootstraps.
+    #[arg(long)]
+    pub global_p_error: Option<f64>,
+    /// ONNX models: the inputset column that holds labels (`last`, `first`, a 1-based column
+    /// number or a header name); it is left out of the features.
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// ONNX models: quantization width in bits of inputs, weights, activations and outputs
+    /// (default: 8-bit inputs and weights, 7-bit activations; trees: 6-bit features and leaves).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub n_bits: Option<u8>,
+    /// ONNX models: keep at most this many high bits of every accumulator a table lookup
+    /// reads, dropping the others with an exact rounding (Concrete ML's
+    /// rounding_threshold_bits); networks at default widths need it.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub rounding_bits: Option<u8>,
+}
+
 /// What a compilation produced.
 pub struct Compiled {
     /// The program.
@@ -88,17 +112,90 @@ pub struct Compiled {
     pub client: ClientArtifact,
 }
 
-fn config(args: &CompileArgs) -> Result<CompileConfig, CliError> {
+fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
     let mut cfg = CompileConfig::default();
-    if let Some(p) = args.p_error {
-        if !(p > 0.0 && p < 1.0) {
-            return Err(CliError(format!(
-                "--p-error {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5"
-            )));
+    let check = |flag: &str, p: f64| {
+        if p > 0.0 && p < 1.0 {
+            Ok(p)
+        } else {
+            Err(CliError(format!(
+                "{flag} {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5"
+            )))
         }
-        cfg.error = ErrorTarget::p_error(p);
+    };
+    if let Some(p) = options.p_error {
+        cfg.error = ErrorTarget::p_error(check("--p-error", p)?);
+    }
+    if let Some(p) = options.global_p_error {
+        cfg.error = ErrorTarget::global(check("--global-p-error", p)?);
     }
     Ok(cfg)
+}
+
+impl CompileOptions {
+    /// The ONNX import configuration these options ask for.
+    pub fn import_config(&self) -> ImportConfig {
+        ImportConfig {
+            n_bits: self.n_bits.map(NBits::all).unwrap_or_default(),
+            rounding_bits: self.rounding_bits,
+            ..ImportConfig::default()
+        }
+    }
+
+    /// Fails when an ML-only option is given for a `.veil` program.
+    fn check_program(&self, name: &str) -> Result<(), CliError> {
+        for (flag, given) in [
+            ("--label-column", self.label_column.is_some()),
+            ("--n-bits", self.n_bits.is_some()),
+            ("--rounding-bits", self.rounding_bits.is_some()),
+        ] {
+            if given {
+                return Err(CliError(format!(
+                    "{name}: {flag} applies to .onnx models, not to .veil programs (their inputs are integers already)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the float features of an ONNX model's samples from `path`: the label column
+/// (`--label-column`) taken out, every row checked against the model's features. Returns the
+/// features and the labels (when a label column was named).
+pub fn read_model_rows(
+    path: &Path,
+    import: &OnnxImport,
+    label_column: Option<&str>,
+) -> Result<(Matrix, Option<Vec<f64>>), CliError> {
+    let n = import.n_features();
+    let layout = format!(
+        "the model's {n} features of sample shape {:?}, flattened",
+        import.sample_shape()
+    );
+    read_features(path, n, &layout, label_column)
+}
+
+/// Reads rows of `n` float features from `path` (`layout` describes them for messages), with
+/// the label column `label_column` taken out first; a file with one column too many and no
+/// label column named gets a hint.
+pub fn read_features(
+    path: &Path,
+    n: usize,
+    layout: &str,
+    label_column: Option<&str>,
+) -> Result<(Matrix, Option<Vec<f64>>), CliError> {
+    let mut table = io::read_floats(path)?;
+    let labels = label_column.map(|l| table.take_labels(l)).transpose()?;
+    if labels.is_none() && table.rows.first().is_some_and(|r| r.len() == n + 1) {
+        return Err(CliError(format!(
+            "{}: rows have {} columns, one more than {layout}; if one column holds labels, name it with --label-column last (or first, a 1-based column number or its header name)",
+            path.display(),
+            n + 1
+        )));
+    }
+    table.expect_columns(n, layout)?;
+    let x = Matrix::from_rows(&table.rows).map_err(|e| CliError(e.to_string()))?;
+    Ok((x, labels))
 }
 
 fn art(path: &Path) -> impl Fn(artifact::ArtifactError) -> CliError + '_ {
@@ -107,43 +204,45 @@ fn art(path: &Path) -> impl Fn(artifact::ArtifactError) -> CliError + '_ {
 
 /// Compiles `args.file` with its inputset (without writing anything).
 pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
-    let cfg = config(args)?;
-    let name = args.file.display().to_string();
-    let ext = args
-        .file
+    Ok(build_model(&args.file, &args.inputset, &args.options)?.0)
+}
+
+/// Compiles the program or model `file` calibrated on `inputset`; for an ONNX model also
+/// returns the imported model (for evaluation in Clear, Simulate and Execute modes).
+pub fn build_model(
+    file: &Path,
+    inputset: &Path,
+    options: &CompileOptions,
+) -> Result<(Compiled, Option<(OnnxImport, OnnxModel)>), CliError> {
+    let cfg = config(options)?;
+    let name = file.display().to_string();
+    let ext = file
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     let t = Instant::now();
+    let mut imported = None;
     let (program, model) = match ext.as_deref() {
         Some("veil") => {
-            let g = super::fmt::parse_file(&args.file)?;
+            options.check_program(&name)?;
+            let g = super::fmt::parse_file(file)?;
             if g.level != veil_ir::Level::Tensor {
                 return Err(CliError(format!(
                     "{name}: this program is already lowered to the TFHE level; `veil compile` takes tensor-level programs"
                 )));
             }
-            let table = io::read_ints(&args.inputset)?;
+            let table = io::read_ints(inputset)?;
             let samples = io::int_samples(&table, &artifact::input_specs(&g))?;
             tracing::debug!(samples = samples.len(), "inputset read");
             let p = compile(&g, &samples, &cfg).map_err(|e| CliError(format!("{name}: {e}")))?;
             (p, ClientModel::Integers)
         }
         Some("onnx") => {
-            let bytes = io::read(&args.file)?;
+            let bytes = io::read(file)?;
             let import =
                 OnnxImport::from_bytes(&bytes).map_err(|e| CliError(format!("{name}: {e}")))?;
-            let table = io::read_floats(&args.inputset)?;
-            let n = import.n_features();
-            table.expect_columns(
-                n,
-                &format!(
-                    "the model's {n} features of sample shape {:?}, flattened",
-                    import.sample_shape()
-                ),
-            )?;
-            let x = Matrix::from_rows(&table.rows).map_err(|e| CliError(e.to_string()))?;
+            let (x, _) = read_model_rows(inputset, &import, options.label_column.as_deref())?;
             let model = import
-                .compile(&x, &ImportConfig::default())
+                .compile(&x, &options.import_config())
                 .map_err(|e| CliError(format!("{name}: {e}")))?;
             let inputset: Vec<Vec<veil_ir::Tensor<i64>>> = model
                 .client()
@@ -156,14 +255,13 @@ pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
                 .map_err(|e| CliError(format!("{name}: {e}")))?;
             let tail =
                 veil_ml::artifact::onnx_tail(bytes, &import, model.encrypted_output(), x.row(0))
-                    .map_err(art(&args.file))?;
-            (
-                p,
-                ClientModel::Quantized {
-                    spec: Box::new(model.client().clone()),
-                    onnx: Some(tail),
-                },
-            )
+                    .map_err(art(file))?;
+            let client = ClientModel::Quantized {
+                spec: Box::new(model.client().clone()),
+                onnx: Some(tail),
+            };
+            imported = Some((import, model));
+            (p, client)
         }
         _ => {
             return Err(CliError(format!(
@@ -172,17 +270,19 @@ pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
         }
     };
     tracing::debug!(elapsed = ?t.elapsed(), "compiled");
-    let source = args
-        .file
+    let source = file
         .file_name()
         .map_or(name.clone(), |f| f.to_string_lossy().into_owned());
-    let server = program.server_artifact().map_err(art(&args.file))?;
-    let client = ClientArtifact::from_program(&program, &source, model).map_err(art(&args.file))?;
-    Ok(Compiled {
-        program,
-        server,
-        client,
-    })
+    let server = program.server_artifact().map_err(art(file))?;
+    let client = ClientArtifact::from_program(&program, &source, model).map_err(art(file))?;
+    Ok((
+        Compiled {
+            program,
+            server,
+            client,
+        },
+        imported,
+    ))
 }
 
 /// Runs `veil compile`.

@@ -7,7 +7,7 @@ use super::io;
 use super::CliError;
 use std::path::PathBuf;
 use veil_ml::artifact::{ClientArtifact, ClientModel};
-use veil_ml::Matrix;
+
 use veil_runtime::artifact::{Direction, KIND_CLIENT_ARTIFACT};
 use veil_runtime::serial::KIND_CLIENT_KEYS;
 use veil_runtime::ClientKeys;
@@ -35,6 +35,10 @@ pub struct EncryptArgs {
     /// The encrypted batch to write (send it to the server).
     #[arg(long)]
     pub out: PathBuf,
+    /// ML models: the input column that holds labels (`last`, `first`, a 1-based column
+    /// number or a header name); it is not encrypted.
+    #[arg(long)]
+    pub label_column: Option<String>,
 }
 
 /// Runs `veil encrypt`.
@@ -50,18 +54,23 @@ pub fn run(args: &EncryptArgs) -> Result<(), CliError> {
         .map_err(|e| io::artifact_error(&args.keys, &e))?;
     let (runs, samples) = match &client.model {
         ClientModel::Integers => {
+            if args.label_column.is_some() {
+                return Err(CliError(
+                    "--label-column applies to ML models; this program takes integer inputs".into(),
+                ));
+            }
             let table = io::read_ints(&args.input)?;
             let runs = io::int_samples(&table, &client.inputs)?;
             let n = runs.len();
             (runs, n)
         }
         ClientModel::Quantized { spec, .. } => {
-            let table = io::read_floats(&args.input)?;
-            table.expect_columns(
+            let (x, _) = super::compile::read_features(
+                &args.input,
                 spec.n_features,
                 &format!("the model's {} features", spec.n_features),
+                args.label_column.as_deref(),
             )?;
-            let x = Matrix::from_rows(&table.rows).map_err(|e| CliError(e.to_string()))?;
             let runs = client
                 .quantize(&x)
                 .map_err(|e| io::artifact_error(&args.input, &e))?;

@@ -282,6 +282,8 @@ pub struct Table<T> {
     pub rows: Vec<Vec<T>>,
     /// CSV: line number of every row; empty for NPY.
     lines: Vec<usize>,
+    /// CSV: the header row's cells, when the file has one.
+    pub header: Option<Vec<String>>,
 }
 
 impl<T> Table<T> {
@@ -350,13 +352,15 @@ fn table_from_bytes<T>(
             path: path.into(),
             rows: from_npy(&a).map_err(in_file)?,
             lines: Vec::new(),
+            header: None,
         });
     }
-    let (rows, lines) = csv_rows(path, data, cell)?;
+    let (rows, lines, header) = csv_rows(path, data, cell)?;
     Ok(Table {
         path: path.into(),
         rows,
         lines,
+        header,
     })
 }
 
@@ -424,7 +428,7 @@ fn csv_rows<T>(
     path: &Path,
     data: &[u8],
     cell: impl Fn(&str) -> Result<T, String>,
-) -> Result<(Vec<Vec<T>>, Vec<usize>), CliError> {
+) -> Result<CsvRows<T>, CliError> {
     if std::str::from_utf8(data).is_err() {
         return Err(CliError(format!(
             "{}: not a text file; give a CSV file (one sample per line) or a .npy array",
@@ -440,6 +444,7 @@ fn csv_rows<T>(
     let mut record = csv::StringRecord::new();
     let (mut rows, mut lines) = (Vec::new(), Vec::new());
     let mut first = true;
+    let mut header = None;
     let (mut line, mut counted) = (1usize, 0usize);
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
@@ -485,7 +490,8 @@ fn csv_rows<T>(
             continue;
         }
         if std::mem::take(&mut first) && record.iter().all(|c| c.parse::<f64>().is_err()) {
-            continue; // a header
+            header = Some(record.iter().map(str::to_string).collect());
+            continue;
         }
         let mut row = Vec::with_capacity(record.len());
         for (c, s) in record.iter().enumerate() {
@@ -500,7 +506,55 @@ fn csv_rows<T>(
         rows.push(row);
         lines.push(line);
     }
-    Ok((rows, lines))
+    Ok((rows, lines, header))
+}
+
+/// Rows, their line numbers and the header of a CSV file.
+type CsvRows<T> = (Vec<Vec<T>>, Vec<usize>, Option<Vec<String>>);
+
+impl FloatTable {
+    /// Takes the label column named by `which` out of every row: `last`, `first`, a 1-based
+    /// column number, or a header name. Returns the labels, one per row.
+    pub fn take_labels(&mut self, which: &str) -> Result<Vec<f64>, CliError> {
+        let cols = self.rows.first().map_or(0, Vec::len);
+        let names = self.header.as_deref().unwrap_or(&[]);
+        let col = match which {
+            "last" => cols.checked_sub(1),
+            "first" => (cols > 0).then_some(0),
+            w => match w.parse::<usize>() {
+                Ok(n) => n.checked_sub(1).filter(|&c| c < cols),
+                Err(_) => names.iter().position(|h| h == w),
+            },
+        };
+        let col = col.ok_or_else(|| {
+            let known = if names.is_empty() {
+                String::new()
+            } else {
+                format!(" (header: {})", names.join(", "))
+            };
+            CliError(format!(
+                "{}: no label column {which:?} among {cols} column(s){known}; give last, first, a 1-based column number or a header name",
+                self.path.display()
+            ))
+        })?;
+        let mut labels = Vec::with_capacity(self.rows.len());
+        for r in 0..self.rows.len() {
+            if self.rows[r].len() <= col {
+                return Err(CliError(format!(
+                    "{}: {} has {} column(s), no label column {}",
+                    self.path.display(),
+                    self.row_at(r),
+                    self.rows[r].len(),
+                    col + 1
+                )));
+            }
+            labels.push(self.rows[r].remove(col));
+        }
+        if let Some(h) = self.header.as_mut().filter(|h| col < h.len()) {
+            h.remove(col);
+        }
+        Ok(labels)
+    }
 }
 
 /// Splits one integer row into one tensor per input (`specs` in order), checking every value

@@ -17,6 +17,7 @@ pub mod compile;
 pub mod decrypt;
 pub mod demo;
 pub mod encrypt;
+pub mod eval;
 pub mod fmt;
 pub mod inspect;
 pub mod io;
@@ -58,6 +59,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Decrypt and decode results (client side).
     Decrypt(decrypt::DecryptArgs),
+    /// Score an ONNX model on a labelled test set once compiled (clear, simulate or execute),
+    /// next to the float model: what quantization costs, before paying for encryption.
+    Eval(eval::EvalArgs),
     /// Serve a program over HTTP: clients upload evaluation keys once, then send encrypted
     /// inputs and get encrypted results back (server side).
     Serve(serve::ServeArgs),
@@ -148,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Decrypt(args) => decrypt::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Fmt(args) => fmt::run(&args),
