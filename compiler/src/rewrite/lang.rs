@@ -90,33 +90,42 @@ impl FromStr for Pred {
     }
 }
 
-define_language! {
-    /// A tensor-level veil op in the e-graph (see the module docs). Variants: `add`, `sub`,
-    /// `neg`, `mul`, `min`, `max`, `relu`, `abs` as in veil-ir; `(tlu t x)` with a table leaf;
-    /// `(cmp p a b)` with a predicate leaf; `(round k x)` and `(clip lo hi x)` with number
-    /// leaves; `(op o children...)` an opaque op; leaves `Table` (`t3`), `Const` (`c3`, a
-    /// clear constant value), `OpRef` (`o3`), `Pred` (`lt`), `Num` (an integer attribute).
-    pub enum VeilLang {
-        "add" = Add([Id; 2]),
-        "sub" = Sub([Id; 2]),
-        "neg" = Neg([Id; 1]),
-        "mul" = Mul([Id; 2]),
-        "tlu" = Tlu([Id; 2]),
-        "cmp" = Cmp([Id; 3]),
-        "min" = Min([Id; 2]),
-        "max" = Max([Id; 2]),
-        "relu" = Relu([Id; 1]),
-        "abs" = Abs([Id; 1]),
-        "round" = Round([Id; 2]),
-        "clip" = Clip([Id; 3]),
-        "op" = Opaque(Box<[Id]>),
-        Table(TableRef),
-        Const(ConstRef),
-        OpRef(OpaqueRef),
-        Pred(Pred),
-        Num(i64),
+/// Holds the e-graph language: egg's `define_language!` takes no per-variant doc comments, so
+/// the variants are documented on the enum.
+mod language {
+    #![allow(missing_docs)]
+    use super::*;
+
+    define_language! {
+        /// A tensor-level veil op in the e-graph (see the module docs). Variants: `add`, `sub`,
+        /// `neg`, `mul`, `min`, `max`, `relu`, `abs` as in veil-ir; `(tlu t x)` with a table leaf;
+        /// `(cmp p a b)` with a predicate leaf; `(round k x)` and `(clip lo hi x)` with number
+        /// leaves; `(op o children...)` an opaque op; leaves `Table` (`t3`), `Const` (`c3`, a
+        /// clear constant value), `OpRef` (`o3`), `Pred` (`lt`), `Num` (an integer attribute).
+        pub enum VeilLang {
+            "add" = Add([Id; 2]),
+            "sub" = Sub([Id; 2]),
+            "neg" = Neg([Id; 1]),
+            "mul" = Mul([Id; 2]),
+            "tlu" = Tlu([Id; 2]),
+            "cmp" = Cmp([Id; 3]),
+            "min" = Min([Id; 2]),
+            "max" = Max([Id; 2]),
+            "relu" = Relu([Id; 1]),
+            "abs" = Abs([Id; 1]),
+            "round" = Round([Id; 2]),
+            "clip" = Clip([Id; 3]),
+            "op" = Opaque(Box<[Id]>),
+            Table(TableRef),
+            Const(ConstRef),
+            OpRef(OpaqueRef),
+            Pred(Pred),
+            Num(i64),
+        }
     }
 }
+
+pub use language::VeilLang;
 
 #[cfg(test)]
 mod tests {
