@@ -41,6 +41,10 @@ pub struct DecryptArgs {
     /// Write here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print values outside their output's type or compiled interval (a noise failure, a fault
+    /// or tampering) with a warning on stderr instead of failing.
+    #[arg(long)]
+    pub warn_out_of_range: bool,
 }
 
 /// Runs `veil decrypt`.
@@ -57,9 +61,19 @@ pub fn run(args: &DecryptArgs) -> Result<(), CliError> {
     let batch = io::load(&args.input, Direction::Outputs.kind(), |d| {
         EncryptedBatch::from_bytes(d, Direction::Outputs)
     })?;
-    let outs = client
-        .decrypt(&keys, &batch)
-        .map_err(|e| io::artifact_error(&args.input, &e))?;
+    let outs = if args.warn_out_of_range {
+        let (outs, anomalies) = client
+            .decrypt_lenient(&keys, &batch)
+            .map_err(|e| io::artifact_error(&args.input, &e))?;
+        for a in anomalies {
+            eprintln!("warning: {}: {a}", args.input.display());
+        }
+        outs
+    } else {
+        client
+            .decrypt(&keys, &batch)
+            .map_err(|e| io::artifact_error(&args.input, &e))?
+    };
     let pred = client
         .decode(&outs, batch.samples)
         .map_err(|e| io::artifact_error(&args.input, &e))?;

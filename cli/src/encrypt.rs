@@ -6,7 +6,7 @@
 use super::io;
 use super::CliError;
 use std::path::PathBuf;
-use veil_ml::artifact::{ClientArtifact, ClientModel};
+use veil_ml::artifact::{ClientArtifact, ClientModel, OutOfDomain};
 
 use veil_runtime::artifact::{Direction, KIND_CLIENT_ARTIFACT};
 use veil_runtime::serial::KIND_CLIENT_KEYS;
@@ -39,6 +39,34 @@ pub struct EncryptArgs {
     /// number or a header name); it is not encrypted.
     #[arg(long)]
     pub label_column: Option<String>,
+    /// What to do with a sample outside the domain the program was compiled for (a value
+    /// outside its calibrated interval, or an ML feature outside its calibrated range):
+    /// `error` refuses it and encrypts nothing; `clamp-inputs` clamps the inputs into range
+    /// (values computed from them must still be in range); `allow` encrypts it anyway, and
+    /// its results MAY BE WRONG.
+    #[arg(long, value_enum, default_value = "error")]
+    pub out_of_domain: DomainPolicy,
+}
+
+/// `--out-of-domain`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainPolicy {
+    /// Refuse the sample.
+    Error,
+    /// Clamp the inputs into range, then check again.
+    ClampInputs,
+    /// Encrypt anyway (results may be wrong).
+    Allow,
+}
+
+impl From<DomainPolicy> for OutOfDomain {
+    fn from(p: DomainPolicy) -> Self {
+        match p {
+            DomainPolicy::Error => OutOfDomain::Error,
+            DomainPolicy::ClampInputs => OutOfDomain::ClampInputs,
+            DomainPolicy::Allow => OutOfDomain::Allow,
+        }
+    }
 }
 
 /// Runs `veil encrypt`.
@@ -72,14 +100,14 @@ pub fn run(args: &EncryptArgs) -> Result<(), CliError> {
                 args.label_column.as_deref(),
             )?;
             let runs = client
-                .quantize(&x)
+                .quantize_with(&x, args.out_of_domain.into())
                 .map_err(|e| io::artifact_error(&args.input, &e))?;
             (runs, x.rows())
         }
     };
     let spin = io::spinner("encrypting");
     let batch = client
-        .encrypt(&keys, &runs, samples)
+        .encrypt_with(&keys, &runs, samples, args.out_of_domain.into())
         .map_err(|e| io::artifact_error(&args.input, &e))?;
     spin.finish_and_clear();
     let bytes = batch

@@ -176,6 +176,11 @@ pub struct Program {
     pub optimized: Graph,
     /// The TFHE-level graph the runtime executes.
     pub tfhe: Graph,
+    /// The intervals of the values of `source` that the program is exact on (calibrated on
+    /// the inputset before any rewrite): a sample that keeps every value of `source` inside
+    /// them keeps every fused table inside the interval it was tabulated on. A sample that
+    /// leaves them must be refused before it is encrypted ([`veil_ir::Domain::check`]).
+    pub domain: veil_ir::Domain,
     /// Statistics before keygen.
     pub stats: CompileStats,
     /// Per-pass report (times, statistics, IR dumps).
@@ -243,6 +248,15 @@ pub fn compile(
         (None, None) => DEFAULT_P_ERROR,
     };
     let report = pm.run(&mut optimized, &mut cx)?;
+    // The first calibration is of the graph as given (bit widths narrow types in place and
+    // keep handles), so its ranges are those of `graph`'s values.
+    let domain = veil_ir::Domain::from_ranges(
+        graph,
+        cx.source_ranges
+            .iter()
+            .flat_map(|r| r.iter())
+            .filter(|(v, _)| graph.contains(*v)),
+    );
 
     let target = config.error;
     let chosen = std::cell::RefCell::new(None);
@@ -302,6 +316,7 @@ pub fn compile(
         source: graph.clone(),
         optimized,
         tfhe: lowered.program,
+        domain,
         stats,
         report,
     })

@@ -26,6 +26,7 @@
 //! - [`builder`]: a numpy-like builder for Rust users.
 
 pub mod builder;
+pub mod domain;
 pub mod dot;
 pub mod graph;
 pub mod infer;
@@ -39,6 +40,7 @@ pub mod types;
 pub mod verify;
 
 pub use builder::{BuildError, Builder};
+pub use domain::{Domain, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError};

@@ -35,7 +35,7 @@ use crate::{ClientSpec, Matrix, PostProcess};
 use serde::{Deserialize, Serialize};
 use veil_compiler::program::Program;
 use veil_ir::serial;
-use veil_ir::{Graph, ParamSet, Tensor};
+use veil_ir::{Domain, DomainError, Graph, ParamSet, Tensor};
 use veil_runtime::artifact::{
     by_name, check_tensor, fingerprints, io_specs, load_graph, open, program_id, seal, to_serial,
     ArtifactError, EncryptedBatch, IoSpec, KeySpec, KIND_CLIENT_ARTIFACT,
@@ -92,6 +92,28 @@ pub struct ClientArtifact {
     pub optimized: Graph,
     /// The compile statistics (`CompileStats` as JSON).
     pub stats_json: String,
+    /// The intervals of the values of `tensor` the program is exact on (calibrated); samples
+    /// of integer programs are checked against them before encryption
+    /// ([`ClientArtifact::check_domain`]).
+    pub domain: Domain,
+}
+
+/// Decrypted results: per run, one tensor per output.
+pub type Decrypted = Vec<Vec<Tensor<i64>>>;
+
+/// What the client does with a sample that would drive a value of the program outside the
+/// interval it was compiled for (its [`Domain`]): the encrypted result would be wrong.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutOfDomain {
+    /// Refuse the sample with an error naming it, the value and the interval; encrypt nothing.
+    #[default]
+    Error,
+    /// Clamp every input (ML features: into the quantizer's calibrated range; integer inputs:
+    /// into their calibrated interval), then check again: values computed from clamped
+    /// inputs may still leave the domain, and are refused.
+    ClampInputs,
+    /// Encrypt anyway. Results may be wrong.
+    Allow,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -106,6 +128,7 @@ struct ClientFile {
     tensor: serial::Program,
     optimized: serial::Program,
     stats_json: String,
+    domain: Domain,
 }
 
 impl ClientArtifact {
@@ -156,6 +179,7 @@ impl ClientArtifact {
             optimized: program.optimized.clone(),
             stats_json: serde_json::to_string(&program.stats)
                 .map_err(|e| ArtifactError::Invalid(format!("cannot write statistics: {e}")))?,
+            domain: program.domain.clone(),
         })
     }
 
@@ -180,6 +204,7 @@ impl ClientArtifact {
                 tensor: to_serial(&self.tensor, K)?,
                 optimized: to_serial(&self.optimized, K)?,
                 stats_json: self.stats_json.clone(),
+                domain: self.domain.clone(),
             },
         )
     }
@@ -219,7 +244,74 @@ impl ClientArtifact {
             tensor: load_graph(&f.tensor, K)?,
             optimized: load_graph(&f.optimized, K)?,
             stats_json: f.stats_json,
+            domain: f.domain,
         })
+    }
+
+    /// Which samples run `r` holds, for messages: `sample 3` or `samples 5-8 (run 2)`.
+    fn samples_of_run(&self, r: usize) -> String {
+        let batch = match &self.model {
+            ClientModel::Quantized { spec, .. } => spec.batch.max(1),
+            ClientModel::Integers => 1,
+        };
+        if batch == 1 {
+            format!("sample {}", r + 1)
+        } else {
+            format!(
+                "samples {}-{} (run {})",
+                r * batch + 1,
+                (r + 1) * batch,
+                r + 1
+            )
+        }
+    }
+
+    /// Checks that no run drives a value of the program outside the interval it was compiled
+    /// for (its [`Domain`]), running each through the reference interpreter: under
+    /// [`OutOfDomain::Error`] the first such run is refused with the sample, the value (`%N =
+    /// op`), the element and the interval; [`OutOfDomain::ClampInputs`] first clamps the
+    /// inputs into their intervals; [`OutOfDomain::Allow`] checks nothing.
+    pub fn check_domain(
+        &self,
+        runs: &mut [Vec<Tensor<i64>>],
+        policy: OutOfDomain,
+    ) -> Result<(), ArtifactError> {
+        if policy == OutOfDomain::Allow {
+            return Ok(());
+        }
+        // Integer programs must compute what their source computes: every value of the source
+        // inside its calibrated interval keeps every fused table inside the interval it was
+        // tabulated on. A quantized model computes what its quantized program computes in the
+        // clear (tables included): no value may overflow its type.
+        let typed;
+        let (graph, domain) = match &self.model {
+            ClientModel::Integers => (&self.tensor, &self.domain),
+            ClientModel::Quantized { .. } => {
+                typed = Domain::from_types(&self.optimized);
+                (&self.optimized, &typed)
+            }
+        };
+        for (r, run) in runs.iter_mut().enumerate() {
+            if policy == OutOfDomain::ClampInputs {
+                domain.clamp_inputs(graph, run);
+            }
+            match domain.check(graph, run) {
+                Ok(_) => {}
+                Err(DomainError::Outside(v)) => {
+                    return Err(ArtifactError::Invalid(format!(
+                        "{}: {v}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with an inputset that does, or choose --out-of-domain clamp-inputs (clamp the inputs into range) or allow (results may be wrong)",
+                        self.samples_of_run(r)
+                    )))
+                }
+                Err(DomainError::Interp(e)) => {
+                    return Err(ArtifactError::Invalid(format!(
+                        "{}: {e}",
+                        self.samples_of_run(r)
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Generates secret client keys and compressed evaluation keys from `seed` (equal seeds
@@ -253,14 +345,29 @@ impl ClientArtifact {
     /// Encrypts one entry of `runs` per program run (one tensor per input, in
     /// [`ClientArtifact::inputs`] order; clear inputs stay clear). `samples` is the number of
     /// samples the runs hold (ML batches may pad the last run).
+    ///
+    /// Every run is first checked against the program's domain
+    /// ([`ClientArtifact::check_domain`] under [`OutOfDomain::Error`]): a sample the program was
+    /// not compiled for is refused, never encrypted into a wrong result.
     pub fn encrypt(
         &self,
         keys: &ClientKeys,
         runs: &[Vec<Tensor<i64>>],
         samples: usize,
     ) -> Result<EncryptedBatch, ArtifactError> {
+        self.encrypt_with(keys, runs, samples, OutOfDomain::Error)
+    }
+
+    /// [`ClientArtifact::encrypt`] with the out-of-domain policy `policy`.
+    pub fn encrypt_with(
+        &self,
+        keys: &ClientKeys,
+        runs: &[Vec<Tensor<i64>>],
+        samples: usize,
+        policy: OutOfDomain,
+    ) -> Result<EncryptedBatch, ArtifactError> {
         self.check_keys(keys)?;
-        let mut out = Vec::with_capacity(runs.len());
+        // Shapes and types first (clear messages), then the domain, then encryption.
         for (r, run) in runs.iter().enumerate() {
             if run.len() != self.inputs.len() {
                 return Err(ArtifactError::Invalid(format!(
@@ -270,13 +377,26 @@ impl ClientArtifact {
                     self.inputs.len()
                 )));
             }
+            for (t, s) in run.iter().zip(&self.inputs) {
+                check_tensor(t, s).map_err(|m| {
+                    ArtifactError::Invalid(format!("run {}, input {:?}: {m}", r + 1, s.name))
+                })?;
+            }
+        }
+        let mut checked;
+        let runs = if policy == OutOfDomain::Allow {
+            runs
+        } else {
+            checked = runs.to_vec();
+            self.check_domain(&mut checked, policy)?;
+            &checked[..]
+        };
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
             let vals = run
                 .iter()
                 .zip(&self.inputs)
                 .map(|(t, s)| {
-                    check_tensor(t, s).map_err(|m| {
-                        ArtifactError::Invalid(format!("run {}, input {:?}: {m}", r + 1, s.name))
-                    })?;
                     Ok(match s.ty.encoding {
                         Some(enc) if s.ty.is_encrypted() => {
                             Value::Encrypted(keys.encrypt(t, s.ty.int, enc)?)
@@ -297,11 +417,29 @@ impl ClientArtifact {
     }
 
     /// Decrypts the results of [`ServerArtifact::run`](veil_runtime::artifact::ServerArtifact::run): one tensor per output per run.
+    ///
+    /// A decrypted value outside its output's declared type or outside the interval the
+    /// program computes for it is an error: it means a noise failure, a fault or tampering, so
+    /// the result must not be trusted ([`ClientArtifact::decrypt_lenient`] reports instead).
     pub fn decrypt(
         &self,
         keys: &ClientKeys,
         batch: &EncryptedBatch,
     ) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
+        let (out, anomalies) = self.decrypt_lenient(keys, batch)?;
+        match anomalies.into_iter().next() {
+            Some(a) => Err(ArtifactError::Invalid(a)),
+            None => Ok(out),
+        }
+    }
+
+    /// [`ClientArtifact::decrypt`] that returns the decrypted values together with one message
+    /// per output that holds a value outside its declared type or compiled interval.
+    pub fn decrypt_lenient(
+        &self,
+        keys: &ClientKeys,
+        batch: &EncryptedBatch,
+    ) -> Result<(Decrypted, Vec<String>), ArtifactError> {
         self.check_keys(keys)?;
         if batch.program_id != self.program_id {
             return Err(ArtifactError::Mismatch(format!(
@@ -316,14 +454,18 @@ impl ClientArtifact {
                 keys.key_id()
             )));
         }
-        batch
+        let intervals = self.output_intervals();
+        let mut anomalies = Vec::new();
+        let out = batch
             .runs
             .iter()
-            .map(|run| {
+            .enumerate()
+            .map(|(r, run)| {
                 let vals = by_name(&batch.names, run, &self.outputs, "output")?;
                 vals.iter()
                     .zip(&self.outputs)
-                    .map(|(v, s)| {
+                    .zip(&intervals)
+                    .map(|((v, s), interval)| {
                         let t = match v {
                             Value::Clear(t) => t.clone(),
                             Value::Encrypted(c) => keys.decrypt(c, s.ty.int)?,
@@ -334,9 +476,39 @@ impl ClientArtifact {
                                 s.name, t.shape, s.ty.shape
                             )));
                         }
+                        let (lo, hi) = interval.unwrap_or((s.ty.int.min() as i64, s.ty.int.max() as i64));
+                        let (lo, hi) = (lo.max(s.ty.int.min() as i64), hi.min(s.ty.int.max() as i64));
+                        if let Some(x) = t.data.iter().find(|&&x| x < lo || x > hi) {
+                            anomalies.push(format!(
+                                "{}, output {:?}: decrypted {x}, outside {lo}..={hi}, the values the program computes for it: a noise failure, a fault or tampering; do not trust this result",
+                                self.samples_of_run(r),
+                                s.name
+                            ));
+                        }
                         Ok(t)
                     })
                     .collect()
+            })
+            .collect::<Result<Vec<_>, ArtifactError>>()?;
+        Ok((out, anomalies))
+    }
+
+    /// Per output (in order), the interval the program computes for it, when the domain has
+    /// one: that of the output's operand in the source graph (integer programs).
+    fn output_intervals(&self) -> Vec<Option<(i64, i64)>> {
+        if matches!(self.model, ClientModel::Quantized { .. }) {
+            return vec![None; self.outputs.len()];
+        }
+        let g = &self.tensor;
+        let numbers = g.value_numbers();
+        self.outputs
+            .iter()
+            .map(|s| {
+                let o = g.outputs().into_iter().find(
+                    |&o| matches!(g.op(o), veil_ir::Op::Output { name } if *name == s.name),
+                )?;
+                let x = *g.operands(o).first()?;
+                self.domain.interval(*numbers.get(&x)?)
             })
             .collect()
     }
@@ -354,8 +526,35 @@ impl ClientArtifact {
         }
     }
 
-    /// Quantizes float feature rows into program runs (ML models only).
+    /// Quantizes float feature rows into program runs (ML models only); features outside
+    /// the quantizer's calibrated range are clipped (see [`ClientArtifact::quantize_with`]).
     pub fn quantize(&self, rows: &Matrix) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
+        self.quantize_with(rows, OutOfDomain::ClampInputs)
+    }
+
+    /// [`ClientArtifact::quantize`] under an out-of-domain policy: with
+    /// [`OutOfDomain::Error`] a feature outside the quantizer's calibrated range (which would
+    /// be clipped, silently changing the sample) is refused with its row, feature and range.
+    pub fn quantize_with(
+        &self,
+        rows: &Matrix,
+        policy: OutOfDomain,
+    ) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
+        if let (ClientModel::Quantized { spec, .. }, OutOfDomain::Error) = (&self.model, policy) {
+            let channels = spec.n_features;
+            for r in 0..rows.rows() {
+                for (f, &x) in rows.row(r).iter().enumerate() {
+                    let (lo, hi) = spec.input.float_range(f % channels.max(1));
+                    if !(lo..=hi).contains(&x) {
+                        return Err(ArtifactError::Invalid(format!(
+                            "sample {}, feature {}: {x} is outside {lo:.6}..={hi:.6}, the range the model was calibrated on; nothing was encrypted. Calibrate with data that covers it, or choose --out-of-domain clamp-inputs (clip it into range) or allow (results may be wrong)",
+                            r + 1,
+                            f + 1
+                        )));
+                    }
+                }
+            }
+        }
         match &self.model {
             ClientModel::Quantized { spec, .. } => Ok(spec
                 .encode(rows)

@@ -239,6 +239,14 @@ impl UniformQuantizer {
         q.clamp(lo as f64, hi as f64) as i64
     }
 
+    /// The floats of channel `c` that quantize without clipping: from half a step below the
+    /// smallest integer's value to half a step above the largest's.
+    pub fn float_range(&self, c: usize) -> (f64, f64) {
+        let (lo, hi) = self.qrange();
+        let half = self.scale[self.ch(c)] / 2.0;
+        (self.dequantize(lo, c) - half, self.dequantize(hi, c) + half)
+    }
+
     /// Dequantizes `q` of channel `c`.
     pub fn dequantize(&self, q: i64, c: usize) -> f64 {
         let c = self.ch(c);

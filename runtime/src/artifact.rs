@@ -28,7 +28,7 @@ use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
 use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 
 /// Format version of the artifact payloads (inside the envelope's own version).
-pub const ARTIFACT_VERSION: u32 = 1;
+pub const ARTIFACT_VERSION: u32 = 2;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
 /// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).
@@ -674,7 +674,7 @@ mod tests {
         let e = open::<u32>(KIND_SERVER_ARTIFACT, &old).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version 1"
+            "a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version 2"
         );
         assert_eq!(
             e.hint(),

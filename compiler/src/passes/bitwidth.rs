@@ -443,6 +443,9 @@ impl Pass for BitwidthPass {
             .count("max_encrypted_bits", max_bits)
             .count("wide_pbs_inputs", wide.len() as i64)
             .count("calibrated", cx.inputset.is_some() as i64);
+        if cx.source_ranges.is_none() {
+            cx.source_ranges = Some(ranges.clone());
+        }
         cx.ranges = Some(ranges);
         Ok(s)
     }

@@ -130,6 +130,9 @@ pub struct PassContext {
     /// Value ranges of the current graph, left by the last `bitwidth` run (passes that
     /// change the graph clear or update them).
     pub ranges: Option<ValueRanges>,
+    /// Value ranges left by the first `bitwidth` run, on the graph as given (before any
+    /// rewrite): the program's domain ([`veil_ir::Domain`]).
+    pub source_ranges: Option<ValueRanges>,
     /// Non-fatal findings, in order.
     pub diagnostics: Vec<Diagnostic>,
 }

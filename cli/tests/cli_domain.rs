@@ -1,0 +1,181 @@
+//! A compiled program is right on every input it accepts, or refuses the input: samples that
+//! drive a value outside the interval the program was compiled for are refused by `veil
+//! encrypt` with the sample, the value and the interval (exit 1, nothing encrypted), through
+//! the real binary in separate processes.
+
+use std::path::{Path, PathBuf};
+mod common;
+use common::{interpret, ints, s, veil};
+
+fn workdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-cli-domain-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = veil(args);
+    assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    out
+}
+
+/// Compiles `src` on `inputset` and makes keys; returns (client, secret, server, eval).
+fn setup(dir: &Path, src: &str, inputset: &str) -> [String; 4] {
+    let prog = dir.join("prog.veil");
+    std::fs::write(&prog, src).unwrap();
+    let set = dir.join("inputset.csv");
+    std::fs::write(&set, inputset).unwrap();
+    let build = dir.join("build");
+    ok(&[
+        "compile",
+        &s(&prog),
+        "--inputset",
+        &s(&set),
+        "--out",
+        &s(&build),
+    ]);
+    let keys = dir.join("keys");
+    let client = s(&build.join("client.veil-artifact"));
+    ok(&[
+        "keygen",
+        "--client",
+        &client,
+        "--out",
+        &s(&keys),
+        "--seed",
+        "9",
+    ]);
+    [
+        client,
+        s(&keys.join("secret.veil-keys")),
+        s(&build.join("server.veil-artifact")),
+        s(&keys.join("eval.veil-keys")),
+    ]
+}
+
+/// Encrypts the one-row CSV `row` with `extra` options: (exit code, stderr).
+fn encrypt(dir: &Path, keys: &[String; 4], row: &str, extra: &[&str]) -> (i32, String) {
+    let input = dir.join("x.csv");
+    std::fs::write(&input, row).unwrap();
+    let x = s(&dir.join("x.veil-ct"));
+    let mut args = vec![
+        "encrypt",
+        "--client",
+        &keys[0],
+        "--keys",
+        &keys[1],
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        &x,
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = veil(&args);
+    (code, err)
+}
+
+/// Runs and decrypts the last encrypted sample; its outputs as JSON.
+fn run_and_decrypt(dir: &Path, keys: &[String; 4]) -> serde_json::Value {
+    let (x, y) = (s(&dir.join("x.veil-ct")), s(&dir.join("y.veil-ct")));
+    ok(&[
+        "run",
+        "--server",
+        &keys[2],
+        "--eval-keys",
+        &keys[3],
+        "--input",
+        &x,
+        "--out",
+        &y,
+    ]);
+    let out = ok(&[
+        "decrypt", "--client", &keys[0], "--keys", &keys[1], "--input", &y, "--format", "json",
+    ]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+}
+
+const SQUARE_OF_SUM: &str = "veil 1
+; y = (a + b)^2 through one table
+%a = input \"a\" : enc<u4>
+%b = input \"b\" : enc<u4>
+%s = add %a, %b : enc<u5>
+table @sq = [0,1,4,9,16,25,36,49,64,81,100,121,144,169,196,225,256,289,324,361,400,441,484,529,576,625,676,729,784,841,900,961]
+%y = tlu %s table=@sq : enc<u10>
+output \"y\", %y
+";
+
+#[test]
+fn a_sum_outside_its_calibrated_interval_is_refused() {
+    let dir = workdir("sum");
+    // The inputset keeps a <= 3, b <= 1 and a + b <= 3: the program narrows a to u2, b to
+    // u1 and s to u2.
+    let keys = setup(&dir, SQUARE_OF_SUM, "0,0\n3,0\n2,1\n1,1\n0,1\n1,0\n");
+    // a = 3, b = 1 fits the narrowed inputs, but a + b = 4 does not fit s: refused, not
+    // decrypted to a wrong 0.
+    let (code, err) = encrypt(&dir, &keys, "3,1\n", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("sample 1"), "{err}");
+    assert!(err.contains("= add would be 4, outside 0..=3"), "{err}");
+    assert!(err.contains("nothing was encrypted"), "{err}");
+    // Clamping the inputs into their intervals (a <= 3, b <= 1) still gives a + b = 4: refused.
+    let (code, err) = encrypt(&dir, &keys, "3,1\n", &["--out-of-domain", "clamp-inputs"]);
+    assert_eq!(code, 1, "{err}");
+    // An input outside its calibrated interval (here also outside its narrowed type) is
+    // refused, naming the input.
+    let (code, err) = encrypt(&dir, &keys, "0,2\n", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("input \"b\""), "{err}");
+    // A sample inside the domain runs and equals the interpreter.
+    let (code, err) = encrypt(&dir, &keys, "2,1\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let want = interpret(SQUARE_OF_SUM, &[2, 1]);
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const DENSE_RELU: &str = "veil 1
+; a 4x4 dense layer with a relu: max(x @ w, 0)
+%x = input \"x\" : enc<u4>[4]
+%w = const [[1,-1,2,0],[1,1,-2,-1],[2,0,1,-1],[-1,2,1,-2]] : clear<i3>[4,4]
+%acc = matmul %x, %w : enc<i8>[4]
+%y = relu %acc : enc<u7>[4]
+output \"y\", %y
+";
+
+#[test]
+fn an_accumulator_outside_its_calibrated_interval_is_refused() {
+    let dir = workdir("dense");
+    // Each input alone covers its whole u4 range; their sums stay small.
+    let mut rows = vec!["0,0,0,0".to_string()];
+    for i in 0..4 {
+        for v in [5, 10, 15] {
+            let mut r = [0; 4];
+            r[i] = v;
+            rows.push(format!("{},{},{},{}", r[0], r[1], r[2], r[3]));
+        }
+    }
+    rows.push("3,4,5,6\n".into());
+    let keys = setup(&dir, DENSE_RELU, &rows.join("\n"));
+    // Valid u4 inputs whose accumulators leave the calibrated intervals: refused with the
+    // value (the matmul) that leaves.
+    let (code, err) = encrypt(&dir, &keys, "15,2,12,13\n", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("= matmul at ["), "{err}");
+    assert!(
+        err.contains("the interval the program was compiled for"),
+        "{err}"
+    );
+    // --out-of-domain allow encrypts anyway (the help says results may be wrong).
+    let (code, err) = encrypt(&dir, &keys, "15,2,12,13\n", &["--out-of-domain", "allow"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, help, _) = veil(&["encrypt", "--help"]);
+    assert!(help.contains("MAY BE WRONG"), "{help}");
+    // Inside the domain: equal to the interpreter.
+    let (code, err) = encrypt(&dir, &keys, "3,4,5,6\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let want = interpret(DENSE_RELU, &[3, 4, 5, 6]);
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
