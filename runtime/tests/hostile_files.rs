@@ -23,6 +23,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use veil_ir::serial::{decode_binary, encode_binary, KIND_GRAPH};
 use veil_ir::{Encoding, Graph, IntType, KeyId, ParamSet, Tensor};
 use veil_runtime::artifact::{
@@ -539,4 +540,86 @@ fn a_clear_value_of_absurd_shape_is_refused() {
         e.contains("tensor of shape [4294967296, 4294967296] has 18446744073709551616 elements"),
         "{e}"
     );
+}
+
+// ------------------------------------------------------------------ forged key dimensions
+
+/// The layout of `CompressedServerKeysFile` / `ServerKeysFile` (private to the runtime), to
+/// forge key files whose parameters carry a correct fingerprint but absurd dimensions.
+#[derive(Serialize)]
+struct KeysFile {
+    key_id: u64,
+    fingerprint: u64,
+    params: Vec<ParamSet>,
+    /// `(param, seed, data)`; `ServerKeysFile` has no seed: see [`ExpandedKeysFile`].
+    bsks: Vec<(u32, CompressionSeed, Vec<u8>)>,
+    ksks: Vec<(KeyId, KeyId, CompressionSeed, Vec<u8>)>,
+}
+
+#[derive(Serialize)]
+struct ExpandedKeysFile {
+    key_id: u64,
+    fingerprint: u64,
+    params: Vec<ParamSet>,
+    bsks: Vec<(u32, Vec<u8>)>,
+    ksks: Vec<(KeyId, KeyId, (), Vec<u8>)>,
+}
+
+#[test]
+fn key_files_with_absurd_dimensions_are_refused() {
+    use veil_runtime::params::fingerprint_all;
+    let seed = || CompressionSeed::from(Seed(0));
+    let absurd = [
+        // n * levels * (k + 1) * N overflows 64 bits.
+        ParamSet {
+            lwe_dimension: 1 << 62,
+            polynomial_size: 1 << 20,
+            ..tiny()
+        },
+        // k + 1 overflows.
+        ParamSet {
+            glwe_dimension: usize::MAX,
+            ..tiny()
+        },
+        // k * N overflows.
+        ParamSet {
+            glwe_dimension: 1 << 60,
+            polynomial_size: 1 << 10,
+            ..tiny()
+        },
+    ];
+    for p in absurd {
+        let params = vec![p.clone()];
+        let fingerprint = fingerprint_all(&params);
+        let seeded = KeysFile {
+            key_id: 1,
+            fingerprint,
+            params: params.clone(),
+            bsks: vec![(0, seed(), vec![0; 8])],
+            ksks: vec![(KeyId::Big(0), KeyId::Small(0), seed(), vec![0; 8])],
+        };
+        let e = CompressedServerKeys::from_bytes(
+            &encode_binary(KIND_COMPRESSED_SERVER_KEYS, &seeded).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("compressed server keys"), "{p:?}: {e}");
+        assert!(
+            e.contains("too large for this machine")
+                || e.contains("larger than this machine can address")
+                || e.contains("holds 1 words"),
+            "{p:?}: {e}"
+        );
+        let expanded = ExpandedKeysFile {
+            key_id: 1,
+            fingerprint,
+            params,
+            bsks: vec![(0, vec![0; 16])],
+            ksks: vec![(KeyId::Big(0), KeyId::Small(0), (), vec![0; 8])],
+        };
+        let e = ServerKeys::from_bytes(&encode_binary(KIND_SERVER_KEYS, &expanded).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server keys"), "{p:?}: {e}");
+    }
 }
