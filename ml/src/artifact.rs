@@ -37,8 +37,9 @@ use veil_compiler::program::Program;
 use veil_ir::serial;
 use veil_ir::{Graph, ParamSet, Tensor};
 use veil_runtime::artifact::{
-    by_name, check_tensor, fingerprints, io_specs, load_graph, open, program_id, seal, to_serial,
-    ArtifactError, EncryptedBatch, IoSpec, KeySpec, KIND_CLIENT_ARTIFACT,
+    by_name, check_sample_count, check_tensor, fingerprints, io_specs, load_graph, open,
+    program_id, seal, to_serial, ArtifactError, EncryptedBatch, IoSpec, KeySpec,
+    KIND_CLIENT_ARTIFACT,
 };
 use veil_runtime::{ClientKeys, CompressedServerKeys, KeyRequirements, KeygenOptions, Value};
 
@@ -188,6 +189,18 @@ impl ClientArtifact {
     pub fn from_bytes(data: &[u8]) -> Result<Self, ArtifactError> {
         const K: &str = KIND_CLIENT_ARTIFACT;
         let f: ClientFile = open(K, data)?;
+        // `ParamSet::is_secure` multiplies k by N unchecked: refuse dimensions whose product
+        // overflows first (found by `tests/onnx_fuzz.rs`).
+        if let Some(p) = f
+            .params
+            .iter()
+            .find(|p| p.glwe_dimension.checked_mul(p.polynomial_size).is_none())
+        {
+            return Err(ArtifactError::Invalid(format!(
+                "parameter set {p} has a GLWE key of k * N = {} * {} coefficients, more than this machine can address",
+                p.glwe_dimension, p.polynomial_size
+            )));
+        }
         if let Some(p) = f.params.iter().find(|p| !p.is_secure()) {
             return Err(ArtifactError::Invalid(format!(
                 "parameter set {p} is not 128-bit secure"
@@ -316,6 +329,8 @@ impl ClientArtifact {
                 keys.key_id()
             )));
         }
+        // The sample count is the server's word: check it before anything trusts it.
+        batch.check_samples(self.samples_per_run())?;
         batch
             .runs
             .iter()
@@ -339,6 +354,15 @@ impl ClientArtifact {
                     .collect()
             })
             .collect()
+    }
+
+    /// Samples one program run holds: 1 for integer programs, the batch size for ML models
+    /// (whose last run is padded).
+    pub fn samples_per_run(&self) -> usize {
+        match &self.model {
+            ClientModel::Integers => 1,
+            ClientModel::Quantized { spec, .. } => spec.batch,
+        }
     }
 
     /// Columns of one input row: `(input name, element count)` per input, in order (for
@@ -377,6 +401,7 @@ impl ClientArtifact {
         outputs: &[Vec<Tensor<i64>>],
         samples: usize,
     ) -> Result<Predictions, ArtifactError> {
+        check_sample_count(samples, outputs.len(), self.samples_per_run())?;
         match &self.model {
             ClientModel::Integers => {
                 let names = self.outputs.iter().map(|s| s.name.clone()).collect();
@@ -404,6 +429,14 @@ impl ClientArtifact {
                         })
                     })
                     .collect::<Result<_, _>>()?;
+                // Every sample decodes from at least one output value: the values the runs
+                // really hold bound what is allocated for the samples.
+                let held: usize = flat.iter().map(|t| t.data.len()).sum();
+                if samples > held {
+                    return Err(ArtifactError::Invalid(format!(
+                        "{samples} samples claimed, but the runs hold only {held} output values; decrypt the results of `veil run` for this client artifact"
+                    )));
+                }
                 let dec = spec
                     .decode(&flat, samples)
                     .map_err(|e| ArtifactError::Invalid(e.to_string()))?;
@@ -445,18 +478,23 @@ fn onnx_predictions(tail: &OnnxTail, dec: &[Vec<f64>]) -> Result<Predictions, Ar
     let import = OnnxImport::from_bytes(&tail.model).map_err(onnx_err)?;
     let g = import.graph();
     let split = crate::onnx::compile::split(g).map_err(onnx_err)?;
-    let w: usize = tail.cut_shape.iter().product();
     let rows = dec.len();
+    let w = tail
+        .cut_shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&w| dec.iter().all(|r| r.len() >= w))
+        .ok_or_else(|| {
+            ArtifactError::Invalid(format!(
+                "the model's client part reads values of shape {:?} per sample, the program decodes {} per sample; compile the model again with `veil compile`",
+                tail.cut_shape,
+                dec.first().map_or(0, |r| r.len())
+            ))
+        })?;
     let mut shape = vec![rows];
     shape.extend_from_slice(&tail.cut_shape);
-    let mut data = Vec::with_capacity(rows * w);
+    let mut data = Vec::with_capacity(rows.saturating_mul(w));
     for r in dec {
-        if r.len() < w {
-            return Err(ArtifactError::Invalid(format!(
-                "decoded {} values per sample, the model's client part reads {w}",
-                r.len()
-            )));
-        }
         data.extend_from_slice(&r[..w]);
     }
     let cut = FTensor::new(shape, data).map_err(|e| ArtifactError::Invalid(e.0))?;
