@@ -20,9 +20,9 @@
 //! ```
 
 use crate::graph::{Graph, ValueId};
-use crate::infer::{infer, TypeError};
+use crate::infer::{checked_numel, infer, TypeError};
 use crate::ops::{CmpOp, Constant, Conv2dAttrs, Op, Table};
-use crate::types::{numel, IntType, TensorType};
+use crate::types::{IntType, TensorType};
 use crate::verify::{verify, VerifyError};
 use std::cell::RefCell;
 
@@ -140,6 +140,7 @@ impl Builder {
                 format!("\"{name}\": shape {shape:?} has a zero-sized axis"),
             ));
         }
+        checked_numel(shape).map_err(|m| invalid("input", format!("\"{name}\": {m}")))?;
         let mut g = self.g.borrow_mut();
         if g.inputs()
             .iter()
@@ -170,14 +171,11 @@ impl Builder {
 
     /// A clear constant tensor of the narrowest type holding its values.
     pub fn constant(&self, shape: &[usize], values: &[i64]) -> BResult {
-        if values.len() != numel(shape) {
+        let n = checked_numel(shape).map_err(|m| invalid("const", m))?;
+        if values.len() != n {
             return Err(invalid(
                 "const",
-                format!(
-                    "shape {shape:?} needs {} values, got {}",
-                    numel(shape),
-                    values.len()
-                ),
+                format!("shape {shape:?} needs {n} values, got {}", values.len()),
             ));
         }
         if shape.contains(&0) {

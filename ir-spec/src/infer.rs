@@ -21,6 +21,33 @@ use crate::tensor::{conv2d_shape, matmul_dims};
 use crate::types::{broadcast_shapes, numel, IntType, Shape, TensorType, Visibility};
 use std::fmt;
 
+/// Largest number of elements of one tensor veil accepts: `2^24` (16 777 216).
+///
+/// Every type the builder, type inference and the verifier accept stays within it (checked with
+/// [`checked_numel`], which also catches products of dimensions that overflow), so no later
+/// stage (interpreter, compiler passes, lowering, runtime) is asked to allocate more than this
+/// many elements for one value. `SPEC.md` states the rule.
+pub const MAX_ELEMENTS: usize = 1 << 24;
+
+/// The number of elements of `shape` (1 for a scalar, 0 with a zero-sized axis), or a message
+/// naming the shape and [`MAX_ELEMENTS`] when the product of its dimensions exceeds the limit
+/// (or overflows).
+pub fn checked_numel(shape: &[usize]) -> Result<usize, String> {
+    if shape.contains(&0) {
+        return Ok(0);
+    }
+    let n = shape
+        .iter()
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    match n {
+        Some(n) if n <= MAX_ELEMENTS as u128 => Ok(n as usize),
+        n => Err(format!(
+            "tensor of shape {shape:?} has {} elements, over veil's limit of {MAX_ELEMENTS} (2^24) elements per tensor; split the computation into smaller tensors",
+            n.map_or_else(|| "more than 2^128".to_string(), |n| n.to_string())
+        )),
+    }
+}
+
 /// Why an op cannot be typed: the op's mnemonic and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{op}: {msg}")]
@@ -338,7 +365,14 @@ pub fn infer_shape(
     let target = || -> Result<&[usize], TypeError> {
         target_shape.ok_or_else(|| TypeError::new(op, "needs the result shape"))
     };
-    Ok(match op {
+    // Sizes first: every product of dimensions below is then far from overflowing.
+    for i in 0..operands.len() {
+        checked_numel(sh(i)).map_err(|m| e(format!("operand {}: {m}", i + 1)))?;
+    }
+    if let (Op::Reshape | Op::Broadcast, Some(t)) = (op, target_shape) {
+        checked_numel(t).map_err(|m| e(format!("result {m}")))?;
+    }
+    let shape = match op {
         Op::Input { .. } => {
             return Err(e(
                 "the type of an input is declared, not inferred".to_string()
@@ -358,6 +392,13 @@ pub fn infer_shape(
         Op::Neg | Op::Relu | Op::Abs => sh(0).to_vec(),
         Op::MatMul => matmul_dims(sh(0), sh(1)).map_err(|x| e(x.0))?.3,
         Op::Conv2d(at) => {
+            let attrs = at.strides.iter().chain(&at.pads).chain(&at.dilations);
+            if attrs.chain([&at.group]).any(|&a| a > MAX_ELEMENTS) {
+                return Err(e(format!(
+                    "strides {:?}, pads {:?}, dilations {:?} and group {} must each be at most {MAX_ELEMENTS}",
+                    at.strides, at.pads, at.dilations, at.group
+                )));
+            }
             let out = conv2d_shape(sh(0), sh(1), at).map_err(|x| e(x.0))?;
             if operands.len() == 3 && sh(2) != [sh(1)[0]] {
                 return Err(e(format!(
@@ -436,7 +477,7 @@ pub fn infer_shape(
                         "operand shapes {first:?} and {s:?} differ off axis {axis}"
                     )));
                 }
-                out[*axis] += s[*axis];
+                out[*axis] = out[*axis].saturating_add(s[*axis]);
             }
             out
         }
@@ -543,7 +584,9 @@ pub fn infer_shape(
             )?;
             sh(0).to_vec()
         }
-    })
+    };
+    checked_numel(&shape).map_err(|m| e(format!("result {m}")))?;
+    Ok(shape)
 }
 
 /// Range of a sum of products `sum_i w_i * x_i` with `x_i` in `x`, over the given weights.

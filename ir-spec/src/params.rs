@@ -40,7 +40,9 @@ pub struct ParamSet {
 impl ParamSet {
     /// Dimension of the big LWE key (`k * N`).
     pub fn big_lwe_dimension(&self) -> usize {
-        self.glwe_dimension * self.polynomial_size
+        // Saturating: decoded parameter sets may be hostile; a saturated dimension is never
+        // secure-looking or allocatable, so every caller refuses it.
+        self.glwe_dimension.saturating_mul(self.polynomial_size)
     }
 
     /// A stable 64-bit fingerprint of the parameters (used to key caches and to check that a

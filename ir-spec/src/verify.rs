@@ -4,10 +4,11 @@
 //! op (`%3 = add: ...`), or `output "name"` for outputs. Checked:
 //! - structure: acyclic, operand counts, outputs unused, at least one output, unique input and
 //!   output names;
-//! - types: element widths `1..=64`, no zero-sized axes, result visibility and shape exactly as
-//!   [`crate::infer::infer`] computes them (declared element widths may be narrower than
-//!   inferred: bit-width analysis narrows them and the interpreter checks overflow), comparison
-//!   results `u1`, outputs typed like their operand;
+//! - types: element widths `1..=64`, no zero-sized axes, at most
+//!   [`MAX_ELEMENTS`](crate::infer::MAX_ELEMENTS) elements per tensor (checked products),
+//!   result visibility and shape exactly as [`crate::infer::infer`] computes them (declared
+//!   element widths may be narrower than inferred: bit-width analysis narrows them and the
+//!   interpreter checks overflow), comparison results `u1`, outputs typed like their operand;
 //! - attributes and pools (through inference): axes, permutations, slice bounds, convolution
 //!   attributes, `round` and `clip` parameters, table and constant ids, table lengths, the map
 //!   of `tlu.multi`/`pbs`; constants match their declared shape and type;
@@ -20,9 +21,9 @@
 //!   result as the bit window they read and read only bits the operand's encoding holds.
 
 use crate::graph::{Graph, Level, ValueId};
-use crate::infer::infer;
+use crate::infer::{checked_numel, infer};
 use crate::ops::Op;
-use crate::types::{numel, IntType, KeyId, TensorType};
+use crate::types::{IntType, KeyId, TensorType};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -187,6 +188,9 @@ impl Verifier<'_> {
         if ty.shape.contains(&0) {
             self.report(v, format!("shape {:?} has a zero-sized axis", ty.shape));
             ok = false;
+        } else if let Err(m) = checked_numel(&ty.shape) {
+            self.report(v, m);
+            ok = false;
         }
         match (g.level, ty.encoding) {
             (Level::Tensor, Some(e)) => self.report(
@@ -262,7 +266,7 @@ impl Verifier<'_> {
         // read their ranges and shapes.
         let operands_ok = operands.iter().all(|&o| {
             let t = g.ty(o);
-            t.int.is_valid() && !t.shape.contains(&0)
+            t.int.is_valid() && !t.shape.contains(&0) && checked_numel(&t.shape).is_ok()
         });
         if !type_ok || !operands_ok {
             return;
@@ -345,17 +349,18 @@ impl Verifier<'_> {
                 ),
             );
         }
-        if c.values.len() != numel(&c.shape) {
-            self.report(
+        match checked_numel(&c.shape) {
+            Err(m) => self.report(v, format!("constant #{}: {m}", id.0)),
+            Ok(n) if c.values.len() != n => self.report(
                 v,
                 format!(
-                    "constant #{} has {} values for shape {:?} ({} elements)",
+                    "constant #{} has {} values for shape {:?} ({n} elements)",
                     id.0,
                     c.values.len(),
                     c.shape,
-                    numel(&c.shape)
                 ),
-            );
+            ),
+            Ok(_) => {}
         }
         if let Some((i, x)) = c
             .values

@@ -37,8 +37,9 @@ use veil_compiler::program::Program;
 use veil_ir::serial;
 use veil_ir::{Domain, DomainError, Graph, ParamSet, Tensor};
 use veil_runtime::artifact::{
-    by_name, check_tensor, fingerprints, io_specs, load_graph, open, program_id, seal, to_serial,
-    ArtifactError, EncryptedBatch, IoSpec, KeySpec, KIND_CLIENT_ARTIFACT,
+    by_name, check_sample_count, check_tensor, fingerprints, io_specs, load_graph, open,
+    program_id, seal, to_serial, ArtifactError, EncryptedBatch, IoSpec, KeySpec,
+    KIND_CLIENT_ARTIFACT,
 };
 use veil_runtime::{ClientKeys, CompressedServerKeys, KeyRequirements, KeygenOptions, Value};
 
@@ -213,6 +214,18 @@ impl ClientArtifact {
     pub fn from_bytes(data: &[u8]) -> Result<Self, ArtifactError> {
         const K: &str = KIND_CLIENT_ARTIFACT;
         let f: ClientFile = open(K, data)?;
+        // `ParamSet::is_secure` multiplies k by N unchecked: refuse dimensions whose product
+        // overflows first (found by `tests/onnx_fuzz.rs`).
+        if let Some(p) = f
+            .params
+            .iter()
+            .find(|p| p.glwe_dimension.checked_mul(p.polynomial_size).is_none())
+        {
+            return Err(ArtifactError::Invalid(format!(
+                "parameter set {p} has a GLWE key of k * N = {} * {} coefficients, more than this machine can address",
+                p.glwe_dimension, p.polynomial_size
+            )));
+        }
         if let Some(p) = f.params.iter().find(|p| !p.is_secure()) {
             return Err(ArtifactError::Invalid(format!(
                 "parameter set {p} is not 128-bit secure"
@@ -233,6 +246,16 @@ impl ClientArtifact {
                 "the client artifact names a parameter set it does not hold".into(),
             ));
         }
+        if let ClientModel::Quantized { spec, .. } = &f.model {
+            let fits = spec.batch >= 1
+                && f.inputs.len() == 1
+                && f.inputs[0].ty.shape.to_vec() == [spec.batch, spec.input_columns()];
+            if !fits {
+                return Err(ArtifactError::Invalid(
+                    "the client artifact's model does not match its program input (batch size or feature count)".into(),
+                ));
+            }
+        }
         Ok(ClientArtifact {
             source: f.source,
             program_id: f.program_id,
@@ -250,10 +273,7 @@ impl ClientArtifact {
 
     /// Which samples run `r` holds, for messages: `sample 3` or `samples 5-8 (run 2)`.
     fn samples_of_run(&self, r: usize) -> String {
-        let batch = match &self.model {
-            ClientModel::Quantized { spec, .. } => spec.batch.max(1),
-            ClientModel::Integers => 1,
-        };
+        let batch = self.samples_per_run().max(1);
         if batch == 1 {
             format!("sample {}", r + 1)
         } else {
@@ -454,6 +474,8 @@ impl ClientArtifact {
                 keys.key_id()
             )));
         }
+        // The sample count is the server's word: check it before anything trusts it.
+        batch.check_samples(self.samples_per_run())?;
         let intervals = self.output_intervals();
         let mut anomalies = Vec::new();
         let out = batch
@@ -511,6 +533,15 @@ impl ClientArtifact {
                 self.domain.interval(*numbers.get(&x)?)
             })
             .collect()
+    }
+
+    /// Samples one program run holds: 1 for integer programs, the batch size for ML models
+    /// (whose last run is padded).
+    pub fn samples_per_run(&self) -> usize {
+        match &self.model {
+            ClientModel::Integers => 1,
+            ClientModel::Quantized { spec, .. } => spec.batch,
+        }
     }
 
     /// Columns of one input row: `(input name, element count)` per input, in order (for
@@ -576,6 +607,7 @@ impl ClientArtifact {
         outputs: &[Vec<Tensor<i64>>],
         samples: usize,
     ) -> Result<Predictions, ArtifactError> {
+        check_sample_count(samples, outputs.len(), self.samples_per_run())?;
         match &self.model {
             ClientModel::Integers => {
                 let names = self.outputs.iter().map(|s| s.name.clone()).collect();
@@ -603,6 +635,14 @@ impl ClientArtifact {
                         })
                     })
                     .collect::<Result<_, _>>()?;
+                // Every sample decodes from at least one output value: the values the runs
+                // really hold bound what is allocated for the samples.
+                let held: usize = flat.iter().map(|t| t.data.len()).sum();
+                if samples > held {
+                    return Err(ArtifactError::Invalid(format!(
+                        "{samples} samples claimed, but the runs hold only {held} output values; decrypt the results of `veil run` for this client artifact"
+                    )));
+                }
                 let dec = spec
                     .decode(&flat, samples)
                     .map_err(|e| ArtifactError::Invalid(e.to_string()))?;
@@ -644,18 +684,23 @@ fn onnx_predictions(tail: &OnnxTail, dec: &[Vec<f64>]) -> Result<Predictions, Ar
     let import = OnnxImport::from_bytes(&tail.model).map_err(onnx_err)?;
     let g = import.graph();
     let split = crate::onnx::compile::split(g).map_err(onnx_err)?;
-    let w: usize = tail.cut_shape.iter().product();
     let rows = dec.len();
+    let w = tail
+        .cut_shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&w| dec.iter().all(|r| r.len() >= w))
+        .ok_or_else(|| {
+            ArtifactError::Invalid(format!(
+                "the model's client part reads values of shape {:?} per sample, the program decodes {} per sample; compile the model again with `veil compile`",
+                tail.cut_shape,
+                dec.first().map_or(0, |r| r.len())
+            ))
+        })?;
     let mut shape = vec![rows];
     shape.extend_from_slice(&tail.cut_shape);
-    let mut data = Vec::with_capacity(rows * w);
+    let mut data = Vec::with_capacity(rows.saturating_mul(w));
     for r in dec {
-        if r.len() < w {
-            return Err(ArtifactError::Invalid(format!(
-                "decoded {} values per sample, the model's client part reads {w}",
-                r.len()
-            )));
-        }
         data.extend_from_slice(&r[..w]);
     }
     let cut = FTensor::new(shape, data).map_err(|e| ArtifactError::Invalid(e.0))?;

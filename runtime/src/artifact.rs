@@ -608,9 +608,15 @@ impl EncryptedBatch {
                 }
                 r.into_iter()
                     .map(|v| match v {
-                        WireValue::Clear { shape, data } => Tensor::new(shape, data)
-                            .map(Value::Clear)
-                            .map_err(|e| ArtifactError::Invalid(e.0)),
+                        WireValue::Clear { shape, data } => {
+                            // Checked first: `Tensor::new` multiplies the dimensions unchecked.
+                            veil_ir::infer::checked_numel(&shape).map_err(|m| {
+                                ArtifactError::Invalid(format!("a clear value: {m}"))
+                            })?;
+                            Tensor::new(shape, data)
+                                .map(Value::Clear)
+                                .map_err(|e| ArtifactError::Invalid(e.0))
+                        }
                         WireValue::Encrypted(b) => Ok(Value::Encrypted(CtTensor::from_bytes(&b)?)),
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -624,6 +630,46 @@ impl EncryptedBatch {
             runs,
         })
     }
+}
+
+impl EncryptedBatch {
+    /// Checks the sample count against the runs, for a program whose runs hold `per_run`
+    /// samples each (1 for integer programs, the batch size for ML models, whose last run is
+    /// padded): see [`check_sample_count`]. A client calls it before decoding results, whose
+    /// sample count the server wrote.
+    pub fn check_samples(&self, per_run: usize) -> Result<(), ArtifactError> {
+        check_sample_count(self.samples, self.runs.len(), per_run)
+    }
+}
+
+/// Checks that `runs` program runs of `per_run` samples each hold `samples` samples:
+/// `runs == ceil(samples / per_run)` (the last run may be padded). Fails with
+/// [`ArtifactError::Invalid`] otherwise: a sample count that does not match its runs comes
+/// from a modified or damaged file, and trusting it would drop result rows or allocate for
+/// samples that do not exist.
+pub fn check_sample_count(
+    samples: usize,
+    runs: usize,
+    per_run: usize,
+) -> Result<(), ArtifactError> {
+    if per_run == 0 {
+        return Err(ArtifactError::Invalid(
+            "the program's runs hold 0 samples each; compile it again with `veil compile`".into(),
+        ));
+    }
+    if samples.div_ceil(per_run) == runs {
+        return Ok(());
+    }
+    let hi = runs.saturating_mul(per_run);
+    let lo = hi.saturating_sub(per_run - 1).max(1);
+    let expected = match runs {
+        0 => "no samples".to_string(),
+        _ if lo == hi => format!("{hi} sample(s)"),
+        _ => format!("{lo} to {hi} samples"),
+    };
+    Err(ArtifactError::Invalid(format!(
+        "the batch claims {samples} sample(s) but holds {runs} run(s) of {per_run} sample(s) each, that is {expected}; the file was modified or damaged: encrypt and run again (`veil encrypt`, `veil run`)"
+    )))
 }
 
 impl ArtifactError {

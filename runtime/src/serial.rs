@@ -102,7 +102,40 @@ fn check_fingerprint(what: &'static str, params: &[ParamSet], fp: u64) -> Result
             "parameter fingerprint does not match the parameters",
         ));
     }
-    check_all(params, true)
+    let tfhe = check_all(params, true)?;
+    // Key sizes are products of these dimensions (computed with `size_of`); the sums and
+    // products tfhe's own size helpers compute (`k + 1`, `k * N`, dimension + 1) must not
+    // overflow either.
+    for (i, t) in tfhe.iter().enumerate() {
+        let big = t.k.0.checked_mul(t.poly.0);
+        let ok = t.k.0.checked_add(1).is_some()
+            && big.and_then(|b| b.checked_add(1)).is_some()
+            && t.n.0.checked_add(1).is_some();
+        if !ok {
+            return Err(invalid(
+                what,
+                format!(
+                    "parameter set @p{i} has dimensions (n={}, k={}, N={}) too large for this machine",
+                    t.n.0, t.k.0, t.poly.0
+                ),
+            ));
+        }
+    }
+    Ok(tfhe)
+}
+
+/// The product of `factors` (a key size in words), or an error naming `item` when it
+/// overflows. Callers pass factors that were themselves bounded (see [`check_fingerprint`]).
+fn size_of(what: &'static str, item: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |a, &f| a.checked_mul(f))
+        .ok_or_else(|| {
+            invalid(
+                what,
+                format!("{item} needs keys larger than this machine can address (dimensions {factors:?})"),
+            )
+        })
 }
 
 fn param_of<'a>(what: &'static str, t: &'a [Tfhe], k: KeyId) -> Result<&'a Tfhe> {
@@ -298,13 +331,13 @@ impl CompressedServerKeys {
         let mut bsks = BTreeMap::new();
         for b in f.bsks {
             let t = param_of(W, &tfhe, KeyId::Big(b.param))?;
-            let want = t.n.0 * t.pbs_level.0 * t.k.to_glwe_size().0 * t.poly.0;
-            check_len(
+            let item = format!("bootstrap key of @p{}", b.param);
+            let want = size_of(
                 W,
-                &format!("bootstrap key of @p{}", b.param),
-                b.data.0.len(),
-                want,
+                &item,
+                &[t.n.0, t.pbs_level.0, t.k.to_glwe_size().0, t.poly.0],
             )?;
+            check_len(W, &item, b.data.0.len(), want)?;
             let k = SeededLweBootstrapKey::from_container(
                 b.data.0,
                 t.k.to_glwe_size(),
@@ -320,13 +353,9 @@ impl CompressedServerKeys {
         for k in f.ksks {
             let t_in = param_of(W, &tfhe, k.from)?;
             let t = param_of(W, &tfhe, k.to)?;
-            let want = key_dim(t_in, k.from) * t.ks_level.0;
-            check_len(
-                W,
-                &format!("keyswitch key {} -> {}", k.from, k.to),
-                k.data.0.len(),
-                want,
-            )?;
+            let item = format!("keyswitch key {} -> {}", k.from, k.to);
+            let want = size_of(W, &item, &[key_dim(t_in, k.from), t.ks_level.0])?;
+            check_len(W, &item, k.data.0.len(), want)?;
             let key = SeededLweKeyswitchKey::from_container(
                 k.data.0,
                 t.ks_base_log,
@@ -411,13 +440,9 @@ impl ServerKeys {
         for b in f.bsks {
             let t = param_of(W, &tfhe, KeyId::Big(b.param))?;
             let g = t.k.to_glwe_size().0;
-            let want = 2 * t.n.0 * g * g * t.pbs_level.0 * (t.poly.0 / 2);
-            check_len(
-                W,
-                &format!("bootstrap key of @p{}", b.param),
-                b.data.0.len(),
-                want,
-            )?;
+            let item = format!("bootstrap key of @p{}", b.param);
+            let want = size_of(W, &item, &[2, t.n.0, g, g, t.pbs_level.0, t.poly.0 / 2])?;
+            check_len(W, &item, b.data.0.len(), want)?;
             let mut key = FourierLweBootstrapKey::new(
                 t.n,
                 t.k.to_glwe_size(),
@@ -449,13 +474,9 @@ impl ServerKeys {
             let t_in = param_of(W, &tfhe, k.from)?;
             let t = param_of(W, &tfhe, k.to)?;
             let out = key_dim(t, k.to) + 1;
-            let want = key_dim(t_in, k.from) * t.ks_level.0 * out;
-            check_len(
-                W,
-                &format!("keyswitch key {} -> {}", k.from, k.to),
-                k.data.0.len(),
-                want,
-            )?;
+            let item = format!("keyswitch key {} -> {}", k.from, k.to);
+            let want = size_of(W, &item, &[key_dim(t_in, k.from), t.ks_level.0, out])?;
+            check_len(W, &item, k.data.0.len(), want)?;
             let key = LweKeyswitchKey::from_container(
                 k.data.0,
                 t.ks_base_log,
