@@ -1,5 +1,5 @@
 //! Private ML inference on breast cancer against the peer (Concrete ML 1.9.0, measured on this
-//! project's 2-core machine, `/work/shared/reference/fhe-facts.md` section 7).
+//! project's 2-core machine).
 //!
 //! For each model, on scikit-learn's 75/25 split with random_state 0 (veil's split selects the
 //! same samples): float accuracy and quantized-clear accuracy on the whole test set (143
@@ -39,7 +39,7 @@ use veil_ml::{
 /// XGBoost's JSON model of the peer's XGBClassifier (20 trees, depth 3, breast cancer).
 const XGB_MODEL: &str = include_str!("../../ml/tests/fixtures/xgboost/breast_cancer.model.json");
 
-/// The peer's row of fhe-facts.md section 7.
+/// The peer's figures (Concrete ML 1.9.0 measured on the same machine).
 #[derive(Clone, Copy, Serialize)]
 struct Peer {
     n_bits: u8,
@@ -371,7 +371,7 @@ fn main() {
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "veil ML benchmark: breast cancer, 75/25 split (seed 0), {samples} encrypted sample(s) per model, one at a time, {threads} thread(s); peer: Concrete ML 1.9.0 on the same 2-core machine (fhe-facts.md section 7)"
+        "veil ML benchmark: breast cancer, 75/25 split (seed 0), {samples} encrypted sample(s) per model, one at a time, {threads} thread(s); peer: Concrete ML 1.9.0 on the same 2-core machine"
     );
     let mut rows = Vec::new();
     for w in &wanted {

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use veil_compiler::optimizer::cost::{ks_cost, pbs_cost};
 use veil_compiler::optimizer::{optimize, ErrorTarget, Problem, Solution};
 
-/// Concrete's reference choices (fhe-facts §5): bits, k, log2 N, n, BR level/base_log,
+/// Concrete's reference choices (concrete-optimizer's reference table): bits, k, log2 N, n, BR level/base_log,
 /// KS level/base_log, at p_error 2^-13.9 and norm2 1.
 type Reference = (u8, usize, u32, usize, usize, usize, usize, usize);
 

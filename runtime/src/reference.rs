@@ -1,6 +1,6 @@
 //! Reference parameter sets for tests and benchmarks: Concrete's published 128-bit choices for
 //! one table lookup of 1..=8 bits (p_error 6.3e-5, norm2 = 1; see
-//! `shared/reference/fhe-facts.md` section 5) with noise set at the 128-bit floor
+//! Concrete's optimizer's reference table) with noise set at the 128-bit floor
 //! ([`veil_ir::params::min_secure_noise_log2`]). Programs compiled by veil carry the
 //! optimizer's own sets; these exist so that the runtime can be tested and measured alone.
 

@@ -1,4 +1,4 @@
-//! Cost model of Concrete's optimizer (arbitrary units, fhe-facts §5).
+//! Cost model of Concrete's optimizer (arbitrary units; concrete-optimizer's complexity model).
 //!
 //! `FFT(N) = N log2 N + N`, `CMUX = (k+1) l FFT(N) + (k+1) IFFT(N) + (k+1)^2 l N`,
 //! `PBS = n * CMUX`, `KS = 2 n_in l (n_out + 1)`, levelled = `size * dimension`.

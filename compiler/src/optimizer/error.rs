@@ -5,7 +5,7 @@
 //! centred Gaussian noise stays below half a message step, `2^(64 - p - 2)` on the 64-bit torus
 //! (`2^(-p-2)` torus-normalised). With standard deviation `sigma` that fails with probability
 //! `erfc(2^(-p-2) / (sqrt(2) * sigma))`; conversely a target `p_error` allows
-//! `sigma <= 2^(-p-2) / kappa` with `kappa = sqrt(2) * erfcinv(p_error)` (fhe-facts §4).
+//! `sigma <= 2^(-p-2) / kappa` with `kappa = sqrt(2) * erfcinv(p_error)` (Bergerat et al., ePrint 2022/704).
 //!
 //! `erfc` is computed to about 1e-15 relative accuracy: a Taylor series for `|x| < 2` and a
 //! continued fraction (Lentz) beyond, with a log form ([`ln_erfc`]) that never underflows so the

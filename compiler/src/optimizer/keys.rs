@@ -40,7 +40,7 @@ pub use veil_runtime::keys::human_bytes;
 mod tests {
     use super::*;
 
-    /// fhe-facts §1: n = 742, k = 1, N = 2048, l = 1 gives a 48.6 MB BSK.
+    /// Concrete's 1-bit reference set: n = 742, k = 1, N = 2048, l = 1 gives a 48.6 MB BSK.
     #[test]
     fn measured_bsk_size() {
         let p = ParamSet {

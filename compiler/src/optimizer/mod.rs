@@ -5,7 +5,7 @@
 //! plus an error target. Output: one [`ParamSet`] per group of partitions (one group unless
 //! splitting is cheaper), the model's cost and the predicted error probabilities.
 //!
-//! The models are Concrete's (fhe-facts §3-5): [`noise`] (keyswitch, modulus switch, external
+//! The models are Concrete's (Bergerat et al., "Parameter Optimization and Larger Precision for (T)FHE", J. Cryptology 2023, ePrint 2022/704; concrete-optimizer): [`noise`] (keyswitch, modulus switch, external
 //! product with FFT noise, dot products), [`error`] (erfc, kappa, `V_safe`), [`cost`],
 //! [`security`] (noise at the 128-bit floor). [`search`] finds the cheapest set for a list of
 //! constraints; [`multi`] decides which partitions share a set; [`keys`] sizes the keys;

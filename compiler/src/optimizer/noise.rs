@@ -1,5 +1,5 @@
 //! Noise variances of TFHE's building blocks (Concrete's optimizer, Bergerat et al., J. Cryptology
-//! 2023, ePrint 2022/704; fhe-facts §4).
+//! 2023, ePrint 2022/704).
 //!
 //! Every variance is torus-normalised (modular variance divided by `q^2`, `q = 2^64`) and assumes
 //! binary secret keys. Decompositions are given as `base_log` (`B = 2^base_log`) and `level`.

@@ -2,7 +2,7 @@
 //!
 //! A set `(k, N, n, PBS decomposition, KS decomposition)` serves a list of [`Constraint`]s (one
 //! per partition it carries): each needs `norm2 * s2_BR + s2_KS + s2_MS <= V_safe`, the atomic
-//! pattern Dot -> KS -> MS -> PBS of fhe-facts §4, with the KS from the big key `k N` to the small
+//! pattern Dot -> KS -> MS -> PBS of Concrete's optimizer (Bergerat et al., ePrint 2022/704), with the KS from the big key `k N` to the small
 //! key `n`. Key noise always sits at the 128-bit floor of its dimension, so the search is over
 //! dimensions and decompositions only.
 //!
