@@ -1,7 +1,7 @@
 //! Equality saturation on tensor-level programs with egg, minimizing the cost of bootstraps.
 //!
 //! [`rewrite_graph`] loads a [`Graph`] into an e-graph ([`convert`]), saturates it with the
-//! rules of [`rules`] under node/iteration/time limits, extracts the cheapest program with
+//! rules of [`rules`] under node and iteration limits (deterministic: no wall clock by default), extracts the cheapest program with
 //! shared sub-graphs counted once ([`extract::dag_extract`], costs from [`cost`]) and emits it
 //! as a graph again. The result is never more expensive than the input: if extraction does not
 //! improve the cost, the input is returned unchanged.
@@ -28,9 +28,15 @@ use veil_ir::Graph;
 pub struct RewriteConfig {
     /// Stop saturating after this many iterations.
     pub iter_limit: usize,
-    /// Stop saturating when the e-graph has this many nodes.
+    /// Stop saturating when the e-graph has more than this many nodes, or more than
+    /// `node_limit_per_node` times the nodes of the loaded program if that is larger (so that
+    /// long programs are rewritten too, within a budget proportional to their size).
     pub node_limit: usize,
-    /// Stop saturating after this long (milliseconds).
+    /// The node budget per node of the loaded program (see `node_limit`).
+    pub node_limit_per_node: usize,
+    /// Stop saturating after this long (milliseconds); `0` (the default): no wall-clock
+    /// limit, so that the result does not depend on the machine (the node and iteration
+    /// limits bound the work).
     pub time_limit_ms: u64,
     /// Rules only build tables on operands whose range spans at most `2^max_table_bits`
     /// values (TLU inputs are capped at 16 bits).
@@ -56,7 +62,8 @@ impl Default for RewriteConfig {
         RewriteConfig {
             iter_limit: 30,
             node_limit: 20_000,
-            time_limit_ms: 500,
+            node_limit_per_node: 8,
+            time_limit_ms: 0,
             max_table_bits: 16,
             approx_round_bits: None,
             p_error: cost::DEFAULT_P_ERROR,
@@ -144,11 +151,18 @@ pub fn saturate(
 ) -> Result<Saturated, RewriteError> {
     let mut loaded = convert::to_egraph(g, ranges)?;
     let eg = std::mem::take(&mut loaded.egraph);
+    let node_limit = cfg
+        .node_limit
+        .max(cfg.node_limit_per_node.saturating_mul(eg.total_size()));
+    let time_limit = match cfg.time_limit_ms {
+        0 => Duration::MAX,
+        ms => Duration::from_millis(ms),
+    };
     let runner = egg::Runner::default()
         .with_egraph(eg)
         .with_iter_limit(cfg.iter_limit)
-        .with_node_limit(cfg.node_limit)
-        .with_time_limit(Duration::from_millis(cfg.time_limit_ms))
+        .with_node_limit(node_limit)
+        .with_time_limit(time_limit)
         .run(&rules::all_rules(cfg));
     let stop_reason = match &runner.stop_reason {
         Some(egg::StopReason::Saturated) => "Saturated".to_string(),
