@@ -6,14 +6,20 @@
 //! the shared lookup plus two levelled ops costs one. [`dag_extract`] instead computes, for
 //! every class, the *set* of classes its best choice needs and minimizes the cost of that set
 //! (the union of the children's sets plus the node itself), iterating to a fixpoint (the
-//! greedy-DAG extractor of extraction-gym). [`tree_extract`] wraps egg's extractor with the
-//! same node costs, for comparison.
+//! greedy-DAG extractor of extraction-gym), then improves the choice locally. [`tree_extract`]
+//! wraps egg's extractor with the same node costs, for comparison.
+//!
+//! Cost: near-linear in the e-graph's size. Sets are persistent treaps sharing structure
+//! ([`pset`]); the fixpoint rounds only re-evaluate classes whose children changed, within a
+//! work budget beyond which classes are settled cheapest first; local improvement prices a
+//! re-choice by the classes it makes (un)reachable (reference counts) and checks cycles with a
+//! search pruned by a topological numbering.
 
 use super::analysis::{node_op, value, value_children, VeilEGraph};
 use super::cost::{CostModel, Fact, OpCost};
 use super::lang::VeilLang;
 use egg::{CostFunction, Id, Language};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// A tie-breaker added to every node: among equal costs, fewer nodes win.
 const NODE_EPSILON: f64 = 1e-6;
@@ -177,15 +183,34 @@ fn reachable(f: &Flat, pick: &[Option<usize>], roots: &[usize]) -> Option<Vec<us
     Some(order)
 }
 
-/// Greedy DAG: per class, the node minimizing the cost of the union of its children's sets.
+/// Greedy DAG: per class, the node minimizing the cost of the union of its children's sets
+/// (the classes a choice needs, each paid once).
 ///
-/// Classes are visited in rounds in `eg.classes()` order until a round changes nothing (at
-/// most `classes + 2` rounds). A class is re-evaluated only when one of its children's
-/// choices changed since its last evaluation (re-evaluating it otherwise cannot change
-/// anything), so the rounds are simulated by a queue of `(round, position)` events: a change
-/// schedules the parents later in the order in the same round, the others in the next one.
-/// The sets are persistent ([`pset`]): a set and its children's sets share their structure.
+/// First in rounds ([`greedy_rounds`]), the reference algorithm, within a budget of work
+/// (node evaluations plus the elements merged into the largest child set) of
+/// [`ROUND_BUDGET_MIN`] plus two per e-node (every program of the corpus converges within a
+/// hundredth of it); when the rounds do not converge within it (large e-graphs, where
+/// changes travel one step of the class order per round, or large sets are merged over and
+/// over), cheapest first ([`greedy_settled`]), which evaluates every node once.
 fn greedy(f: &Flat) -> Vec<Option<usize>> {
+    let nodes: usize = f.kids.iter().map(Vec::len).sum();
+    let budget = ROUND_BUDGET_MIN.saturating_add(2 * nodes);
+    greedy_rounds(f, budget).unwrap_or_else(|| greedy_settled(f))
+}
+
+/// Node evaluations always allowed to [`greedy_rounds`].
+pub const ROUND_BUDGET_MIN: usize = 200_000;
+
+/// Greedy DAG in rounds: classes are visited in `eg.classes()` order until a round changes
+/// nothing (at most `classes + 2` rounds), each node's candidate built from its children's
+/// current sets. `None` when that takes more than `budget` work (see [`greedy`]).
+///
+/// A class is re-evaluated only when one of its children's choices changed since its last
+/// evaluation (re-evaluating it otherwise cannot change anything), so the rounds are
+/// simulated by a queue of `(round, position)` events: a change schedules the parents later
+/// in the order in the same round, the others in the next one. The sets are persistent
+/// ([`pset`]): a set and its children's sets share their structure.
+fn greedy_rounds(f: &Flat, budget: usize) -> Option<Vec<Option<usize>>> {
     let n = f.len();
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (c, nodes) in f.kids.iter().enumerate() {
@@ -201,42 +226,35 @@ fn greedy(f: &Flat) -> Vec<Option<usize>> {
     }
     let mut best: Vec<Option<(f64, usize, pset::Tree)>> = vec![None; n];
     let max_rounds = n + 2;
-    let mut queue: BTreeSet<(usize, usize)> = (0..n).map(|c| (0, c)).collect();
+    let mut spent = 0usize;
+    let mut queue: std::collections::BTreeSet<(usize, usize)> = (0..n).map(|c| (0, c)).collect();
     while let Some((round, c)) = queue.pop_first() {
         if round >= max_rounds {
             break;
         }
         let mut changed = false;
-        for (i, ks) in f.kids[c].iter().enumerate() {
-            let mut sets: Vec<&pset::Tree> = Vec::with_capacity(ks.len());
-            for k in ks {
-                match &best[*k] {
-                    Some((_, _, s)) => sets.push(s),
-                    None => break,
+        for i in 0..f.kids[c].len() {
+            if f.kids[c][i].iter().any(|k| best[*k].is_none()) {
+                continue;
+            }
+            // the work of a union: the elements of all but the largest child set
+            let lens = f.kids[c][i]
+                .iter()
+                .map(|k| pset::len(&best[*k].as_ref().expect("checked").2) as usize);
+            let (sum, max) = lens.fold((0, 0), |(s, m), l| (s + l, l.max(m)));
+            spent += 1 + sum - max;
+            if spent > budget {
+                return None;
+            }
+            if let Some(candidate) = candidate(f, &best, c, i) {
+                let better = match &best[c] {
+                    None => true,
+                    Some((b, _, _)) => candidate.0 < *b - COST_TOLERANCE,
+                };
+                if better {
+                    best[c] = Some(candidate);
+                    changed = true;
                 }
-            }
-            if sets.len() < ks.len() {
-                continue;
-            }
-            // start from the largest child set, add the others (a later set's cost wins)
-            sets.sort_by_key(|s| std::cmp::Reverse(pset::len(s)));
-            let mut set = sets.first().map(|s| (*s).clone()).unwrap_or_default();
-            for s in sets.iter().skip(1) {
-                set = pset::union(&set, s);
-            }
-            let key = c as u32;
-            if pset::contains(&set, key) {
-                continue;
-            }
-            set = pset::union(&set, &pset::singleton(key, f.costs[c][i]));
-            let total = pset::sum(&set);
-            let better = match &best[c] {
-                None => true,
-                Some((b, _, _)) => total < *b - COST_TOLERANCE,
-            };
-            if better {
-                best[c] = Some((total, i, set));
-                changed = true;
             }
         }
         if changed {
@@ -245,7 +263,123 @@ fn greedy(f: &Flat) -> Vec<Option<usize>> {
             }
         }
     }
+    Some(best.into_iter().map(|b| b.map(|(_, i, _)| i)).collect())
+}
+
+/// The candidate of node `i` of class `c` (every child has a set): the union of its
+/// children's sets plus `c`, with its total cost; `None` when a child's set contains `c`.
+fn candidate(
+    f: &Flat,
+    best: &[Option<(f64, usize, pset::Tree)>],
+    c: usize,
+    i: usize,
+) -> Option<(f64, usize, pset::Tree)> {
+    let mut sets: Vec<&pset::Tree> = f.kids[c][i]
+        .iter()
+        .map(|k| &best[*k].as_ref().expect("a child with a set").2)
+        .collect();
+    // start from the largest child set, add the others (a later set's cost wins)
+    sets.sort_by_key(|s| std::cmp::Reverse(pset::len(s)));
+    let mut set = sets.first().map(|s| (*s).clone()).unwrap_or_default();
+    for s in sets.iter().skip(1) {
+        set = pset::union(&set, s);
+    }
+    let key = c as u32;
+    if pset::contains(&set, key) {
+        return None;
+    }
+    set = pset::union(&set, &pset::singleton(key, f.costs[c][i]));
+    Some((pset::sum(&set), i, set))
+}
+
+/// Greedy DAG, cheapest first (Knuth's generalization of Dijkstra's algorithm): a node is
+/// evaluated once, when its last child is settled, and a class is settled with its cheapest
+/// candidate. A node's set contains its children's, so its cost is at least theirs and no
+/// node completed later can beat a settled class. Among candidates within
+/// [`COST_TOLERANCE`] the first one found stays.
+fn greedy_settled(f: &Flat) -> Vec<Option<usize>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = f.len();
+    // users[k]: the nodes (class, index) that have class k as a child, once per node
+    let mut users: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+    let mut pending: Vec<Vec<usize>> = Vec::with_capacity(n);
+    for (c, nodes) in f.kids.iter().enumerate() {
+        let mut counts = Vec::with_capacity(nodes.len());
+        for (i, ks) in nodes.iter().enumerate() {
+            let mut distinct = ks.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for &k in &distinct {
+                users[k].push((c, i));
+            }
+            counts.push(distinct.len());
+        }
+        pending.push(counts);
+    }
+    let mut best: Vec<Option<(f64, usize, pset::Tree)>> = vec![None; n];
+    let mut settled = vec![false; n];
+    let mut heap: BinaryHeap<Reverse<(Cost, usize)>> = BinaryHeap::new();
+    let evaluate = |best: &mut Vec<Option<(f64, usize, pset::Tree)>>,
+                    heap: &mut BinaryHeap<Reverse<(Cost, usize)>>,
+                    c: usize,
+                    i: usize| {
+        let Some(cand) = candidate(f, best, c, i) else {
+            return;
+        };
+        let better = match &best[c] {
+            None => true,
+            Some((b, _, _)) => cand.0 < *b - COST_TOLERANCE,
+        };
+        if better {
+            heap.push(Reverse((Cost(cand.0), c)));
+            best[c] = Some(cand);
+        }
+    };
+    let leaves: Vec<(usize, usize)> = pending
+        .iter()
+        .enumerate()
+        .flat_map(|(c, ps)| {
+            ps.iter()
+                .enumerate()
+                .filter(|(_, p)| **p == 0)
+                .map(move |(i, _)| (c, i))
+        })
+        .collect();
+    for (c, i) in leaves {
+        evaluate(&mut best, &mut heap, c, i);
+    }
+    while let Some(Reverse((Cost(total), c))) = heap.pop() {
+        if settled[c] || best[c].as_ref().is_none_or(|b| b.0 != total) {
+            continue;
+        }
+        settled[c] = true;
+        for &(p, i) in &users[c] {
+            pending[p][i] -= 1;
+            if pending[p][i] == 0 && !settled[p] {
+                evaluate(&mut best, &mut heap, p, i);
+            }
+        }
+    }
     best.into_iter().map(|b| b.map(|(_, i, _)| i)).collect()
+}
+
+/// A cost ordered by [`f64::total_cmp`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cost(f64);
+
+impl Eq for Cost {}
+
+impl PartialOrd for Cost {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Cost {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
 }
 
 /// Local improvement of a choice: the classes the roots reach, with how many chosen edges
