@@ -322,7 +322,8 @@ pub fn compile(
     })
 }
 
-/// One measured reference point: 24 ms per PBS at n=742, k=1, N=2048, l=1 (fhe-facts §1).
+/// One reference point of the latency estimate: 24 ms per PBS at n=742, k=1, N=2048, l=1
+/// (measured on a 2-core machine; `CompileStats::estimated_latency_ms` is an estimate).
 fn ms_per_cost_unit() -> f64 {
     24.0 / optimizer::cost::pbs_cost(742, 1, 2048, 1)
 }

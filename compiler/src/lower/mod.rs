@@ -239,6 +239,8 @@ struct Lowerer<'a> {
     /// Lowered values whose low bits are known to be zero ([`alignments`]): their bootstraps
     /// read only the bits above (`keyswitch.shr`).
     aligned: HashMap<ValueId, u8>,
+    /// Index of `dst`'s constant pool: `Graph::add_const` without scanning the pool.
+    consts: HashMap<Constant, veil_ir::ConstId>,
 }
 
 /// The shared `keyswitch((x - lo) >> shift)` feeding the bootstraps of one value: message `m`
@@ -278,6 +280,7 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         pending: Vec::new(),
         ks_cache: HashMap::new(),
         aligned: HashMap::new(),
+        consts: HashMap::new(),
     };
     let align = alignments(src);
     for v in order {
@@ -382,9 +385,21 @@ impl<'a> Lowerer<'a> {
         Ok(self.dst.add_node(op, ty, operands))
     }
 
+    /// `Graph::add_const` on `dst` (the first equal constant, else a new one) without
+    /// scanning the pool.
+    fn add_const(&mut self, c: Constant) -> veil_ir::ConstId {
+        if let Some(&id) = self.consts.get(&c) {
+            return id;
+        }
+        let id = veil_ir::ConstId(self.dst.consts.len() as u32);
+        self.dst.consts.push(c.clone());
+        self.consts.insert(c, id);
+        id
+    }
+
     fn scalar_const(&mut self, src: ValueId, k: i128) -> R<ValueId> {
         let int = self.int_type(src, k, k)?;
-        let c = self.dst.add_const(Constant {
+        let c = self.add_const(Constant {
             shape: vec![],
             values: vec![k as i64],
         });
@@ -582,7 +597,7 @@ impl<'a> Lowerer<'a> {
                 .constant(*value)
                 .ok_or_else(|| LowerError::BadInput(format!("{}: unknown constant", self.what(v))))?
                 .clone();
-            let id = self.dst.add_const(c);
+            let id = self.add_const(c);
             return Ok(self
                 .dst
                 .add_node(Op::Const { value: id }, node.ty.clone(), &[]));
@@ -904,7 +919,14 @@ impl<'a> Lowerer<'a> {
             };
             key_of_region.insert(r, key);
         }
-        // Materialize tables (one entry per message of the bootstrap's input width).
+        // Materialize tables (one entry per message of the bootstrap's input width), each
+        // distinct table once (`Graph::add_table`, through an index of the pool).
+        let mut table_ids: HashMap<Vec<i64>, veil_ir::TableId> = HashMap::new();
+        for (i, t) in g.tables.iter().enumerate() {
+            table_ids
+                .entry(t.entries.clone())
+                .or_insert(veil_ir::TableId(i as u32));
+        }
         for p in std::mem::take(&mut self.pending) {
             let k = g.operands(p.node)[0];
             let bits = g.ty(k).int.bits;
@@ -913,7 +935,10 @@ impl<'a> Lowerer<'a> {
                 .into_iter()
                 .map(|mut t| {
                     t.resize(1usize << bits, 0);
-                    g.add_table(Table { entries: t })
+                    *table_ids.entry(t.clone()).or_insert_with(|| {
+                        g.tables.push(Table { entries: t });
+                        veil_ir::TableId(g.tables.len() as u32 - 1)
+                    })
                 })
                 .collect();
             g.node_mut(p.node).op = Op::Pbs {

@@ -222,6 +222,7 @@ pub fn narrow_types(
         new_int.insert(v, t);
     }
     let old_int: HashMap<ValueId, IntType> = order.iter().map(|v| (*v, g.ty(*v).int)).collect();
+    let mut pool = TablePool::new(g);
     let mut changed = 0;
     for &v in &order {
         let operand_types: Vec<(IntType, IntType)> = g
@@ -230,24 +231,27 @@ pub fn narrow_types(
             .map(|o| (old_int[o], new_int[o]))
             .collect();
         let out = new_int[&v];
-        let retable = |g: &mut Graph, t: veil_ir::TableId| -> Result<veil_ir::TableId, String> {
+        let retable = |g: &mut Graph,
+                       pool: &mut TablePool,
+                       t: veil_ir::TableId|
+         -> Result<veil_ir::TableId, String> {
             let (old, new) = operand_types[0];
             let tab = g
                 .table(t)
                 .ok_or_else(|| format!("{}: table id out of the pool", label(g, &numbers, v)))?;
             let re = reindex_table(tab, old, new, out);
-            Ok(g.add_table(re))
+            Ok(pool.add(g, re))
         };
         let op = g.op(v).clone();
         match op {
             Op::Tlu { table } => {
-                let nt = retable(g, table)?;
+                let nt = retable(g, &mut pool, table)?;
                 g.node_mut(v).op = Op::Tlu { table: nt };
             }
             Op::TluMulti { tables, map } => {
                 let nts = tables
                     .iter()
-                    .map(|t| retable(g, *t))
+                    .map(|t| retable(g, &mut pool, *t))
                     .collect::<Result<Vec<_>, _>>()?;
                 g.node_mut(v).op = Op::TluMulti { tables: nts, map };
             }
@@ -260,6 +264,30 @@ pub fn narrow_types(
     }
     g.compact_pools();
     Ok(changed)
+}
+
+/// An index of a graph's table pool: [`Graph::add_table`] (the first equal table, else a new
+/// one) without scanning the pool, so that re-indexing every lookup stays linear.
+struct TablePool(HashMap<Table, veil_ir::TableId>);
+
+impl TablePool {
+    fn new(g: &Graph) -> Self {
+        let mut m = HashMap::new();
+        for (i, t) in g.tables.iter().enumerate() {
+            m.entry(t.clone()).or_insert(veil_ir::TableId(i as u32));
+        }
+        TablePool(m)
+    }
+
+    fn add(&mut self, g: &mut Graph, t: Table) -> veil_ir::TableId {
+        if let Some(&id) = self.0.get(&t) {
+            return id;
+        }
+        let id = veil_ir::TableId(g.tables.len() as u32);
+        g.tables.push(t.clone());
+        self.0.insert(t, id);
+        id
+    }
 }
 
 /// A value too wide for the bootstrap it feeds.

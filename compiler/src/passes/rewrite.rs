@@ -14,7 +14,7 @@ impl Pass for RewritePass {
 
     fn doc(&self) -> &'static str {
         "Equality saturation with egg: loads the tensor-level graph into an e-graph, applies the \
-         fusion, arithmetic, comparison, regrouping and rounding rules under the node/iteration/time limits \
+         fusion, arithmetic, comparison, regrouping and rounding rules under the node, iteration and table-work limits \
          of `cx.rewrite`, and extracts the program of least bootstrap cost with shared \
          sub-graphs counted once. Uses `cx.ranges` (from `bitwidth`) to tighten value ranges; \
          since values change, it clears them: run `bitwidth` again afterwards. The result is \

@@ -67,11 +67,15 @@ pub struct VeilAnalysis {
     pub graph_tables: Vec<veil_ir::Table>,
     /// Rule applications already done: `(rule, matched classes)`; appliers skip them.
     pub applied: std::collections::HashSet<(egg::Symbol, Vec<Id>)>,
+    /// Entries of every table interned so far (new or not): the work of the rules, which
+    /// tabulate a function per application, bounded by [`crate::rewrite::RewriteConfig`].
+    pub table_work: usize,
 }
 
 impl VeilAnalysis {
     /// Interns a table.
     pub fn add_table(&mut self, t: FnTable) -> TableRef {
+        self.table_work += t.entries.len();
         if let Some(&i) = self.table_ids.get(&t) {
             return TableRef(i);
         }

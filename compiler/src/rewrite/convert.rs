@@ -127,7 +127,11 @@ struct Emitter<'a> {
     choice: &'a Choice,
     out: Graph,
     memo: HashMap<Id, ValueId>,
-    on_stack: HashSet<Id>,
+    /// Index of `out`'s table pool (first occurrence of each table), so that adding a table
+    /// does not scan the pool.
+    tables: HashMap<veil_ir::Table, veil_ir::TableId>,
+    /// Index of `out`'s constant pool, likewise.
+    consts: HashMap<veil_ir::Constant, veil_ir::ConstId>,
 }
 
 impl Emitter<'_> {
@@ -153,30 +157,95 @@ impl Emitter<'_> {
         }
     }
 
+    /// `Graph::add_table` without the scan of the pool.
+    fn add_table(&mut self, t: veil_ir::Table) -> veil_ir::TableId {
+        if let Some(&id) = self.tables.get(&t) {
+            return id;
+        }
+        let id = veil_ir::TableId(self.out.tables.len() as u32);
+        self.out.tables.push(t.clone());
+        self.tables.insert(t, id);
+        id
+    }
+
+    /// `Graph::add_const` without the scan of the pool.
+    fn add_const(&mut self, c: veil_ir::Constant) -> veil_ir::ConstId {
+        if let Some(&id) = self.consts.get(&c) {
+            return id;
+        }
+        let id = veil_ir::ConstId(self.out.consts.len() as u32);
+        self.out.consts.push(c.clone());
+        self.consts.insert(c, id);
+        id
+    }
+
+    /// Emits class `c` and everything its choice needs, children first and in operand order
+    /// (an iterative depth-first search: long programs do not exhaust the stack).
     fn emit(&mut self, c: Id) -> Result<ValueId, RewriteError> {
         let c = self.eg.find(c);
-        if let Some(v) = self.memo.get(&c) {
-            return Ok(*v);
+        let mut on_stack: HashSet<Id> = HashSet::new();
+        let mut stack: Vec<(Id, bool)> = vec![(c, false)];
+        while let Some((c, exiting)) = stack.pop() {
+            if exiting {
+                on_stack.remove(&c);
+                let v = self.emit_node(c)?;
+                self.memo.insert(c, v);
+                continue;
+            }
+            if self.memo.contains_key(&c) {
+                continue;
+            }
+            if !on_stack.insert(c) {
+                return Err(RewriteError::Extraction("cyclic choice"));
+            }
+            let n = self
+                .choice
+                .get(&c)
+                .ok_or(RewriteError::Extraction("class without a choice"))?;
+            stack.push((c, true));
+            let kids = match n {
+                VeilLang::Table(_) | VeilLang::OpRef(_) | VeilLang::Pred(_) | VeilLang::Num(_) => {
+                    Vec::new()
+                }
+                n => super::analysis::value_children(n),
+            };
+            for k in kids.into_iter().rev() {
+                let k = self.eg.find(k);
+                if on_stack.contains(&k) {
+                    return Err(RewriteError::Extraction("cyclic choice"));
+                }
+                if !self.memo.contains_key(&k) {
+                    stack.push((k, false));
+                }
+            }
         }
-        if !self.on_stack.insert(c) {
-            return Err(RewriteError::Extraction("cyclic choice"));
-        }
+        Ok(self.memo[&c])
+    }
+
+    /// Emits the chosen node of class `c`, whose value children are emitted.
+    fn emit_node(&mut self, c: Id) -> Result<ValueId, RewriteError> {
         let n = self
             .choice
             .get(&c)
             .ok_or(RewriteError::Extraction("class without a choice"))?
             .clone();
         let ty = self.ty(c)?;
+        let child = |em: &Self, k: &Id| -> Result<ValueId, RewriteError> {
+            em.memo
+                .get(&em.eg.find(*k))
+                .copied()
+                .ok_or(RewriteError::Extraction("operand not emitted"))
+        };
         let v = match &n {
             VeilLang::Const(k) => {
                 let kc = self.eg.analysis.consts[k.0 as usize].clone();
-                let id = self.out.add_const(kc);
+                let id = self.add_const(kc);
                 let mut t = ty;
                 t.vis = Visibility::Clear;
                 self.out.add_node(Op::Const { value: id }, t, &[])
             }
             VeilLang::Tlu([t, x]) => {
-                let xv = self.emit(*x)?;
+                let xv = child(self, x)?;
                 let xint = self.out.ty(xv).int;
                 if xint.bits > MAX_EMITTED_TLU_BITS {
                     return Err(RewriteError::TableTooLarge(xint.bits));
@@ -184,24 +253,24 @@ impl Emitter<'_> {
                 let tref = super::analysis::table_of(self.eg, *t)
                     .ok_or(RewriteError::Extraction("table leaf expected"))?;
                 let table = self.eg.analysis.tables[tref.0 as usize].to_graph(xint, ty.int);
-                let tid = self.out.add_table(table);
+                let tid = self.add_table(table);
                 self.out.add_node(Op::Tlu { table: tid }, ty, &[xv])
             }
             VeilLang::Round([k, x]) => {
                 let lsbs = u8::try_from(self.num(*k)?)
                     .map_err(|_| RewriteError::Extraction("round lsbs out of range"))?;
-                let xv = self.emit(*x)?;
+                let xv = child(self, x)?;
                 self.out.add_node(Op::Round { lsbs }, ty, &[xv])
             }
             VeilLang::Clip([lo, hi, x]) => {
                 let (lo, hi) = (self.num(*lo)?, self.num(*hi)?);
-                let xv = self.emit(*x)?;
+                let xv = child(self, x)?;
                 self.out.add_node(Op::Clip { lo, hi }, ty, &[xv])
             }
             VeilLang::Cmp([p, a, b]) => {
                 let p = super::analysis::pred_of(self.eg, *p)
                     .ok_or(RewriteError::Extraction("predicate leaf expected"))?;
-                let (av, bv) = (self.emit(*a)?, self.emit(*b)?);
+                let (av, bv) = (child(self, a)?, child(self, b)?);
                 self.out.add_node(Op::Cmp(p), ty, &[av, bv])
             }
             VeilLang::Opaque(ch) => {
@@ -216,7 +285,7 @@ impl Emitter<'_> {
                 let info = self.eg.analysis.opaque[o.0 as usize].clone();
                 let kids = ch[1..]
                     .iter()
-                    .map(|k| self.emit(*k))
+                    .map(|k| child(self, k))
                     .collect::<Result<Vec<_>, _>>()?;
                 let ty = match info.op {
                     // an output has its operand's type
@@ -233,13 +302,11 @@ impl Emitter<'_> {
                     .ok_or(RewriteError::Extraction("node without an op"))?;
                 let kids = super::analysis::value_children(other)
                     .iter()
-                    .map(|k| self.emit(*k))
+                    .map(|k| child(self, k))
                     .collect::<Result<Vec<_>, _>>()?;
                 self.out.add_node(op, ty, &kids)
             }
         };
-        self.on_stack.remove(&c);
-        self.memo.insert(c, v);
         Ok(v)
     }
 }
@@ -276,12 +343,25 @@ pub fn from_choice(
     out.consts = template.consts.clone();
     out.params = template.params.clone();
     out.level = template.level;
+    let mut tables = HashMap::new();
+    for (i, t) in out.tables.iter().enumerate() {
+        tables
+            .entry(t.clone())
+            .or_insert(veil_ir::TableId(i as u32));
+    }
+    let mut consts = HashMap::new();
+    for (i, c) in out.consts.iter().enumerate() {
+        consts
+            .entry(c.clone())
+            .or_insert(veil_ir::ConstId(i as u32));
+    }
     let mut em = Emitter {
         eg,
         choice: &choice,
         out,
         memo: HashMap::new(),
-        on_stack: HashSet::new(),
+        tables,
+        consts,
     };
     for &i in &loaded.inputs {
         em.emit(i)?;

@@ -41,8 +41,8 @@ const UNIT: f64 = (1u64 << 20) as f64;
 pub const DEFAULT_P_ERROR: f64 = 9.094947017729282e-13;
 
 /// The fallback price of one bootstrap (keyswitch included) on `bits` bits, used only where
-/// the optimizer finds no parameters: Concrete's optimizer's reference costs (fhe-facts.md
-/// section 5, 128-bit security, `p_error = 2^-13.9`, `norm2 = 1`) for 1..=8 bits, extrapolated
+/// the optimizer finds no parameters: Concrete's optimizer's reference costs (its reference table,
+/// 128-bit security, `p_error = 2^-13.9`, `norm2 = 1`) for 1..=8 bits, extrapolated
 /// above 8 bits by a factor 3.5 per bit (the polynomial size doubles, the decomposition
 /// deepens).
 pub fn fallback_pbs_cost(bits: u32) -> f64 {

@@ -1,7 +1,8 @@
 //! Equality saturation on tensor-level programs with egg, minimizing the cost of bootstraps.
 //!
 //! [`rewrite_graph`] loads a [`Graph`] into an e-graph ([`convert`]), saturates it with the
-//! rules of [`rules`] under node/iteration/time limits, extracts the cheapest program with
+//! rules of [`rules`] under node, iteration and table-work limits that grow with the program
+//! (deterministic: no wall clock by default), extracts the cheapest program with
 //! shared sub-graphs counted once ([`extract::dag_extract`], costs from [`cost`]) and emits it
 //! as a graph again. The result is never more expensive than the input: if extraction does not
 //! improve the cost, the input is returned unchanged.
@@ -23,14 +24,39 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use veil_ir::Graph;
 
+/// The automatic node limit of saturation is at least this (see [`RewriteConfig::node_limit`]).
+pub const MIN_NODE_LIMIT: usize = 20_000;
+
+/// The automatic table work limit of saturation is at least this (see
+/// [`RewriteConfig::table_work_limit`]; the corpus's programs need at most about 27,000).
+pub const MIN_TABLE_WORK: usize = 100_000;
+
 /// Options of the rewrite engine.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RewriteConfig {
     /// Stop saturating after this many iterations.
     pub iter_limit: usize,
-    /// Stop saturating when the e-graph has this many nodes.
+    /// Stop saturating when the e-graph has more than this many nodes. `0` (the default):
+    /// [`MIN_NODE_LIMIT`] or `node_limit_per_node` times the nodes of the loaded program,
+    /// whichever is larger (so that long programs are rewritten too, within a budget
+    /// proportional to their size).
     pub node_limit: usize,
-    /// Stop saturating after this long (milliseconds).
+    /// The node budget per node of the loaded program when `node_limit` is `0`.
+    pub node_limit_per_node: usize,
+    /// Stop saturating once the rules have tabulated this many table entries in all (the
+    /// rules' own work, which node counts do not see: one application may tabulate a function
+    /// on `2^max_table_bits` values). `0` (the default): [`MIN_TABLE_WORK`] or
+    /// `table_work_per_node` per node of the loaded program, whichever is larger.
+    pub table_work_limit: usize,
+    /// The table work budget per node of the loaded program when `table_work_limit` is `0`.
+    pub table_work_per_node: usize,
+    /// egg's backoff scheduler bans a rule for a few iterations when it matches more than
+    /// this many times in one iteration, or more than the loaded program has nodes if that is
+    /// larger (matches grow with the program).
+    pub match_limit: usize,
+    /// Stop saturating after this long (milliseconds); `0` (the default): no wall-clock
+    /// limit, so that the result does not depend on the machine (the node and iteration
+    /// limits bound the work).
     pub time_limit_ms: u64,
     /// Rules only build tables on operands whose range spans at most `2^max_table_bits`
     /// values (TLU inputs are capped at 16 bits).
@@ -55,8 +81,12 @@ impl Default for RewriteConfig {
     fn default() -> Self {
         RewriteConfig {
             iter_limit: 30,
-            node_limit: 20_000,
-            time_limit_ms: 500,
+            node_limit: 0,
+            node_limit_per_node: 8,
+            match_limit: 1_000,
+            table_work_limit: 0,
+            table_work_per_node: 256,
+            time_limit_ms: 0,
             max_table_bits: 16,
             approx_round_bits: None,
             p_error: cost::DEFAULT_P_ERROR,
@@ -114,7 +144,8 @@ pub struct RewriteReport {
     pub cost_fallback_bits: Vec<u32>,
     /// Saturation iterations run.
     pub iterations: usize,
-    /// Why saturation stopped (`Saturated`, `IterationLimit`, `NodeLimit`, `TimeLimit`).
+    /// Why saturation stopped (`Saturated`, `IterationLimit`, `NodeLimit`,
+    /// `TableWorkLimit`, `TimeLimit`).
     pub stop_reason: String,
     /// E-nodes at the end of saturation.
     pub egraph_nodes: usize,
@@ -144,11 +175,36 @@ pub fn saturate(
 ) -> Result<Saturated, RewriteError> {
     let mut loaded = convert::to_egraph(g, ranges)?;
     let eg = std::mem::take(&mut loaded.egraph);
+    let node_limit = match cfg.node_limit {
+        0 => MIN_NODE_LIMIT.max(cfg.node_limit_per_node.saturating_mul(eg.total_size())),
+        n => n,
+    };
+    let time_limit = match cfg.time_limit_ms {
+        0 => Duration::MAX,
+        ms => Duration::from_millis(ms),
+    };
+    // egg bans a rule for a while when it matches more than a limit in one iteration; the
+    // matches of a rule grow with the program, so the limit does too
+    let match_limit = cfg.match_limit.max(eg.total_size());
+    let table_work = match cfg.table_work_limit {
+        0 => MIN_TABLE_WORK.max(cfg.table_work_per_node.saturating_mul(eg.total_size())),
+        n => n,
+    };
     let runner = egg::Runner::default()
+        .with_hook(
+            move |r: &mut egg::Runner<lang::VeilLang, analysis::VeilAnalysis>| {
+                if r.egraph.analysis.table_work > table_work {
+                    Err("TableWorkLimit".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .with_scheduler(egg::BackoffScheduler::default().with_initial_match_limit(match_limit))
         .with_egraph(eg)
         .with_iter_limit(cfg.iter_limit)
-        .with_node_limit(cfg.node_limit)
-        .with_time_limit(Duration::from_millis(cfg.time_limit_ms))
+        .with_node_limit(node_limit)
+        .with_time_limit(time_limit)
         .run(&rules::all_rules(cfg));
     let stop_reason = match &runner.stop_reason {
         Some(egg::StopReason::Saturated) => "Saturated".to_string(),
