@@ -16,16 +16,14 @@
 //! for a longer run, e.g. `PROPTEST_CASES=20000 cargo test -p veil-runtime --release --test
 //! hostile_files`.
 
-// The bounded test allocator implements GlobalAlloc, an unsafe trait (the only unsafe code in
-// veil: the workspace denies it elsewhere).
+// The bounded test allocator (tests/support/bounded_alloc.rs) implements GlobalAlloc, an unsafe
+// trait: the only unsafe code in veil (the workspace denies it elsewhere).
 #![allow(unsafe_code)]
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde::{Deserialize, Serialize, Serializer};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use veil_ir::serial::{decode_binary, encode_binary, KIND_GRAPH};
@@ -49,39 +47,11 @@ use veil_runtime::{
 const ALLOC_BOUND: usize = 64 << 20;
 
 /// The largest allocation request seen (for the report of the long run).
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-struct Bounded;
-
-unsafe impl GlobalAlloc for Bounded {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        if l.size() > ALLOC_BOUND {
-            return std::ptr::null_mut();
-        }
-        System.alloc(l)
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        if l.size() > ALLOC_BOUND {
-            return std::ptr::null_mut();
-        }
-        System.alloc_zeroed(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LARGEST.fetch_max(new, Ordering::Relaxed);
-        if new > ALLOC_BOUND {
-            return std::ptr::null_mut();
-        }
-        System.realloc(p, l, new)
-    }
-}
+#[path = "../../tests/support/bounded_alloc.rs"]
+mod bounded_alloc;
 
 #[global_allocator]
-static ALLOC: Bounded = Bounded;
+static ALLOC: bounded_alloc::Bounded<ALLOC_BOUND> = bounded_alloc::Bounded;
 
 // ------------------------------------------------------------------ valid files
 
@@ -395,7 +365,7 @@ fn runner(default: u32) -> TestRunner {
 fn report(name: &str, execs: usize, accepted: usize) {
     eprintln!(
         "{name}: {execs} decoder inputs, {accepted} decodes accepted, largest allocation {} bytes",
-        LARGEST.load(Ordering::Relaxed)
+        bounded_alloc::largest()
     );
 }
 
