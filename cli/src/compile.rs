@@ -251,8 +251,18 @@ pub fn build_model(
                 .into_iter()
                 .map(|t| vec![t])
                 .collect();
-            let p = compile(model.graph(), &inputset, &cfg)
-                .map_err(|e| CliError(format!("{name}: {e}")))?;
+            let p = compile(model.graph(), &inputset, &cfg).map_err(|e| {
+                // Wide accumulators: say which model options narrow them.
+                let hint = match &e {
+                    veil_compiler::program::ProgramError::Lower(
+                        veil_compiler::lower::LowerError::NoParameters { precision, .. },
+                    ) if *precision > 8 => format!(
+                        "; the model's accumulators need {precision}-bit lookups: round them with --rounding-bits 6 (Concrete ML's rounding_threshold_bits) or quantize with fewer bits (--n-bits 4)"
+                    ),
+                    _ => String::new(),
+                };
+                CliError(format!("{name}: {e}{hint}"))
+            })?;
             let tail =
                 veil_ml::artifact::onnx_tail(bytes, &import, model.encrypted_output(), x.row(0))
                     .map_err(art(file))?;

@@ -291,3 +291,34 @@ fn eval_scores_models_next_to_float() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_network_too_wide_to_compile_says_which_options_narrow_it() {
+    let dir = workdir("wide");
+    let (train, _, _) = labelled_csvs("torch_mlp_iris", &dir);
+    let model = s(&fixture("torch_mlp_iris", "onnx"));
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "compile".to_string(),
+            model.clone(),
+            "--inputset".into(),
+            s(&train),
+            "--label-column".into(),
+            "last".into(),
+            "--out".into(),
+            s(&dir.join("build")),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    // Default widths: 16-bit accumulators have no secure parameters; the error says what to do.
+    let a = args(&[]);
+    fails(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--rounding-bits 6",
+    );
+    // Rounded to 6 bits it compiles.
+    let a = args(&["--rounding-bits", "6"]);
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
