@@ -17,6 +17,7 @@ use super::CliError;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_ml::backend::{ExecuteBackend, SimulateBackend};
+use veil_ml::model::{argmax, r2_score};
 use veil_ml::onnx::graph::{FOp, FloatGraph};
 use veil_ml::onnx::FTensor;
 use veil_ml::Matrix;
@@ -97,39 +98,15 @@ fn per_row(t: &FTensor, rows: usize) -> Vec<f64> {
     t.data
         .chunks(w.max(1))
         .take(rows)
-        .map(|r| {
-            if r.len() == 1 {
-                r[0]
-            } else {
-                r.iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                        if v > bv {
-                            (i, v)
-                        } else {
-                            (bi, bv)
-                        }
-                    })
-                    .0 as f64
-            }
-        })
+        .map(|r| if r.len() == 1 { r[0] } else { argmax(r) as f64 })
         .collect()
 }
 
+/// Share of predictions equal to their label (labels are compared as numbers, so negative
+/// class labels work too).
 fn accuracy(pred: &[f64], labels: &[f64]) -> f64 {
     let hits = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
     hits as f64 / labels.len().max(1) as f64
-}
-
-fn r2(pred: &[f64], labels: &[f64]) -> f64 {
-    let mean = labels.iter().sum::<f64>() / labels.len().max(1) as f64;
-    let ss_res: f64 = pred.iter().zip(labels).map(|(p, l)| (p - l).powi(2)).sum();
-    let ss_tot: f64 = labels.iter().map(|l| (l - mean).powi(2)).sum();
-    if ss_tot == 0.0 {
-        f64::NAN
-    } else {
-        1.0 - ss_res / ss_tot
-    }
 }
 
 /// Runs `veil eval`.
@@ -208,7 +185,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
     let (metric, float_score, veil_score) = if classifier {
         ("accuracy", accuracy(&pf, &labels), accuracy(&pq, &labels))
     } else {
-        ("r2", r2(&pf, &labels), r2(&pq, &labels))
+        ("r2", r2_score(&labels, &pf), r2_score(&labels, &pq))
     };
     let agree = pf.iter().zip(&pq).filter(|(a, b)| a == b).count();
     let mean_abs_diff =

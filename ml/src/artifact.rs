@@ -99,6 +99,29 @@ pub struct ClientArtifact {
     pub domain: Domain,
 }
 
+/// A quantized model's program takes one input of shape `[batch, input columns]` (batch at
+/// least 1) and has one output; checked when an artifact is built and when one is loaded.
+fn check_model_io(
+    model: &ClientModel,
+    inputs: &[IoSpec],
+    outputs: usize,
+) -> Result<(), ArtifactError> {
+    if let ClientModel::Quantized { spec, .. } = model {
+        let ok = spec.batch >= 1
+            && inputs.len() == 1
+            && inputs[0].ty.shape.to_vec() == [spec.batch, spec.input_columns()]
+            && outputs == 1;
+        if !ok {
+            return Err(ArtifactError::Invalid(format!(
+                "a quantized model takes one input of shape [{}, {}] and has one output",
+                spec.batch,
+                spec.input_columns()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Decrypted results: per run, one tensor per output.
 pub type Decrypted = Vec<Vec<Tensor<i64>>>;
 
@@ -153,18 +176,7 @@ impl ClientArtifact {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let ClientModel::Quantized { spec, .. } = &model {
-            let ok = inputs.len() == 1
-                && inputs[0].ty.shape == [spec.batch, spec.input_columns()]
-                && program.tfhe.outputs().len() == 1;
-            if !ok {
-                return Err(ArtifactError::Invalid(format!(
-                    "a quantized model takes one input of shape [{}, {}] and has one output",
-                    spec.batch,
-                    spec.input_columns()
-                )));
-            }
-        }
+        check_model_io(&model, &inputs, program.tfhe.outputs().len())?;
         Ok(ClientArtifact {
             source: source.to_string(),
             program_id: program_id(&program.tfhe)?,
@@ -246,16 +258,7 @@ impl ClientArtifact {
                 "the client artifact names a parameter set it does not hold".into(),
             ));
         }
-        if let ClientModel::Quantized { spec, .. } = &f.model {
-            let fits = spec.batch >= 1
-                && f.inputs.len() == 1
-                && f.inputs[0].ty.shape.to_vec() == [spec.batch, spec.input_columns()];
-            if !fits {
-                return Err(ArtifactError::Invalid(
-                    "the client artifact's model does not match its program input (batch size or feature count)".into(),
-                ));
-            }
-        }
+        check_model_io(&f.model, &f.inputs, f.outputs.len())?;
         Ok(ClientArtifact {
             source: f.source,
             program_id: f.program_id,
