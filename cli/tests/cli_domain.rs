@@ -3,16 +3,9 @@
 //! encrypt` with the sample, the value and the interval (exit 1, nothing encrypted), through
 //! the real binary in separate processes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 mod common;
-use common::{interpret, ints, s, veil};
-
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("veil-cli-domain-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{interpret, ints, s, veil, workdir};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);

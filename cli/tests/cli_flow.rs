@@ -2,12 +2,12 @@
 //! keygen, encrypt, run, decrypt; the decrypted results must equal Clear mode (the reference
 //! interpreter for `.veil` programs, the quantized model run by the interpreter for ONNX).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use veil_cli::io::npy;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
 use veil_ml::Matrix;
 mod common;
-use common::{interpret, ints, s, veil};
+use common::{interpret, ints, repo, s, veil, workdir};
 
 /// Runs `veil args`, which must succeed; returns stdout.
 fn ok(args: &[&str]) -> String {
@@ -16,21 +16,6 @@ fn ok(args: &[&str]) -> String {
     // Quiet on success when stderr is not a terminal: no progress bar, no logs.
     assert!(err.is_empty(), "veil {args:?} wrote to stderr:\n{err}");
     out
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("veil-cli-flow-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn repo(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-        .display()
-        .to_string()
 }
 
 /// compile -> keygen -> encrypt -> run -> decrypt (JSON); returns the decrypted samples.

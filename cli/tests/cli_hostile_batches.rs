@@ -4,11 +4,11 @@
 //! abort on a huge allocation, no silently dropped rows); a program broadcasting to
 //! `[65536, 65536]` makes `veil compile` fail the same way before anything allocates.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use veil_runtime::artifact::{Direction, EncryptedBatch};
 
 mod common;
-use common::{s, veil};
+use common::{repo, s, veil, workdir};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
@@ -29,20 +29,6 @@ fn fails(args: &[&str], want: &[&str]) -> String {
         assert!(line.contains(w), "missing {w:?} in\n{line}");
     }
     line.to_string()
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "veil-cli-hostile-batches-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn repo(rel: &str) -> String {
-    s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel))
 }
 
 /// Float rows as CSV.

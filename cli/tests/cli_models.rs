@@ -5,14 +5,7 @@
 
 use std::path::{Path, PathBuf};
 mod common;
-use common::{s, veil};
-
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("veil-cli-models-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{s, veil, workdir};
 
 fn fixture(name: &str, ext: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../ml/tests/fixtures/onnx/{name}.{ext}"))

@@ -5,11 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 mod common;
-use common::{bin, interpret, ints, s, veil};
+use common::{bin, interpret, ints, s, veil, workdir};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
@@ -29,13 +29,6 @@ fn fails(args: &[&str]) -> String {
     );
     assert!(err.starts_with("error: "), "{err}");
     err
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("veil-cli-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// A `veil serve` child process, killed when dropped (test failures included).

@@ -2,7 +2,7 @@
 //! `cli_serve`).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use veil_ir::Tensor;
 
@@ -20,6 +20,25 @@ pub fn veil(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A fresh, empty scratch folder for one test: `veil-cli-{test binary}-{pid}-{name}` in the
+/// temporary directory.
+pub fn workdir(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let binary = exe
+        .as_deref()
+        .and_then(Path::file_stem)
+        .map_or("test".into(), |s| s.to_string_lossy().into_owned());
+    let d = std::env::temp_dir().join(format!("veil-cli-{binary}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A path relative to the repository root, as a command-line argument.
+pub fn repo(rel: &str) -> String {
+    s(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel))
 }
 
 /// A path as a command-line argument.
