@@ -43,7 +43,7 @@ pub use builder::{BuildError, Builder};
 pub use domain::{Domain, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
-pub use interp::{eval_op, run, run_traced, InterpError};
+pub use interp::{eval_op, run, run_traced, InterpError, Prepared};
 pub use ops::{CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId};
 pub use params::ParamSet;
 pub use tensor::{Element, Tensor};

@@ -278,15 +278,24 @@ impl<T: Element> Tensor<T> {
 
     /// `self @ w` (numpy matmul, ranks 1-2) with a clear right-hand side.
     pub fn matmul_clear_rhs(&self, w: &Tensor<i64>) -> KResult<Self> {
+        self.matmul_sparse_rhs(&SparseWeights::rhs(w)?)
+    }
+
+    /// `self @ w` with `w` prepared by [`SparseWeights::rhs`]: only the nonzero weights of each
+    /// column are visited. Clear matrices of tree programs (one-hot selections, path
+    /// matrices) are almost all zeros, and adding `x * 0` changes nothing, in clear or
+    /// encrypted (the sum is the same bits), so this is [`Tensor::matmul_clear_rhs`] in
+    /// `O(m * nonzeros)`.
+    pub fn matmul_sparse_rhs(&self, w: &SparseWeights) -> KResult<Self> {
+        if !w.rhs {
+            return err("matmul weights prepared as a left-hand side used on the right");
+        }
         let (m, k, n, out_shape) = matmul_dims(&self.shape, &w.shape)?;
         let mut data = Vec::with_capacity(m * n);
         for i in 0..m {
+            let row = &self.data[i * k..(i + 1) * k];
             for j in 0..n {
-                let mut acc = self.data[i * k].mul_int(w.data[j]);
-                for kk in 1..k {
-                    acc.mul_add_assign(&self.data[i * k + kk], w.data[kk * n + j]);
-                }
-                data.push(acc);
+                data.push(sparse_dot(row, w.lines.line(j), 1, 0));
             }
         }
         Ok(Tensor {
@@ -297,15 +306,20 @@ impl<T: Element> Tensor<T> {
 
     /// `w @ self` (numpy matmul, ranks 1-2) with a clear left-hand side.
     pub fn matmul_clear_lhs(w: &Tensor<i64>, x: &Self) -> KResult<Self> {
-        let (m, k, n, out_shape) = matmul_dims(&w.shape, &x.shape)?;
+        Self::matmul_sparse_lhs(&SparseWeights::lhs(w)?, x)
+    }
+
+    /// `w @ x` with `w` prepared by [`SparseWeights::lhs`] (nonzero weights only, as in
+    /// [`Tensor::matmul_sparse_rhs`]).
+    pub fn matmul_sparse_lhs(w: &SparseWeights, x: &Self) -> KResult<Self> {
+        if w.rhs {
+            return err("matmul weights prepared as a right-hand side used on the left");
+        }
+        let (m, _, n, out_shape) = matmul_dims(&w.shape, &x.shape)?;
         let mut data = Vec::with_capacity(m * n);
         for i in 0..m {
             for j in 0..n {
-                let mut acc = x.data[j].mul_int(w.data[i * k]);
-                for kk in 1..k {
-                    acc.mul_add_assign(&x.data[kk * n + j], w.data[i * k + kk]);
-                }
-                data.push(acc);
+                data.push(sparse_dot(&x.data, w.lines.line(i), n, j));
             }
         }
         Ok(Tensor {
@@ -531,12 +545,180 @@ pub fn conv2d_shape(x: &[usize], w: &[usize], at: &Conv2dAttrs) -> KResult<Shape
     Ok(out)
 }
 
+/// The nonzero entries of the lines (rows or columns) of a clear `i64` matrix, in compressed
+/// form: line `l` holds `(index, weight)` pairs `entries[starts[l]..starts[l + 1]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sparse {
+    starts: Vec<usize>,
+    entries: Vec<(usize, i64)>,
+}
+
+impl Sparse {
+    /// Columns of a row-major `[k, n]` matrix (index = row).
+    fn columns(w: &[i64], k: usize, n: usize) -> Self {
+        let mut starts = vec![0usize; n + 1];
+        for (idx, &x) in w.iter().enumerate() {
+            if x != 0 {
+                starts[idx % n + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            starts[j + 1] += starts[j];
+        }
+        let mut fill = starts.clone();
+        let mut entries = vec![(0, 0); starts[n]];
+        for kk in 0..k {
+            for j in 0..n {
+                let x = w[kk * n + j];
+                if x != 0 {
+                    entries[fill[j]] = (kk, x);
+                    fill[j] += 1;
+                }
+            }
+        }
+        Sparse { starts, entries }
+    }
+
+    /// Rows of a row-major `[m, k]` matrix (index = column).
+    fn rows(w: &[i64], k: usize, m: usize) -> Self {
+        let mut starts = Vec::with_capacity(m + 1);
+        let mut entries = Vec::new();
+        starts.push(0);
+        for i in 0..m {
+            entries.extend(
+                w[i * k..(i + 1) * k]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &x)| x != 0)
+                    .map(|(kk, &x)| (kk, x)),
+            );
+            starts.push(entries.len());
+        }
+        Sparse { starts, entries }
+    }
+
+    fn line(&self, l: usize) -> &[(usize, i64)] {
+        &self.entries[self.starts[l]..self.starts[l + 1]]
+    }
+}
+
+/// A clear matmul operand (rank 1 or 2) stored by its nonzero weights, prepared once and
+/// multiplied many times ([`Tensor::matmul_sparse_rhs`], [`Tensor::matmul_sparse_lhs`]): the
+/// interpreter prepares the constant weights of a program once per inputset, and a server
+/// once per program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparseWeights {
+    shape: Shape,
+    rhs: bool,
+    lines: Sparse,
+}
+
+impl SparseWeights {
+    /// `w` as the right-hand side of `x @ w` (`[k]` or `[k, n]`).
+    pub fn rhs(w: &Tensor<i64>) -> KResult<Self> {
+        let (k, n) = match w.shape[..] {
+            [k] => (k, 1),
+            [k, n] => (k, n),
+            _ => {
+                return err(format!(
+                    "matmul operand of rank {} (1 or 2 supported)",
+                    w.shape.len()
+                ))
+            }
+        };
+        Ok(SparseWeights {
+            shape: w.shape.clone(),
+            rhs: true,
+            lines: Sparse::columns(&w.data, k, n),
+        })
+    }
+
+    /// `w` as the left-hand side of `w @ x` (`[k]` or `[m, k]`).
+    pub fn lhs(w: &Tensor<i64>) -> KResult<Self> {
+        let (m, k) = match w.shape[..] {
+            [k] => (1, k),
+            [m, k] => (m, k),
+            _ => {
+                return err(format!(
+                    "matmul operand of rank {} (1 or 2 supported)",
+                    w.shape.len()
+                ))
+            }
+        };
+        Ok(SparseWeights {
+            shape: w.shape.clone(),
+            rhs: false,
+            lines: Sparse::rows(&w.data, k, m),
+        })
+    }
+
+    /// The dense shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of nonzero weights.
+    pub fn nonzeros(&self) -> usize {
+        self.lines.entries.len()
+    }
+}
+
+/// `sum_e x[e.0 * stride + offset] * e.1` over the nonzero entries `line`; an element equal to
+/// zero (shaped like `x[offset]`) when there are none.
+fn sparse_dot<T: Element>(x: &[T], line: &[(usize, i64)], stride: usize, offset: usize) -> T {
+    match line.split_first() {
+        None => x[offset].zero_like(),
+        Some((&(k0, w0), rest)) => {
+            let mut acc = x[k0 * stride + offset].mul_int(w0);
+            for &(kk, wk) in rest {
+                acc.mul_add_assign(&x[kk * stride + offset], wk);
+            }
+            acc
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(shape: &[usize], d: &[i128]) -> Tensor<i128> {
         Tensor::new(shape.to_vec(), d.to_vec()).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The sparse matmul kernels (nonzero weights only) equal the dense definition, on
+        /// either side, for matrices with many zeros, vectors and all-zero columns included.
+        #[test]
+        fn sparse_matmul_is_dense_matmul(
+            m in 1usize..4, k in 1usize..6, n in 1usize..5,
+            xs in proptest::collection::vec(-9i64..10, 24),
+            ws in proptest::collection::vec(proptest::prop_oneof![3 => proptest::strategy::Just(0i64), 1 => -5i64..6], 30),
+        ) {
+            use proptest::prelude::*;
+            let x = Tensor::new(vec![m, k], xs[..m * k].iter().map(|&v| v as i128).collect()).unwrap();
+            let w = Tensor::new(vec![k, n], ws[..k * n].to_vec()).unwrap();
+            let dense = |i: usize, j: usize| (0..k).map(|kk| x.data[i * k + kk] * w.data[kk * n + j] as i128).sum::<i128>();
+            let got = x.matmul_clear_rhs(&w).unwrap();
+            prop_assert_eq!(&got.shape, &vec![m, n]);
+            for i in 0..m {
+                for j in 0..n {
+                    prop_assert_eq!(got.data[i * n + j], dense(i, j));
+                }
+            }
+            // w^T @ x^T = (x @ w)^T: the left-hand kernel
+            let wt = Tensor::new(vec![n, k], (0..n * k).map(|e| w.data[(e % k) * n + e / k]).collect()).unwrap();
+            let xt = x.transpose(&[1, 0]).unwrap();
+            let lhs = Tensor::matmul_clear_lhs(&wt, &xt).unwrap();
+            prop_assert_eq!(lhs, got.transpose(&[1, 0]).unwrap());
+            // a vector on the right
+            let v = Tensor::new(vec![k], ws[..k].to_vec()).unwrap();
+            let mv = x.matmul_clear_rhs(&v).unwrap();
+            prop_assert_eq!(mv.shape.len(), 1);
+            for i in 0..m {
+                prop_assert_eq!(mv.data[i], (0..k).map(|kk| x.data[i * k + kk] * v.data[kk] as i128).sum::<i128>());
+            }
+        }
     }
 
     #[test]

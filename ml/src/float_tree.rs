@@ -147,8 +147,6 @@ impl TreeModel {
             )));
         }
         let t = self.n_targets;
-        let mut lo = vec![0.0f64; t];
-        let mut hi = vec![0.0f64; t];
         let leaf_vec = |weights: &[(usize, f64)]| -> Vec<f64> {
             let mut v = vec![0.0; t];
             for &(k, w) in weights {
@@ -156,18 +154,38 @@ impl TreeModel {
             }
             v
         };
-        for tr in &self.trees {
+        // Leaf range per tree and target: summed by the client, every tree quantizes its
+        // leaves on its own range (later boosting rounds have much smaller leaves), and the
+        // client weighs each tree's output by its span. Summed in FHE, all trees share one
+        // range (including 0) per target.
+        let n = self.trees.len();
+        let mut lo = vec![vec![f64::INFINITY; t]; n];
+        let mut hi = vec![vec![f64::NEG_INFINITY; t]; n];
+        for (ti, tr) in self.trees.iter().enumerate() {
             for nd in &tr.nodes {
                 if let ONode::Leaf { weights } = nd {
                     for (k, v) in leaf_vec(weights).into_iter().enumerate() {
-                        lo[k] = lo[k].min(v);
-                        hi[k] = hi[k].max(v);
+                        lo[ti][k] = lo[ti][k].min(v);
+                        hi[ti][k] = hi[ti][k].max(v);
                     }
                 }
             }
         }
-        let span: Vec<f64> = (0..t)
-            .map(|k| if hi[k] > lo[k] { hi[k] - lo[k] } else { 1.0 })
+        if cfg.sum_in_fhe {
+            for k in 0..t {
+                let l = lo.iter().map(|r| r[k]).fold(0.0f64, f64::min);
+                let h = hi.iter().map(|r| r[k]).fold(0.0f64, f64::max);
+                lo.iter_mut().for_each(|r| r[k] = l);
+                hi.iter_mut().for_each(|r| r[k] = h);
+            }
+        }
+        // span 0: the tree's output is the constant `lo` (its leaves normalize to 0)
+        let span: Vec<Vec<f64>> = (0..n)
+            .map(|ti| (0..t).map(|k| (hi[ti][k] - lo[ti][k]).max(0.0)).collect())
+            .collect();
+        let widest: Vec<f64> = (0..t)
+            .map(|k| span.iter().map(|r| r[k]).fold(0.0f64, f64::max))
+            .map(|s| if s > 0.0 { s } else { 1.0 })
             .collect();
         // The ml tree program special-cases two classes; a third, all-zero column avoids it.
         let width = if t == 2 { 3 } else { t };
@@ -185,7 +203,8 @@ impl TreeModel {
         let trees = self
             .trees
             .iter()
-            .map(|tr| Tree {
+            .enumerate()
+            .map(|(ti, tr)| Tree {
                 nodes: tr
                     .nodes
                     .iter()
@@ -212,8 +231,15 @@ impl TreeModel {
                         }
                         ONode::Leaf { weights } => {
                             let v = leaf_vec(weights);
-                            let mut norm: Vec<f64> =
-                                (0..t).map(|k| (v[k] - lo[k]) / span[k]).collect();
+                            let mut norm: Vec<f64> = (0..t)
+                                .map(|k| {
+                                    if span[ti][k] > 0.0 {
+                                        (v[k] - lo[ti][k]) / span[ti][k]
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .collect();
                             norm.resize(width, 0.0);
                             TreeNode::Leaf { value: norm }
                         }
@@ -236,7 +262,19 @@ impl TreeModel {
             },
             ..*cfg
         };
-        let mut cm = ens.compile(&cfg)?;
+        let weights: Vec<Vec<f64>> = span
+            .iter()
+            .map(|r| {
+                let mut w: Vec<f64> = (0..t).map(|k| r[k] / widest[k]).collect();
+                w.resize(width, 0.0);
+                w
+            })
+            .collect();
+        let mut cm = if cfg.sum_in_fhe {
+            ens.compile(&cfg)?
+        } else {
+            ens.compile_weighted(&cfg, Some(&weights))?
+        };
         let out = &mut cm.client.output;
         if out.values != width || out.post != PostProcess::Identity {
             return Err(MlError::Build(format!(
@@ -244,18 +282,23 @@ impl TreeModel {
                 out.values, out.post
             )));
         }
-        // Undo the normalization: value_k = span_k * sum(q) / levels + T * lo_k (averaged if
-        // needed), the second term exactly, as the decoder's offset.
-        let n_trees = self.trees.len() as f64;
+        // Undo the normalization: value_k = sum_t (lo_tk + span_tk * q_tk / levels)
+        // = widest_k * (sum_t w_tk q_tk) / levels + sum_t lo_tk (averaged if needed); the
+        // weights are in the decoder, the second term exactly as its offset.
+        let n_trees = n as f64;
         // The program's leaf step (`1 / (2^leaf_bits - 1)`), averaged over the trees.
         let unit = out.scale[0] * n_trees;
         let div = if self.average { n_trees } else { 1.0 };
         out.offset = vec![0.0; width];
         for k in 0..width {
-            let (s, l) = if k < t { (span[k], lo[k]) } else { (0.0, 0.0) };
+            let (s, l) = if k < t {
+                (widest[k], lo.iter().map(|r| r[k]).sum::<f64>())
+            } else {
+                (0.0, 0.0)
+            };
+            // `zero` stays: the tree program moves constant per-tree columns into it
             out.scale[k] = s * unit / div;
-            out.zero[k] = 0;
-            out.offset[k] = n_trees * l / div;
+            out.offset[k] = l / div;
         }
         Ok(cm)
     }

@@ -109,7 +109,24 @@ impl TreeEnsemble {
     /// width (default: the input width, at most 4 bits when features are sent as digits, see
     /// [`CompileConfig::tree_digit_bits`]).
     pub fn compile(&self, cfg: &CompileConfig) -> MlResult<CompiledModel> {
+        self.compile_weighted(cfg, None)
+    }
+
+    /// [`TreeEnsemble::compile`], with the output of tree `t` for value `j` multiplied by
+    /// `weights[t][j]` on the client (outputs summed by the client only: with
+    /// `cfg.sum_in_fhe` the weights are refused). Lets each tree quantize its leaves on its
+    /// own range.
+    pub fn compile_weighted(
+        &self,
+        cfg: &CompileConfig,
+        weights: Option<&[Vec<f64>]>,
+    ) -> MlResult<CompiledModel> {
         cfg.check()?;
+        if weights.is_some() && cfg.sum_in_fhe {
+            return Err(MlError::Invalid(
+                "per-tree output weights need the trees' outputs summed by the client (sum_in_fhe = false)".into(),
+            ));
+        }
         let n_trees = self.trees.len();
         let o = self.outputs();
         // Default leaf width: the input width, or at most MAX_UNSPLIT_BITS when features are
@@ -275,13 +292,67 @@ impl TreeEnsemble {
                 b.add(z, b.constant(&[l], &vec![1; l])?)?
             }
         };
-        // 5. leaf values
-        let cols = if cfg.sum_in_fhe { o } else { n_trees * o };
+        // 5. leaf values. Summed by the client, the program returns one column per (tree,
+        // value) that some kept leaf scores: a boosted tree scores one class, so a 10-class
+        // ensemble returns one column per tree, not ten.
+        // A column whose tree gives the same value `z` on every leaf (a dropped leaf gives 0)
+        // is left out, and `z` moves into the decoder's zero point.
+        let mut column_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut zero_shift = vec![0i64; o];
+        if !cfg.sum_in_fhe {
+            let mut kept_per_tree = vec![0usize; n_trees];
+            leaves.iter().for_each(|k| kept_per_tree[k.tree] += 1);
+            let mut all_per_tree = vec![0usize; n_trees];
+            all_leaves.iter().for_each(|(t, _)| all_per_tree[*t] += 1);
+            // (tree, value) -> Some(z) while every leaf seen gives z, None once two differ
+            let mut constant: BTreeMap<(usize, usize), Option<i64>> = BTreeMap::new();
+            let mut see = |t: usize, j: usize, q: i64| {
+                constant
+                    .entry((t, j))
+                    .and_modify(|c| {
+                        if *c != Some(q) {
+                            *c = None
+                        }
+                    })
+                    .or_insert(Some(q));
+            };
+            for kept in &leaves {
+                for (j, &qv) in kept.q.iter().enumerate() {
+                    see(kept.tree, j, qv);
+                }
+            }
+            for t in 0..n_trees {
+                if kept_per_tree[t] < all_per_tree[t] {
+                    (0..o).for_each(|j| see(t, j, 0));
+                }
+            }
+            for (&(t, j), c) in &constant {
+                match c {
+                    Some(z) => zero_shift[j] += z,
+                    None => {
+                        column_of.insert((t, j), 0);
+                    }
+                }
+            }
+            if column_of.is_empty() {
+                column_of.insert((leaves[0].tree, 0), 0);
+            }
+            for (i, c) in column_of.values_mut().enumerate() {
+                *c = i;
+            }
+        }
+        let cols = if cfg.sum_in_fhe { o } else { column_of.len() };
         let mut v = vec![0i64; l * cols];
         for (li, kept) in leaves.iter().enumerate() {
-            let off = if cfg.sum_in_fhe { 0 } else { kept.tree * o };
             for (j, &qv) in kept.q.iter().enumerate() {
-                v[li * cols + off + j] = if values_in_tables { 1 } else { qv };
+                let c = if cfg.sum_in_fhe {
+                    Some(j)
+                } else {
+                    column_of.get(&(kept.tree, j)).copied()
+                };
+                if let Some(c) = c {
+                    v[li * cols + c] = if values_in_tables { 1 } else { qv };
+                }
             }
         }
         let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
@@ -325,8 +396,19 @@ impl TreeEnsemble {
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },
+                columns: column_of.keys().map(|&(_, j)| j as u32).collect(),
+                column_weight: match weights {
+                    Some(w) => column_of
+                        .keys()
+                        .map(|&(t, j)| w.get(t).and_then(|r| r.get(j)).copied().unwrap_or(1.0))
+                        .collect(),
+                    None => Vec::new(),
+                },
                 scale: vec![scale / t; o],
-                zero: vec![zero * n_trees as i64; o],
+                zero: zero_shift
+                    .iter()
+                    .map(|z| zero * n_trees as i64 - z)
+                    .collect(),
                 offset: Vec::new(),
                 post,
             },

@@ -96,6 +96,8 @@ impl LinearWeights {
             output: OutputDecoder {
                 values: self.o,
                 groups: 1,
+                columns: Vec::new(),
+                column_weight: Vec::new(),
                 scale: gemm.scales.clone(),
                 zero: vec![0; self.o],
                 offset: Vec::new(),

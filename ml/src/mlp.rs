@@ -595,6 +595,8 @@ impl MlpClassifier {
                     output: OutputDecoder {
                         values: o,
                         groups: 1,
+                        columns: Vec::new(),
+                        column_weight: Vec::new(),
                         scale: gemm.scales.clone(),
                         zero: vec![0; o],
                         offset: Vec::new(),

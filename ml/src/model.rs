@@ -133,15 +133,47 @@ pub struct OutputDecoder {
     pub offset: Vec<f64>,
     /// Post-processing.
     pub post: PostProcess,
+    /// The value each raw integer of a sample adds to, when the program returns only some of
+    /// the `groups * values` columns (a boosted tree scores one class: its other columns
+    /// would always be zero). Empty: all `groups * values` columns, group-major.
+    #[serde(default)]
+    pub columns: Vec<u32>,
+    /// A weight per raw column, applied before summing (trees quantized each on its own
+    /// leaf range). Empty: every weight is 1.
+    #[serde(default)]
+    pub column_weight: Vec<f64>,
 }
 
 impl OutputDecoder {
-    /// Decodes one sample's raw integers.
+    /// Raw integers per sample in the program's output.
+    pub fn raw_len(&self) -> usize {
+        if self.columns.is_empty() {
+            self.values * self.groups
+        } else {
+            self.columns.len()
+        }
+    }
+
+    /// Decodes one sample's raw integers ([`OutputDecoder::raw_len`] of them).
     pub fn decode_sample(&self, raw: &[i64]) -> Vec<f64> {
-        let v: Vec<f64> = (0..self.values)
-            .map(|j| {
-                let s: i64 = (0..self.groups).map(|g| raw[g * self.values + j]).sum();
-                self.scale[j] * (s - self.zero[j]) as f64
+        let mut sums = vec![0f64; self.values];
+        let weight = |i: usize| self.column_weight.get(i).copied().unwrap_or(1.0);
+        if self.columns.is_empty() {
+            for (i, &r) in raw.iter().enumerate().take(self.values * self.groups) {
+                sums[i % self.values] += r as f64 * weight(i);
+            }
+        } else {
+            for (i, (&c, &r)) in self.columns.iter().zip(raw).enumerate() {
+                if let Some(s) = sums.get_mut(c as usize) {
+                    *s += r as f64 * weight(i);
+                }
+            }
+        }
+        let v: Vec<f64> = sums
+            .iter()
+            .enumerate()
+            .map(|(j, &s)| {
+                self.scale[j] * (s - self.zero[j] as f64)
                     + self.offset.get(j).copied().unwrap_or(0.0)
             })
             .collect();
@@ -210,7 +242,7 @@ impl ClientSpec {
     /// Decodes the outputs of the runs of [`ClientSpec::encode`]'s batches (one output tensor
     /// per run) into one float vector per sample, keeping the first `rows` samples.
     pub fn decode(&self, outputs: &[Tensor<i64>], rows: usize) -> MlResult<Vec<Vec<f64>>> {
-        let per = self.output.values * self.output.groups;
+        let per = self.output.raw_len();
         let mut res = Vec::with_capacity(rows);
         for (b, t) in outputs.iter().enumerate() {
             if t.data.len() != self.batch * per {

@@ -244,3 +244,43 @@ fn torch_mlp_iris_rounded() {
 fn torch_cnn_digits_rounded() {
     check_with("torch_cnn_digits", 10, Some(8));
 }
+
+/// A 10-class boosted ensemble of 300 trees (synthetic, shaped like an onnxmltools XGBoost
+/// export) compiles; the program returns one column per tree (a tree scores one class, the
+/// other nine columns are constants folded into the decoder), no constant comes near the
+/// tensor size limit, and the quantized program's labels and probabilities are the float
+/// model's.
+#[test]
+fn a_large_boosted_ensemble_compiles_to_one_column_per_tree() {
+    use veil_ml::onnx::synth::SynthEnsemble;
+    let e = SynthEnsemble {
+        rounds: 30,
+        classes: 10,
+        depth: 3,
+        features: 64,
+        levels: 17,
+        seed: 3,
+    };
+    let m = OnnxImport::from_bytes(&e.onnx()).expect("imports");
+    let x = Matrix::new(60, 64, e.rows(60, 5)).expect("rows");
+    let q = m.compile(&x, &ImportConfig::default()).expect("compiles");
+    let g = q.graph();
+    let out = g.outputs()[0];
+    assert_eq!(g.ty(out).shape, vec![1, 300], "one output column per tree");
+    let largest = g.consts.iter().map(|c| c.values.len()).max().unwrap();
+    assert!(largest < 1 << 22, "largest constant {largest}");
+    let test = Matrix::new(40, 64, e.rows(40, 6)).expect("rows");
+    let f = m.predict_float(&test).expect("float");
+    let c = q.predict_clear(&test).expect("clear");
+    let (fl, cl) = (&f[0].data, &c[0].data);
+    let same = fl.iter().zip(cl).filter(|(a, b)| a == b).count();
+    // every tree quantizes its leaves on its own range: 4-bit leaves keep 300 trees exact
+    let err = f[1]
+        .data
+        .iter()
+        .zip(&c[1].data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(err < 0.05, "probabilities differ by up to {err}");
+    assert!(same >= 38, "{same}/40 labels equal the float model's");
+}

@@ -28,7 +28,7 @@ use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
 use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 
 /// Format version of the artifact payloads (inside the envelope's own version).
-pub const ARTIFACT_VERSION: u32 = 2;
+pub const ARTIFACT_VERSION: u32 = 3;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
 /// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).

@@ -149,13 +149,19 @@ pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges
         return Err("the calibration inputset is empty; give at least one sample".into());
     }
     let mut out = ValueRanges::default();
+    let prepared = interp::Prepared::new(g).map_err(|e| format!("calibration: {e}"))?;
     for (i, sample) in inputset.iter().enumerate() {
-        interp::run_traced(g, sample, &mut |v, t| {
-            if let Some(r) = tensor_range(t) {
-                out.include(v, r);
-            }
-        })
-        .map_err(|e| format!("calibration sample {i}: {e}"))?;
+        prepared
+            .run_traced(sample, &mut |v, t| {
+                // constants take the same values in every sample: range them once
+                if i > 0 && matches!(g.op(v), Op::Const { .. }) {
+                    return;
+                }
+                if let Some(r) = tensor_range(t) {
+                    out.include(v, r);
+                }
+            })
+            .map_err(|e| format!("calibration sample {i}: {e}"))?;
     }
     // outputs are not traced: they equal their operand
     for o in g.outputs() {

@@ -14,9 +14,10 @@
 use crate::graph::{Graph, ValueId};
 use crate::infer::round_value;
 use crate::ops::{Op, TableId};
-use crate::tensor::{matmul_dims, try_zip_broadcast, ShapeError, Tensor};
+use crate::tensor::{matmul_dims, try_zip_broadcast, ShapeError, SparseWeights, Tensor};
 use crate::types::{numel, IntType, TensorType};
 use crate::verify::{verify, VerifyError};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 #[cfg(test)]
@@ -138,107 +139,252 @@ pub fn run_traced(
     inputs: &[Tensor<i64>],
     on_value: &mut dyn FnMut(ValueId, &Tensor<i128>),
 ) -> Result<Vec<Tensor<i64>>, InterpError> {
-    verify(g)?;
-    let order = g.topo_order().map_err(|_| InterpError::Invalid(cyclic()))?;
-    let nums = g.value_numbers();
-    let declared = g.inputs();
-    if declared.len() != inputs.len() {
-        return Err(InterpError::InputCount {
-            expected: declared.len(),
-            got: inputs.len(),
-        });
-    }
-    let mut given: HashMap<ValueId, &Tensor<i64>> = HashMap::new();
-    for (&v, t) in declared.iter().zip(inputs) {
-        check_input(g, v, t)?;
-        given.insert(v, t);
-    }
-    // How many more times each value is read, to free intermediate tensors early.
-    let mut uses: HashMap<ValueId, usize> = HashMap::new();
-    for &v in &order {
-        for o in g.operands(v) {
-            *uses.entry(o).or_default() += 1;
+    Prepared::new(g)?.run_traced(inputs, on_value)
+}
+
+/// A graph verified once and ready to run on many samples (calibration over an inputset, the
+/// client's domain check, scoring a test set): the verifier, the evaluation order, the use
+/// counts and the constants' tensors are computed in [`Prepared::new`], not per sample.
+pub struct Prepared<'g> {
+    g: &'g Graph,
+    order: Vec<ValueId>,
+    nums: HashMap<ValueId, usize>,
+    uses: HashMap<ValueId, usize>,
+    inputs: Vec<ValueId>,
+    outputs: Vec<ValueId>,
+    /// Every constant, widened once.
+    consts: HashMap<ValueId, Tensor<i128>>,
+    /// Matmuls with a constant operand: the weights by nonzero entries, prepared once.
+    matmuls: HashMap<ValueId, ConstMatmul>,
+}
+
+/// A matmul whose clear operand is a constant of the program.
+struct ConstMatmul {
+    weights: SparseWeights,
+    /// Whether the constant is the right-hand side.
+    rhs: bool,
+    /// `max |w|`, for the accumulation check.
+    max_abs: i128,
+}
+
+impl<'g> Prepared<'g> {
+    /// Verifies `g` and prepares it for [`Prepared::run`].
+    pub fn new(g: &'g Graph) -> Result<Self, InterpError> {
+        verify(g)?;
+        let order = g.topo_order().map_err(|_| InterpError::Invalid(cyclic()))?;
+        // How many times each value is read, to free intermediate tensors early.
+        let mut uses: HashMap<ValueId, usize> = HashMap::new();
+        let mut consts = HashMap::new();
+        for &v in &order {
+            for o in g.operands(v) {
+                *uses.entry(o).or_default() += 1;
+            }
+            if let Op::Const { value } = g.op(v) {
+                let c = g.constant(*value).ok_or_else(|| InterpError::Eval {
+                    value_id: v,
+                    num: 0,
+                    op: "const",
+                    error: EvalError(format!("constant #{} does not exist", value.0)),
+                })?;
+                let t = Tensor::new(
+                    c.shape.clone(),
+                    c.values.iter().map(|&x| x as i128).collect(),
+                )
+                .map_err(|e| InterpError::Eval {
+                    value_id: v,
+                    num: 0,
+                    op: "const",
+                    error: e.into(),
+                })?;
+                consts.insert(v, t);
+            }
         }
+        let mut matmuls = HashMap::new();
+        for &v in &order {
+            if !matches!(g.op(v), Op::MatMul) {
+                continue;
+            }
+            let ops = g.operands(v);
+            let pick = [(1, true), (0, false)]
+                .into_iter()
+                .find_map(|(i, rhs)| ops.get(i).and_then(|o| consts.get(o)).map(|c| (c, rhs)));
+            if let Some((c, rhs)) = pick {
+                let w = to_i64(c, "matmul weight").map_err(|error| InterpError::Eval {
+                    value_id: v,
+                    num: 0,
+                    op: "matmul",
+                    error,
+                })?;
+                let weights = if rhs {
+                    SparseWeights::rhs(&w)
+                } else {
+                    SparseWeights::lhs(&w)
+                }
+                .map_err(|e| InterpError::Eval {
+                    value_id: v,
+                    num: 0,
+                    op: "matmul",
+                    error: e.into(),
+                })?;
+                matmuls.insert(
+                    v,
+                    ConstMatmul {
+                        weights,
+                        rhs,
+                        max_abs: max_abs(c),
+                    },
+                );
+            }
+        }
+        Ok(Prepared {
+            g,
+            matmuls,
+            order,
+            nums: g.value_numbers(),
+            uses,
+            inputs: g.inputs(),
+            outputs: g.outputs(),
+            consts,
+        })
     }
-    let mut values: HashMap<ValueId, Tensor<i128>> = HashMap::new();
-    for &v in &order {
-        let node = g.node(v);
-        let num = nums.get(&v).copied().unwrap_or(0);
-        let result = match &node.op {
-            Op::Input { .. } => given[&v].map(|&x| x as i128),
-            op => {
-                let operands = g.operands(v);
-                let args: Vec<&Tensor<i128>> = operands.iter().map(|o| &values[o]).collect();
-                let tys: Vec<&TensorType> = operands.iter().map(|&o| g.ty(o)).collect();
-                let r =
-                    eval_op(g, op, &tys, &node.ty, &args).map_err(|error| InterpError::Eval {
+
+    /// The graph this runs.
+    pub fn graph(&self) -> &'g Graph {
+        self.g
+    }
+
+    /// [`run`] on the prepared graph.
+    pub fn run(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, InterpError> {
+        self.run_traced(inputs, &mut |_, _| {})
+    }
+
+    /// [`run_traced`] on the prepared graph.
+    pub fn run_traced(
+        &self,
+        inputs: &[Tensor<i64>],
+        on_value: &mut dyn FnMut(ValueId, &Tensor<i128>),
+    ) -> Result<Vec<Tensor<i64>>, InterpError> {
+        let g = self.g;
+        if self.inputs.len() != inputs.len() {
+            return Err(InterpError::InputCount {
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        let mut given: HashMap<ValueId, &Tensor<i64>> = HashMap::new();
+        for (&v, t) in self.inputs.iter().zip(inputs) {
+            check_input(g, v, t)?;
+            given.insert(v, t);
+        }
+        let mut uses = self.uses.clone();
+        let mut values: HashMap<ValueId, Cow<'_, Tensor<i128>>> = HashMap::new();
+        for &v in &self.order {
+            let node = g.node(v);
+            let num = self.nums.get(&v).copied().unwrap_or(0);
+            let result = match &node.op {
+                Op::Input { .. } => Cow::Owned(given[&v].map(|&x| x as i128)),
+                Op::Const { .. } => Cow::Borrowed(&self.consts[&v]),
+                op => {
+                    let operands = g.operands(v);
+                    let args: Vec<&Tensor<i128>> =
+                        operands.iter().map(|o| values[o].as_ref()).collect();
+                    let tys: Vec<&TensorType> = operands.iter().map(|&o| g.ty(o)).collect();
+                    let r = match self.matmuls.get(&v) {
+                        Some(m) => m.eval(&args),
+                        None => eval_op(g, op, &tys, &node.ty, &args),
+                    }
+                    .map_err(|error| InterpError::Eval {
                         value_id: v,
                         num,
                         op: op.name(),
                         error,
                     })?;
-                for o in operands {
-                    let n = uses.get_mut(&o).expect("counted above");
-                    *n -= 1;
-                    if *n == 0 {
-                        values.remove(&o);
+                    for o in operands {
+                        let n = uses.get_mut(&o).expect("counted above");
+                        *n -= 1;
+                        if *n == 0 {
+                            values.remove(&o);
+                        }
                     }
+                    Cow::Owned(r)
                 }
-                r
+            };
+            if matches!(node.op, Op::Output { .. }) {
+                values.insert(v, result);
+                continue;
             }
-        };
-        if matches!(node.op, Op::Output { .. }) {
+            on_value(v, &result);
+            if matches!(node.op, Op::Const { .. }) {
+                // the verifier checked the constant against its declared type
+                values.insert(v, result);
+                continue;
+            }
+            if result.shape != node.ty.shape {
+                return Err(InterpError::Eval {
+                    value_id: v,
+                    num,
+                    op: node.op.name(),
+                    error: EvalError(format!(
+                        "computed shape {:?} differs from the declared {:?}",
+                        result.shape, node.ty.shape
+                    )),
+                });
+            }
+            let int = node.ty.int;
+            if let Some((j, &x)) = result
+                .data
+                .iter()
+                .enumerate()
+                .find(|(_, &x)| !int.contains(x))
+            {
+                return Err(InterpError::Overflow {
+                    value_id: v,
+                    num,
+                    op: node.op.name(),
+                    index: format_index(&result.shape, j),
+                    value: x,
+                    int,
+                });
+            }
             values.insert(v, result);
-            continue;
         }
-        on_value(v, &result);
-        if result.shape != node.ty.shape {
-            return Err(InterpError::Eval {
-                value_id: v,
-                num,
-                op: node.op.name(),
-                error: EvalError(format!(
-                    "computed shape {:?} differs from the declared {:?}",
-                    result.shape, node.ty.shape
-                )),
-            });
-        }
-        let int = node.ty.int;
-        if let Some((j, &x)) = result
-            .data
+        self.outputs
             .iter()
-            .enumerate()
-            .find(|(_, &x)| !int.contains(x))
-        {
-            return Err(InterpError::Overflow {
-                value_id: v,
-                num,
-                op: node.op.name(),
-                index: format_index(&result.shape, j),
-                value: x,
-                int,
-            });
-        }
-        values.insert(v, result);
+            .map(|o| {
+                let t = &values[o];
+                t.try_map(|&x| i64::try_from(x).map_err(|_| x))
+                    .map_err(|value| {
+                        let j = t.data.iter().position(|&x| x == value).unwrap_or(0);
+                        InterpError::OutputRange {
+                            name: match g.op(*o) {
+                                Op::Output { name } => name.clone(),
+                                _ => String::new(),
+                            },
+                            index: format_index(&t.shape, j),
+                            value,
+                        }
+                    })
+            })
+            .collect()
     }
-    g.outputs()
-        .into_iter()
-        .map(|o| {
-            let t = &values[&o];
-            t.try_map(|&x| i64::try_from(x).map_err(|_| x))
-                .map_err(|value| {
-                    let j = t.data.iter().position(|&x| x == value).unwrap_or(0);
-                    InterpError::OutputRange {
-                        name: match g.op(o) {
-                            Op::Output { name } => name.clone(),
-                            _ => String::new(),
-                        },
-                        index: format_index(&t.shape, j),
-                        value,
-                    }
-                })
+}
+
+impl ConstMatmul {
+    /// The matmul on its two operands (the constant one among them).
+    fn eval(&self, args: &[&Tensor<i128>]) -> Result<Tensor<i128>, EvalError> {
+        let (x, w_shape) = if self.rhs {
+            (args[0], (args[0].shape.as_slice(), self.weights.shape()))
+        } else {
+            (args[1], (self.weights.shape(), args[1].shape.as_slice()))
+        };
+        let (_, k, _, _) = matmul_dims(w_shape.0, w_shape.1)?;
+        check_accumulation(k, max_abs(x), self.max_abs, 0, "matmul")?;
+        Ok(if self.rhs {
+            x.matmul_sparse_rhs(&self.weights)?
+        } else {
+            Tensor::matmul_sparse_lhs(&self.weights, x)?
         })
-        .collect()
+    }
 }
 
 fn cyclic() -> VerifyError {

@@ -336,6 +336,8 @@ fn output(ctx: &Ctx, cut: QVal, name: &str) -> OnnxResult<(veil_ir::ValueId, Out
     let dec = OutputDecoder {
         values: w,
         groups: 1,
+        columns: Vec::new(),
+        column_weight: Vec::new(),
         scale: (0..w).map(|j| q.scale[j % q.scale.len()]).collect(),
         zero: (0..w)
             .map(|j| q.zero[j % q.zero.len()].round() as i64)

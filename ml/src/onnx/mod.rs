@@ -30,6 +30,7 @@ pub mod model;
 pub mod ops;
 pub mod proto;
 pub mod qval;
+pub mod synth;
 
 pub use error::{OnnxError, OnnxResult};
 pub use graph::{FTensor, FloatGraph};
