@@ -1,29 +1,43 @@
-//! `veil client upload-keys|run|health`: the client side of `veil serve` over HTTP/1
-//! ([`veil_server::Client`]).
+//! `veil client upload-keys|run|delete-keys|key-id|health`: the client side of `veil serve`
+//! over HTTP/1 ([`veil_server::Client`]).
 //!
 //! - `veil client upload-keys --url URL --eval-keys FILE` uploads the evaluation keys once
-//!   and prints the key id on stdout.
+//!   and prints the key id (the SHA-256 of the keys, checked against the server's answer).
 //! - `veil client run --url URL --key-id ID --input CT_FILE --out CT_FILE` sends encrypted
 //!   inputs and writes the encrypted results (decrypt them with `veil decrypt`).
+//! - `veil client delete-keys --url URL --key-id ID` deletes the keys from the server.
+//! - `veil client key-id --eval-keys FILE` prints the key id without a server.
 //!
-//! Failures (no server, HTTP errors) print one line and exit with code 1.
+//! Every request is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
+//! Failures (no server, timeouts, HTTP errors) print one line and exit with code 1.
 
 use super::io;
 use super::CliError;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use veil_runtime::artifact::{check_kind, Direction};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
-use veil_server::{Client, ClientError};
+use veil_server::{Client, ClientError, ClientOptions};
 
 /// Arguments of `veil client`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id 3f2a9c0d11e4b7a8 --input x.veil-ct --out y.veil-ct\n  veil client health --url http://127.0.0.1:8080"
+    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID\n  veil client key-id --eval-keys keys/eval.veil-keys\n  veil client health --url http://127.0.0.1:8080 --connect-timeout-s 2"
 )]
 pub struct ClientArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: ClientCommand,
+    /// Seconds to wait for the connection to the server.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub connect_timeout_s: f64,
+    /// Seconds to wait for the server: for its answer to begin (a run's whole computation)
+    /// and between two pieces of it.
+    #[arg(long, global = true, default_value_t = 600.0)]
+    pub read_timeout_s: f64,
+    /// Largest answer to read, in MiB (encrypted results).
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub max_response_mb: u64,
 }
 
 /// The subcommands of `veil client`.
@@ -50,7 +64,7 @@ pub enum ClientCommand {
         /// Base URL of the server (http only).
         #[arg(long)]
         url: String,
-        /// The key id printed by `veil client upload-keys`.
+        /// The key id printed by `veil client upload-keys` (or `veil client key-id`).
         #[arg(long)]
         key_id: String,
         /// The encrypted inputs from `veil encrypt`.
@@ -59,6 +73,25 @@ pub enum ClientCommand {
         /// The encrypted results to write.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Delete evaluation keys from a `veil serve` server (memory and key store).
+    #[command(
+        after_help = "Example:\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID"
+    )]
+    DeleteKeys {
+        /// Base URL of the server (http only).
+        #[arg(long)]
+        url: String,
+        /// The key id printed by `veil client upload-keys`.
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Print the key id of evaluation keys (the SHA-256 of the keys; no server needed).
+    #[command(after_help = "Example:\n  veil client key-id --eval-keys keys/eval.veil-keys")]
+    KeyId {
+        /// The evaluation keys from `veil keygen`.
+        #[arg(long)]
+        eval_keys: PathBuf,
     },
     /// Print the server's program info (JSON).
     #[command(after_help = "Example:\n  veil client health --url http://127.0.0.1:8080")]
@@ -71,10 +104,26 @@ pub enum ClientCommand {
 
 /// Runs `veil client`.
 pub fn run(args: &ClientArgs) -> Result<(), CliError> {
+    let seconds = |v: f64, flag: &str| {
+        if v.is_finite() && v > 0.0 && v <= 1e9 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(CliError(format!(
+                "{flag}: give a number of seconds above 0, e.g. {flag} 30"
+            )))
+        }
+    };
+    let options = ClientOptions {
+        connect_timeout: seconds(args.connect_timeout_s, "--connect-timeout-s")?,
+        read_timeout: seconds(args.read_timeout_s, "--read-timeout-s")?,
+        max_response: usize::try_from(args.max_response_mb.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+    };
+    let client = |url: &str| Client::with_options(url, options.clone());
     match &args.command {
         ClientCommand::UploadKeys { url, eval_keys } => {
             let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
-            let id = Client::new(url)
+            let id = client(url)
                 .upload_keys(data)
                 .map_err(|e| about(eval_keys, e))?;
             println!("{id}");
@@ -87,17 +136,26 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             out,
         } => {
             let data = read_checked(input, Direction::Inputs.kind())?;
-            let answer = Client::new(url)
-                .run(key_id, data)
-                .map_err(|e| about(input, e))?;
+            let answer = client(url).run(key_id, data).map_err(|e| about(input, e))?;
             io::write(out, &answer, false)?;
             println!("wrote {} ({})", out.display(), io::size(answer.len()));
             Ok(())
         }
-        ClientCommand::Health { url } => {
-            let v = Client::new(url)
-                .health()
+        ClientCommand::DeleteKeys { url, key_id } => {
+            client(url)
+                .delete_keys(key_id)
                 .map_err(|e| CliError(e.to_string()))?;
+            println!("deleted {}", key_id.trim());
+            Ok(())
+        }
+        ClientCommand::KeyId { eval_keys } => {
+            let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
+            let id = veil_server::client::key_id_of_file(&data).map_err(|e| about(eval_keys, e))?;
+            println!("{id}");
+            Ok(())
+        }
+        ClientCommand::Health { url } => {
+            let v = client(url).health().map_err(|e| CliError(e.to_string()))?;
             println!("{v}");
             Ok(())
         }
@@ -107,7 +165,9 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
 /// A client error about the file `path` that was sent.
 fn about(path: &Path, e: ClientError) -> CliError {
     match e {
-        ClientError::TooLarge { .. } => CliError(format!("{}: {e}", path.display())),
+        ClientError::TooLarge { .. } | ClientError::BadFile(_) => {
+            CliError(format!("{}: {e}", path.display()))
+        }
         ClientError::Failed(msg) => CliError(msg),
     }
 }

@@ -255,7 +255,12 @@ fn serve_and_client_run_encrypted_inputs_like_the_interpreter() {
 
     let key_id = ok(&["client", "upload-keys", "--url", &url, "--eval-keys", &eval]);
     let key_id = key_id.trim().to_string();
-    assert_eq!(key_id.len(), 16, "{key_id}");
+    assert_eq!(key_id.len(), 64, "{key_id}");
+    // The key id is the SHA-256 of the keys, computed without a server too.
+    assert_eq!(
+        ok(&["client", "key-id", "--eval-keys", &eval]).trim(),
+        key_id
+    );
     // Uploading again gives the same id.
     assert_eq!(
         ok(&["client", "upload-keys", "--url", &url, "--eval-keys", &eval]).trim(),
