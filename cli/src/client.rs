@@ -33,7 +33,7 @@ pub struct ClientArgs {
     pub connect_timeout_s: f64,
     /// Seconds to wait for the server: for its answer to begin (a run's whole computation)
     /// and between two pieces of it.
-    #[arg(long, global = true, default_value_t = 600.0)]
+    #[arg(long, global = true, default_value_t = 900.0)]
     pub read_timeout_s: f64,
     /// Largest answer to read, in MiB (encrypted results).
     #[arg(long, global = true, default_value_t = 1024)]

@@ -60,7 +60,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(600),
+            read_timeout: Duration::from_secs(900),
             max_response: 1 << 30,
         }
     }
