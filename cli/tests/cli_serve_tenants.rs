@@ -502,3 +502,83 @@ fn the_client_bounds_what_it_waits_for_and_reads() {
     let err = fails(&["client", "key-id", "--eval-keys", &s(&bad)]);
     assert!(err.contains("bad.veil-keys"), "{err}");
 }
+
+#[test]
+fn slow_bodies_and_long_requests_are_cut_off() {
+    let st = setup();
+    let server = Server::start(
+        &st.server,
+        &[
+            "--threads",
+            "1",
+            "--max-uploads",
+            "1",
+            "--body-timeout-s",
+            "2",
+            "--request-timeout-s",
+            "1",
+            "--max-runs-per-request",
+            "10000",
+        ],
+    );
+    let url = server.url();
+    let id = ok(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.victim.1,
+    ])
+    .trim()
+    .to_string();
+    // A body that trickles: it holds the only upload place until the body timeout.
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        slow,
+        "POST /run/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Meanwhile another request waits for a place past its request timeout: 503.
+    let y = s(&st.dir.join("slow-y.veil-ct"));
+    let err = run_fails(&url, &id, &st.victim.2, &y);
+    assert!(
+        err.contains("503") && err.contains("--max-uploads"),
+        "{err}"
+    );
+    // The trickling body itself gets 408 naming the flag.
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("408") && answer.contains("--body-timeout-s"),
+        "{answer}"
+    );
+    // A batch too long for the request timeout: cut off between runs with 503.
+    let many = st.dir.join("many.csv");
+    let rows: String = (0..400).map(|_| "0,1,2,3,-2,-1,0,1\n").collect();
+    std::fs::write(&many, rows).unwrap();
+    let x = s(&st.dir.join("many.veil-ct"));
+    ok(&[
+        "encrypt",
+        "--client",
+        &st.client,
+        "--keys",
+        &st.victim.0,
+        "--input",
+        &s(&many),
+        "--out",
+        &x,
+    ]);
+    let err = run_fails(&url, &id, &x, &y);
+    assert!(
+        err.contains("503") && err.contains("of 400 runs") && err.contains("--request-timeout-s"),
+        "{err}"
+    );
+    // The server still answers.
+    let (status, _) = server.http("GET", "/health", &[], b"").unwrap();
+    assert_eq!(status, 200);
+}
