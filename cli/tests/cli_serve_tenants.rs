@@ -582,3 +582,68 @@ fn slow_bodies_and_long_requests_are_cut_off() {
     let (status, _) = server.http("GET", "/health", &[], b"").unwrap();
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_long_batch_does_not_starve_a_short_one() {
+    let st = setup();
+    let server = Server::start(
+        &st.server,
+        &[
+            "--threads",
+            "1",
+            "--max-concurrent",
+            "1",
+            "--max-uploads",
+            "4",
+        ],
+    );
+    let url = server.url();
+    let id = ok(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.victim.1,
+    ])
+    .trim()
+    .to_string();
+    let many = st.dir.join("fair.csv");
+    let rows: String = (0..40).map(|_| "3,2,1,0,1,0,-1,-2\n").collect();
+    std::fs::write(&many, rows).unwrap();
+    let x = s(&st.dir.join("fair.veil-ct"));
+    ok(&[
+        "encrypt",
+        "--client",
+        &st.client,
+        "--keys",
+        &st.victim.0,
+        "--input",
+        &s(&many),
+        "--out",
+        &x,
+    ]);
+    // The long batch first, on its own thread.
+    let (u, i, yl) = (
+        url.clone(),
+        id.clone(),
+        s(&st.dir.join("fair-long.veil-ct")),
+    );
+    let t = Instant::now();
+    let long = std::thread::spawn(move || {
+        ok(&[
+            "client", "run", "--url", &u, "--key-id", &i, "--input", &x, "--out", &yl,
+        ]);
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // The short one, while the long one runs: its runs interleave with the long one's.
+    run_and_check(st, &url, &id, "fair-short.veil-ct");
+    let short_done = t.elapsed();
+    let long_done = long.join().unwrap();
+    eprintln!("fairness: 2 runs done after {short_done:?}, 40 runs after {long_done:?}");
+    assert!(
+        short_done < long_done,
+        "the short request ({short_done:?}) waited for the long one ({long_done:?})"
+    );
+}
