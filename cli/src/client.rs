@@ -4,7 +4,8 @@
 //! - `veil client upload-keys --url URL --eval-keys FILE` uploads the evaluation keys once
 //!   and prints the key id (the SHA-256 of the keys, checked against the server's answer).
 //! - `veil client run --url URL --key-id ID --input CT_FILE --out CT_FILE` sends encrypted
-//!   inputs and writes the encrypted results (decrypt them with `veil decrypt`).
+//!   inputs and writes the encrypted results (decrypt them with `veil decrypt`); with
+//!   `--eval-keys FILE` it uploads the keys again when the server forgot them.
 //! - `veil client delete-keys --url URL --key-id ID` deletes the keys from the server.
 //! - `veil client key-id --eval-keys FILE` prints the key id without a server.
 //!
@@ -64,9 +65,14 @@ pub enum ClientCommand {
         /// Base URL of the server (http only).
         #[arg(long)]
         url: String,
-        /// The key id printed by `veil client upload-keys` (or `veil client key-id`).
+        /// The key id printed by `veil client upload-keys` (or `veil client key-id`); may be
+        /// left out when --eval-keys is given.
+        #[arg(long, required_unless_present = "eval_keys")]
+        key_id: Option<String>,
+        /// The evaluation keys: uploaded first when the server does not know the key id
+        /// (evicted, deleted, or a restart without --key-dir), then the run is sent again.
         #[arg(long)]
-        key_id: String,
+        eval_keys: Option<PathBuf>,
         /// The encrypted inputs from `veil encrypt`.
         #[arg(long)]
         input: PathBuf,
@@ -132,11 +138,47 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         ClientCommand::Run {
             url,
             key_id,
+            eval_keys,
             input,
             out,
         } => {
+            let keys = match eval_keys {
+                Some(path) => {
+                    let data = read_checked(path, KIND_COMPRESSED_SERVER_KEYS)?;
+                    let id =
+                        veil_server::client::key_id_of_file(&data).map_err(|e| about(path, e))?;
+                    Some((path, data, id))
+                }
+                None => None,
+            };
+            let id = match (key_id, &keys) {
+                (Some(given), Some((path, _, id))) if given.trim() != id => {
+                    return Err(CliError(format!(
+                        "--key-id {given} is not the key id of {} ({id}); leave --key-id out or give the matching keys",
+                        path.display()
+                    )))
+                }
+                (Some(given), _) => given.trim().to_string(),
+                (None, Some((_, _, id))) => id.clone(),
+                (None, None) => {
+                    return Err(CliError(
+                        "give --key-id or --eval-keys (see veil client run --help)".into(),
+                    ))
+                }
+            };
             let data = read_checked(input, Direction::Inputs.kind())?;
-            let answer = client(url).run(key_id, data).map_err(|e| about(input, e))?;
+            let c = client(url);
+            let answer = match keys {
+                None => c.run(&id, data),
+                Some((path, keys, _)) => match c.run(&id, data.clone()) {
+                    Err(e) if e.is_not_found() => {
+                        c.upload_keys(keys).map_err(|e| about(path, e))?;
+                        c.run(&id, data)
+                    }
+                    r => r,
+                },
+            }
+            .map_err(|e| about(input, e))?;
             io::write(out, &answer, false)?;
             println!("wrote {} ({})", out.display(), io::size(answer.len()));
             Ok(())
@@ -168,7 +210,7 @@ fn about(path: &Path, e: ClientError) -> CliError {
         ClientError::TooLarge { .. } | ClientError::BadFile(_) => {
             CliError(format!("{}: {e}", path.display()))
         }
-        ClientError::Failed(msg) => CliError(msg),
+        e @ (ClientError::Failed(_) | ClientError::Status { .. }) => CliError(e.to_string()),
     }
 }
 

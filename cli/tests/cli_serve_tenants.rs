@@ -215,6 +215,43 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
         err.contains("404") && err.contains("least recently used") && err.contains("upload-keys"),
         "{err}"
     );
+    // Given the keys, the client uploads them again and runs (evicting the attacker's).
+    let out = ok(&[
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.victim.1,
+        "--input",
+        &st.victim.2,
+        "--out",
+        &y,
+    ]);
+    assert!(out.starts_with("wrote "), "{out}");
+    let err = fails(&[
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--key-id",
+        &attacker_id,
+        "--eval-keys",
+        &st.victim.1,
+        "--input",
+        &st.victim.2,
+        "--out",
+        &y,
+    ]);
+    assert!(err.contains("is not the key id of"), "{err}");
+    ok(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.attacker.1,
+    ]);
     // Deleting: once, then unknown.
     let out = ok(&[
         "client",

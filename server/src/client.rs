@@ -39,9 +39,27 @@ pub enum ClientError {
     /// The file to send is not what it should be (wrong kind, damaged).
     #[error("{0}")]
     BadFile(String),
-    /// Anything else: no server, timeouts, HTTP errors, answers of another kind.
+    /// The server answered with an error status.
+    #[error("{url}: the server answered {}: {message}", status_text(*status))]
+    Status {
+        /// The server's base URL.
+        url: String,
+        /// The HTTP status.
+        status: StatusCode,
+        /// The server's message.
+        message: String,
+    },
+    /// Anything else: no server, timeouts, broken answers, answers of another kind.
     #[error("{0}")]
     Failed(String),
+}
+
+impl ClientError {
+    /// Whether the server answered 404 (an unknown key id: never uploaded, evicted or
+    /// deleted).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+    }
 }
 
 /// Limits of a [`Client`]: how long it waits and how much it reads.
@@ -333,11 +351,11 @@ pub fn request_with(
     if status.is_success() {
         return Ok(answer);
     }
-    Err(ClientError::Failed(format!(
-        "{base}: the server answered {}: {}",
-        status_text(status),
-        server_message(&answer)
-    )))
+    Err(ClientError::Status {
+        url: base.to_string(),
+        status,
+        message: server_message(&answer),
+    })
 }
 
 fn status_text(s: StatusCode) -> String {
@@ -360,5 +378,107 @@ fn server_message(body: &[u8]) -> String {
         "(no message)".into()
     } else {
         line.chars().take(300).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-connection server on loopback that reads the request head and answers `answer`
+    /// (nothing at all when `None`, holding the connection open).
+    fn fake(answer: Option<Vec<u8>>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            match answer {
+                Some(a) => {
+                    let _ = c.write_all(&a);
+                }
+                None => std::thread::sleep(Duration::from_secs(5)),
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn opts(read_ms: u64, max: usize) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_millis(read_ms),
+            max_response: max,
+        }
+    }
+
+    fn get(url: &str, o: &ClientOptions) -> Result<Bytes, ClientError> {
+        request_with(url, Method::GET, "/health", Vec::new(), o)
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let url = fake(None);
+        let e = get(&url, &opts(200, 1000)).unwrap_err().to_string();
+        assert!(
+            e.contains("no answer") && e.contains("--read-timeout-s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn answers_over_the_cap_are_refused() {
+        let url = fake(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 999999\r\n\r\n".to_vec(),
+        ));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err().to_string();
+        assert!(
+            e.contains("announced") && e.contains("--max-response-mb"),
+            "{e}"
+        );
+        let mut endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..4 {
+            endless.extend_from_slice(b"200\r\n");
+            endless.extend_from_slice(&[b'x'; 0x200]);
+            endless.extend_from_slice(b"\r\n");
+        }
+        let url = fake(Some(endless));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err().to_string();
+        assert!(e.contains("cut off"), "{e}");
+        let url = fake(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ));
+        assert_eq!(&get(&url, &opts(2000, 2)).unwrap()[..], b"ok");
+    }
+
+    #[test]
+    fn error_statuses_keep_the_servers_message() {
+        let body = br#"{"error": "unknown key id"}"#;
+        let mut a = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        a.extend_from_slice(body);
+        let url = fake(Some(a));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err();
+        assert!(e.is_not_found());
+        let e = e.to_string();
+        assert!(e.contains("404 Not Found: unknown key id"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let e = get("https://127.0.0.1:1", &opts(100, 10))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only http"), "{e}");
+        let e = get("127.0.0.1:1", &opts(100, 10)).unwrap_err().to_string();
+        assert!(e.contains("full URL") || e.contains("--url"), "{e}");
     }
 }
