@@ -402,6 +402,24 @@ fn idle_connections_are_closed_and_health_stays_prompt() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+    // Ctrl-C (SIGINT) stops the server cleanly even with idle connections open.
+    drop(idle);
+    drop(slow);
+    let mut server = server;
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
     // Flag checks: one line each.
     let err = fails(&["serve", "--server", &st.server, "--max-uploads", "0"]);
     assert!(err.contains("--max-uploads"), "{err}");

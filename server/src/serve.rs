@@ -657,6 +657,7 @@ pub fn serve(
     let addr = config.addr.clone();
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let header_timeout = config.header_timeout;
+    let request_timeout = config.request_timeout;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -666,6 +667,7 @@ pub fn serve(
             .map_err(|e| ServeError::Io(format!("cannot listen on {addr}: {e}")))?;
         on_listen(local);
         let mut shutdown = std::pin::pin!(shutdown);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let permit = tokio::select! {
                 p = connections.clone().acquire_owned() => match p {
@@ -688,16 +690,25 @@ pub fn serve(
                 }
             };
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let connection = graceful.watch(http.serve_connection(io, service));
             tokio::spawn(async move {
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(header_timeout);
-                let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(e) = http.serve_connection(io, service).await {
+                if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "connection closed");
                 }
                 drop(permit);
             });
+        }
+        // Stop accepting, let requests in progress finish (idle connections close at once),
+        // for at most the request timeout.
+        if tokio::time::timeout(request_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in progress at shutdown were dropped");
         }
         Ok(())
     })
