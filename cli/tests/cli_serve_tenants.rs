@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{interpret, ints, s, workdir};
 mod cli_serve_support;
-use cli_serve_support::{fails, ok, Server};
+use cli_serve_support::{error_of, fails, ok, Server};
 
 /// A compiled program, two clients' keys (the victim's and the attacker's) and their inputs.
 struct Setup {
@@ -701,4 +701,63 @@ fn a_long_batch_does_not_starve_a_short_one() {
         short_done < long_done,
         "the short request ({short_done:?}) waited for the long one ({long_done:?})"
     );
+}
+
+#[test]
+fn mutated_bodies_get_400_and_the_server_stays_up() {
+    let st = setup();
+    let server = Server::start(&st.server, &["--threads", "2"]);
+    let url = server.url();
+    let id = ok(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.victim.1,
+    ])
+    .trim()
+    .to_string();
+    let keys = std::fs::read(&st.victim.1).unwrap();
+    let inputs = std::fs::read(&st.victim.2).unwrap();
+    // A small deterministic generator (xorshift) for the mutation positions.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let run_path = format!("/run/{id}");
+    for (path, original) in [("/keys", &keys), (run_path.as_str(), &inputs)] {
+        for i in 0..40 {
+            let mut body = original.clone();
+            match i % 4 {
+                0 => body.truncate(next(body.len())),
+                1 => {
+                    let p = next(body.len());
+                    body[p] ^= 1 << next(8);
+                }
+                2 => {
+                    // A bit flipped in the header (magic, version, kind, length, checksum).
+                    let p = next(body.len().min(96));
+                    body[p] ^= 1 << next(8);
+                }
+                _ => {
+                    let p = next(body.len());
+                    body.splice(p..p, (0..next(64) + 1).map(|k| k as u8));
+                }
+            }
+            let (status, answer) = server.http("POST", path, &[], &body).unwrap();
+            assert_eq!(
+                status,
+                400,
+                "{path} mutant {i}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            assert!(!error_of(&answer).is_empty());
+        }
+    }
+    // Still serving the untouched inputs correctly.
+    run_and_check(st, &url, &id, "mutants-y.veil-ct");
 }

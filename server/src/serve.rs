@@ -443,12 +443,16 @@ async fn upload_keys(State(state): State<Shared>, b: Body) -> Result<Response, A
     if !in_memory && lock(&state)?.refuses_new() {
         return Err(full(&state));
     }
-    if let (Some(d), false) = (state.disk.clone(), on_disk) {
-        let i = id.clone();
-        off_async(move || d.put(&i, &canonical))
-            .await?
-            .map_err(internal)?;
-        tracing::debug!(key_id = %id, "evaluation keys stored");
+    match (state.disk.clone(), on_disk) {
+        (Some(d), false) => {
+            let i = id.clone();
+            off_async(move || d.put(&i, &canonical))
+                .await?
+                .map_err(internal)?;
+            tracing::debug!(key_id = %id, "evaluation keys stored");
+        }
+        // Not needed: free it before the expansion.
+        _ => drop(canonical),
     }
     if !in_memory {
         let expanded = in_slot(&state, deadline, move |st| {
