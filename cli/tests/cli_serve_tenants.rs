@@ -423,6 +423,8 @@ fn idle_connections_are_closed_and_health_stays_prompt() {
     // Flag checks: one line each.
     let err = fails(&["serve", "--server", &st.server, "--max-uploads", "0"]);
     assert!(err.contains("--max-uploads"), "{err}");
+    let err = fails(&["serve", "--server", &st.server, "--max-keys", "0"]);
+    assert!(err.contains("--max-keys"), "{err}");
     let err = fails(&["serve", "--server", &st.server, "--request-timeout-s", "0"]);
     assert!(err.contains("--request-timeout-s"), "{err}");
 }

@@ -586,6 +586,7 @@ pub fn serve(
 ) -> Result<(), ServeError> {
     let at_least_one = [
         (config.max_concurrent, "max_concurrent", "--max-concurrent"),
+        (config.max_keys, "max_keys", "--max-keys"),
         (
             config.max_runs_per_request,
             "max_runs_per_request",
