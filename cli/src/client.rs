@@ -1,29 +1,44 @@
-//! `veil client upload-keys|run|health`: the client side of `veil serve` over HTTP/1
-//! ([`veil_server::Client`]).
+//! `veil client upload-keys|run|delete-keys|key-id|health`: the client side of `veil serve`
+//! over HTTP/1 ([`veil_server::Client`]).
 //!
 //! - `veil client upload-keys --url URL --eval-keys FILE` uploads the evaluation keys once
-//!   and prints the key id on stdout.
+//!   and prints the key id (the SHA-256 of the keys, checked against the server's answer).
 //! - `veil client run --url URL --key-id ID --input CT_FILE --out CT_FILE` sends encrypted
-//!   inputs and writes the encrypted results (decrypt them with `veil decrypt`).
+//!   inputs and writes the encrypted results (decrypt them with `veil decrypt`); with
+//!   `--eval-keys FILE` it uploads the keys again when the server forgot them.
+//! - `veil client delete-keys --url URL --key-id ID` deletes the keys from the server.
+//! - `veil client key-id --eval-keys FILE` prints the key id without a server.
 //!
-//! Failures (no server, HTTP errors) print one line and exit with code 1.
+//! Every request is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
+//! Failures (no server, timeouts, HTTP errors) print one line and exit with code 1.
 
 use super::io;
 use super::CliError;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use veil_runtime::artifact::{check_kind, Direction};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
-use veil_server::{Client, ClientError};
+use veil_server::{Client, ClientError, ClientOptions};
 
 /// Arguments of `veil client`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id 3f2a9c0d11e4b7a8 --input x.veil-ct --out y.veil-ct\n  veil client health --url http://127.0.0.1:8080"
+    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID\n  veil client key-id --eval-keys keys/eval.veil-keys\n  veil client health --url http://127.0.0.1:8080 --connect-timeout-s 2"
 )]
 pub struct ClientArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: ClientCommand,
+    /// Seconds to wait for the connection to the server.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub connect_timeout_s: f64,
+    /// Seconds to wait for the server: for its answer to begin (a run's whole computation)
+    /// and between two pieces of it.
+    #[arg(long, global = true, default_value_t = 900.0)]
+    pub read_timeout_s: f64,
+    /// Largest answer to read, in MiB (encrypted results).
+    #[arg(long, global = true, default_value_t = 1024)]
+    pub max_response_mb: u64,
 }
 
 /// The subcommands of `veil client`.
@@ -50,15 +65,39 @@ pub enum ClientCommand {
         /// Base URL of the server (http only).
         #[arg(long)]
         url: String,
-        /// The key id printed by `veil client upload-keys`.
+        /// The key id printed by `veil client upload-keys` (or `veil client key-id`); may be
+        /// left out when --eval-keys is given.
+        #[arg(long, required_unless_present = "eval_keys")]
+        key_id: Option<String>,
+        /// The evaluation keys: uploaded first when the server does not know the key id
+        /// (evicted, deleted, or a restart without --key-dir), then the run is sent again.
         #[arg(long)]
-        key_id: String,
+        eval_keys: Option<PathBuf>,
         /// The encrypted inputs from `veil encrypt`.
         #[arg(long)]
         input: PathBuf,
         /// The encrypted results to write.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Delete evaluation keys from a `veil serve` server (memory and key store).
+    #[command(
+        after_help = "Example:\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID"
+    )]
+    DeleteKeys {
+        /// Base URL of the server (http only).
+        #[arg(long)]
+        url: String,
+        /// The key id printed by `veil client upload-keys`.
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Print the key id of evaluation keys (the SHA-256 of the keys; no server needed).
+    #[command(after_help = "Example:\n  veil client key-id --eval-keys keys/eval.veil-keys")]
+    KeyId {
+        /// The evaluation keys from `veil keygen`.
+        #[arg(long)]
+        eval_keys: PathBuf,
     },
     /// Print the server's program info (JSON).
     #[command(after_help = "Example:\n  veil client health --url http://127.0.0.1:8080")]
@@ -71,10 +110,26 @@ pub enum ClientCommand {
 
 /// Runs `veil client`.
 pub fn run(args: &ClientArgs) -> Result<(), CliError> {
+    let seconds = |v: f64, flag: &str| {
+        if v.is_finite() && v > 0.0 && v <= 1e9 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(CliError(format!(
+                "{flag}: give a number of seconds above 0, e.g. {flag} 30"
+            )))
+        }
+    };
+    let options = ClientOptions {
+        connect_timeout: seconds(args.connect_timeout_s, "--connect-timeout-s")?,
+        read_timeout: seconds(args.read_timeout_s, "--read-timeout-s")?,
+        max_response: usize::try_from(args.max_response_mb.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+    };
+    let client = |url: &str| Client::with_options(url, options.clone());
     match &args.command {
         ClientCommand::UploadKeys { url, eval_keys } => {
             let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
-            let id = Client::new(url)
+            let id = client(url)
                 .upload_keys(data)
                 .map_err(|e| about(eval_keys, e))?;
             println!("{id}");
@@ -83,21 +138,66 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         ClientCommand::Run {
             url,
             key_id,
+            eval_keys,
             input,
             out,
         } => {
+            let keys = match eval_keys {
+                Some(path) => {
+                    let data = read_checked(path, KIND_COMPRESSED_SERVER_KEYS)?;
+                    let id =
+                        veil_server::client::key_id_of_file(&data).map_err(|e| about(path, e))?;
+                    Some((path, data, id))
+                }
+                None => None,
+            };
+            let id = match (key_id, &keys) {
+                (Some(given), Some((path, _, id))) if given.trim() != id => {
+                    return Err(CliError(format!(
+                        "--key-id {given} is not the key id of {} ({id}); leave --key-id out or give the matching keys",
+                        path.display()
+                    )))
+                }
+                (Some(given), _) => given.trim().to_string(),
+                (None, Some((_, _, id))) => id.clone(),
+                (None, None) => {
+                    return Err(CliError(
+                        "give --key-id or --eval-keys (see veil client run --help)".into(),
+                    ))
+                }
+            };
             let data = read_checked(input, Direction::Inputs.kind())?;
-            let answer = Client::new(url)
-                .run(key_id, data)
-                .map_err(|e| about(input, e))?;
+            let c = client(url);
+            let answer = match keys {
+                None => c.run(&id, data),
+                Some((path, keys, _)) => match c.run(&id, data.clone()) {
+                    Err(e) if e.is_not_found() => {
+                        c.upload_keys(keys).map_err(|e| about(path, e))?;
+                        c.run(&id, data)
+                    }
+                    r => r,
+                },
+            }
+            .map_err(|e| about(input, e))?;
             io::write(out, &answer, false)?;
             println!("wrote {} ({})", out.display(), io::size(answer.len()));
             Ok(())
         }
-        ClientCommand::Health { url } => {
-            let v = Client::new(url)
-                .health()
+        ClientCommand::DeleteKeys { url, key_id } => {
+            client(url)
+                .delete_keys(key_id)
                 .map_err(|e| CliError(e.to_string()))?;
+            println!("deleted {}", key_id.trim());
+            Ok(())
+        }
+        ClientCommand::KeyId { eval_keys } => {
+            let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
+            let id = veil_server::client::key_id_of_file(&data).map_err(|e| about(eval_keys, e))?;
+            println!("{id}");
+            Ok(())
+        }
+        ClientCommand::Health { url } => {
+            let v = client(url).health().map_err(|e| CliError(e.to_string()))?;
             println!("{v}");
             Ok(())
         }
@@ -107,8 +207,10 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
 /// A client error about the file `path` that was sent.
 fn about(path: &Path, e: ClientError) -> CliError {
     match e {
-        ClientError::TooLarge { .. } => CliError(format!("{}: {e}", path.display())),
-        ClientError::Failed(msg) => CliError(msg),
+        ClientError::TooLarge { .. } | ClientError::BadFile(_) => {
+            CliError(format!("{}: {e}", path.display()))
+        }
+        e @ (ClientError::Failed(_) | ClientError::Status { .. }) => CliError(e.to_string()),
     }
 }
 

@@ -1,18 +1,19 @@
-//! `veil serve --server SERVER_ARTIFACT [--addr 127.0.0.1:8080] [--max-body-mb N]
-//! [--max-concurrent N] [--max-keys N] [--threads N]`: the server side as an HTTP service
-//! ([`veil_server::serve()`]: axum, HTTP/1, no TLS: put a reverse proxy in front of it for
-//! HTTPS). Endpoints: `GET /health`, `POST /keys`, `POST /run/{key_id}`.
+//! `veil serve --server SERVER_ARTIFACT [--addr 127.0.0.1:8080] [--key-dir DIR] [limits]`: the
+//! server side as an HTTP service ([`veil_server::serve()`]: axum, HTTP/1, no TLS: put a
+//! TLS-terminating reverse proxy in front of it, see `docs/serving.md`). Endpoints:
+//! `GET /health`, `POST /keys`, `DELETE /keys/{key_id}`, `POST /run/{key_id}`.
 
 use super::io;
 use super::CliError;
 use std::path::PathBuf;
+use std::time::Duration;
 use veil_runtime::artifact::{ServerArtifact, KIND_SERVER_ARTIFACT};
 use veil_server::ServeConfig;
 
 /// Arguments of `veil serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Endpoints:\n  GET  /health          program info (JSON)\n  POST /keys            body: eval.veil-keys; answers {\"key_id\": \"...\"}\n  POST /run/{key_id}    body: encrypted inputs; answers encrypted results\n\nExamples:\n  veil serve --server build/server.veil-artifact\n  veil serve --server build/server.veil-artifact --addr 0.0.0.0:8080 --max-body-mb 512 --max-concurrent 2 --threads 8\n\nThen, on the client:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct"
+    after_help = "Endpoints:\n  GET    /health          program info and limits (JSON)\n  POST   /keys            body: eval.veil-keys; answers {\"key_id\": \"...\"} (the SHA-256 of the keys)\n  DELETE /keys/{key_id}   forget the keys (memory and --key-dir)\n  POST   /run/{key_id}    body: encrypted inputs; answers encrypted results\n\nNo TLS: put a TLS-terminating reverse proxy in front of a server reachable from other machines (docs/serving.md).\n\nExamples:\n  veil serve --server build/server.veil-artifact\n  veil serve --server build/server.veil-artifact --addr 127.0.0.1:8080 --key-dir /var/lib/veil/keys --max-keys 8 --max-concurrent 2 --threads 8\n\nThen, on the client:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct"
 )]
 pub struct ServeArgs {
     /// The server artifact from `veil compile`.
@@ -27,9 +28,38 @@ pub struct ServeArgs {
     /// FHE evaluations (runs and key expansions) at the same time; more requests wait.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: usize,
-    /// Evaluation key sets kept in memory (expanded keys are large).
+    /// Evaluation key sets kept in memory (expanded keys are large); the least recently used
+    /// one is forgotten to make room (see --no-evict).
     #[arg(long, default_value_t = 16)]
     pub max_keys: usize,
+    /// Refuse new key uploads (503) when --max-keys sets are in memory, instead of forgetting
+    /// the least recently used set.
+    #[arg(long)]
+    pub no_evict: bool,
+    /// Directory of the persistent key store: uploaded keys are written there (atomically,
+    /// named by their SHA-256) and survive restarts until DELETE /keys/{key_id}; several
+    /// servers may share it. Without it keys live in memory only.
+    #[arg(long)]
+    pub key_dir: Option<PathBuf>,
+    /// Most runs in one request (a run: one sample, or one batch of an ML model).
+    #[arg(long, default_value_t = 128)]
+    pub max_runs_per_request: usize,
+    /// Request bodies (keys or inputs) read and held at once; more requests wait.
+    #[arg(long, default_value_t = 4)]
+    pub max_uploads: usize,
+    /// Open connections at once; more wait to be accepted.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers or stay idle between
+    /// requests before it is closed.
+    #[arg(long, default_value_t = 30)]
+    pub header_timeout_s: u64,
+    /// Seconds a request body may take to arrive (408 after).
+    #[arg(long, default_value_t = 120)]
+    pub body_timeout_s: u64,
+    /// Seconds a request may wait and run (503 after; checked before each run of a batch).
+    #[arg(long, default_value_t = 600)]
+    pub request_timeout_s: u64,
     /// Worker threads of the FHE executor (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -42,9 +72,6 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         KIND_SERVER_ARTIFACT,
         ServerArtifact::from_bytes,
     )?;
-    if args.max_concurrent == 0 {
-        return Err(CliError("--max-concurrent: give at least 1".into()));
-    }
     let max_body = usize::try_from(args.max_body_mb.saturating_mul(1 << 20))
         .map_err(|_| CliError("--max-body-mb: too large".into()))?;
     let config = ServeConfig {
@@ -52,6 +79,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         max_body,
         max_concurrent: args.max_concurrent,
         max_keys: args.max_keys,
+        evict: !args.no_evict,
+        key_dir: args.key_dir.clone(),
+        max_runs_per_request: args.max_runs_per_request,
+        max_uploads: args.max_uploads,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout_s),
+        body_timeout: Duration::from_secs(args.body_timeout_s),
+        request_timeout: Duration::from_secs(args.request_timeout_s),
         threads: args.threads,
     };
     let program_id = server.program_id();

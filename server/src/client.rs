@@ -1,16 +1,25 @@
 //! The client side of [`crate::serve()`] over HTTP/1 (hyper): upload evaluation keys, run a
-//! program on encrypted inputs, read the server's program info. `veil client` is a thin
-//! command line over [`Client`].
+//! program on encrypted inputs, delete keys, read the server's program info. `veil client` is
+//! a thin command line over [`Client`].
 //!
-//! Failures (no server, HTTP errors, answers of another kind) are one-line [`ClientError`]s
-//! holding the server's message.
+//! The client does not trust the server: connecting and every wait for the server are bounded
+//! ([`ClientOptions`]), answers over a size limit are cut off, the key id a server answers is
+//! checked against the one computed from the uploaded keys, and answers are checked for their
+//! kind. Failures (no server, timeouts, HTTP errors, answers of another kind) are one-line
+//! [`ClientError`]s holding the server's message.
 
+use crate::store;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{header, Method, Request, StatusCode, Uri};
-use veil_runtime::artifact::{check_kind, Direction};
+use std::time::Duration;
+use veil_runtime::artifact::{check_kind, ArtifactError, Direction};
 use veil_runtime::keys::human_bytes;
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
+use veil_runtime::CompressedServerKeys;
+
+/// Largest `GET /health` answer read (program info is small).
+const MAX_HEALTH_ANSWER: usize = 1 << 20;
 
 /// A failed request: one line, with the server's message where it sent one.
 #[derive(Debug, thiserror::Error)]
@@ -27,28 +36,93 @@ pub enum ClientError {
         /// The server's limit.
         max: u64,
     },
-    /// Anything else: no server, HTTP errors, answers of another kind.
+    /// The file to send is not what it should be (wrong kind, damaged).
+    #[error("{0}")]
+    BadFile(String),
+    /// The server answered with an error status.
+    #[error("{url}: the server answered {}: {message}", status_text(*status))]
+    Status {
+        /// The server's base URL.
+        url: String,
+        /// The HTTP status.
+        status: StatusCode,
+        /// The server's message.
+        message: String,
+    },
+    /// Anything else: no server, timeouts, broken answers, answers of another kind.
     #[error("{0}")]
     Failed(String),
+}
+
+impl ClientError {
+    /// Whether the server answered 404 (an unknown key id: never uploaded, evicted or
+    /// deleted).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+    }
+}
+
+/// Limits of a [`Client`]: how long it waits and how much it reads.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Longest wait for the connection to the server.
+    pub connect_timeout: Duration,
+    /// Longest wait for the server: for the answer to begin after the request is sent, and
+    /// between two pieces of the answer.
+    pub read_timeout: Duration,
+    /// Largest answer read (encrypted results).
+    pub max_response: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(900),
+            max_response: 1 << 30,
+        }
+    }
 }
 
 /// A `veil serve` server at a base URL (`http://host:port`).
 #[derive(Clone, Debug)]
 pub struct Client {
     url: String,
+    options: ClientOptions,
 }
 
 impl Client {
-    /// A client of the server at `url` (nothing is sent yet).
+    /// A client of the server at `url` with the default [`ClientOptions`] (nothing is sent
+    /// yet).
     pub fn new(url: &str) -> Self {
+        Self::with_options(url, ClientOptions::default())
+    }
+
+    /// A client of the server at `url` with `options`.
+    pub fn with_options(url: &str, options: ClientOptions) -> Self {
         Client {
             url: url.to_string(),
+            options,
         }
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        max_answer: usize,
+    ) -> Result<Bytes, ClientError> {
+        let opts = ClientOptions {
+            max_response: max_answer.min(self.options.max_response),
+            ..self.options.clone()
+        };
+        request_with(&self.url, method, path, body, &opts)
     }
 
     /// The server's program info (`GET /health`).
     pub fn health(&self) -> Result<serde_json::Value, ClientError> {
-        let answer = request(&self.url, Method::GET, "/health", Vec::new())?;
+        let answer = self.send(Method::GET, "/health", Vec::new(), MAX_HEALTH_ANSWER)?;
         serde_json::from_slice(&answer).map_err(|e| {
             ClientError::Failed(format!(
                 "{}: the server's health answer is not JSON ({e}); is this a veil server?",
@@ -57,26 +131,40 @@ impl Client {
         })
     }
 
-    /// Uploads an evaluation-key file (`eval.veil-keys`); returns the key id.
+    /// Uploads an evaluation-key file (`eval.veil-keys`); returns the key id (the SHA-256 of
+    /// the keys, [`key_id_of_file`]), checked against the server's answer.
     pub fn upload_keys(&self, eval_keys: Vec<u8>) -> Result<String, ClientError> {
-        check_kind(&eval_keys, KIND_COMPRESSED_SERVER_KEYS)
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
+        let expected = key_id_of_file(&eval_keys)?;
         self.check_limit(eval_keys.len())?;
-        let answer = request(&self.url, Method::POST, "/keys", eval_keys)?;
+        let answer = self.send(Method::POST, "/keys", eval_keys, MAX_HEALTH_ANSWER)?;
         let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
-        v["key_id"].as_str().map(str::to_string).ok_or_else(|| {
+        let got = v["key_id"].as_str().ok_or_else(|| {
             ClientError::Failed(format!("{}: the server's answer holds no key id", self.url))
-        })
+        })?;
+        if got != expected {
+            return Err(ClientError::Failed(format!(
+                "{}: the server stored the keys under key id {got}, but their key id is {expected}; is this a veil server of the same version?",
+                self.url
+            )));
+        }
+        Ok(expected)
+    }
+
+    /// Deletes the keys of `key_id` from the server (memory and key store).
+    pub fn delete_keys(&self, key_id: &str) -> Result<(), ClientError> {
+        let path = format!("/keys/{}", key_id.trim());
+        self.send(Method::DELETE, &path, Vec::new(), MAX_HEALTH_ANSWER)?;
+        Ok(())
     }
 
     /// Runs the program on an encrypted-inputs file under `key_id`; returns the
     /// encrypted-results file.
     pub fn run(&self, key_id: &str, inputs: Vec<u8>) -> Result<Vec<u8>, ClientError> {
         check_kind(&inputs, Direction::Inputs.kind())
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
+            .map_err(|e| ClientError::BadFile(e.to_string()))?;
         self.check_limit(inputs.len())?;
         let path = format!("/run/{}", key_id.trim());
-        let answer = request(&self.url, Method::POST, &path, inputs)?;
+        let answer = self.send(Method::POST, &path, inputs, usize::MAX)?;
         check_kind(&answer, Direction::Outputs.kind()).map_err(|e| {
             ClientError::Failed(format!(
                 "{}: the server answered something else: {e}",
@@ -100,13 +188,37 @@ impl Client {
     }
 }
 
-/// Sends one request to `base` + `path`; the answer's body on success (2xx), else an error
-/// holding the server's message.
+/// The key id of an evaluation-key file: the SHA-256 of the keys' canonical encoding, as the
+/// server computes it ([`store::key_id`]). Checks the file's kind and content.
+pub fn key_id_of_file(eval_keys: &[u8]) -> Result<String, ClientError> {
+    let fail = |e: ArtifactError| ClientError::BadFile(e.to_string());
+    check_kind(eval_keys, KIND_COMPRESSED_SERVER_KEYS).map_err(fail)?;
+    let keys = CompressedServerKeys::from_bytes(eval_keys)
+        .map_err(|e| fail(ArtifactError::from_runtime(KIND_COMPRESSED_SERVER_KEYS, e)))?;
+    store::key_id(&keys)
+        .map(|(id, _)| id)
+        .map_err(ClientError::Failed)
+}
+
+/// Sends one request to `base` + `path` with the default [`ClientOptions`]; the answer's body
+/// on success (2xx), else an error holding the server's message.
 pub fn request(
     base: &str,
     method: Method,
     path: &str,
     body: Vec<u8>,
+) -> Result<Bytes, ClientError> {
+    request_with(base, method, path, body, &ClientOptions::default())
+}
+
+/// [`request`] with `opts`: a connection not made within `opts.connect_timeout`, a server
+/// silent for `opts.read_timeout` or an answer over `opts.max_response` bytes is an error.
+pub fn request_with(
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    opts: &ClientOptions,
 ) -> Result<Bytes, ClientError> {
     let uri: Uri = base.parse().map_err(|e| {
         ClientError::Failed(format!(
@@ -142,14 +254,45 @@ pub fn request(
         .build()
         .map_err(|e| ClientError::Failed(format!("cannot start the HTTP client: {e}")))?;
     let sent = body.len();
+    let ClientOptions {
+        connect_timeout,
+        read_timeout,
+        max_response,
+    } = opts.clone();
+    let silent = move || {
+        ClientError::Failed(format!(
+            "{base}: no answer from the server within {} s (veil client --read-timeout-s); the server may be overloaded or stuck",
+            read_timeout.as_secs_f64()
+        ))
+    };
+    let too_big = move |n: u64| {
+        ClientError::Failed(format!(
+            "{base}: the server's answer is over {} ({}; veil client --max-response-mb)",
+            human_bytes(max_response as u64),
+            if n == u64::MAX {
+                "cut off".to_string()
+            } else {
+                format!("it announced {}", human_bytes(n))
+            }
+        ))
+    };
     let (status, answer) = rt.block_on(async move {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                ClientError::Failed(format!(
-                    "cannot connect to {base}: {e}; check the URL and that `veil serve` runs there"
-                ))
-            })?;
+        let stream = tokio::time::timeout(
+            connect_timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| {
+            ClientError::Failed(format!(
+                "cannot connect to {base}: no connection within {} s (veil client --connect-timeout-s); check the URL and that `veil serve` runs there",
+                connect_timeout.as_secs_f64()
+            ))
+        })?
+        .map_err(|e| {
+            ClientError::Failed(format!(
+                "cannot connect to {base}: {e}; check the URL and that `veil serve` runs there"
+            ))
+        })?;
         let http_err = |e: hyper::Error| {
             let mut msg = format!("{base}: the request failed: {e}");
             if sent > 0 {
@@ -159,10 +302,13 @@ pub fn request(
             }
             ClientError::Failed(msg)
         };
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(http_err)?;
+        let (mut sender, conn) = tokio::time::timeout(
+            read_timeout,
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)),
+        )
+        .await
+        .map_err(|_| silent())?
+        .map_err(http_err)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -173,24 +319,43 @@ pub fn request(
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Failed(format!("--url {base:?}: {e}")))?;
-        let resp = sender.send_request(req).await.map_err(http_err)?;
-        let status = resp.status();
-        let answer = resp
-            .into_body()
-            .collect()
+        let resp = tokio::time::timeout(read_timeout, sender.send_request(req))
             .await
-            .map_err(http_err)?
-            .to_bytes();
-        Ok::<_, ClientError>((status, answer))
+            .map_err(|_| silent())?
+            .map_err(http_err)?;
+        let status = resp.status();
+        let declared = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = declared.filter(|&n| n > max_response as u64) {
+            return Err(too_big(n));
+        }
+        let mut body = resp.into_body();
+        let mut answer = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(read_timeout, body.frame())
+                .await
+                .map_err(|_| silent())?;
+            let Some(frame) = frame else { break };
+            if let Ok(chunk) = frame.map_err(http_err)?.into_data() {
+                if answer.len() + chunk.len() > max_response {
+                    return Err(too_big(u64::MAX));
+                }
+                answer.extend_from_slice(&chunk);
+            }
+        }
+        Ok::<_, ClientError>((status, Bytes::from(answer)))
     })?;
     if status.is_success() {
         return Ok(answer);
     }
-    Err(ClientError::Failed(format!(
-        "{base}: the server answered {}: {}",
-        status_text(status),
-        server_message(&answer)
-    )))
+    Err(ClientError::Status {
+        url: base.to_string(),
+        status,
+        message: server_message(&answer),
+    })
 }
 
 fn status_text(s: StatusCode) -> String {
@@ -213,5 +378,107 @@ fn server_message(body: &[u8]) -> String {
         "(no message)".into()
     } else {
         line.chars().take(300).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-connection server on loopback that reads the request head and answers `answer`
+    /// (nothing at all when `None`, holding the connection open).
+    fn fake(answer: Option<Vec<u8>>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            match answer {
+                Some(a) => {
+                    let _ = c.write_all(&a);
+                }
+                None => std::thread::sleep(Duration::from_secs(5)),
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn opts(read_ms: u64, max: usize) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_millis(read_ms),
+            max_response: max,
+        }
+    }
+
+    fn get(url: &str, o: &ClientOptions) -> Result<Bytes, ClientError> {
+        request_with(url, Method::GET, "/health", Vec::new(), o)
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let url = fake(None);
+        let e = get(&url, &opts(200, 1000)).unwrap_err().to_string();
+        assert!(
+            e.contains("no answer") && e.contains("--read-timeout-s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn answers_over_the_cap_are_refused() {
+        let url = fake(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 999999\r\n\r\n".to_vec(),
+        ));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err().to_string();
+        assert!(
+            e.contains("announced") && e.contains("--max-response-mb"),
+            "{e}"
+        );
+        let mut endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..4 {
+            endless.extend_from_slice(b"200\r\n");
+            endless.extend_from_slice(&[b'x'; 0x200]);
+            endless.extend_from_slice(b"\r\n");
+        }
+        let url = fake(Some(endless));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err().to_string();
+        assert!(e.contains("cut off"), "{e}");
+        let url = fake(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ));
+        assert_eq!(&get(&url, &opts(2000, 2)).unwrap()[..], b"ok");
+    }
+
+    #[test]
+    fn error_statuses_keep_the_servers_message() {
+        let body = br#"{"error": "unknown key id"}"#;
+        let mut a = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        a.extend_from_slice(body);
+        let url = fake(Some(a));
+        let e = get(&url, &opts(2000, 1000)).unwrap_err();
+        assert!(e.is_not_found());
+        let e = e.to_string();
+        assert!(e.contains("404 Not Found: unknown key id"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let e = get("https://127.0.0.1:1", &opts(100, 10))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only http"), "{e}");
+        let e = get("127.0.0.1:1", &opts(100, 10)).unwrap_err().to_string();
+        assert!(e.contains("full URL") || e.contains("--url"), "{e}");
     }
 }

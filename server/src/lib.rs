@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod serve;
+pub mod store;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, ClientOptions};
 pub use serve::{serve, ServeConfig, ServeError};

@@ -1,33 +1,46 @@
-//! The server side as an HTTP service (axum, HTTP/1, no TLS: put a reverse proxy in front of
-//! it for HTTPS). `veil serve` is a thin command line over [`serve`].
+//! The server side as an HTTP service (axum on hyper, HTTP/1, no TLS: put a TLS-terminating
+//! reverse proxy in front of it, see `docs/serving.md`). `veil serve` is a thin command line
+//! over [`serve`].
 //!
 //! - `GET /health`: program info (JSON): program id, inputs, outputs, parameter sets, limits.
 //! - `POST /keys`, body: the evaluation-key file (`eval.veil-keys`). The keys are checked
-//!   against the program, expanded once and kept in memory; answers `{"key_id": "..."}` (the
-//!   key generation id, which the encrypted inputs carry too). Uploading the same keys again
-//!   changes nothing.
-//! - `POST /run/{key_id}`, body: an encrypted-inputs file (`veil encrypt`); answers the
-//!   encrypted-results file (`veil decrypt` reads it).
+//!   against the program, stored under their key id (the SHA-256 of their canonical encoding,
+//!   [`crate::store::key_id`]: an id can only name the keys it was computed from), expanded
+//!   and kept in memory; answers `{"key_id": "<64 hex digits>", "new": bool,
+//!   "key_generation": "<16 hex digits>"}`. Uploading the same keys again changes nothing.
+//! - `POST /run/{key_id}`, body: an encrypted-inputs file (`veil encrypt`) made with the
+//!   secret keys of that key generation; answers the encrypted-results file.
+//! - `DELETE /keys/{key_id}`: forgets the keys (memory and key directory).
 //!
 //! Errors answer `{"error": "..."}`: 400 for a malformed or mismatched body (the library's
-//! message), 404 for an unknown key id or path, 413 for a body over
-//! [`ServeConfig::max_body`], 503 when [`ServeConfig::max_keys`] key sets are loaded. FHE work
-//! (key expansion, runs) happens on blocking threads, at most
-//! [`ServeConfig::max_concurrent`] at a time, on one executor of [`ServeConfig::threads`]
-//! threads.
+//! message), 404 for an unknown key id or path, 408 for a body that did not arrive in time,
+//! 413 for a body over [`ServeConfig::max_body`] or a batch of more than
+//! [`ServeConfig::max_runs_per_request`] runs, 503 when the server is busy past
+//! [`ServeConfig::request_timeout`] or holds [`ServeConfig::max_keys`] key sets without
+//! eviction, 500 when the key directory fails.
+//!
+//! Limits: FHE work (key expansion, runs) happens on blocking threads, at most
+//! [`ServeConfig::max_concurrent`] at a time, one run at a time per slot (a batch takes a slot
+//! per run, so requests of many runs interleave with others fairly); at most
+//! [`ServeConfig::max_uploads`] request bodies are read and held at once; at most
+//! [`ServeConfig::max_connections`] connections are open; connections idle or slow to send
+//! headers are closed after [`ServeConfig::header_timeout`]. The async workers never decode,
+//! expand or run anything.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use crate::store::{self, DiskStore, Inserted, Lru};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::HashMap;
+use http_body_util::BodyExt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::Semaphore;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use veil_runtime::artifact::{
     self, describe_type, ArtifactError, Direction, EncryptedBatch, ServerArtifact,
 };
@@ -46,6 +59,26 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     /// Evaluation key sets kept in memory (expanded keys are large).
     pub max_keys: usize,
+    /// When [`ServeConfig::max_keys`] sets are in memory: forget the least recently used one
+    /// (true) or refuse new uploads (false).
+    pub evict: bool,
+    /// Directory of the persistent key store (`None`: memory only, lost on restart).
+    pub key_dir: Option<PathBuf>,
+    /// Most runs in one request (a run: one sample, or one batch of an ML model).
+    pub max_runs_per_request: usize,
+    /// Request bodies read and held at once (each up to [`ServeConfig::max_body`]); more
+    /// requests wait for one to finish.
+    pub max_uploads: usize,
+    /// Open connections at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Time a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed.
+    pub header_timeout: Duration,
+    /// Time a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// Time a request may wait and run; checked before each run of a batch, so a request
+    /// ends at most one run after it.
+    pub request_timeout: Duration,
     /// Worker threads of the FHE executor (0: one per CPU).
     pub threads: usize,
 }
@@ -57,6 +90,14 @@ impl Default for ServeConfig {
             max_body: 1 << 30,
             max_concurrent: 1,
             max_keys: 16,
+            evict: true,
+            key_dir: None,
+            max_runs_per_request: 128,
+            max_uploads: 4,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(600),
             threads: 0,
         }
     }
@@ -76,16 +117,17 @@ pub enum ServeError {
 struct AppState {
     server: ServerArtifact,
     exec: Executor,
-    keys: Mutex<HashMap<u64, Arc<ServerKeys>>>,
-    slots: Semaphore,
-    max_body: usize,
-    max_concurrent: usize,
-    max_keys: usize,
+    keys: Mutex<Lru<Arc<ServerKeys>>>,
+    disk: Option<DiskStore>,
+    slots: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
+    config: ServeConfig,
 }
 
 type Shared = Arc<AppState>;
 
 /// An error answer: status and one-line message, sent as `{"error": message}`.
+#[derive(Debug)]
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -106,6 +148,10 @@ fn bad(e: &ArtifactError) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg)
 }
 
+fn internal(what: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, what.into())
+}
+
 fn json(v: serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
@@ -115,7 +161,17 @@ fn too_large(state: &AppState) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "the request body is over this server's limit of {} (veil serve --max-body-mb)",
-            human_bytes(state.max_body as u64)
+            human_bytes(state.config.max_body as u64)
+        ),
+    )
+}
+
+fn busy(state: &AppState, what: &str) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the server is busy: {what} within its request timeout of {} s (veil serve --request-timeout-s); retry later",
+            state.config.request_timeout.as_secs()
         ),
     )
 }
@@ -133,40 +189,90 @@ async fn refuse_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
-        Some(n) if n > state.max_body as u64 => too_large(&state).into_response(),
+        Some(n) if n > state.config.max_body as u64 => too_large(&state).into_response(),
         _ => next.run(req).await,
     }
 }
 
-/// The request body, or a clear error (413 over the limit).
-fn body(state: &AppState, b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    b.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(state)
-        } else {
-            ApiError(
-                e.status(),
-                format!("cannot read the request body: {}", e.body_text()),
-            )
+/// Reads a request body once one of the [`ServeConfig::max_uploads`] places is free (the
+/// permit is held until the request ends): 413 over the limit, 408 when it does not arrive
+/// within [`ServeConfig::body_timeout`], 503 when no place frees up before `deadline`.
+async fn read_body(
+    state: &Shared,
+    body: Body,
+    deadline: Instant,
+) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+    let permit = tokio::time::timeout_at(deadline, state.uploads.clone().acquire_owned())
+        .await
+        .map_err(|_| busy(state, "no upload place (veil serve --max-uploads) freed up"))?
+        .map_err(|_| internal("the server is shutting down"))?;
+    let max = state.config.max_body;
+    let collect = async move {
+        let mut body = body;
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                )
+            })?;
+            if let Ok(chunk) = frame.into_data() {
+                if data.len() + chunk.len() > max {
+                    return Err(too_large(state));
+                }
+                data.extend_from_slice(&chunk);
+            }
         }
-    })
+        Ok(Bytes::from(data))
+    };
+    let data = tokio::time::timeout(state.config.body_timeout, collect)
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (veil serve --body-timeout-s)",
+                    state.config.body_timeout.as_secs()
+                ),
+            )
+        })??;
+    Ok((data, permit))
 }
 
-/// Runs FHE work on a blocking thread once a slot is free.
-async fn blocking<R: Send + 'static>(
+/// Runs `f` on a blocking thread (never on the async workers).
+async fn off_async<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| internal("internal error: a server task failed"))
+}
+
+/// Runs FHE work on a blocking thread once one of the [`ServeConfig::max_concurrent`] slots
+/// is free (503 when none frees up before `deadline`). The slot is held by the blocking work
+/// itself, so a request given up on does not free it while its work goes on.
+async fn in_slot<R: Send + 'static>(
     state: &Shared,
+    deadline: Instant,
     f: impl FnOnce(&AppState) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
-    let internal = |what: &str| ApiError(StatusCode::INTERNAL_SERVER_ERROR, what.to_string());
-    let _permit = state
-        .slots
-        .acquire()
+    let permit = tokio::time::timeout_at(deadline, state.slots.clone().acquire_owned())
         .await
+        .map_err(|_| {
+            busy(
+                state,
+                "no evaluation slot (veil serve --max-concurrent) freed up",
+            )
+        })?
         .map_err(|_| internal("the server is shutting down"))?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || f(&st))
-        .await
-        .map_err(|_| internal("internal error: the evaluation failed"))
+    off_async(move || {
+        let r = f(&st);
+        drop(permit);
+        r
+    })
+    .await
 }
 
 async fn health(State(state): State<Shared>) -> Response {
@@ -178,6 +284,7 @@ async fn health(State(state): State<Shared>) -> Response {
             .collect::<Vec<_>>()
     };
     let keys_loaded = state.keys.lock().map(|k| k.len()).unwrap_or(0);
+    let c = &state.config;
     json(serde_json::json!({
         "status": "ok",
         "veil": env!("CARGO_PKG_VERSION"),
@@ -186,108 +293,286 @@ async fn health(State(state): State<Shared>) -> Response {
         "outputs": ios(artifact::output_specs(g)),
         "params": state.server.params().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "keys_loaded": keys_loaded,
-        "max_keys": state.max_keys,
-        "max_body_bytes": state.max_body,
-        "max_concurrent": state.max_concurrent,
+        "max_keys": c.max_keys,
+        "evict": c.evict,
+        "key_store": state.disk.is_some(),
+        "max_body_bytes": c.max_body,
+        "max_concurrent": c.max_concurrent,
+        "max_runs_per_request": c.max_runs_per_request,
+        "max_uploads": c.max_uploads,
+        "request_timeout_s": c.request_timeout.as_secs(),
         "threads": state.exec.threads(),
     }))
 }
 
-fn lookup(state: &AppState, id: u64) -> Option<Arc<ServerKeys>> {
-    state.keys.lock().ok()?.get(&id).cloned()
-}
-
-async fn upload_keys(
-    State(state): State<Shared>,
-    b: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let data = body(&state, b)?;
-    let t = Instant::now();
-    artifact::check_kind(&data, KIND_COMPRESSED_SERVER_KEYS).map_err(|e| bad(&e))?;
-    let keys = CompressedServerKeys::from_bytes(&data)
-        .map_err(|e| bad(&ArtifactError::from_runtime(KIND_COMPRESSED_SERVER_KEYS, e)))?;
-    drop(data);
-    state.server.check_keys(&keys).map_err(|e| bad(&e))?;
-    let id = keys.key_id();
-    let answer =
-        |new: bool| json(serde_json::json!({ "key_id": format!("{id:016x}"), "new": new }));
-    if lookup(&state, id).is_some() {
-        return Ok(answer(false));
-    }
-    let full = || {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "this server holds {} key sets already (veil serve --max-keys)",
-                state.max_keys
-            ),
+fn unknown_key(state: &AppState, key_id: &str) -> ApiError {
+    let why = if store::parse_key_id(key_id).is_none() {
+        format!(
+            "a key id is the {} hex digits `veil client upload-keys` prints",
+            store::KEY_ID_HEX_LEN
+        )
+    } else if state.disk.is_some() {
+        "upload the evaluation keys (veil client upload-keys)".to_string()
+    } else {
+        format!(
+            "upload the evaluation keys (veil client upload-keys); this server keeps {} key set(s) in memory only and forgets the least recently used ones",
+            state.config.max_keys
         )
     };
-    if state.keys.lock().map(|k| k.len()).unwrap_or(usize::MAX) >= state.max_keys {
-        return Err(full());
-    }
-    let expanded = blocking(&state, move |st| st.exec.install(|| keys.decompress())).await?;
-    // The first upload of an id wins: a second one does not replace keys in use.
-    let mut map = state
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("unknown key id {key_id:?}: {why}"),
+    )
+}
+
+fn full(state: &AppState) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "this server holds {} key sets already and does not evict (veil serve --max-keys, --no-evict); delete unused ones with DELETE /keys/{{key_id}}",
+            state.config.max_keys
+        ),
+    )
+}
+
+fn lock(state: &AppState) -> Result<std::sync::MutexGuard<'_, Lru<Arc<ServerKeys>>>, ApiError> {
+    state
         .keys
         .lock()
-        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?;
-    if map.contains_key(&id) {
+        .map_err(|_| internal("internal error: the key store is unusable"))
+}
+
+/// Stores expanded keys in memory; logs evictions.
+fn remember(state: &AppState, id: &str, keys: Arc<ServerKeys>) -> Result<Inserted, ApiError> {
+    let r = lock(state)?.insert(id, keys);
+    if let Inserted::New(evicted) = &r {
+        for e in evicted {
+            tracing::info!(key_id = %e, "evaluation keys evicted from memory (least recently used)");
+        }
+    }
+    Ok(r)
+}
+
+/// The expanded keys of `id`: from memory, else from the key directory (decoded, checked
+/// and expanded under a slot); `None` when unknown.
+async fn find_keys(
+    state: &Shared,
+    id: &str,
+    deadline: Instant,
+) -> Result<Option<Arc<ServerKeys>>, ApiError> {
+    let cached = lock(state)?.get(id);
+    let Some(disk) = state.disk.clone() else {
+        return Ok(cached);
+    };
+    if let Some(keys) = cached {
+        // Deleted through another server sharing the directory: forget them here too.
+        let (d, i) = (disk.clone(), id.to_string());
+        if off_async(move || d.contains(&i)).await? {
+            return Ok(Some(keys));
+        }
+        lock(state)?.remove(id);
+        return Ok(None);
+    }
+    let (d, i) = (disk.clone(), id.to_string());
+    if !off_async(move || d.contains(&i)).await? {
+        return Ok(None);
+    }
+    let i = id.to_string();
+    let loaded = in_slot(state, deadline, move |st| {
+        let bytes = match disk.get(&i) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(internal(e)),
+        };
+        let keys = CompressedServerKeys::from_bytes(&bytes)
+            .map_err(|e| internal(format!("key store: {}: {e}", disk.path(&i).display())))?;
+        st.server.check_keys(&keys).map_err(|e| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("key id {i}: the stored keys are not for this program: {e}"),
+            )
+        })?;
+        Ok(Some(st.exec.install(|| keys.decompress())))
+    })
+    .await??;
+    let Some(keys) = loaded else {
+        return Ok(None);
+    };
+    let keys = Arc::new(keys);
+    tracing::debug!(key_id = %id, "evaluation keys loaded from the key store");
+    // When memory is full without eviction this request is served anyway and the keys stay
+    // on disk only.
+    remember(state, id, keys.clone())?;
+    Ok(Some(lock(state)?.get(id).unwrap_or(keys)))
+}
+
+async fn upload_keys(State(state): State<Shared>, b: Body) -> Result<Response, ApiError> {
+    let deadline = Instant::now() + state.config.request_timeout;
+    let t = Instant::now();
+    let (data, _upload) = read_body(&state, b, deadline).await?;
+    artifact::check_kind(&data, KIND_COMPRESSED_SERVER_KEYS).map_err(|e| bad(&e))?;
+    let st = state.clone();
+    let (keys, id, canonical) = off_async(move || {
+        let keys = CompressedServerKeys::from_bytes(&data)
+            .map_err(|e| bad(&ArtifactError::from_runtime(KIND_COMPRESSED_SERVER_KEYS, e)))?;
+        drop(data);
+        st.server.check_keys(&keys).map_err(|e| bad(&e))?;
+        let (id, canonical) = store::key_id(&keys).map_err(internal)?;
+        Ok::<_, ApiError>((keys, id, canonical))
+    })
+    .await??;
+    let generation = keys.key_id();
+    let answer = |new: bool| {
+        json(serde_json::json!({
+            "key_id": id,
+            "new": new,
+            "key_generation": format!("{generation:016x}"),
+        }))
+    };
+    let in_memory = lock(&state)?.get(&id).is_some();
+    let on_disk = match state.disk.clone() {
+        Some(d) => {
+            let i = id.clone();
+            off_async(move || d.contains(&i)).await?
+        }
+        None => false,
+    };
+    if in_memory && (on_disk || state.disk.is_none()) {
         return Ok(answer(false));
     }
-    if map.len() >= state.max_keys {
-        return Err(full());
+    if !in_memory && lock(&state)?.refuses_new() {
+        return Err(full(&state));
     }
-    map.insert(id, Arc::new(expanded));
-    drop(map);
-    tracing::debug!(key_id = %format!("{id:016x}"), elapsed = ?t.elapsed(), "evaluation keys loaded");
-    Ok(answer(true))
+    match (state.disk.clone(), on_disk) {
+        (Some(d), false) => {
+            let i = id.clone();
+            off_async(move || d.put(&i, &canonical))
+                .await?
+                .map_err(internal)?;
+            tracing::debug!(key_id = %id, "evaluation keys stored");
+        }
+        // Not needed: free it before the expansion.
+        _ => drop(canonical),
+    }
+    if !in_memory {
+        let expanded = in_slot(&state, deadline, move |st| {
+            st.exec.install(|| keys.decompress())
+        })
+        .await?;
+        if let Inserted::Full = remember(&state, &id, Arc::new(expanded))? {
+            return Err(full(&state));
+        }
+    }
+    tracing::debug!(key_id = %id, elapsed = ?t.elapsed(), "evaluation keys loaded");
+    Ok(answer(!in_memory && !on_disk))
+}
+
+async fn delete_keys(
+    State(state): State<Shared>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(id) = store::parse_key_id(&key_id) else {
+        return Err(unknown_key(&state, &key_id));
+    };
+    let in_memory = lock(&state)?.remove(&id);
+    let on_disk = match state.disk.clone() {
+        Some(d) => {
+            let i = id.clone();
+            off_async(move || d.delete(&i)).await?.map_err(internal)?
+        }
+        None => false,
+    };
+    if !in_memory && !on_disk {
+        return Err(unknown_key(&state, &key_id));
+    }
+    tracing::debug!(key_id = %id, "evaluation keys deleted");
+    Ok(json(serde_json::json!({ "key_id": id, "deleted": true })))
 }
 
 async fn run_batch(
     State(state): State<Shared>,
     Path(key_id): Path<String>,
-    b: Result<Bytes, BytesRejection>,
+    b: Body,
 ) -> Result<Response, ApiError> {
-    let unknown = || {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown key id {key_id:?}: upload the evaluation keys first (veil client upload-keys)"
-            ),
-        )
-    };
-    let id = u64::from_str_radix(&key_id, 16).map_err(|_| unknown())?;
-    let keys = lookup(&state, id).ok_or_else(unknown)?;
-    let data = body(&state, b)?;
+    let deadline = Instant::now() + state.config.request_timeout;
+    let id = store::parse_key_id(&key_id).ok_or_else(|| unknown_key(&state, &key_id))?;
+    let keys = find_keys(&state, &id, deadline)
+        .await?
+        .ok_or_else(|| unknown_key(&state, &key_id))?;
+    let (data, _upload) = read_body(&state, b, deadline).await?;
     let kind = Direction::Inputs.kind();
     artifact::check_kind(&data, kind).map_err(|e| bad(&e))?;
-    let batch =
-        tokio::task::spawn_blocking(move || EncryptedBatch::from_bytes(&data, Direction::Inputs))
-            .await
-            .map_err(|_| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    "cannot decode the encrypted inputs".into(),
-                )
-            })?
-            .map_err(|e| bad(&e))?;
-    state.server.check_batch(&batch, id).map_err(|e| bad(&e))?;
+    let batch = off_async(move || EncryptedBatch::from_bytes(&data, Direction::Inputs))
+        .await?
+        .map_err(|e| bad(&e))?;
+    let max_runs = state.config.max_runs_per_request;
+    if batch.runs.len() > max_runs {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the inputs hold {} runs, this server takes at most {max_runs} per request (veil serve --max-runs-per-request); split the input file and send several requests",
+                batch.runs.len()
+            ),
+        ));
+    }
+    state
+        .server
+        .check_batch(&batch, keys.key_id())
+        .map_err(|e| bad(&e))?;
     let t = Instant::now();
-    let out = blocking(&state, move |st| {
-        let out = st.server.run(&st.exec, &keys, &batch, |_| {})?;
-        out.to_bytes(Direction::Outputs)
-    })
-    .await?
-    .map_err(|e| bad(&e))?;
-    tracing::debug!(key_id = %key_id, elapsed = ?t.elapsed(), bytes = out.len(), "run done");
+    let EncryptedBatch {
+        program_id,
+        key_id: generation,
+        samples,
+        names,
+        runs,
+    } = batch;
+    let total = runs.len();
+    let mut outputs = Vec::with_capacity(total);
+    // One slot per run: the slots' queue is fair (first come, first served), so the runs of
+    // a large batch interleave with other requests instead of holding a slot throughout.
+    for (i, run) in runs.into_iter().enumerate() {
+        if Instant::now() >= deadline {
+            return Err(busy(&state, &format!("only {i} of {total} runs were done")));
+        }
+        let one = EncryptedBatch {
+            program_id,
+            key_id: generation,
+            samples,
+            names: names.clone(),
+            runs: vec![run],
+        };
+        let keys = keys.clone();
+        let out = in_slot(&state, deadline, move |st| {
+            st.server.run(&st.exec, &keys, &one, |_| {})
+        })
+        .await
+        .map_err(|e| ApiError(e.0, format!("after {i} of {total} runs: {}", e.1)))?
+        .map_err(|e| bad(&e))?;
+        outputs.extend(out.runs);
+    }
+    let out = EncryptedBatch {
+        program_id,
+        key_id: generation,
+        samples,
+        names: artifact::output_specs(state.server.program())
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+        runs: outputs,
+    };
+    let out = off_async(move || out.to_bytes(Direction::Outputs))
+        .await?
+        .map_err(|e| bad(&e))?;
+    tracing::debug!(key_id = %id, elapsed = ?t.elapsed(), runs = total, bytes = out.len(), "run done");
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out).into_response())
 }
 
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such endpoint: use GET /health, POST /keys or POST /run/{key_id}".into(),
+        "no such endpoint: use GET /health, POST /keys, DELETE /keys/{key_id} or POST /run/{key_id}"
+            .into(),
     )
 }
 
@@ -299,29 +584,71 @@ pub fn serve(
     on_listen: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if config.max_concurrent == 0 {
-        return Err(ServeError::Config(
-            "max_concurrent: give at least 1 (veil serve --max-concurrent)".into(),
-        ));
+    let at_least_one = [
+        (config.max_concurrent, "max_concurrent", "--max-concurrent"),
+        (config.max_keys, "max_keys", "--max-keys"),
+        (
+            config.max_runs_per_request,
+            "max_runs_per_request",
+            "--max-runs-per-request",
+        ),
+        (config.max_uploads, "max_uploads", "--max-uploads"),
+        (
+            config.max_connections,
+            "max_connections",
+            "--max-connections",
+        ),
+    ];
+    for (v, name, flag) in at_least_one {
+        if v == 0 {
+            return Err(ServeError::Config(format!(
+                "{flag} ({name}): give at least 1"
+            )));
+        }
     }
+    let timeouts = [
+        (
+            config.header_timeout,
+            "header_timeout",
+            "--header-timeout-s",
+        ),
+        (config.body_timeout, "body_timeout", "--body-timeout-s"),
+        (
+            config.request_timeout,
+            "request_timeout",
+            "--request-timeout-s",
+        ),
+    ];
+    for (v, name, flag) in timeouts {
+        if v.is_zero() {
+            return Err(ServeError::Config(format!(
+                "{flag} ({name}): give at least 1 second"
+            )));
+        }
+    }
+    let disk = config
+        .key_dir
+        .as_deref()
+        .map(DiskStore::open)
+        .transpose()
+        .map_err(ServeError::Config)?;
     let exec =
         Executor::new(config.threads).map_err(|e| ServeError::Config(format!("threads: {e}")))?;
-    let max_body = config.max_body;
     let state = Arc::new(AppState {
         server,
         exec,
-        keys: Mutex::new(HashMap::new()),
-        slots: Semaphore::new(config.max_concurrent),
-        max_body,
-        max_concurrent: config.max_concurrent,
-        max_keys: config.max_keys,
+        keys: Mutex::new(Lru::new(config.max_keys, config.evict)),
+        disk,
+        slots: Arc::new(Semaphore::new(config.max_concurrent)),
+        uploads: Arc::new(Semaphore::new(config.max_uploads)),
+        config: config.clone(),
     });
     let app = Router::new()
         .route("/health", get(health))
         .route("/keys", post(upload_keys))
+        .route("/keys/{key_id}", axum::routing::delete(delete_keys))
         .route("/run/{key_id}", post(run_batch))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_declared_oversize,
@@ -333,6 +660,9 @@ pub fn serve(
         .build()
         .map_err(|e| ServeError::Io(format!("cannot start the server runtime: {e}")))?;
     let addr = config.addr.clone();
+    let connections = Arc::new(Semaphore::new(config.max_connections));
+    let header_timeout = config.header_timeout;
+    let request_timeout = config.request_timeout;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -341,9 +671,50 @@ pub fn serve(
             .local_addr()
             .map_err(|e| ServeError::Io(format!("cannot listen on {addr}: {e}")))?;
         on_listen(local);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
+        let mut shutdown = std::pin::pin!(shutdown);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = &mut shutdown => break,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut shutdown => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let connection = graceful.watch(http.serve_connection(io, service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection closed");
+                }
+                drop(permit);
+            });
+        }
+        // Stop accepting, let requests in progress finish (idle connections close at once),
+        // for at most the request timeout.
+        if tokio::time::timeout(request_timeout, graceful.shutdown())
             .await
-            .map_err(|e| ServeError::Io(format!("server error: {e}")))
+            .is_err()
+        {
+            tracing::warn!("requests still in progress at shutdown were dropped");
+        }
+        Ok(())
     })
 }
