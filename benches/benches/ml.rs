@@ -316,7 +316,9 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         let x = s.test.x.select_rows(&[i]);
         let t = Instant::now();
         let inputs = model.client.encode(&x).unwrap();
-        let ct = prog.encrypt(&client, &inputs).unwrap();
+        prog.check_domain(&inputs, veil_compiler::program::DomainCheck::Types)
+            .unwrap();
+        let ct = prog.encrypt_unchecked(&client, &inputs).unwrap();
         let t_run = Instant::now();
         let out = prog.run(&server, ct).unwrap();
         run += t_run.elapsed().as_secs_f64();

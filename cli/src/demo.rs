@@ -187,7 +187,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         let x = split.test.x.select_rows(&[i]);
         let inputs = model.client.encode(&x).map_err(ml)?;
         let t = Instant::now();
-        let ct = program.encrypt(&client, &inputs).map_err(ml)?;
+        program
+            .check_domain(&inputs, veil_compiler::program::DomainCheck::Types)
+            .map_err(ml)?;
+        let ct = program.encrypt_unchecked(&client, &inputs).map_err(ml)?;
         let te = t.elapsed();
         let t = Instant::now();
         let out = program.run(&server, ct).map_err(ml)?;

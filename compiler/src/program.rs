@@ -80,6 +80,9 @@ pub enum ProgramError {
     /// The reference interpreter failed (e.g. an input outside its type).
     #[error("{0}")]
     Interp(String),
+    /// A sample leaves the domain the program was compiled for; nothing was encrypted.
+    #[error("{0}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with one that does, or encrypt with `Program::encrypt_unchecked` (results may be wrong)")]
+    OutOfDomain(veil_ir::DomainViolation),
 }
 
 /// What compilation produced, before any key exists: costs, counts and predicted error.
@@ -165,6 +168,17 @@ pub struct PartitionStats {
     pub set: usize,
     /// Predicted per-bootstrap error probability.
     pub p_error: f64,
+}
+
+/// The intervals [`Program::check_domain`] holds a sample to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainCheck {
+    /// Every value of the source program inside the interval calibrated on the inputset
+    /// ([`Program::domain`]): the compiled program is exact on such samples.
+    Calibrated,
+    /// Every value of the optimized program inside its (narrowed) type: what a quantized
+    /// model needs, whose tables are the model (clamped at the calibrated range by design).
+    Types,
 }
 
 /// A compiled program: the graphs of every stage and its statistics.
@@ -419,13 +433,52 @@ impl Program {
         Ok((ck, csk.decompress()))
     }
 
-    /// Encrypts one tensor per program input (clear inputs pass through unencrypted).
+    /// Encrypts one tensor per program input (clear inputs pass through unencrypted), after
+    /// checking that the sample stays inside the program's domain
+    /// ([`Program::check_domain`] with [`DomainCheck::Calibrated`]): a sample the compiled
+    /// program would compute wrongly is refused, never encrypted.
     pub fn encrypt(
         &self,
         keys: &ClientKeys,
         inputs: &[Tensor<i64>],
     ) -> Result<Vec<Value>, ProgramError> {
+        self.check_domain(inputs, DomainCheck::Calibrated)?;
+        self.encrypt_unchecked(keys, inputs)
+    }
+
+    /// Encrypts without the domain check: for callers that checked already (a batch checked
+    /// with [`Program::check_domain`], quantized models checked against their types) or that
+    /// accept wrong results outside the domain.
+    pub fn encrypt_unchecked(
+        &self,
+        keys: &ClientKeys,
+        inputs: &[Tensor<i64>],
+    ) -> Result<Vec<Value>, ProgramError> {
         Ok(keys.encrypt_inputs(&self.tfhe, inputs)?)
+    }
+
+    /// Checks a sample against the program's domain by running it through the reference
+    /// interpreter (microseconds to milliseconds; one bootstrap costs tens of milliseconds):
+    /// an error names the first value (`%N = op`) that leaves its interval, the element, the
+    /// value and the interval.
+    pub fn check_domain(
+        &self,
+        inputs: &[Tensor<i64>],
+        check: DomainCheck,
+    ) -> Result<(), ProgramError> {
+        let typed;
+        let (graph, domain) = match check {
+            DomainCheck::Calibrated => (&self.source, &self.domain),
+            DomainCheck::Types => {
+                typed = veil_ir::Domain::from_types(&self.optimized);
+                (&self.optimized, &typed)
+            }
+        };
+        match domain.check(graph, inputs) {
+            Ok(_) => Ok(()),
+            Err(veil_ir::DomainError::Outside(v)) => Err(ProgramError::OutOfDomain(v)),
+            Err(veil_ir::DomainError::Interp(e)) => Err(ProgramError::Interp(e.to_string())),
+        }
     }
 
     /// Runs the program on encrypted inputs with the server's keys only.

@@ -276,3 +276,45 @@ fn rewrite_rejects_an_error_target_that_is_not_a_probability() {
         assert!(e.to_string().contains("p_error"), "{e}");
     }
 }
+
+/// The Rust API door of the domain check: `Program::encrypt` refuses (before any key is
+/// touched) a sample whose values leave the intervals the program was compiled for, naming the
+/// value; `check_domain` says the same, and a sample inside passes.
+#[test]
+fn program_encrypt_refuses_samples_outside_the_domain() {
+    use veil_compiler::program::{compile, CompileConfig, DomainCheck, ProgramError};
+    let g = veil_ir::text::parse(
+        "veil 1
+%a = input \"a\" : enc<u4>
+%b = input \"b\" : enc<u4>
+%s = add %a, %b : enc<u5>
+table @sq = [0,1,4,9,16,25,36,49,64,81,100,121,144,169,196,225,256,289,324,361,400,441,484,529,576,625,676,729,784,841,900,961]
+%y = tlu %s table=@sq : enc<u10>
+output \"y\", %y
+",
+    )
+    .unwrap();
+    let t = |v: i64| veil_ir::Tensor::new(vec![], vec![v]).unwrap();
+    let set: Vec<Vec<veil_ir::Tensor<i64>>> = [(0, 0), (3, 0), (2, 1), (1, 1), (0, 1), (1, 0)]
+        .iter()
+        .map(|&(a, b)| vec![t(a), t(b)])
+        .collect();
+    let p = compile(&g, &set, &CompileConfig::default()).unwrap();
+    p.check_domain(&[t(2), t(1)], DomainCheck::Calibrated)
+        .expect("inside the domain");
+    let e = p
+        .check_domain(&[t(3), t(1)], DomainCheck::Calibrated)
+        .unwrap_err();
+    match &e {
+        ProgramError::OutOfDomain(v) => {
+            assert_eq!(v.value, 4);
+            assert_eq!(v.interval, (0, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("= add") && msg.contains("nothing was encrypted"),
+        "{msg}"
+    );
+}

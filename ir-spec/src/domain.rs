@@ -132,19 +132,56 @@ impl Domain {
 
     /// Runs `inputs` through the reference interpreter on `g` (the graph the domain was made
     /// for) and returns the outputs, or the first value (in program order) that leaves its
-    /// interval.
+    /// interval. To check many samples, prepare once with [`Domain::checker`].
     pub fn check(
         &self,
         g: &Graph,
         inputs: &[Tensor<i64>],
     ) -> Result<Vec<Tensor<i64>>, DomainError> {
-        let numbers: HashMap<ValueId, usize> = g.value_numbers();
+        self.checker(g)?.check(inputs)
+    }
+
+    /// Verifies `g` once and returns a checker of samples against this domain.
+    pub fn checker<'a>(&'a self, g: &'a Graph) -> Result<DomainChecker<'a>, DomainError> {
+        Ok(DomainChecker {
+            domain: self,
+            prepared: interp::Prepared::new(g)?,
+            numbers: g.value_numbers(),
+        })
+    }
+
+    /// Clamps every input element into its input's interval (the `clamp-inputs` policy); the
+    /// values computed from clamped inputs may still leave the domain, so check afterwards.
+    pub fn clamp_inputs(&self, g: &Graph, inputs: &mut [Tensor<i64>]) {
+        let numbers = g.value_numbers();
+        for (v, t) in g.inputs().into_iter().zip(inputs.iter_mut()) {
+            if let Some((lo, hi)) = numbers.get(&v).and_then(|&n| self.interval(n)) {
+                for x in &mut t.data {
+                    *x = (*x).clamp(lo, hi);
+                }
+            }
+        }
+    }
+}
+
+/// A [`Domain`] with its graph prepared for the interpreter ([`Domain::checker`]): checking a
+/// batch of samples verifies the graph once, not once per sample.
+pub struct DomainChecker<'a> {
+    domain: &'a Domain,
+    prepared: interp::Prepared<'a>,
+    numbers: HashMap<ValueId, usize>,
+}
+
+impl DomainChecker<'_> {
+    /// [`Domain::check`] of one sample.
+    pub fn check(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, DomainError> {
+        let g = self.prepared.graph();
         let mut first: Option<DomainViolation> = None;
-        let outs = interp::run_traced(g, inputs, &mut |v, t| {
-            let Some(&n) = numbers.get(&v) else {
+        let outs = self.prepared.run_traced(inputs, &mut |v, t| {
+            let Some(&n) = self.numbers.get(&v) else {
                 return;
             };
-            let Some((lo, hi)) = self.interval(n) else {
+            let Some((lo, hi)) = self.domain.interval(n) else {
                 return;
             };
             let bad = t
@@ -167,19 +204,6 @@ impl Domain {
             return Err(DomainError::Outside(v));
         }
         Ok(outs?)
-    }
-
-    /// Clamps every input element into its input's interval (the `clamp-inputs` policy); the
-    /// values computed from clamped inputs may still leave the domain, so check afterwards.
-    pub fn clamp_inputs(&self, g: &Graph, inputs: &mut [Tensor<i64>]) {
-        let numbers = g.value_numbers();
-        for (v, t) in g.inputs().into_iter().zip(inputs.iter_mut()) {
-            if let Some((lo, hi)) = numbers.get(&v).and_then(|&n| self.interval(n)) {
-                for x in &mut t.data {
-                    *x = (*x).clamp(lo, hi);
-                }
-            }
-        }
     }
 }
 

@@ -40,7 +40,7 @@ pub mod types;
 pub mod verify;
 
 pub use builder::{BuildError, Builder};
-pub use domain::{Domain, DomainError, DomainViolation};
+pub use domain::{Domain, DomainChecker, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError, Prepared};

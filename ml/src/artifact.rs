@@ -314,11 +314,14 @@ impl ClientArtifact {
                 (&self.optimized, &typed)
             }
         };
+        let checker = domain
+            .checker(graph)
+            .map_err(|e| ArtifactError::Invalid(format!("the program does not verify: {e}")))?;
         for (r, run) in runs.iter_mut().enumerate() {
             if policy == OutOfDomain::ClampInputs {
                 domain.clamp_inputs(graph, run);
             }
-            match domain.check(graph, run) {
+            match checker.check(run) {
                 Ok(_) => {}
                 Err(DomainError::Outside(v)) => {
                     return Err(ArtifactError::Invalid(format!(

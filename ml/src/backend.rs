@@ -97,7 +97,15 @@ impl Backend for ExecuteBackend {
 
     fn run(&self, graph: &Graph, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, BackendError> {
         check_graph(&self.program, graph)?;
-        let ct = self.program.encrypt(&self.client, inputs).map_err(err)?;
+        // a quantized model is its optimized program, clamped tables included: its values
+        // must fit their types
+        self.program
+            .check_domain(inputs, veil_compiler::program::DomainCheck::Types)
+            .map_err(err)?;
+        let ct = self
+            .program
+            .encrypt_unchecked(&self.client, inputs)
+            .map_err(err)?;
         let out = self.program.run(&self.server, ct).map_err(err)?;
         self.program.decrypt(&self.client, &out).map_err(err)
     }
