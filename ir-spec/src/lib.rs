@@ -44,7 +44,7 @@ pub use domain::{Domain, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError};
-pub use ops::{CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId};
+pub use ops::{BinOp, CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
 pub use params::ParamSet;
 pub use tensor::{Element, Tensor};
 pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};
