@@ -30,7 +30,7 @@
 use super::{Pass, PassContext, PassError, PassStats};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use veil_ir::tensor::broadcast_index;
-use veil_ir::{eval_op, infer, Constant, Graph, Op, Table, Tensor, ValueId};
+use veil_ir::{eval_op, infer, BinOp, Constant, Graph, Op, Table, Tensor, ValueId};
 
 /// Widest packed input of a lookup made from several leaves (bits).
 pub const MAX_PACKED_BITS: u32 = 8;
@@ -282,6 +282,12 @@ fn desugar(g: &mut Graph, v: ValueId, st: &mut Stats) -> R {
         st.lookups += 2;
         return where_split(g, v, &operands);
     }
+    if let Op::Binary(b @ (BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor)) = g.op(v) {
+        if operands.iter().all(|&o| g.ty(o).is_encrypted()) {
+            let b = *b;
+            return digitwise(g, v, b, &operands, st);
+        }
+    }
     Err(format!(
         "a lookup of its encrypted operands needs {} packed bits, over the limit of \
          {MAX_PACKED_BITS}; narrow the operands (e.g. `round` or a `tlu` to fewer bits) first",
@@ -397,6 +403,86 @@ fn where_split(g: &mut Graph, v: ValueId, ops: &[ValueId]) -> R {
         return push(g, Op::Broadcast, &[s], Some(&shape));
     }
     Ok(s)
+}
+
+/// Most bits per chunk of the digit-wise bitwise ops (pairs of chunks are looked up packed).
+const CHUNK_BITS: u32 = MAX_PACKED_BITS / 2;
+
+/// `a & b`, `a | b` or `a ^ b` on operands too wide to pack, chunk by chunk: both operands in
+/// `w`-bit two's complement (`w` the wider width) are cut into `k`-bit chunks (one lookup per
+/// chunk and operand), each pair of chunks is looked up packed, and the results are summed
+/// with their weights; the top chunk's table reads its top bit with negative weight, so signed
+/// operands need nothing more. `3 * ceil(w / 4)` bootstraps, none wider than `max(w, 2k)`
+/// (`k = ceil(w / ceil(w / 4))`: two `u6` operands take 6 bootstraps on 6 bits).
+fn digitwise(g: &mut Graph, v: ValueId, op: BinOp, ops: &[ValueId], st: &mut Stats) -> R {
+    let shape = g.ty(v).shape.clone();
+    let signed = ops.iter().any(|&o| g.ty(o).int.signed);
+    let w = ops
+        .iter()
+        .map(|&o| {
+            let t = g.ty(o).int;
+            t.bits as u32 + (signed && !t.signed) as u32
+        })
+        .max()
+        .unwrap_or(1);
+    // As few chunks as `CHUNK_BITS` allows, balanced so their lookups are as narrow as can be.
+    let n = w.div_ceil(CHUNK_BITS);
+    let k = w.div_ceil(n);
+    let mut chunks: Vec<Vec<ValueId>> = vec![];
+    for &o in ops {
+        let t = g.ty(o).int;
+        let mut x = o;
+        if g.ty(x).shape != shape {
+            x = push(g, Op::Broadcast, &[x], Some(&shape))?;
+        }
+        let mut cs = vec![];
+        for i in 0..n {
+            let bits = k.min(w - i * k);
+            let entries = (0..1i128 << t.bits)
+                .map(|j| {
+                    let val = j + t.min();
+                    let u = val & ((1i128 << w) - 1);
+                    ((u >> (i * k)) & ((1i128 << bits) - 1)) as i64
+                })
+                .collect();
+            let tid = g.add_table(Table { entries });
+            cs.push(push(g, Op::Tlu { table: tid }, &[x], None)?);
+            st.lookups += 1;
+        }
+        chunks.push(cs);
+    }
+    let mut acc: Option<ValueId> = None;
+    for i in 0..n {
+        let bits = k.min(w - i * k);
+        let top = i == n - 1 && signed;
+        let (ca, cb) = (chunks[0][i as usize], chunks[1][i as usize]);
+        let kk = scalar(g, 1i128 << bits)?;
+        let hi = push(g, Op::Mul, &[ca, kk], None)?;
+        let packed = push(g, Op::Add, &[hi, cb], None)?;
+        let pt = g.ty(packed).int;
+        let entries = (0..1i128 << pt.bits)
+            .map(|j| {
+                let p = j + pt.min();
+                let (x, y) = (p >> bits, p & ((1i128 << bits) - 1));
+                let r = op.eval(x, y).unwrap_or(0);
+                // The top chunk of a signed result: its top bit weighs -2^(bits-1).
+                let r = if top && r >= 1i128 << (bits - 1) {
+                    r - (1i128 << bits)
+                } else {
+                    r
+                };
+                (r << (i * k)) as i64
+            })
+            .collect();
+        let tid = g.add_table(Table { entries });
+        let part = push(g, Op::Tlu { table: tid }, &[packed], None)?;
+        st.lookups += 1;
+        acc = Some(match acc {
+            None => part,
+            Some(a) => push(g, Op::Add, &[a, part], None)?,
+        });
+    }
+    acc.ok_or_else(|| "no chunk".to_string())
 }
 
 /// One lookup of the cone's leaves, packed, computing the root.
@@ -531,7 +617,7 @@ fn eval_cone(g: &Graph, c: &Cone, vals: &[i128], consts: &[i64]) -> Option<i128>
 mod tests {
     use super::*;
     use veil_ir::builder::Builder;
-    use veil_ir::{BinOp, IntType};
+    use veil_ir::IntType;
 
     fn run_pass(g: &mut Graph) -> PassStats {
         let mut cx = PassContext::default();
@@ -577,6 +663,46 @@ mod tests {
         let t = |d: Vec<i64>| Tensor::new(vec![2], d).unwrap();
         let out = veil_ir::run(&g, &[t(vec![-4, 3]), t(vec![3, 1])]).unwrap();
         assert_eq!(out[0].data, vec![-4 ^ 3, 3 ^ 1]);
+    }
+
+    #[test]
+    fn wide_bitwise_ops_go_digit_by_digit() {
+        for (op, sx, sy) in [
+            (BinOp::BitAnd, false, false),
+            (BinOp::BitOr, true, false),
+            (BinOp::BitXor, true, true),
+        ] {
+            let ty = |s: bool| {
+                if s {
+                    IntType::signed(6)
+                } else {
+                    IntType::unsigned(6)
+                }
+            };
+            let b = Builder::new();
+            let x = b.input_encrypted("x", &[4], ty(sx)).unwrap();
+            let y = b.input_encrypted("y", &[4], ty(sy)).unwrap();
+            let r = b.binary(x, y, op).unwrap();
+            b.output("r", r).unwrap();
+            let g0 = b.finish().unwrap();
+            let mut g = g0.clone();
+            run_pass(&mut g);
+            g.dce();
+            assert!(count(&g, |o| matches!(o, Op::Binary(_))) == 0);
+            let lo = |s: bool| if s { -32 } else { 0 };
+            for i in 0..16i64 {
+                let xs: Vec<i64> = (0..4).map(|j| lo(sx) + (i * 7 + j * 13) % 64).collect();
+                let ys: Vec<i64> = (0..4).map(|j| lo(sy) + (i * 11 + j * 5 + 3) % 64).collect();
+                let inp = [
+                    Tensor::new(vec![4], xs).unwrap(),
+                    Tensor::new(vec![4], ys).unwrap(),
+                ];
+                assert_eq!(
+                    veil_ir::run(&g, &inp).unwrap(),
+                    veil_ir::run(&g0, &inp).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
