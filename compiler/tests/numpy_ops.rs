@@ -241,3 +241,35 @@ fn wide_xor_goes_digit_by_digit() {
         assert_eq!(p.simulate(s, 3).unwrap(), veil_ir::run(&g, s).unwrap());
     }
 }
+
+/// A depth-2 decision tree written with `where`: `where(x0 > 5, where(x1 > 3, 1, 2),
+/// where(x2 > 9, 3, 4))` on u4 features. Each inner `where` is one lookup of its feature (the
+/// comparison fused in), the root one lookup of the packed (condition, left, right) and the
+/// root's comparison one more: 4 bootstraps, the optimum stated in issue 16.
+#[test]
+fn decision_tree_with_where_is_four_bootstraps() {
+    let b = Builder::new();
+    let x = b.input_encrypted("x", &[3], u(4)).unwrap();
+    let f = |i: usize| {
+        let s = b.slice(x, &[i], &[i + 1], &[1]).unwrap();
+        b.reshape(s, &[]).unwrap()
+    };
+    let (x0, x1, x2) = (f(0), f(1), f(2));
+    let k = |v: i64| b.constant_scalar(v).unwrap();
+    let c0 = b.gt(x0, k(5)).unwrap();
+    let c1 = b.gt(x1, k(3)).unwrap();
+    let c2 = b.gt(x2, k(9)).unwrap();
+    let l = b.where_(c1, k(1), k(2)).unwrap();
+    let r = b.where_(c2, k(3), k(4)).unwrap();
+    let y = b.where_(c0, l, r).unwrap();
+    b.output("y", y).unwrap();
+    let g = b.finish().unwrap();
+    let set: Vec<Vec<Tensor<i64>>> = (0..48)
+        .map(|i| vec![t(&[3], vec![i % 16, (i * 7) % 16, (i * 5 + 3) % 16])])
+        .collect();
+    let p = compile(&g, &set, &CompileConfig::default()).unwrap();
+    assert_eq!(p.stats.pbs, 4, "{}", p.stats.summary());
+    for s in &set {
+        assert_eq!(p.simulate(s, 5).unwrap(), veil_ir::run(&g, s).unwrap());
+    }
+}
