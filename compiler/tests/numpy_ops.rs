@@ -273,3 +273,22 @@ fn decision_tree_with_where_is_four_bootstraps() {
         assert_eq!(p.simulate(s, 5).unwrap(), veil_ir::run(&g, s).unwrap());
     }
 }
+
+/// The select example written with the tracing frontend compiles to the same single lookup and
+/// runs encrypted.
+#[test]
+fn traced_select_runs_encrypted() {
+    let tr = veil_ir::trace::Tracer::new();
+    let x = tr.input("x", &[4], u(5));
+    tr.output("y", x.gt(10).select(x * 2, x / 2));
+    let g = tr.finish().unwrap();
+    let p = compile(&g, &all_values(4, 5), &CompileConfig::default()).unwrap();
+    assert_eq!(p.stats.pbs, 4, "{}", p.stats.summary());
+    let (ck, sk) = p.keygen(11).unwrap();
+    let x = vec![t(&[4], vec![3, 10, 11, 31])];
+    let out = p.run(&sk, p.encrypt(&ck, &x).unwrap()).unwrap();
+    assert_eq!(
+        p.decrypt(&ck, &out).unwrap(),
+        vec![t(&[4], vec![1, 5, 22, 62])]
+    );
+}

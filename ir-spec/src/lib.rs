@@ -24,6 +24,7 @@
 //! - [`verify`](mod@verify): the verifier of every graph invariant.
 //! - [`interp`]: the reference interpreter (exact `i128` semantics, overflow checks).
 //! - [`builder`]: a numpy-like builder for Rust users.
+//! - [`trace`]: a tracing frontend: Rust operators on traced values record a graph.
 
 pub mod builder;
 pub mod domain;
@@ -36,6 +37,7 @@ pub mod params;
 pub mod serial;
 pub mod tensor;
 pub mod text;
+pub mod trace;
 pub mod types;
 pub mod verify;
 
