@@ -25,7 +25,9 @@
 //! clear `c' = (c != 0)`. With an encrypted condition too wide to pack with both branches it
 //! is two lookups `(c ? a : 0) + (c ? 0 : b)`, each on one packed pair: two bootstraps, as
 //! many as `b + c * (a - b)` would cost (an encrypted product is two), on narrower inputs.
-//! Ops on clear constants only are folded.
+//! `bitand`/`bitor`/`bitxor` of encrypted pairs too wide to pack go chunk by chunk
+//! ([`CHUNK_BITS`]). Ops on clear constants only are folded. Other ops too wide to pack are an
+//! error naming the op and the packed width.
 
 use super::{Pass, PassContext, PassError, PassStats};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -56,9 +58,10 @@ impl Pass for DesugarPass {
          its elementwise cone depends on, packed into one integer when there are several \
          (at most 8 packed bits; 16 for one value), so `where(x > 10, x * 2, x // 2)` is one \
          lookup of x. `where` with a clear condition is levelled; with an encrypted one too \
-         wide to pack, two lookups. Ops on constants only are folded. Reads the graph's types \
-         (run after `bitwidth` so they are calibrated) and gives new values the range of \
-         their type in `cx.ranges`."
+         wide to pack, two lookups; bitand/bitor/bitxor of wider encrypted pairs go chunk by \
+         chunk. Ops on constants only are folded, and the replaced ops removed (dead-code \
+         elimination). Reads the graph's types (run after `bitwidth` so they are \
+         calibrated) and gives new values the range of their type in `cx.ranges`."
     }
 
     fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
@@ -92,6 +95,11 @@ impl Pass for DesugarPass {
             }
             st.desugared += 1;
         }
+        if st.desugared > 0 {
+            // The replaced ops are dead: drop them so that later passes (and the rewrite's
+            // `pbs_before`) see only the program. Surviving handles do not change.
+            st.removed = graph.dce() as i64;
+        }
         if let Some(r) = cx.ranges.as_mut() {
             // New values: the range of their (sound, inferred) type.
             for w in graph.values() {
@@ -106,7 +114,8 @@ impl Pass for DesugarPass {
             .count("lookups", st.lookups)
             .count("cones_merged", st.merged)
             .count("folded", st.folded)
-            .count("levelled_where", st.levelled);
+            .count("levelled_where", st.levelled)
+            .count("nodes_removed", st.removed);
         Ok(s)
     }
 }
@@ -118,6 +127,7 @@ struct Stats {
     merged: i64,
     folded: i64,
     levelled: i64,
+    removed: i64,
 }
 
 type R<T = ValueId> = Result<T, String>;
