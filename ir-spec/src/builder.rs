@@ -21,7 +21,7 @@
 
 use crate::graph::{Graph, ValueId};
 use crate::infer::{checked_numel, infer, TypeError};
-use crate::ops::{CmpOp, Constant, Conv2dAttrs, Op, Table};
+use crate::ops::{BinOp, CmpOp, Constant, Conv2dAttrs, Op, Table, UnOp};
 use crate::types::{IntType, TensorType};
 use crate::verify::{verify, VerifyError};
 use std::cell::RefCell;
@@ -413,6 +413,99 @@ impl Builder {
     /// `min(max(a, lo), hi)`, `lo <= hi`.
     pub fn clip(&self, a: ValueId, lo: i64, hi: i64) -> BResult {
         self.push(Op::Clip { lo, hi }, &[a], None)
+    }
+
+    /// The elementwise integer op `a op b` with broadcasting ([`BinOp`]: `//`, `%`, `**`,
+    /// bitwise and shifts, logical and/or/xor); either operand may be encrypted.
+    pub fn binary(&self, a: ValueId, b: ValueId, op: BinOp) -> BResult {
+        self.push(Op::Binary(op), &[a, b], None)
+    }
+
+    /// `op(a, c)` with a clear scalar constant `c`.
+    fn binary_const(&self, a: ValueId, c: i64, op: BinOp) -> BResult {
+        let c = self.constant_scalar(c)?;
+        self.binary(a, c, op)
+    }
+
+    /// `a // d`: floor division by a clear constant (numpy `floor_divide`, toward -inf).
+    pub fn floor_div(&self, a: ValueId, d: i64) -> BResult {
+        if d == 0 {
+            return Err(invalid("floordiv", "division by zero"));
+        }
+        self.binary_const(a, d, BinOp::FloorDiv)
+    }
+
+    /// `a % d`: remainder by a clear constant, with the sign of `d` (numpy `remainder`).
+    pub fn modulo(&self, a: ValueId, d: i64) -> BResult {
+        if d == 0 {
+            return Err(invalid("mod", "modulo by zero"));
+        }
+        self.binary_const(a, d, BinOp::Mod)
+    }
+
+    /// `a ** e` for a clear exponent `e >= 0`.
+    pub fn pow(&self, a: ValueId, e: u32) -> BResult {
+        self.binary_const(a, i64::from(e), BinOp::Pow)
+    }
+
+    /// `a << k` for a clear shift `k` (`a * 2^k`).
+    pub fn shl(&self, a: ValueId, k: u32) -> BResult {
+        self.binary_const(a, i64::from(k), BinOp::Shl)
+    }
+
+    /// `a >> k` for a clear shift `k` (arithmetic: `floor(a / 2^k)`).
+    pub fn shr(&self, a: ValueId, k: u32) -> BResult {
+        self.binary_const(a, i64::from(k), BinOp::Shr)
+    }
+
+    /// `a & b` (two's complement), with broadcasting.
+    pub fn bit_and(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::BitAnd)
+    }
+
+    /// `a | b` (two's complement), with broadcasting.
+    pub fn bit_or(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::BitOr)
+    }
+
+    /// `a ^ b` (two's complement), with broadcasting.
+    pub fn bit_xor(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::BitXor)
+    }
+
+    /// `~a = -a - 1`.
+    pub fn bit_not(&self, a: ValueId) -> BResult {
+        self.push(Op::Unary(UnOp::BitNot), &[a], None)
+    }
+
+    /// numpy `logical_and`: `1` where both are nonzero.
+    pub fn logical_and(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::And)
+    }
+
+    /// numpy `logical_or`: `1` where either is nonzero.
+    pub fn logical_or(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::Or)
+    }
+
+    /// numpy `logical_xor`: `1` where exactly one is nonzero.
+    pub fn logical_xor(&self, a: ValueId, b: ValueId) -> BResult {
+        self.binary(a, b, BinOp::Xor)
+    }
+
+    /// numpy `logical_not`: `1` where `a == 0`.
+    pub fn logical_not(&self, a: ValueId) -> BResult {
+        self.push(Op::Unary(UnOp::Not), &[a], None)
+    }
+
+    /// numpy `sign`: `-1`, `0` or `1`.
+    pub fn sign(&self, a: ValueId) -> BResult {
+        self.push(Op::Unary(UnOp::Sign), &[a], None)
+    }
+
+    /// numpy `where(c, a, b)`: `a` where `c != 0`, else `b`, with broadcasting.
+    pub fn where_(&self, c: ValueId, a: ValueId, b: ValueId) -> BResult {
+        self.push(Op::Where, &[c, a, b], None)
     }
 
     /// Declares `a` as the next program output named `name`. Returns the output node (which

@@ -16,7 +16,7 @@
 //! rules).
 
 use crate::graph::{Graph, ValueId};
-use crate::ops::{Constant, Op, TableId};
+use crate::ops::{BinOp, Constant, Op, TableId, UnOp};
 use crate::tensor::{conv2d_shape, matmul_dims};
 use crate::types::{broadcast_shapes, numel, IntType, Shape, TensorType, Visibility};
 use std::fmt;
@@ -380,7 +380,19 @@ pub fn infer_shape(
         }
         Op::Const { value } => constant_of(g, op, *value)?.shape.clone(),
         Op::Output { .. } => sh(0).to_vec(),
-        Op::Add | Op::Sub | Op::Mul | Op::Cmp(_) | Op::Min | Op::Max => {
+        Op::Where => {
+            let ab = broadcast_shapes(sh(1), sh(2));
+            ab.and_then(|ab| broadcast_shapes(sh(0), &ab))
+                .ok_or_else(|| {
+                    e(format!(
+                        "operand shapes {:?}, {:?} and {:?} do not broadcast",
+                        sh(0),
+                        sh(1),
+                        sh(2)
+                    ))
+                })?
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Cmp(_) | Op::Min | Op::Max | Op::Binary(_) => {
             broadcast_shapes(sh(0), sh(1)).ok_or_else(|| {
                 e(format!(
                     "operand shapes {:?} and {:?} do not broadcast",
@@ -389,7 +401,7 @@ pub fn infer_shape(
                 ))
             })?
         }
-        Op::Neg | Op::Relu | Op::Abs => sh(0).to_vec(),
+        Op::Neg | Op::Relu | Op::Abs | Op::Unary(_) => sh(0).to_vec(),
         Op::MatMul => matmul_dims(sh(0), sh(1)).map_err(|x| e(x.0))?.3,
         Op::Conv2d(at) => {
             let attrs = at.strides.iter().chain(&at.pads).chain(&at.dilations);
@@ -741,6 +753,18 @@ pub fn infer_range(
         }
         Op::Pbs { tables, .. } => reachable_entries(g, op, tables, r(0), 0)?,
         Op::Cmp(_) => Interval { lo: 0, hi: 1 },
+        Op::Binary(b) => binary_range(*b, r(0), r(1)).ok_or_else(wide)?,
+        Op::Unary(u) => unary_range(*u, r(0)),
+        Op::Where => {
+            let c = r(0);
+            if c.lo == 0 && c.hi == 0 {
+                r(2)
+            } else if !c.contains(0) {
+                r(1)
+            } else {
+                r(1).union(r(2))
+            }
+        }
         Op::Min => Interval {
             lo: r(0).lo.min(r(1).lo),
             hi: r(0).hi.min(r(1).hi),
@@ -784,6 +808,101 @@ pub fn infer_range(
         }
     };
     Ok(out)
+}
+
+/// The interval of `op(a)` for `a` in `a` (exact: every [`UnOp`] is monotone or has a
+/// two-valued image).
+pub fn unary_range(op: UnOp, a: Interval) -> Interval {
+    match op {
+        UnOp::Sign => Interval::new(a.lo.signum(), a.hi.signum()),
+        UnOp::Not => Interval::new((a.lo == 0 && a.hi == 0) as i128, a.contains(0) as i128),
+        UnOp::BitNot => Interval::new(!a.hi, !a.lo),
+    }
+}
+
+/// Operand pairs up to which [`binary_range`] enumerates instead of bounding.
+const EXACT_PAIRS: i128 = 1 << 12;
+
+/// The number of bits of `v >= 0` (`0` for `0`).
+fn bit_len(v: i128) -> u32 {
+    128 - v.leading_zeros()
+}
+
+/// The interval of `a op b` for `a`, `b` in the given intervals: exact (by enumeration, pairs
+/// where the op is undefined skipped) when there are at most `2^12` pairs, else a sound
+/// bound; `None` on `i128` overflow.
+pub fn binary_range(op: BinOp, a: Interval, b: Interval) -> Option<Interval> {
+    if op.is_logical() {
+        return Some(Interval::new(0, 1));
+    }
+    let size = |i: Interval| i.hi.checked_sub(i.lo).and_then(|d| d.checked_add(1));
+    if let Some(pairs) = size(a).zip(size(b)).and_then(|(x, y)| x.checked_mul(y)) {
+        if pairs <= EXACT_PAIRS {
+            let vals = (a.lo..=a.hi)
+                .flat_map(|x| (b.lo..=b.hi).map(move |y| op.eval(x, y)))
+                .filter_map(Result::ok);
+            return Some(Interval::of_values(vals).unwrap_or(Interval::point(0)));
+        }
+    }
+    let mag = |i: Interval| {
+        i.lo.unsigned_abs()
+            .max(i.hi.unsigned_abs())
+            .min(i128::MAX as u128) as i128
+    };
+    Some(match op {
+        BinOp::FloorDiv => {
+            if a.lo >= 0 && b.lo >= 1 {
+                Interval::new(a.lo / b.hi, a.hi / b.lo)
+            } else {
+                // |a // b| <= |a| for b != 0, and -1 // 2 = -1.
+                let m = mag(a).max(1);
+                Interval::new(-m, m)
+            }
+        }
+        BinOp::Mod => {
+            let m = mag(b).max(1) - 1;
+            if b.lo >= 1 {
+                Interval::new(0, if a.lo >= 0 { a.hi.min(m) } else { m })
+            } else if b.hi <= -1 {
+                Interval::new(-m, 0)
+            } else {
+                Interval::new(-m, m)
+            }
+        }
+        BinOp::Pow => {
+            let e = u32::try_from(b.hi.max(0)).ok()?;
+            let top = mag(a).checked_pow(e)?.max(1);
+            if a.lo >= 0 {
+                Interval::new(0, top)
+            } else {
+                Interval::new(-top, top)
+            }
+        }
+        BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+            if a.lo >= 0 && b.lo >= 0 {
+                if op == BinOp::BitAnd {
+                    Interval::new(0, a.hi.min(b.hi))
+                } else {
+                    Interval::new(0, (1i128 << bit_len(a.hi.max(b.hi))) - 1)
+                }
+            } else {
+                // Two's complement: the result needs no more bits than the wider operand.
+                let w = |i: Interval| bit_len(i.hi.max(0)).max(bit_len(!i.lo.min(0))) + 1;
+                let bits = w(a).max(w(b)).min(127);
+                Interval::new(-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            }
+        }
+        BinOp::Shl | BinOp::Shr => {
+            let (s0, s1) = (b.lo.max(0), b.hi.max(0));
+            let ends = [a.lo, a.hi]
+                .into_iter()
+                .flat_map(|x| [s0, s1].map(move |s| op.eval(x, s)))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            Interval::of_values(ends)?
+        }
+        BinOp::And | BinOp::Or | BinOp::Xor => Interval::new(0, 1),
+    })
 }
 
 /// `round(a, k)`: `((a + 2^(k-1)) >> k) << k` (arithmetic shift), identity for `k = 0`;

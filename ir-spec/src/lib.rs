@@ -24,6 +24,7 @@
 //! - [`verify`](mod@verify): the verifier of every graph invariant.
 //! - [`interp`]: the reference interpreter (exact `i128` semantics, overflow checks).
 //! - [`builder`]: a numpy-like builder for Rust users.
+//! - [`trace`]: a tracing frontend: Rust operators on traced values record a graph.
 
 pub mod builder;
 pub mod domain;
@@ -36,6 +37,7 @@ pub mod params;
 pub mod serial;
 pub mod tensor;
 pub mod text;
+pub mod trace;
 pub mod types;
 pub mod verify;
 
@@ -44,7 +46,7 @@ pub use domain::{Domain, DomainChecker, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError, Prepared};
-pub use ops::{CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId};
+pub use ops::{BinOp, CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
 pub use params::ParamSet;
 pub use tensor::{Element, Tensor};
 pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};

@@ -76,6 +76,193 @@ impl CmpOp {
     }
 }
 
+/// Elementwise binary integer ops of numpy beyond `add`/`sub`/`mul` (the [`Op::Binary`]
+/// family), with broadcasting. All work on mathematical integers (two's complement of
+/// unbounded width for the bitwise ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinOp {
+    /// `floordiv`: `a // b`, the quotient rounded toward negative infinity (numpy
+    /// `floor_divide`); `b = 0` is an evaluation error.
+    FloorDiv,
+    /// `mod`: `a % b = a - b * (a // b)`: the remainder has the sign of the divisor (numpy
+    /// `remainder`); `b = 0` is an evaluation error.
+    Mod,
+    /// `pow`: `a ** b` for `b >= 0` (`0 ** 0 = 1`); a negative exponent is an evaluation error.
+    Pow,
+    /// `bitand`: `a & b` (two's complement).
+    BitAnd,
+    /// `bitor`: `a | b` (two's complement).
+    BitOr,
+    /// `bitxor`: `a ^ b` (two's complement).
+    BitXor,
+    /// `shl`: `a << b = a * 2^b` for `b >= 0`; a negative shift is an evaluation error.
+    Shl,
+    /// `shr`: `a >> b = floor(a / 2^b)` (arithmetic shift) for `b >= 0`; a negative shift is
+    /// an evaluation error.
+    Shr,
+    /// `and`: logical and, `1` when `a != 0` and `b != 0`, else `0` (numpy `logical_and`).
+    And,
+    /// `or`: logical or, `1` when `a != 0` or `b != 0`, else `0` (numpy `logical_or`).
+    Or,
+    /// `xor`: logical exclusive or, `1` when exactly one of `a`, `b` is nonzero (numpy
+    /// `logical_xor`).
+    Xor,
+}
+
+impl BinOp {
+    /// All binary ops, in text-form order.
+    pub const ALL: [BinOp; 11] = [
+        BinOp::FloorDiv,
+        BinOp::Mod,
+        BinOp::Pow,
+        BinOp::BitAnd,
+        BinOp::BitOr,
+        BinOp::BitXor,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::And,
+        BinOp::Or,
+        BinOp::Xor,
+    ];
+
+    /// Mnemonic in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinOp::FloorDiv => "floordiv",
+            BinOp::Mod => "mod",
+            BinOp::Pow => "pow",
+            BinOp::BitAnd => "bitand",
+            BinOp::BitOr => "bitor",
+            BinOp::BitXor => "bitxor",
+            BinOp::Shl => "shl",
+            BinOp::Shr => "shr",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+            BinOp::Xor => "xor",
+        }
+    }
+
+    /// Whether the result is a truth value (`0` or `1`).
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinOp::And | BinOp::Or | BinOp::Xor)
+    }
+
+    /// Evaluates `a op b` exactly; an error says why it is undefined (division by zero, a
+    /// negative exponent or shift, `i128` overflow).
+    pub fn eval(self, a: i128, b: i128) -> Result<i128, String> {
+        let ovf = || {
+            format!(
+                "{} of {a} and {b} overflows 128-bit arithmetic",
+                self.name()
+            )
+        };
+        match self {
+            BinOp::FloorDiv | BinOp::Mod => {
+                if b == 0 {
+                    return Err(format!("{} by zero ({a} {} 0)", self.name(), self.symbol()));
+                }
+                let q = a.checked_div(b).ok_or_else(ovf)?;
+                let r = a - q * b;
+                let adjust = r != 0 && ((r < 0) != (b < 0));
+                if self == BinOp::FloorDiv {
+                    Ok(if adjust { q - 1 } else { q })
+                } else {
+                    Ok(if adjust { r + b } else { r })
+                }
+            }
+            BinOp::Pow => {
+                if b < 0 {
+                    return Err(format!("negative exponent ({a} ** {b})"));
+                }
+                match a {
+                    0 => Ok(if b == 0 { 1 } else { 0 }),
+                    1 => Ok(1),
+                    -1 => Ok(if b % 2 == 0 { 1 } else { -1 }),
+                    _ => u32::try_from(b)
+                        .ok()
+                        .and_then(|e| a.checked_pow(e))
+                        .ok_or_else(ovf),
+                }
+            }
+            BinOp::BitAnd => Ok(a & b),
+            BinOp::BitOr => Ok(a | b),
+            BinOp::BitXor => Ok(a ^ b),
+            BinOp::Shl => {
+                if b < 0 {
+                    return Err(format!("negative shift ({a} << {b})"));
+                }
+                if a == 0 {
+                    return Ok(0);
+                }
+                if b >= 126 {
+                    return Err(ovf());
+                }
+                a.checked_mul(1i128 << b).ok_or_else(ovf)
+            }
+            BinOp::Shr => {
+                if b < 0 {
+                    return Err(format!("negative shift ({a} >> {b})"));
+                }
+                Ok(a >> b.min(127))
+            }
+            BinOp::And => Ok(((a != 0) && (b != 0)) as i128),
+            BinOp::Or => Ok(((a != 0) || (b != 0)) as i128),
+            BinOp::Xor => Ok(((a != 0) != (b != 0)) as i128),
+        }
+    }
+
+    /// The numpy / Python operator or function it implements, for messages and docs.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::FloorDiv => "//",
+            BinOp::Mod => "%",
+            BinOp::Pow => "**",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
+            BinOp::BitXor => "^",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+            BinOp::And => "logical_and",
+            BinOp::Or => "logical_or",
+            BinOp::Xor => "logical_xor",
+        }
+    }
+}
+
+/// Elementwise unary integer ops of numpy beyond `neg`/`abs`/`relu` (the [`Op::Unary`] family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnOp {
+    /// `sign`: `-1`, `0` or `1` as `a` is negative, zero or positive (numpy `sign`).
+    Sign,
+    /// `not`: logical not, `1` when `a == 0`, else `0` (numpy `logical_not`).
+    Not,
+    /// `bitnot`: `~a = -a - 1` (two's complement, numpy `invert` on signed integers).
+    BitNot,
+}
+
+impl UnOp {
+    /// All unary ops, in text-form order.
+    pub const ALL: [UnOp; 3] = [UnOp::Sign, UnOp::Not, UnOp::BitNot];
+
+    /// Mnemonic in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnOp::Sign => "sign",
+            UnOp::Not => "not",
+            UnOp::BitNot => "bitnot",
+        }
+    }
+
+    /// Evaluates the op exactly (`bitnot` of `i128::MIN` cannot overflow: `-MIN - 1 = MAX`).
+    pub fn eval(self, a: i128) -> i128 {
+        match self {
+            UnOp::Sign => a.signum(),
+            UnOp::Not => (a == 0) as i128,
+            UnOp::BitNot => !a,
+        }
+    }
+}
+
 /// 2-D convolution attributes (ONNX `Conv` semantics, NCHW layout).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Conv2dAttrs {
@@ -189,6 +376,19 @@ pub enum Op {
     Max,
     /// `relu (a)`: `max(a, 0)`. PBS.
     Relu,
+    /// `floordiv`/`mod`/`pow`/`bitand`/`bitor`/`bitxor`/`shl`/`shr`/`and`/`or`/`xor (a, b)`:
+    /// the elementwise integer op [`BinOp`] with broadcasting (see each variant for its exact
+    /// semantics). PBS: with one operand clear it is a univariate function of the other (one
+    /// lookup per element); with both encrypted, one lookup of the packed pair per element when
+    /// the two widths fit one bootstrap.
+    Binary(BinOp),
+    /// `sign`/`not`/`bitnot (a)`: the elementwise unary op [`UnOp`]. PBS (one lookup per
+    /// element).
+    Unary(UnOp),
+    /// `where (c, a, b)`: numpy `where`: `a` where `c != 0`, else `b`, elementwise with
+    /// three-way broadcasting. PBS when `c` is encrypted (one lookup of the packed triple per
+    /// element when it fits one bootstrap); levelled when `c` is clear.
+    Where,
     /// `abs (a)`: `|a|`. PBS.
     Abs,
     /// `round (a) lsbs=k`: round to the nearest multiple of `2^k`, ties upward:
@@ -272,6 +472,9 @@ impl Op {
             Op::Min => "min",
             Op::Max => "max",
             Op::Relu => "relu",
+            Op::Binary(b) => b.name(),
+            Op::Unary(u) => u.name(),
+            Op::Where => "where",
             Op::Abs => "abs",
             Op::Round { .. } => "round",
             Op::Clip { .. } => "clip",
@@ -287,7 +490,15 @@ impl Op {
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
-            Op::Add | Op::Sub | Op::Mul | Op::MatMul | Op::Cmp(_) | Op::Min | Op::Max => (2, 2),
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::MatMul
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Binary(_) => (2, 2),
+            Op::Where => (3, 3),
             Op::Conv2d(_) => (2, 3),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Neg
@@ -300,6 +511,7 @@ impl Op {
             | Op::TluMulti { .. }
             | Op::Relu
             | Op::Abs
+            | Op::Unary(_)
             | Op::Round { .. }
             | Op::Clip { .. }
             | Op::Output { .. }
@@ -343,7 +555,13 @@ impl Op {
     pub fn is_elementwise_unary(&self) -> bool {
         matches!(
             self,
-            Op::Neg | Op::Tlu { .. } | Op::Relu | Op::Abs | Op::Round { .. } | Op::Clip { .. }
+            Op::Neg
+                | Op::Tlu { .. }
+                | Op::Relu
+                | Op::Abs
+                | Op::Round { .. }
+                | Op::Clip { .. }
+                | Op::Unary(_)
         )
     }
 
@@ -360,7 +578,13 @@ impl Op {
             | Op::Abs
             | Op::Round { .. }
             | Op::Clip { .. }
+            | Op::Unary(_)
             | Op::Pbs { .. } => encrypted_operands > 0,
+            // A lookup of the encrypted operand, or of the packed pair.
+            Op::Binary(_) => encrypted_operands > 0,
+            // Conservative: levelled only when the condition is clear, which the count of
+            // encrypted operands cannot tell.
+            Op::Where => encrypted_operands > 0,
             Op::Mul | Op::MatMul | Op::Conv2d(_) => encrypted_operands > 1,
             _ => false,
         }

@@ -394,7 +394,10 @@ impl Verifier<'_> {
             | Op::Relu
             | Op::Abs
             | Op::Round { .. }
-            | Op::Clip { .. } => self.report(
+            | Op::Clip { .. }
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where => self.report(
                 v,
                 "is not allowed at the TFHE level; lower it to levelled ops, keyswitch and pbs",
             ),

@@ -24,7 +24,7 @@ pub const EXHAUSTIVE_LIMIT: u128 = 4096;
 
 /// The pipeline without the rewrite pass: every non-levelled op is lowered as it is (one
 /// lookup per element, two for an encrypted product).
-pub const NAIVE_PIPELINE: &[&str] = &["bitwidth", "dce"];
+pub const NAIVE_PIPELINE: &[&str] = &["bitwidth", "desugar", "dce"];
 
 /// One corpus program.
 #[derive(Clone, Debug)]

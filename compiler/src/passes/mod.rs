@@ -12,10 +12,12 @@
 //!   e-graph analysis).
 //! - [`bitwidth`]: calibration (inputset or declared input ranges) and type narrowing.
 //! - [`dce`]: dead-code elimination.
+//! - [`desugar`]: the numpy integer ops (`floordiv` ... `where`) into table lookups.
 //! - [`rewrite`]: equality saturation with egg (see [`crate::rewrite`]).
 
 pub mod bitwidth;
 pub mod dce;
+pub mod desugar;
 pub mod manager;
 pub mod range;
 pub mod rewrite;
@@ -53,6 +55,10 @@ pub const REGISTRY: &[PassInfo] = &[
         make: || Box::new(bitwidth::BitwidthPass),
     },
     PassInfo {
+        name: "desugar",
+        make: || Box::new(desugar::DesugarPass),
+    },
+    PassInfo {
         name: "dce",
         make: || Box::new(dce::DcePass),
     },
@@ -79,9 +85,9 @@ pub fn pass_names() -> Vec<&'static str> {
     REGISTRY.iter().map(|p| p.name).collect()
 }
 
-/// The default tensor-level pipeline: calibrate and narrow, rewrite to fewer/cheaper
-/// bootstraps, re-narrow the new values, drop dead nodes.
-pub const DEFAULT_PIPELINE: &[&str] = &["bitwidth", "rewrite", "bitwidth", "dce"];
+/// The default tensor-level pipeline: calibrate and narrow, desugar the numpy integer ops into
+/// lookups, rewrite to fewer/cheaper bootstraps, re-narrow the new values, drop dead nodes.
+pub const DEFAULT_PIPELINE: &[&str] = &["bitwidth", "desugar", "rewrite", "bitwidth", "dce"];
 
 /// Statistics one pass reports: named counters and named measurements.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

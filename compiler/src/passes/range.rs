@@ -240,6 +240,28 @@ pub fn transfer(op: &Op, ops: &[OperandInfo<'_>], tables: &[Table]) -> Option<In
             let c = |v: i128| v.clamp(*lo as i128, (*hi as i128).max(*lo as i128));
             (c(a.0), c(a.1))
         }
+        // The IR's own rules (exact by enumeration on small ranges), saturating on overflow.
+        Op::Binary(b) => {
+            let (a, c) = (r(0)?, r(1)?);
+            let iv = |x: Interval| veil_ir::Interval::new(x.0, x.1);
+            veil_ir::infer::binary_range(*b, iv(a), iv(c))
+                .map_or((i128::MIN, i128::MAX), |x| (x.lo, x.hi))
+        }
+        Op::Unary(u) => {
+            let a = r(0)?;
+            let x = veil_ir::infer::unary_range(*u, veil_ir::Interval::new(a.0, a.1));
+            (x.lo, x.hi)
+        }
+        Op::Where => {
+            let (c, a, b) = (r(0)?, r(1)?, r(2)?);
+            if c == (0, 0) {
+                b
+            } else if c.0 > 0 || c.1 < 0 {
+                a
+            } else {
+                hull(a, b)
+            }
+        }
     })
 }
 
@@ -271,6 +293,15 @@ mod tests {
         assert_eq!(transfer(&Op::Sub, &[a, b], &[]), Some((-7, 2)));
         assert_eq!(transfer(&Op::Mul, &[a, b], &[]), Some((-10, 15)));
         assert_eq!(transfer(&Op::Abs, &[a], &[]), Some((0, 3)));
+        let (two, x5) = (info((2, 2)), info((0, 31)));
+        let fd = Op::Binary(veil_ir::BinOp::FloorDiv);
+        assert_eq!(transfer(&fd, &[x5, two], &[]), Some((0, 15)));
+        let md = Op::Binary(veil_ir::BinOp::Mod);
+        assert_eq!(transfer(&md, &[a, info((17, 17))], &[]), Some((0, 16)));
+        let sign = Op::Unary(veil_ir::UnOp::Sign);
+        assert_eq!(transfer(&sign, &[a], &[]), Some((-1, 1)));
+        let c = info((0, 1));
+        assert_eq!(transfer(&Op::Where, &[c, a, x5], &[]), Some((-2, 31)));
         assert_eq!(transfer(&Op::Relu, &[a], &[]), Some((0, 3)));
         assert_eq!(
             transfer(&Op::Clip { lo: 0, hi: 2 }, &[a], &[]),

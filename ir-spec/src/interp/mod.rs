@@ -14,7 +14,9 @@
 use crate::graph::{Graph, ValueId};
 use crate::infer::round_value;
 use crate::ops::{Op, TableId};
-use crate::tensor::{matmul_dims, try_zip_broadcast, ShapeError, SparseWeights, Tensor};
+use crate::tensor::{
+    matmul_dims, try_zip_broadcast, zip_broadcast, ShapeError, SparseWeights, Tensor,
+};
 use crate::types::{numel, IntType, TensorType};
 use crate::verify::{verify, VerifyError};
 use std::borrow::Cow;
@@ -621,6 +623,12 @@ pub fn eval_op(
         Op::Min => binary(a(0), a(1), "min", |x, y| Some(x.min(y)))?,
         Op::Max => binary(a(0), a(1), "max", |x, y| Some(x.max(y)))?,
         Op::Cmp(c) => binary(a(0), a(1), "cmp", |x, y| Some(c.eval(x, y) as i128))?,
+        Op::Binary(b) => try_zip_broadcast(a(0), a(1), |&x, &y| b.eval(x, y).map_err(EvalError))?,
+        Op::Unary(u) => a(0).map(|&x| u.eval(x)),
+        Op::Where => {
+            let ab = zip_broadcast(a(1), a(2), |&x, &y| (x, y))?;
+            zip_broadcast(a(0), &ab, |&c, &(x, y)| if c != 0 { x } else { y })?
+        }
         Op::Neg => a(0).try_map(|x| x.checked_neg().ok_or_else(|| overflow("neg")))?,
         Op::Abs => a(0).try_map(|x| x.checked_abs().ok_or_else(|| overflow("abs")))?,
         Op::Relu => a(0).map(|&x| x.max(0)),

@@ -741,3 +741,103 @@ proptest! {
         }
     }
 }
+
+/// The numpy integer ops on `x = [-7, -1, 0, 5]`, `y = [3, 1, 2, 3]`, `c = [1, 0, 1, 1]`: the
+/// values stated in SPEC.md's example.
+#[test]
+fn numpy_integer_ops() {
+    let x: Input = (i(4), &[4], &[-7, -1, 0, 5]);
+    let y: Input = (u(2), &[4], &[3, 1, 2, 3]);
+    let c: Input = (u(1), &[4], &[1, 0, 1, 1]);
+    let with_const = |op: crate::BinOp, k: i64, expect: &str| {
+        check(
+            &[x],
+            |b, v| {
+                let k = b.constant_scalar(k)?;
+                b.binary(v[0], k, op)
+            },
+            expect,
+        )
+    };
+    use crate::BinOp as B;
+    with_const(B::FloorDiv, 2, "[4] [-4, -1, 0, 2]");
+    with_const(B::Mod, 2, "[4] [1, 1, 0, 1]");
+    with_const(B::FloorDiv, -2, "[4] [3, 0, 0, -3]");
+    with_const(B::Mod, -2, "[4] [-1, -1, 0, -1]");
+    with_const(B::Mod, 3, "[4] [2, 2, 0, 2]");
+    with_const(B::Pow, 2, "[4] [49, 1, 0, 25]");
+    with_const(B::Pow, 0, "[4] [1, 1, 1, 1]");
+    with_const(B::Shl, 2, "[4] [-28, -4, 0, 20]");
+    with_const(B::Shr, 1, "[4] [-4, -1, 0, 2]");
+    with_const(
+        B::FloorDiv,
+        0,
+        "error: %2 = floordiv: floordiv by zero (-7 // 0)",
+    );
+    with_const(B::Pow, -1, "error: %2 = pow: negative exponent (-7 ** -1)");
+    let pair =
+        |op: crate::BinOp, expect: &str| check(&[x, y], |b, v| b.binary(v[0], v[1], op), expect);
+    pair(B::BitAnd, "[4] [1, 1, 0, 1]");
+    pair(B::BitOr, "[4] [-5, -1, 2, 7]");
+    pair(B::BitXor, "[4] [-6, -2, 2, 6]");
+    pair(B::Shr, "[4] [-1, -1, 0, 0]");
+    pair(B::Shl, "[4] [-56, -2, 0, 40]");
+    let logic =
+        |op: crate::BinOp, expect: &str| check(&[x, c], |b, v| b.binary(v[0], v[1], op), expect);
+    logic(B::And, "[4] [1, 0, 0, 1]");
+    logic(B::Or, "[4] [1, 1, 1, 1]");
+    logic(B::Xor, "[4] [0, 1, 1, 0]");
+    check(&[x], |b, v| b.sign(v[0]), "[4] [-1, -1, 0, 1]");
+    check(&[x], |b, v| b.logical_not(v[0]), "[4] [0, 0, 1, 0]");
+    check(&[x], |b, v| b.bit_not(v[0]), "[4] [6, 0, -1, -6]");
+    check(
+        &[c, x],
+        |b, v| {
+            let fd = b.floor_div(v[1], 2)?;
+            b.where_(v[0], v[1], fd)
+        },
+        "[4] [-7, -1, 0, 5]",
+    );
+    // Three-way broadcasting: a scalar condition, a row and a column.
+    check(
+        &[
+            (u(1), &[], &[0]),
+            (u(2), &[2], &[1, 2]),
+            (u(2), &[3, 1], &[0, 1, 3]),
+        ],
+        |b, v| b.where_(v[0], v[1], v[2]),
+        "[3, 2] [0, 0, 1, 1, 3, 3]",
+    );
+}
+
+proptest! {
+    /// `floordiv` and `mod` agree with Python's: `a == b * (a // b) + a % b`, and the
+    /// remainder has the sign of the divisor and is smaller than it.
+    #[test]
+    fn floordiv_mod_identity(a in -1000i128..1000, b in -50i128..50) {
+        prop_assume!(b != 0);
+        let q = crate::BinOp::FloorDiv.eval(a, b).unwrap();
+        let r = crate::BinOp::Mod.eval(a, b).unwrap();
+        prop_assert_eq!(b * q + r, a);
+        prop_assert!(r == 0 || (r < 0) == (b < 0));
+        prop_assert!(r.abs() < b.abs());
+    }
+
+    /// The inferred range of every binary op holds all its values.
+    #[test]
+    fn binary_range_is_sound(
+        op in 0usize..11, alo in -40i128..40, aw in 0i128..80, blo in -5i128..8, bw in 0i128..70
+    ) {
+        let op = crate::BinOp::ALL[op];
+        let (a, b) = (crate::Interval::new(alo, alo + aw), crate::Interval::new(blo, blo + bw));
+        if let Some(r) = crate::infer::binary_range(op, a, b) {
+            for x in [a.lo, a.hi, (a.lo + a.hi) / 2, 0, -1, 1].into_iter().filter(|&x| a.contains(x)) {
+                for y in b.lo..=b.hi {
+                    if let Ok(v) = op.eval(x, y) {
+                        prop_assert!(r.contains(v), "{op:?} {x} {y} = {v} not in {r}");
+                    }
+                }
+            }
+        }
+    }
+}

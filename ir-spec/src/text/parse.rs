@@ -7,7 +7,7 @@
 use super::lexer::{lex, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, Level};
-use crate::ops::{CmpOp, Constant, Conv2dAttrs, Op, Table, TableId};
+use crate::ops::{BinOp, CmpOp, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
 use crate::params::ParamSet;
 use crate::types::{Encoding, IntType, KeyId, TensorType, Visibility, MAX_BITS};
 use crate::{ValueId, FORMAT_VERSION};
@@ -51,6 +51,21 @@ pub const OP_NAMES: &[&str] = &[
     "abs",
     "round",
     "clip",
+    "floordiv",
+    "mod",
+    "pow",
+    "bitand",
+    "bitor",
+    "bitxor",
+    "shl",
+    "shr",
+    "and",
+    "or",
+    "xor",
+    "sign",
+    "not",
+    "bitnot",
+    "where",
     "output",
     "keyswitch",
     "keyswitch.shr",
@@ -809,12 +824,19 @@ impl<'a> Parser<'a> {
                 lo: a.int("lo", None)?,
                 hi: a.int("hi", None)?,
             },
+            "where" => Op::Where,
             other => {
-                let c = CmpOp::ALL
-                    .into_iter()
-                    .find(|c| c.name() == other)
-                    .expect("op names are checked against OP_NAMES before building");
-                Op::Cmp(c)
+                if let Some(b) = BinOp::ALL.into_iter().find(|b| b.name() == other) {
+                    Op::Binary(b)
+                } else if let Some(u) = UnOp::ALL.into_iter().find(|u| u.name() == other) {
+                    Op::Unary(u)
+                } else {
+                    let c = CmpOp::ALL
+                        .into_iter()
+                        .find(|c| c.name() == other)
+                        .expect("op names are checked against OP_NAMES before building");
+                    Op::Cmp(c)
+                }
             }
         };
         a.finish(&op)?;

@@ -128,7 +128,25 @@ pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
         Op::KeySwitchShr { shift } => vec![("shift", shift.to_string())],
         Op::KeySwitchBit { bit } => vec![("bit", bit.to_string())],
         Op::Clip { lo, hi } => vec![("lo", lo.to_string()), ("hi", hi.to_string())],
-        _ => vec![],
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Output { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Neg
+        | Op::Mul
+        | Op::MatMul
+        | Op::Reshape
+        | Op::Broadcast
+        | Op::Cmp(_)
+        | Op::Min
+        | Op::Max
+        | Op::Relu
+        | Op::Abs
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::KeySwitch => vec![],
     }
 }
 

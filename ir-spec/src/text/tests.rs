@@ -443,6 +443,13 @@ fn random_graph(shape_pick: u8, steps: &[Step]) -> Option<crate::Graph> {
                     (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
                 }
             }
+            23 => b.binary(a, c, crate::BinOp::ALL[p as usize % 11]),
+            24 => match crate::UnOp::ALL[p as usize % 3] {
+                crate::UnOp::Sign => b.sign(a),
+                crate::UnOp::Not => b.logical_not(a),
+                crate::UnOp::BitNot => b.bit_not(a),
+            },
+            25 => b.where_(c, a, vals[p as usize % vals.len()]),
             _ => continue,
         };
         if let Ok(v) = r {

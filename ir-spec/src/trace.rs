@@ -1,0 +1,386 @@
+//! A tracing frontend: write ordinary Rust over [`Traced`] values with numpy's operators, and
+//! the [`Tracer`] records the graph.
+//!
+//! `+ - * / % & | ^ << >>`, unary `-` and `!` (bitwise not) work between traced values and
+//! with `i64` constants (`/` is numpy's `//`, floor division; `%` numpy's remainder);
+//! comparisons, `pow`, `tlu`, `sum`, `min`/`max`, `relu`, `abs` and [`Traced::select`]
+//! (numpy `where`) are methods. Nothing panics: an op that cannot be built (shape mismatch, a
+//! value too wide, a zero divisor) is recorded with the caller's source location
+//! (`#[track_caller]`), later ops on its result are skipped, and [`Tracer::finish`] reports
+//! every recorded error, one line each.
+//!
+//! ```
+//! use veil_ir::trace::Tracer;
+//! use veil_ir::IntType;
+//! let t = Tracer::new();
+//! let x = t.input("x", &[4], IntType::unsigned(5));
+//! let y = x.gt(10).select(x * 2, x / 2);
+//! t.output("y", y);
+//! t.output("z", (x + 1).pow(2) % 17);
+//! let g = t.finish().unwrap();
+//! assert_eq!(g.outputs().len(), 2);
+//! ```
+
+use crate::builder::{BuildError, Builder};
+use crate::graph::{Graph, ValueId};
+use crate::ops::{BinOp, CmpOp};
+use crate::types::IntType;
+use std::cell::RefCell;
+use std::fmt;
+use std::ops;
+use std::panic::Location;
+
+/// One error of a trace: what failed and the caller's source location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceError {
+    /// `file:line:col` of the Rust code that built the op.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every error of a trace, one line each.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct TraceErrors(pub Vec<TraceError>);
+
+impl fmt::Display for TraceErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
+}
+
+/// Records a graph from operations on [`Traced`] values.
+#[derive(Debug, Default)]
+pub struct Tracer {
+    b: Builder,
+    errors: RefCell<Vec<TraceError>>,
+}
+
+/// A value of a trace: a handle into its [`Tracer`] (`Copy`, so it can be used many times).
+/// A value whose op failed is *poisoned*: ops on it are skipped (the first error is reported).
+#[derive(Clone, Copy, Debug)]
+pub struct Traced<'t> {
+    t: &'t Tracer,
+    v: Option<ValueId>,
+}
+
+impl Tracer {
+    /// An empty trace.
+    pub fn new() -> Self {
+        Tracer::default()
+    }
+
+    fn record(&self, loc: &'static Location<'static>, e: impl fmt::Display) {
+        self.errors.borrow_mut().push(TraceError {
+            location: format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
+            message: e.to_string(),
+        });
+    }
+
+    fn wrap(&self, loc: &'static Location<'static>, r: Result<ValueId, BuildError>) -> Traced<'_> {
+        match r {
+            Ok(v) => Traced {
+                t: self,
+                v: Some(v),
+            },
+            Err(e) => {
+                self.record(loc, e);
+                Traced { t: self, v: None }
+            }
+        }
+    }
+
+    /// An encrypted input.
+    #[track_caller]
+    pub fn input(&self, name: &str, shape: &[usize], int: IntType) -> Traced<'_> {
+        let loc = Location::caller();
+        self.wrap(loc, self.b.input_encrypted(name, shape, int))
+    }
+
+    /// A clear constant tensor (row-major values).
+    #[track_caller]
+    pub fn constant(&self, shape: &[usize], values: &[i64]) -> Traced<'_> {
+        let loc = Location::caller();
+        self.wrap(loc, self.b.constant(shape, values))
+    }
+
+    /// Declares the next program output.
+    #[track_caller]
+    pub fn output(&self, name: &str, x: Traced<'_>) {
+        let loc = Location::caller();
+        if let Some(v) = x.v {
+            if let Err(e) = self.b.output(name, v) {
+                self.record(loc, e);
+            }
+        }
+    }
+
+    /// The traced graph, verified, or every error recorded, each with its source location.
+    pub fn finish(self) -> Result<Graph, TraceErrors> {
+        let errors = self.errors.into_inner();
+        if !errors.is_empty() {
+            return Err(TraceErrors(errors));
+        }
+        self.b.finish().map_err(|e| {
+            TraceErrors(vec![TraceError {
+                location: "finish".into(),
+                message: e.to_string(),
+            }])
+        })
+    }
+}
+
+/// Something usable as an operand: a traced value or an `i64` constant.
+pub trait IntoTraced<'t> {
+    /// The value, in the trace of `like`.
+    fn into_traced(self, like: Traced<'t>, loc: &'static Location<'static>) -> Traced<'t>;
+}
+
+impl<'t> IntoTraced<'t> for Traced<'t> {
+    fn into_traced(self, _: Traced<'t>, _: &'static Location<'static>) -> Traced<'t> {
+        self
+    }
+}
+
+macro_rules! int_operands {
+    ($($t:ty),*) => {$(
+        impl<'t> IntoTraced<'t> for $t {
+            fn into_traced(self, like: Traced<'t>, loc: &'static Location<'static>) -> Traced<'t> {
+                like.t.wrap(loc, like.t.b.constant_scalar(i64::from(self)))
+            }
+        }
+    )*};
+}
+
+// `i32` too, so that integer literals (`x * 2`) need no suffix.
+int_operands!(i64, i32, u32, i16, u16, i8, u8);
+
+impl<'t> Traced<'t> {
+    /// The node of this value in the trace's graph (`None` when poisoned).
+    pub fn value(self) -> Option<ValueId> {
+        self.v
+    }
+
+    fn unary(
+        self,
+        loc: &'static Location<'static>,
+        f: impl FnOnce(&Builder, ValueId) -> Result<ValueId, BuildError>,
+    ) -> Self {
+        match self.v {
+            Some(v) => self.t.wrap(loc, f(&self.t.b, v)),
+            None => self,
+        }
+    }
+
+    fn binary(
+        self,
+        other: impl IntoTraced<'t>,
+        loc: &'static Location<'static>,
+        f: impl FnOnce(&Builder, ValueId, ValueId) -> Result<ValueId, BuildError>,
+    ) -> Self {
+        let o = other.into_traced(self, loc);
+        match (self.v, o.v) {
+            (Some(a), Some(b)) => self.t.wrap(loc, f(&self.t.b, a, b)),
+            (None, _) => self,
+            (_, None) => o,
+        }
+    }
+
+    fn cmp(self, other: impl IntoTraced<'t>, op: CmpOp, loc: &'static Location<'static>) -> Self {
+        self.binary(other, loc, |b, x, y| b.cmp(x, y, op))
+    }
+
+    /// `self < other` (`u1`).
+    #[track_caller]
+    pub fn lt(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Lt, Location::caller())
+    }
+
+    /// `self <= other` (`u1`).
+    #[track_caller]
+    pub fn le(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Le, Location::caller())
+    }
+
+    /// `self > other` (`u1`).
+    #[track_caller]
+    pub fn gt(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Gt, Location::caller())
+    }
+
+    /// `self >= other` (`u1`).
+    #[track_caller]
+    pub fn ge(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Ge, Location::caller())
+    }
+
+    /// `self == other` (`u1`).
+    #[track_caller]
+    pub fn eq(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Eq, Location::caller())
+    }
+
+    /// `self != other` (`u1`).
+    #[track_caller]
+    pub fn ne(self, other: impl IntoTraced<'t>) -> Self {
+        self.cmp(other, CmpOp::Ne, Location::caller())
+    }
+
+    /// `self ** e` for a clear exponent.
+    #[track_caller]
+    pub fn pow(self, e: u32) -> Self {
+        self.unary(Location::caller(), |b, v| b.pow(v, e))
+    }
+
+    /// numpy `where(self, a, b)`: `a` where `self != 0`, else `b`.
+    #[track_caller]
+    pub fn select(self, a: impl IntoTraced<'t>, b: impl IntoTraced<'t>) -> Self {
+        let loc = Location::caller();
+        let (a, b) = (a.into_traced(self, loc), b.into_traced(self, loc));
+        match (self.v, a.v, b.v) {
+            (Some(c), Some(x), Some(y)) => self.t.wrap(loc, self.t.b.where_(c, x, y)),
+            (None, _, _) => self,
+            (_, None, _) => a,
+            (_, _, None) => b,
+        }
+    }
+
+    /// A univariate function by table lookup (`f` runs on every value of the type).
+    #[track_caller]
+    pub fn tlu(self, f: impl Fn(i64) -> i64) -> Self {
+        self.unary(Location::caller(), |b, v| b.tlu(v, f))
+    }
+
+    /// Sum over `axes` (all when empty).
+    #[track_caller]
+    pub fn sum(self, axes: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.sum(v, axes, false))
+    }
+
+    /// Elementwise maximum.
+    #[track_caller]
+    pub fn maximum(self, other: impl IntoTraced<'t>) -> Self {
+        self.binary(other, Location::caller(), |b, x, y| b.max(x, y))
+    }
+
+    /// Elementwise minimum.
+    #[track_caller]
+    pub fn minimum(self, other: impl IntoTraced<'t>) -> Self {
+        self.binary(other, Location::caller(), |b, x, y| b.min(x, y))
+    }
+
+    /// `max(self, 0)`.
+    #[track_caller]
+    pub fn relu(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.relu(v))
+    }
+
+    /// `|self|`.
+    #[track_caller]
+    pub fn abs(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.abs(v))
+    }
+
+    /// numpy `sign`.
+    #[track_caller]
+    pub fn sign(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.sign(v))
+    }
+}
+
+macro_rules! bin_ops {
+    ($($tr:ident $m:ident => $f:expr;)*) => {$(
+        impl<'t, R: IntoTraced<'t>> ops::$tr<R> for Traced<'t> {
+            type Output = Traced<'t>;
+            #[track_caller]
+            fn $m(self, rhs: R) -> Traced<'t> {
+                let f: fn(&Builder, ValueId, ValueId) -> Result<ValueId, BuildError> = $f;
+                self.binary(rhs, Location::caller(), f)
+            }
+        }
+    )*};
+}
+
+bin_ops! {
+    Add add => |b, x, y| b.add(x, y);
+    Sub sub => |b, x, y| b.sub(x, y);
+    Mul mul => |b, x, y| b.mul(x, y);
+    Div div => |b, x, y| b.binary(x, y, BinOp::FloorDiv);
+    Rem rem => |b, x, y| b.binary(x, y, BinOp::Mod);
+    BitAnd bitand => |b, x, y| b.binary(x, y, BinOp::BitAnd);
+    BitOr bitor => |b, x, y| b.binary(x, y, BinOp::BitOr);
+    BitXor bitxor => |b, x, y| b.binary(x, y, BinOp::BitXor);
+    Shl shl => |b, x, y| b.binary(x, y, BinOp::Shl);
+    Shr shr => |b, x, y| b.binary(x, y, BinOp::Shr);
+}
+
+impl<'t> ops::Neg for Traced<'t> {
+    type Output = Traced<'t>;
+    #[track_caller]
+    fn neg(self) -> Traced<'t> {
+        self.unary(Location::caller(), |b, v| b.neg(v))
+    }
+}
+
+impl<'t> ops::Not for Traced<'t> {
+    type Output = Traced<'t>;
+    /// Bitwise not, `~x` (use `eq(0)` for a logical not).
+    #[track_caller]
+    fn not(self) -> Traced<'t> {
+        self.unary(Location::caller(), |b, v| b.bit_not(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tensor;
+
+    #[test]
+    fn operators_build_numpy_semantics() {
+        let t = Tracer::new();
+        let x = t.input("x", &[4], IntType::signed(4));
+        t.output("a", (x + 1).pow(2) % 5);
+        t.output("b", x / 2 - (x & 3) + (x ^ 5) * (x | 1));
+        t.output("c", (x << 1) + (x >> 1) + !x + -x);
+        t.output("d", x.gt(2).select(x * 2, x / 2));
+        let g = t.finish().unwrap();
+        let xs = [-7i64, -1, 0, 5];
+        let out = crate::run(&g, &[Tensor::new(vec![4], xs.to_vec()).unwrap()]).unwrap();
+        let py = |f: fn(i64) -> i64| xs.iter().map(|&v| f(v)).collect::<Vec<_>>();
+        assert_eq!(out[0].data, py(|v| ((v + 1) * (v + 1)).rem_euclid(5)));
+        assert_eq!(
+            out[1].data,
+            py(|v| v.div_euclid(2) - (v & 3) + (v ^ 5) * (v | 1))
+        );
+        assert_eq!(out[2].data, py(|v| (v << 1) + (v >> 1) + !v - v));
+        assert_eq!(
+            out[3].data,
+            py(|v| if v > 2 { v * 2 } else { v.div_euclid(2) })
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_caller_location() {
+        let t = Tracer::new();
+        let x = t.input("x", &[4], IntType::unsigned(3));
+        let y = t.input("y", &[3], IntType::unsigned(3));
+        let line = line!() + 1;
+        let bad = x + y;
+        t.output("z", bad * 2);
+        let e = t.finish().unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(
+            e.0[0].location.ends_with(&format!("trace.rs:{line}:19")),
+            "{e}"
+        );
+        assert!(e.0[0].message.contains("do not broadcast"), "{e}");
+    }
+}
