@@ -124,7 +124,8 @@ fn quantized_clear_is_within_one_point_of_float() {
         .sum::<f64>()
         / p.len() as f64;
     assert!(err < 0.05, "mean probability error {err}");
-    // Summing in FHE decodes to the same probabilities.
+    // Summing in FHE (all trees on one leaf range, so coarser than the client's per-tree
+    // ranges) stays close to XGBoost's probabilities too.
     let cfg = CompileConfig {
         sum_in_fhe: true,
         input_margin: 0.0,
@@ -133,9 +134,17 @@ fn quantized_clear_is_within_one_point_of_float() {
     let c2 = m.compile(&s.train.x, &cfg).unwrap().clone();
     assert_eq!(c2.stats.outputs_per_sample, 1);
     let p2 = m.predict_proba_clear(&x).unwrap();
-    for (a, b) in p.iter().zip(&p2) {
-        assert!((a[1] - b[1]).abs() < 1e-9);
-    }
+    let err2 = p2
+        .iter()
+        .zip(&r.probabilities)
+        .map(|(a, b)| (a[1] - b).abs())
+        .sum::<f64>()
+        / p2.len() as f64;
+    assert!(err2 < 0.05, "mean probability error summed in FHE {err2}");
+    assert!(
+        err <= err2 + 1e-9,
+        "per-tree ranges {err} vs one range {err2}"
+    );
     // More bits, closer to float.
     let cfg = CompileConfig {
         n_bits: NBits {
