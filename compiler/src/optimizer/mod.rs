@@ -32,7 +32,34 @@ pub use cache::{optimize_cached, OptimizerCache};
 pub use multi::optimize;
 
 use serde::{Deserialize, Serialize};
-use veil_ir::ParamSet;
+use veil_ir::{ModulusSwitch, NoiseDistribution, ParamSet};
+
+/// Which noise patterns the optimizer may choose from; `None` leaves the choice to cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NoiseOptions {
+    /// Force this noise distribution for every set.
+    pub distribution: Option<NoiseDistribution>,
+    /// Force this modulus switch for every set.
+    pub modulus_switch: Option<ModulusSwitch>,
+}
+
+impl NoiseOptions {
+    /// The distributions searched, in tie-breaking order.
+    pub fn distributions(&self) -> Vec<NoiseDistribution> {
+        match self.distribution {
+            Some(d) => vec![d],
+            None => vec![NoiseDistribution::Gaussian, NoiseDistribution::TUniform],
+        }
+    }
+
+    /// The modulus switches searched, in tie-breaking order.
+    pub fn modulus_switches(&self) -> Vec<ModulusSwitch> {
+        match self.modulus_switch {
+            Some(m) => vec![m],
+            None => vec![ModulusSwitch::Standard, ModulusSwitch::Centered],
+        }
+    }
+}
 
 /// Largest TLU input precision the optimizer accepts (Concrete caps TLU inputs at 16 bits; the
 /// search space runs out of noise budget well before).
@@ -121,6 +148,9 @@ pub struct Problem {
     /// partitions get their own sets whenever that is cheaper.
     #[serde(default)]
     pub single_set: bool,
+    /// Noise patterns allowed (all by default: the cheapest wins).
+    #[serde(default)]
+    pub noise: NoiseOptions,
 }
 
 impl Problem {
@@ -137,6 +167,7 @@ impl Problem {
             crossings: Vec::new(),
             target,
             single_set: false,
+            noise: NoiseOptions::default(),
         }
     }
 }
