@@ -123,9 +123,11 @@ pub fn min_secure_noise_log2(dim: usize) -> f64 {
 /// dimension `dim` with a binary secret: tfhe-rs's lattice-estimator fit for TUniform noise
 /// (`core_crypto::commons::noise_formulas::secure_noise`, stated for 132 bits and used here as a
 /// conservative 128-bit floor): `ceil(-0.025167785 * dim + 64 + 4.100671) - 64`, never below
-/// the Gaussian clamp `2 - 64`.
+/// `4 - 64` (bound 2^4, variance 2^6.4 on the 64-bit modulus: above tfhe-rs's variance floor
+/// 2^4.44 and the Gaussian clamp's 2^4). At every dimension this floor's variance exceeds the
+/// Gaussian floor's ([`min_secure_noise_log2`]).
 pub fn min_secure_tuniform_log2(dim: usize) -> f64 {
-    ((-0.025167785 * dim as f64 + 64.0 + 4.100671).ceil() - 64.0).max(2.0 - 64.0)
+    ((-0.025167785 * dim as f64 + 64.0 + 4.100671).ceil() - 64.0).max(4.0 - 64.0)
 }
 
 /// Smallest LWE dimension accepted as 128-bit secure.
@@ -235,6 +237,16 @@ mod tests {
         // tfhe-rs's default 2_2 set: n = 918 needs bound 2^45 on 2^64; k N = 2048 needs 2^17.
         assert_eq!(min_secure_tuniform_log2(918), 45.0 - 64.0);
         assert_eq!(min_secure_tuniform_log2(2048), 17.0 - 64.0);
+        assert_eq!(min_secure_tuniform_log2(1 << 14), 4.0 - 64.0);
+        // TUniform at its floor is noisier than Gaussian at its floor, at every dimension.
+        for dim in MIN_SECURE_DIMENSION..20_000 {
+            let t = NoiseDistribution::TUniform;
+            let g = NoiseDistribution::Gaussian;
+            assert!(
+                t.variance(t.min_secure_noise_log2(dim)) > g.variance(g.min_secure_noise_log2(dim)),
+                "{dim}"
+            );
+        }
         let v = NoiseDistribution::TUniform.variance(45.0 - 64.0);
         assert!((v / ((91f64.exp2() + 1.0) / 6.0 / 128f64.exp2()) - 1.0).abs() < 1e-12);
         let mut p = concrete_4bit();
@@ -245,6 +257,34 @@ mod tests {
         p.glwe_noise_log2 = min_secure_tuniform_log2(2048);
         assert!(p.is_secure(), "{:?}", p.insecurity());
         assert!(p.to_string().ends_with("noise=tuniform }"), "{p}");
+    }
+
+    /// The text form round-trips with and without the optional fields, and older text (without
+    /// them) reads as Gaussian noise and the standard modulus switch.
+    #[test]
+    fn text_round_trip_of_noise_patterns() {
+        use crate::text::{parse_unverified, print};
+        let line = |p: &str| format!("veil 1\nlevel tfhe\nparams @p0 = {p}\n");
+        let old = "{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4, bits=4, p_error=1e-5 }";
+        let g = parse_unverified(&line(old)).unwrap();
+        assert_eq!(g.params[0].noise_distribution, NoiseDistribution::Gaussian);
+        assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Standard);
+        assert_eq!(print(&g), line(old));
+        let new = "{ n=918, k=1, N=2048, lwe_noise=2^-19.0, glwe_noise=2^-47.0, pbs=23x1, ks=4x4, bits=4, p_error=1e-10, noise=tuniform, ms=centered }";
+        let g = parse_unverified(&line(new)).unwrap();
+        assert_eq!(g.params[0].noise_distribution, NoiseDistribution::TUniform);
+        assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Centered);
+        assert_eq!(print(&g), line(new));
+        assert_eq!(g.params[0].to_string(), new);
+        let bad = "{ n=1, k=1, N=2, lwe_noise=2^-1, glwe_noise=2^-1, pbs=1x1, ks=1x1, bits=1, p_error=0, noise=uniform }";
+        let e = parse_unverified(&line(bad)).unwrap_err().to_string();
+        assert!(e.contains("'gaussian' or 'tuniform'"), "{e}");
+        // JSON of an older set (no pattern fields) still decodes.
+        let mut v: serde_json::Value = serde_json::to_value(&g.params[0]).unwrap();
+        v.as_object_mut().unwrap().remove("noise_distribution");
+        v.as_object_mut().unwrap().remove("modulus_switch");
+        let p: ParamSet = serde_json::from_value(v).unwrap();
+        assert_eq!(p.modulus_switch, ModulusSwitch::Standard);
     }
 
     #[test]

@@ -35,6 +35,12 @@ use serde::{Deserialize, Serialize};
 use veil_ir::{ModulusSwitch, NoiseDistribution, ParamSet};
 
 /// Which noise patterns the optimizer may choose from; `None` leaves the choice to cost.
+///
+/// The choice is by dominance, which is exact: at equal dimensions and decompositions every
+/// pattern costs the same, Gaussian noise at its floor is below TUniform's at every dimension
+/// (so every key noise term is smaller) and the centered modulus switch is below the standard
+/// one. A pattern left free therefore resolves to Gaussian and centered; the other candidates
+/// could never be strictly cheaper (`search::tests::free_patterns_resolve_by_dominance`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NoiseOptions {
     /// Force this noise distribution for every set.
@@ -44,20 +50,14 @@ pub struct NoiseOptions {
 }
 
 impl NoiseOptions {
-    /// The distributions searched, in tie-breaking order.
-    pub fn distributions(&self) -> Vec<NoiseDistribution> {
-        match self.distribution {
-            Some(d) => vec![d],
-            None => vec![NoiseDistribution::Gaussian, NoiseDistribution::TUniform],
-        }
+    /// The distribution searched: the forced one, else the dominant Gaussian.
+    pub fn distribution(&self) -> NoiseDistribution {
+        self.distribution.unwrap_or(NoiseDistribution::Gaussian)
     }
 
-    /// The modulus switches searched, in tie-breaking order.
-    pub fn modulus_switches(&self) -> Vec<ModulusSwitch> {
-        match self.modulus_switch {
-            Some(m) => vec![m],
-            None => vec![ModulusSwitch::Standard, ModulusSwitch::Centered],
-        }
+    /// The modulus switch searched: the forced one, else the dominant centered switch.
+    pub fn modulus_switch(&self) -> ModulusSwitch {
+        self.modulus_switch.unwrap_or(ModulusSwitch::Centered)
     }
 }
 

@@ -4,10 +4,9 @@
 //! per partition it carries): each needs `norm2 * s2_BR + s2_KS + s2_MS <= V_safe`, the atomic
 //! pattern Dot -> KS -> MS -> PBS of Concrete's optimizer (Bergerat et al., ePrint 2022/704), with the KS from the big key `k N` to the small
 //! key `n`. Key noise always sits at the 128-bit floor of its dimension, so the search is over
-//! dimensions and decompositions, and over the noise patterns allowed by [`NoiseOptions`]: the
-//! noise distribution (Gaussian or TUniform, each at its own floor) and the modulus switch
-//! (standard or centered). Ties keep the first in the order Gaussian before TUniform, standard
-//! before centered.
+//! dimensions and decompositions under the noise pattern [`NoiseOptions`] resolves to: the noise
+//! distribution (Gaussian or TUniform, each at its own floor) and the modulus switch (standard
+//! or centered); a free choice resolves by dominance (see [`NoiseOptions`]).
 //!
 //! Pruning, all exact (never discards a cheaper feasible point):
 //! - decompositions come from Pareto fronts ([`super::space`]);
@@ -106,11 +105,8 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
         return None;
     }
     let mut best: Option<Choice> = None;
-    for dist in q.noise.distributions() {
-        for ms in q.noise.modulus_switches() {
-            search_pattern(q, v_min, Space::get(dist), ms, &mut best);
-        }
-    }
+    let space = Space::get(q.noise.distribution());
+    search_pattern(q, v_min, space, q.noise.modulus_switch(), &mut best);
     best
 }
 
@@ -303,6 +299,30 @@ mod tests {
         assert!(m > 0.0 && m < safe_variance(8, 1e-9));
         assert!(max_norm2(safe_variance(4, 2f64.powi(-14))) > 1e3);
         assert_eq!(max_norm2(0.0), 0.0);
+    }
+
+    /// Forcing each pattern never beats the free choice, across precisions and targets.
+    #[test]
+    fn free_patterns_resolve_by_dominance() {
+        for (bits, p_error) in [
+            (1, 1e-3),
+            (4, 2f64.powi(-14)),
+            (6, 2f64.powi(-40)),
+            (4, 2f64.powi(-128)),
+        ] {
+            let free = search(&query(bits, 1.0, p_error)).unwrap();
+            for dist in [NoiseDistribution::Gaussian, NoiseDistribution::TUniform] {
+                for ms in [ModulusSwitch::Standard, ModulusSwitch::Centered] {
+                    let mut q = query(bits, 1.0, p_error);
+                    q.noise = NoiseOptions {
+                        distribution: Some(dist),
+                        modulus_switch: Some(ms),
+                    };
+                    let forced = search(&q).unwrap();
+                    assert!(free.cost <= forced.cost, "{bits} {dist:?} {ms:?}");
+                }
+            }
+        }
     }
 
     #[test]
