@@ -118,15 +118,7 @@ pub struct Compiled {
 
 fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
     let mut cfg = CompileConfig::default();
-    let check = |flag: &str, p: f64| {
-        if p > 0.0 && p < 1.0 {
-            Ok(p)
-        } else {
-            Err(CliError(format!(
-                "{flag} {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5"
-            )))
-        }
-    };
+    let check = crate::params::check_probability;
     if let Some(profile) = options.security_profile {
         cfg.error = ErrorTarget::p_error(profile.p_error());
     }

@@ -11,24 +11,28 @@ use veil_compiler::optimizer::keys::{human_bytes, key_sizes, KeySizes};
 use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Problem, Solution};
 use veil_ir::{ModulusSwitch, NoiseDistribution};
 
-/// Parses a probability strictly between 0 and 1, written as a decimal (`6.1e-5`) or a power
-/// of two (`2^-128`, `2^-13.9`).
+/// Parses a probability written as a decimal (`6.1e-5`) or a power of two (`2^-128`,
+/// `2^-13.9`); the range is checked with the flag's name by [`check_probability`].
 pub fn parse_probability(s: &str) -> Result<f64, String> {
     let t = s.trim();
-    let p = if let Some(e) = t.strip_prefix("2^").or_else(|| t.strip_prefix("2**")) {
+    if let Some(e) = t.strip_prefix("2^").or_else(|| t.strip_prefix("2**")) {
         e.parse::<f64>()
             .map(f64::exp2)
-            .map_err(|_| format!("{s:?}: expected 2^x with a number x, e.g. 2^-128"))?
+            .map_err(|_| format!("{s:?}: expected 2^x with a number x, e.g. 2^-128"))
     } else {
         t.parse::<f64>()
-            .map_err(|_| format!("{s:?}: expected a probability like 6.1e-5 or 2^-128"))?
-    };
+            .map_err(|_| format!("{s:?}: expected a probability like 6.1e-5 or 2^-128"))
+    }
+}
+
+/// `p` when it lies strictly between 0 and 1, else an error naming `flag`.
+pub fn check_probability(flag: &str, p: f64) -> Result<f64, CliError> {
     if p > 0.0 && p < 1.0 {
         Ok(p)
     } else {
-        Err(format!(
-            "{s}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5 or 2^-128"
-        ))
+        Err(CliError(format!(
+            "{flag} {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5 or 2^-128"
+        )))
     }
 }
 
@@ -111,6 +115,13 @@ pub struct ParamsArgs {
 
 /// The optimizer's answer for `args`.
 pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
+    if let Some(p) = args.p_error {
+        check_probability("--p-error", p).map_err(|e| CliError(format!("params: {}", e.0)))?;
+    }
+    if let Some(p) = args.global_p_error {
+        check_probability("--global-p-error", p)
+            .map_err(|e| CliError(format!("params: {}", e.0)))?;
+    }
     let p_error = args
         .p_error
         .or(args.security_profile.map(SecurityProfile::p_error));
@@ -272,8 +283,11 @@ mod tests {
         assert_eq!(parse_probability("2^-128"), Ok((-128f64).exp2()));
         assert_eq!(parse_probability("2**-40"), Ok((-40f64).exp2()));
         assert_eq!(parse_probability("6.1e-5"), Ok(6.1e-5));
-        for bad in ["2^0", "2^x", "0", "1.5", "nope"] {
+        for bad in ["2^x", "nope", ""] {
             assert!(parse_probability(bad).is_err(), "{bad}");
+        }
+        for out_of_range in [0.0, 1.0, 1.5] {
+            assert!(check_probability("--p-error", out_of_range).is_err());
         }
         let a = args("--precision 4 --norm2 5 --p-error 2^-128");
         let b = args("--precision 4 --norm2 5 --security-profile ind-cpa-d");
@@ -318,10 +332,15 @@ mod tests {
         assert!(e.contains("--p-error"), "{e}");
         let e = solve(&args("--precision 14 --p-error 1e-9")).unwrap_err().0;
         assert!(e.contains("no secure parameters for 14 bits"), "{e}");
-        let e = T::try_parse_from(["params", "--precision", "4", "--p-error", "2"])
+        let e = solve(&args("--precision 4 --p-error 2")).unwrap_err().0;
+        assert!(
+            e.contains("--p-error 2: give a probability between 0 and 1"),
+            "{e}"
+        );
+        let e = T::try_parse_from(["params", "--precision", "4", "--p-error", "2^x"])
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("between 0 and 1"), "{e}");
+        assert!(e.contains("expected 2^x"), "{e}");
     }
 }
