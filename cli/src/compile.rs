@@ -72,7 +72,7 @@ pub struct CompileArgs {
 pub fn p_error_help() -> String {
     let p = veil_compiler::program::DEFAULT_P_ERROR;
     format!(
-        "Largest probability that one bootstrap decodes wrongly (default 2^{} ≈ {p:.1e})",
+        "Largest probability that one bootstrap decodes wrongly, e.g. 6.1e-5 or 2^-128 (default 2^{} ≈ {p:.1e})",
         p.log2().round()
     )
 }
@@ -80,13 +80,17 @@ pub fn p_error_help() -> String {
 /// Options shared by `veil compile` and `veil eval`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct CompileOptions {
-    /// Largest probability that one bootstrap decodes wrongly.
-    #[arg(long, help = p_error_help(), conflicts_with = "global_p_error")]
+    /// Largest probability that one bootstrap decodes wrongly (`6.1e-5` or `2^-128`).
+    #[arg(long, help = p_error_help(), conflicts_with = "global_p_error", value_parser = crate::params::parse_probability)]
     pub p_error: Option<f64>,
     /// Largest probability that any bootstrap of one run decodes wrongly (Concrete's
     /// global_p_error); the optimizer spreads it over the program's bootstraps.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::params::parse_probability)]
     pub global_p_error: Option<f64>,
+    /// A named error target: ind-cpa (p_error 2^-40, the default) or ind-cpa-d (2^-128, for
+    /// deployments where the server may learn whether decryptions succeeded; docs/noise.md).
+    #[arg(long, value_enum, conflicts_with_all = ["p_error", "global_p_error"])]
+    pub security_profile: Option<crate::params::SecurityProfile>,
     /// ONNX models: the inputset column that holds labels (`last`, `first`, a 1-based column
     /// number or a header name); it is left out of the features.
     #[arg(long)]
@@ -114,15 +118,10 @@ pub struct Compiled {
 
 fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
     let mut cfg = CompileConfig::default();
-    let check = |flag: &str, p: f64| {
-        if p > 0.0 && p < 1.0 {
-            Ok(p)
-        } else {
-            Err(CliError(format!(
-                "{flag} {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5"
-            )))
-        }
-    };
+    let check = crate::params::check_probability;
+    if let Some(profile) = options.security_profile {
+        cfg.error = ErrorTarget::p_error(profile.p_error());
+    }
     if let Some(p) = options.p_error {
         cfg.error = ErrorTarget::p_error(check("--p-error", p)?);
     }

@@ -1,10 +1,85 @@
-//! `veil params --precision P [--norm2 X] (--p-error E | --global-p-error E --tlus N) [--json]`:
-//! run the parameter optimizer on one partition and print the chosen TFHE parameters, their
-//! model cost, predicted error and key sizes.
+//! `veil params --precision P [--norm2 X] (--p-error E | --global-p-error E --tlus N |
+//! --security-profile S) [--noise D] [--modulus-switch M] [--json]`: run the parameter
+//! optimizer on one partition and print the chosen TFHE parameters, their model cost, predicted
+//! error and key sizes.
+//!
+//! Also home of what the error flags of `veil params`, `veil compile` and `veil eval` share:
+//! [`parse_probability`] (`1e-5`, `2^-128`) and [`SecurityProfile`].
 
 use super::CliError;
 use veil_compiler::optimizer::keys::{human_bytes, key_sizes, KeySizes};
-use veil_compiler::optimizer::{optimize, ErrorTarget, Problem, Solution};
+use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Problem, Solution};
+use veil_ir::{ModulusSwitch, NoiseDistribution};
+
+/// Parses a probability written as a decimal (`6.1e-5`) or a power of two (`2^-128`,
+/// `2^-13.9`); the range is checked with the flag's name by [`check_probability`].
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    if let Some(e) = t.strip_prefix("2^").or_else(|| t.strip_prefix("2**")) {
+        e.parse::<f64>()
+            .map(f64::exp2)
+            .map_err(|_| format!("{s:?}: expected 2^x with a number x, e.g. 2^-128"))
+    } else {
+        t.parse::<f64>()
+            .map_err(|_| format!("{s:?}: expected a probability like 6.1e-5 or 2^-128"))
+    }
+}
+
+/// `p` when it lies strictly between 0 and 1, else an error naming `flag`.
+pub fn check_probability(flag: &str, p: f64) -> Result<f64, CliError> {
+    if p > 0.0 && p < 1.0 {
+        Ok(p)
+    } else {
+        Err(CliError(format!(
+            "{flag} {p}: give a probability between 0 and 1 (exclusive), e.g. 6.1e-5 or 2^-128"
+        )))
+    }
+}
+
+/// Named error targets (see `docs/noise.md` for the threat model).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProfile {
+    /// p_error 2^-40 per bootstrap (veil's default): enough for correctness when decrypted
+    /// results never go back to the server; IND-CPA security.
+    IndCpa,
+    /// p_error 2^-128 per bootstrap: decryption failures are as unlikely as breaking the keys,
+    /// so a server that learns which results decrypted correctly learns nothing (IND-CPA-D).
+    IndCpaD,
+}
+
+impl SecurityProfile {
+    /// The per-bootstrap error probability of the profile.
+    pub fn p_error(self) -> f64 {
+        match self {
+            SecurityProfile::IndCpa => (-40f64).exp2(),
+            SecurityProfile::IndCpaD => (-128f64).exp2(),
+        }
+    }
+}
+
+/// `--noise` of `veil params`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoiseArg {
+    /// The cheapest.
+    #[default]
+    Auto,
+    /// Gaussian noise.
+    Gaussian,
+    /// TUniform noise (tfhe-rs's default distribution).
+    Tuniform,
+}
+
+/// `--modulus-switch` of `veil params`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModulusSwitchArg {
+    /// The cheapest.
+    #[default]
+    Auto,
+    /// Coefficient-wise rounding.
+    Standard,
+    /// Mean-compensated rounding (tfhe-rs's CenteredMeanNoiseReduction).
+    Centered,
+}
 
 /// Arguments of `veil params`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -15,12 +90,21 @@ pub struct ParamsArgs {
     /// Largest sum of squared weights of a dot product feeding a TLU (1 = TLU after TLU).
     #[arg(long, default_value_t = 1.0)]
     pub norm2: f64,
-    /// Largest probability that one TLU decodes wrongly (e.g. 6.1e-5).
-    #[arg(long)]
+    /// Largest probability that one TLU decodes wrongly (e.g. 6.1e-5 or 2^-40).
+    #[arg(long, value_parser = parse_probability)]
     pub p_error: Option<f64>,
     /// Largest probability that any of the `--tlus` TLUs decodes wrongly (e.g. 1e-5).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_probability)]
     pub global_p_error: Option<f64>,
+    /// A named per-TLU target: ind-cpa (2^-40) or ind-cpa-d (2^-128).
+    #[arg(long, value_enum, conflicts_with_all = ["p_error", "global_p_error"])]
+    pub security_profile: Option<SecurityProfile>,
+    /// Noise distribution of keys and encryptions.
+    #[arg(long, value_enum, default_value_t = NoiseArg::Auto)]
+    pub noise: NoiseArg,
+    /// Modulus switch of the bootstraps.
+    #[arg(long, value_enum, default_value_t = ModulusSwitchArg::Auto)]
+    pub modulus_switch: ModulusSwitchArg,
     /// Number of TLUs in the program (splits `--global-p-error`; scales the total cost).
     #[arg(long, default_value_t = 1)]
     pub tlus: u64,
@@ -31,23 +115,41 @@ pub struct ParamsArgs {
 
 /// The optimizer's answer for `args`.
 pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
-    if args.p_error.is_none() && args.global_p_error.is_none() {
+    if let Some(p) = args.p_error {
+        check_probability("--p-error", p).map_err(|e| CliError(format!("params: {}", e.0)))?;
+    }
+    if let Some(p) = args.global_p_error {
+        check_probability("--global-p-error", p)
+            .map_err(|e| CliError(format!("params: {}", e.0)))?;
+    }
+    let p_error = args
+        .p_error
+        .or(args.security_profile.map(SecurityProfile::p_error));
+    if p_error.is_none() && args.global_p_error.is_none() {
         return Err(CliError(
-            "params: give an error target: --p-error E (per TLU) or --global-p-error E with --tlus N"
+            "params: give an error target: --p-error E (per TLU), --global-p-error E with --tlus N \
+             or --security-profile ind-cpa|ind-cpa-d"
                 .into(),
         ));
     }
     let target = ErrorTarget {
-        p_error: args.p_error,
+        p_error,
         global_p_error: args.global_p_error,
     };
-    optimize(&Problem::single(
-        args.precision,
-        args.norm2,
-        args.tlus,
-        target,
-    ))
-    .map_err(|e| CliError(format!("params: {e}")))
+    let mut problem = Problem::single(args.precision, args.norm2, args.tlus, target);
+    problem.noise = NoiseOptions {
+        distribution: match args.noise {
+            NoiseArg::Auto => None,
+            NoiseArg::Gaussian => Some(NoiseDistribution::Gaussian),
+            NoiseArg::Tuniform => Some(NoiseDistribution::TUniform),
+        },
+        modulus_switch: match args.modulus_switch {
+            ModulusSwitchArg::Auto => None,
+            ModulusSwitchArg::Standard => Some(ModulusSwitch::Standard),
+            ModulusSwitchArg::Centered => Some(ModulusSwitch::Centered),
+        },
+    };
+    optimize(&problem).map_err(|e| CliError(format!("params: {e}")))
 }
 
 fn log2s(v: f64) -> String {
@@ -66,12 +168,12 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
         "veil params: {bits} bits, norm2 {norm2}, per-TLU p_error target {target:.3e}\n\
          parameters  {p}\n\
          dimensions  n={n} k={k} N={big_n} (big key k*N={kn})\n\
-         noise       lwe 2^{ln:.3}  glwe 2^{gn:.3}  (128-bit floor of each dimension)\n\
+         noise       {dist:?} lwe 2^{ln:.3}  glwe 2^{gn:.3}  (128-bit floor of each dimension{bound}); {ms:?} modulus switch\n\
          bootstrap   base_log {pb} x {pl} level(s)\n\
          keyswitch   base_log {kb} x {kl} level(s)\n\
          cost        {tlu:.1} x 2^20 per TLU (PBS {pbs:.1}, KS {ks:.1}); total {total:.1} x 2^20 for {tlus} TLU(s)\n\
          error       p_error {pe:.3e} per TLU, global {ge:.3e} over {tlus} TLU(s)\n\
-         variances   PBS out {br}, KS {ksv}, MS {ms}; PBS input {inp} <= V_safe {vs}\n\
+         variances   PBS out {br}, KS {ksv}, MS {msv}; PBS input {inp} <= V_safe {vs}\n\
          keys        BSK {bsk} ({bsk_b} B as u64; Fourier form N/2 complex f64 per polynomial: {fbsk}), KSK {ksk} ({ksk_b} B as u64)\n",
         bits = args.precision,
         norm2 = args.norm2,
@@ -80,6 +182,13 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
         k = p.glwe_dimension,
         big_n = p.polynomial_size,
         kn = p.big_lwe_dimension(),
+        dist = p.noise_distribution,
+        bound = if p.noise_distribution == NoiseDistribution::TUniform {
+            "; TUniform bounds, 2^(64+x) on the 64-bit modulus"
+        } else {
+            ""
+        },
+        ms = p.modulus_switch,
         ln = p.lwe_noise_log2,
         gn = p.glwe_noise_log2,
         pb = p.pbs_base_log,
@@ -95,7 +204,7 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
         ge = sol.global_p_error,
         br = log2s(set.br_variance),
         ksv = log2s(set.ks_variance),
-        ms = log2s(set.ms_variance),
+        msv = log2s(set.ms_variance),
         inp = log2s(input),
         vs = log2s(v_safe),
         bsk = human_bytes(keys.bsk_bytes),
@@ -151,7 +260,8 @@ mod tests {
 
     #[test]
     fn text_report() {
-        let a = args("--precision 4 --norm2 1 --p-error 6.5416e-5");
+        // Concrete's 4-bit set under the standard modulus switch (its published choice).
+        let a = args("--precision 4 --norm2 1 --p-error 6.5416e-5 --modulus-switch standard");
         let out = render_text(&a, &solve(&a).unwrap());
         for want in [
             "n=801 k=2 N=1024 (big key k*N=2048)",
@@ -161,9 +271,49 @@ mod tests {
             // 801 * 3^2 * 1 * 1024 * 8 bytes; 2048 * 3 * 802 * 8 bytes.
             "BSK 59.1 MB (59056128 B",
             "KSK 39.4 MB (39419904 B",
+            "Gaussian lwe",
+            "Standard modulus switch",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn two_to_the_minus_128_and_profiles() {
+        assert_eq!(parse_probability("2^-128"), Ok((-128f64).exp2()));
+        assert_eq!(parse_probability("2**-40"), Ok((-40f64).exp2()));
+        assert_eq!(parse_probability("6.1e-5"), Ok(6.1e-5));
+        for bad in ["2^x", "nope", ""] {
+            assert!(parse_probability(bad).is_err(), "{bad}");
+        }
+        for out_of_range in [0.0, 1.0, 1.5] {
+            assert!(check_probability("--p-error", out_of_range).is_err());
+        }
+        let a = args("--precision 4 --norm2 5 --p-error 2^-128");
+        let b = args("--precision 4 --norm2 5 --security-profile ind-cpa-d");
+        let (sa, sb) = (solve(&a).unwrap(), solve(&b).unwrap());
+        assert_eq!(sa, sb);
+        assert!(sa.p_error <= (-128f64).exp2());
+        // No dearer than tfhe-rs's default 2M128 set (n 918, k 1, N 2048, PBS 1, KS 4 levels):
+        // 107.6 x 2^20 in the same model.
+        assert!(sa.cost / 1048576.0 < 107.6, "{}", sa.cost / 1048576.0);
+        let t = args("--precision 4 --norm2 5 --security-profile ind-cpa-d --noise tuniform");
+        let out = render_text(&t, &solve(&t).unwrap());
+        assert!(out.contains("n=918 k=1 N=2048"), "{out}");
+        assert!(out.contains("TUniform lwe 2^-19.000"), "{out}");
+        assert!(out.contains("Centered modulus switch"), "{out}");
+        let c = args("--precision 4 --security-profile ind-cpa");
+        assert_eq!(solve(&c).unwrap().p_error_target, (-40f64).exp2());
+        assert!(T::try_parse_from([
+            "params",
+            "--precision",
+            "4",
+            "--p-error",
+            "1e-5",
+            "--security-profile",
+            "ind-cpa"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -183,6 +333,14 @@ mod tests {
         let e = solve(&args("--precision 14 --p-error 1e-9")).unwrap_err().0;
         assert!(e.contains("no secure parameters for 14 bits"), "{e}");
         let e = solve(&args("--precision 4 --p-error 2")).unwrap_err().0;
-        assert!(e.contains("between 0 and 1"), "{e}");
+        assert!(
+            e.contains("--p-error 2: give a probability between 0 and 1"),
+            "{e}"
+        );
+        let e = T::try_parse_from(["params", "--precision", "4", "--p-error", "2^x"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("expected 2^x"), "{e}");
     }
 }

@@ -226,6 +226,8 @@ fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, Str
                     req.precision,
                     (2.0 * noise).exp2() * req.norm2,
                 ),
+                noise_distribution: Default::default(),
+                modulus_switch: Default::default(),
             });
         }
     }
@@ -310,6 +312,7 @@ pub fn compile(
                 .collect(),
             target,
             single_set: config.single_parameter_set,
+            noise: Default::default(),
         };
         let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
         let choice = ParamChoice {

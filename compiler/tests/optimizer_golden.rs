@@ -6,7 +6,8 @@
 
 use std::fmt::Write;
 use veil_compiler::optimizer::cost::{ks_cost, pbs_cost};
-use veil_compiler::optimizer::{optimize, ErrorTarget, Problem, Solution};
+use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Problem, Solution};
+use veil_ir::{ModulusSwitch, NoiseDistribution};
 
 /// Concrete's reference choices (concrete-optimizer's reference table): bits, k, log2 N, n, BR level/base_log,
 /// KS level/base_log, at p_error 2^-13.9 and norm2 1.
@@ -36,12 +37,17 @@ fn concrete_cost(bits: u8) -> f64 {
 }
 
 fn solve(bits: u8, norm2: f64, target: ErrorTarget) -> Solution {
-    optimize(&Problem::single(bits, norm2, 1, target))
-        .unwrap_or_else(|e| panic!("{bits} bits, norm2 {norm2}: {e}"))
+    solve_with(bits, norm2, target, NoiseOptions::default())
+}
+
+fn solve_with(bits: u8, norm2: f64, target: ErrorTarget, noise: NoiseOptions) -> Solution {
+    let mut p = Problem::single(bits, norm2, 1, target);
+    p.noise = noise;
+    optimize(&p).unwrap_or_else(|e| panic!("{bits} bits, norm2 {norm2}: {e}"))
 }
 
 /// The issue's acceptance criterion: for 1..8 bits at p_error 2^-13.9 and norm2 1 every set
-/// meets the security floor and costs at most 110% of Concrete's choice under the same model.
+/// meets the security floor and costs at most Concrete's published choice under the same model.
 #[test]
 fn matches_or_beats_concrete() {
     for bits in 1..=8 {
@@ -51,10 +57,94 @@ fn matches_or_beats_concrete() {
         assert!(s.p_error <= p_error_13_9() * (1.0 + 1e-9));
         let ratio = s.cost / concrete_cost(bits);
         assert!(
-            ratio <= 1.10,
+            ratio <= 1.0 + 1e-9,
             "{bits} bits: veil {set} costs {ratio:.3}x Concrete's choice"
         );
     }
+}
+
+/// Where veil used to be 45% dearer than Concrete 2.10's live optimizer (8 bits at 2^-13.9:
+/// veil 1.78e9, Concrete 1.22e9; 7 bits at 2^-40: 1.74e9 vs 1.20e9): the centered modulus switch
+/// and tfhe-rs's FFT noise fit bring both within 2% of Concrete's figure.
+#[test]
+fn closes_the_gap_at_the_top() {
+    for (bits, target_log2, concrete) in [(8u8, -13.9f64, 1.22e9), (7, -40.0, 1.20e9)] {
+        let s = solve(bits, 1.0, ErrorTarget::p_error(target_log2.exp2()));
+        assert!(s.sets[0].params.is_secure());
+        assert!(
+            s.cost <= 1.02 * concrete,
+            "{bits} bits at 2^{target_log2}: {:.3e} vs Concrete's {concrete:.2e}",
+            s.cost
+        );
+    }
+}
+
+/// Concrete 2.10's 8-bit choice at 2^-13.9 (cost 1.22e9: k = 1, N = 2^14, n = 1006, one PBS level,
+/// KS 5 levels of base 2^4) misses veil's bound. Its blind rotation alone needs the rounding of a
+/// one-level decomposition (`(1 + kN/2) / (24 B^2)` per CMUX) plus FFT noise growing as `B^2`:
+/// with tfhe-rs's FFT fit the best base leaves a predicted error of 1.5e-4 (2.4x the target, 1.11
+/// `V_safe`) with the centered modulus switch, and 8.7e-4 (14x, 1.44 `V_safe`) with the standard
+/// one, whose `n/24` term alone takes 65% of `V_safe`. veil's cheapest valid point (n = 1019)
+/// costs 1.4% more.
+#[test]
+fn concrete_live_8_bit_choice_violates_the_bound() {
+    use veil_compiler::optimizer::error::{p_error_of_variance, safe_variance};
+    use veil_compiler::optimizer::noise::{
+        blind_rotation_variance, cmux_variance, keyswitch_variance, ms_variance,
+    };
+    use veil_compiler::optimizer::security::min_secure_variance;
+    let (n, big_n) = (1006, 1usize << 14);
+    let bsk = min_secure_variance(NoiseDistribution::Gaussian, big_n);
+    let ksk = min_secure_variance(NoiseDistribution::Gaussian, n);
+    let cmux = (1..=63)
+        .map(|b| cmux_variance(1, big_n, b, 1, bsk))
+        .fold(f64::INFINITY, f64::min);
+    let ks = keyswitch_variance(big_n, 4, 5, ksk);
+    for (ms, at_least) in [
+        (ModulusSwitch::Centered, 2.0),
+        (ModulusSwitch::Standard, 10.0),
+    ] {
+        let v = blind_rotation_variance(n, cmux) + ks + ms_variance(ms, n, big_n);
+        let p = p_error_of_variance(8, v);
+        assert!(
+            p > at_least * p_error_13_9(),
+            "{ms:?}: {p:.3e} ({:.3} V_safe)",
+            v / safe_variance(8, p_error_13_9())
+        );
+    }
+}
+
+/// tfhe-rs 1.8's default `V1_8_PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128` (n = 918, k = 1,
+/// N = 2048, PBS 1 level, KS 4 levels) serves a 4-bit lookup after up to 5 summed ciphertexts
+/// at p_error 2^-128; veil's choice for that request must cost no more in the same model.
+#[test]
+fn beats_tfhe_rs_default_at_2_minus_128() {
+    let tfhe_rs = pbs_cost(918, 1, 2048, 1) + ks_cost(2048, 918, 4);
+    let s = solve(4, 5.0, ErrorTarget::p_error((-128f64).exp2()));
+    let set = &s.sets[0].params;
+    assert!(set.is_secure());
+    assert!(s.p_error <= (-128f64).exp2());
+    assert!(
+        s.cost <= tfhe_rs,
+        "{set}: {:.3e} vs tfhe-rs {tfhe_rs:.3e}",
+        s.cost
+    );
+    // Forced to TUniform noise it still fits (the runtime tests exercise that pattern).
+    let t = solve_with(
+        4,
+        5.0,
+        ErrorTarget::p_error((-128f64).exp2()),
+        NoiseOptions {
+            distribution: Some(NoiseDistribution::TUniform),
+            modulus_switch: None,
+        },
+    );
+    assert!(
+        t.sets[0].params.is_secure(),
+        "{:?}",
+        t.sets[0].params.insecurity()
+    );
+    assert_eq!(t.sets[0].params.modulus_switch, ModulusSwitch::Centered);
 }
 
 /// Concrete's 4-bit choice at a dot-product 2-norm of 2^10 (sum w^2 = 2^20): k = 2, N = 2^10,
@@ -69,7 +159,11 @@ fn matches_concrete_at_large_norm() {
 }
 
 fn row(out: &mut String, bits: u8, norm2: f64, target_log2: f64) {
-    let s = solve(bits, norm2, ErrorTarget::p_error(target_log2.exp2()));
+    row_with(out, bits, norm2, target_log2, NoiseOptions::default());
+}
+
+fn row_with(out: &mut String, bits: u8, norm2: f64, target_log2: f64, noise: NoiseOptions) {
+    let s = solve_with(bits, norm2, ErrorTarget::p_error(target_log2.exp2()), noise);
     let c = &s.sets[0];
     let p = &c.params;
     let concrete = if norm2 == 1.0 && target_log2 == -13.9 {
@@ -77,10 +171,25 @@ fn row(out: &mut String, bits: u8, norm2: f64, target_log2: f64) {
     } else {
         "-".into()
     };
+    let pattern = format!(
+        "{}{}",
+        match p.noise_distribution {
+            NoiseDistribution::Gaussian => "G",
+            NoiseDistribution::TUniform => "T",
+        },
+        match p.modulus_switch {
+            ModulusSwitch::Standard => "s",
+            ModulusSwitch::Centered => "c",
+        }
+    );
+    let norm2 = if norm2.log2().fract() == 0.0 {
+        format!("2^{}", norm2.log2())
+    } else {
+        format!("{norm2}")
+    };
     writeln!(
         out,
-        "{bits:>4} {:>6} {:>8} | {:>1} {:>5} {:>5} {:>3}/{:<3} {:>3}/{:<3} | {:>9.1} {:>9.3e} | {:>9}",
-        format!("2^{}", norm2.log2()),
+        "{bits:>4} {norm2:>6} {:>8} | {pattern} {:>1} {:>5} {:>5} {:>3}/{:<3} {:>3}/{:<3} | {:>9.1} {:>9.3e} | {:>9}",
         format!("2^{target_log2}"),
         p.glwe_dimension,
         p.polynomial_size.trailing_zeros(),
@@ -99,7 +208,8 @@ fn row(out: &mut String, bits: u8, norm2: f64, target_log2: f64) {
 fn table() -> String {
     let mut out = String::from(
         "# veil's parameter choices (128-bit floor, one TLU). Columns: precision bits, norm2 (sum w^2),\n\
-         # per-TLU p_error target | k, log2 N, n, PBS level/base_log, KS level/base_log |\n\
+         # per-TLU p_error target | noise pattern (G Gaussian / T TUniform, s standard / c centered\n\
+         # modulus switch), k, log2 N, n, PBS level/base_log, KS level/base_log |\n\
          # model cost / 2^20, predicted p_error | Concrete's reference cost / 2^20 (same model).\n\
          # Regenerate: UPDATE_GOLDEN=1 cargo test -p veil-compiler --test optimizer_golden\n",
     );
@@ -112,6 +222,22 @@ fn table() -> String {
     }
     for bits in 1..=8 {
         row(&mut out, bits, 1.0, -40.0);
+    }
+    // The 2^-128 mode (tfhe-rs's default failure probability); 4 bits at norm2 5 is the request
+    // tfhe-rs's default 2_2 set serves. Then the same points with each pattern forced.
+    for bits in 1..=8 {
+        row(&mut out, bits, 1.0, -128.0);
+    }
+    row(&mut out, 4, 5.0, -128.0);
+    for dist in [NoiseDistribution::Gaussian, NoiseDistribution::TUniform] {
+        for ms in [ModulusSwitch::Standard, ModulusSwitch::Centered] {
+            let noise = NoiseOptions {
+                distribution: Some(dist),
+                modulus_switch: Some(ms),
+            };
+            row_with(&mut out, 4, 5.0, -128.0, noise);
+            row_with(&mut out, 8, 1.0, -13.9, noise);
+        }
     }
     out
 }

@@ -27,6 +27,8 @@ fn chooser(req: &PartitionRequest) -> Result<ParamSet, String> {
         ks_level: 3,
         message_bits: req.precision,
         p_error: 1e-9,
+        noise_distribution: Default::default(),
+        modulus_switch: Default::default(),
     })
 }
 

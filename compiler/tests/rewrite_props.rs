@@ -201,6 +201,8 @@ fn lowered_pbs(g: &Graph) -> u64 {
             ks_level: 3,
             message_bits: req.precision,
             p_error: 1e-9,
+            noise_distribution: Default::default(),
+            modulus_switch: Default::default(),
         })
     };
     lower(g, &chooser)

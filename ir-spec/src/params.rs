@@ -7,10 +7,58 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The distribution of the noise of every encryption under a parameter set's keys (fresh
+/// inputs, keyswitch and bootstrap keys).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NoiseDistribution {
+    /// Rounded Gaussian; the set's `*_noise_log2` is `log2` of the torus-normalised standard
+    /// deviation.
+    #[default]
+    Gaussian,
+    /// TUniform(b) (tfhe-rs): uniform on the integers of `[-2^b, 2^b]` with half weight at both
+    /// ends, variance `(2^(2b+1) + 1) / 6` on the 64-bit modulus. The set's `*_noise_log2` is
+    /// `b - 64`, the torus-normalised `log2` of the bound (an integer).
+    TUniform,
+}
+
+/// How a bootstrap switches its input from `q = 2^64` to `2N` before the blind rotation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ModulusSwitch {
+    /// Coefficient-wise rounding: variance `(1/12 + n/24) / (2N)^2`.
+    #[default]
+    Standard,
+    /// Mean-compensated rounding (tfhe-rs `CenteredMeanNoiseReduction`): the body is shifted
+    /// by the expected key-dependent rounding error `sum(e_i) / 2` (binary key) and by half a
+    /// step, halving the key part: variance `(1/12 + n/48) / (2N)^2`.
+    Centered,
+}
+
+impl NoiseDistribution {
+    /// Torus-normalised variance of one sample when the set stores `noise_log2`.
+    pub fn variance(self, noise_log2: f64) -> f64 {
+        match self {
+            NoiseDistribution::Gaussian => (2.0 * noise_log2).exp2(),
+            // (2^(2b+1) + 1) / 6 / q^2 with b = noise_log2 + 64.
+            NoiseDistribution::TUniform => {
+                ((2.0 * noise_log2 + 1.0).exp2() + (-128f64).exp2()) / 6.0
+            }
+        }
+    }
+
+    /// The smallest `noise_log2` that keeps an LWE instance of dimension `dim` 128-bit secure.
+    pub fn min_secure_noise_log2(self, dim: usize) -> f64 {
+        match self {
+            NoiseDistribution::Gaussian => min_secure_noise_log2(dim),
+            NoiseDistribution::TUniform => min_secure_tuniform_log2(dim),
+        }
+    }
+}
+
 /// One TFHE parameter set: LWE/GLWE dimensions, noise, decompositions, message width.
 ///
-/// Noise standard deviations are *torus-normalised* (divided by `q = 2^64`), stored as `log2`
-/// for exactness in text form: `lwe_noise_log2 = -17.0` means `sigma = 2^-17`.
+/// Noise is *torus-normalised* (divided by `q = 2^64`) and stored as `log2` for exactness in
+/// text form; what it measures depends on [`ParamSet::noise_distribution`]: for Gaussian noise
+/// `lwe_noise_log2 = -17.0` means `sigma = 2^-17`, for TUniform it is the bound `2^(64-17)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParamSet {
     /// Small LWE dimension `n` (the key a bootstrap consumes).
@@ -35,6 +83,13 @@ pub struct ParamSet {
     pub message_bits: u8,
     /// Predicted probability that one bootstrap under this set decodes wrongly.
     pub p_error: f64,
+    /// Distribution of all encryption noise under this set (Gaussian in files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub noise_distribution: NoiseDistribution,
+    /// The modulus switch of its bootstraps (standard in files written before it was recorded).
+    #[serde(default)]
+    pub modulus_switch: ModulusSwitch,
 }
 
 impl ParamSet {
@@ -64,6 +119,17 @@ pub fn min_secure_noise_log2(dim: usize) -> f64 {
     (-0.025697 * dim as f64 + 2.6759).max(2.0 - 64.0)
 }
 
+/// Minimal torus-normalised `log2` of a TUniform bound for security of an LWE instance of
+/// dimension `dim` with a binary secret: tfhe-rs's lattice-estimator fit for TUniform noise
+/// (`core_crypto::commons::noise_formulas::secure_noise`, stated for 132 bits and used here as a
+/// conservative 128-bit floor): `ceil(-0.025167785 * dim + 64 + 4.100671) - 64`, never below
+/// `4 - 64` (bound 2^4, variance 2^6.4 on the 64-bit modulus: above tfhe-rs's variance floor
+/// 2^4.44 and the Gaussian clamp's 2^4). At every dimension this floor's variance exceeds the
+/// Gaussian floor's ([`min_secure_noise_log2`]).
+pub fn min_secure_tuniform_log2(dim: usize) -> f64 {
+    ((-0.025167785 * dim as f64 + 64.0 + 4.100671).ceil() - 64.0).max(4.0 - 64.0)
+}
+
 /// Smallest LWE dimension accepted as 128-bit secure.
 pub const MIN_SECURE_DIMENSION: usize = 450;
 
@@ -76,15 +142,16 @@ impl ParamSet {
 
     /// Why the set misses the 128-bit floor, or `None` when it meets it.
     pub fn insecurity(&self) -> Option<String> {
+        let dist = self.noise_distribution;
         let check = |what: &str, dim: usize, log2: f64| -> Option<String> {
-            let need = min_secure_noise_log2(dim);
+            let need = dist.min_secure_noise_log2(dim);
             if dim < MIN_SECURE_DIMENSION {
                 Some(format!(
                     "{what} dimension {dim} is below the 128-bit minimum {MIN_SECURE_DIMENSION}"
                 ))
             } else if log2 < need - 1e-9 {
                 Some(format!(
-                    "{what} noise 2^{log2:.3} is below 2^{need:.3}, the 128-bit floor for dimension {dim}"
+                    "{what} noise 2^{log2:.3} is below 2^{need:.3}, the 128-bit floor for dimension {dim} ({dist:?})"
                 ))
             } else {
                 None
@@ -96,12 +163,14 @@ impl ParamSet {
 }
 
 /// Text form: `{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4,
-/// bits=4, p_error=1e-5 }` (decompositions are `base_log x levels`).
+/// bits=4, p_error=1e-5 }` (decompositions are `base_log x levels`), followed by
+/// `, noise=tuniform` and `, ms=centered` when they differ from the defaults (Gaussian, standard):
+/// older text stays valid and prints the same.
 impl fmt::Display for ParamSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{{ n={}, k={}, N={}, lwe_noise=2^{:?}, glwe_noise=2^{:?}, pbs={}x{}, ks={}x{}, bits={}, p_error={:e} }}",
+            "{{ n={}, k={}, N={}, lwe_noise=2^{:?}, glwe_noise=2^{:?}, pbs={}x{}, ks={}x{}, bits={}, p_error={:e}",
             self.lwe_dimension,
             self.glwe_dimension,
             self.polynomial_size,
@@ -113,7 +182,14 @@ impl fmt::Display for ParamSet {
             self.ks_level,
             self.message_bits,
             self.p_error
-        )
+        )?;
+        if self.noise_distribution == NoiseDistribution::TUniform {
+            write!(f, ", noise=tuniform")?;
+        }
+        if self.modulus_switch == ModulusSwitch::Centered {
+            write!(f, ", ms=centered")?;
+        }
+        write!(f, " }}")
     }
 }
 
@@ -134,6 +210,8 @@ mod tests {
             ks_level: 3,
             message_bits: 4,
             p_error: 6.3e-5,
+            noise_distribution: NoiseDistribution::Gaussian,
+            modulus_switch: ModulusSwitch::Standard,
         }
     }
 
@@ -152,6 +230,61 @@ mod tests {
             .contains("below the 128-bit minimum"));
         assert!((min_secure_noise_log2(742) - (-16.3913)).abs() < 1e-3);
         assert_eq!(min_secure_noise_log2(4096), -62.0);
+    }
+
+    #[test]
+    fn tuniform_floor_and_variance() {
+        // tfhe-rs's default 2_2 set: n = 918 needs bound 2^45 on 2^64; k N = 2048 needs 2^17.
+        assert_eq!(min_secure_tuniform_log2(918), 45.0 - 64.0);
+        assert_eq!(min_secure_tuniform_log2(2048), 17.0 - 64.0);
+        assert_eq!(min_secure_tuniform_log2(1 << 14), 4.0 - 64.0);
+        // TUniform at its floor is noisier than Gaussian at its floor, at every dimension.
+        for dim in MIN_SECURE_DIMENSION..20_000 {
+            let t = NoiseDistribution::TUniform;
+            let g = NoiseDistribution::Gaussian;
+            assert!(
+                t.variance(t.min_secure_noise_log2(dim)) > g.variance(g.min_secure_noise_log2(dim)),
+                "{dim}"
+            );
+        }
+        let v = NoiseDistribution::TUniform.variance(45.0 - 64.0);
+        assert!((v / ((91f64.exp2() + 1.0) / 6.0 / 128f64.exp2()) - 1.0).abs() < 1e-12);
+        let mut p = concrete_4bit();
+        p.noise_distribution = NoiseDistribution::TUniform;
+        // Gaussian-floor noise is below the TUniform floor.
+        assert!(p.insecurity().unwrap().contains("TUniform"));
+        p.lwe_noise_log2 = min_secure_tuniform_log2(801);
+        p.glwe_noise_log2 = min_secure_tuniform_log2(2048);
+        assert!(p.is_secure(), "{:?}", p.insecurity());
+        assert!(p.to_string().ends_with("noise=tuniform }"), "{p}");
+    }
+
+    /// The text form round-trips with and without the optional fields, and older text (without
+    /// them) reads as Gaussian noise and the standard modulus switch.
+    #[test]
+    fn text_round_trip_of_noise_patterns() {
+        use crate::text::{parse_unverified, print};
+        let line = |p: &str| format!("veil 1\nlevel tfhe\nparams @p0 = {p}\n");
+        let old = "{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4, bits=4, p_error=1e-5 }";
+        let g = parse_unverified(&line(old)).unwrap();
+        assert_eq!(g.params[0].noise_distribution, NoiseDistribution::Gaussian);
+        assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Standard);
+        assert_eq!(print(&g), line(old));
+        let new = "{ n=918, k=1, N=2048, lwe_noise=2^-19.0, glwe_noise=2^-47.0, pbs=23x1, ks=4x4, bits=4, p_error=1e-10, noise=tuniform, ms=centered }";
+        let g = parse_unverified(&line(new)).unwrap();
+        assert_eq!(g.params[0].noise_distribution, NoiseDistribution::TUniform);
+        assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Centered);
+        assert_eq!(print(&g), line(new));
+        assert_eq!(g.params[0].to_string(), new);
+        let bad = "{ n=1, k=1, N=2, lwe_noise=2^-1, glwe_noise=2^-1, pbs=1x1, ks=1x1, bits=1, p_error=0, noise=uniform }";
+        let e = parse_unverified(&line(bad)).unwrap_err().to_string();
+        assert!(e.contains("'gaussian' or 'tuniform'"), "{e}");
+        // JSON of an older set (no pattern fields) still decodes.
+        let mut v: serde_json::Value = serde_json::to_value(&g.params[0]).unwrap();
+        v.as_object_mut().unwrap().remove("noise_distribution");
+        v.as_object_mut().unwrap().remove("modulus_switch");
+        let p: ParamSet = serde_json::from_value(v).unwrap();
+        assert_eq!(p.modulus_switch, ModulusSwitch::Standard);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Serialization of graphs: JSON for people, compact binary (bincode) for machines.
 //!
-//! Both carry a header checked on load: the magic `VEIL`, the [`FORMAT_VERSION`] and a *kind*
+//! Both carry a header checked on load: the magic `VEIL`, a format version ([`BINARY_VERSION`]
+//! for binary, [`FORMAT_VERSION`] for JSON) and a *kind*
 //! naming the payload (`"graph"` for programs; other crates reuse the envelope for their own
 //! artifacts through [`encode_binary`] / [`decode_binary`] and the JSON pair).
 //!
@@ -28,6 +29,11 @@ use crate::types::TensorType;
 use crate::verify::{verify, VerifyError};
 use crate::{ValueId, FORMAT_VERSION};
 use bincode::Options;
+
+/// Version of the binary envelope. Bincode is not self-describing, so it moves whenever a stored
+/// type gains a field: 2 since parameter sets record their noise distribution and modulus switch
+/// (JSON and text read older files, whose missing fields take their defaults).
+pub const BINARY_VERSION: u32 = 2;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -198,7 +204,7 @@ pub fn encode_binary<T: Serialize>(kind: &str, value: &T) -> SResult<Vec<u8>> {
         .map_err(|e| SerialError::Encode(e.to_string()))?;
     let mut out = Vec::with_capacity(payload.len() + 32 + kind.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&BINARY_VERSION.to_le_bytes());
     out.push(kind_len);
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -254,10 +260,10 @@ pub fn decode_binary<T: DeserializeOwned>(kind: &str, data: &[u8]) -> SResult<T>
         });
     }
     let version = u32::from_le_bytes(r.take(4, "the version")?.try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if version != BINARY_VERSION {
         return Err(SerialError::Version {
             found: version as u64,
-            expected: FORMAT_VERSION,
+            expected: BINARY_VERSION,
         });
     }
     let kind_len = r.take(1, "the kind length")?[0];
@@ -463,11 +469,11 @@ output "y", %2
             "not a veil file: expected magic \"VEIL\", found \"PK\\u{3}\\u{4}\""
         );
         assert!(err(b"{\"magic\"").starts_with("not a veil file"));
-        let mut v2 = b.clone();
-        v2[4] = 2;
+        let mut v1 = b.clone();
+        v1[4] = 1;
         assert_eq!(
-            err(&v2),
-            "unsupported format version 2: this veil reads version 1"
+            err(&v1),
+            "unsupported format version 1: this veil reads version 2"
         );
         let other = encode_binary("keys", &1u32).unwrap();
         assert_eq!(

@@ -927,6 +927,8 @@ mod tests {
             ks_level: 4,
             message_bits,
             p_error: 1e-5,
+            noise_distribution: Default::default(),
+            modulus_switch: Default::default(),
         }
     }
 

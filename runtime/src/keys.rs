@@ -215,7 +215,7 @@ impl ClientKeys {
     }
 
     /// Noise of fresh encryptions under `key`.
-    pub(crate) fn noise(&self, key: KeyId) -> Gaussian<f64> {
+    pub(crate) fn noise(&self, key: KeyId) -> DynamicDistribution<u64> {
         let t = &self.tfhe[key.param() as usize];
         match key {
             KeyId::Big(_) => t.glwe_noise,

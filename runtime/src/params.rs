@@ -3,7 +3,7 @@
 
 use crate::error::{Result, RuntimeError};
 use tfhe::core_crypto::prelude::*;
-use veil_ir::ParamSet;
+use veil_ir::{NoiseDistribution, ParamSet};
 
 /// tfhe-typed view of one parameter set.
 #[derive(Clone, Copy, Debug)]
@@ -11,8 +11,8 @@ pub(crate) struct Tfhe {
     pub n: LweDimension,
     pub k: GlweDimension,
     pub poly: PolynomialSize,
-    pub lwe_noise: Gaussian<f64>,
-    pub glwe_noise: Gaussian<f64>,
+    pub lwe_noise: DynamicDistribution<u64>,
+    pub glwe_noise: DynamicDistribution<u64>,
     pub pbs_base_log: DecompositionBaseLog,
     pub pbs_level: DecompositionLevelCount,
     pub ks_base_log: DecompositionBaseLog,
@@ -31,8 +31,15 @@ pub(crate) fn modulus() -> CiphertextModulus<u64> {
     CiphertextModulus::new_native()
 }
 
-fn gaussian(log2: f64) -> Gaussian<f64> {
-    Gaussian::from_dispersion_parameter(StandardDev(log2.exp2()), 0.0)
+/// The noise of a set's encryptions: a Gaussian of std-dev `2^log2` (torus-normalised) or
+/// TUniform with bound `2^(64 + log2)` on the 64-bit modulus.
+fn distribution(dist: NoiseDistribution, log2: f64) -> DynamicDistribution<u64> {
+    match dist {
+        NoiseDistribution::Gaussian => {
+            DynamicDistribution::new_gaussian_from_std_dev(StandardDev(log2.exp2()))
+        }
+        NoiseDistribution::TUniform => DynamicDistribution::new_t_uniform((64.0 + log2) as u32),
+    }
 }
 
 /// Converts a parameter set, checking that the runtime can use it. `index` names it in errors.
@@ -72,6 +79,15 @@ pub(crate) fn tfhe(index: usize, p: &ParamSet) -> Result<Tfhe> {
             )));
         }
     }
+    if p.noise_distribution == NoiseDistribution::TUniform {
+        for (what, v) in [("LWE", p.lwe_noise_log2), ("GLWE", p.glwe_noise_log2)] {
+            if v.fract() != 0.0 || v <= -64.0 || v >= -2.0 {
+                return Err(bad(format!(
+                    "{what} TUniform bound 2^{v} (torus) must be 2^-63..2^-3 with an integer exponent"
+                )));
+            }
+        }
+    }
     if !(p.p_error.is_finite() && (0.0..=1.0).contains(&p.p_error)) {
         return Err(bad(format!("p_error {} is not a probability", p.p_error)));
     }
@@ -79,8 +95,8 @@ pub(crate) fn tfhe(index: usize, p: &ParamSet) -> Result<Tfhe> {
         n: LweDimension(p.lwe_dimension),
         k: GlweDimension(p.glwe_dimension),
         poly: PolynomialSize(p.polynomial_size),
-        lwe_noise: gaussian(p.lwe_noise_log2),
-        glwe_noise: gaussian(p.glwe_noise_log2),
+        lwe_noise: distribution(p.noise_distribution, p.lwe_noise_log2),
+        glwe_noise: distribution(p.noise_distribution, p.glwe_noise_log2),
         pbs_base_log: DecompositionBaseLog(p.pbs_base_log),
         pbs_level: DecompositionLevelCount(p.pbs_level),
         ks_base_log: DecompositionBaseLog(p.ks_base_log),

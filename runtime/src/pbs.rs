@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
-use veil_ir::{Encoding, KeyId, Tensor};
+use veil_ir::{Encoding, KeyId, ModulusSwitch, Tensor};
 
 /// A test polynomial for one parameter set: `fn_count` tables of a `w_in`-bit input, outputs
 /// encoded with width `w_out`.
@@ -225,6 +225,44 @@ impl ServerKeys {
         })
     }
 
+    /// The modulus switch of set `param`'s bootstraps.
+    fn modulus_switch(&self, param: u32) -> ModulusSwitch {
+        self.params
+            .get(param as usize)
+            .map_or(ModulusSwitch::Standard, |p| p.modulus_switch)
+    }
+
+    /// Modulus switch (the set's kind) and blind rotation of `ct` through `acc`'s test
+    /// polynomial. The centered switch is tfhe's mean-compensated one
+    /// (`lwe_ciphertext_centered_binary_modulus_switch`, shortint's `CenteredMeanNoiseReduction`):
+    /// the body absorbs the expected key-dependent rounding error and half a step of `2N`, so
+    /// the phase lands centred in the test polynomial's boxes.
+    fn blind_rotate(
+        &self,
+        ct: &Lwe,
+        acc: &Accumulator,
+        bsk: &FourierLweBootstrapKeyOwned,
+    ) -> GlweCiphertextOwned<u64> {
+        let mut glwe = acc.glwe.clone();
+        let input = LweCiphertext::from_container(&ct.data[..], modulus());
+        let log = bsk.polynomial_size().to_blind_rotation_input_modulus_log();
+        with_scratch(
+            bsk.polynomial_size(),
+            bsk.glwe_size(),
+            |fft, stack| match self.modulus_switch(acc.param) {
+                ModulusSwitch::Standard => {
+                    let ms = lwe_ciphertext_modulus_switch(input, log);
+                    blind_rotate_assign_mem_optimized(&ms, &mut glwe, bsk, fft, stack)
+                }
+                ModulusSwitch::Centered => {
+                    let ms = lwe_ciphertext_centered_binary_modulus_switch(input, log);
+                    blind_rotate_assign_mem_optimized(&ms, &mut glwe, bsk, fft, stack)
+                }
+            },
+        );
+        glwe
+    }
+
     fn check_pbs_input(&self, ct: &Lwe, acc: &Accumulator) -> Result<&FourierLweBootstrapKeyOwned> {
         let bsk = self.bsk(acc.param)?;
         if ct.dimension() != bsk.input_lwe_dimension().0 {
@@ -258,11 +296,19 @@ impl ServerKeys {
         let out_size = bsk.output_lwe_dimension().to_lwe_size();
         let mut out = LweCiphertext::new(0u64, out_size, modulus());
         let input = LweCiphertext::from_container(&ct.data[..], modulus());
-        with_scratch(bsk.polynomial_size(), bsk.glwe_size(), |fft, stack| {
-            programmable_bootstrap_lwe_ciphertext_mem_optimized(
-                &input, &mut out, &acc.glwe, bsk, fft, stack,
-            )
-        });
+        match self.modulus_switch(acc.param) {
+            ModulusSwitch::Standard => {
+                with_scratch(bsk.polynomial_size(), bsk.glwe_size(), |fft, stack| {
+                    programmable_bootstrap_lwe_ciphertext_mem_optimized(
+                        &input, &mut out, &acc.glwe, bsk, fft, stack,
+                    )
+                })
+            }
+            ModulusSwitch::Centered => {
+                let glwe = self.blind_rotate(ct, acc, bsk);
+                extract_lwe_sample_from_glwe_ciphertext(&glwe, &mut out, MonomialDegree(0));
+            }
+        }
         if acc.post != 0 {
             let b = out.get_mut_body();
             *b.data = b.data.wrapping_add(acc.post);
@@ -275,15 +321,7 @@ impl ServerKeys {
     /// holds when that sum is at most the set's `message_bits`.
     pub fn bootstrap_many(&self, ct: &Lwe, acc: &Accumulator) -> Result<Vec<Lwe>> {
         let bsk = self.check_pbs_input(ct, acc)?;
-        let mut glwe = acc.glwe.clone();
-        let input = LweCiphertext::from_container(&ct.data[..], modulus());
-        let ms = lwe_ciphertext_modulus_switch(
-            input,
-            bsk.polynomial_size().to_blind_rotation_input_modulus_log(),
-        );
-        with_scratch(bsk.polynomial_size(), bsk.glwe_size(), |fft, stack| {
-            blind_rotate_assign_mem_optimized(&ms, &mut glwe, bsk, fft, stack)
-        });
+        let glwe = self.blind_rotate(ct, acc, bsk);
         let sub = bsk.polynomial_size().0 / ((1usize << acc.w_in) * acc.fn_count);
         let out_size = bsk.output_lwe_dimension().to_lwe_size();
         Ok((0..acc.fn_count)

@@ -37,6 +37,8 @@ pub fn reference_params(bits: u8) -> Option<ParamSet> {
         ks_level,
         message_bits: bits,
         p_error: 6.3e-5,
+        noise_distribution: Default::default(),
+        modulus_switch: Default::default(),
     })
 }
 

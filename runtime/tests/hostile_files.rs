@@ -139,6 +139,8 @@ fn tiny() -> ParamSet {
         ks_level: 3,
         message_bits: 2,
         p_error: 1e-5,
+        noise_distribution: Default::default(),
+        modulus_switch: Default::default(),
     }
 }
 

@@ -2,11 +2,14 @@
 //!
 //! For parameters the optimizer chooses, encrypt, keyswitch and bootstrap many samples with
 //! fixed seeds (reproducible) and compare measured noise with the model:
-//! - `noise_variance_matches_model`: for 1..=4 bits at p_error 2^-13.9, the measured variances
-//!   of the keyswitch output, of the modulus-switched bootstrap input (KS + MS) and of the
-//!   bootstrap output each lie within 1.5x of the prediction;
+//! - `noise_variance_matches_model`: for 1..=4 bits at p_error 2^-13.9 (the optimizer's own
+//!   pattern choice), and at 4 bits under every noise pattern forced (Gaussian or TUniform noise,
+//!   standard or centered modulus switch), the measured variances of the keyswitch output, of
+//!   the modulus-switched bootstrap input (KS + MS) and of the bootstrap output each lie within
+//!   1.5x of the prediction;
 //! - `failure_rate_matches_model`: at a loose p_error (1e-2), the rate at which the atomic
-//!   pattern PBS -> KS -> MS -> PBS decodes wrongly lies within 2x of the prediction.
+//!   pattern PBS -> KS -> MS -> PBS decodes wrongly lies within 2x of the prediction, with the
+//!   optimizer's choice and with TUniform noise forced.
 //!
 //! Every sample is a real encryption and a real keyswitch / bootstrap; only the modulus-switched
 //! phase (the exact value the blind rotation consumes) is recomputed here to measure it.
@@ -15,7 +18,8 @@ use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
 use veil_compiler::optimizer::error::p_error_of_variance;
-use veil_compiler::optimizer::{optimize, ChosenSet, ErrorTarget, Problem, Solution};
+use veil_compiler::optimizer::{optimize, ChosenSet, ErrorTarget, NoiseOptions, Problem, Solution};
+use veil_ir::{ModulusSwitch, NoiseDistribution};
 
 /// Samples per precision in the variance experiment: the relative standard error of a sample
 /// variance is `sqrt(2 / S)`, 8% at 300.
@@ -32,7 +36,8 @@ struct Keys {
     ksk: LweKeyswitchKeyOwned<u64>,
     bsk: FourierLweBootstrapKeyOwned,
     lut: GlweCiphertextOwned<u64>,
-    glwe_noise: Gaussian<f64>,
+    glwe_noise: DynamicDistribution<u64>,
+    ms: ModulusSwitch,
     enc: EncryptionRandomGenerator<DefaultRandomGenerator>,
     log_2n: usize,
 }
@@ -45,10 +50,14 @@ impl Keys {
         let mut enc =
             EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
         let modulus = CiphertextModulus::new_native();
-        let lwe_noise =
-            Gaussian::from_dispersion_parameter(StandardDev(p.lwe_noise_log2.exp2()), 0.0);
-        let glwe_noise =
-            Gaussian::from_dispersion_parameter(StandardDev(p.glwe_noise_log2.exp2()), 0.0);
+        let dist = |log2: f64| match p.noise_distribution {
+            NoiseDistribution::Gaussian => {
+                DynamicDistribution::new_gaussian_from_std_dev(StandardDev(log2.exp2()))
+            }
+            NoiseDistribution::TUniform => DynamicDistribution::new_t_uniform((64.0 + log2) as u32),
+        };
+        let lwe_noise = dist(p.lwe_noise_log2);
+        let glwe_noise = dist(p.glwe_noise_log2);
         let small = LweSecretKey::generate_new_binary(LweDimension(p.lwe_dimension), &mut secret);
         let glwe = GlweSecretKey::generate_new_binary(
             GlweDimension(p.glwe_dimension),
@@ -98,6 +107,7 @@ impl Keys {
             bsk,
             lut,
             glwe_noise,
+            ms: p.modulus_switch,
             enc,
             log_2n: p.polynomial_size.trailing_zeros() as usize + 1,
         }
@@ -138,7 +148,20 @@ impl Keys {
             self.big.lwe_dimension().to_lwe_size(),
             CiphertextModulus::new_native(),
         );
-        programmable_bootstrap_lwe_ciphertext(ct, &mut out, &self.lut, &self.bsk);
+        match self.ms {
+            ModulusSwitch::Standard => {
+                programmable_bootstrap_lwe_ciphertext(ct, &mut out, &self.lut, &self.bsk)
+            }
+            ModulusSwitch::Centered => {
+                // What the runtime does (runtime/src/pbs.rs): centered switch, blind rotation,
+                // sample extraction.
+                let log = CiphertextModulusLog(self.log_2n);
+                let ms = lwe_ciphertext_centered_binary_modulus_switch(ct.as_view(), log);
+                let mut glwe = self.lut.clone();
+                blind_rotate_assign(&ms, &mut glwe, &self.bsk);
+                extract_lwe_sample_from_glwe_ciphertext(&glwe, &mut out, MonomialDegree(0));
+            }
+        }
         out
     }
 
@@ -158,18 +181,36 @@ impl Keys {
         (d.closest_representable(phase) >> (63 - self.bits)) % (1 << self.bits)
     }
 
-    /// Torus error of the phase the blind rotation sees: the small-key ciphertext rounded to
-    /// `Z_2N` coefficient by coefficient (tfhe's standard modulus switch), decrypted there.
+    /// Torus error of the phase the blind rotation sees: the small-key ciphertext switched to
+    /// `Z_2N` by tfhe's own modulus switch of the set's kind, decrypted there. The centered
+    /// switch also moves the phase down by half a step of `2N` (to centre it in the test
+    /// polynomial's boxes), which is added back.
     fn switched_error(&self, ct: &LweCiphertextOwned<u64>, m: u64) -> f64 {
         let log = self.log_2n;
-        let round = |x: u64| ((x >> (63 - log)) + 1) >> 1;
-        let (mask, body) = ct.get_mask_and_body();
-        let mut phase = round(*body.data);
-        for (a, s) in mask.as_ref().iter().zip(self.small.as_ref()) {
-            phase = phase.wrapping_sub(round(*a).wrapping_mul(*s));
+        let modlog = CiphertextModulusLog(log);
+        let (body, mask): (u64, Vec<u64>) = match self.ms {
+            ModulusSwitch::Standard => {
+                let s = lwe_ciphertext_modulus_switch::<u64, u64, _>(ct.as_view(), modlog);
+                (s.body(), s.mask().collect())
+            }
+            ModulusSwitch::Centered => {
+                let s = lwe_ciphertext_centered_binary_modulus_switch::<u64, u64, _>(
+                    ct.as_view(),
+                    modlog,
+                );
+                (s.body(), s.mask().collect())
+            }
+        };
+        let mut phase = body;
+        for (a, s) in mask.iter().zip(self.small.as_ref()) {
+            phase = phase.wrapping_sub(a.wrapping_mul(*s));
         }
         let want = (m * self.delta()) >> (64 - log);
-        torus(phase.wrapping_sub(want) << (64 - log))
+        let shift = match self.ms {
+            ModulusSwitch::Standard => 0.0,
+            ModulusSwitch::Centered => 0.5 / (1u64 << log) as f64,
+        };
+        torus(phase.wrapping_sub(want) << (64 - log)) + shift
     }
 }
 
@@ -182,22 +223,32 @@ fn mean_square(xs: &[f64]) -> f64 {
     xs.iter().map(|x| x * x).sum::<f64>() / xs.len() as f64
 }
 
-fn solve(bits: u8, p_error: f64) -> Solution {
-    optimize(&Problem::single(
-        bits,
-        1.0,
-        1,
-        ErrorTarget::p_error(p_error),
-    ))
-    .unwrap()
+fn solve(bits: u8, p_error: f64, noise: NoiseOptions) -> Solution {
+    let mut p = Problem::single(bits, 1.0, 1, ErrorTarget::p_error(p_error));
+    p.noise = noise;
+    optimize(&p).unwrap()
+}
+
+fn forced(dist: NoiseDistribution, ms: Option<ModulusSwitch>) -> NoiseOptions {
+    NoiseOptions {
+        distribution: Some(dist),
+        modulus_switch: ms,
+    }
 }
 
 #[test]
 fn noise_variance_matches_model() {
     let mut report = Vec::new();
     let mut failures = Vec::new();
-    for bits in 1..=4u8 {
-        let sol = solve(bits, (-13.9f64).exp2());
+    let mut cases: Vec<(u8, NoiseOptions)> =
+        (1..=4u8).map(|b| (b, NoiseOptions::default())).collect();
+    for dist in [NoiseDistribution::Gaussian, NoiseDistribution::TUniform] {
+        for ms in [ModulusSwitch::Standard, ModulusSwitch::Centered] {
+            cases.push((4, forced(dist, Some(ms))));
+        }
+    }
+    for (bits, noise) in cases {
+        let sol = solve(bits, (-13.9f64).exp2(), noise);
         let set = &sol.sets[0];
         let mut keys = Keys::new(set, bits as u32, 0x5eed_0000 + bits as u128);
         let (mut ks, mut ms, mut pbs) = (Vec::new(), Vec::new(), Vec::new());
@@ -210,7 +261,8 @@ fn noise_variance_matches_model() {
             let out = keys.bootstrap(&small);
             pbs.push(keys.error(&keys.big, &out, m));
         }
-        let fresh = (2.0 * set.params.glwe_noise_log2).exp2();
+        let p = &set.params;
+        let fresh = p.noise_distribution.variance(p.glwe_noise_log2);
         let checks = [
             ("KS output", mean_square(&ks), set.ks_variance + fresh),
             (
@@ -244,10 +296,19 @@ fn noise_variance_matches_model() {
 
 #[test]
 fn failure_rate_matches_model() {
+    failure_rate(NoiseOptions::default(), 0xfa11);
+}
+
+#[test]
+fn failure_rate_matches_model_tuniform() {
+    failure_rate(forced(NoiseDistribution::TUniform, None), 0xfa12);
+}
+
+fn failure_rate(noise: NoiseOptions, seed: u128) {
     let bits = 2u8;
-    let sol = solve(bits, 1e-2);
+    let sol = solve(bits, 1e-2, noise);
     let set = &sol.sets[0];
-    let mut keys = Keys::new(set, bits as u32, 0xfa11);
+    let mut keys = Keys::new(set, bits as u32, seed);
     // Stage 1: fresh -> KS -> PBS (input noise: fresh + KS + MS).
     // Stage 2: PBS output -> KS -> PBS (input noise: BR + KS + MS: the optimized pattern).
     let (mut fail1, mut fail2, mut ok1) = (0u32, 0u32, 0u32);
@@ -266,7 +327,8 @@ fn failure_rate_matches_model() {
             fail2 += 1;
         }
     }
-    let fresh = (2.0 * set.params.glwe_noise_log2).exp2();
+    let p = &set.params;
+    let fresh = p.noise_distribution.variance(p.glwe_noise_log2);
     let pred1 = p_error_of_variance(bits, set.ks_variance + set.ms_variance + fresh);
     let pred2 = sol.p_error;
     let rate1 = fail1 as f64 / FAILURE_SAMPLES as f64;
@@ -280,4 +342,53 @@ fn failure_rate_matches_model() {
         (pred2 / 2.0..=pred2 * 2.0).contains(&rate2),
         "measured failure rate {rate2:.3e} not within 2x of predicted {pred2:.3e}"
     );
+}
+
+/// The FFT noise term where it decides: the 8-bit set at p_error 2^-13.9 (k = 1, N = 2^14, one
+/// PBS level of base 2^22), whose one-level choice rests on tfhe-rs's FFT fit (Concrete's fit
+/// predicts a 1.47x larger bootstrap output and would need two levels). The measured bootstrap
+/// output variance must lie within 1.5x of veil's prediction. Ignored by default (about a
+/// 1 GB bootstrap key and a few minutes on 2 cores):
+/// `cargo test -p veil-tests --test noise_validation -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fft_noise_at_polynomial_size_2_14() {
+    use veil_compiler::optimizer::noise::{
+        blind_rotation_variance, cmux_variance, concrete_fft_variance, fft_variance,
+    };
+    use veil_compiler::optimizer::security::min_secure_variance;
+    const SAMPLES: usize = 120;
+    let bits = 8u8;
+    let sol = solve(bits, (-13.9f64).exp2(), NoiseOptions::default());
+    let set = &sol.sets[0];
+    let p = &set.params;
+    assert_eq!((p.polynomial_size, p.pbs_level), (1 << 14, 1), "{p}");
+    let mut keys = Keys::new(set, bits as u32, 0xff7);
+    let mut errs = Vec::new();
+    for i in 0..SAMPLES {
+        let m = (i as u64 * 37) % (1 << bits);
+        let fresh = keys.encrypt_big(m);
+        let out = keys.bootstrap(&keys.keyswitch(&fresh));
+        errs.push(keys.error(&keys.big, &out, m));
+    }
+    let got = mean_square(&errs);
+    let (k, big_n, b) = (p.glwe_dimension, p.polynomial_size, p.pbs_base_log);
+    let bsk = min_secure_variance(p.noise_distribution, k * big_n);
+    let concrete = blind_rotation_variance(
+        p.lwe_dimension,
+        cmux_variance(k, big_n, b, 1, bsk) - fft_variance(k, big_n, b, 1)
+            + concrete_fft_variance(k, big_n, b, 1),
+    );
+    println!(
+        "8 bits {p}: PBS output measured 2^{:.3}, veil (tfhe-rs FFT fit) 2^{:.3} ratio {:.3}, \
+         Concrete's FFT fit 2^{:.3} ratio {:.3} ({SAMPLES} samples, standard error {:.0}%)",
+        got.log2(),
+        set.br_variance.log2(),
+        got / set.br_variance,
+        concrete.log2(),
+        got / concrete,
+        100.0 * (2.0 / SAMPLES as f64).sqrt()
+    );
+    let ratio = got / set.br_variance;
+    assert!((1.0 / 1.5..=1.5).contains(&ratio), "ratio {ratio:.3}");
 }

@@ -55,6 +55,8 @@ mod tests {
             ks_level: 4,
             message_bits: 4,
             p_error: 1e-5,
+            noise_distribution: Default::default(),
+            modulus_switch: Default::default(),
         };
         let s = key_sizes(&p);
         assert_eq!(s.bsk_bytes, 742 * 4 * 2048 * 8);

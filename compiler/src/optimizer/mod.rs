@@ -32,7 +32,34 @@ pub use cache::{optimize_cached, OptimizerCache};
 pub use multi::optimize;
 
 use serde::{Deserialize, Serialize};
-use veil_ir::ParamSet;
+use veil_ir::{ModulusSwitch, NoiseDistribution, ParamSet};
+
+/// Which noise patterns the optimizer may choose from; `None` leaves the choice to cost.
+///
+/// The choice is by dominance, which is exact: at equal dimensions and decompositions every
+/// pattern costs the same, Gaussian noise at its floor is below TUniform's at every dimension
+/// (so every key noise term is smaller) and the centered modulus switch is below the standard
+/// one. A pattern left free therefore resolves to Gaussian and centered; the other candidates
+/// could never be strictly cheaper (`search::tests::free_patterns_resolve_by_dominance`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NoiseOptions {
+    /// Force this noise distribution for every set.
+    pub distribution: Option<NoiseDistribution>,
+    /// Force this modulus switch for every set.
+    pub modulus_switch: Option<ModulusSwitch>,
+}
+
+impl NoiseOptions {
+    /// The distribution searched: the forced one, else the dominant Gaussian.
+    pub fn distribution(&self) -> NoiseDistribution {
+        self.distribution.unwrap_or(NoiseDistribution::Gaussian)
+    }
+
+    /// The modulus switch searched: the forced one, else the dominant centered switch.
+    pub fn modulus_switch(&self) -> ModulusSwitch {
+        self.modulus_switch.unwrap_or(ModulusSwitch::Centered)
+    }
+}
 
 /// Largest TLU input precision the optimizer accepts (Concrete caps TLU inputs at 16 bits; the
 /// search space runs out of noise budget well before).
@@ -121,6 +148,9 @@ pub struct Problem {
     /// partitions get their own sets whenever that is cheaper.
     #[serde(default)]
     pub single_set: bool,
+    /// Noise patterns allowed (all by default: the cheapest wins).
+    #[serde(default)]
+    pub noise: NoiseOptions,
 }
 
 impl Problem {
@@ -137,6 +167,7 @@ impl Problem {
             crossings: Vec::new(),
             target,
             single_set: false,
+            noise: NoiseOptions::default(),
         }
     }
 }

@@ -17,7 +17,6 @@ use super::error::{p_error_from_global, p_error_of_variance, safe_variance};
 use super::search::{max_norm2, min_input_variance, search, Choice, Constraint, SetQuery};
 use super::{ChosenSet, Conversion, OptimizeError, Problem, Solution, MAX_PRECISION};
 use std::collections::HashMap;
-use veil_ir::params::min_secure_noise_log2;
 use veil_ir::ParamSet;
 
 /// Up to this many partitions every contiguous grouping is tried.
@@ -176,6 +175,7 @@ impl Ctx<'_> {
                 .iter()
                 .map(|&i| self.problem.partitions[i].levelled)
                 .sum(),
+            noise: self.problem.noise,
         };
         let r = search(&q);
         self.memo.insert(key, r);
@@ -332,8 +332,8 @@ fn param_set(problem: &Problem, members: &[usize], c: &Choice, p_error: f64) -> 
         lwe_dimension: c.n,
         glwe_dimension: c.k,
         polynomial_size: c.poly_size,
-        lwe_noise_log2: min_secure_noise_log2(c.n),
-        glwe_noise_log2: min_secure_noise_log2(c.k * c.poly_size),
+        lwe_noise_log2: c.distribution.min_secure_noise_log2(c.n),
+        glwe_noise_log2: c.distribution.min_secure_noise_log2(c.k * c.poly_size),
         pbs_base_log: c.pbs.0,
         pbs_level: c.pbs.1,
         ks_base_log: c.ks.0,
@@ -344,6 +344,8 @@ fn param_set(problem: &Problem, members: &[usize], c: &Choice, p_error: f64) -> 
             .max()
             .unwrap_or(0),
         p_error,
+        noise_distribution: c.distribution,
+        modulus_switch: c.modulus_switch,
     }
 }
 
@@ -611,6 +613,7 @@ mod tests {
             }],
             target: ErrorTarget::p_error(1e-5),
             single_set: false,
+            noise: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.sets.len(), 2, "{s:#?}");
@@ -640,6 +643,7 @@ mod tests {
             }],
             target: ErrorTarget::p_error(1e-5),
             single_set: true,
+            noise: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.partition_sets, vec![0, 0]);
@@ -660,6 +664,7 @@ mod tests {
             }],
             target: ErrorTarget::p_error(1e-5),
             single_set: false,
+            noise: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.partition_sets, vec![0, 0]);
@@ -677,6 +682,7 @@ mod tests {
             }],
             target: ErrorTarget::global(1e-4),
             single_set: false,
+            noise: Default::default(),
         };
         assert_eq!(optimize(&p).unwrap(), optimize(&p).unwrap());
     }
@@ -714,6 +720,7 @@ mod tests {
             }],
             target: ErrorTarget::p_error(2f64.powi(-40)),
             single_set: false,
+            noise: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert!(s.p_error <= 2f64.powi(-40) * (1.0 + 1e-9), "{s:#?}");

@@ -4,7 +4,9 @@
 //! per partition it carries): each needs `norm2 * s2_BR + s2_KS + s2_MS <= V_safe`, the atomic
 //! pattern Dot -> KS -> MS -> PBS of Concrete's optimizer (Bergerat et al., ePrint 2022/704), with the KS from the big key `k N` to the small
 //! key `n`. Key noise always sits at the 128-bit floor of its dimension, so the search is over
-//! dimensions and decompositions only.
+//! dimensions and decompositions under the noise pattern [`NoiseOptions`] resolves to: the noise
+//! distribution (Gaussian or TUniform, each at its own floor) and the modulus switch (standard
+//! or centered); a free choice resolves by dominance (see [`NoiseOptions`]).
 //!
 //! Pruning, all exact (never discards a cheaper feasible point):
 //! - decompositions come from Pareto fronts ([`super::space`]);
@@ -18,8 +20,10 @@
 //! deterministic.
 
 use super::cost::{ks_cost, levelled_cost};
-use super::noise::{blind_rotation_variance, modulus_switch_variance};
+use super::noise::{blind_rotation_variance, ms_variance};
 use super::space::{Space, LWE_DIMENSIONS};
+use super::NoiseOptions;
+use veil_ir::{ModulusSwitch, NoiseDistribution};
 
 /// One noise constraint on a bootstrap input: `norm2 * s2_in + s2_KS + s2_MS <= v_safe` where
 /// `s2_in` is the variance of the inputs of the dot product feeding it.
@@ -49,6 +53,8 @@ pub struct SetQuery {
     pub tlus: u64,
     /// Levelled size executed on the set's big key (cost `size * k N`).
     pub levelled: u64,
+    /// Noise patterns the set may use.
+    pub noise: NoiseOptions,
 }
 
 /// A chosen point of the space and its noise and cost.
@@ -64,6 +70,10 @@ pub struct Choice {
     pub pbs: (usize, usize),
     /// KS decomposition `(base_log, level)`.
     pub ks: (usize, usize),
+    /// Noise distribution of every key and encryption.
+    pub distribution: NoiseDistribution,
+    /// Modulus switch of the bootstraps.
+    pub modulus_switch: ModulusSwitch,
     /// PBS output variance.
     pub br_variance: f64,
     /// Keyswitch variance.
@@ -86,7 +96,6 @@ impl Choice {
 
 /// The cheapest point satisfying `q`, or `None` when no point of the space does.
 pub fn search(q: &SetQuery) -> Option<Choice> {
-    let space = Space::get();
     let v_min = q
         .constraints
         .iter()
@@ -95,20 +104,34 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
     if q.constraints.is_empty() || v_min.is_nan() || v_min <= 0.0 {
         return None;
     }
+    let mut best: Option<Choice> = None;
+    let space = Space::get(q.noise.distribution());
+    search_pattern(q, v_min, space, q.noise.modulus_switch(), &mut best);
+    best
+}
+
+/// [`search`] under one noise distribution (`space`) and modulus switch, improving on `best`.
+fn search_pattern(
+    q: &SetQuery,
+    v_min: f64,
+    space: &Space,
+    ms_kind: ModulusSwitch,
+    best: &mut Option<Choice>,
+) {
     // The search ranks by the cost of the query; with zero TLUs it still ranks by one TLU.
     let tlus = q.tlus.max(1) as f64;
-    let mut best: Option<Choice> = None;
-    let mut best_cost = f64::INFINITY;
+    let rank = |c: &Choice| tlus * c.tlu_cost + (c.cost - q.tlus as f64 * c.tlu_cost);
+    let mut best_cost = best.as_ref().map_or(f64::INFINITY, rank);
     for g in &space.glwe {
         let kn = g.k * g.poly_size;
         let lev = levelled_cost(q.levelled, kn + 1);
         let n0 = LWE_DIMENSIONS.start;
-        if modulus_switch_variance(n0, g.poly_size) >= v_min {
+        if ms_variance(ms_kind, n0, g.poly_size) >= v_min {
             continue;
         }
         let cheapest = &g.pbs_front[0];
         for n in LWE_DIMENSIONS {
-            let ms = modulus_switch_variance(n, g.poly_size);
+            let ms = ms_variance(ms_kind, n, g.poly_size);
             if ms >= v_min {
                 break;
             }
@@ -145,12 +168,14 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
                 let cost = tlus * tlu_cost + lev;
                 if cost < best_cost {
                     best_cost = cost;
-                    best = Some(Choice {
+                    *best = Some(Choice {
                         k: g.k,
                         poly_size: g.poly_size,
                         n,
                         pbs: (p.base_log, p.level),
                         ks: (ks.base_log, ks.level),
+                        distribution: space.distribution,
+                        modulus_switch: ms_kind,
                         br_variance: br,
                         ks_variance: ks.unit_variance * kn as f64,
                         ms_variance: ms,
@@ -161,14 +186,14 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
             }
         }
     }
-    best
 }
 
 /// The smallest bootstrap-input variance any point of the space reaches for a dot product of
-/// `norm2` (cost ignored): used to say how far an infeasible request is from feasibility.
+/// `norm2` (cost ignored; Gaussian noise and the centered modulus switch, the least noisy
+/// pattern): used to say how far an infeasible request is from feasibility.
 pub fn min_input_variance(norm2: f64) -> f64 {
-    let space = Space::get();
     let mut best = f64::INFINITY;
+    let space = Space::get(NoiseDistribution::Gaussian);
     for g in &space.glwe {
         let kn = (g.k * g.poly_size) as f64;
         let pbs = g.pbs_front.last().expect("fronts are never empty");
@@ -176,7 +201,7 @@ pub fn min_input_variance(norm2: f64) -> f64 {
             let ks = space.ks_front(n).last().expect("fronts are never empty");
             let v = norm2 * blind_rotation_variance(n, pbs.cmux_variance)
                 + kn * ks.unit_variance
-                + modulus_switch_variance(n, g.poly_size);
+                + ms_variance(ModulusSwitch::Centered, n, g.poly_size);
             best = best.min(v);
         }
     }
@@ -186,14 +211,16 @@ pub fn min_input_variance(norm2: f64) -> f64 {
 /// The largest dot-product `norm2` any point of the space tolerates under `v_safe` (0 when even
 /// a zero norm is infeasible).
 pub fn max_norm2(v_safe: f64) -> f64 {
-    let space = Space::get();
+    let space = Space::get(NoiseDistribution::Gaussian);
     let mut best: f64 = 0.0;
     for g in &space.glwe {
         let kn = (g.k * g.poly_size) as f64;
         let pbs = g.pbs_front.last().expect("fronts are never empty");
         for n in LWE_DIMENSIONS {
             let ks = space.ks_front(n).last().expect("fronts are never empty");
-            let rest = v_safe - kn * ks.unit_variance - modulus_switch_variance(n, g.poly_size);
+            let rest = v_safe
+                - kn * ks.unit_variance
+                - ms_variance(ModulusSwitch::Centered, n, g.poly_size);
             if rest > 0.0 {
                 best = best.max(rest / blind_rotation_variance(n, pbs.cmux_variance));
             }
@@ -218,6 +245,7 @@ mod tests {
             max_output_variance: f64::INFINITY,
             tlus: 1,
             levelled: 0,
+            noise: NoiseOptions::default(),
         }
     }
 
@@ -229,8 +257,13 @@ mod tests {
         use crate::optimizer::noise::{cmux_variance, keyswitch_variance};
         use crate::optimizer::security::min_secure_variance;
         let q = query(3, 1.0, 1e-3);
+        let floor = |d: usize| min_secure_variance(NoiseDistribution::Gaussian, d);
         let v = q.constraints[0].v_safe;
         let got = search(&q).expect("3 bits is feasible");
+        assert_eq!(
+            (got.distribution, got.modulus_switch),
+            (NoiseDistribution::Gaussian, ModulusSwitch::Centered)
+        );
         // Brute force at the chosen (k, N) over every n, and every decomposition.
         let (k, big_n) = (got.k, got.poly_size);
         let kn = k * big_n;
@@ -238,11 +271,12 @@ mod tests {
         for n in LWE_DIMENSIONS {
             for lp in 1..=8 {
                 for bp in 1..=64 / lp {
-                    let br = n as f64 * cmux_variance(k, big_n, bp, lp, min_secure_variance(kn));
+                    let br = n as f64 * cmux_variance(k, big_n, bp, lp, floor(kn));
                     for lk in 1..=12 {
                         for bk in 1..=64 / lk {
-                            let ks = keyswitch_variance(kn, bk, lk, min_secure_variance(n));
-                            if br + ks + modulus_switch_variance(n, big_n) <= v {
+                            let ks = keyswitch_variance(kn, bk, lk, floor(n));
+                            let ms = ms_variance(ModulusSwitch::Centered, n, big_n);
+                            if br + ks + ms <= v {
                                 let c = n as f64 * cmux_cost(k, big_n, lp) + ks_cost(kn, n, lk);
                                 best = best.min(c);
                             }
@@ -265,6 +299,30 @@ mod tests {
         assert!(m > 0.0 && m < safe_variance(8, 1e-9));
         assert!(max_norm2(safe_variance(4, 2f64.powi(-14))) > 1e3);
         assert_eq!(max_norm2(0.0), 0.0);
+    }
+
+    /// Forcing each pattern never beats the free choice, across precisions and targets.
+    #[test]
+    fn free_patterns_resolve_by_dominance() {
+        for (bits, p_error) in [
+            (1, 1e-3),
+            (4, 2f64.powi(-14)),
+            (6, 2f64.powi(-40)),
+            (4, 2f64.powi(-128)),
+        ] {
+            let free = search(&query(bits, 1.0, p_error)).unwrap();
+            for dist in [NoiseDistribution::Gaussian, NoiseDistribution::TUniform] {
+                for ms in [ModulusSwitch::Standard, ModulusSwitch::Centered] {
+                    let mut q = query(bits, 1.0, p_error);
+                    q.noise = NoiseOptions {
+                        distribution: Some(dist),
+                        modulus_switch: Some(ms),
+                    };
+                    let forced = search(&q).unwrap();
+                    assert!(free.cost <= forced.cost, "{bits} {dist:?} {ms:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! The floor itself lives in the IR ([`veil_ir::params::min_secure_noise_log2`]); this module only
 //! turns it into the torus-normalised *variances* the noise formulas consume.
 
-use veil_ir::params::{min_secure_noise_log2, MIN_SECURE_DIMENSION};
+use veil_ir::params::MIN_SECURE_DIMENSION;
+use veil_ir::NoiseDistribution;
 
-/// Smallest torus-normalised noise variance that keeps an LWE instance of dimension `dim` (for a
-/// GLWE use `k * N`) 128-bit secure with a binary key: `(2^min_secure_noise_log2(dim))^2`.
-pub fn min_secure_variance(dim: usize) -> f64 {
-    (2.0 * min_secure_noise_log2(dim)).exp2()
+/// Smallest torus-normalised noise variance of distribution `dist` that keeps an LWE instance of
+/// dimension `dim` (for a GLWE use `k * N`) 128-bit secure with a binary key: for Gaussian noise
+/// `(2^min_secure_noise_log2(dim))^2` (Concrete's fit), for TUniform the variance of the
+/// smallest secure bound (tfhe-rs's fit, [`veil_ir::params::min_secure_tuniform_log2`]).
+pub fn min_secure_variance(dist: NoiseDistribution, dim: usize) -> f64 {
+    dist.variance(dist.min_secure_noise_log2(dim))
 }
 
 /// Whether `dim` is large enough to be secure at all (see [`MIN_SECURE_DIMENSION`]).
@@ -23,10 +26,15 @@ mod tests {
     #[test]
     fn floor_variance() {
         // 742: log2 sigma = -16.3913, variance 2^-32.78.
-        let v = min_secure_variance(742);
+        use NoiseDistribution::*;
+        let v = min_secure_variance(Gaussian, 742);
         assert!((v.log2() - 2.0 * -16.391_274).abs() < 1e-3, "{}", v.log2());
         // Large dimensions hit the 2^-62 clamp.
-        assert_eq!(min_secure_variance(1 << 14), (-124f64).exp2());
+        assert_eq!(min_secure_variance(Gaussian, 1 << 14), (-124f64).exp2());
+        // TUniform needs more noise than the Gaussian floor at the same dimension.
+        for d in [512, 918, 2048] {
+            assert!(min_secure_variance(TUniform, d) > min_secure_variance(Gaussian, d));
+        }
         assert!(!dimension_is_securable(449) && dimension_is_securable(450));
     }
 }

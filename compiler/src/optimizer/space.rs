@@ -5,12 +5,14 @@
 //! lowers the noise of every cheaper level: the front is short (a few points) and sorted by
 //! increasing cost, decreasing noise. The same holds for keyswitches into a small key of
 //! dimension `n`, whose noise is proportional to the input dimension, so one front per `n` serves
-//! every `(k, N)`. The fronts do not depend on the problem and are built once per process.
+//! every `(k, N)`. The fronts do not depend on the problem and are built once per process and
+//! noise distribution (the key noise at the security floor differs between Gaussian and TUniform).
 
 use super::cost::cmux_cost;
 use super::noise::{cmux_variance, keyswitch_variance};
 use super::security::{dimension_is_securable, min_secure_variance};
 use std::sync::OnceLock;
+use veil_ir::NoiseDistribution;
 
 /// GLWE dimensions searched: `k` in `1..=6`.
 pub const GLWE_DIMENSIONS: std::ops::RangeInclusive<usize> = 1..=6;
@@ -56,9 +58,11 @@ pub struct GlweChoice {
     pub pbs_front: Vec<PbsPoint>,
 }
 
-/// The precomputed search space.
+/// The precomputed search space of one noise distribution.
 #[derive(Debug)]
 pub struct Space {
+    /// The distribution of every key's noise (at its security floor).
+    pub distribution: NoiseDistribution,
     /// Every secure `(k, N)` (`k N >= 450`), ordered by `k` then `N`.
     pub glwe: Vec<GlweChoice>,
     /// Keyswitch fronts, indexed by `n - LWE_DIMENSIONS.start`.
@@ -93,9 +97,10 @@ fn front<T>(
     out
 }
 
-/// The bootstrap front of GLWE `(k, N)` with the key noise at the security floor for `k N`.
-pub fn pbs_front(k: usize, poly_size: usize) -> Vec<PbsPoint> {
-    let s2 = min_secure_variance(k * poly_size);
+/// The bootstrap front of GLWE `(k, N)` with the key noise (of distribution `dist`) at the
+/// security floor for `k N`.
+pub fn pbs_front(dist: NoiseDistribution, k: usize, poly_size: usize) -> Vec<PbsPoint> {
+    let s2 = min_secure_variance(dist, k * poly_size);
     front(
         |b, l| cmux_variance(k, poly_size, b, l, s2),
         |level, base_log, v| PbsPoint {
@@ -107,10 +112,10 @@ pub fn pbs_front(k: usize, poly_size: usize) -> Vec<PbsPoint> {
     )
 }
 
-/// The keyswitch front into a key of dimension `n_out` whose encryptions sit at the security
-/// floor (noise per input dimension).
-pub fn ks_front(n_out: usize) -> Vec<KsPoint> {
-    let s2 = min_secure_variance(n_out);
+/// The keyswitch front into a key of dimension `n_out` whose encryptions (of distribution
+/// `dist`) sit at the security floor (noise per input dimension).
+pub fn ks_front(dist: NoiseDistribution, n_out: usize) -> Vec<KsPoint> {
+    let s2 = min_secure_variance(dist, n_out);
     front(
         |b, l| keyswitch_variance(1, b, l, s2),
         |level, base_log, v| KsPoint {
@@ -122,7 +127,7 @@ pub fn ks_front(n_out: usize) -> Vec<KsPoint> {
 }
 
 impl Space {
-    fn build() -> Space {
+    fn build(distribution: NoiseDistribution) -> Space {
         let mut glwe = Vec::new();
         for k in GLWE_DIMENSIONS {
             for log_n in LOG2_POLY_SIZES {
@@ -133,18 +138,26 @@ impl Space {
                 glwe.push(GlweChoice {
                     k,
                     poly_size,
-                    pbs_front: pbs_front(k, poly_size),
+                    pbs_front: pbs_front(distribution, k, poly_size),
                 });
             }
         }
-        let ks_fronts = LWE_DIMENSIONS.map(ks_front).collect();
-        Space { glwe, ks_fronts }
+        let ks_fronts = LWE_DIMENSIONS.map(|n| ks_front(distribution, n)).collect();
+        Space {
+            distribution,
+            glwe,
+            ks_fronts,
+        }
     }
 
-    /// The process-wide space, built on first use (a few milliseconds).
-    pub fn get() -> &'static Space {
-        static SPACE: OnceLock<Space> = OnceLock::new();
-        SPACE.get_or_init(Space::build)
+    /// The process-wide space of `dist`, built on first use (a few milliseconds).
+    pub fn get(dist: NoiseDistribution) -> &'static Space {
+        static GAUSSIAN: OnceLock<Space> = OnceLock::new();
+        static TUNIFORM: OnceLock<Space> = OnceLock::new();
+        match dist {
+            NoiseDistribution::Gaussian => GAUSSIAN.get_or_init(|| Space::build(dist)),
+            NoiseDistribution::TUniform => TUNIFORM.get_or_init(|| Space::build(dist)),
+        }
     }
 
     /// The keyswitch front into small dimension `n` (which must lie in [`LWE_DIMENSIONS`]).
@@ -159,7 +172,7 @@ mod tests {
 
     #[test]
     fn fronts_are_pareto() {
-        let s = Space::get();
+        let s = Space::get(NoiseDistribution::Gaussian);
         assert!(s.glwe.iter().all(|g| g.k * g.poly_size >= 450));
         for g in &s.glwe {
             assert!(!g.pbs_front.is_empty());

@@ -430,6 +430,8 @@ fn params(message_bits: u8) -> ParamSet {
         ks_level: 4,
         message_bits,
         p_error: 1e-5,
+        noise_distribution: Default::default(),
+        modulus_switch: Default::default(),
     }
 }
 

@@ -8,7 +8,7 @@ use super::lexer::{lex, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, Level};
 use crate::ops::{BinOp, CmpOp, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
-use crate::params::ParamSet;
+use crate::params::{ModulusSwitch, NoiseDistribution, ParamSet};
 use crate::types::{Encoding, IntType, KeyId, TensorType, Visibility, MAX_BITS};
 use crate::{ValueId, FORMAT_VERSION};
 use std::collections::{HashMap, HashSet};
@@ -304,8 +304,10 @@ impl<'a> Parser<'a> {
     }
 
     /// `{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4, bits=4,
-    /// p_error=1e-5 }` in any field order.
+    /// p_error=1e-5 }` in any field order, with optional `noise=gaussian|tuniform` and
+    /// `ms=standard|centered`.
     fn param_body(&mut self) -> PResult<ParamSet> {
+        const OPTIONAL: [&str; 2] = ["noise", "ms"];
         const FIELDS: [&str; 9] = [
             "n",
             "k",
@@ -331,6 +333,8 @@ impl<'a> Parser<'a> {
             ks_level: 0,
             message_bits: 0,
             p_error: 0.0,
+            noise_distribution: NoiseDistribution::Gaussian,
+            modulus_switch: ModulusSwitch::Standard,
         };
         let mut seen: HashSet<&str> = HashSet::new();
         loop {
@@ -341,7 +345,7 @@ impl<'a> Parser<'a> {
             let Tok::Ident(name) = t.tok else {
                 return Err(self.expected(&format!("a parameter name ({})", FIELDS.join(", "))));
             };
-            let Some(&field) = FIELDS.iter().find(|f| **f == name) else {
+            let Some(&field) = FIELDS.iter().chain(&OPTIONAL).find(|f| **f == name) else {
                 return Err(self.err_at(
                     t.line,
                     t.col,
@@ -365,6 +369,22 @@ impl<'a> Parser<'a> {
                 "pbs" => (p.pbs_base_log, p.pbs_level) = self.decomposition()?,
                 "ks" => (p.ks_base_log, p.ks_level) = self.decomposition()?,
                 "bits" => p.message_bits = self.number("an integer 1..=255")?,
+                "noise" => {
+                    p.noise_distribution = match self.peek() {
+                        Tok::Ident("gaussian") => NoiseDistribution::Gaussian,
+                        Tok::Ident("tuniform") => NoiseDistribution::TUniform,
+                        _ => return Err(self.expected("'gaussian' or 'tuniform'")),
+                    };
+                    self.bump();
+                }
+                "ms" => {
+                    p.modulus_switch = match self.peek() {
+                        Tok::Ident("standard") => ModulusSwitch::Standard,
+                        Tok::Ident("centered") => ModulusSwitch::Centered,
+                        _ => return Err(self.expected("'standard' or 'centered'")),
+                    };
+                    self.bump();
+                }
                 _ => p.p_error = self.float()?,
             }
             if self.peek() == &Tok::Punct(',') {
