@@ -961,7 +961,10 @@ mod tests {
         v[4] = 9;
         assert_eq!(
             err(ServerArtifact::from_bytes(&v)),
-            "unsupported format version 9: this veil reads version 1"
+            format!(
+                "unsupported format version 9: this veil reads version {}",
+                veil_ir::serial::BINARY_VERSION
+            )
         );
         // A wrong artifact version inside a valid envelope: see the runtime's artifact tests.
         // Truncated anywhere.

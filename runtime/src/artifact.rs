@@ -720,7 +720,7 @@ mod tests {
         let e = open::<u32>(KIND_SERVER_ARTIFACT, &old).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version 2"
+            format!("a server artifact (server.veil-artifact from `veil compile`) of format version 0, but this veil reads version {ARTIFACT_VERSION}")
         );
         assert_eq!(
             e.hint(),
