@@ -93,6 +93,13 @@ fn setup() -> &'static Setup {
     })
 }
 
+/// `veil client upload-keys --url URL --eval-keys EVAL`; the key id it prints.
+fn upload(url: &str, eval: &str) -> String {
+    ok(&["client", "upload-keys", "--url", url, "--eval-keys", eval])
+        .trim()
+        .to_string()
+}
+
 /// Uploads `eval` raw; the JSON answer.
 fn upload_raw(server: &Server, eval: &str) -> serde_json::Value {
     let (status, body) = server
@@ -138,16 +145,7 @@ fn an_upload_cannot_squat_another_clients_key_id() {
         .trim()
         .to_string();
     // The attacker uploads first: its keys get their own id, never the victim's.
-    let attacker_id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.attacker.1,
-    ])
-    .trim()
-    .to_string();
+    let attacker_id = upload(&url, &st.attacker.1);
     assert_ne!(attacker_id, victim_id);
     let again = upload_raw(&server, &st.attacker.1);
     assert_eq!(again["key_id"], attacker_id.as_str());
@@ -156,18 +154,7 @@ fn an_upload_cannot_squat_another_clients_key_id() {
     let v = upload_raw(&server, &st.victim.1);
     assert_eq!(v["key_id"], victim_id.as_str());
     assert_eq!(v["new"], true);
-    assert_eq!(
-        ok(&[
-            "client",
-            "upload-keys",
-            "--url",
-            &url,
-            "--eval-keys",
-            &st.victim.1
-        ])
-        .trim(),
-        victim_id
-    );
+    assert_eq!(upload(&url, &st.victim.1), victim_id);
     run_and_check(st, &url, &victim_id, "squat-y.veil-ct");
     // Inputs of one key generation are refused under the other's keys, both ways.
     let y = s(&st.dir.join("squat-bad.veil-ct"));
@@ -189,26 +176,8 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
     let y = s(&st.dir.join("evict-y.veil-ct"));
     let server = Server::start(&st.server, &["--threads", "2", "--max-keys", "1"]);
     let url = server.url();
-    let victim_id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.victim.1,
-    ])
-    .trim()
-    .to_string();
-    let attacker_id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.attacker.1,
-    ])
-    .trim()
-    .to_string();
+    let victim_id = upload(&url, &st.victim.1);
+    let attacker_id = upload(&url, &st.attacker.1);
     // One set in memory: the victim's (least recently used) was forgotten.
     let err = run_fails(&url, &victim_id, &st.victim.2, &y);
     assert!(
@@ -244,14 +213,7 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
         &y,
     ]);
     assert!(err.contains("is not the key id of"), "{err}");
-    ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.attacker.1,
-    ]);
+    upload(&url, &st.attacker.1);
     // Deleting: once, then unknown.
     let out = ok(&[
         "client",
@@ -294,14 +256,7 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
         ],
     );
     let url = server.url();
-    ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.victim.1,
-    ]);
+    upload(&url, &st.victim.1);
     let err = fails(&[
         "client",
         "upload-keys",
@@ -579,16 +534,7 @@ fn slow_bodies_and_long_requests_are_cut_off() {
         ],
     );
     let url = server.url();
-    let id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.victim.1,
-    ])
-    .trim()
-    .to_string();
+    let id = upload(&url, &st.victim.1);
     // A body that trickles: it holds the only upload place until the body timeout.
     let mut slow = TcpStream::connect(&server.addr).unwrap();
     write!(
@@ -655,16 +601,7 @@ fn a_long_batch_does_not_starve_a_short_one() {
         ],
     );
     let url = server.url();
-    let id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.victim.1,
-    ])
-    .trim()
-    .to_string();
+    let id = upload(&url, &st.victim.1);
     let many = st.dir.join("fair.csv");
     let rows: String = (0..40).map(|_| "3,2,1,0,1,0,-1,-2\n").collect();
     std::fs::write(&many, rows).unwrap();
@@ -710,16 +647,7 @@ fn mutated_bodies_get_400_and_the_server_stays_up() {
     let st = setup();
     let server = Server::start(&st.server, &["--threads", "2"]);
     let url = server.url();
-    let id = ok(&[
-        "client",
-        "upload-keys",
-        "--url",
-        &url,
-        "--eval-keys",
-        &st.victim.1,
-    ])
-    .trim()
-    .to_string();
+    let id = upload(&url, &st.victim.1);
     let keys = std::fs::read(&st.victim.1).unwrap();
     let inputs = std::fs::read(&st.victim.2).unwrap();
     // A small deterministic generator (xorshift) for the mutation positions.
