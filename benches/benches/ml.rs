@@ -21,6 +21,7 @@
 //! peer's NeuralNetClassifier row: iris, 75/25 split, 3-bit QAT, here an MlpClassifier with
 //! hidden layers 16 and 16 at 3/3/3 bits, accumulators rounded to 4 bits).
 //!
+//! `VEIL_BENCH_P_ERROR=2^-128` sets the per-bootstrap error probability (default veil's).
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
 //!
@@ -300,10 +301,19 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         .map(|t| vec![t])
         .collect();
     let t = Instant::now();
-    let cfg = program::CompileConfig {
+    let mut cfg = program::CompileConfig {
         single_parameter_set: std::env::var("VEIL_BENCH_PARAMS").is_ok_and(|v| v == "mono"),
         ..Default::default()
     };
+    if let Ok(p) = std::env::var("VEIL_BENCH_P_ERROR") {
+        // `1e-12` or `2^-128`
+        let v = match p.strip_prefix("2^") {
+            Some(e) => e.parse::<f64>().map(f64::exp2),
+            None => p.parse::<f64>(),
+        };
+        cfg.error.p_error =
+            Some(v.unwrap_or_else(|_| panic!("VEIL_BENCH_P_ERROR={p}: give 2^-40 or 1e-12")));
+    }
     let prog = program::compile(&model.graph, &inputset, &cfg).unwrap();
     let compile_s = ml_compile + t.elapsed().as_secs_f64();
     let t = Instant::now();
