@@ -174,75 +174,59 @@ impl<'g> Prepared<'g> {
     pub fn new(g: &'g Graph) -> Result<Self, InterpError> {
         verify(g)?;
         let order = g.topo_order().map_err(|_| InterpError::Invalid(cyclic()))?;
+        let nums = g.value_numbers();
+        let failed = |v: ValueId, error: EvalError| InterpError::Eval {
+            value_id: v,
+            num: nums.get(&v).copied().unwrap_or(0),
+            op: g.op(v).name(),
+            error,
+        };
         // How many times each value is read, to free intermediate tensors early.
         let mut uses: HashMap<ValueId, usize> = HashMap::new();
         let mut consts = HashMap::new();
-        for &v in &order {
-            for o in g.operands(v) {
-                *uses.entry(o).or_default() += 1;
-            }
-            if let Op::Const { value } = g.op(v) {
-                let c = g.constant(*value).ok_or_else(|| InterpError::Eval {
-                    value_id: v,
-                    num: 0,
-                    op: "const",
-                    error: EvalError(format!("constant #{} does not exist", value.0)),
-                })?;
-                let t = Tensor::new(
-                    c.shape.clone(),
-                    c.values.iter().map(|&x| x as i128).collect(),
-                )
-                .map_err(|e| InterpError::Eval {
-                    value_id: v,
-                    num: 0,
-                    op: "const",
-                    error: e.into(),
-                })?;
-                consts.insert(v, t);
-            }
-        }
         let mut matmuls = HashMap::new();
         for &v in &order {
-            if !matches!(g.op(v), Op::MatMul) {
-                continue;
-            }
             let ops = g.operands(v);
-            let pick = [(1, true), (0, false)]
-                .into_iter()
-                .find_map(|(i, rhs)| ops.get(i).and_then(|o| consts.get(o)).map(|c| (c, rhs)));
-            if let Some((c, rhs)) = pick {
-                let w = to_i64(c, "matmul weight").map_err(|error| InterpError::Eval {
-                    value_id: v,
-                    num: 0,
-                    op: "matmul",
-                    error,
-                })?;
-                let weights = if rhs {
-                    SparseWeights::rhs(&w)
-                } else {
-                    SparseWeights::lhs(&w)
+            for &o in &ops {
+                *uses.entry(o).or_default() += 1;
+            }
+            match g.op(v) {
+                op @ Op::Const { .. } => {
+                    let t = eval_op(g, op, &[], g.ty(v), &[]).map_err(|e| failed(v, e))?;
+                    consts.insert(v, t);
                 }
-                .map_err(|e| InterpError::Eval {
-                    value_id: v,
-                    num: 0,
-                    op: "matmul",
-                    error: e.into(),
-                })?;
-                matmuls.insert(
-                    v,
-                    ConstMatmul {
-                        weights,
-                        rhs,
-                        max_abs: max_abs(c),
-                    },
-                );
+                Op::MatMul => {
+                    // operands come first in topological order: their constants are ready
+                    let pick = [(1, true), (0, false)].into_iter().find_map(|(i, rhs)| {
+                        ops.get(i).and_then(|o| consts.get(o)).map(|c| (c, rhs))
+                    });
+                    if let Some((c, rhs)) = pick {
+                        let w = to_i64(c, "matmul weight").map_err(|e| failed(v, e))?;
+                        let weights = if rhs {
+                            SparseWeights::rhs(&w)
+                        } else {
+                            SparseWeights::lhs(&w)
+                        }
+                        .map_err(|e| failed(v, e.into()))?;
+                        let max_abs = max_abs(c);
+                        matmuls.insert(
+                            v,
+                            ConstMatmul {
+                                weights,
+                                rhs,
+                                max_abs,
+                            },
+                        );
+                    }
+                }
+                _ => {}
             }
         }
         Ok(Prepared {
             g,
             matmuls,
             order,
-            nums: g.value_numbers(),
+            nums,
             uses,
             inputs: g.inputs(),
             outputs: g.outputs(),
