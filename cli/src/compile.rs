@@ -14,6 +14,7 @@ use veil_compiler::optimizer::ErrorTarget;
 use veil_compiler::program::{compile, CompileConfig, Program};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
 use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
+use veil_ml::quantize::RoundingMethod;
 use veil_ml::{Matrix, NBits};
 use veil_runtime::artifact::{self, ServerArtifact};
 
@@ -100,10 +101,34 @@ pub struct CompileOptions {
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub n_bits: Option<u8>,
     /// ONNX models: keep at most this many high bits of every accumulator a table lookup
-    /// reads, dropping the others with an exact rounding (Concrete ML's
-    /// rounding_threshold_bits); networks at default widths need it.
+    /// reads, dropping the others with a rounding (Concrete ML's rounding_threshold_bits).
+    /// Default: accumulators up to 8 bits are read whole; when one is wider, every lookup
+    /// operand wider than 6 bits is rounded to 6.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
+    /// ONNX models: how accumulators are rounded. `approximate` (default, as Concrete ML): the
+    /// lookup reads the kept bits directly, no extra bootstrap, and near a tie the kept value
+    /// may be one step off; `exact`: one 1-bit bootstrap per dropped bit.
+    #[arg(long, value_enum)]
+    pub rounding_method: Option<RoundingMethodArg>,
+}
+
+/// `--rounding-method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoundingMethodArg {
+    /// Off by at most one step near ties; no bootstrap of its own.
+    Approximate,
+    /// Exact; one 1-bit bootstrap per dropped bit.
+    Exact,
+}
+
+impl From<RoundingMethodArg> for RoundingMethod {
+    fn from(m: RoundingMethodArg) -> Self {
+        match m {
+            RoundingMethodArg::Approximate => RoundingMethod::Approximate,
+            RoundingMethodArg::Exact => RoundingMethod::Exact,
+        }
+    }
 }
 
 /// What a compilation produced.
@@ -137,6 +162,7 @@ impl CompileOptions {
         ImportConfig {
             n_bits: self.n_bits.map(NBits::all).unwrap_or_default(),
             rounding_bits: self.rounding_bits,
+            rounding_method: self.rounding_method.map(Into::into).unwrap_or_default(),
             ..ImportConfig::default()
         }
     }
@@ -147,6 +173,7 @@ impl CompileOptions {
             ("--label-column", self.label_column.is_some()),
             ("--n-bits", self.n_bits.is_some()),
             ("--rounding-bits", self.rounding_bits.is_some()),
+            ("--rounding-method", self.rounding_method.is_some()),
         ] {
             if given {
                 return Err(CliError(format!(

@@ -407,7 +407,21 @@ impl Builder {
 
     /// Rounds to the nearest multiple of `2^lsbs` (ties upward), `1 <= lsbs < bits(a)`.
     pub fn round(&self, a: ValueId, lsbs: u8) -> BResult {
-        self.push(Op::Round { lsbs }, &[a], None)
+        self.push(
+            Op::Round {
+                lsbs,
+                approx: false,
+            },
+            &[a],
+            None,
+        )
+    }
+
+    /// Rounds approximately to a multiple of `2^lsbs` (`floor` or `ceil`, the nearest one
+    /// unless `a` is within the noise of a tie; see [`Op::Round`]): the lookups reading the
+    /// result cost a bootstrap of the kept bits only, with no extraction of the dropped ones.
+    pub fn round_approx(&self, a: ValueId, lsbs: u8) -> BResult {
+        self.push(Op::Round { lsbs, approx: true }, &[a], None)
     }
 
     /// `min(max(a, lo), hi)`, `lo <= hi`.

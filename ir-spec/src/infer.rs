@@ -544,7 +544,7 @@ pub fn infer_shape(
             )?;
             sh(0).to_vec()
         }
-        Op::Round { lsbs } => {
+        Op::Round { lsbs, .. } => {
             let bits = ty(0).int.bits;
             if *lsbs == 0 || *lsbs >= bits {
                 return Err(e(format!(
@@ -560,7 +560,10 @@ pub fn infer_shape(
             }
             sh(0).to_vec()
         }
-        Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
+        Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. } => {
             if !ty(0).is_encrypted() {
                 return Err(e(format!("operand {} is not encrypted", ty(0))));
             }
@@ -568,6 +571,14 @@ pub fn infer_shape(
                 if *shift == 0 || *shift >= ty(0).int.bits {
                     return Err(e(format!(
                         "shift={shift} must be at least 1 and below the operand width {}",
+                        ty(0).int
+                    )));
+                }
+            }
+            if let Op::KeySwitchRound { shift } = op {
+                if *shift == 0 || *shift > ty(0).int.bits || ty(0).int.signed {
+                    return Err(e(format!(
+                        "shift={shift} must be at least 1 and at most the width of an unsigned operand, got {}",
                         ty(0).int
                     )));
                 }
@@ -672,6 +683,14 @@ pub fn infer_range(
         // the operand's low bits are zero: an exact shift of its range
         Op::KeySwitchShr { shift } => Interval::new(r(0).lo >> *shift, r(0).hi >> *shift),
         Op::KeySwitchBit { .. } => Interval::new(0, 1),
+        // approximate: floor or ceil of `a / 2^K`
+        Op::KeySwitchRound { shift } => {
+            let up = (1i128 << *shift) - 1;
+            Interval::new(
+                r(0).lo >> *shift,
+                r(0).hi.checked_add(up).ok_or_else(wide)? >> *shift,
+            )
+        }
         Op::Concat { .. } => ranges[1..].iter().fold(r(0), |a, b| a.union(*b)),
         Op::Add => r(0).checked_add(r(1)).ok_or_else(wide)?,
         Op::Sub => r(0).checked_sub(r(1)).ok_or_else(wide)?,
@@ -790,13 +809,21 @@ pub fn infer_range(
                 }
             }
         }
-        Op::Round { lsbs } => {
+        Op::Round {
+            lsbs,
+            approx: false,
+        } => {
             let a = r(0);
             // Monotone, so the image of the endpoints bounds the image.
             Interval {
                 lo: round_value(a.lo, *lsbs).ok_or_else(wide)?,
                 hi: round_value(a.hi, *lsbs).ok_or_else(wide)?,
             }
+        }
+        // floor or ceil of `a / 2^k`, times `2^k`
+        Op::Round { lsbs, approx: true } => {
+            let (lo, hi) = round_approx_range(r(0).lo, r(0).hi, *lsbs).ok_or_else(wide)?;
+            Interval { lo, hi }
         }
         Op::Clip { lo, hi } => {
             let (l, h) = (*lo as i128, *hi as i128);
@@ -919,6 +946,22 @@ pub fn round_value(a: i128, lsbs: u8) -> Option<i128> {
     q.checked_mul(1i128 << lsbs)
 }
 
+/// The values approximate `round(a) lsbs=k` can take for `a` in `lo..=hi`:
+/// `floor(lo / 2^k) * 2^k ..= ceil(hi / 2^k) * 2^k` (each operand value rounds to one of its two
+/// neighbouring multiples). `None` on overflow.
+pub fn round_approx_range(lo: i128, hi: i128, lsbs: u8) -> Option<(i128, i128)> {
+    if lsbs >= 126 {
+        return None;
+    }
+    let step = 1i128 << lsbs;
+    let down = lo.div_euclid(step).checked_mul(step)?;
+    let up = hi
+        .checked_add(step - 1)?
+        .div_euclid(step)
+        .checked_mul(step)?;
+    Some((down, up))
+}
+
 /// Range of the entries of `tables` that inputs in `r` can reach; entry `i` is the image of
 /// input `offset + i`. Falls back to all entries if `r` reaches none.
 fn reachable_entries(
@@ -1020,8 +1063,18 @@ mod tests {
         check(Op::Relu, &[(i(5), &[])], "enc<u4>");
         check(Op::Abs, &[(i(5), &[])], "enc<u5>"); // |-16| = 16
         check(Op::Abs, &[(u(5), &[])], "enc<u5>");
-        check(Op::Round { lsbs: 2 }, &[(u(4), &[])], "enc<u5>"); // 15 -> 16
-        check(Op::Round { lsbs: 2 }, &[(i(4), &[])], "enc<i5>"); // [-8, 8]: 7 -> 8
+        let exact = Op::Round {
+            lsbs: 2,
+            approx: false,
+        };
+        let approx = Op::Round {
+            lsbs: 2,
+            approx: true,
+        };
+        check(exact.clone(), &[(u(4), &[])], "enc<u5>"); // 15 -> 16
+        check(exact, &[(i(4), &[])], "enc<i5>"); // [-8, 8]: 7 -> 8
+        check(approx.clone(), &[(u(4), &[])], "enc<u5>"); // 13 -> 12 or 16
+        check(approx, &[(u(3), &[])], "enc<u4>"); // 5 -> 4 or 8
         check(
             Op::Clip { lo: -3, hi: 5 },
             &[(u(4), &[])],
@@ -1058,6 +1111,16 @@ mod tests {
         assert_eq!(round_value(-6, 2), Some(-4));
         assert_eq!(round_value(-7, 2), Some(-8));
         assert_eq!(round_value(9, 0), Some(9));
+    }
+
+    #[test]
+    fn approximate_rounding_ranges_hold_both_neighbours() {
+        // 5..=13 by 4: 5 -> 4 or 8, 13 -> 12 or 16
+        assert_eq!(round_approx_range(5, 13, 2), Some((4, 16)));
+        // multiples stay put
+        assert_eq!(round_approx_range(-8, 8, 2), Some((-8, 8)));
+        assert_eq!(round_approx_range(-7, -1, 2), Some((-8, 0)));
+        assert_eq!(round_approx_range(0, i128::MAX, 2), None);
     }
 
     #[test]

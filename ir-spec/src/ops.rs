@@ -395,9 +395,19 @@ pub enum Op {
     /// `((a + 2^(k-1)) >> k) << k` with an arithmetic shift (floor); `k = 0` is the identity.
     /// The result keeps the operand's scale, so it may need one more bit. Lowered to cheap
     /// PBS that only see the kept high bits.
+    ///
+    /// `round (a) lsbs=k approx=true` is *approximate* rounding (Concrete's
+    /// `Exactness.APPROXIMATE`): the encrypted result is `floor(a / 2^k) * 2^k` or
+    /// `ceil(a / 2^k) * 2^k` — the nearest multiple except, near a tie, possibly the other
+    /// neighbour, as the bootstrap's noise decides. The reference interpreter computes the
+    /// exact rounding (one of the two); the result type must hold both neighbours of every
+    /// operand value. It costs no bootstrap of its own when only lookups read it (their
+    /// keyswitch reads the kept high bits with `keyswitch.round`), else one at the kept width.
     Round {
         /// Number of low bits dropped, `1 <= k < bits(a)`.
         lsbs: u8,
+        /// Approximate rounding (off by one step near ties) instead of exact.
+        approx: bool,
     },
     /// `clip (a) lo=L hi=H`: `min(max(a, L), H)`, `L <= H`. PBS.
     Clip {
@@ -446,6 +456,19 @@ pub enum Op {
         /// The bit to extract, `J < w` (the operand encoding's width).
         bit: u8,
     },
+    /// `keyswitch.round (a) shift=K` (TFHE level only): a keyswitch to a small key whose
+    /// result message is `a / 2^K` rounded to an integer *approximately* (lowering of
+    /// approximate `round`): the ciphertext is read like `keyswitch.shr`, but the `K` low bits
+    /// need not be zero; they shift the phase inside the bootstrap's box, so the bootstrap
+    /// reads `floor(a / 2^K)` or `ceil(a / 2^K)` (the nearest one unless `a` is within the
+    /// noise of a tie). The reference interpreter computes `(a + 2^(K-1)) >> K`. The operand
+    /// is non-negative; the result is unsigned with the width the consumer's table needs
+    /// (every in-domain result must fit it), and the window `K + bits` must fit the
+    /// operand's encoding.
+    KeySwitchRound {
+        /// Low bits rounded away, `K >= 1`.
+        shift: u8,
+    },
 }
 
 impl Op {
@@ -483,6 +506,7 @@ impl Op {
             Op::Pbs { .. } => "pbs",
             Op::KeySwitchShr { .. } => "keyswitch.shr",
             Op::KeySwitchBit { .. } => "keyswitch.bit",
+            Op::KeySwitchRound { .. } => "keyswitch.round",
         }
     }
 
@@ -518,6 +542,7 @@ impl Op {
             | Op::KeySwitch
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
             | Op::Pbs { .. } => (1, 1),
         }
     }
@@ -528,17 +553,21 @@ impl Op {
     }
 
     /// Whether the op is one of the keyswitches (`keyswitch`, `keyswitch.shr`,
-    /// `keyswitch.bit`).
+    /// `keyswitch.bit`, `keyswitch.round`).
     pub fn is_keyswitch(&self) -> bool {
         matches!(
             self,
-            Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. }
+            Op::KeySwitch
+                | Op::KeySwitchShr { .. }
+                | Op::KeySwitchBit { .. }
+                | Op::KeySwitchRound { .. }
         )
     }
 
     /// The operand bits a keyswitch reads, as `(lsb, bits)`: bits `lsb .. lsb + bits` of the
     /// operand become the result's message (`bits` is the result type's width, so a plain
-    /// keyswitch is `(0, bits)`, `keyswitch.shr` `(K, bits)` and `keyswitch.bit` `(J, 1)`).
+    /// keyswitch is `(0, bits)`, `keyswitch.shr` and `keyswitch.round` `(K, bits)` and
+    /// `keyswitch.bit` `(J, 1)`).
     /// The operand's encoding must hold at least `lsb + bits` bits, and narrowing it to the
     /// result multiplies its noise by `2^(w - lsb - bits)`. `None` for other ops.
     pub fn keyswitch_window(&self, result_bits: u8) -> Option<(u8, u8)> {
@@ -546,12 +575,14 @@ impl Op {
             Op::KeySwitch => Some((0, result_bits)),
             Op::KeySwitchShr { shift } => Some((*shift, result_bits)),
             Op::KeySwitchBit { bit } => Some((*bit, 1)),
+            Op::KeySwitchRound { shift } => Some((*shift, result_bits)),
             _ => None,
         }
     }
 
     /// Whether the op is a univariate function of its single operand applied elementwise
-    /// (so it can be folded into a table lookup).
+    /// (so it can be folded into a table lookup). Approximate `round` is not: folding it
+    /// would make the lookup read the operand's full width, which is what it exists to avoid.
     pub fn is_elementwise_unary(&self) -> bool {
         matches!(
             self,
@@ -559,7 +590,7 @@ impl Op {
                 | Op::Tlu { .. }
                 | Op::Relu
                 | Op::Abs
-                | Op::Round { .. }
+                | Op::Round { approx: false, .. }
                 | Op::Clip { .. }
                 | Op::Unary(_)
         )

@@ -402,7 +402,7 @@ impl Verifier<'_> {
                 "is not allowed at the TFHE level; lower it to levelled ops, keyswitch and pbs",
             ),
             Op::KeySwitch => self.check_keyswitch(v, tys[0]),
-            Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
+            Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } | Op::KeySwitchRound { .. } => {
                 self.check_keyswitch_window(v, op, tys[0])
             }
             Op::Pbs { .. } => {
@@ -478,6 +478,22 @@ impl Verifier<'_> {
                         operand.int
                     ),
                 )
+            }
+            // approximate rounding: an unsigned result as wide as its consumers' tables
+            Op::KeySwitchRound { shift } => {
+                if *shift == 0 || *shift > operand.int.bits || operand.int.signed {
+                    return self.report(
+                        v,
+                        format!(
+                            "shift={shift} must be at least 1 and at most the width of an unsigned operand, got {}",
+                            operand.int
+                        ),
+                    );
+                }
+                if ty.int.signed {
+                    return self.report(v, format!("result type {} must be unsigned", ty.int));
+                }
+                ty.int
             }
             _ => IntType::unsigned(1),
         };
@@ -779,7 +795,10 @@ mod tests {
             "invalid graph: %1 = slice: needs 2 starts, stops and steps for operand shape [2, 3], got 1, 1 and 1",
         );
         check1(
-            Op::Round { lsbs: 4 },
+            Op::Round {
+                lsbs: 4,
+                approx: false,
+            },
             enc(u(5), &[2, 3]),
             "invalid graph: %1 = round: lsbs=4 must be at least 1 and below the operand width u4",
         );

@@ -283,6 +283,41 @@ fn range_of(n_bits: u8, signed: bool, symmetric: bool) -> (i64, i64) {
     }
 }
 
+/// How a `round` drops an accumulator's low bits (Concrete ML's
+/// `rounding_threshold_bits={"method": ...}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoundingMethod {
+    /// Exact rounding: one 1-bit bootstrap per dropped bit, then the lookup of the kept bits.
+    Exact,
+    /// Approximate rounding: the lookup reads the kept bits directly (no extra bootstrap);
+    /// near a tie the result may be the other neighbour, one step of the kept bits off.
+    #[default]
+    Approximate,
+}
+
+impl RoundingMethod {
+    /// The name used by the CLI and reports (`exact`, `approximate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundingMethod::Exact => "exact",
+            RoundingMethod::Approximate => "approximate",
+        }
+    }
+}
+
+impl std::str::FromStr for RoundingMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "exact" => Ok(RoundingMethod::Exact),
+            "approximate" | "approx" => Ok(RoundingMethod::Approximate),
+            other => Err(format!(
+                "unknown rounding method `{other}`; use `exact` or `approximate`"
+            )),
+        }
+    }
+}
+
 /// Accumulator rounding before a table lookup (Concrete's `rounding_threshold_bits`): keep the
 /// `keep_bits` most significant bits of the accumulator, dropping the rest with a `round` op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

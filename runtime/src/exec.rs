@@ -370,7 +370,10 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
             .ok_or_else(|| ctx.err(v, format!("operand {i} must be clear")))
     };
     let tensor: Tensor<Lwe> = match op {
-        Op::KeySwitch | Op::KeySwitchShr { .. } | Op::KeySwitchBit { .. } => {
+        Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. } => {
             let read = ks_read(op);
             return Ok(Value::Encrypted(
                 keys.keyswitch_tensor_read(ct(0)?, enc, read).map_err(|e| ctx.err(v, e))?,
@@ -510,7 +513,8 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
 /// What a keyswitch op reads of its operand (plain message for other ops).
 fn ks_read(op: &Op) -> KsRead {
     match op {
-        Op::KeySwitchShr { shift } => KsRead::Shr(*shift),
+        // the low bits move the phase inside the bootstrap's box: the read rounds
+        Op::KeySwitchShr { shift } | Op::KeySwitchRound { shift } => KsRead::Shr(*shift),
         Op::KeySwitchBit { bit } => KsRead::Bit(*bit),
         _ => KsRead::Message,
     }

@@ -6,6 +6,10 @@
 //! reads `m mod 2^(w+1)`; with the padding bit set (`m >= 2^w`) it returns `-table[m - 2^w]`
 //! like the negacyclic bootstrap does. Each bootstrap is wrong with probability `p_error` of
 //! its parameter set (a seeded RNG): the input then lands one box off (`m +- 1`).
+//! A `keyswitch.round` (approximate rounding) reads the nearest multiple, except that it
+//! takes the other neighbour with the probability that Gaussian noise of the set's largest
+//! allowed deviation (the one its `p_error` implies for a whole box) carries the phase across
+//! the tie: `Phi(-d / sigma)` for a value `d` boxes from the tie.
 //! Outputs are decoded like decryption does (`w + 1` bits, sign-extended for signed types).
 
 use crate::error::{Result, RuntimeError};
@@ -31,7 +35,8 @@ pub struct SimReport {
     pub outputs: Vec<Tensor<i64>>,
     /// Bootstraps simulated.
     pub pbs_count: u64,
-    /// Bootstraps that were made wrong.
+    /// Bootstraps that were made wrong, and approximate roundings that took the farther
+    /// neighbour.
     pub errors_injected: u64,
 }
 
@@ -52,6 +57,33 @@ fn decode(m: i128, ty: &TensorType) -> i128 {
         }
         _ => m,
     }
+}
+
+/// The noise deviation, in boxes of the bootstrap that reads it, that makes a phase leave its
+/// half-box margin with probability `p_error`: `P(|N(0, sigma)| > 1/2) = p_error`.
+fn box_sigma(p_error: f64) -> f64 {
+    if !(p_error > 0.0) {
+        return 0.0;
+    }
+    let p = p_error.min(1.0);
+    // P(|N(0, s)| > 1/2) = erfc(1 / (2 sqrt(2) s)) grows with s: bisect on log s
+    let tail = |s: f64| libm::erfc(0.5 / (std::f64::consts::SQRT_2 * s));
+    let (mut lo, mut hi) = (1e-6f64, 1e3f64);
+    for _ in 0..100 {
+        let mid = (lo * hi).sqrt();
+        if tail(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo * hi).sqrt()
+}
+
+/// Probability that noise of deviation `sigma` carries a phase `d` boxes from a tie across
+/// it: `Phi(-d / sigma) = erfc(d / (sqrt(2) sigma)) / 2`.
+fn flip_probability(d: f64, sigma: f64) -> f64 {
+    (0.5 * libm::erfc(d / (std::f64::consts::SQRT_2 * sigma))).clamp(0.0, 1.0)
 }
 
 /// Runs `program` on clear `inputs` (in input order).
@@ -150,6 +182,43 @@ pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> R
                         Ok(sign * *e as i128)
                     })
                     .collect::<Result<Vec<_>>>()?;
+                Tensor {
+                    shape: args[0].shape.clone(),
+                    data,
+                }
+            }
+            Op::KeySwitchRound { shift } => {
+                let enc = g.ty(v).encoding.ok_or_else(|| {
+                    RuntimeError::Program(format!("{}: result has no encoding", at(v)))
+                })?;
+                let p_err = opts.p_error_override.unwrap_or_else(|| {
+                    g.params
+                        .get(enc.key.param() as usize)
+                        .map_or(0.0, |p| p.p_error)
+                });
+                let sigma = box_sigma(p_err);
+                let k = (*shift).min(120);
+                let step = 1i128 << k;
+                let data = args[0]
+                    .data
+                    .iter()
+                    .map(|&x| {
+                        let floor = x.div_euclid(step);
+                        let frac = x.rem_euclid(step) as f64 / step as f64;
+                        let nearest = if frac >= 0.5 { floor + 1 } else { floor };
+                        let other = if frac >= 0.5 { floor } else { floor + 1 };
+                        let d = (frac - 0.5).abs();
+                        // a multiple sits mid-box: only the bootstraps' own error moves it
+                        let flip =
+                            frac > 0.0 && sigma > 0.0 && rng.gen_bool(flip_probability(d, sigma));
+                        if flip {
+                            errors += 1;
+                            other
+                        } else {
+                            nearest
+                        }
+                    })
+                    .collect();
                 Tensor {
                     shape: args[0].shape.clone(),
                     data,

@@ -8,6 +8,7 @@
 //! | `tlu x` | `pbs(x - min(type x))` with the same table (its index *is* `x - min`) |
 //! | `relu`, `abs`, `clip` | `pbs(x - min)` with the function tabulated |
 //! | `round x, k` | `t = x + 2^(k-1)`; per bit `j < k`: `t -= pbs(keyswitch.bit t, j)` (exact) |
+//! | `round x, k, approx` | lookups of it: `pbs(keyswitch.round (x - lo), k)`, their own table; other users: one `pbs` of that to `lo + m * 2^k` |
 //! | any of these on an aligned `x` | `keyswitch.shr`: the bootstrap reads only the high bits |
 //! | `cmp a, b` | `pbs(d - min)` of `d = a - b`, table `pred(d, 0)` |
 //! | `min a, b` / `max a, b` | `a - relu(a - b)` / `b + relu(a - b)`, one PBS |
@@ -241,6 +242,36 @@ struct Lowerer<'a> {
     aligned: HashMap<ValueId, u8>,
     /// Index of `dst`'s constant pool: `Graph::add_const` without scanning the pool.
     consts: HashMap<Constant, veil_ir::ConstId>,
+    /// Approximate `round`s (source values) read only by lookups: not computed; each lookup
+    /// reads the kept high bits of the round's operand itself (`keyswitch.round`).
+    virtual_rounds: HashMap<ValueId, VirtualRound>,
+    /// The rounding keyswitches of those operands, shared between their lookups.
+    round_cache: HashMap<(ValueId, u8), PbsInput>,
+}
+
+/// An approximate `round` that the lookups reading it fold in: the lowered operand and the
+/// round's attributes and result type.
+#[derive(Clone, Copy, Debug)]
+struct VirtualRound {
+    /// The lowered operand of the round.
+    x: ValueId,
+    /// Low bits rounded away.
+    lsbs: u8,
+    /// The round's result type (it holds every value the round can give in the domain).
+    out: IntType,
+}
+
+/// Whether `v` is an approximate `round` whose users all read it through a bootstrap of
+/// their own (lookups), so that it needs no value of its own (the lowering computes none).
+pub fn is_virtual_round(g: &Graph, v: ValueId) -> bool {
+    matches!(g.op(v), Op::Round { approx: true, .. })
+        && g.ty(v).is_encrypted()
+        && g.users(v).iter().all(|&u| {
+            matches!(
+                g.op(u),
+                Op::Tlu { .. } | Op::TluMulti { .. } | Op::Relu | Op::Abs | Op::Clip { .. }
+            )
+        })
 }
 
 /// The shared `keyswitch((x - lo) >> shift)` feeding the bootstraps of one value: message `m`
@@ -281,10 +312,17 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         ks_cache: HashMap::new(),
         aligned: HashMap::new(),
         consts: HashMap::new(),
+        virtual_rounds: HashMap::new(),
+        round_cache: HashMap::new(),
     };
     let align = alignments(src);
     for v in order {
         let nv = l.lower_node(v)?;
+        if l.virtual_rounds.contains_key(&v) {
+            // `nv` is the round's operand, which is not aligned
+            l.map.insert(v, nv);
+            continue;
+        }
         if let Some(&a) = align.get(&v) {
             if l.ty(nv).is_encrypted() {
                 l.aligned.insert(nv, a);
@@ -319,7 +357,7 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         Op::Const { value } => g
             .constant(*value)
             .map_or(0, |c| common_align(c.values.iter().map(|&x| x as i128))),
-        Op::Round { lsbs } => (*lsbs).max(of(0)),
+        Op::Round { lsbs, .. } => (*lsbs).max(of(0)),
         Op::Tlu { table } => g
             .table(*table)
             .map_or(0, |t| common_align(t.entries.iter().map(|&x| x as i128))),
@@ -450,8 +488,18 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The shared `keyswitch(x - min)` of a bootstrap input (`keyswitch.shr` past the low bits
-    /// an exact `round` cleared).
+    /// an exact `round` cleared; `keyswitch.round` of the operand of a virtual approximate
+    /// `round`).
     fn pbs_input(&mut self, src: ValueId, x: ValueId) -> R<PbsInput> {
+        if let Some(vr) = self
+            .src
+            .operands(src)
+            .first()
+            .and_then(|o| self.virtual_rounds.get(o))
+            .copied()
+        {
+            return self.round_input(src, vr);
+        }
         if let Some(hit) = self.ks_cache.get(&x) {
             return Ok(*hit);
         }
@@ -496,6 +544,72 @@ impl<'a> Lowerer<'a> {
         };
         self.ks_cache.insert(x, p);
         Ok(p)
+    }
+
+    /// The bootstrap input of an approximate `round(x, k)` of type `out`:
+    /// `keyswitch.round(x - lo, k)` with `lo = min(out)` (a multiple of `2^k`), whose message
+    /// `m` stands for the rounded value `lo + m * 2^k`; tables have `2^(bits(out) - k)`
+    /// entries. `x - lo` is non-negative and its rounding stays below `2^bits(out)` for every
+    /// operand value in the domain, since `out` holds both neighbours of each.
+    fn round_input(&mut self, src: ValueId, vr: VirtualRound) -> R<PbsInput> {
+        if let Some(hit) = self.round_cache.get(&(vr.x, vr.lsbs)) {
+            return Ok(*hit);
+        }
+        let k = vr.lsbs;
+        let lo = vr.out.min();
+        let bits = vr.out.bits.saturating_sub(k).max(1);
+        if bits > 16 {
+            return Err(LowerError::Unsupported {
+                what: self.what(src),
+                why: format!(
+                    "its bootstrap reads {bits} kept bits of an approximate round (at most 16); round more bits away"
+                ),
+            });
+        }
+        if lo.rem_euclid(1i128 << k) != 0 || k >= vr.out.bits {
+            return Err(LowerError::BadInput(format!(
+                "{}: approximate round lsbs={k} with result type {} (its minimum must be a multiple of 2^{k})",
+                self.what(src),
+                vr.out
+            )));
+        }
+        let t = self.ty(vr.x).clone();
+        let (xl, xh) = range_of(&t.int);
+        let c = self.scalar_const(src, -lo)?;
+        let shifted = self.levelled(
+            src,
+            Op::Add,
+            &[vr.x, c],
+            ((xl - lo).max(0), (xh - lo).max(0)),
+            t.shape.clone(),
+        )?;
+        let ks = self.dst.add_node(
+            Op::KeySwitchRound { shift: k },
+            TensorType {
+                int: IntType::unsigned(bits),
+                ..self.ty(shifted).clone()
+            },
+            &[shifted],
+        );
+        let p = PbsInput {
+            ks,
+            lo,
+            bits,
+            shift: k,
+        };
+        self.round_cache.insert((vr.x, vr.lsbs), p);
+        Ok(p)
+    }
+
+    /// Approximate `round(x, k)` whose value is needed (not only lookups read it): one
+    /// bootstrap of the rounding keyswitch to `lo + m * 2^k`.
+    fn round_approx(&mut self, src: ValueId, x: ValueId, k: u8, out: IntType) -> R<ValueId> {
+        let p = self.round_input(src, VirtualRound { x, lsbs: k, out })?;
+        let (ol, oh) = range_of(&out);
+        let table: Vec<i64> = (0..(1i128 << p.bits))
+            .map(|m| p.value(m).clamp(ol, oh) as i64)
+            .collect();
+        self.pbs(p.ks, out, vec![table], vec![])
     }
 
     /// Exact `round(x, k)`: `t = x + 2^(k-1)`, then for `j < k` bit `j` of `t` is extracted
@@ -623,7 +737,8 @@ impl<'a> Lowerer<'a> {
                     LowerError::BadInput(format!("{}: unknown table", self.what(v)))
                 })?;
                 let entries = t.entries.clone();
-                let lo = range_of(&self.ty(x).int).0;
+                // (the source operand's type: a virtual round's stand-in has its operand's)
+                let lo = range_of(&self.src.ty(self.src.operands(v)[0]).int).0;
                 // The table's index is `a - min(type a)`, exactly the offset message.
                 self.tlu_fn(v, x, out, move |a| entries[(a - lo) as usize] as i128)
             }
@@ -655,11 +770,31 @@ impl<'a> Lowerer<'a> {
                 self.tlu_fn(v, x, out, move |a| a.clamp(lo, hi))
             }
             // already a multiple of 2^lsbs (ties round upward: nothing moves)
-            Op::Round { lsbs } if *lsbs == 0 || self.aligned.get(&x).is_some_and(|a| a >= lsbs) => {
+            Op::Round { lsbs, .. }
+                if *lsbs == 0 || self.aligned.get(&x).is_some_and(|a| a >= lsbs) =>
+            {
                 let ty = TensorType::encrypted(out, self.ty(x).shape.clone());
                 Ok(self.dst.add_node(Op::Reshape, ty, &[x]))
             }
-            Op::Round { lsbs } => self.round_exact(v, x, *lsbs, out),
+            Op::Round {
+                lsbs,
+                approx: false,
+            } => self.round_exact(v, x, *lsbs, out),
+            Op::Round { lsbs, approx: true } => {
+                if is_virtual_round(self.src, v) {
+                    self.virtual_rounds.insert(
+                        v,
+                        VirtualRound {
+                            x,
+                            lsbs: *lsbs,
+                            out,
+                        },
+                    );
+                    // a stand-in for the graph's bookkeeping: no node reads it
+                    return Ok(x);
+                }
+                self.round_approx(v, x, *lsbs, out)
+            }
             Op::Cmp(c) => {
                 let c: CmpOp = *c;
                 let d = self.sub(v, ops[0], ops[1])?;

@@ -330,9 +330,10 @@ pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<Wi
                 .unwrap_or((g.ty(o).int.min(), g.ty(o).int.max()))
         };
         let seen = match op {
-            Op::Round { lsbs } => {
+            Op::Round { lsbs, approx } => {
                 let a = r(0);
-                (a.0 >> lsbs, a.1 >> lsbs)
+                let up = if *approx { (1i128 << lsbs) - 1 } else { 0 };
+                (a.0 >> lsbs, (a.1 + up) >> lsbs)
             }
             Op::Cmp(_) | Op::Min | Op::Max if operands.len() == 2 => {
                 let (a, b) = (r(0), r(1));
@@ -440,9 +441,19 @@ impl Pass for BitwidthPass {
 
     fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
         let fail = |m: String| PassError::failed("bitwidth", m);
-        let ranges = match &cx.inputset {
-            Some(set) => calibrate(graph, set).map_err(fail)?,
-            None => propagate_ranges(graph, &cx.input_ranges).map_err(fail)?,
+        // calibration is exact; approximate rounds may move what the encrypted program
+        // computes, so types come from ranges widened by that deviation (the domain the
+        // client checks keeps the calibrated ones)
+        let (exact, ranges) = match &cx.inputset {
+            Some(set) => {
+                let exact = calibrate(graph, set).map_err(fail)?;
+                let widened = super::deviation::widen_for_approx_rounds(graph, &exact);
+                (exact, widened)
+            }
+            None => {
+                let r = propagate_ranges(graph, &cx.input_ranges).map_err(fail)?;
+                (r.clone(), r)
+            }
         };
         let wide = wide_pbs_inputs(graph, &ranges, cx.bitwidth.max_pbs_bits);
         let messages: Vec<String> = wide
@@ -478,7 +489,7 @@ impl Pass for BitwidthPass {
             .count("wide_pbs_inputs", wide.len() as i64)
             .count("calibrated", cx.inputset.is_some() as i64);
         if cx.source_ranges.is_none() {
-            cx.source_ranges = Some(ranges.clone());
+            cx.source_ranges = Some(exact);
         }
         cx.ranges = Some(ranges);
         Ok(s)

@@ -163,13 +163,15 @@ fn elementwise(op: &Op) -> bool {
         | Op::Max
         | Op::Relu
         | Op::Abs
-        | Op::Round { .. }
+        | Op::Round { approx: false, .. }
         | Op::Clip { .. }
         | Op::Tlu { .. }
         | Op::Binary(_)
         | Op::Unary(_)
         | Op::Where => true,
-        Op::Input { .. }
+        // folding it into a lookup would make the lookup read the operand's full width
+        Op::Round { approx: true, .. }
+        | Op::Input { .. }
         | Op::Const { .. }
         | Op::MatMul
         | Op::Conv2d(_)
@@ -184,7 +186,8 @@ fn elementwise(op: &Op) -> bool {
         | Op::KeySwitch
         | Op::Pbs { .. }
         | Op::KeySwitchShr { .. }
-        | Op::KeySwitchBit { .. } => false,
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. } => false,
     }
 }
 

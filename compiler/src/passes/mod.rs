@@ -18,6 +18,7 @@
 pub mod bitwidth;
 pub mod dce;
 pub mod desugar;
+pub mod deviation;
 pub mod manager;
 pub mod range;
 pub mod rewrite;

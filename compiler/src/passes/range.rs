@@ -196,6 +196,10 @@ pub fn transfer(op: &Op, ops: &[OperandInfo<'_>], tables: &[Table]) -> Option<In
             (a.0 >> *shift, a.1 >> *shift)
         }
         Op::KeySwitchBit { .. } => (0, 1),
+        Op::KeySwitchRound { shift } => {
+            let a = r(0)?;
+            (a.0 >> *shift, (a.1 + (1i128 << *shift) - 1) >> *shift)
+        }
         Op::Concat { .. } => ops.iter().map(|o| o.range).reduce(hull)?,
         Op::Tlu { table } => {
             let a = ops.first()?;
@@ -231,9 +235,17 @@ pub fn transfer(op: &Op, ops: &[OperandInfo<'_>], tables: &[Table]) -> Option<In
                 (0, (-a.0).max(a.1))
             }
         }
-        Op::Round { lsbs } => {
+        Op::Round {
+            lsbs,
+            approx: false,
+        } => {
             let a = r(0)?;
             (round_value(a.0, *lsbs), round_value(a.1, *lsbs))
+        }
+        // floor or ceil: both neighbours of the operand's extremes
+        Op::Round { lsbs, approx: true } => {
+            let a = r(0)?;
+            veil_ir::infer::round_approx_range(a.0, a.1, *lsbs)?
         }
         Op::Clip { lo, hi } => {
             let a = r(0)?;

@@ -60,7 +60,12 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
                 let p = eg.add(VeilLang::Pred(Pred(*p)));
                 VeilLang::Cmp([p, k(0)?, k(1)?])
             }
-            Op::Round { lsbs } => {
+            // an approximate round stays opaque: folding it into a lookup would widen the
+            // lookup to the operand's full width
+            Op::Round {
+                lsbs,
+                approx: false,
+            } => {
                 let n = eg.add(VeilLang::Num(*lsbs as i64));
                 VeilLang::Round([n, k(0)?])
             }
@@ -260,7 +265,14 @@ impl Emitter<'_> {
                 let lsbs = u8::try_from(self.num(*k)?)
                     .map_err(|_| RewriteError::Extraction("round lsbs out of range"))?;
                 let xv = child(self, x)?;
-                self.out.add_node(Op::Round { lsbs }, ty, &[xv])
+                self.out.add_node(
+                    Op::Round {
+                        lsbs,
+                        approx: false,
+                    },
+                    ty,
+                    &[xv],
+                )
             }
             VeilLang::Clip([lo, hi, x]) => {
                 let (lo, hi) = (self.num(*lo)?, self.num(*hi)?);

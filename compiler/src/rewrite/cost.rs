@@ -177,7 +177,16 @@ impl CostModel {
             Op::Tlu { .. } | Op::TluMulti { .. } | Op::Relu | Op::Abs | Op::Clip { .. } => {
                 self.pbs(first.numel(), read_bits(first))
             }
-            Op::Round { lsbs } => self.round_cost(first, *lsbs),
+            Op::Round {
+                lsbs,
+                approx: false,
+            } => self.round_cost(first, *lsbs),
+            // one bootstrap of the kept bits when its value is needed; none when only lookups
+            // read it ([`CostModel::graph_cost`] knows the users)
+            Op::Round { lsbs, approx: true } => self.pbs(
+                first.numel(),
+                pbs_bits(result.int).saturating_sub(*lsbs as u32).max(1),
+            ),
             Op::Cmp(_) | Op::Min | Op::Max if ops.len() == 2 => {
                 let d = diff(type_range(ops[0].int), type_range(ops[1].int));
                 self.pbs(n, bits_of(d)).plus(OpCost::levelled(2.0 * n))
@@ -248,6 +257,9 @@ impl CostModel {
             }
         };
         for v in order {
+            if crate::lower::is_virtual_round(g, v) {
+                continue;
+            }
             let facts: Vec<Fact> = g.operands(v).iter().map(|u| fact(*u)).collect();
             total = total.plus(self.op_cost(g.op(v), &facts, &fact(v)));
         }
@@ -400,7 +412,10 @@ mod tests {
         // round on u6 dropping 4 bits: 4 bit extractions per element on x + 8 (u7), each a
         // 1-bit bootstrap read 6, 5, 4, 3 bits above its message
         let r = m.op_cost(
-            &Op::Round { lsbs: 4 },
+            &Op::Round {
+                lsbs: 4,
+                approx: false,
+            },
             &[f(IntType::unsigned(6))],
             &f(IntType::unsigned(7)),
         );

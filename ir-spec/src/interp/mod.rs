@@ -597,6 +597,14 @@ pub fn eval_op(
             low_bits_zero(x, *shift, "keyswitch.shr")?;
             Ok::<_, EvalError>(x >> *shift)
         })?,
+        // the bootstrap reads the nearest (approximately); the reference takes ties upward
+        Op::KeySwitchRound { shift } => a(0).try_map(|&x| {
+            let k = (*shift).min(120);
+            let half = if k == 0 { 0 } else { 1i128 << (k - 1) };
+            x.checked_add(half)
+                .map(|y| y >> k)
+                .ok_or_else(|| overflow("keyswitch.round"))
+        })?,
         Op::KeySwitchBit { bit } => a(0).try_map(|&x| {
             low_bits_zero(x, *bit, "keyswitch.bit")?;
             Ok::<_, EvalError>((x >> *bit) & 1)
@@ -616,7 +624,8 @@ pub fn eval_op(
         Op::Neg => a(0).try_map(|x| x.checked_neg().ok_or_else(|| overflow("neg")))?,
         Op::Abs => a(0).try_map(|x| x.checked_abs().ok_or_else(|| overflow("abs")))?,
         Op::Relu => a(0).map(|&x| x.max(0)),
-        Op::Round { lsbs } => {
+        // approximate rounding: the exact result is one of the values it may take
+        Op::Round { lsbs, .. } => {
             a(0).try_map(|&x| round_value(x, *lsbs).ok_or_else(|| overflow("round")))?
         }
         Op::Clip { lo, hi } => {

@@ -70,6 +70,7 @@ pub const OP_NAMES: &[&str] = &[
     "keyswitch",
     "keyswitch.shr",
     "keyswitch.bit",
+    "keyswitch.round",
     "pbs",
 ];
 
@@ -797,6 +798,9 @@ impl<'a> Parser<'a> {
             "keyswitch.bit" => Op::KeySwitchBit {
                 bit: a.int("bit", None)?,
             },
+            "keyswitch.round" => Op::KeySwitchRound {
+                shift: a.int("shift", None)?,
+            },
             "conv2d" => {
                 let d = Conv2dAttrs::default();
                 Op::Conv2d(Conv2dAttrs {
@@ -839,6 +843,7 @@ impl<'a> Parser<'a> {
             },
             "round" => Op::Round {
                 lsbs: a.int("lsbs", None)?,
+                approx: a.boolean("approx", Some(false))?,
             },
             "clip" => Op::Clip {
                 lo: a.int("lo", None)?,

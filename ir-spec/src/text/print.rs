@@ -124,8 +124,16 @@ pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
             }
             v
         }
-        Op::Round { lsbs } => vec![("lsbs", lsbs.to_string())],
-        Op::KeySwitchShr { shift } => vec![("shift", shift.to_string())],
+        Op::Round { lsbs, approx } => {
+            let mut v = vec![("lsbs", lsbs.to_string())];
+            if *approx {
+                v.push(("approx", "true".to_string()));
+            }
+            v
+        }
+        Op::KeySwitchShr { shift } | Op::KeySwitchRound { shift } => {
+            vec![("shift", shift.to_string())]
+        }
         Op::KeySwitchBit { bit } => vec![("bit", bit.to_string())],
         Op::Clip { lo, hi } => vec![("lo", lo.to_string()), ("hi", hi.to_string())],
         Op::Input { .. }

@@ -3,11 +3,12 @@
 use super::error::{OnnxError, OnnxResult};
 use super::eval::run_graph;
 use super::graph::{FNode, FOp, FTensor, FloatGraph};
+use super::model::{DEFAULT_MAX_LOOKUP_BITS, DEFAULT_ROUNDING_BITS};
 use super::ops;
 use super::qval::MAX_ACC;
 use super::qval::{Ctx, QVal, Resolved, Val};
 use crate::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
-use crate::quantize::{QuantOptions, Rounding, UniformQuantizer};
+use crate::quantize::{QuantOptions, Rounding, RoundingMethod, UniformQuantizer};
 use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
@@ -126,6 +127,7 @@ pub fn compile(
     n_bits: &NBits,
     batch: usize,
     rounding_bits: Option<u8>,
+    rounding_method: RoundingMethod,
 ) -> OnnxResult<Compiled> {
     if batch == 0 {
         return Err(OnnxError::Shape("batch must be at least 1".into()));
@@ -164,23 +166,12 @@ pub fn compile(
     }
     let per_feature = sample.len() == 1;
     let q = input_quantizer(inputset, f, bits.inputs, per_feature)?;
-    let emit = |plan: &[u8]| {
-        emit_program(
-            g,
-            &sp,
-            sample,
-            &ranges,
-            &q,
-            bits,
-            batch,
-            rounding_bits,
-            plan,
-        )
+    let emit = |rounding: Option<(u8, RoundingMethod)>, plan: &[u8]| {
+        emit_program(g, &sp, sample, &ranges, &q, bits, batch, rounding, plan)
     };
-    let (mut graph, mut dec) = emit(&[])?;
-    if let Some(keep) = rounding_bits {
-        // Calibrate the integer program, then round every lookup operand wider than `keep`
-        // bits (the n-th lookup emitted is the n-th table lookup node: one emission order).
+    // Calibrates an emitted integer program and gives the calibrated width of every lookup's
+    // operand (the n-th lookup emitted is the n-th table lookup node: one emission order).
+    let lookup_widths = |graph: &Graph, dec: &OutputDecoder| -> OnnxResult<Vec<u8>> {
         let probe = ClientSpec {
             n_features: f,
             batch,
@@ -194,22 +185,54 @@ pub fn compile(
             .into_iter()
             .map(|t| vec![t])
             .collect();
-        let ranges = veil_compiler::passes::bitwidth::calibrate(&graph, &rows)
+        let ranges = veil_compiler::passes::bitwidth::calibrate(graph, &rows)
             .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
-        let plan: Vec<u8> = graph
+        Ok(graph
             .values()
             .into_iter()
             .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
             .map(|v| {
                 let x = graph.operands(v)[0];
-                ranges.get(x).map_or(0, |r| {
-                    let bits = IntType::fitting(r.0, r.1).map_or(64, |t| t.bits);
-                    Rounding { keep_bits: keep }.lsbs(bits)
-                })
+                ranges
+                    .get(x)
+                    .map_or(0, |r| IntType::fitting(r.0, r.1).map_or(64, |t| t.bits))
             })
+            .collect())
+    };
+    // Without `rounding_bits`, lookups read whole accumulators unless one is too wide for a
+    // practical bootstrap: then every wide one is rounded approximately to the default width.
+    let rounding = match rounding_bits {
+        Some(keep) => Some((keep, rounding_method)),
+        None => {
+            let (graph, dec) = emit(None, &[])?;
+            let widths = lookup_widths(&graph, &dec)?;
+            if widths.iter().all(|&w| w <= DEFAULT_MAX_LOOKUP_BITS) {
+                return Ok(Compiled {
+                    model: CompiledModel::new(
+                        graph,
+                        ClientSpec {
+                            n_features: f,
+                            batch,
+                            input: q,
+                            digit_bits: None,
+                            output: dec,
+                        },
+                    ),
+                    split: sp,
+                });
+            }
+            Some((DEFAULT_ROUNDING_BITS, rounding_method))
+        }
+    };
+    let (mut graph, mut dec) = emit(rounding, &[])?;
+    if let Some((keep, _)) = rounding {
+        // round every lookup operand wider than `keep` bits
+        let plan: Vec<u8> = lookup_widths(&graph, &dec)?
+            .into_iter()
+            .map(|bits| Rounding { keep_bits: keep }.lsbs(bits))
             .collect();
         if plan.iter().any(|&k| k > 0) {
-            (graph, dec) = emit(&plan)?;
+            (graph, dec) = emit(rounding, &plan)?;
         }
     }
     let client = ClientSpec {
@@ -359,7 +382,7 @@ fn emit_program(
     q: &UniformQuantizer,
     bits: Resolved,
     batch: usize,
-    rounding_bits: Option<u8>,
+    rounding: Option<(u8, RoundingMethod)>,
     plan: &[u8],
 ) -> OnnxResult<(Graph, OutputDecoder)> {
     let b = Builder::new();
@@ -379,12 +402,13 @@ fn emit_program(
         b: &b,
         n_bits: bits,
         ranges,
-        max_acc: if rounding_bits.is_some() {
+        max_acc: if rounding.is_some() {
             MAX_ACC / 2
         } else {
             MAX_ACC
         },
         round_plan: plan,
+        round_approx: matches!(rounding, Some((_, RoundingMethod::Approximate))),
         lookups: Default::default(),
     };
     let mut vals: HashMap<String, Val> = g

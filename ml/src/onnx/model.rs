@@ -7,6 +7,7 @@ use super::eval::{run_graph, run_nodes};
 use super::graph::{FTensor, FloatGraph};
 use super::load::{decode_model, load_model};
 use crate::model::{Backend, ClientSpec, CompiledModel, Interpreter};
+use crate::quantize::RoundingMethod;
 use crate::{Matrix, NBits};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -21,12 +22,25 @@ pub struct ImportConfig {
     /// Samples per program run (`0` means 1).
     pub batch: usize,
     /// Concrete ML's `rounding_threshold_bits`: keep at most this many high bits of every
-    /// accumulator that a table lookup reads, dropping the rest with an exact `round` (one
-    /// 1-bit bootstrap per dropped bit, then a lookup as narrow as the kept bits). Widths are
-    /// the accumulators' calibrated ones. `None` (default): lookups read whole accumulators,
-    /// which only compiles while they fit the optimizer's widest bootstrap.
+    /// accumulator that a table lookup reads, dropping the rest with a `round` (see
+    /// `rounding_method`), so the lookup is as narrow as the kept bits. Widths are the
+    /// accumulators' calibrated ones. `None` (default): lookups read whole accumulators while
+    /// they are at most [`DEFAULT_MAX_LOOKUP_BITS`] wide; wider ones are rounded
+    /// approximately to [`DEFAULT_ROUNDING_BITS`] (a network at default widths compiles).
     pub rounding_bits: Option<u8>,
+    /// How the `round` drops bits: approximately (default, as Concrete ML: no bootstrap of its
+    /// own, the result may be one step off near a tie) or exactly (one 1-bit bootstrap per
+    /// dropped bit).
+    #[serde(default)]
+    pub rounding_method: RoundingMethod,
 }
+
+/// Widest accumulator a lookup reads unrounded when no `rounding_bits` is given.
+pub const DEFAULT_MAX_LOOKUP_BITS: u8 = 8;
+
+/// Bits kept of wider accumulators when no `rounding_bits` is given (Concrete ML's usual
+/// `rounding_threshold_bits`).
+pub const DEFAULT_ROUNDING_BITS: u8 = 6;
 
 /// A parsed ONNX model, evaluated in float; [`OnnxImport::compile`] quantizes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +109,7 @@ impl OnnxImport {
             &cfg.n_bits,
             cfg.batch.max(1),
             cfg.rounding_bits,
+            cfg.rounding_method,
         )?;
         Ok(OnnxModel {
             compiled: c.model,

@@ -203,6 +203,8 @@ pub struct Ctx<'a> {
     pub max_acc: i128,
     /// `lsbs` of the `round` before the `n`-th lookup (0 or missing: none).
     pub round_plan: &'a [u8],
+    /// Whether those rounds are approximate (else exact).
+    pub round_approx: bool,
     /// Lookups emitted so far.
     pub lookups: std::cell::Cell<usize>,
 }
@@ -272,6 +274,7 @@ impl Ctx<'_> {
         let n = self.lookups.get();
         self.lookups.set(n + 1);
         let x = match self.round_plan.get(n) {
+            Some(&k) if k > 0 && self.round_approx => self.b.round_approx(qv.id, k)?,
             Some(&k) if k > 0 => self.b.round(qv.id, k)?,
             _ => qv.id,
         };

@@ -40,7 +40,14 @@ pub fn worth_rounding(model: &CostModel, int: IntType, r: Interval, k: u8) -> bo
     let tlu = Op::Tlu { table: TableId(0) };
     let direct = model.op_cost(&tlu, &[fact(int, 0)], &fact(int, 0)).cost;
     let rounded = model
-        .op_cost(&Op::Round { lsbs: k }, &[fact(int, 0)], &fact(rint, k))
+        .op_cost(
+            &Op::Round {
+                lsbs: k,
+                approx: false,
+            },
+            &[fact(int, 0)],
+            &fact(rint, k),
+        )
         .plus(model.op_cost(&tlu, &[fact(rint, k)], &fact(rint, 0)));
     // with a 2x margin: the bit extractions land in their operand's partition, whose other
     // bootstraps may get dearer (a cross-partition effect this local price cannot see)

@@ -1,0 +1,289 @@
+//! How far approximate rounding can move every value: calibrated ranges widened so that the
+//! types chosen from them hold what the encrypted program computes.
+//!
+//! Calibration runs the reference interpreter, which rounds exactly; an approximate `round`
+//! ([`veil_ir::Op::Round`] with `approx`) may give the other neighbouring multiple, and every
+//! value computed from it may differ from the calibrated run. This module bounds that
+//! difference, the *deviation* `d(v) >= 0` (`|encrypted - reference| <= d(v)` elementwise for
+//! every sample whose reference values lie in the calibrated ranges), in one pass in
+//! topological order:
+//!
+//! - inputs and constants: `0`;
+//! - approximate `round k`: `ceil(d(a) / 2^k) * 2^k + 2^k` (one step, plus the operand's
+//!   deviation rounded up to steps); exact `round k`: the same when `d(a) > 0`, else `0`;
+//! - linear ops (add, sub, neg, sum, clear-weight mul/matmul/conv2d, shape ops): the op applied
+//!   to the deviation intervals `[-d, d]` (the interval transfer function of
+//!   [`super::range`]), since `f(x + e) - f(x) = f(e)` for them (biases dropped);
+//! - `relu`, `abs`, `clip`: `d(a)` (they are 1-Lipschitz); `min`/`max`: the larger deviation;
+//!   comparisons: `1` when an operand deviates;
+//! - `tlu`: the largest change of the table between two arguments `d(a)` apart, over the
+//!   calibrated range (a sliding-window maximum);
+//! - anything else reached by a deviation: the interval transfer function on the widened
+//!   operand ranges.
+//!
+//! The widened range of `v` is `[lo - d, hi + d]`, intersected with the transfer function on
+//! the widened operand ranges when that is known (both are sound). The client's domain check
+//! keeps the calibrated (exact) ranges: a sample inside them stays inside the widened types.
+
+use super::bitwidth::ValueRanges;
+use super::range::{self, intersect, Interval, OperandInfo};
+use std::collections::{HashMap, VecDeque};
+use veil_ir::{Graph, Op, ValueId};
+
+/// Whether `g` has an approximate `round` (else calibrated ranges are exact and need no
+/// widening).
+pub fn has_approx_rounds(g: &Graph) -> bool {
+    g.values()
+        .iter()
+        .any(|&v| matches!(g.op(v), Op::Round { approx: true, .. }))
+}
+
+/// `ranges` (calibrated by the reference interpreter) widened by the deviation every value
+/// may have under approximate rounding; the same ranges when `g` has no approximate round.
+/// Values without a calibrated range keep none.
+pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
+    if !has_approx_rounds(g) {
+        return ranges.clone();
+    }
+    let order = g.topo_order().unwrap_or_else(|_| g.values());
+    let mut dev: HashMap<ValueId, i128> = HashMap::new();
+    let mut out = ranges.clone();
+    for v in order {
+        let ops = g.operands(v);
+        let d_of = |o: &ValueId| dev.get(o).copied().unwrap_or(0);
+        if ops.iter().all(|o| d_of(o) == 0) && !matches!(g.op(v), Op::Round { approx: true, .. }) {
+            continue;
+        }
+        let Some(exact) = ranges.get(v) else {
+            continue;
+        };
+        let widened = |o: &ValueId| -> Interval {
+            out.get(*o)
+                .unwrap_or((g.ty(*o).int.min(), g.ty(*o).int.max()))
+        };
+        let d = deviation(g, v, &ops, &dev, ranges);
+        // the transfer function on the widened operands bounds the value too
+        let infos: Vec<OperandInfo> = ops
+            .iter()
+            .map(|o| OperandInfo {
+                range: widened(o),
+                int: g.ty(*o).int,
+                shape: &g.ty(*o).shape,
+                constant: match g.op(*o) {
+                    Op::Const { value } => g.constant(*value),
+                    _ => None,
+                },
+            })
+            .collect();
+        let by_transfer = range::transfer(g.op(v), &infos, &g.tables);
+        let d = match (d, by_transfer) {
+            (Some(d), _) => d,
+            // no deviation rule: the transfer function alone
+            (None, Some(t)) => (exact.0 - t.0).max(t.1 - exact.1).max(0),
+            (None, None) => {
+                let t = g.ty(v).int;
+                (exact.0 - t.min()).max(t.max() - exact.1).max(0)
+            }
+        };
+        let mut w = (exact.0.saturating_sub(d), exact.1.saturating_add(d));
+        if let Some(t) = by_transfer {
+            w = intersect(w, t).unwrap_or(w);
+        }
+        // the widened range holds the calibrated one
+        w = (w.0.min(exact.0), w.1.max(exact.1));
+        dev.insert(v, (exact.0 - w.0).max(w.1 - exact.1));
+        out.set(v, w);
+    }
+    out
+}
+
+/// The deviation of `v` from its operands' deviations, when a rule applies (`None`: use the
+/// transfer function on widened ranges).
+fn deviation(
+    g: &Graph,
+    v: ValueId,
+    ops: &[ValueId],
+    dev: &HashMap<ValueId, i128>,
+    ranges: &ValueRanges,
+) -> Option<i128> {
+    let d = |i: usize| ops.get(i).map_or(0, |o| dev.get(o).copied().unwrap_or(0));
+    let steps = |dx: i128, k: u8| {
+        let step = 1i128 << k.min(120);
+        if dx == 0 {
+            0
+        } else {
+            (dx + step - 1) / step * step + step
+        }
+    };
+    let op = g.op(v);
+    Some(match op {
+        Op::Round { lsbs, approx: true } => {
+            let step = 1i128 << (*lsbs).min(120);
+            (d(0) + step - 1) / step * step + step
+        }
+        Op::Round {
+            lsbs,
+            approx: false,
+        } => steps(d(0), *lsbs),
+        Op::Relu | Op::Abs | Op::Clip { .. } => d(0),
+        Op::Min | Op::Max => d(0).max(d(1)),
+        Op::Cmp(_) => i128::from(d(0) > 0 || d(1) > 0),
+        Op::Tlu { table } => {
+            let x = ops[0];
+            let t = g.table(*table)?;
+            let r = ranges.get(x)?;
+            table_deviation(&t.entries, g.ty(x).int.min(), r, d(0))
+        }
+        Op::Add
+        | Op::Sub
+        | Op::Neg
+        | Op::Sum { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Slice { .. }
+        | Op::Concat { .. }
+        | Op::Output { .. }
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::Mul => {
+            let deviates = |i: usize| d(i) > 0;
+            // products of two deviating values are not linear in the deviation
+            if matches!(op, Op::Mul | Op::MatMul) && deviates(0) && deviates(1) {
+                return None;
+            }
+            let infos: Vec<OperandInfo> = ops
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let ty = g.ty(*o);
+                    let constant = match g.op(*o) {
+                        Op::Const { value } => g.constant(*value),
+                        _ => None,
+                    };
+                    let linear_in = match op {
+                        Op::Mul | Op::MatMul | Op::Conv2d(_) => deviates(i),
+                        _ => true,
+                    };
+                    let is_bias = matches!(op, Op::Conv2d(_)) && i == 2;
+                    if is_bias {
+                        // f(x + e) - f(x) drops the bias
+                        OperandInfo {
+                            range: (0, 0),
+                            int: ty.int,
+                            shape: &ty.shape,
+                            constant: None,
+                        }
+                    } else if linear_in {
+                        OperandInfo {
+                            range: (-d(i), d(i)),
+                            int: ty.int,
+                            shape: &ty.shape,
+                            constant: None,
+                        }
+                    } else {
+                        // the other factor: its values (a clear weight) or its range
+                        OperandInfo {
+                            range: ranges.get(*o).unwrap_or((ty.int.min(), ty.int.max())),
+                            int: ty.int,
+                            shape: &ty.shape,
+                            constant,
+                        }
+                    }
+                })
+                .collect();
+            let r = range::transfer(op, &infos, &[])?;
+            r.0.saturating_neg().max(r.1).max(0)
+        }
+        _ => return None,
+    })
+}
+
+/// The largest `|t(u') - t(u)|` over `u` in `r` and `u'` within `dx` of `u` (both indexing
+/// `entries` from `base`; arguments beyond the table are ignored).
+fn table_deviation(entries: &[i64], base: i128, r: Interval, dx: i128) -> i128 {
+    if dx == 0 || entries.is_empty() {
+        return 0;
+    }
+    let last = entries.len() as i128 - 1;
+    let idx = |u: i128| (u - base).clamp(0, last) as usize;
+    let (lo, hi) = (idx(r.0), idx(r.1));
+    let (wlo, whi) = (idx(r.0 - dx), idx(r.1 + dx));
+    let dx = dx.min(entries.len() as i128) as usize;
+    // sliding-window max and min over [u - dx, u + dx]
+    let mut maxq: VecDeque<usize> = VecDeque::new();
+    let mut minq: VecDeque<usize> = VecDeque::new();
+    let mut next = wlo;
+    let mut worst = 0i128;
+    for u in lo..=hi {
+        let top = (u + dx).min(whi);
+        while next <= top {
+            while maxq.back().is_some_and(|&b| entries[b] <= entries[next]) {
+                maxq.pop_back();
+            }
+            maxq.push_back(next);
+            while minq.back().is_some_and(|&b| entries[b] >= entries[next]) {
+                minq.pop_back();
+            }
+            minq.push_back(next);
+            next += 1;
+        }
+        let bottom = u.saturating_sub(dx).max(wlo);
+        while maxq.front().is_some_and(|&f| f < bottom) {
+            maxq.pop_front();
+        }
+        while minq.front().is_some_and(|&f| f < bottom) {
+            minq.pop_front();
+        }
+        let here = entries[u] as i128;
+        if let (Some(&mx), Some(&mn)) = (maxq.front(), minq.front()) {
+            worst = worst
+                .max(entries[mx] as i128 - here)
+                .max(here - entries[mn] as i128);
+        }
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_deviation_is_the_largest_jump_within_reach() {
+        let t: Vec<i64> = (0..16).map(|u| (u / 4) as i64).collect(); // steps every 4
+        assert_eq!(table_deviation(&t, 0, (0, 15), 0), 0);
+        assert_eq!(table_deviation(&t, 0, (0, 15), 1), 1);
+        assert_eq!(table_deviation(&t, 0, (0, 15), 4), 1);
+        assert_eq!(table_deviation(&t, 0, (0, 15), 5), 2);
+        // reaching outside the calibrated range, not outside the table
+        assert_eq!(table_deviation(&t, 0, (4, 4), 1), 1);
+        let brute = |r: Interval, dx: i128| {
+            (r.0..=r.1)
+                .flat_map(|u| {
+                    ((u - dx).max(0)..=(u + dx).min(15))
+                        .map(move |w| (t[w as usize] - t[u as usize]).abs() as i128)
+                })
+                .max()
+                .unwrap_or(0)
+        };
+        let wiggly: Vec<i64> = (0..16).map(|u| ((u * 7) % 5) as i64).collect();
+        for dx in 0..6 {
+            for lo in 0..16 {
+                for hi in lo..16 {
+                    let r = (lo, hi);
+                    let b = (r.0..=r.1)
+                        .flat_map(|u| {
+                            ((u - dx).max(0)..=(u + dx).min(15)).map(move |w| {
+                                (wiggly[w as usize] - wiggly[u as usize]).abs() as i128
+                            })
+                        })
+                        .max()
+                        .unwrap_or(0);
+                    assert_eq!(table_deviation(&wiggly, 0, r, dx), b, "{r:?} {dx}");
+                }
+            }
+            assert_eq!(table_deviation(&t, 0, (0, 15), dx), brute((0, 15), dx));
+        }
+    }
+}
