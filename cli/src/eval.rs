@@ -17,8 +17,8 @@ use super::CliError;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_ml::backend::{ExecuteBackend, SimulateBackend};
-use veil_ml::model::{argmax, r2_score};
-use veil_ml::onnx::graph::{FOp, FloatGraph};
+use veil_ml::model::r2_score;
+use veil_ml::onnx::model::per_row;
 use veil_ml::onnx::FTensor;
 use veil_ml::Matrix;
 
@@ -66,40 +66,6 @@ pub struct EvalArgs {
     /// Compilation options (as for `veil compile`).
     #[command(flatten)]
     pub options: CompileOptions,
-}
-
-/// Whether the value `name` of `g` is a class label: the output of a classifier head or an
-/// `ArgMax`, possibly through casts and reshapes.
-fn is_label(g: &FloatGraph, name: &str) -> bool {
-    let Some(node) = g.nodes.iter().find(|n| n.outputs.iter().any(|o| o == name)) else {
-        return false;
-    };
-    match &node.op {
-        FOp::ArgMax { .. } => true,
-        FOp::ClassifierPost { .. } => node.outputs.first().is_some_and(|o| o == name),
-        _ if matches!(
-            node.op_type.as_str(),
-            "Cast" | "Identity" | "Reshape" | "Flatten" | "Squeeze"
-        ) =>
-        {
-            node.inputs
-                .first()
-                .and_then(|i| i.as_deref())
-                .is_some_and(|i| is_label(g, i))
-        }
-        _ => false,
-    }
-}
-
-/// One prediction per row of `t`: its value when rows hold one value, else the index of the
-/// largest (scores or logits).
-fn per_row(t: &FTensor, rows: usize) -> Vec<f64> {
-    let w = t.data.len() / rows.max(1);
-    t.data
-        .chunks(w.max(1))
-        .take(rows)
-        .map(|r| if r.len() == 1 { r[0] } else { argmax(r) as f64 })
-        .collect()
 }
 
 /// Share of predictions equal to their label (labels are compared as numbers, so negative
@@ -180,8 +146,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
             .ok_or_else(|| CliError(format!("{name}: the model has no output")))
     };
     let (pf, pq) = (first(&float)?, first(&quant)?);
-    let classifier =
-        is_label(import.graph(), &import.output_names()[0]) || float[0].data.len() > rows;
+    let classifier = import.first_output_is_label() || float[0].data.len() > rows;
     let (metric, float_score, veil_score) = if classifier {
         ("accuracy", accuracy(&pf, &labels), accuracy(&pq, &labels))
     } else {

@@ -112,7 +112,11 @@ fn build(signed: bool, bits: u8, steps: &[Step]) -> Option<Graph> {
                 }
                 let k = *k as u32;
                 (
-                    Op::Round { lsbs: k as u8 },
+                    Op::Round {
+                        lsbs: k as u8,
+                        approx: false,
+                        rescale: false,
+                    },
                     vec![cur],
                     cv.iter()
                         .map(|v| ((v + (1 << (k - 1))) >> k) << k)

@@ -411,6 +411,7 @@ impl Builder {
             Op::Round {
                 lsbs,
                 approx: false,
+                rescale: false,
             },
             &[a],
             None,
@@ -421,7 +422,30 @@ impl Builder {
     /// unless `a` is within the noise of a tie; see [`Op::Round`]): the lookups reading the
     /// result cost a bootstrap of the kept bits only, with no extraction of the dropped ones.
     pub fn round_approx(&self, a: ValueId, lsbs: u8) -> BResult {
-        self.push(Op::Round { lsbs, approx: true }, &[a], None)
+        self.push(
+            Op::Round {
+                lsbs,
+                approx: true,
+                rescale: false,
+            },
+            &[a],
+            None,
+        )
+    }
+
+    /// The rounded quotient `round(a / 2^lsbs)`, approximately (see
+    /// [`Builder::round_approx`]): what a lookup of the kept high bits reads, with a table of
+    /// one entry per kept value however wide `a` is.
+    pub fn round_approx_quotient(&self, a: ValueId, lsbs: u8) -> BResult {
+        self.push(
+            Op::Round {
+                lsbs,
+                approx: true,
+                rescale: true,
+            },
+            &[a],
+            None,
+        )
     }
 
     /// `min(max(a, lo), hi)`, `lo <= hi`.

@@ -544,13 +544,23 @@ pub fn infer_shape(
             )?;
             sh(0).to_vec()
         }
-        Op::Round { lsbs, .. } => {
+        Op::Round {
+            lsbs,
+            approx,
+            rescale,
+        } => {
             let bits = ty(0).int.bits;
             if *lsbs == 0 || *lsbs >= bits {
                 return Err(e(format!(
                     "lsbs={lsbs} must be at least 1 and below the operand width {}",
                     ty(0).int
                 )));
+            }
+            if *rescale && !*approx {
+                return Err(e(
+                    "rescale=true needs approx=true (an exact rescaled round is not supported)"
+                        .to_string(),
+                ));
             }
             sh(0).to_vec()
         }
@@ -812,6 +822,7 @@ pub fn infer_range(
         Op::Round {
             lsbs,
             approx: false,
+            ..
         } => {
             let a = r(0);
             // Monotone, so the image of the endpoints bounds the image.
@@ -820,10 +831,21 @@ pub fn infer_range(
                 hi: round_value(a.hi, *lsbs).ok_or_else(wide)?,
             }
         }
-        // floor or ceil of `a / 2^k`, times `2^k`
-        Op::Round { lsbs, approx: true } => {
+        // floor or ceil of `a / 2^k` (times `2^k` unless rescaled)
+        Op::Round {
+            lsbs,
+            approx: true,
+            rescale,
+        } => {
             let (lo, hi) = round_approx_range(r(0).lo, r(0).hi, *lsbs).ok_or_else(wide)?;
-            Interval { lo, hi }
+            if *rescale {
+                Interval {
+                    lo: lo >> *lsbs,
+                    hi: hi >> *lsbs,
+                }
+            } else {
+                Interval { lo, hi }
+            }
         }
         Op::Clip { lo, hi } => {
             let (l, h) = (*lo as i128, *hi as i128);
@@ -1066,11 +1088,19 @@ mod tests {
         let exact = Op::Round {
             lsbs: 2,
             approx: false,
+            rescale: false,
         };
         let approx = Op::Round {
             lsbs: 2,
             approx: true,
+            rescale: false,
         };
+        let quotient = Op::Round {
+            lsbs: 2,
+            approx: true,
+            rescale: true,
+        };
+        check(quotient, &[(u(5), &[])], "enc<u4>"); // 31 -> 7 or 8
         check(exact.clone(), &[(u(4), &[])], "enc<u5>"); // 15 -> 16
         check(exact, &[(i(4), &[])], "enc<i5>"); // [-8, 8]: 7 -> 8
         check(approx.clone(), &[(u(4), &[])], "enc<u5>"); // 13 -> 12 or 16

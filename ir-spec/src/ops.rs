@@ -403,11 +403,18 @@ pub enum Op {
     /// exact rounding (one of the two); the result type must hold both neighbours of every
     /// operand value. It costs no bootstrap of its own when only lookups read it (their
     /// keyswitch reads the kept high bits with `keyswitch.round`), else one at the kept width.
+    ///
+    /// `rescale=true` (approximate rounding only) returns the rounded *quotient*
+    /// `round(a / 2^k)` instead of the multiple: the value a lookup reads when it only depends
+    /// on the kept high bits, so that its table has one entry per kept value (the operand may
+    /// be much wider than a table could enumerate).
     Round {
         /// Number of low bits dropped, `1 <= k < bits(a)`.
         lsbs: u8,
         /// Approximate rounding (off by one step near ties) instead of exact.
         approx: bool,
+        /// Divide by `2^k`: the result is the rounded quotient (needs `approx`).
+        rescale: bool,
     },
     /// `clip (a) lo=L hi=H`: `min(max(a, L), H)`, `L <= H`. PBS.
     Clip {

@@ -798,6 +798,7 @@ mod tests {
             Op::Round {
                 lsbs: 4,
                 approx: false,
+                rescale: false,
             },
             enc(u(5), &[2, 3]),
             "invalid graph: %1 = round: lsbs=4 must be at least 1 and below the operand width u4",

@@ -18,6 +18,7 @@ use veil_ir::Tensor;
 use veil_ml::backend::{ExecuteBackend, SimulateBackend};
 use veil_ml::dataset::{self, Split};
 use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
+use veil_ml::quantize::RoundingMethod;
 use veil_ml::{
     Backend, CompileConfig, CompiledModel, DecisionTreeClassifier, DecisionTreeRegressor, FheModel,
     Interpreter, LinearRegression, LinearSvc, LogisticRegression, Matrix, MlpClassifier, NBits,
@@ -369,6 +370,7 @@ fn narrow() -> ImportConfig {
         },
         batch: 1,
         rounding_bits: None,
+        rounding_method: RoundingMethod::Exact,
     }
 }
 
@@ -382,9 +384,9 @@ fn onnx_ops_iris() {
     check_onnx_with("ops_iris", &narrow(), 1, 10);
 }
 
-/// 4-bit inputs, weights and activations with accumulators rounded to 5 bits before their
-/// lookups (`ImportConfig::rounding_bits`): exact rounding by 1-bit bootstraps, then 5-bit
-/// lookups. (At the default 8/8/7 bits rounded to 6, the torch MLP also runs encrypted with
+/// 4-bit inputs, weights and activations with accumulators rounded exactly to 5 bits before
+/// their lookups (`ImportConfig::rounding_bits`, `RoundingMethod::Exact`): 1-bit bootstraps,
+/// then 5-bit lookups; Execute equals Clear exactly. (At the default 8/8/7 bits rounded to 6, the torch MLP also runs encrypted with
 /// Execute == Clear, but its 272 extractions need a 3 GB bootstrap key and 100 s a sample.)
 fn rounded() -> ImportConfig {
     ImportConfig {
@@ -396,6 +398,7 @@ fn rounded() -> ImportConfig {
         },
         batch: 1,
         rounding_bits: Some(5),
+        rounding_method: RoundingMethod::Exact,
     }
 }
 

@@ -149,7 +149,7 @@ fn check_layer(
         .values()
         .into_iter()
         .find_map(|v| match g.op(v) {
-            Op::Round { lsbs } => Some(*lsbs),
+            Op::Round { lsbs, .. } => Some(*lsbs),
             _ => None,
         })
         .unwrap_or(0);
@@ -212,7 +212,7 @@ fn rounding_drops_accumulator_bits() {
         .values()
         .into_iter()
         .filter_map(|v| match g.op(v) {
-            Op::Round { lsbs } => Some(*lsbs),
+            Op::Round { lsbs, .. } => Some(*lsbs),
             _ => None,
         })
         .collect();

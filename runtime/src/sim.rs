@@ -62,7 +62,7 @@ fn decode(m: i128, ty: &TensorType) -> i128 {
 /// The noise deviation, in boxes of the bootstrap that reads it, that makes a phase leave its
 /// half-box margin with probability `p_error`: `P(|N(0, sigma)| > 1/2) = p_error`.
 fn box_sigma(p_error: f64) -> f64 {
-    if !(p_error > 0.0) {
+    if p_error.is_nan() || p_error <= 0.0 {
         return 0.0;
     }
     let p = p_error.min(1.0);

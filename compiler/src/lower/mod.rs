@@ -246,7 +246,7 @@ struct Lowerer<'a> {
     /// reads the kept high bits of the round's operand itself (`keyswitch.round`).
     virtual_rounds: HashMap<ValueId, VirtualRound>,
     /// The rounding keyswitches of those operands, shared between their lookups.
-    round_cache: HashMap<(ValueId, u8), PbsInput>,
+    round_cache: HashMap<(ValueId, u8, bool), PbsInput>,
 }
 
 /// An approximate `round` that the lookups reading it fold in: the lowered operand and the
@@ -259,6 +259,8 @@ struct VirtualRound {
     lsbs: u8,
     /// The round's result type (it holds every value the round can give in the domain).
     out: IntType,
+    /// Whether the round gives the quotient (else the multiple of `2^lsbs`).
+    rescale: bool,
 }
 
 /// Whether `v` is an approximate `round` whose users all read it through a bootstrap of
@@ -357,7 +359,11 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         Op::Const { value } => g
             .constant(*value)
             .map_or(0, |c| common_align(c.values.iter().map(|&x| x as i128))),
-        Op::Round { lsbs, .. } => (*lsbs).max(of(0)),
+        Op::Round {
+            lsbs,
+            rescale: false,
+            ..
+        } => (*lsbs).max(of(0)),
         Op::Tlu { table } => g
             .table(*table)
             .map_or(0, |t| common_align(t.entries.iter().map(|&x| x as i128))),
@@ -547,17 +553,26 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The bootstrap input of an approximate `round(x, k)` of type `out`:
-    /// `keyswitch.round(x - lo, k)` with `lo = min(out)` (a multiple of `2^k`), whose message
-    /// `m` stands for the rounded value `lo + m * 2^k`; tables have `2^(bits(out) - k)`
-    /// entries. `x - lo` is non-negative and its rounding stays below `2^bits(out)` for every
-    /// operand value in the domain, since `out` holds both neighbours of each.
+    /// `keyswitch.round(x - lo, k)` with `lo = min(out)` (a multiple of `2^k`; `min(out) * 2^k`
+    /// for a rescaled round), whose message `m` stands for the rounded value `lo + m * 2^k`
+    /// (the quotient `min(out) + m`); tables have `2^(bits(out) - k)` entries (`2^bits(out)`).
+    /// `x - lo` is non-negative and its rounding stays within the table for every operand
+    /// value in the domain, since `out` holds both neighbours of each.
     fn round_input(&mut self, src: ValueId, vr: VirtualRound) -> R<PbsInput> {
-        if let Some(hit) = self.round_cache.get(&(vr.x, vr.lsbs)) {
+        if let Some(hit) = self.round_cache.get(&(vr.x, vr.lsbs, vr.rescale)) {
             return Ok(*hit);
         }
         let k = vr.lsbs;
-        let lo = vr.out.min();
-        let bits = vr.out.bits.saturating_sub(k).max(1);
+        let lo = if vr.rescale {
+            vr.out.min() << k
+        } else {
+            vr.out.min()
+        };
+        let bits = if vr.rescale {
+            vr.out.bits
+        } else {
+            vr.out.bits.saturating_sub(k).max(1)
+        };
         if bits > 16 {
             return Err(LowerError::Unsupported {
                 what: self.what(src),
@@ -566,7 +581,7 @@ impl<'a> Lowerer<'a> {
                 ),
             });
         }
-        if lo.rem_euclid(1i128 << k) != 0 || k >= vr.out.bits {
+        if lo.rem_euclid(1i128 << k) != 0 || (!vr.rescale && k >= vr.out.bits) {
             return Err(LowerError::BadInput(format!(
                 "{}: approximate round lsbs={k} with result type {} (its minimum must be a multiple of 2^{k})",
                 self.what(src),
@@ -591,20 +606,30 @@ impl<'a> Lowerer<'a> {
             },
             &[shifted],
         );
-        let p = PbsInput {
-            ks,
-            lo,
-            bits,
-            shift: k,
+        let p = if vr.rescale {
+            PbsInput {
+                ks,
+                lo: vr.out.min(),
+                bits,
+                shift: 0,
+            }
+        } else {
+            PbsInput {
+                ks,
+                lo,
+                bits,
+                shift: k,
+            }
         };
-        self.round_cache.insert((vr.x, vr.lsbs), p);
+        self.round_cache.insert((vr.x, vr.lsbs, vr.rescale), p);
         Ok(p)
     }
 
     /// Approximate `round(x, k)` whose value is needed (not only lookups read it): one
-    /// bootstrap of the rounding keyswitch to `lo + m * 2^k`.
-    fn round_approx(&mut self, src: ValueId, x: ValueId, k: u8, out: IntType) -> R<ValueId> {
-        let p = self.round_input(src, VirtualRound { x, lsbs: k, out })?;
+    /// bootstrap of the rounding keyswitch to the value its message stands for.
+    fn round_approx(&mut self, src: ValueId, vr: VirtualRound) -> R<ValueId> {
+        let out = vr.out;
+        let p = self.round_input(src, vr)?;
         let (ol, oh) = range_of(&out);
         let table: Vec<i64> = (0..(1i128 << p.bits))
             .map(|m| p.value(m).clamp(ol, oh) as i64)
@@ -770,30 +795,36 @@ impl<'a> Lowerer<'a> {
                 self.tlu_fn(v, x, out, move |a| a.clamp(lo, hi))
             }
             // already a multiple of 2^lsbs (ties round upward: nothing moves)
-            Op::Round { lsbs, .. }
-                if *lsbs == 0 || self.aligned.get(&x).is_some_and(|a| a >= lsbs) =>
-            {
+            Op::Round {
+                lsbs,
+                rescale: false,
+                ..
+            } if *lsbs == 0 || self.aligned.get(&x).is_some_and(|a| a >= lsbs) => {
                 let ty = TensorType::encrypted(out, self.ty(x).shape.clone());
                 Ok(self.dst.add_node(Op::Reshape, ty, &[x]))
             }
             Op::Round {
                 lsbs,
                 approx: false,
+                ..
             } => self.round_exact(v, x, *lsbs, out),
-            Op::Round { lsbs, approx: true } => {
+            Op::Round {
+                lsbs,
+                approx: true,
+                rescale,
+            } => {
+                let vr = VirtualRound {
+                    x,
+                    lsbs: *lsbs,
+                    out,
+                    rescale: *rescale,
+                };
                 if is_virtual_round(self.src, v) {
-                    self.virtual_rounds.insert(
-                        v,
-                        VirtualRound {
-                            x,
-                            lsbs: *lsbs,
-                            out,
-                        },
-                    );
+                    self.virtual_rounds.insert(v, vr);
                     // a stand-in for the graph's bookkeeping: no node reads it
                     return Ok(x);
                 }
-                self.round_approx(v, x, *lsbs, out)
+                self.round_approx(v, vr)
             }
             Op::Cmp(c) => {
                 let c: CmpOp = *c;

@@ -330,7 +330,7 @@ pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<Wi
                 .unwrap_or((g.ty(o).int.min(), g.ty(o).int.max()))
         };
         let seen = match op {
-            Op::Round { lsbs, approx } => {
+            Op::Round { lsbs, approx, .. } => {
                 let a = r(0);
                 let up = if *approx { (1i128 << lsbs) - 1 } else { 0 };
                 (a.0 >> lsbs, (a.1 + up) >> lsbs)

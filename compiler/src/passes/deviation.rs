@@ -117,13 +117,24 @@ fn deviation(
     };
     let op = g.op(v);
     Some(match op {
-        Op::Round { lsbs, approx: true } => {
+        // one step, plus the operand's deviation in steps (a quotient counts steps)
+        Op::Round {
+            lsbs,
+            approx: true,
+            rescale,
+        } => {
             let step = 1i128 << (*lsbs).min(120);
-            (d(0) + step - 1) / step * step + step
+            let s = (d(0) + step - 1) / step + 1;
+            if *rescale {
+                s
+            } else {
+                s * step
+            }
         }
         Op::Round {
             lsbs,
             approx: false,
+            ..
         } => steps(d(0), *lsbs),
         Op::Relu | Op::Abs | Op::Clip { .. } => d(0),
         Op::Min | Op::Max => d(0).max(d(1)),
@@ -249,41 +260,37 @@ fn table_deviation(entries: &[i64], base: i128, r: Interval, dx: i128) -> i128 {
 mod tests {
     use super::*;
 
+    /// The definition: every pair of arguments within `dx`, the first in `r`.
+    fn brute(t: &[i64], r: Interval, dx: i128) -> i128 {
+        let last = t.len() as i128 - 1;
+        let mut worst = 0;
+        for u in r.0..=r.1 {
+            for w in (u - dx).max(0)..=(u + dx).min(last) {
+                worst = worst.max((t[w as usize] - t[u as usize]).abs() as i128);
+            }
+        }
+        worst
+    }
+
     #[test]
     fn table_deviation_is_the_largest_jump_within_reach() {
-        let t: Vec<i64> = (0..16).map(|u| (u / 4) as i64).collect(); // steps every 4
-        assert_eq!(table_deviation(&t, 0, (0, 15), 0), 0);
-        assert_eq!(table_deviation(&t, 0, (0, 15), 1), 1);
-        assert_eq!(table_deviation(&t, 0, (0, 15), 4), 1);
-        assert_eq!(table_deviation(&t, 0, (0, 15), 5), 2);
+        let steps: Vec<i64> = (0..16).map(|u| (u / 4) as i64).collect();
+        assert_eq!(table_deviation(&steps, 0, (0, 15), 0), 0);
+        assert_eq!(table_deviation(&steps, 0, (0, 15), 1), 1);
+        assert_eq!(table_deviation(&steps, 0, (0, 15), 4), 1);
+        assert_eq!(table_deviation(&steps, 0, (0, 15), 5), 2);
         // reaching outside the calibrated range, not outside the table
-        assert_eq!(table_deviation(&t, 0, (4, 4), 1), 1);
-        let brute = |r: Interval, dx: i128| {
-            (r.0..=r.1)
-                .flat_map(|u| {
-                    ((u - dx).max(0)..=(u + dx).min(15))
-                        .map(move |w| (t[w as usize] - t[u as usize]).abs() as i128)
-                })
-                .max()
-                .unwrap_or(0)
-        };
+        assert_eq!(table_deviation(&steps, 0, (4, 4), 1), 1);
         let wiggly: Vec<i64> = (0..16).map(|u| ((u * 7) % 5) as i64).collect();
-        for dx in 0..6 {
-            for lo in 0..16 {
-                for hi in lo..16 {
-                    let r = (lo, hi);
-                    let b = (r.0..=r.1)
-                        .flat_map(|u| {
-                            ((u - dx).max(0)..=(u + dx).min(15)).map(move |w| {
-                                (wiggly[w as usize] - wiggly[u as usize]).abs() as i128
-                            })
-                        })
-                        .max()
-                        .unwrap_or(0);
-                    assert_eq!(table_deviation(&wiggly, 0, r, dx), b, "{r:?} {dx}");
+        for t in [&steps, &wiggly] {
+            for dx in 0..6 {
+                for lo in 0..16 {
+                    for hi in lo..16 {
+                        let r = (lo, hi);
+                        assert_eq!(table_deviation(t, 0, r, dx), brute(t, r, dx), "{r:?} {dx}");
+                    }
                 }
             }
-            assert_eq!(table_deviation(&t, 0, (0, 15), dx), brute((0, 15), dx));
         }
     }
 }

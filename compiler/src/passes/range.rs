@@ -238,14 +238,24 @@ pub fn transfer(op: &Op, ops: &[OperandInfo<'_>], tables: &[Table]) -> Option<In
         Op::Round {
             lsbs,
             approx: false,
+            ..
         } => {
             let a = r(0)?;
             (round_value(a.0, *lsbs), round_value(a.1, *lsbs))
         }
         // floor or ceil: both neighbours of the operand's extremes
-        Op::Round { lsbs, approx: true } => {
+        Op::Round {
+            lsbs,
+            approx: true,
+            rescale,
+        } => {
             let a = r(0)?;
-            veil_ir::infer::round_approx_range(a.0, a.1, *lsbs)?
+            let (lo, hi) = veil_ir::infer::round_approx_range(a.0, a.1, *lsbs)?;
+            if *rescale {
+                (lo >> *lsbs, hi >> *lsbs)
+            } else {
+                (lo, hi)
+            }
         }
         Op::Clip { lo, hi } => {
             let a = r(0)?;

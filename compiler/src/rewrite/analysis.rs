@@ -255,6 +255,7 @@ fn op_of(n: &VeilLang, eg: &VeilEGraph) -> Option<Op> {
         VeilLang::Round([k, _]) => Op::Round {
             lsbs: u8::try_from(num_of(eg, *k)?).ok()?,
             approx: false,
+            rescale: false,
         },
         VeilLang::Clip([lo, hi, _]) => Op::Clip {
             lo: num_of(eg, *lo)?,
@@ -411,7 +412,11 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     }
                     Op::Neg | Op::Relu | Op::Abs => kids[0].align,
                     Op::Mul => kids.iter().map(|d| d.align).sum::<u8>().min(62),
-                    Op::Round { lsbs, .. } => (*lsbs).max(kids[0].align),
+                    Op::Round {
+                        lsbs,
+                        rescale: false,
+                        ..
+                    } => (*lsbs).max(kids[0].align),
                     _ => 0,
                 };
                 let konst = fold(eg, n);

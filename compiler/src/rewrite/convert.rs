@@ -65,6 +65,7 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
             Op::Round {
                 lsbs,
                 approx: false,
+                rescale: false,
             } => {
                 let n = eg.add(VeilLang::Num(*lsbs as i64));
                 VeilLang::Round([n, k(0)?])
@@ -269,6 +270,7 @@ impl Emitter<'_> {
                     Op::Round {
                         lsbs,
                         approx: false,
+                        rescale: false,
                     },
                     ty,
                     &[xv],

@@ -180,13 +180,22 @@ impl CostModel {
             Op::Round {
                 lsbs,
                 approx: false,
+                ..
             } => self.round_cost(first, *lsbs),
             // one bootstrap of the kept bits when its value is needed; none when only lookups
             // read it ([`CostModel::graph_cost`] knows the users)
-            Op::Round { lsbs, approx: true } => self.pbs(
-                first.numel(),
-                pbs_bits(result.int).saturating_sub(*lsbs as u32).max(1),
-            ),
+            Op::Round {
+                lsbs,
+                approx: true,
+                rescale,
+            } => {
+                let kept = if *rescale {
+                    pbs_bits(result.int)
+                } else {
+                    pbs_bits(result.int).saturating_sub(*lsbs as u32).max(1)
+                };
+                self.pbs(first.numel(), kept)
+            }
             Op::Cmp(_) | Op::Min | Op::Max if ops.len() == 2 => {
                 let d = diff(type_range(ops[0].int), type_range(ops[1].int));
                 self.pbs(n, bits_of(d)).plus(OpCost::levelled(2.0 * n))
@@ -415,6 +424,7 @@ mod tests {
             &Op::Round {
                 lsbs: 4,
                 approx: false,
+                rescale: false,
             },
             &[f(IntType::unsigned(6))],
             &f(IntType::unsigned(7)),

@@ -625,9 +625,10 @@ pub fn eval_op(
         Op::Abs => a(0).try_map(|x| x.checked_abs().ok_or_else(|| overflow("abs")))?,
         Op::Relu => a(0).map(|&x| x.max(0)),
         // approximate rounding: the exact result is one of the values it may take
-        Op::Round { lsbs, .. } => {
-            a(0).try_map(|&x| round_value(x, *lsbs).ok_or_else(|| overflow("round")))?
-        }
+        Op::Round { lsbs, rescale, .. } => a(0).try_map(|&x| {
+            let r = round_value(x, *lsbs).ok_or_else(|| overflow("round"))?;
+            Ok::<_, EvalError>(if *rescale { r >> *lsbs } else { r })
+        })?,
         Op::Clip { lo, hi } => {
             if lo > hi {
                 return fail(format!("clip lo={lo} is above hi={hi}"));

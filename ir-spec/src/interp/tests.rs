@@ -676,7 +676,8 @@ fn random_op(k: u8, p: i64) -> Op {
         16 => Op::Relu,
         17 => Op::Round {
             lsbs: (n % 9) as u8,
-            approx: n % 2 == 0,
+            approx: n.is_multiple_of(2),
+            rescale: n.is_multiple_of(4),
         },
         18 => Op::Clip { lo: p, hi: p / 2 },
         19 => Op::KeySwitch,

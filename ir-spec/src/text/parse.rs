@@ -844,6 +844,7 @@ impl<'a> Parser<'a> {
             "round" => Op::Round {
                 lsbs: a.int("lsbs", None)?,
                 approx: a.boolean("approx", Some(false))?,
+                rescale: a.boolean("rescale", Some(false))?,
             },
             "clip" => Op::Clip {
                 lo: a.int("lo", None)?,

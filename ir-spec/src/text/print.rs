@@ -124,10 +124,17 @@ pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
             }
             v
         }
-        Op::Round { lsbs, approx } => {
+        Op::Round {
+            lsbs,
+            approx,
+            rescale,
+        } => {
             let mut v = vec![("lsbs", lsbs.to_string())];
             if *approx {
                 v.push(("approx", "true".to_string()));
+            }
+            if *rescale {
+                v.push(("rescale", "true".to_string()));
             }
             v
         }

@@ -3,10 +3,10 @@
 use super::error::{OnnxError, OnnxResult};
 use super::eval::run_graph;
 use super::graph::{FNode, FOp, FTensor, FloatGraph};
-use super::model::{DEFAULT_MAX_LOOKUP_BITS, DEFAULT_ROUNDING_BITS};
+use super::model::DEFAULT_MAX_LOOKUP_BITS;
 use super::ops;
-use super::qval::MAX_ACC;
 use super::qval::{Ctx, QVal, Resolved, Val};
+use super::qval::{MAX_ACC, MAX_ROUNDED_ACC};
 use crate::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
 use crate::quantize::{QuantOptions, Rounding, RoundingMethod, UniformQuantizer};
 use crate::{Granularity, Matrix, NBits};
@@ -119,16 +119,36 @@ pub struct Compiled {
     pub split: Split,
 }
 
-/// Compiles `g` with samples of shape `sample`, calibrated on `inputset`.
+/// How the lookups of a compiled network round their accumulators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundingPlan {
+    /// Lookups read whole accumulators, which must fit a practical bootstrap
+    /// ([`DEFAULT_MAX_LOOKUP_BITS`]); `None` from [`compile`] when one does not.
+    Off,
+    /// Keep `keep` bits of every wider lookup operand, rounding with `method`; `network`
+    /// applies the rounded-network default widths ([`Resolved::of_rounded_network`]) to the
+    /// widths the user left unset.
+    Keep {
+        /// Bits kept.
+        keep: u8,
+        /// How the dropped bits go.
+        method: RoundingMethod,
+        /// Rounded-network default widths.
+        network: bool,
+    },
+}
+
+/// Compiles `g` with samples of shape `sample`, calibrated on `inputset`; `Ok(None)` when
+/// `rounding` is [`RoundingPlan::Off`] and a lookup operand is wider than
+/// [`DEFAULT_MAX_LOOKUP_BITS`] (the caller picks a rounding).
 pub fn compile(
     g: &FloatGraph,
     sample: &[usize],
     inputset: &Matrix,
     n_bits: &NBits,
     batch: usize,
-    rounding_bits: Option<u8>,
-    rounding_method: RoundingMethod,
-) -> OnnxResult<Compiled> {
+    rounding: RoundingPlan,
+) -> OnnxResult<Option<Compiled>> {
     if batch == 0 {
         return Err(OnnxError::Shape("batch must be at least 1".into()));
     }
@@ -162,24 +182,27 @@ pub fn compile(
         let in_bits = n_bits.inputs.unwrap_or(crate::tree::DEFAULT_TREE_BITS);
         let q = input_quantizer(inputset, f, in_bits, true)?;
         let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
-        return Ok(Compiled { model, split: sp });
+        return Ok(Some(Compiled { model, split: sp }));
     }
     let per_feature = sample.len() == 1;
-    let q = input_quantizer(inputset, f, bits.inputs, per_feature)?;
-    let emit = |rounding: Option<(u8, RoundingMethod)>, plan: &[u8]| {
-        emit_program(g, &sp, sample, &ranges, &q, bits, batch, rounding, plan)
+    let quantizer = |bits: Resolved| input_quantizer(inputset, f, bits.inputs, per_feature);
+    let emit = |bits: Resolved,
+                q: &UniformQuantizer,
+                rounding: Option<(u8, RoundingMethod)>,
+                plan: &[u8]| {
+        emit_program(g, &sp, sample, &ranges, q, bits, batch, rounding, plan)
+    };
+    let client = |q: UniformQuantizer, output: OutputDecoder| ClientSpec {
+        n_features: f,
+        batch,
+        input: q,
+        digit_bits: None,
+        output,
     };
     // Calibrates an emitted integer program and gives the calibrated width of every lookup's
     // operand (the n-th lookup emitted is the n-th table lookup node: one emission order).
-    let lookup_widths = |graph: &Graph, dec: &OutputDecoder| -> OnnxResult<Vec<u8>> {
-        let probe = ClientSpec {
-            n_features: f,
-            batch,
-            input: q.clone(),
-            digit_bits: None,
-            output: dec.clone(),
-        };
-        let rows: Vec<Vec<Tensor<i64>>> = probe
+    let lookup_widths = |graph: &Graph, q: &UniformQuantizer, dec: &OutputDecoder| {
+        let rows: Vec<Vec<Tensor<i64>>> = client(q.clone(), dec.clone())
             .encode(inputset)
             .map_err(|e| OnnxError::Malformed(format!("quantizing the inputset: {e}")))?
             .into_iter()
@@ -187,65 +210,66 @@ pub fn compile(
             .collect();
         let ranges = veil_compiler::passes::bitwidth::calibrate(graph, &rows)
             .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
-        Ok(graph
-            .values()
-            .into_iter()
-            .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
-            .map(|v| {
-                let x = graph.operands(v)[0];
-                ranges
-                    .get(x)
-                    .map_or(0, |r| IntType::fitting(r.0, r.1).map_or(64, |t| t.bits))
-            })
-            .collect())
+        OnnxResult::Ok(
+            graph
+                .values()
+                .into_iter()
+                .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
+                .map(|v| {
+                    // the accumulator itself when a round reads it already
+                    let mut x = graph.operands(v)[0];
+                    if matches!(graph.op(x), Op::Round { .. }) {
+                        x = graph.operands(x)[0];
+                    }
+                    ranges
+                        .get(x)
+                        .map_or(0, |r| IntType::fitting(r.0, r.1).map_or(64, |t| t.bits))
+                })
+                .collect::<Vec<u8>>(),
+        )
     };
-    // Without `rounding_bits`, lookups read whole accumulators unless one is too wide for a
-    // practical bootstrap: then every wide one is rounded approximately to the default width.
-    let rounding = match rounding_bits {
-        Some(keep) => Some((keep, rounding_method)),
-        None => {
-            let (graph, dec) = emit(None, &[])?;
-            let widths = lookup_widths(&graph, &dec)?;
-            if widths.iter().all(|&w| w <= DEFAULT_MAX_LOOKUP_BITS) {
-                return Ok(Compiled {
-                    model: CompiledModel::new(
-                        graph,
-                        ClientSpec {
-                            n_features: f,
-                            batch,
-                            input: q,
-                            digit_bits: None,
-                            output: dec,
-                        },
-                    ),
-                    split: sp,
-                });
+    let (bits, rounding) = match rounding {
+        RoundingPlan::Off => {
+            let q = quantizer(bits)?;
+            let (graph, dec) = emit(bits, &q, None, &[])?;
+            let widths = lookup_widths(&graph, &q, &dec)?;
+            if widths.iter().any(|&w| w > DEFAULT_MAX_LOOKUP_BITS) {
+                return Ok(None);
             }
-            Some((DEFAULT_ROUNDING_BITS, rounding_method))
+            return Ok(Some(Compiled {
+                model: CompiledModel::new(graph, client(q, dec)),
+                split: sp,
+            }));
+        }
+        RoundingPlan::Keep {
+            keep,
+            method,
+            network,
+        } => {
+            let b = if network {
+                Resolved::of_rounded_network(n_bits)
+            } else {
+                bits
+            };
+            (b, Some((keep, method)))
         }
     };
-    let (mut graph, mut dec) = emit(rounding, &[])?;
+    let q = quantizer(bits)?;
+    let (mut graph, mut dec) = emit(bits, &q, rounding, &[])?;
     if let Some((keep, _)) = rounding {
         // round every lookup operand wider than `keep` bits
-        let plan: Vec<u8> = lookup_widths(&graph, &dec)?
+        let plan: Vec<u8> = lookup_widths(&graph, &q, &dec)?
             .into_iter()
             .map(|bits| Rounding { keep_bits: keep }.lsbs(bits))
             .collect();
         if plan.iter().any(|&k| k > 0) {
-            (graph, dec) = emit(rounding, &plan)?;
+            (graph, dec) = emit(bits, &q, rounding, &plan)?;
         }
     }
-    let client = ClientSpec {
-        n_features: f,
-        batch,
-        input: q,
-        digit_bits: None,
-        output: dec,
-    };
-    Ok(Compiled {
-        model: CompiledModel::new(graph, client),
+    Ok(Some(Compiled {
+        model: CompiledModel::new(graph, client(q, dec)),
         split: sp,
-    })
+    }))
 }
 
 /// The client's input quantizer: unsigned, per feature or per tensor, covering the inputset's
@@ -402,10 +426,12 @@ fn emit_program(
         b: &b,
         n_bits: bits,
         ranges,
-        max_acc: if rounding.is_some() {
-            MAX_ACC / 2
-        } else {
-            MAX_ACC
+        // approximate rounds give quotients, so lookups never see the accumulator's width;
+        // an exact round keeps the scale and may need one more bit
+        max_acc: match rounding {
+            Some((_, RoundingMethod::Approximate)) => MAX_ROUNDED_ACC,
+            Some((_, RoundingMethod::Exact)) => MAX_ACC / 2,
+            None => MAX_ACC,
         },
         round_plan: plan,
         round_approx: matches!(rounding, Some((_, RoundingMethod::Approximate))),

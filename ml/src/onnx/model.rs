@@ -1,7 +1,7 @@
 //! The public face of the importer: [`OnnxImport`] (a parsed float model) and
 //! [`OnnxModel`] (its compiled FHE program plus client-side pre- and post-processing).
 
-use super::compile::{self, batch_tensor, Split};
+use super::compile::{self, batch_tensor, RoundingPlan, Split};
 use super::error::{OnnxError, OnnxResult};
 use super::eval::{run_graph, run_nodes};
 use super::graph::{FTensor, FloatGraph};
@@ -25,8 +25,9 @@ pub struct ImportConfig {
     /// accumulator that a table lookup reads, dropping the rest with a `round` (see
     /// `rounding_method`), so the lookup is as narrow as the kept bits. Widths are the
     /// accumulators' calibrated ones. `None` (default): lookups read whole accumulators while
-    /// they are at most [`DEFAULT_MAX_LOOKUP_BITS`] wide; wider ones are rounded
-    /// approximately to [`DEFAULT_ROUNDING_BITS`] (a network at default widths compiles).
+    /// they are at most [`DEFAULT_MAX_LOOKUP_BITS`] wide; else the model is a network and gets
+    /// the cheapest of [`AUTO_ROUNDINGS`] that keeps its predictions on the inputset with the
+    /// float model's (see [`OnnxImport::compile`]).
     pub rounding_bits: Option<u8>,
     /// How the `round` drops bits: approximately (default, as Concrete ML: no bootstrap of its
     /// own, the result may be one step off near a tie) or exactly (one 1-bit bootstrap per
@@ -38,9 +39,78 @@ pub struct ImportConfig {
 /// Widest accumulator a lookup reads unrounded when no `rounding_bits` is given.
 pub const DEFAULT_MAX_LOOKUP_BITS: u8 = 8;
 
-/// Bits kept of wider accumulators when no `rounding_bits` is given (Concrete ML's usual
-/// `rounding_threshold_bits`).
-pub const DEFAULT_ROUNDING_BITS: u8 = 6;
+/// The roundings tried for a network when none is given, cheapest first: `(kept bits,
+/// rounded-network default widths)`.
+pub const AUTO_ROUNDINGS: &[(u8, bool)] = &[(6, true), (7, true), (7, false), (8, false)];
+
+/// Inputset rows on which [`OnnxImport::compile`] measures a rounding.
+pub const AUTO_ROUNDING_ROWS: usize = 256;
+
+/// How much less agreement with the float model than the best candidate's a cheaper rounding
+/// may have on the inputset and still be chosen (one point).
+pub const AUTO_ROUNDING_TOLERANCE: f64 = 0.01;
+
+/// Whether the value `name` of `g` is a class label: the output of a classifier head or an
+/// `ArgMax`, possibly through casts and reshapes.
+pub fn is_label(g: &FloatGraph, name: &str) -> bool {
+    use super::graph::FOp;
+    let Some(node) = g.nodes.iter().find(|n| n.outputs.iter().any(|o| o == name)) else {
+        return false;
+    };
+    match &node.op {
+        FOp::ArgMax { .. } => true,
+        FOp::ClassifierPost { .. } => node.outputs.first().is_some_and(|o| o == name),
+        _ if matches!(
+            node.op_type.as_str(),
+            "Cast" | "Identity" | "Reshape" | "Flatten" | "Squeeze"
+        ) =>
+        {
+            node.inputs
+                .first()
+                .and_then(|i| i.as_deref())
+                .is_some_and(|i| is_label(g, i))
+        }
+        _ => false,
+    }
+}
+
+/// One prediction per row of `t`: its value when rows hold one value, else the index of the
+/// largest (scores or logits).
+pub fn per_row(t: &FTensor, rows: usize) -> Vec<f64> {
+    let w = t.data.len() / rows.max(1);
+    t.data
+        .chunks(w.max(1))
+        .take(rows)
+        .map(|r| {
+            if r.len() == 1 {
+                r[0]
+            } else {
+                crate::model::argmax(r) as f64
+            }
+        })
+        .collect()
+}
+
+/// How well `quant` (first output) agrees with `float` over `rows` rows: the share of equal
+/// labels for a classifier, `1 - SSE / SST` against the float values for a regressor.
+fn agreement(m: &OnnxImport, float: &[FTensor], quant: &[FTensor], rows: usize) -> f64 {
+    let (Some(f), Some(q)) = (float.first(), quant.first()) else {
+        return 0.0;
+    };
+    let (pf, pq) = (per_row(f, rows), per_row(q, rows));
+    if m.first_output_is_label() || f.data.len() > rows {
+        pf.iter().zip(&pq).filter(|(a, b)| a == b).count() as f64 / rows.max(1) as f64
+    } else {
+        let mean = pf.iter().sum::<f64>() / rows.max(1) as f64;
+        let sst: f64 = pf.iter().map(|v| (v - mean).powi(2)).sum();
+        let sse: f64 = pf.iter().zip(&pq).map(|(a, b)| (a - b).powi(2)).sum();
+        if sst == 0.0 {
+            f64::from(sse == 0.0)
+        } else {
+            1.0 - sse / sst
+        }
+    }
+}
 
 /// A parsed ONNX model, evaluated in float; [`OnnxImport::compile`] quantizes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,22 +171,77 @@ impl OnnxImport {
 
     /// Quantizes the model with quantizers calibrated on `inputset` (representative rows) and
     /// compiles its encrypted part to a tensor-level veil program.
+    ///
+    /// Without `rounding_bits`, a network whose accumulators are too wide for a practical
+    /// lookup gets the cheapest rounding of [`AUTO_ROUNDINGS`] (in order) whose predictions on
+    /// the inputset (up to [`AUTO_ROUNDING_ROWS`] rows, run in the clear) agree with the float
+    /// model's within [`AUTO_ROUNDING_TOLERANCE`] of the best of them (classifiers: the share
+    /// of equal labels; regressors: `1 - SSE / SST` against the float predictions).
     pub fn compile(&self, inputset: &Matrix, cfg: &ImportConfig) -> OnnxResult<OnnxModel> {
-        let c = compile::compile(
-            &self.graph,
-            &self.sample,
-            inputset,
-            &cfg.n_bits,
-            cfg.batch.max(1),
-            cfg.rounding_bits,
-            cfg.rounding_method,
+        let build = |plan: RoundingPlan| -> OnnxResult<Option<OnnxModel>> {
+            Ok(compile::compile(
+                &self.graph,
+                &self.sample,
+                inputset,
+                &cfg.n_bits,
+                cfg.batch.max(1),
+                plan,
+            )?
+            .map(|c| OnnxModel {
+                compiled: c.model,
+                graph: self.graph.clone(),
+                sample: self.sample.clone(),
+                split: c.split,
+            }))
+        };
+        if let Some(keep) = cfg.rounding_bits {
+            let plan = RoundingPlan::Keep {
+                keep,
+                method: cfg.rounding_method,
+                network: false,
+            };
+            return build(plan)?.ok_or_else(|| OnnxError::Malformed("no program".into()));
+        }
+        if let Some(m) = build(RoundingPlan::Off)? {
+            return Ok(m);
+        }
+        // a network: measure what each rounding costs in agreement with the float model
+        let rows = inputset.rows().min(AUTO_ROUNDING_ROWS);
+        let probe = Matrix::new(
+            rows,
+            inputset.cols(),
+            inputset.data()[..rows * inputset.cols()].to_vec(),
         )?;
-        Ok(OnnxModel {
-            compiled: c.model,
-            graph: self.graph.clone(),
-            sample: self.sample.clone(),
-            split: c.split,
-        })
+        let float = self.predict_float(&probe)?;
+        let mut tried: Vec<(f64, OnnxModel)> = Vec::new();
+        for &(keep, network) in AUTO_ROUNDINGS {
+            let plan = RoundingPlan::Keep {
+                keep,
+                method: cfg.rounding_method,
+                network,
+            };
+            if let Some(m) = build(plan)? {
+                let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
+                tried.push((score, m));
+            }
+        }
+        let best = tried.iter().map(|(s, _)| *s).fold(f64::MIN, f64::max);
+        // the cheapest within the tolerance of the best
+        tried
+            .into_iter()
+            .find(|(s, _)| *s >= best - AUTO_ROUNDING_TOLERANCE)
+            .map(|(_, m)| m)
+            .ok_or_else(|| OnnxError::Malformed("no rounding compiles the model".into()))
+    }
+
+    /// Whether the model's first output is a class label (a classifier head or an `ArgMax`,
+    /// possibly through casts and reshapes) or, for a `[rows, k]` output with `k > 1`, scores
+    /// whose largest entry is the prediction.
+    pub fn first_output_is_label(&self) -> bool {
+        self.graph
+            .outputs
+            .first()
+            .is_some_and(|o| is_label(&self.graph, o))
     }
 }
 

@@ -232,10 +232,30 @@ impl Resolved {
             outputs: n.outputs.unwrap_or(8),
         }
     }
+
+    /// The defaults of a network whose lookups round their accumulators (Concrete ML's usual
+    /// setting): 6-bit inputs, weights and activations, 8-bit outputs. Smaller weights keep the
+    /// noise that each layer's sums amplify small, so the bootstraps stay cheap.
+    pub fn of_rounded_network(n: &NBits) -> Self {
+        Resolved {
+            inputs: n.inputs.unwrap_or(DEFAULT_NETWORK_BITS),
+            weights: n.weights.unwrap_or(DEFAULT_NETWORK_BITS),
+            activations: n.activations.unwrap_or(DEFAULT_NETWORK_BITS),
+            outputs: n.outputs.unwrap_or(8),
+        }
+    }
 }
+
+/// Quantization width of networks whose accumulators are rounded by default
+/// ([`Resolved::of_rounded_network`]).
+pub const DEFAULT_NETWORK_BITS: u8 = 6;
 
 /// Largest accumulator magnitude that a table lookup accepts (a signed 16-bit value).
 pub const MAX_ACC: i128 = (1 << (MAX_TLU_DOMAIN_BITS - 1)) - 1;
+
+/// Largest accumulator magnitude when lookups round approximately (they read a quotient of
+/// the kept bits, so only the encoding's width bounds it: a signed 24-bit value).
+pub const MAX_ROUNDED_ACC: i128 = (1 << 23) - 1;
 
 impl Ctx<'_> {
     /// The calibrated range of value `name`.
@@ -273,10 +293,20 @@ impl Ctx<'_> {
     ) -> OnnxResult<ValueId> {
         let n = self.lookups.get();
         self.lookups.set(n + 1);
-        let x = match self.round_plan.get(n) {
-            Some(&k) if k > 0 && self.round_approx => self.b.round_approx(qv.id, k)?,
-            Some(&k) if k > 0 => self.b.round(qv.id, k)?,
-            _ => qv.id,
+        // an approximate round gives the rounded quotient: the table has one entry per kept
+        // value, however wide the accumulator
+        // (without a plan entry, operands too wide for a table keep the widest one's bits)
+        let wide = {
+            let bits = self.b.ty(qv.id)?.int.bits;
+            bits.saturating_sub(MAX_TLU_DOMAIN_BITS - 1)
+        };
+        let (x, scale_bits) = match self.round_plan.get(n).copied().unwrap_or(0) {
+            k if self.round_approx && k.max(wide) > 0 => {
+                let k = k.max(wide);
+                (self.b.round_approx_quotient(qv.id, k)?, k)
+            }
+            k if k > 0 => (self.b.round(qv.id, k)?, 0),
+            _ => (qv.id, 0),
         };
         let int = self.b.ty(x)?.int;
         if int.bits > MAX_TLU_DOMAIN_BITS {
@@ -289,7 +319,7 @@ impl Ctx<'_> {
         }
         let table = |c: usize| -> Vec<i64> {
             (int.min()..=int.max())
-                .map(|q| f(c, qv.decode(c, q as i64)))
+                .map(|q| f(c, qv.decode(c, (q << scale_bits) as i64)))
                 .collect()
         };
         let per_channel = qv.axis.is_some()

@@ -44,6 +44,7 @@ pub fn worth_rounding(model: &CostModel, int: IntType, r: Interval, k: u8) -> bo
             &Op::Round {
                 lsbs: k,
                 approx: false,
+                rescale: false,
             },
             &[fact(int, 0)],
             &fact(rint, k),
