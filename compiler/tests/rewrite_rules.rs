@@ -1,6 +1,6 @@
 //! Rewrite rule tests that need more than a snapshot (e-graph contents, configurations, counts
 //! over the output). Plain `start => goal` cases are file tests: `compiler/tests/rules/<domain>/`
-//! run by `rule_files.rs`. Every case here is checked against the interpreter on all inputs
+//! run by `filetests.rs`. Every case here is checked against the interpreter on all inputs
 //! (or a fixed-seed sample), and so is every alternative the rules add to the e-graph
 //! (`sound`), not only the extracted one.
 

@@ -1,12 +1,15 @@
-//! Rule file tests, in the manner of Cranelift's filetests: every
-//! `compiler/tests/rules/<domain>/*.veil` file is a program with a header, run through passes,
-//! and its output is an insta snapshot (`compiler/tests/snapshots/rule_files__run@...`).
+//! File tests, in the manner of Cranelift's filetests: every `compiler/tests/rules/<domain>/*.veil`
+//! and `compiler/tests/passes/<pass>/*.veil` file is a program with a header, run through
+//! passes, and its output is an insta snapshot (`compiler/tests/snapshots/filetests__rules@...`
+//! and `filetests__passes@...`).
 //!
 //! Header (the file's first comment lines, before `veil 1`):
 //!
 //! ```text
-//! ; test: rewrite rules=<domain>[,<domain>...]   required; the rule domains the rewrite may use
-//! ; passes: bitwidth,rewrite                      optional; default `rewrite`
+//! ; test: rewrite rules=<domain>[,<domain>...]   in rules/<domain>/: the rule domains the
+//!                                                 rewrite may use (passes default: `rewrite`)
+//! ; test: passes=<pass>[,<pass>...]               in passes/<pass>/: the passes to run
+//! ; passes: bitwidth,rewrite                      optional: the passes of a rules test
 //! ; inputset: 1,2 | 3,-1                          optional; calibration samples for `bitwidth`,
 //!                                                 one row per sample, every input flattened
 //!                                                 in declaration order (as `--inputset` CSVs)
@@ -15,25 +18,30 @@
 //!
 //! The snapshot holds the PBS counts of every `rewrite` run and the program after the passes.
 //! Every output is checked against the input program with the interpreter (on the inputset's
-//! samples if there is one, else every input or a fixed-seed sample), and so is every
-//! alternative the domain's rules add to the e-graph, alone and with every other domain (on
-//! every input).
+//! samples if there is one, else every input or a fixed-seed sample). For rules tests, so is
+//! every alternative the domain's rules add to the e-graph, alone and with every other domain
+//! (on every input).
+//!
+//! `veil opt FILE --passes ... --rules ...` prints the same program as the snapshot.
 //!
 //! Bless new or changed snapshots with `cargo insta accept` (or `INSTA_UPDATE=always cargo
-//! test -p veil-compiler --test rule_files`) and review the `.snap` diffs; with `CI=true` a
+//! test -p veil-compiler --test filetests`) and review the `.snap` diffs; with `CI=true` a
 //! missing or different snapshot fails.
 
 mod rewrite_util;
 use rewrite_util::*;
-use veil_compiler::passes::{PassContext, PassManager};
+use std::path::Path;
+use veil_compiler::passes::{PassContext, PassManager, REGISTRY};
 use veil_compiler::rewrite::{rules::DOMAINS, RewriteConfig};
 use veil_ir::{text, Graph, Tensor};
 
 /// A parsed header.
 struct Header {
+    /// Rule domains (rules tests); empty for pass tests (every domain).
     domains: Vec<String>,
     passes: Vec<String>,
     inputset: Option<Vec<Vec<i64>>>,
+    rules_test: bool,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -48,16 +56,23 @@ fn header(src: &str) -> Result<Header, String> {
         domains: Vec::new(),
         passes: vec!["rewrite".to_string()],
         inputset: None,
+        rules_test: false,
     };
     let mut test = false;
     for line in src.lines().take_while(|l| l.starts_with(';')) {
         let line = line.trim_start_matches(';').trim();
         if let Some(rest) = line.strip_prefix("test:") {
             let rest = rest.trim();
-            let domains = rest
-                .strip_prefix("rewrite rules=")
-                .ok_or_else(|| format!("`; test: {rest}`: expected `rewrite rules=<domains>`"))?;
-            h.domains = list(domains);
+            if let Some(domains) = rest.strip_prefix("rewrite rules=") {
+                h.domains = list(domains);
+                h.rules_test = true;
+            } else if let Some(passes) = rest.strip_prefix("passes=") {
+                h.passes = list(passes);
+            } else {
+                return Err(format!(
+                    "`; test: {rest}`: expected `rewrite rules=<domains>` or `passes=<passes>`"
+                ));
+            }
             test = true;
         } else if let Some(rest) = line.strip_prefix("passes:") {
             h.passes = list(rest);
@@ -70,7 +85,7 @@ fn header(src: &str) -> Result<Header, String> {
         }
     }
     if !test {
-        return Err("no `; test: rewrite rules=<domain>` header line".into());
+        return Err("no `; test: rewrite rules=<domain>` or `; test: passes=...` line".into());
     }
     Ok(h)
 }
@@ -99,8 +114,7 @@ fn samples(g: &Graph, rows: &[Vec<i64>]) -> Vec<Vec<Tensor<i64>>> {
 }
 
 /// Runs one file; returns the snapshot text.
-fn run_file(src: &str) -> String {
-    let h = header(src).unwrap_or_else(|e| panic!("{e}"));
+fn run_file(src: &str, h: &Header) -> String {
     let g = parse(src);
     let cfg = RewriteConfig {
         rule_domains: h.domains.clone(),
@@ -127,15 +141,17 @@ fn run_file(src: &str) -> String {
         }
         None => assert_equivalent(&g, &out, 0x5eed),
     }
-    // Every alternative of the test's domains, and of all domains together, is sound.
-    let (checked, _) = check_all_alternatives(src, &cfg);
-    assert!(checked > 0, "no alternative checked");
-    check_all_alternatives(src, &RewriteConfig::default());
-    let mut snap = format!(
-        "; passes: {}; rules: {}\n",
-        h.passes.join(","),
-        h.domains.join(",")
-    );
+    if h.rules_test {
+        // Every alternative of the test's domains, and of all domains together, is sound.
+        let (checked, _) = check_all_alternatives(src, &cfg);
+        assert!(checked > 0, "no alternative checked");
+        check_all_alternatives(src, &RewriteConfig::default());
+    }
+    let mut snap = format!("; passes: {}", h.passes.join(","));
+    if h.rules_test {
+        snap += &format!("; rules: {}", h.domains.join(","));
+    }
+    snap += "\n";
     for r in &report.passes {
         if let (Some(b), Some(a)) = (
             r.stats.counters.get("pbs_before"),
@@ -147,39 +163,74 @@ fn run_file(src: &str) -> String {
     snap + &text::print(&out)
 }
 
+/// The name of the directory holding `path`.
+fn dir_name(path: &Path) -> String {
+    path.parent()
+        .and_then(|p| p.file_name())
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 #[test]
-fn run() {
+fn rules() {
     insta::glob!("rules", "*/*.veil", |path| {
         let src = std::fs::read_to_string(path).expect("readable rule file");
-        let domain = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = path.display();
+        let (name, domain) = (path.display(), dir_name(path));
         let h = header(&src).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
-            h.domains.contains(&domain),
-            "{name}: a test in rules/{domain}/ must use rules={domain}"
+            h.rules_test && h.domains.contains(&domain),
+            "{name}: a test in rules/{domain}/ must say `; test: rewrite rules={domain}...`"
         );
-        insta::assert_snapshot!(run_file(&src));
+        insta::assert_snapshot!(run_file(&src, &h));
     });
 }
 
-/// Every rule domain has a directory with at least one file test.
 #[test]
-fn every_domain_has_file_tests() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules");
-    for d in DOMAINS {
-        let n = std::fs::read_dir(dir.join(d.name))
-            .map(|r| {
-                r.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "veil"))
-                })
-                .count()
+fn passes() {
+    insta::glob!("passes", "*/*.veil", |path| {
+        let src = std::fs::read_to_string(path).expect("readable pass file");
+        let (name, pass) = (path.display(), dir_name(path));
+        let h = header(&src).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            !h.rules_test && h.passes.contains(&pass),
+            "{name}: a test in passes/{pass}/ must say `; test: passes=...{pass}...`"
+        );
+        insta::assert_snapshot!(run_file(&src, &h));
+    });
+}
+
+/// The `.veil` files directly in `compiler/tests/{kind}/{name}/`.
+fn count(kind: &str, name: &str) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(kind)
+        .join(name);
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "veil"))
             })
-            .unwrap_or(0);
-        assert!(n > 0, "no file test in compiler/tests/rules/{}/", d.name);
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Every rule domain and every registered pass has a directory with at least one file test.
+#[test]
+fn every_domain_and_pass_has_file_tests() {
+    for d in DOMAINS {
+        assert!(
+            count("rules", d.name) > 0,
+            "no file test in compiler/tests/rules/{}/",
+            d.name
+        );
+    }
+    for p in REGISTRY {
+        assert!(
+            count("passes", p.name) > 0,
+            "no file test in compiler/tests/passes/{}/",
+            p.name
+        );
     }
 }
