@@ -35,7 +35,6 @@ The inputset has the layout `veil compile --inputset` reads: one row per sample,
 flattened (row-major) in declaration order, CSV or NPY.")]
 pub struct OptArgs {
     /// The `.veil` text program to transform (not needed with `--list`).
-    #[arg(required_unless_present = "list")]
     pub file: Option<PathBuf>,
     /// The passes to run, in order, comma-separated (`list`: print the registered passes).
     #[arg(long, value_delimiter = ',')]
@@ -246,7 +245,7 @@ pub fn opt(args: &OptArgs) -> Result<(String, Vec<PipelineReport>), CliError> {
     let path = args
         .file
         .as_ref()
-        .ok_or_else(|| CliError("give a .veil file (or --list)".into()))?;
+        .ok_or_else(|| CliError("give a .veil file to transform (or --list)".into()))?;
     let name = path.display().to_string();
     let mut g = super::fmt::parse_file(path)?;
     check_pipeline(args, &g)?;
