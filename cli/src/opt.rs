@@ -239,9 +239,10 @@ fn check_pipeline(args: &OptArgs, g: &Graph) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Runs the pipeline of `args` on its file; returns what `veil opt` prints on stdout and the
+/// Runs the pipeline of `args` on its file, appending what `veil opt` prints on stdout to
+/// `out` (the dumps so far even when a pass fails: they show what went into it); returns the
 /// reports of the passes run.
-pub fn opt(args: &OptArgs) -> Result<(String, Vec<PipelineReport>), CliError> {
+pub fn opt(args: &OptArgs, out: &mut String) -> Result<Vec<PipelineReport>, CliError> {
     let path = args
         .file
         .as_ref()
@@ -259,7 +260,6 @@ pub fn opt(args: &OptArgs) -> Result<(String, Vec<PipelineReport>), CliError> {
             &veil_runtime::artifact::input_specs(&g),
         )?);
     }
-    let mut out = String::new();
     let mut reports = Vec::new();
     let n = args.passes.len();
     let mut last_printed = false;
@@ -268,24 +268,22 @@ pub fn opt(args: &OptArgs) -> Result<(String, Vec<PipelineReport>), CliError> {
         pm.add(make(p).expect("checked by check_pipeline"));
         let dump = args.print_after_all || args.print_after.contains(p);
         pm.print_after_all(dump);
-        let report = pm.run(&mut g, &mut cx).map_err(|e| {
-            // What was printed so far still goes out: it shows what the failing pass got.
-            print!("{out}");
-            CliError(format!("{name}: {e}"))
-        })?;
+        let report = pm
+            .run(&mut g, &mut cx)
+            .map_err(|e| CliError(format!("{name}: {e}")))?;
         for (_, text) in &report.dumps {
-            out += &format!("; after {p} ({}/{n})\n{text}", i + 1);
+            *out += &format!("; after {p} ({}/{n})\n{text}", i + 1);
         }
         last_printed = dump;
         reports.push(report);
     }
     if !last_printed {
-        out += &veil_ir::text::print(&g);
+        *out += &veil_ir::text::print(&g);
     }
     for d in &cx.diagnostics {
         eprintln!("warning: {}: {}", d.pass, d.message);
     }
-    Ok((out, reports))
+    Ok(reports)
 }
 
 /// One line per pass: its name, time and counters (for `--stats`).
@@ -316,8 +314,10 @@ pub fn run(args: &OptArgs) -> Result<(), CliError> {
         print!("{}", list_text());
         return Ok(());
     }
-    let (out, reports) = opt(args)?;
+    let mut out = String::new();
+    let r = opt(args, &mut out);
     print!("{out}");
+    let reports = r?;
     if args.stats {
         eprint!("{}", stats_text(&reports));
     }

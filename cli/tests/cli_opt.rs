@@ -205,4 +205,16 @@ fn mistakes_are_one_line_errors() {
         ],
         &["np_select.veil", "pass `lower` failed"],
     );
+    // the dumps before the failing pass still print: they show what went into it
+    let np = repo("tests/corpus/np_select.veil");
+    let (code, out, err) = veil(&[
+        "opt",
+        &np,
+        "--passes",
+        "bitwidth,lower",
+        "--print-after-all",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("; after bitwidth (1/2)\nveil 1\n"), "{out}");
+    assert!(err.contains("pass `lower` failed"), "{err}");
 }

@@ -234,3 +234,12 @@ fn every_domain_and_pass_has_file_tests() {
         );
     }
 }
+
+/// Saturation is bounded by iterations, nodes, matches and table work only: no wall-clock
+/// limit by default, so a snapshot cannot depend on the speed of the machine.
+#[test]
+fn saturation_has_no_wall_clock_limit_by_default() {
+    let cfg = RewriteConfig::default();
+    assert_eq!(cfg.time_limit_ms, 0, "{cfg:?}");
+    assert!(cfg.iter_limit > 0 && cfg.rule_domains.is_empty(), "{cfg:?}");
+}
