@@ -55,9 +55,10 @@ pub struct OptArgs {
     /// Restrict `rewrite` to these rule domains (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
     pub rules: Vec<String>,
-    /// Per-bootstrap error probability: the rewrite's cost model and `lower`'s parameters.
-    #[arg(long, default_value_t = veil_compiler::program::DEFAULT_P_ERROR)]
-    pub p_error: f64,
+    /// Per-bootstrap error probability (`1e-12` or `2^-40`; default 2^-40): the rewrite's
+    /// cost model and `lower`'s parameters.
+    #[arg(long, value_parser = crate::params::parse_probability)]
+    pub p_error: Option<f64>,
     /// Print every pass's statistics (counters, time) on stderr.
     #[arg(long)]
     pub stats: bool,
@@ -209,10 +210,9 @@ fn check_pipeline(args: &OptArgs, g: &Graph) -> Result<(), CliError> {
             "--rules restricts the `rewrite` pass, which --passes does not run".into(),
         ));
     }
-    if !(args.p_error > 0.0 && args.p_error < 1.0) {
+    if let Some(p) = args.p_error.filter(|p| !(*p > 0.0 && *p < 1.0)) {
         return Err(CliError(format!(
-            "--p-error {} is not a probability in (0, 1), e.g. 1e-12",
-            args.p_error
+            "--p-error {p} is not a probability in (0, 1), e.g. 2^-40"
         )));
     }
     // Tensor-level passes cannot follow lowering (or run on a TFHE-level file).
@@ -251,7 +251,9 @@ pub fn opt(args: &OptArgs, out: &mut String) -> Result<Vec<PipelineReport>, CliE
     let mut g = super::fmt::parse_file(path)?;
     check_pipeline(args, &g)?;
     let mut cx = PassContext::default();
-    cx.rewrite.p_error = args.p_error;
+    cx.rewrite.p_error = args
+        .p_error
+        .unwrap_or(veil_compiler::program::DEFAULT_P_ERROR);
     cx.rewrite.rule_domains = args.rules.clone();
     if let Some(s) = &args.inputset {
         let table = io::read_ints(s)?;

@@ -138,6 +138,19 @@ fn print_after_all_prints_every_stage() {
 }
 
 #[test]
+fn help_has_examples_and_p_error_takes_powers_of_two() {
+    let h = ok(&["opt", "--help"]);
+    assert!(h.contains("Examples:") && h.contains("veil opt "), "{h}");
+    let file = repo("tests/corpus/pw_relu6.veil");
+    let strict = ok(&["opt", &file, "--passes", "lower", "--p-error", "2^-128"]);
+    let loose = ok(&["opt", &file, "--passes", "lower", "--p-error", "2^-20"]);
+    assert!(
+        strict.contains("level tfhe") && strict != loose,
+        "{strict}\n{loose}"
+    );
+}
+
+#[test]
 fn rules_and_inputset() {
     let file = repo("tests/corpus/pw_relu6.veil");
     // relu then min(., 6): one lookup with every domain, none with fusion alone
@@ -181,6 +194,10 @@ fn mistakes_are_one_line_errors() {
         &["--print-after rewrite"],
     );
     fails(&["opt", &file], &["--passes"]);
+    fails(
+        &["opt", &file, "--passes", "lower", "--p-error", "2"],
+        &["--p-error 2"],
+    );
     fails(&["opt", "--passes", "dce"], &["give a .veil file"]);
     let dir = workdir("opt-bad");
     let bad = dir.join("bad.veil");
