@@ -22,6 +22,7 @@ pub mod fmt;
 pub mod inspect;
 pub mod io;
 pub mod keygen;
+pub mod opt;
 pub mod params;
 pub mod run;
 pub mod serve;
@@ -69,6 +70,9 @@ pub enum Command {
     Client(client::ClientArgs),
     /// Parse and verify a .veil file; print its canonical form (or Graphviz with --dot).
     Fmt(fmt::FmtArgs),
+    /// Run compiler passes on a .veil file and print the result (like mlir-opt): --passes,
+    /// --print-after-all, --rules; `veil opt --list` names the passes.
+    Opt(opt::OptArgs),
     /// Choose secure TFHE parameters for one TLU precision; print them, their cost, predicted
     /// error and key sizes.
     Params(params::ParamsArgs),
@@ -156,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Opt(args) => opt::run(&args),
         Command::Params(args) => params::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Version => {

@@ -1,8 +1,9 @@
-//! The optimizer's choices against Concrete's published table, and a committed golden table of
-//! veil's choices so any drift of the noise model, cost model or search shows in review.
+//! The optimizer's choices against Concrete's published table, and an insta snapshot of
+//! veil's choices (`snapshots/optimizer_golden__params_table.snap`) so any drift of the noise
+//! model, cost model or search shows in review.
 //!
-//! Regenerate the golden file after an intended change with
-//! `UPDATE_GOLDEN=1 cargo test -p veil-compiler --test optimizer_golden`.
+//! Bless it after an intended change with `cargo insta accept` (or `INSTA_UPDATE=always cargo
+//! test -p veil-compiler --test optimizer_golden`) and review the diff.
 
 use std::fmt::Write;
 use veil_compiler::optimizer::cost::{ks_cost, pbs_cost};
@@ -211,7 +212,7 @@ fn table() -> String {
          # per-TLU p_error target | noise pattern (G Gaussian / T TUniform, s standard / c centered\n\
          # modulus switch), k, log2 N, n, PBS level/base_log, KS level/base_log |\n\
          # model cost / 2^20, predicted p_error | Concrete's reference cost / 2^20 (same model).\n\
-         # Regenerate: UPDATE_GOLDEN=1 cargo test -p veil-compiler --test optimizer_golden\n",
+         # Bless: cargo insta accept (after cargo test -p veil-compiler --test optimizer_golden)\n",
     );
     for bits in 1..=8 {
         row(&mut out, bits, 1.0, -13.9);
@@ -244,31 +245,7 @@ fn table() -> String {
 
 #[test]
 fn golden_table() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/params_table.txt");
-    let got = table();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; create it with UPDATE_GOLDEN=1", path.display()));
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| format!("- {a}\n+ {b}"))
-            .collect();
-        panic!(
-            "optimizer choices drifted from {} ({} lines vs {}):\n{}\n\
-             if intended, regenerate with UPDATE_GOLDEN=1",
-            path.display(),
-            want.lines().count(),
-            got.lines().count(),
-            diff.join("\n")
-        );
-    }
+    insta::assert_snapshot!("params_table", table());
 }
 
 /// Generous sanity bound (debug build, shared machine); the real figure is ~1 ms (release and

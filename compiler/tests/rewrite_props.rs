@@ -225,7 +225,8 @@ fn run_case(signed: bool, bits: u8, steps: &[Step]) {
     // the cost model counts the bootstraps the lowering emits, before and after
     assert_eq!(lowered_pbs(&g), r.pbs_before, "{src}");
     assert_eq!(lowered_pbs(&out), r.pbs_after, "{src}");
-    assert!(r.time_ms < 1000.0, "{r:?}");
+    // bounded work, measured in e-nodes (the same on every machine), not milliseconds
+    assert!(r.egraph_nodes < 10_000, "{r:?}");
     check_all_alternatives(&src, &RewriteConfig::default());
 }
 

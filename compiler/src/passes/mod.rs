@@ -45,6 +45,8 @@ pub trait Pass {
 pub struct PassInfo {
     /// The pass name used in pipelines.
     pub name: &'static str,
+    /// One line: what the pass does (`veil opt --list`); [`Pass::doc`] has the details.
+    pub summary: &'static str,
     /// Creates a fresh instance.
     pub make: fn() -> Box<dyn Pass>,
 }
@@ -53,18 +55,22 @@ pub struct PassInfo {
 pub const REGISTRY: &[PassInfo] = &[
     PassInfo {
         name: "bitwidth",
+        summary: "calibrate value ranges (inputset or declared types) and narrow every type to them",
         make: || Box::new(bitwidth::BitwidthPass),
     },
     PassInfo {
         name: "desugar",
+        summary: "turn the numpy integer ops (floordiv, mod, bitwise, shifts, where, ...) into table lookups",
         make: || Box::new(desugar::DesugarPass),
     },
     PassInfo {
         name: "dce",
+        summary: "remove nodes no output depends on, and unused tables and constants",
         make: || Box::new(dce::DcePass),
     },
     PassInfo {
         name: "rewrite",
+        summary: "equality saturation with egg: fewer and narrower bootstraps (rule domains: see --list)",
         make: || Box::new(rewrite::RewritePass),
     },
 ];

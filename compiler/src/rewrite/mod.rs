@@ -68,6 +68,10 @@ pub struct RewriteConfig {
     /// Per-bootstrap error probability of the program: bootstraps are priced with the
     /// parameters the optimizer picks for it ([`cost::CostModel`]). Default `2^-40`.
     pub p_error: f64,
+    /// The rule domains to saturate with, by name ([`rules::DOMAINS`]: `fusion`,
+    /// `arithmetic`, ...). Empty (the default): every domain. `veil opt --rules` and the rule
+    /// file tests (`compiler/tests/rules/<domain>/`) restrict the rewrite with it.
+    pub rule_domains: Vec<String>,
 }
 
 impl RewriteConfig {
@@ -90,6 +94,7 @@ impl Default for RewriteConfig {
             max_table_bits: 16,
             approx_round_bits: None,
             p_error: cost::DEFAULT_P_ERROR,
+            rule_domains: Vec::new(),
         }
     }
 }
@@ -117,6 +122,14 @@ pub enum RewriteError {
     /// The configuration's error target is not a probability.
     #[error("rewrite p_error {0} is not a probability in (0, 1); set RewriteConfig::p_error to the program's per-bootstrap error target, e.g. 2^-40")]
     BadErrorTarget(f64),
+    /// The configuration names a rule domain that does not exist.
+    #[error("unknown rule domain `{name}`; rule domains: {available}")]
+    UnknownRuleDomain {
+        /// The name asked for.
+        name: String,
+        /// Comma-separated domain names.
+        available: String,
+    },
     /// Extraction produced an inconsistent choice (a bug).
     #[error("internal extraction error: {0}")]
     Extraction(&'static str),
@@ -173,6 +186,7 @@ pub fn saturate(
     ranges: Option<&ValueRanges>,
     cfg: &RewriteConfig,
 ) -> Result<Saturated, RewriteError> {
+    let rules = rules::rules_of(cfg)?;
     let mut loaded = convert::to_egraph(g, ranges)?;
     let eg = std::mem::take(&mut loaded.egraph);
     let node_limit = match cfg.node_limit {
@@ -205,7 +219,7 @@ pub fn saturate(
         .with_iter_limit(cfg.iter_limit)
         .with_node_limit(node_limit)
         .with_time_limit(time_limit)
-        .run(&rules::all_rules(cfg));
+        .run(&rules);
     let stop_reason = match &runner.stop_reason {
         Some(egg::StopReason::Saturated) => "Saturated".to_string(),
         Some(egg::StopReason::IterationLimit(_)) => "IterationLimit".to_string(),

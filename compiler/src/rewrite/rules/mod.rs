@@ -153,14 +153,74 @@ pub fn shape_of(eg: &VeilEGraph, id: Id) -> Vec<usize> {
     value(eg, id).map(|d| d.shape.clone()).unwrap_or_default()
 }
 
-/// All rules enabled by `cfg`.
+/// A named group of rules: one module of `rules/`.
+pub struct RuleDomain {
+    /// The name `RewriteConfig::rule_domains`, `veil opt --rules` and the rule file tests use.
+    pub name: &'static str,
+    /// One line: what the domain's rules do.
+    pub doc: &'static str,
+    /// The domain's rules under a configuration.
+    pub rules: fn(&RewriteConfig) -> Vec<Rule>,
+}
+
+/// Every rule domain, in the order the rules are given to egg. Adding a domain: one module
+/// here, one line in this table and one directory of file tests in `compiler/tests/rules/`.
+pub const DOMAINS: &[RuleDomain] = &[
+    RuleDomain {
+        name: "fusion",
+        doc: "univariate chains into one table lookup",
+        rules: fusion::rules,
+    },
+    RuleDomain {
+        name: "arithmetic",
+        doc: "linear combinations and products of lookups of one value, quarter squares, packed products",
+        rules: arithmetic::rules,
+    },
+    RuleDomain {
+        name: "comparisons",
+        doc: "comparisons, min/max, relu/abs as lookups of a difference; complements",
+        rules: comparisons::rules,
+    },
+    RuleDomain {
+        name: "regroup",
+        doc: "add/sub chains whose terms include two functions of one value",
+        rules: regroup::rules,
+    },
+    RuleDomain {
+        name: "rounding",
+        doc: "rounding low bits away before a lookup where the cost model says it pays",
+        rules: rounding::rules,
+    },
+];
+
+/// Names of every rule domain, in order.
+pub fn domain_names() -> Vec<&'static str> {
+    DOMAINS.iter().map(|d| d.name).collect()
+}
+
+/// All rules enabled by `cfg`, whatever `cfg.rule_domains` says.
 pub fn all_rules(cfg: &RewriteConfig) -> Vec<Rule> {
-    let mut r = fusion::rules(cfg);
-    r.extend(arithmetic::rules(cfg));
-    r.extend(comparisons::rules(cfg));
-    r.extend(regroup::rules(cfg));
-    r.extend(rounding::rules(cfg));
-    r
+    DOMAINS.iter().flat_map(|d| (d.rules)(cfg)).collect()
+}
+
+/// The rules of the domains `cfg.rule_domains` names (every domain when it is empty), in
+/// [`DOMAINS`] order; an unknown name is an error listing the domains.
+pub fn rules_of(cfg: &RewriteConfig) -> Result<Vec<Rule>, super::RewriteError> {
+    if let Some(bad) = cfg
+        .rule_domains
+        .iter()
+        .find(|n| !DOMAINS.iter().any(|d| d.name == n.as_str()))
+    {
+        return Err(super::RewriteError::UnknownRuleDomain {
+            name: bad.clone(),
+            available: domain_names().join(", "),
+        });
+    }
+    Ok(DOMAINS
+        .iter()
+        .filter(|d| cfg.rule_domains.is_empty() || cfg.rule_domains.iter().any(|n| n == d.name))
+        .flat_map(|d| (d.rules)(cfg))
+        .collect())
 }
 
 /// The scalar function a univariate rule computes on its operand.
