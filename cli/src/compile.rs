@@ -1,17 +1,20 @@
-//! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--out DIR] [--emit STAGE]
-//! [--stats] [--json] [--p-error X]`: compile a program or model and write the server and
-//! client artifacts into `--out`.
+//! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--domain calibrated|types]
+//! [--out DIR] [--emit STAGE] [--stats] [--json] [--p-error X]`: compile a program or model and
+//! write the server and client artifacts into `--out`.
 //!
 //! The inputset calibrates the compilation: for a `.veil` program every row is one sample of
 //! the program's inputs (integers, every input flattened in declaration order); for an `.onnx`
 //! model every row is one float sample (its features), used to calibrate the quantizers.
+//! `--domain` chooses which inputs the program is exact on ([`DomainArg`]): the calibrated
+//! intervals (default) or every value of the declared input types (`.veil` programs then need
+//! no inputset).
 
 use super::io;
 use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use veil_compiler::optimizer::ErrorTarget;
-use veil_compiler::program::{compile, CompileConfig, Program};
+use veil_compiler::program::{compile, CompileConfig, DomainPolicy, Program};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
 use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
 use veil_ml::{Matrix, NBits};
@@ -39,17 +42,28 @@ every input flattened (row-major) in declaration order, e.g. for `x: enc<u3>[3]`
 (comma-separated, `#` comments, an optional header row) or NPY (a 2-D array [samples, columns]; \
 integers for .veil programs, floats or integers for models).
 
+Domain (--domain): a compiled program is exact on its domain and `veil encrypt` refuses samples \
+outside it (exit 1, nothing encrypted), so a result is never silently wrong. `calibrated` \
+(default): the intervals every value takes on the inputset; narrowest types and fewest \
+bootstrap bits, but samples whose values leave those intervals are refused. `types`: intervals \
+propagated from the declared input types; every sample of the declared input types is computed \
+exactly (unless a value overflows its declared type, which is refused too), at the price of \
+wider bootstraps; a .veil program needs no --inputset. `--emit stats` and `veil inspect` show \
+the policy and each input's accepted interval.
+
 Examples:
   veil compile tests/golden/tlu.veil --inputset samples.csv --out build --stats
+  veil compile prog.veil --domain types --out build --stats
   veil compile model.onnx --inputset calibration.npy --out build --json
   veil compile prog.veil --inputset samples.csv --emit tfhe"
 )]
 pub struct CompileArgs {
     /// The program (`.veil`) or model (`.onnx`) to compile.
     pub file: PathBuf,
-    /// Samples that calibrate the compilation (`.csv` or `.npy`, one row per sample).
+    /// Samples that calibrate the compilation (`.csv` or `.npy`, one row per sample); optional
+    /// for a `.veil` program compiled with `--domain types`.
     #[arg(long)]
-    pub inputset: PathBuf,
+    pub inputset: Option<PathBuf>,
     /// Folder for `server.veil-artifact` and `client.veil-artifact`.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
@@ -104,6 +118,33 @@ pub struct CompileOptions {
     /// rounding_threshold_bits); networks at default widths need it.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
+    /// Which inputs the program is exact on: `calibrated` (the inputset's intervals; samples
+    /// outside them are refused at encrypt) or `types` (every value of the declared input
+    /// types; wider, costlier bootstraps).
+    #[arg(long, value_enum, default_value = "calibrated")]
+    pub domain: DomainArg,
+}
+
+/// `--domain`: which inputs a compiled program is exact on
+/// ([`veil_compiler::program::DomainPolicy`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DomainArg {
+    /// The intervals every value takes on the inputset: narrow and cheap; samples whose
+    /// values leave them are refused at encrypt.
+    #[default]
+    Calibrated,
+    /// Intervals propagated from the declared input types: exact for every sample of those
+    /// types (overflows of a declared type are refused); wider bootstraps.
+    Types,
+}
+
+impl From<DomainArg> for DomainPolicy {
+    fn from(d: DomainArg) -> Self {
+        match d {
+            DomainArg::Calibrated => DomainPolicy::Calibrated,
+            DomainArg::Types => DomainPolicy::Types,
+        }
+    }
 }
 
 /// What a compilation produced.
@@ -117,7 +158,10 @@ pub struct Compiled {
 }
 
 fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
-    let mut cfg = CompileConfig::default();
+    let mut cfg = CompileConfig {
+        domain: options.domain.into(),
+        ..CompileConfig::default()
+    };
     let check = crate::params::check_probability;
     if let Some(profile) = options.security_profile {
         cfg.error = ErrorTarget::p_error(profile.p_error());
@@ -203,14 +247,15 @@ fn art(path: &Path) -> impl Fn(artifact::ArtifactError) -> CliError + '_ {
 
 /// Compiles `args.file` with its inputset (without writing anything).
 pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
-    Ok(build_model(&args.file, &args.inputset, &args.options)?.0)
+    Ok(build_model(&args.file, args.inputset.as_deref(), &args.options)?.0)
 }
 
 /// Compiles the program or model `file` calibrated on `inputset`; for an ONNX model also
-/// returns the imported model (for evaluation in Clear, Simulate and Execute modes).
+/// returns the imported model (for evaluation in Clear, Simulate and Execute modes). Only a
+/// `.veil` program compiled with `--domain types` may go without an inputset.
 pub fn build_model(
     file: &Path,
-    inputset: &Path,
+    inputset: Option<&Path>,
     options: &CompileOptions,
 ) -> Result<(Compiled, Option<(OnnxImport, OnnxModel)>), CliError> {
     let cfg = config(options)?;
@@ -229,8 +274,18 @@ pub fn build_model(
                     "{name}: this program is already lowered to the TFHE level; `veil compile` takes tensor-level programs"
                 )));
             }
-            let table = io::read_ints(inputset)?;
-            let samples = io::int_samples(&table, &artifact::input_specs(&g))?;
+            let samples = match inputset {
+                Some(path) => {
+                    let table = io::read_ints(path)?;
+                    io::int_samples(&table, &artifact::input_specs(&g))?
+                }
+                None if cfg.domain == DomainPolicy::Types => Vec::new(),
+                None => {
+                    return Err(CliError(format!(
+                        "{name}: --inputset is required to calibrate the program (--domain calibrated, the default); give samples with --inputset FILE.csv, or compile for every value of the declared input types with --domain types"
+                    )))
+                }
+            };
             tracing::debug!(samples = samples.len(), "inputset read");
             let p = compile(&g, &samples, &cfg).map_err(|e| CliError(format!("{name}: {e}")))?;
             (p, ClientModel::Integers)
@@ -239,6 +294,11 @@ pub fn build_model(
             let bytes = io::read(file)?;
             let import =
                 OnnxImport::from_bytes(&bytes).map_err(|e| CliError(format!("{name}: {e}")))?;
+            let inputset = inputset.ok_or_else(|| {
+                CliError(format!(
+                    "{name}: --inputset is required for an .onnx model (it calibrates the quantizers, whatever the --domain); give float samples with --inputset FILE.csv"
+                ))
+            })?;
             let (x, _) = read_model_rows(inputset, &import, options.label_column.as_deref())?;
             let model = import
                 .compile(&x, &options.import_config())

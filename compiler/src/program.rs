@@ -46,6 +46,47 @@ pub struct CompileConfig {
     /// One parameter set for every bootstrap (Concrete's mono-parameter strategy) instead of
     /// one per partition where that is cheaper.
     pub single_parameter_set: bool,
+    /// Which inputs the program is made exact for ([`DomainPolicy`]): the calibrated
+    /// intervals of the inputset (the default) or every value of the declared input types.
+    pub domain: DomainPolicy,
+}
+
+/// Which inputs a compiled program is exact on, and so which samples its domain check
+/// ([`Program::check_domain`]) accepts. Either way a sample outside the domain is refused
+/// before encryption, never computed wrongly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainPolicy {
+    /// Intervals calibrated on the inputset (the hull of the values every sample takes):
+    /// narrow types, tables tabulated over the calibrated intervals, fewest and narrowest
+    /// bootstraps. Samples whose values leave those intervals are refused. Without an
+    /// inputset the intervals are propagated from the declared input types, as for
+    /// [`DomainPolicy::Types`].
+    #[default]
+    Calibrated,
+    /// Intervals propagated soundly from the declared input types (interval arithmetic over
+    /// every op, [`crate::passes::bitwidth::propagate_ranges`]); the inputset is not used.
+    /// Every table covers its operand's whole propagated interval, so the program is exact
+    /// for every sample of the declared input types whose values fit their declared types (a
+    /// sample that overflows a declared type is refused by the reference interpreter). Costs
+    /// wider bootstraps where the types are wider than the data.
+    Types,
+}
+
+impl DomainPolicy {
+    /// `calibrated` or `types`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainPolicy::Calibrated => "calibrated",
+            DomainPolicy::Types => "types",
+        }
+    }
+}
+
+impl std::fmt::Display for DomainPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 pub use crate::rewrite::cost::DEFAULT_P_ERROR;
@@ -58,6 +99,7 @@ impl Default for CompileConfig {
             print_after_all: false,
             print_after: Vec::new(),
             single_parameter_set: false,
+            domain: DomainPolicy::Calibrated,
         }
     }
 }
@@ -119,6 +161,22 @@ pub struct CompileStats {
     pub estimated_latency_ms: f64,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
+    /// The domain policy the program was compiled under (`calibrated` or `types`).
+    pub domain: DomainPolicy,
+    /// Per program input (in declaration order), the interval of element values the domain
+    /// check accepts.
+    pub input_domain: Vec<InputInterval>,
+}
+
+/// One input's accepted interval in [`CompileStats::input_domain`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InputInterval {
+    /// The input's name.
+    pub name: String,
+    /// Smallest accepted element.
+    pub lo: i64,
+    /// Largest accepted element.
+    pub hi: i64,
 }
 
 impl CompileStats {
@@ -253,8 +311,10 @@ pub fn compile(
     for p in &config.print_after {
         pm.print_after(p);
     }
+    // `types`: no calibration, intervals propagated from the declared input types.
+    let calibrate = config.domain == DomainPolicy::Calibrated && !inputset.is_empty();
     let mut cx = PassContext {
-        inputset: (!inputset.is_empty()).then(|| inputset.to_vec()),
+        inputset: calibrate.then(|| inputset.to_vec()),
         ..Default::default()
     };
     // The rewrite prices bootstraps at the program's own error target.
@@ -323,12 +383,14 @@ pub fn compile(
         Ok(choice)
     };
     let lowered = lower(&optimized, &MultiChooser(chooser))?;
-    let stats = make_stats(
+    let mut stats = make_stats(
         &lowered.program,
         &lowered.stats,
         chosen.into_inner().map(|s| (*s).clone()),
         start,
     );
+    stats.domain = config.domain;
+    stats.input_domain = input_intervals(graph, &domain);
     Ok(Program {
         source: graph.clone(),
         optimized,
@@ -409,7 +471,31 @@ fn make_stats(
         estimated_latency_ms: cost * ms_per_cost_unit(),
         params,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
+        domain: DomainPolicy::Calibrated,
+        input_domain: Vec::new(),
     }
+}
+
+/// Per input of `g`, the interval `domain` accepts (its declared type's range when the domain
+/// has none).
+fn input_intervals(g: &Graph, domain: &veil_ir::Domain) -> Vec<InputInterval> {
+    let numbers = g.value_numbers();
+    g.inputs()
+        .into_iter()
+        .map(|v| {
+            let t = g.ty(v).int;
+            let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+            let (lo, hi) = numbers
+                .get(&v)
+                .and_then(|&n| domain.interval(n))
+                .unwrap_or((clamp(t.min()), clamp(t.max())));
+            let name = match g.op(v) {
+                veil_ir::Op::Input { name } => name.clone(),
+                _ => String::new(),
+            };
+            InputInterval { name, lo, hi }
+        })
+        .collect()
 }
 
 impl Program {
