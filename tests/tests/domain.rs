@@ -133,14 +133,23 @@ fn calibrated_case(which: usize, n_cal: usize, seed: u64) -> Result<(usize, usiz
         .map_err(|e| TestCaseError::fail(format!("{name}: compile: {e}")))?;
     let (mut inside, mut outside) = (0, 0);
     // the calibration samples are inside by construction
-    for x in set.iter().chain(&corpus::random_inputs(g, 24, seed ^ 0x5a5a)) {
+    for x in set
+        .iter()
+        .chain(&corpus::random_inputs(g, 24, seed ^ 0x5a5a))
+    {
         let want = reference(name, g, x);
         match p.check_domain(x, DomainCheck::Calibrated) {
             Ok(()) => {
                 let sim = p
                     .simulate(x, seed)
                     .map_err(|e| TestCaseError::fail(format!("{name}: simulate: {e}")))?;
-                prop_assert_eq!(&sim, &want, "{}: accepted {:?} but computed wrongly", name, x);
+                prop_assert_eq!(
+                    &sim,
+                    &want,
+                    "{}: accepted {:?} but computed wrongly",
+                    name,
+                    x
+                );
                 inside += 1;
             }
             Err(ProgramError::OutOfDomain(v)) => {
@@ -151,7 +160,11 @@ fn calibrated_case(which: usize, n_cal: usize, seed: u64) -> Result<(usize, usiz
             Err(e) => return Err(TestCaseError::fail(format!("{name}: {x:?}: {e}"))),
         }
     }
-    prop_assert!(inside >= set.len(), "{}: a calibration sample was refused", name);
+    prop_assert!(
+        inside >= set.len(),
+        "{}: a calibration sample was refused",
+        name
+    );
     Ok((inside, outside))
 }
 
