@@ -261,3 +261,86 @@ fn compile_help_documents_both_domain_policies() {
         assert!(help.contains(want), "{want}: {help}");
     }
 }
+
+/// An ONNX fixture's calibration rows and test rows as CSV files, the label last.
+fn fixture_csvs(name: &str, dir: &Path) -> (String, String, String) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/fixtures/onnx");
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    fn flat(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a) => a.iter().for_each(|x| flat(x, out)),
+            v => out.push(format!("{:?}", v.as_f64().unwrap())),
+        }
+    }
+    let write = |key: &str, labels: Option<&serde_json::Value>, path: &Path| {
+        let mut text = String::new();
+        for (i, r) in f[key].as_array().unwrap().iter().enumerate() {
+            let mut cells = Vec::new();
+            flat(r, &mut cells);
+            cells.push(labels.map_or("0".into(), |l| l[i].to_string()));
+            text += &(cells.join(",") + "\n");
+        }
+        std::fs::write(path, text).unwrap();
+        s(path)
+    };
+    (
+        s(&base.join(format!("{name}.onnx"))),
+        write("calibration", None, &dir.join("train.csv")),
+        write("inputs", Some(&f["targets"]), &dir.join("test.csv")),
+    )
+}
+
+/// `--domain types` compiles ONNX models (a tree and a network) and records the policy; the
+/// simulated program predicts exactly what the quantized program predicts in the clear.
+#[test]
+fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
+    let dir = workdir("onnx-types");
+    for (name, extra) in [
+        ("tree_iris", &[][..]),
+        ("torch_mlp_iris", &["--rounding-bits", "6"][..]),
+    ] {
+        let (model, train, test) = fixture_csvs(name, &dir);
+        let out = s(&dir.join(name));
+        let mut args = vec![
+            "compile",
+            &model,
+            "--inputset",
+            &train,
+            "--label-column",
+            "last",
+            "--domain",
+            "types",
+            "--emit",
+            "stats",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let stats: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(stats["domain"], "types", "{name}: {stats}");
+        let eval = |mode: &str| -> serde_json::Value {
+            let mut args = vec![
+                "eval",
+                &model,
+                "--inputset",
+                &train,
+                "--test",
+                &test,
+                "--label-column",
+                "last",
+                "--domain",
+                "types",
+                "--mode",
+                mode,
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            serde_json::from_str(&ok(&args)).unwrap()
+        };
+        let (clear, sim) = (eval("clear"), eval("simulate"));
+        assert_eq!(sim["veil"], clear["veil"], "{name}: {sim} vs {clear}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -123,7 +123,7 @@ pub enum ProgramError {
     #[error("{0}")]
     Interp(String),
     /// A sample leaves the domain the program was compiled for; nothing was encrypted.
-    #[error("{0}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with one that does, or encrypt with `Program::encrypt_unchecked` (results may be wrong)")]
+    #[error("{0}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with one that does or with `DomainPolicy::Types` (exact on every value of the declared input types), or encrypt with `Program::encrypt_unchecked` (results may be wrong)")]
     OutOfDomain(veil_ir::DomainViolation),
 }
 
