@@ -49,7 +49,9 @@ bootstrap bits, but samples whose values leave those intervals are refused. `typ
 propagated from the declared input types; every sample of the declared input types is computed \
 exactly (unless a value overflows its declared type, which is refused too), at the price of \
 wider bootstraps; a .veil program needs no --inputset. `--emit stats` and `veil inspect` show \
-the policy and each input's accepted interval.
+the policy and each input's accepted interval; with `--domain types` and an inputset, `--stats` \
+and `--emit stats` also show what types costs against calibrated (PBS, widest bootstrap, \
+estimated latency; `versus_calibrated` in the JSON).
 
 Examples:
   veil compile tests/golden/tlu.veil --inputset samples.csv --out build --stats
@@ -363,7 +365,21 @@ pub fn run(args: &CompileArgs) -> Result<(), CliError> {
     let cp = args.out.join(artifact::CLIENT_FILE);
     io::write(&sp, &sb, false)?;
     io::write(&cp, &cb, false)?;
-    let stats = c.server.stats();
+    let mut stats = c.server.stats();
+    // Under --domain types with an inputset, what the policy costs against calibrated (one
+    // more compilation, only when statistics are printed).
+    let shown = args.stats || args.json || args.emit == Some(Emit::Stats);
+    let versus = (shown && args.options.domain == DomainArg::Types && args.inputset.is_some())
+        .then(|| {
+            let mut o = args.options.clone();
+            o.domain = DomainArg::Calibrated;
+            build_model(&args.file, args.inputset.as_deref(), &o).ok()
+        })
+        .flatten()
+        .map(|cal| domain_price(&c.program.stats, &cal.0.program.stats));
+    if let (Some(v), Some(obj)) = (&versus, stats.as_object_mut()) {
+        obj.insert("versus_calibrated".into(), v.clone());
+    }
     let text = |g: &veil_ir::Graph| veil_ir::text::print(g);
     match args.emit {
         Some(Emit::Tensor) => print!("{}", text(&c.program.source)),
@@ -397,10 +413,42 @@ pub fn run(args: &CompileArgs) -> Result<(), CliError> {
                     "{}",
                     super::inspect::stats_table(&stats, &c.program.tfhe.params)
                 );
+                if let Some(v) = &versus {
+                    let side = |k: &str, f: &str| v[k][f].clone();
+                    let ms = |k: &str| v[k]["estimated_latency_ms"].as_f64().unwrap_or(0.0);
+                    println!(
+                        "  {:<22} PBS {} -> {}, widest bootstrap {} -> {} bits, est. latency {:.1} -> {:.1} ms",
+                        "calibrated -> types",
+                        side("calibrated", "pbs"),
+                        side("types", "pbs"),
+                        side("calibrated", "max_bits"),
+                        side("types", "max_bits"),
+                        ms("calibrated"),
+                        ms("types"),
+                    );
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The price of `--domain types` against `--domain calibrated`: PBS, widest bootstrap input
+/// (bits), model cost and estimated latency of both, as JSON
+/// (`{"calibrated": {..}, "types": {..}}`).
+pub fn domain_price(
+    types: &veil_compiler::program::CompileStats,
+    calibrated: &veil_compiler::program::CompileStats,
+) -> serde_json::Value {
+    let side = |s: &veil_compiler::program::CompileStats| {
+        serde_json::json!({
+            "pbs": s.pbs,
+            "max_bits": s.pbs_by_precision.keys().copied().max().unwrap_or(0),
+            "estimated_latency_ms": s.estimated_latency_ms,
+            "cost": s.cost,
+        })
+    };
+    serde_json::json!({ "calibrated": side(calibrated), "types": side(types) })
 }
 
 /// Pretty JSON.

@@ -226,6 +226,26 @@ fn domain_types_squares_the_sum_the_calibrated_program_refuses() {
     assert_eq!(v["domain"], "types", "{stats}");
     assert_eq!(v["input_domain"][1]["name"], "b", "{stats}");
     assert_eq!(v["input_domain"][1]["hi"], 15, "{stats}");
+    // with an inputset, what types costs against calibrated: a 5-bit lookup instead of 2
+    let with_set = |what: &[&str]| {
+        let set = s(&set);
+        let mut args = vec!["compile", &prog, "--domain", "types", "--inputset", &set];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["--out", &out]);
+        ok(&args)
+    };
+    let stats = with_set(&["--emit", "stats"]);
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        v["versus_calibrated"]["calibrated"]["max_bits"], 2,
+        "{stats}"
+    );
+    assert_eq!(v["versus_calibrated"]["types"]["max_bits"], 5, "{stats}");
+    let table = with_set(&["--stats"]);
+    assert!(
+        table.contains("calibrated -> types") && table.contains("widest bootstrap 2 -> 5 bits"),
+        "{table}"
+    );
     let stats = ok(&[
         "compile",
         &prog,

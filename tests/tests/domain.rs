@@ -194,3 +194,25 @@ fn small_inputsets_leave_inputs_outside_the_domain() {
     assert!(outside > programs().len(), "only {outside} refused");
     assert!(inside > programs().len(), "only {inside} accepted");
 }
+
+/// Regression: `eq`, `ne` and `le` of two u3 vectors share one bootstrapped `a - b` after the
+/// rewrite. Calibrated on two samples, the second bit-width run used to narrow that new value
+/// to what those samples produced (i3), and `a = [2, 4], b = [5, 0]`, inside the domain (every
+/// value of the source program in its interval), overflowed it and decrypted `eq` as 2. Bit
+/// widths after the rewrite now come from the domain's input intervals.
+#[test]
+fn values_the_rewrite_introduces_hold_every_sample_of_the_domain() {
+    let (_, g) = programs()
+        .iter()
+        .find(|(n, _)| n == "cmp_eq_ne")
+        .expect("corpus program");
+    let v = |x: [i64; 2]| Tensor::new(vec![2], x.to_vec()).unwrap();
+    let set = vec![vec![v([4, 2]), v([6, 0])], vec![v([1, 6]), v([4, 5])]];
+    let p = compile(g, &set, &corpus::default_config()).unwrap();
+    let x = [v([2, 4]), v([5, 0])];
+    p.check_domain(&x, DomainCheck::Calibrated)
+        .expect("inside the calibrated domain");
+    let want = reference("cmp_eq_ne", g, &x);
+    assert_eq!(p.simulate(&x, 0).unwrap(), want);
+    assert_eq!(reference("cmp_eq_ne", &p.optimized, &x), want);
+}
