@@ -5,7 +5,7 @@
 //! Per model: the compiled program under both policies (PBS, widest bootstrap in bits,
 //! estimated latency), then over the test samples the median time of
 //! - `check (prepared)`: the check as `veil encrypt` runs it on a batch (graph prepared once,
-//!   [`veil_ir::Domain::checker`]; quantized models are checked on their optimized program's
+//!   [`Program::domain_checker`]; quantized models are checked on their optimized program's
 //!   types, as `ClientArtifact::check_domain` does);
 //! - `check (one call)`: [`Program::check_domain`] on one sample (prepares the graph each time);
 //! - `encrypt`: [`Program::encrypt_unchecked`] of the same sample (client keys only);
@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 use veil_compiler::program::{compile, CompileConfig, DomainCheck, DomainPolicy, Program};
-use veil_ir::{Domain, Tensor};
+use veil_ir::Tensor;
 use veil_ml::{
     dataset, CompiledModel, DecisionTreeClassifier, FheModel, Matrix, MlpClassifier, XgbClassifier,
 };
@@ -108,9 +108,9 @@ fn main() {
             max_bits(&t),
         ));
         let keys = ClientKeys::generate(&p.tfhe.params, &KeygenOptions::default()).unwrap();
-        // what `ClientArtifact::check_domain` runs for a quantized model
-        let typed = Domain::from_types(&p.optimized);
-        let checker = typed.checker(&p.optimized).unwrap();
+        // what `ClientArtifact::check_domain` runs for a quantized model (the optimized
+        // program's types), prepared once for the batch
+        let checker = p.domain_checker(DomainCheck::Types).unwrap();
         let (mut prepared, mut one, mut enc) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..samples.min(split.test.len()) {
             let x = m.client.encode(&split.test.x.select_rows(&[i])).unwrap();

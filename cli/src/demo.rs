@@ -185,12 +185,17 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let mut agree = 0;
     let mut correct = 0;
     let mut total_run = 0.0;
+    // the client's domain check, prepared once for all samples
+    let checker = program
+        .domain_checker(veil_compiler::program::DomainCheck::Types)
+        .map_err(ml)?;
     for i in 0..n {
         let x = split.test.x.select_rows(&[i]);
         let inputs = model.client.encode(&x).map_err(ml)?;
         let t = Instant::now();
-        program
-            .check_domain(&inputs, veil_compiler::program::DomainCheck::Types)
+        checker
+            .check(&inputs)
+            .map_err(veil_compiler::program::ProgramError::from_domain)
             .map_err(ml)?;
         let ct = program.encrypt_unchecked(&client, &inputs).map_err(ml)?;
         let te = t.elapsed();
