@@ -313,7 +313,8 @@ fn fixture_csvs(name: &str, dir: &Path) -> (String, String, String) {
 }
 
 /// `--domain types` compiles ONNX models (a tree and a network) and records the policy; the
-/// simulated program predicts exactly what the quantized program predicts in the clear.
+/// simulated program (and, for the tree, the encrypted one on two samples) predicts exactly
+/// what the quantized program predicts in the clear.
 #[test]
 fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
     let dir = workdir("onnx-types");
@@ -340,7 +341,7 @@ fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
         args.extend_from_slice(extra);
         let stats: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
         assert_eq!(stats["domain"], "types", "{name}: {stats}");
-        let eval = |mode: &str| -> serde_json::Value {
+        let eval = |mode: &str, more: &[&str]| -> serde_json::Value {
             let mut args = vec![
                 "eval",
                 &model,
@@ -357,10 +358,17 @@ fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
                 "--json",
             ];
             args.extend_from_slice(extra);
+            args.extend_from_slice(more);
             serde_json::from_str(&ok(&args)).unwrap()
         };
-        let (clear, sim) = (eval("clear"), eval("simulate"));
+        let (clear, sim) = (eval("clear", &[]), eval("simulate", &[]));
         assert_eq!(sim["veil"], clear["veil"], "{name}: {sim} vs {clear}");
+        if name == "tree_iris" {
+            // encrypted: keys, encryption, the run and decryption of two samples
+            let two = ["--samples", "2"];
+            let (clear, exec) = (eval("clear", &two), eval("execute", &two));
+            assert_eq!(exec["veil"], clear["veil"], "{name}: {exec} vs {clear}");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
