@@ -1,17 +1,20 @@
-//! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--out DIR] [--emit STAGE]
-//! [--stats] [--json] [--p-error X]`: compile a program or model and write the server and
-//! client artifacts into `--out`.
+//! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--domain calibrated|types]
+//! [--out DIR] [--emit STAGE] [--stats] [--json] [--p-error X]`: compile a program or model and
+//! write the server and client artifacts into `--out`.
 //!
 //! The inputset calibrates the compilation: for a `.veil` program every row is one sample of
 //! the program's inputs (integers, every input flattened in declaration order); for an `.onnx`
 //! model every row is one float sample (its features), used to calibrate the quantizers.
+//! `--domain` chooses which inputs the program is exact on ([`DomainArg`]): the calibrated
+//! intervals (default) or every value of the declared input types (`.veil` programs then need
+//! no inputset).
 
 use super::io;
 use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use veil_compiler::optimizer::ErrorTarget;
-use veil_compiler::program::{compile, CompileConfig, Program};
+use veil_compiler::program::{compile, CompileConfig, DomainPolicy, Program};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
 use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
 use veil_ml::quantize::RoundingMethod;
@@ -40,17 +43,30 @@ every input flattened (row-major) in declaration order, e.g. for `x: enc<u3>[3]`
 (comma-separated, `#` comments, an optional header row) or NPY (a 2-D array [samples, columns]; \
 integers for .veil programs, floats or integers for models).
 
+Domain (--domain): a compiled program is exact on its domain and `veil encrypt` refuses samples \
+outside it (exit 1, nothing encrypted), so a result is never silently wrong. `calibrated` \
+(default): the intervals every value takes on the inputset; narrowest types and fewest \
+bootstrap bits, but samples whose values leave those intervals are refused. `types`: intervals \
+propagated from the declared input types; every sample of the declared input types is computed \
+exactly (unless a value overflows its declared type, which is refused too), at the price of \
+wider bootstraps; a .veil program needs no --inputset. `--emit stats` and `veil inspect` show \
+the policy and each input's accepted interval; with `--domain types` and an inputset, `--stats` \
+and `--emit stats` also show what types costs against calibrated (PBS, widest bootstrap, \
+estimated latency; `versus_calibrated` in the JSON).
+
 Examples:
   veil compile tests/golden/tlu.veil --inputset samples.csv --out build --stats
+  veil compile prog.veil --domain types --out build --stats
   veil compile model.onnx --inputset calibration.npy --out build --json
   veil compile prog.veil --inputset samples.csv --emit tfhe"
 )]
 pub struct CompileArgs {
     /// The program (`.veil`) or model (`.onnx`) to compile.
     pub file: PathBuf,
-    /// Samples that calibrate the compilation (`.csv` or `.npy`, one row per sample).
+    /// Samples that calibrate the compilation (`.csv` or `.npy`, one row per sample); optional
+    /// for a `.veil` program compiled with `--domain types`.
     #[arg(long)]
-    pub inputset: PathBuf,
+    pub inputset: Option<PathBuf>,
     /// Folder for `server.veil-artifact` and `client.veil-artifact`.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
@@ -102,8 +118,9 @@ pub struct CompileOptions {
     pub n_bits: Option<u8>,
     /// ONNX models: keep at most this many high bits of every accumulator a table lookup
     /// reads, dropping the others with a rounding (Concrete ML's rounding_threshold_bits).
-    /// Default: accumulators up to 8 bits are read whole; when one is wider, every lookup
-    /// operand wider than 6 bits is rounded to 6.
+    /// Default: accumulators up to 8 bits are read whole; when one is wider, the model is a
+    /// network and gets the cheapest rounding (6, 7 or 8 kept bits, 6-bit widths where
+    /// unset) whose predictions on the inputset stay within a point of the float model's.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
     /// ONNX models: how accumulators are rounded. `approximate` (default, as Concrete ML): the
@@ -111,6 +128,11 @@ pub struct CompileOptions {
     /// may be one step off; `exact`: one 1-bit bootstrap per dropped bit.
     #[arg(long, value_enum)]
     pub rounding_method: Option<RoundingMethodArg>,
+    /// Which inputs the program is exact on: `calibrated` (the inputset's intervals; samples
+    /// outside them are refused at encrypt) or `types` (every value of the declared input
+    /// types; wider, costlier bootstraps).
+    #[arg(long, value_enum, default_value = "calibrated")]
+    pub domain: DomainArg,
 }
 
 /// `--rounding-method`.
@@ -131,6 +153,28 @@ impl From<RoundingMethodArg> for RoundingMethod {
     }
 }
 
+/// `--domain`: which inputs a compiled program is exact on
+/// ([`veil_compiler::program::DomainPolicy`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DomainArg {
+    /// The intervals every value takes on the inputset: narrow and cheap; samples whose
+    /// values leave them are refused at encrypt.
+    #[default]
+    Calibrated,
+    /// Intervals propagated from the declared input types: exact for every sample of those
+    /// types (overflows of a declared type are refused); wider bootstraps.
+    Types,
+}
+
+impl From<DomainArg> for DomainPolicy {
+    fn from(d: DomainArg) -> Self {
+        match d {
+            DomainArg::Calibrated => DomainPolicy::Calibrated,
+            DomainArg::Types => DomainPolicy::Types,
+        }
+    }
+}
+
 /// What a compilation produced.
 pub struct Compiled {
     /// The program.
@@ -142,7 +186,10 @@ pub struct Compiled {
 }
 
 fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
-    let mut cfg = CompileConfig::default();
+    let mut cfg = CompileConfig {
+        domain: options.domain.into(),
+        ..CompileConfig::default()
+    };
     let check = crate::params::check_probability;
     if let Some(profile) = options.security_profile {
         cfg.error = ErrorTarget::p_error(profile.p_error());
@@ -230,14 +277,15 @@ fn art(path: &Path) -> impl Fn(artifact::ArtifactError) -> CliError + '_ {
 
 /// Compiles `args.file` with its inputset (without writing anything).
 pub fn build(args: &CompileArgs) -> Result<Compiled, CliError> {
-    Ok(build_model(&args.file, &args.inputset, &args.options)?.0)
+    Ok(build_model(&args.file, args.inputset.as_deref(), &args.options)?.0)
 }
 
 /// Compiles the program or model `file` calibrated on `inputset`; for an ONNX model also
-/// returns the imported model (for evaluation in Clear, Simulate and Execute modes).
+/// returns the imported model (for evaluation in Clear, Simulate and Execute modes). Only a
+/// `.veil` program compiled with `--domain types` may go without an inputset.
 pub fn build_model(
     file: &Path,
-    inputset: &Path,
+    inputset: Option<&Path>,
     options: &CompileOptions,
 ) -> Result<(Compiled, Option<(OnnxImport, OnnxModel)>), CliError> {
     let cfg = config(options)?;
@@ -256,8 +304,18 @@ pub fn build_model(
                     "{name}: this program is already lowered to the TFHE level; `veil compile` takes tensor-level programs"
                 )));
             }
-            let table = io::read_ints(inputset)?;
-            let samples = io::int_samples(&table, &artifact::input_specs(&g))?;
+            let samples = match inputset {
+                Some(path) => {
+                    let table = io::read_ints(path)?;
+                    io::int_samples(&table, &artifact::input_specs(&g))?
+                }
+                None if cfg.domain == DomainPolicy::Types => Vec::new(),
+                None => {
+                    return Err(CliError(format!(
+                        "{name}: --inputset is required to calibrate the program (--domain calibrated, the default); give samples with --inputset FILE.csv, or compile for every value of the declared input types with --domain types"
+                    )))
+                }
+            };
             tracing::debug!(samples = samples.len(), "inputset read");
             let p = compile(&g, &samples, &cfg).map_err(|e| CliError(format!("{name}: {e}")))?;
             (p, ClientModel::Integers)
@@ -266,6 +324,11 @@ pub fn build_model(
             let bytes = io::read(file)?;
             let import =
                 OnnxImport::from_bytes(&bytes).map_err(|e| CliError(format!("{name}: {e}")))?;
+            let inputset = inputset.ok_or_else(|| {
+                CliError(format!(
+                    "{name}: --inputset is required for an .onnx model (it calibrates the quantizers, whatever the --domain); give float samples with --inputset FILE.csv"
+                ))
+            })?;
             let (x, _) = read_model_rows(inputset, &import, options.label_column.as_deref())?;
             let model = import
                 .compile(&x, &options.import_config())
@@ -330,7 +393,21 @@ pub fn run(args: &CompileArgs) -> Result<(), CliError> {
     let cp = args.out.join(artifact::CLIENT_FILE);
     io::write(&sp, &sb, false)?;
     io::write(&cp, &cb, false)?;
-    let stats = c.server.stats();
+    let mut stats = c.server.stats();
+    // Under --domain types with an inputset, what the policy costs against calibrated (one
+    // more compilation, only when statistics are printed).
+    let shown = args.stats || args.json || args.emit == Some(Emit::Stats);
+    let versus = (shown && args.options.domain == DomainArg::Types && args.inputset.is_some())
+        .then(|| {
+            let mut o = args.options.clone();
+            o.domain = DomainArg::Calibrated;
+            build_model(&args.file, args.inputset.as_deref(), &o).ok()
+        })
+        .flatten()
+        .map(|cal| domain_price(&c.program.stats, &cal.0.program.stats));
+    if let (Some(v), Some(obj)) = (&versus, stats.as_object_mut()) {
+        obj.insert("versus_calibrated".into(), v.clone());
+    }
     let text = |g: &veil_ir::Graph| veil_ir::text::print(g);
     match args.emit {
         Some(Emit::Tensor) => print!("{}", text(&c.program.source)),
@@ -364,10 +441,42 @@ pub fn run(args: &CompileArgs) -> Result<(), CliError> {
                     "{}",
                     super::inspect::stats_table(&stats, &c.program.tfhe.params)
                 );
+                if let Some(v) = &versus {
+                    let side = |k: &str, f: &str| v[k][f].clone();
+                    let ms = |k: &str| v[k]["estimated_latency_ms"].as_f64().unwrap_or(0.0);
+                    println!(
+                        "  {:<22} PBS {} -> {}, widest bootstrap {} -> {} bits, est. latency {:.1} -> {:.1} ms",
+                        "calibrated -> types",
+                        side("calibrated", "pbs"),
+                        side("types", "pbs"),
+                        side("calibrated", "max_bits"),
+                        side("types", "max_bits"),
+                        ms("calibrated"),
+                        ms("types"),
+                    );
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The price of `--domain types` against `--domain calibrated`: PBS, widest bootstrap input
+/// (bits), model cost and estimated latency of both, as JSON
+/// (`{"calibrated": {..}, "types": {..}}`).
+pub fn domain_price(
+    types: &veil_compiler::program::CompileStats,
+    calibrated: &veil_compiler::program::CompileStats,
+) -> serde_json::Value {
+    let side = |s: &veil_compiler::program::CompileStats| {
+        serde_json::json!({
+            "pbs": s.pbs,
+            "max_bits": s.pbs_by_precision.keys().copied().max().unwrap_or(0),
+            "estimated_latency_ms": s.estimated_latency_ms,
+            "cost": s.cost,
+        })
+    };
+    serde_json::json!({ "calibrated": side(calibrated), "types": side(types) })
 }
 
 /// Pretty JSON.

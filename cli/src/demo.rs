@@ -1,7 +1,9 @@
 //! `veil demo`: the end-to-end tour on a bundled dataset. Trains a model on breast cancer
 //! (75/25 split), quantizes and compiles it, generates keys, encrypts a handful of test samples
 //! on the "client", runs them on the "server" with evaluation keys only, decrypts, and prints
-//! clear vs FHE predictions with timings, bootstrap count and key sizes.
+//! clear vs FHE predictions with timings, bootstrap count and key sizes. Last, one
+//! deliberately out-of-range sample is refused by the client's domain check, as `veil encrypt`
+//! refuses it, with its message.
 
 use super::CliError;
 use std::time::Instant;
@@ -183,12 +185,17 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let mut agree = 0;
     let mut correct = 0;
     let mut total_run = 0.0;
+    // the client's domain check, prepared once for all samples
+    let checker = program
+        .domain_checker(veil_compiler::program::DomainCheck::Types)
+        .map_err(ml)?;
     for i in 0..n {
         let x = split.test.x.select_rows(&[i]);
         let inputs = model.client.encode(&x).map_err(ml)?;
         let t = Instant::now();
-        program
-            .check_domain(&inputs, veil_compiler::program::DomainCheck::Types)
+        checker
+            .check(&inputs)
+            .map_err(veil_compiler::program::ProgramError::from_domain)
             .map_err(ml)?;
         let ct = program.encrypt_unchecked(&client, &inputs).map_err(ml)?;
         let te = t.elapsed();
@@ -219,5 +226,42 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             n - agree
         )));
     }
-    Ok(())
+    refuse_out_of_range(&program, &model, &split.test.x)
+}
+
+/// The client's domain check on one deliberately out-of-range sample: the first test sample
+/// with its first feature at ten times the largest value the model was calibrated on. The
+/// client artifact (what `veil encrypt` uses) refuses it before encrypting; prints the
+/// message, and fails if it was accepted.
+fn refuse_out_of_range(
+    program: &veil_compiler::program::Program,
+    model: &CompiledModel,
+    test: &Matrix,
+) -> Result<(), CliError> {
+    use veil_ml::artifact::{ClientArtifact, ClientModel, OutOfDomain};
+    let client = ClientArtifact::from_program(
+        program,
+        "demo",
+        ClientModel::Quantized {
+            spec: Box::new(model.client.clone()),
+            onnx: None,
+        },
+    )
+    .map_err(ml)?;
+    let (_, hi) = model.client.input.float_range(0);
+    let mut row = test.row(0).to_vec();
+    row[0] = (10.0 * hi.abs().max(1.0)).round();
+    let x = Matrix::from_rows(&[row]).map_err(ml)?;
+    match client.quantize_with(&x, OutOfDomain::Error) {
+        Err(e) => {
+            let msg = e.to_string();
+            // the what and where, without the advice on --out-of-domain
+            let short = msg.split("; nothing was encrypted").next().unwrap_or(&msg);
+            println!("out-of-range sample refused, nothing encrypted: {short}");
+            Ok(())
+        }
+        Ok(_) => Err(CliError(
+            "the client accepted a sample outside the range the model was calibrated on".into(),
+        )),
+    }
 }

@@ -93,7 +93,8 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
         )
     })?;
     let t = Instant::now();
-    let (compiled, imported) = compile::build_model(&args.model, &args.inputset, &args.options)?;
+    let (compiled, imported) =
+        compile::build_model(&args.model, Some(&args.inputset), &args.options)?;
     let compile_s = t.elapsed().as_secs_f64();
     let (import, model) =
         imported.ok_or_else(|| CliError(format!("{name}: not an imported model")))?;

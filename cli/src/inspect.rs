@@ -99,6 +99,25 @@ pub fn stats_table(stats: &Json, params: &[ParamSet]) -> String {
     row("cost (model units)", num(stats, "cost"));
     row("est. latency (ms)", num(stats, "estimated_latency_ms"));
     row("compile time (ms)", num(stats, "compile_ms"));
+    // artifacts written before the domain policy was recorded have neither field
+    if let Some(policy) = stats["domain"].as_str() {
+        let what = match policy {
+            "calibrated" => "exact on the inputset's intervals; samples outside are refused",
+            "types" => "exact on every value of the declared input types",
+            _ => "unknown policy",
+        };
+        row("domain", format!("{policy} ({what})"));
+        for x in stats["input_domain"].as_array().into_iter().flatten() {
+            let name = x["name"].as_str().unwrap_or("?");
+            row(
+                &format!("  input \"{name}\""),
+                match (x["lo"].as_i64(), x["hi"].as_i64()) {
+                    (Some(lo), Some(hi)) => format!("{lo}..={hi}"),
+                    _ => "-".into(),
+                },
+            );
+        }
+    }
     for (i, p) in params.iter().enumerate() {
         row(&format!("parameters @p{i}"), p.to_string());
     }

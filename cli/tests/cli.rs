@@ -21,6 +21,8 @@ fn demo_runs_encrypted_and_matches_clear() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("DecisionTreeClassifier"), "{out}");
     assert!(out.contains("FHE == clear on 2/2 samples"), "{out}");
+    // the client's domain check refuses a deliberately out-of-range sample
+    assert!(out.contains("out-of-range sample refused"), "{out}");
 }
 
 #[test]

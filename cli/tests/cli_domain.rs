@@ -15,19 +15,21 @@ fn ok(args: &[&str]) -> String {
 
 /// Compiles `src` on `inputset` and makes keys; returns (client, secret, server, eval).
 fn setup(dir: &Path, src: &str, inputset: &str) -> [String; 4] {
-    let prog = dir.join("prog.veil");
-    std::fs::write(&prog, src).unwrap();
     let set = dir.join("inputset.csv");
     std::fs::write(&set, inputset).unwrap();
+    setup_with(dir, src, &["--inputset", &s(&set)])
+}
+
+/// Compiles `src` with the compile options `extra` and makes keys; returns (client, secret,
+/// server, eval).
+fn setup_with(dir: &Path, src: &str, extra: &[&str]) -> [String; 4] {
+    let prog = dir.join("prog.veil");
+    std::fs::write(&prog, src).unwrap();
     let build = dir.join("build");
-    ok(&[
-        "compile",
-        &s(&prog),
-        "--inputset",
-        &s(&set),
-        "--out",
-        &s(&build),
-    ]);
+    let (p, b) = (s(&prog), s(&build));
+    let mut args = vec!["compile", &p, "--out", &b];
+    args.extend_from_slice(extra);
+    ok(&args);
     let keys = dir.join("keys");
     let client = s(&build.join("client.veil-artifact"));
     ok(&[
@@ -170,5 +172,203 @@ fn an_accumulator_outside_its_calibrated_interval_is_refused() {
     assert_eq!(code, 0, "{err}");
     let want = interpret(DENSE_RELU, &[3, 4, 5, 6]);
     assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--domain types`: the issue's 4x4 relu layer, compiled for every value of its u4 inputs,
+/// decrypts the sample that the calibrated program refuses (and once computed wrongly) to the
+/// interpreter's values; `veil inspect` shows the policy and the accepted intervals.
+#[test]
+fn domain_types_computes_every_input_of_the_declared_types() {
+    let dir = workdir("dense-types");
+    // no inputset needed under --domain types
+    let keys = setup_with(&dir, DENSE_RELU, &["--domain", "types"]);
+    let (code, err) = encrypt(&dir, &keys, "15,2,12,13\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let want = interpret(DENSE_RELU, &[15, 2, 12, 13]);
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    let (code, err) = encrypt(&dir, &keys, "15,15,15,15\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let want = interpret(DENSE_RELU, &[15, 15, 15, 15]);
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    let info = ok(&["inspect", &keys[0]]);
+    assert!(info.contains("domain                 types"), "{info}");
+    assert!(info.contains("input \"x\"            0..=15"), "{info}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--domain types` on the first case of the issue: `a=3, b=1` decrypts to 16; the stats
+/// record the policy and the intervals, and the default policy without an inputset says how
+/// to fix the command.
+#[test]
+fn domain_types_squares_the_sum_the_calibrated_program_refuses() {
+    let dir = workdir("sum-types");
+    let set = dir.join("inputset.csv");
+    std::fs::write(&set, "0,0\n3,0\n2,1\n1,1\n0,1\n1,0\n").unwrap();
+    // the same narrow inputset: ignored under types
+    let keys = setup_with(
+        &dir,
+        SQUARE_OF_SUM,
+        &["--domain", "types", "--inputset", &s(&set)],
+    );
+    let (code, err) = encrypt(&dir, &keys, "3,1\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), vec![16]);
+    let (code, err) = encrypt(&dir, &keys, "15,15\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), vec![900]);
+    let prog = s(&dir.join("prog.veil"));
+    let out = s(&dir.join("stats"));
+    let stats = ok(&[
+        "compile", &prog, "--domain", "types", "--emit", "stats", "--out", &out,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["domain"], "types", "{stats}");
+    assert_eq!(v["input_domain"][1]["name"], "b", "{stats}");
+    assert_eq!(v["input_domain"][1]["hi"], 15, "{stats}");
+    // with an inputset, what types costs against calibrated: a 5-bit lookup instead of 2
+    let with_set = |what: &[&str]| {
+        let set = s(&set);
+        let mut args = vec!["compile", &prog, "--domain", "types", "--inputset", &set];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["--out", &out]);
+        ok(&args)
+    };
+    let stats = with_set(&["--emit", "stats"]);
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        v["versus_calibrated"]["calibrated"]["max_bits"], 2,
+        "{stats}"
+    );
+    assert_eq!(v["versus_calibrated"]["types"]["max_bits"], 5, "{stats}");
+    let table = with_set(&["--stats"]);
+    assert!(
+        table.contains("calibrated -> types") && table.contains("widest bootstrap 2 -> 5 bits"),
+        "{table}"
+    );
+    let stats = ok(&[
+        "compile",
+        &prog,
+        "--inputset",
+        &s(&set),
+        "--emit",
+        "stats",
+        "--out",
+        &out,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["domain"], "calibrated", "{stats}");
+    assert_eq!(v["input_domain"][1]["hi"], 1, "{stats}");
+    let (code, _, err) = veil(&["compile", &prog, "--out", &out]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--inputset is required") && err.contains("--domain types"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compile_help_documents_both_domain_policies() {
+    let (_, help, _) = veil(&["compile", "--help"]);
+    for want in [
+        "--domain <DOMAIN>",
+        "calibrated",
+        "types",
+        "refused",
+        "declared input types",
+    ] {
+        assert!(help.contains(want), "{want}: {help}");
+    }
+}
+
+/// An ONNX fixture's calibration rows and test rows as CSV files, the label last.
+fn fixture_csvs(name: &str, dir: &Path) -> (String, String, String) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/fixtures/onnx");
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    fn flat(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a) => a.iter().for_each(|x| flat(x, out)),
+            v => out.push(format!("{:?}", v.as_f64().unwrap())),
+        }
+    }
+    let write = |key: &str, labels: Option<&serde_json::Value>, path: &Path| {
+        let mut text = String::new();
+        for (i, r) in f[key].as_array().unwrap().iter().enumerate() {
+            let mut cells = Vec::new();
+            flat(r, &mut cells);
+            cells.push(labels.map_or("0".into(), |l| l[i].to_string()));
+            text += &(cells.join(",") + "\n");
+        }
+        std::fs::write(path, text).unwrap();
+        s(path)
+    };
+    (
+        s(&base.join(format!("{name}.onnx"))),
+        write("calibration", None, &dir.join("train.csv")),
+        write("inputs", Some(&f["targets"]), &dir.join("test.csv")),
+    )
+}
+
+/// `--domain types` compiles ONNX models (a tree and a network) and records the policy; the
+/// simulated program (and, for the tree, the encrypted one on two samples) predicts exactly
+/// what the quantized program predicts in the clear.
+#[test]
+fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
+    let dir = workdir("onnx-types");
+    for (name, extra) in [
+        ("tree_iris", &[][..]),
+        ("torch_mlp_iris", &["--rounding-bits", "6"][..]),
+    ] {
+        let (model, train, test) = fixture_csvs(name, &dir);
+        let out = s(&dir.join(name));
+        let mut args = vec![
+            "compile",
+            &model,
+            "--inputset",
+            &train,
+            "--label-column",
+            "last",
+            "--domain",
+            "types",
+            "--emit",
+            "stats",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let stats: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(stats["domain"], "types", "{name}: {stats}");
+        let eval = |mode: &str, more: &[&str]| -> serde_json::Value {
+            let mut args = vec![
+                "eval",
+                &model,
+                "--inputset",
+                &train,
+                "--test",
+                &test,
+                "--label-column",
+                "last",
+                "--domain",
+                "types",
+                "--mode",
+                mode,
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(more);
+            serde_json::from_str(&ok(&args)).unwrap()
+        };
+        let (clear, sim) = (eval("clear", &[]), eval("simulate", &[]));
+        assert_eq!(sim["veil"], clear["veil"], "{name}: {sim} vs {clear}");
+        if name == "tree_iris" {
+            // encrypted: keys, encryption, the run and decryption of two samples
+            let two = ["--samples", "2"];
+            let (clear, exec) = (eval("clear", &two), eval("execute", &two));
+            assert_eq!(exec["veil"], clear["veil"], "{name}: {exec} vs {clear}");
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -46,6 +46,47 @@ pub struct CompileConfig {
     /// One parameter set for every bootstrap (Concrete's mono-parameter strategy) instead of
     /// one per partition where that is cheaper.
     pub single_parameter_set: bool,
+    /// Which inputs the program is made exact for ([`DomainPolicy`]): the calibrated
+    /// intervals of the inputset (the default) or every value of the declared input types.
+    pub domain: DomainPolicy,
+}
+
+/// Which inputs a compiled program is exact on, and so which samples its domain check
+/// ([`Program::check_domain`]) accepts. Either way a sample outside the domain is refused
+/// before encryption, never computed wrongly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainPolicy {
+    /// Intervals calibrated on the inputset (the hull of the values every sample takes):
+    /// narrow types, tables tabulated over the calibrated intervals, fewest and narrowest
+    /// bootstraps. Samples whose values leave those intervals are refused. Without an
+    /// inputset the intervals are propagated from the declared input types, as for
+    /// [`DomainPolicy::Types`].
+    #[default]
+    Calibrated,
+    /// Intervals propagated soundly from the declared input types (interval arithmetic over
+    /// every op, [`crate::passes::bitwidth::propagate_ranges`]); the inputset is not used.
+    /// Every table covers its operand's whole propagated interval, so the program is exact
+    /// for every sample of the declared input types whose values fit their declared types (a
+    /// sample that overflows a declared type is refused by the reference interpreter). Costs
+    /// wider bootstraps where the types are wider than the data.
+    Types,
+}
+
+impl DomainPolicy {
+    /// `calibrated` or `types`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainPolicy::Calibrated => "calibrated",
+            DomainPolicy::Types => "types",
+        }
+    }
+}
+
+impl std::fmt::Display for DomainPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 pub use crate::rewrite::cost::DEFAULT_P_ERROR;
@@ -58,6 +99,7 @@ impl Default for CompileConfig {
             print_after_all: false,
             print_after: Vec::new(),
             single_parameter_set: false,
+            domain: DomainPolicy::Calibrated,
         }
     }
 }
@@ -81,8 +123,23 @@ pub enum ProgramError {
     #[error("{0}")]
     Interp(String),
     /// A sample leaves the domain the program was compiled for; nothing was encrypted.
-    #[error("{0}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with one that does, or encrypt with `Program::encrypt_unchecked` (results may be wrong)")]
+    #[error("{0}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with one that does or with `DomainPolicy::Types` (exact on every value of the declared input types), or encrypt with `Program::encrypt_unchecked` (results may be wrong)")]
     OutOfDomain(veil_ir::DomainViolation),
+}
+
+impl ProgramError {
+    /// The error of a failed domain check: [`ProgramError::OutOfDomain`] for a value outside
+    /// its interval, [`ProgramError::Interp`] when the interpreter refused the sample.
+    pub fn from_domain(e: veil_ir::DomainError) -> Self {
+        domain_error(e)
+    }
+}
+
+fn domain_error(e: veil_ir::DomainError) -> ProgramError {
+    match e {
+        veil_ir::DomainError::Outside(v) => ProgramError::OutOfDomain(v),
+        veil_ir::DomainError::Interp(e) => ProgramError::Interp(e.to_string()),
+    }
 }
 
 /// What compilation produced, before any key exists: costs, counts and predicted error.
@@ -119,6 +176,22 @@ pub struct CompileStats {
     pub estimated_latency_ms: f64,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
+    /// The domain policy the program was compiled under (`calibrated` or `types`).
+    pub domain: DomainPolicy,
+    /// Per program input (in declaration order), the interval of element values the domain
+    /// check accepts.
+    pub input_domain: Vec<InputInterval>,
+}
+
+/// One input's accepted interval in [`CompileStats::input_domain`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InputInterval {
+    /// The input's name.
+    pub name: String,
+    /// Smallest accepted element.
+    pub lo: i64,
+    /// Largest accepted element.
+    pub hi: i64,
 }
 
 impl CompileStats {
@@ -195,6 +268,9 @@ pub struct Program {
     /// them keeps every fused table inside the interval it was tabulated on. A sample that
     /// leaves them must be refused before it is encrypted ([`veil_ir::Domain::check`]).
     pub domain: veil_ir::Domain,
+    /// The intervals of the values of `optimized`: their (narrowed) types, what
+    /// [`DomainCheck::Types`] holds a sample to (computed once, not per sample).
+    pub type_domain: veil_ir::Domain,
     /// Statistics before keygen.
     pub stats: CompileStats,
     /// Per-pass report (times, statistics, IR dumps).
@@ -253,8 +329,10 @@ pub fn compile(
     for p in &config.print_after {
         pm.print_after(p);
     }
+    // `types`: no calibration, intervals propagated from the declared input types.
+    let calibrate = config.domain == DomainPolicy::Calibrated && !inputset.is_empty();
     let mut cx = PassContext {
-        inputset: (!inputset.is_empty()).then(|| inputset.to_vec()),
+        inputset: calibrate.then(|| inputset.to_vec()),
         ..Default::default()
     };
     // The rewrite prices bootstraps at the program's own error target.
@@ -323,14 +401,17 @@ pub fn compile(
         Ok(choice)
     };
     let lowered = lower(&optimized, &MultiChooser(chooser))?;
-    let stats = make_stats(
+    let mut stats = make_stats(
         &lowered.program,
         &lowered.stats,
         chosen.into_inner().map(|s| (*s).clone()),
         start,
     );
+    stats.domain = config.domain;
+    stats.input_domain = input_intervals(graph, &domain);
     Ok(Program {
         source: graph.clone(),
+        type_domain: veil_ir::Domain::from_types(&optimized),
         optimized,
         tfhe: lowered.program,
         domain,
@@ -409,7 +490,31 @@ fn make_stats(
         estimated_latency_ms: cost * ms_per_cost_unit(),
         params,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
+        domain: DomainPolicy::Calibrated,
+        input_domain: Vec::new(),
     }
+}
+
+/// Per input of `g`, the interval `domain` accepts (its declared type's range when the domain
+/// has none).
+fn input_intervals(g: &Graph, domain: &veil_ir::Domain) -> Vec<InputInterval> {
+    let numbers = g.value_numbers();
+    g.inputs()
+        .into_iter()
+        .map(|v| {
+            let t = g.ty(v).int;
+            let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+            let (lo, hi) = numbers
+                .get(&v)
+                .and_then(|&n| domain.interval(n))
+                .unwrap_or((clamp(t.min()), clamp(t.max())));
+            let name = match g.op(v) {
+                veil_ir::Op::Input { name } => name.clone(),
+                _ => String::new(),
+            };
+            InputInterval { name, lo, hi }
+        })
+        .collect()
 }
 
 impl Program {
@@ -469,19 +574,26 @@ impl Program {
         inputs: &[Tensor<i64>],
         check: DomainCheck,
     ) -> Result<(), ProgramError> {
-        let typed;
+        self.domain_checker(check)?
+            .check(inputs)
+            .map(|_| ())
+            .map_err(domain_error)
+    }
+
+    /// A checker of samples against the program's domain with the graph prepared once: to
+    /// check a batch, call [`veil_ir::DomainChecker::check`] per sample (about 1% of one
+    /// sample's encryption for the ML bench models, against up to 20% for
+    /// [`Program::check_domain`], which prepares the graph on every call). Map its errors with
+    /// [`ProgramError::from_domain`].
+    pub fn domain_checker(
+        &self,
+        check: DomainCheck,
+    ) -> Result<veil_ir::DomainChecker<'_>, ProgramError> {
         let (graph, domain) = match check {
             DomainCheck::Calibrated => (&self.source, &self.domain),
-            DomainCheck::Types => {
-                typed = veil_ir::Domain::from_types(&self.optimized);
-                (&self.optimized, &typed)
-            }
+            DomainCheck::Types => (&self.optimized, &self.type_domain),
         };
-        match domain.check(graph, inputs) {
-            Ok(_) => Ok(()),
-            Err(veil_ir::DomainError::Outside(v)) => Err(ProgramError::OutOfDomain(v)),
-            Err(veil_ir::DomainError::Interp(e)) => Err(ProgramError::Interp(e.to_string())),
-        }
+        domain.checker(graph).map_err(domain_error)
     }
 
     /// Runs the program on encrypted inputs with the server's keys only.

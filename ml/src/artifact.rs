@@ -325,7 +325,7 @@ impl ClientArtifact {
                 Ok(_) => {}
                 Err(DomainError::Outside(v)) => {
                     return Err(ArtifactError::Invalid(format!(
-                        "{}: {v}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with an inputset that does, or choose --out-of-domain clamp-inputs (clamp the inputs into range) or allow (results may be wrong)",
+                        "{}: {v}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with an inputset that does or with --domain types (exact on every value of the declared input types), or choose --out-of-domain clamp-inputs (clamp the inputs into range) or allow (results may be wrong)",
                         self.samples_of_run(r)
                     )))
                 }

@@ -172,6 +172,21 @@ pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges
     Ok(out)
 }
 
+/// The interval of every input of `g` in `ranges`, by input name (clamped to `i64`).
+fn input_intervals(g: &Graph, ranges: &ValueRanges) -> HashMap<String, (i64, i64)> {
+    let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+    g.inputs()
+        .into_iter()
+        .filter_map(|v| match g.op(v) {
+            Op::Input { name } => {
+                let (lo, hi) = ranges.get(v)?;
+                Some((name.clone(), (clamp(lo), clamp(hi))))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Smallest and largest element of a tensor.
 pub fn tensor_range(t: &Tensor<i128>) -> Option<Interval> {
     Some((*t.data.iter().min()?, *t.data.iter().max()?))
@@ -430,7 +445,9 @@ impl Pass for BitwidthPass {
     fn doc(&self) -> &'static str {
         "Bit-width analysis: computes the range of every value, by calibration when \
          `cx.inputset` is set (every sample runs through the traced interpreter; min/max per \
-         value) and otherwise by interval propagation from `cx.input_ranges` (inputs not listed \
+         value; a later run, on a rewritten graph, propagates intervals from the inputs' \
+         calibrated intervals instead, so that values the rewrite introduced hold every \
+         sample of the calibrated domain) and otherwise by interval propagation from `cx.input_ranges` (inputs not listed \
          range over their declared type; every value's interval is intersected with its \
          declared type). Every value then gets the narrowest integer type and \
          signedness holding its range (lookup tables are re-indexed accordingly) and the ranges \
@@ -441,16 +458,29 @@ impl Pass for BitwidthPass {
 
     fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
         let fail = |m: String| PassError::failed("bitwidth", m);
-        // calibration is exact; approximate rounds may move what the encrypted program
-        // computes, so types come from ranges widened by that deviation (the domain the
-        // client checks keeps the calibrated ones)
-        let (exact, ranges) = match &cx.inputset {
-            Some(set) => {
+        // The first run calibrates the graph as given: those intervals are the program's
+        // domain, enforced on every sample before encryption. A later run sees a rewritten
+        // graph whose new values (e.g. `a - b` shared by comparisons) the domain check does
+        // not see: calibrating them again would narrow them to what the inputset happened to
+        // produce, and a sample inside the domain could overflow them. So later runs
+        // propagate intervals from the calibrated input intervals instead, intersected with
+        // the declared types (the rewrite types every value by its e-class interval, sound on
+        // the domain). Calibration is exact; approximate rounds may move what the encrypted
+        // program computes, so types come from calibrated ranges widened by that deviation
+        // (the domain keeps the calibrated ones).
+        let calibrating = cx.inputset.is_some() && cx.calibrated_inputs.is_none();
+        let (exact, ranges) = match (&cx.inputset, &cx.calibrated_inputs) {
+            (Some(_), Some(inputs)) => {
+                let r = propagate_ranges(graph, inputs).map_err(fail)?;
+                (r.clone(), r)
+            }
+            (Some(set), None) => {
                 let exact = calibrate(graph, set).map_err(fail)?;
+                cx.calibrated_inputs = Some(input_intervals(graph, &exact));
                 let widened = super::deviation::widen_for_approx_rounds(graph, &exact);
                 (exact, widened)
             }
-            None => {
+            (None, _) => {
                 let r = propagate_ranges(graph, &cx.input_ranges).map_err(fail)?;
                 (r.clone(), r)
             }
@@ -487,7 +517,7 @@ impl Pass for BitwidthPass {
         s.count("types_changed", changed as i64)
             .count("max_encrypted_bits", max_bits)
             .count("wide_pbs_inputs", wide.len() as i64)
-            .count("calibrated", cx.inputset.is_some() as i64);
+            .count("calibrated", calibrating as i64);
         if cx.source_ranges.is_none() {
             cx.source_ranges = Some(exact);
         }

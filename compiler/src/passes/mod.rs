@@ -146,6 +146,11 @@ pub struct PassContext {
     /// Value ranges left by the first `bitwidth` run, on the graph as given (before any
     /// rewrite): the program's domain ([`veil_ir::Domain`]).
     pub source_ranges: Option<ValueRanges>,
+    /// The input intervals (by input name) the first `bitwidth` run calibrated: later runs
+    /// on a rewritten graph propagate from them instead of calibrating again (see
+    /// [`bitwidth`]), so that every value of the rewritten graph holds whatever a sample
+    /// inside the domain makes it take.
+    pub calibrated_inputs: Option<HashMap<String, (i64, i64)>>,
     /// Non-fatal findings, in order.
     pub diagnostics: Vec<Diagnostic>,
 }

@@ -2,9 +2,12 @@
 //!
 //! A graph table is indexed by `a - min(type(a))`; a [`FnTable`] instead stores its first
 //! argument `lo`, so it does not depend on the operand's declared type and survives merges of
-//! e-classes with different types. Arguments outside `lo..lo+len` never occur (the e-graph
-//! analysis keeps every class's range inside the domain of the tables applied to it); lookups
-//! there clamp to the nearest entry so that every function is total.
+//! e-classes with different types. Arguments outside `lo..lo+len` never occur on a sample
+//! inside the program's domain (`veil_ir::Domain`): every class's range is derived from the
+//! domain by sound transfer functions, and tables are tabulated over the whole range of the
+//! class they apply to. Lookups there clamp to the nearest entry so that every function is
+//! total; the client's domain check refuses the samples that would reach those entries
+//! (`ir-spec/SPEC.md`, "Domain").
 
 use crate::passes::range::{round_value, Interval};
 use veil_ir::{CmpOp, IntType, Table};
