@@ -39,7 +39,7 @@
 use crate::ciphertext::{encode, CtTensor, Lwe};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{derive_seed, ClientKeys};
-use crate::params::{modulus, tfhe, Tfhe};
+use crate::params::{fingerprint_all, modulus, tfhe, Tfhe};
 use crate::serial::{check_fingerprint, check_len, size_of, Words};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -404,7 +404,7 @@ impl CompressedWopKeys {
             KIND_WOP_KEYS,
             &WopKeysFile {
                 key_id: self.key_id,
-                fingerprint: self.params.set.fingerprint(),
+                fingerprint: fingerprint_all(std::slice::from_ref(&self.params.set)),
                 params: self.params.clone(),
                 bsk_seed: self.bsk.compression_seed(),
                 bsk: Words(self.bsk.as_ref().to_vec()),
