@@ -43,8 +43,13 @@ use veil_runtime::wopbs::{WopParams, MAX_WOP_BITS};
 /// Target error probability of one lookup of the tabulated sets.
 pub const WOP_P_ERROR: f64 = 9.094_947_017_729_282e-13; // 2^-40
 
+/// Seconds of one model cost unit on one core, calibrated on the `wop_lookup` bench
+/// (`benches/benches/wop_lookup.rs`: measured time of the 16-bit lookup over its model cost,
+/// on a shared 2-core x86-64 machine); an order of magnitude, not a promise.
+pub const SECONDS_PER_COST_UNIT: f64 = 1.0e-9;
+
 /// Operation counts of one lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct WopCounts {
     /// Big-to-small keyswitches (one per bit).
     pub keyswitches: u64,
@@ -63,7 +68,7 @@ pub struct WopCounts {
 }
 
 /// Predicted noise, error and cost of one lookup.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct WopEstimate {
     /// Input width.
     pub bits: u8,
@@ -77,8 +82,16 @@ pub struct WopEstimate {
     pub out_variance: f64,
     /// Widest output message at `p_target`.
     pub out_bits: u8,
-    /// Cost in Concrete's units.
+    /// Cost in Concrete's units (the sum of the four parts below).
     pub cost: f64,
+    /// Keyswitches of the bit extraction.
+    pub cost_ks: f64,
+    /// One-bit bootstraps (extraction and circuit bootstrap).
+    pub cost_pbs: f64,
+    /// PFPKS of the circuit bootstraps.
+    pub cost_pfpks: f64,
+    /// Vertical packing (CMux tree and blind rotation).
+    pub cost_packing: f64,
     /// Operation counts.
     pub counts: WopCounts,
 }
@@ -133,10 +146,12 @@ pub fn estimate(p: &WopParams, bits: u8, p_target: f64) -> WopEstimate {
         blind_rotation: (bits as u64).min(log_n),
     };
     let pbs = pbs_cost(n, k, big_n, s.pbs_level);
-    let cost = counts.keyswitches as f64 * ks_cost(kn, n, s.ks_level)
-        + (counts.extraction_pbs + counts.cbs_pbs) as f64 * pbs
-        + counts.pfpks as f64 * pfpks_cost(k, big_n, p.pfks_level)
-        + (counts.cmux_tree + counts.blind_rotation) as f64 * cmux_cost(k, big_n, p.cbs_level);
+    let cost_ks = counts.keyswitches as f64 * ks_cost(kn, n, s.ks_level);
+    let cost_pbs = (counts.extraction_pbs + counts.cbs_pbs) as f64 * pbs;
+    let cost_pfpks = counts.pfpks as f64 * pfpks_cost(k, big_n, p.pfks_level);
+    let cost_packing =
+        (counts.cmux_tree + counts.blind_rotation) as f64 * cmux_cost(k, big_n, p.cbs_level);
+    let cost = cost_ks + cost_pbs + cost_pfpks + cost_packing;
     WopEstimate {
         bits,
         p_error,
@@ -145,6 +160,10 @@ pub fn estimate(p: &WopParams, bits: u8, p_target: f64) -> WopEstimate {
         out_variance,
         out_bits,
         cost,
+        cost_ks,
+        cost_pbs,
+        cost_pfpks,
+        cost_packing,
         counts,
     }
 }
