@@ -23,7 +23,10 @@ fn widths() -> Vec<u8> {
     };
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let r: Vec<u8> = part.split('-').filter_map(|x| x.trim().parse().ok()).collect();
+        let r: Vec<u8> = part
+            .split('-')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
         match r.as_slice() {
             [a] => out.push(*a),
             [a, b] => out.extend(*a..=*b),
@@ -71,7 +74,9 @@ fn classic_pbs(bits: u8) -> Duration {
     (0..5)
         .map(|_| {
             let t = Instant::now();
-            let s = sk.keyswitch(c, KeyId::Big(0), KeyId::Small(0), bits).unwrap();
+            let s = sk
+                .keyswitch(c, KeyId::Big(0), KeyId::Small(0), bits)
+                .unwrap();
             std::hint::black_box(sk.bootstrap(&s, &acc).unwrap());
             t.elapsed()
         })
@@ -137,7 +142,9 @@ fn run() {
             .find(|(q, _, _)| key_shape(q) == shape)
             .unwrap();
         let out = wk.params().out_bits.min(bits);
-        let table: Vec<i64> = (0..1i64 << bits).map(|i| (i * 7 + 3) % (1 << out)).collect();
+        let table: Vec<i64> = (0..1i64 << bits)
+            .map(|i| (i * 7 + 3) % (1 << out))
+            .collect();
         let x = (1i64 << bits) - 2;
         let ct = ck
             .encrypt(
@@ -159,11 +166,7 @@ fn run() {
         }
         let e = estimate(&p, bits, WOP_P_ERROR);
         let growth = prev.map_or("-".to_string(), |(b, d)| {
-            format!(
-                "x{:.2}/{}b",
-                best.as_secs_f64() / d.as_secs_f64(),
-                bits - b
-            )
+            format!("x{:.2}/{}b", best.as_secs_f64() / d.as_secs_f64(), bits - b)
         });
         let classic = if bits <= 8 {
             format!("{:.1?}", classic_pbs(bits))

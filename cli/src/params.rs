@@ -125,9 +125,9 @@ pub struct ParamsArgs {
 
 /// The optimizer's answer for `args`.
 pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
-    let precision = args
-        .precision
-        .ok_or_else(|| CliError("params: give --precision P (or --bits B for a wide lookup)".into()))?;
+    let precision = args.precision.ok_or_else(|| {
+        CliError("params: give --precision P (or --bits B for a wide lookup)".into())
+    })?;
     if let Some(p) = args.p_error {
         check_probability("--p-error", p).map_err(|e| CliError(format!("params: {}", e.0)))?;
     }

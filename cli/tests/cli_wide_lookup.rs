@@ -39,7 +39,10 @@ fn json_and_narrow_widths() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["bits"], 12);
     assert_eq!(v["secure"], true);
-    assert_eq!(v["estimate"]["counts"]["cbs_pbs"], 12 * v["params"]["cbs_level"].as_u64().unwrap());
+    assert_eq!(
+        v["estimate"]["counts"]["cbs_pbs"],
+        12 * v["params"]["cbs_level"].as_u64().unwrap()
+    );
     assert!(v["estimate"]["p_error"].as_f64().unwrap() <= (-40f64).exp2());
     // At 4 bits a classic bootstrap exists and is named for comparison.
     let (code, out, _) = veil(&["params", "--bits", "4"]);

@@ -95,7 +95,11 @@ pub(crate) fn check_len(what: &'static str, item: &str, got: usize, want: usize)
     Ok(())
 }
 
-pub(crate) fn check_fingerprint(what: &'static str, params: &[ParamSet], fp: u64) -> Result<Vec<Tfhe>> {
+pub(crate) fn check_fingerprint(
+    what: &'static str,
+    params: &[ParamSet],
+    fp: u64,
+) -> Result<Vec<Tfhe>> {
     if fingerprint_all(params) != fp {
         return Err(invalid(
             what,

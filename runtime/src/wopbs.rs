@@ -139,7 +139,10 @@ impl WopParams {
             )));
         }
         if !(1..=62).contains(&self.out_bits) {
-            return Err(bad(format!("output bits {} must be in 1..=62", self.out_bits)));
+            return Err(bad(format!(
+                "output bits {} must be in 1..=62",
+                self.out_bits
+            )));
         }
         for (what, b, l) in [
             ("PFPKS", self.pfks_base_log, self.pfks_level),
@@ -300,8 +303,9 @@ impl ClientKeys {
         let s = &self.secrets[param as usize];
         let big = s.glwe.as_lwe_secret_key();
         let p = param as u64;
-        let mut seeder =
-            DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(master, "wop-bsk", p, 0));
+        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
+            master, "wop-bsk", p, 0,
+        ));
         let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
             &s.small,
             &s.glwe,
@@ -311,8 +315,9 @@ impl ClientKeys {
             modulus(),
             &mut seeder,
         );
-        let mut seeder =
-            DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(master, "wop-ksk", p, 0));
+        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
+            master, "wop-ksk", p, 0,
+        ));
         let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
             &big,
             &s.small,
@@ -323,12 +328,13 @@ impl ClientKeys {
             &mut seeder,
         );
         let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
-            master, "wop-pfpksk", p, 0,
+            master,
+            "wop-pfpksk",
+            p,
+            0,
         ));
-        let mut rng = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
-            seeder.seed(),
-            &mut seeder,
-        );
+        let mut rng =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
         let pfpksk = par_allocate_and_generate_new_circuit_bootstrap_lwe_pfpksk_list(
             &big,
             &s.glwe,
@@ -365,14 +371,12 @@ impl CompressedWopKeys {
         let g = p.glwe_dimension as u64 + 1;
         WopKeySizes {
             bsk_compressed: 8 * self.bsk.as_ref().len() as u64,
-            bsk: 8
-                * p.lwe_dimension as u64
-                * g
-                * g
-                * p.polynomial_size as u64
-                * p.pbs_level as u64,
+            bsk: 8 * p.lwe_dimension as u64 * g * g * p.polynomial_size as u64 * p.pbs_level as u64,
             ksk_compressed: 8 * self.ksk.as_ref().len() as u64,
-            ksk: 8 * p.big_lwe_dimension() as u64 * p.ks_level as u64 * (p.lwe_dimension as u64 + 1),
+            ksk: 8
+                * p.big_lwe_dimension() as u64
+                * p.ks_level as u64
+                * (p.lwe_dimension as u64 + 1),
             pfpksk: 8 * self.pfpksk.as_ref().len() as u64,
         }
     }
@@ -602,8 +606,12 @@ impl WopKeys {
         let mut buf = ComputationBuffers::new();
         buf.resize(req);
         let input = LweCiphertext::from_container(&ct.data[..], modulus());
-        let mut bit_cts =
-            LweCiphertextList::new(0u64, small.to_lwe_size(), LweCiphertextCount(bits), modulus());
+        let mut bit_cts = LweCiphertextList::new(
+            0u64,
+            small.to_lwe_size(),
+            LweCiphertextCount(bits),
+            modulus(),
+        );
         extract_bits_from_lwe_ciphertext_mem_optimized(
             &input,
             &mut bit_cts,
@@ -813,10 +821,22 @@ mod tests {
         let big = s.glwe.as_lwe_secret_key();
         let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(7));
         let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
-            &s.small, &s.glwe, t.pbs_base_log, t.pbs_level, t.glwe_noise, modulus(), &mut seeder,
+            &s.small,
+            &s.glwe,
+            t.pbs_base_log,
+            t.pbs_level,
+            t.glwe_noise,
+            modulus(),
+            &mut seeder,
         );
         let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
-            &big, &s.small, t.ks_base_log, t.ks_level, t.lwe_noise, modulus(), &mut seeder,
+            &big,
+            &s.small,
+            t.ks_base_log,
+            t.ks_level,
+            t.lwe_noise,
+            modulus(),
+            &mut seeder,
         );
         let mut rng =
             EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);

@@ -137,13 +137,22 @@ fn bad_tables_and_ciphertexts_are_errors() {
     let e = f.wk.lookup(c, &[1000; 16], 4, 4).unwrap_err().to_string();
     assert!(e.contains("does not fit"), "{e}");
     let e = f.wk.lookup(c, &[0; 32], 5, 4).unwrap_err().to_string();
-    assert!(e.contains("4-bit ciphertext given to a 5-bit lookup"), "{e}");
-    let e = f.wk.lookup(c, &[0; 1 << 17], 17, 4).unwrap_err().to_string();
+    assert!(
+        e.contains("4-bit ciphertext given to a 5-bit lookup"),
+        "{e}"
+    );
+    let e =
+        f.wk.lookup(c, &[0; 1 << 17], 17, 4)
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("1 to 16 input bits"), "{e}");
     let small = veil_runtime::Lwe::trivial(10, 4, 3);
     let e = f.wk.lookup(&small, &[0; 16], 4, 4).unwrap_err();
     assert!(matches!(e, RuntimeError::KeyMismatch(_)), "{e}");
-    let e = f.wk.lookup_digits(c, &[-1; 16], 4, 8, 4).unwrap_err().to_string();
+    let e =
+        f.wk.lookup_digits(c, &[-1; 16], 4, 8, 4)
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("unsigned"), "{e}");
 }
 
@@ -153,11 +162,16 @@ fn corrupted_key_bytes_are_clean_errors() {
     let mut bytes = f.bytes.clone();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;
-    let e = CompressedWopKeys::from_bytes(&bytes).unwrap_err().to_string();
+    let e = CompressedWopKeys::from_bytes(&bytes)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("checksum"), "{e}");
     bytes[mid] ^= 0x10;
     for cut in [0, 3, 40, bytes.len() - 1] {
-        assert!(CompressedWopKeys::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+        assert!(
+            CompressedWopKeys::from_bytes(&bytes[..cut]).is_err(),
+            "cut {cut}"
+        );
     }
     assert!(CompressedWopKeys::from_bytes(b"VEIL not keys").is_err());
     let back = CompressedWopKeys::from_bytes(&bytes).unwrap();

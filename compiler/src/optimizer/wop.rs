@@ -35,7 +35,9 @@
 
 use super::cost::{cmux_cost, ks_cost, pbs_cost};
 use super::error::{erfc, safe_variance};
-use super::noise::{blind_rotation_variance, cmux_variance, keyswitch_variance, modulus_switch_variance};
+use super::noise::{
+    blind_rotation_variance, cmux_variance, keyswitch_variance, modulus_switch_variance,
+};
 use super::security::min_secure_variance;
 use veil_ir::{ModulusSwitch, NoiseDistribution, ParamSet};
 use veil_runtime::wopbs::{WopParams, MAX_WOP_BITS};
@@ -212,17 +214,19 @@ pub fn search(bits: u8, p_target: f64) -> Option<(WopParams, WopEstimate)> {
             let v_in = safe_variance(bits, p_target) * WopParams::input_variance_fraction();
             let v_ms = modulus_switch_variance(n, big_n);
             let ks = (1..=10usize).find_map(|l| {
-                (1..=15usize).filter(|b| b * l <= 64).find(|&b| {
-                    let v_ks = keyswitch_variance(kn, b, l, s2_lwe);
-                    let p: f64 = (0..bits as i32)
-                        .map(|j| {
-                            let v = 4f64.powi(bits as i32 - j) * v_in + v_ks + v_ms;
-                            erfc(0.25 / (2.0 * v).sqrt())
-                        })
-                        .sum();
-                    p * 11.0 <= p_target
-                })
-                .map(|b| (b, l))
+                (1..=15usize)
+                    .filter(|b| b * l <= 64)
+                    .find(|&b| {
+                        let v_ks = keyswitch_variance(kn, b, l, s2_lwe);
+                        let p: f64 = (0..bits as i32)
+                            .map(|j| {
+                                let v = 4f64.powi(bits as i32 - j) * v_in + v_ks + v_ms;
+                                erfc(0.25 / (2.0 * v).sqrt())
+                            })
+                            .sum();
+                        p * 11.0 <= p_target
+                    })
+                    .map(|b| (b, l))
             });
             let Some((ks_b, ks_l)) = ks else { continue };
             set.ks_base_log = ks_b;
@@ -231,10 +235,8 @@ pub fn search(bits: u8, p_target: f64) -> Option<(WopParams, WopEstimate)> {
                 let pbs_b = best_base(40 / pbs_l, |b| cmux_variance(k, big_n, b, pbs_l, s2_glwe));
                 set.pbs_base_log = pbs_b;
                 set.pbs_level = pbs_l;
-                let v_pbs = blind_rotation_variance(
-                    n,
-                    cmux_variance(k, big_n, pbs_b, pbs_l, s2_glwe),
-                );
+                let v_pbs =
+                    blind_rotation_variance(n, cmux_variance(k, big_n, pbs_b, pbs_l, s2_glwe));
                 for pfks_l in 1..=3usize {
                     let pfks_b =
                         best_base(64 / pfks_l, |b| keyswitch_variance(kn, b, pfks_l, s2_glwe));
@@ -297,7 +299,11 @@ mod tests {
                 found.out_bits,
                 found.set.p_error.log2()
             ));
-            assert!(table.set.is_secure(), "{bits}: {:?}", table.set.insecurity());
+            assert!(
+                table.set.is_secure(),
+                "{bits}: {:?}",
+                table.set.insecurity()
+            );
             let again = estimate(&table, bits, WOP_P_ERROR);
             assert!(again.p_error <= table.set.p_error, "{bits}: {again:?}");
             assert!(again.p_error <= WOP_P_ERROR);
