@@ -178,3 +178,46 @@ fn corrupted_key_bytes_are_clean_errors() {
     assert_eq!(back.params(), f.wk.params());
     assert_eq!(back.key_id(), f.wk.key_id());
 }
+
+/// The output noise of 32 tables read from one 16-bit input (one vertical packing each), measured
+/// by decoding at 40 bits, against the model's `V_out = 16 * V_CMUX(cbs, V_GGSW)` = 2^-25.96
+/// (`veil_compiler::optimizer::wop`).
+#[test]
+fn output_noise_matches_the_model() {
+    let f = fixture();
+    let x = 0x7A5Ai64;
+    let tables: Vec<Vec<i64>> = (0..32).map(|s| table(16, 8, 1000 + s)).collect();
+    let refs: Vec<&[i64]> = tables.iter().map(|t| &t[..]).collect();
+    let ct = encrypt(f, &[x], 16);
+    let outs = f.wk.lookup_many(&ct.tensor().data[0], &refs, 16, 8).unwrap();
+    const W: u8 = 40;
+    let mut sum2 = 0.0;
+    for (i, (t, o)) in tables.iter().zip(&outs).enumerate() {
+        let wide = CtTensor::new(
+            Encoding {
+                key: KeyId::Big(0),
+                width: W,
+            },
+            f.ck.key_id(),
+            ct.param_fingerprint(),
+            Tensor::new(vec![1], vec![veil_runtime::Lwe::from_raw(o.raw().to_vec(), W)]).unwrap(),
+        )
+        .unwrap();
+        let m = f.ck.decrypt(&wide, IntType::signed(W)).unwrap().data[0];
+        let want = t[x as usize] << (W - 8);
+        // Signed difference modulo 2^(W+1), in torus units of 2^-(W+1).
+        let d = (m - want).rem_euclid(1 << (W + 1));
+        let d = if d >= 1 << W { d - (1 << (W + 1)) } else { d };
+        let e = d as f64 * (-(W as f64) - 1.0).exp2();
+        assert!(e.abs() < (-10f64).exp2(), "table {i}: error {e}");
+        sum2 += e * e;
+    }
+    let v = sum2 / outs.len() as f64;
+    eprintln!(
+        "16-bit lookup output variance: measured 2^{:.2} over {} outputs, model 2^-25.96",
+        v.log2(),
+        outs.len()
+    );
+    // Generous: 32 samples give the variance within about 2x.
+    assert!(v < 4.0 * (-25.96f64).exp2(), "measured 2^{:.2}", v.log2());
+}

@@ -46,9 +46,10 @@ use veil_runtime::wopbs::{WopParams, MAX_WOP_BITS};
 pub const WOP_P_ERROR: f64 = 9.094_947_017_729_282e-13; // 2^-40
 
 /// Seconds of one model cost unit on one core, calibrated on the `wop_lookup` bench
-/// (`benches/benches/wop_lookup.rs`: measured time of the 16-bit lookup over its model cost,
-/// on a shared 2-core x86-64 machine); an order of magnitude, not a promise.
-pub const SECONDS_PER_COST_UNIT: f64 = 1.0e-9;
+/// (`benches/benches/wop_lookup.rs`, release build): the 16-bit lookup took 3.88 s for a model
+/// cost of 7.96e9 on one thread of a shared 2-core x86-64 machine (4 bits: 0.71 s for 1.03e9).
+/// An order of magnitude, not a promise.
+pub const SECONDS_PER_COST_UNIT: f64 = 4.9e-10;
 
 /// Operation counts of one lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
