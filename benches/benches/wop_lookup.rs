@@ -56,6 +56,7 @@ fn key_shape(p: &WopParams) -> WopParams {
     let mut q = p.clone();
     q.set.message_bits = 0;
     q.set.p_error = 0.0;
+    q.out_bits = 0;
     q
 }
 

@@ -212,6 +212,22 @@ fn output_noise_matches_the_model() {
         assert!(e.abs() < (-10f64).exp2(), "table {i}: error {e}");
         sum2 += e * e;
     }
+    // Outputs are ordinary veil ciphertexts: a levelled sum of two decrypts to the clear sum.
+    use veil_ir::Element;
+    let sum = CtTensor::new(
+        Encoding {
+            key: KeyId::Big(0),
+            width: 8,
+        },
+        f.ck.key_id(),
+        ct.param_fingerprint(),
+        Tensor::new(vec![1], vec![outs[0].add(&outs[1])]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        f.ck.decrypt(&sum, IntType::unsigned(8)).unwrap().data[0],
+        tables[0][x as usize] + tables[1][x as usize]
+    );
     let v = sum2 / outs.len() as f64;
     eprintln!(
         "16-bit lookup output variance: measured 2^{:.2} over {} outputs, model 2^-25.96",
