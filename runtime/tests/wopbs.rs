@@ -189,7 +189,9 @@ fn output_noise_matches_the_model() {
     let tables: Vec<Vec<i64>> = (0..32).map(|s| table(16, 8, 1000 + s)).collect();
     let refs: Vec<&[i64]> = tables.iter().map(|t| &t[..]).collect();
     let ct = encrypt(f, &[x], 16);
-    let outs = f.wk.lookup_many(&ct.tensor().data[0], &refs, 16, 8).unwrap();
+    let outs =
+        f.wk.lookup_many(&ct.tensor().data[0], &refs, 16, 8)
+            .unwrap();
     const W: u8 = 40;
     let mut sum2 = 0.0;
     for (i, (t, o)) in tables.iter().zip(&outs).enumerate() {
@@ -200,7 +202,11 @@ fn output_noise_matches_the_model() {
             },
             f.ck.key_id(),
             ct.param_fingerprint(),
-            Tensor::new(vec![1], vec![veil_runtime::Lwe::from_raw(o.raw().to_vec(), W)]).unwrap(),
+            Tensor::new(
+                vec![1],
+                vec![veil_runtime::Lwe::from_raw(o.raw().to_vec(), W)],
+            )
+            .unwrap(),
         )
         .unwrap();
         let m = f.ck.decrypt(&wide, IntType::signed(W)).unwrap().data[0];
