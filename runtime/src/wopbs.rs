@@ -27,7 +27,9 @@
 //! fresh encryption or a levelled sum of a few fresh ciphertexts meets). Table entries are
 //! encoded with the output width; the output's noise (all CMuxes of the vertical packing) fits
 //! messages of up to [`WopParams::out_bits`] bits, so wider results are read as several
-//! ciphertexts, one per radix digit ([`WopKeys::lookup_digits`]).
+//! ciphertexts, one per radix digit ([`WopKeys::lookup_digits`]). Since `V_safe(w - 1) =
+//! 4 V_safe(w)`, an output fitting `out_bits` bits may feed lookups of up to `out_bits - 1`
+//! input bits within the prediction (7 for the tabulated sets), not wider ones.
 //!
 //! **Keys.** A lookup set is an ordinary [`ParamSet`] (the client's secret keys come from
 //! [`ClientKeys::generate`]) plus the PFPKS and circuit-bootstrap decompositions. The server
@@ -537,7 +539,9 @@ impl WopKeys {
 
     /// Evaluates `table` (`2^in_bits` entries) on the `in_bits`-bit message of `ct` (under the
     /// set's big key, width `in_bits`): an encryption of `table[m mod 2^in_bits]` under the big
-    /// key with width `out_width` (at most [`WopParams::out_bits`]).
+    /// key with width `out_width` (at most [`WopParams::out_bits`]). A bare [`Lwe`] carries no
+    /// key-generation tag: its dimension and width are checked, its key is the caller's
+    /// responsibility ([`WopKeys::lookup_tensor`] checks both).
     pub fn lookup(&self, ct: &Lwe, table: &[i64], in_bits: u8, out_width: u8) -> Result<Lwe> {
         let mut out = self.lookup_many(ct, &[table], in_bits, out_width)?;
         Ok(out.pop().expect("one table, one output"))
