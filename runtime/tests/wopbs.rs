@@ -154,6 +154,43 @@ fn bad_tables_and_ciphertexts_are_errors() {
             .unwrap_err()
             .to_string();
     assert!(e.contains("unsigned"), "{e}");
+    // Ciphertexts of another key generation (same parameters) are refused by the tensor API.
+    let other = ClientKeys::generate(
+        std::slice::from_ref(&f.wk.params().set),
+        &KeygenOptions {
+            seed: 0xbad,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let foreign = other
+        .encrypt_scalar(
+            3,
+            IntType::unsigned(4),
+            Encoding {
+                key: KeyId::Big(0),
+                width: 4,
+            },
+        )
+        .unwrap();
+    let e = f.wk.lookup_tensor(&foreign, &[0; 16], 4).unwrap_err();
+    assert!(matches!(e, RuntimeError::KeyMismatch(_)), "{e}");
+    // Small-key ciphertexts are not lookup inputs.
+    let small =
+        f.ck.encrypt_scalar(
+            3,
+            IntType::unsigned(4),
+            Encoding {
+                key: KeyId::Small(0),
+                width: 4,
+            },
+        )
+        .unwrap();
+    let e =
+        f.wk.lookup_tensor(&small, &[0; 16], 4)
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("under a big key"), "{e}");
 }
 
 #[test]
