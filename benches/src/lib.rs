@@ -9,6 +9,8 @@
 //! - `ml`: private inference on breast cancer (logistic regression, decision tree, XGBoost,
 //!   random forest) next to Concrete ML's figures on the same machine (`VEIL_BENCH_MODELS`,
 //!   `VEIL_BENCH_SAMPLES`).
+//! - `wop_lookup`: one encrypted WoP-PBS lookup per input width, 4 to 16 bits: keygen, key
+//!   sizes, time per lookup and its growth per bit, next to the classic KS + PBS up to 8 bits.
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.

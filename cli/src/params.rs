@@ -3,6 +3,12 @@
 //! optimizer on one partition and print the chosen TFHE parameters, their model cost, predicted
 //! error and key sizes.
 //!
+//! `veil params --bits B [--json]` explains a table lookup of a `B`-bit input (1..=16) by
+//! WoP-PBS, the decomposition veil's runtime uses beyond what one classic bootstrap serves:
+//! `B` bit extractions, `B` circuit bootstraps, a vertical packing of `2^B / N` polynomials;
+//! the tabulated parameters, predicted error, output width, security check, model cost,
+//! estimated time and key sizes (`veil_compiler::optimizer::wop`).
+//!
 //! Also home of what the error flags of `veil params`, `veil compile` and `veil eval` share:
 //! [`parse_probability`] (`1e-5`, `2^-128`) and [`SecurityProfile`].
 
@@ -85,8 +91,12 @@ pub enum ModulusSwitchArg {
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct ParamsArgs {
     /// TLU input precision in bits, sign included (1..=24).
-    #[arg(long)]
-    pub precision: u8,
+    #[arg(long, required_unless_present = "bits")]
+    pub precision: Option<u8>,
+    /// Explain a table lookup of a BITS-bit input (1..=16) by WoP-PBS: its decomposition into
+    /// bit extractions, circuit bootstraps and a vertical packing, parameters, error and cost.
+    #[arg(long, conflicts_with_all = ["precision", "norm2", "global_p_error", "p_error", "security_profile", "noise", "modulus_switch", "tlus"])]
+    pub bits: Option<u8>,
     /// Largest sum of squared weights of a dot product feeding a TLU (1 = TLU after TLU).
     #[arg(long, default_value_t = 1.0)]
     pub norm2: f64,
@@ -115,6 +125,9 @@ pub struct ParamsArgs {
 
 /// The optimizer's answer for `args`.
 pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
+    let precision = args.precision.ok_or_else(|| {
+        CliError("params: give --precision P (or --bits B for a wide lookup)".into())
+    })?;
     if let Some(p) = args.p_error {
         check_probability("--p-error", p).map_err(|e| CliError(format!("params: {}", e.0)))?;
     }
@@ -136,7 +149,7 @@ pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
         p_error,
         global_p_error: args.global_p_error,
     };
-    let mut problem = Problem::single(args.precision, args.norm2, args.tlus, target);
+    let mut problem = Problem::single(precision, args.norm2, args.tlus, target);
     problem.noise = NoiseOptions {
         distribution: match args.noise {
             NoiseArg::Auto => None,
@@ -158,12 +171,13 @@ fn log2s(v: f64) -> String {
 
 /// Text report of `sol` for `args`.
 pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
+    let precision = args.precision.unwrap_or(sol.sets[0].params.message_bits);
     let set = &sol.sets[0];
     let p = &set.params;
     let keys = key_sizes(p);
     let m = 1048576.0;
     let input = set.br_variance * args.norm2 + set.ks_variance + set.ms_variance;
-    let v_safe = veil_compiler::optimizer::error::safe_variance(args.precision, sol.p_error_target);
+    let v_safe = veil_compiler::optimizer::error::safe_variance(precision, sol.p_error_target);
     format!(
         "veil params: {bits} bits, norm2 {norm2}, per-TLU p_error target {target:.3e}\n\
          parameters  {p}\n\
@@ -175,7 +189,7 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
          error       p_error {pe:.3e} per TLU, global {ge:.3e} over {tlus} TLU(s)\n\
          variances   PBS out {br}, KS {ksv}, MS {msv}; PBS input {inp} <= V_safe {vs}\n\
          keys        BSK {bsk} ({bsk_b} B as u64; Fourier form N/2 complex f64 per polynomial: {fbsk}), KSK {ksk} ({ksk_b} B as u64)\n",
-        bits = args.precision,
+        bits = precision,
         norm2 = args.norm2,
         target = sol.p_error_target,
         n = p.lwe_dimension,
@@ -230,8 +244,116 @@ pub fn render_json(sol: &Solution) -> Result<String, CliError> {
         .map_err(|e| CliError(format!("params: cannot write JSON: {e}")))
 }
 
+/// The WoP-PBS explanation of a `bits`-bit lookup: text, or JSON with `json`.
+pub fn wide_lookup(bits: u8, json: bool) -> Result<String, CliError> {
+    use veil_compiler::optimizer::wop::{estimate, WOP_P_ERROR};
+    use veil_runtime::wopbs::{WopParams, MAX_WOP_BITS};
+    if !(1..=MAX_WOP_BITS).contains(&bits) {
+        return Err(CliError(format!(
+            "params: --bits {bits}: WoP-PBS lookups take 1 to {MAX_WOP_BITS} input bits"
+        )));
+    }
+    let wop = WopParams::for_bits(bits).map_err(|e| CliError(format!("params: {e}")))?;
+    let e = estimate(&wop, bits, WOP_P_ERROR);
+    let p = &wop.set;
+    let keys = key_sizes(p);
+    let pfpksk = wop.pfpksk_bytes();
+    let secure = match p.insecurity() {
+        None => "meets the 128-bit floor".to_string(),
+        Some(why) => format!("INSECURE: {why}"),
+    };
+    let seconds = e.cost * veil_compiler::optimizer::wop::SECONDS_PER_COST_UNIT;
+    // A classic bootstrap of a `bits`-bit input needs N >= 2^(bits + 1).
+    let classic = Problem::single(bits, 1.0, 1, ErrorTarget::p_error(WOP_P_ERROR));
+    let classic = match optimize(&classic) {
+        Ok(sol) => format!(
+            "one KS + PBS at N={} costs {:.1} x 2^20",
+            sol.sets[0].params.polynomial_size,
+            sol.cost / 1048576.0
+        ),
+        Err(_) => format!(
+            "none: a single bootstrap of {bits} bits needs N >= 2^{}, beyond every secure set",
+            bits + 1
+        ),
+    };
+    if json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            bits: u8,
+            params: &'a WopParams,
+            estimate: &'a veil_compiler::optimizer::wop::WopEstimate,
+            secure: bool,
+            estimated_seconds: f64,
+            key_bytes: u64,
+        }
+        return serde_json::to_string_pretty(&Out {
+            bits,
+            params: &wop,
+            estimate: &e,
+            secure: p.is_secure(),
+            estimated_seconds: seconds,
+            key_bytes: keys.bsk_bytes + keys.ksk_bytes + pfpksk,
+        })
+        .map_err(|e| CliError(format!("params: cannot write JSON: {e}")));
+    }
+    let c = &e.counts;
+    let n = p.polynomial_size;
+    let depth = c.table_polys.trailing_zeros();
+    let m = 1048576.0;
+    Ok(format!(
+        "veil params: {bits}-bit table lookup by WoP-PBS (bit extraction, circuit bootstrap, vertical packing), p_error target 2^-40\n\
+         parameters  {wop}\n\
+         1. extract  {ks} keyswitches (k*N={kn} -> n={small}, ks {kb}x{kl}) and {xp} one-bit bootstraps (pbs {pb}x{pl}): the {bits} message bits, lowest first\n\
+         2. cbs      {bits} circuit bootstraps: {cp} bootstraps and {pf} PFPKS (pfks {fb}x{fl}) -> {bits} GGSW ciphertexts (cbs {cb}x{cl})\n\
+         3. packing  the 2^{bits}-entry table in {tp} polynomial(s) of N={n}: CMux tree of {ct} CMux(es) (depth {depth}), then a blind rotation on {br} bits\n\
+         error       p_error 2^{pe:.2} per lookup (input variance up to V_safe({bits})/4); output variance 2^{ov:.2}: outputs of up to {ob} bits, wider results as digits (one vertical packing each)\n\
+         security    {secure} (Gaussian, lwe 2^{ln:.3} at n={small}, glwe 2^{gn:.3} at k*N={kn}); PFPKS keys use the GLWE noise\n\
+         cost        {cost:.1} x 2^20 (model: KS {kscost:.1}, PBS {pbscost:.1}, PFPKS {pfcost:.1}, packing {vpcost:.1}); estimated {seconds:.1} s on one core\n\
+         keys        BSK {bsk}, KSK {ksk}, PFPKS {pfpksk_h}: {total} expanded\n\
+         classic     {classic}\n",
+        ks = c.keyswitches,
+        kn = p.big_lwe_dimension(),
+        small = p.lwe_dimension,
+        kb = p.ks_base_log,
+        kl = p.ks_level,
+        xp = c.extraction_pbs,
+        pb = p.pbs_base_log,
+        pl = p.pbs_level,
+        cp = c.cbs_pbs,
+        pf = c.pfpks,
+        fb = wop.pfks_base_log,
+        fl = wop.pfks_level,
+        cb = wop.cbs_base_log,
+        cl = wop.cbs_level,
+        tp = c.table_polys,
+        ct = c.cmux_tree,
+        br = c.blind_rotation,
+        pe = e.p_error.log2(),
+        ov = e.out_variance.log2(),
+        ob = e.out_bits,
+        ln = p.lwe_noise_log2,
+        gn = p.glwe_noise_log2,
+        cost = e.cost / m,
+        kscost = e.cost_ks / m,
+        pbscost = e.cost_pbs / m,
+        pfcost = e.cost_pfpks / m,
+        vpcost = e.cost_packing / m,
+        bsk = human_bytes(keys.bsk_bytes),
+        ksk = human_bytes(keys.ksk_bytes),
+        pfpksk_h = human_bytes(pfpksk),
+        total = human_bytes(keys.bsk_bytes + keys.ksk_bytes + pfpksk),
+    ))
+}
+
 /// Runs `veil params`.
 pub fn run(args: &ParamsArgs) -> Result<(), CliError> {
+    if let Some(bits) = args.bits {
+        print!("{}", wide_lookup(bits, args.json)?);
+        if args.json {
+            println!();
+        }
+        return Ok(());
+    }
     let sol = solve(args)?;
     if args.json {
         println!("{}", render_json(&sol)?);

@@ -78,7 +78,7 @@ impl KeyRequirements {
 }
 
 /// Derives an independent seed for one purpose from the master seed.
-fn derive_seed(master: u128, purpose: &str, a: u64, b: u64) -> Seed {
+pub(crate) fn derive_seed(master: u128, purpose: &str, a: u64, b: u64) -> Seed {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"veil-keygen-v1");

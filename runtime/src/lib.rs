@@ -14,6 +14,8 @@
 //! - [`artifact`]: the server artifact (lowered program, statistics, program id), the
 //!   encrypted batches client and server exchange, and the artifact envelope.
 //! - [`serial`]: versioned, checksummed serialization of parameters, keys and ciphertexts.
+//! - [`wopbs`]: lookups of up to 16-bit inputs by WoP-PBS (bit extraction, circuit bootstrap,
+//!   vertical packing), their parameters and keys.
 //! - [`reference`](mod@reference): Concrete's reference parameter sets for tests and benchmarks.
 //!
 //! Typical flow:
@@ -40,6 +42,7 @@ pub mod pbs;
 pub mod reference;
 pub mod serial;
 pub mod sim;
+pub mod wopbs;
 
 pub use cache::KeyCache;
 pub use ciphertext::{CtTensor, Lwe, Value};
@@ -51,3 +54,4 @@ pub use keys::{
 pub use pbs::Accumulator;
 pub use reference::reference_params;
 pub use sim::{simulate, SimOptions, SimReport};
+pub use wopbs::{wop_lookup, CompressedWopKeys, WopKeys, WopParams};

@@ -34,7 +34,7 @@ pub const KIND_CIPHERTEXT: &str = "veil-ciphertext";
 
 /// `Vec<u64>` stored as little-endian bytes.
 #[derive(Clone, Debug, PartialEq)]
-struct Words(Vec<u64>);
+pub(crate) struct Words(pub(crate) Vec<u64>);
 
 impl Serialize for Words {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -85,7 +85,7 @@ fn invalid(what: &'static str, why: impl Into<String>) -> RuntimeError {
     }
 }
 
-fn check_len(what: &'static str, item: &str, got: usize, want: usize) -> Result<()> {
+pub(crate) fn check_len(what: &'static str, item: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
         return Err(invalid(
             what,
@@ -95,7 +95,11 @@ fn check_len(what: &'static str, item: &str, got: usize, want: usize) -> Result<
     Ok(())
 }
 
-fn check_fingerprint(what: &'static str, params: &[ParamSet], fp: u64) -> Result<Vec<Tfhe>> {
+pub(crate) fn check_fingerprint(
+    what: &'static str,
+    params: &[ParamSet],
+    fp: u64,
+) -> Result<Vec<Tfhe>> {
     if fingerprint_all(params) != fp {
         return Err(invalid(
             what,
@@ -126,7 +130,7 @@ fn check_fingerprint(what: &'static str, params: &[ParamSet], fp: u64) -> Result
 
 /// The product of `factors` (a key size in words), or an error naming `item` when it
 /// overflows. Callers pass factors that were themselves bounded (see [`check_fingerprint`]).
-fn size_of(what: &'static str, item: &str, factors: &[usize]) -> Result<usize> {
+pub(crate) fn size_of(what: &'static str, item: &str, factors: &[usize]) -> Result<usize> {
     factors
         .iter()
         .try_fold(1usize, |a, &f| a.checked_mul(f))

@@ -27,6 +27,7 @@ pub mod noise;
 pub mod search;
 pub mod security;
 pub mod space;
+pub mod wop;
 
 pub use cache::{optimize_cached, OptimizerCache};
 pub use multi::optimize;
