@@ -247,6 +247,9 @@ struct Lowerer<'a> {
     virtual_rounds: HashMap<ValueId, VirtualRound>,
     /// The rounding keyswitches of those operands, shared between their lookups.
     round_cache: HashMap<(ValueId, u8, bool), PbsInput>,
+    /// The rounding keyswitch nodes by operand, shift, offset and width (a round and its
+    /// rescaled form share one).
+    round_ks: HashMap<(ValueId, u8, i128, u8), ValueId>,
 }
 
 /// An approximate `round` that the lookups reading it fold in: the lowered operand and the
@@ -316,6 +319,7 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         consts: HashMap::new(),
         virtual_rounds: HashMap::new(),
         round_cache: HashMap::new(),
+        round_ks: HashMap::new(),
     };
     let align = alignments(src);
     for v in order {
@@ -590,22 +594,33 @@ impl<'a> Lowerer<'a> {
         }
         let t = self.ty(vr.x).clone();
         let (xl, xh) = range_of(&t.int);
-        let c = self.scalar_const(src, -lo)?;
-        let shifted = self.levelled(
-            src,
-            Op::Add,
-            &[vr.x, c],
-            ((xl - lo).max(0), (xh - lo).max(0)),
-            t.shape.clone(),
-        )?;
-        let ks = self.dst.add_node(
-            Op::KeySwitchRound { shift: k },
-            TensorType {
-                int: IntType::unsigned(bits),
-                ..self.ty(shifted).clone()
-            },
-            &[shifted],
-        );
+        let ks = match self.round_ks.get(&(vr.x, k, lo, bits)) {
+            Some(&ks) => ks,
+            None => {
+                let shifted = if lo == 0 && !t.int.signed {
+                    vr.x
+                } else {
+                    let c = self.scalar_const(src, -lo)?;
+                    self.levelled(
+                        src,
+                        Op::Add,
+                        &[vr.x, c],
+                        ((xl - lo).max(0), (xh - lo).max(0)),
+                        t.shape.clone(),
+                    )?
+                };
+                let ks = self.dst.add_node(
+                    Op::KeySwitchRound { shift: k },
+                    TensorType {
+                        int: IntType::unsigned(bits),
+                        ..self.ty(shifted).clone()
+                    },
+                    &[shifted],
+                );
+                self.round_ks.insert((vr.x, k, lo, bits), ks);
+                ks
+            }
+        };
         let p = if vr.rescale {
             PbsInput {
                 ks,
