@@ -12,10 +12,11 @@
 //! Every request is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
 //! Uploads, runs and health requests are sent again (`--retries`, after `--retry-wait-s`,
 //! doubling) when the connection fails or breaks before the answer, or the server answers
-//! busy (502, 503, 504): they are idempotent (content-addressed keys; a run computes the same
+//! busy (502, 504, 503 with `Retry-After`): they are idempotent (content-addressed keys; a run computes the same
 //! results from the same inputs and keys), so a server that restarts mid-request costs a
-//! retry, not the request. Never after a 4xx, a 500 or a read timeout. Failures (no server,
-//! timeouts, HTTP errors) print one line and exit with code 1.
+//! retry, not the request. Never after a 4xx, a 500, a 503 without `Retry-After` or a read
+//! timeout. Retries are logged with `veil -v`; `run` says "after N attempts". Failures (no
+//! server, timeouts, HTTP errors) print one line and exit with code 1.
 
 use super::io;
 use super::CliError;
@@ -45,8 +46,9 @@ pub struct ClientArgs {
     #[arg(long, global = true, default_value_t = 1024)]
     pub max_response_mb: u64,
     /// Times to send an upload, run or health request again when the connection fails or
-    /// breaks before the answer (e.g. a server restart) or the server answers busy (502, 503,
-    /// 504); never after another error (4xx, 500) or a read timeout. 0: never.
+    /// breaks before the answer (e.g. a server restart) or a proxy or server answers 502, 504
+    /// or 503 with Retry-After; never after another error (4xx, 500) or a read timeout. 0:
+    /// never. `veil -v` logs each retry.
     #[arg(long, global = true, default_value_t = 3)]
     pub retries: u32,
     /// Seconds to wait before the first retry; each later wait is twice the one before (at
@@ -67,21 +69,35 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 impl Retry {
     /// Calls `attempt` until it succeeds, fails with an error that is not
-    /// [`ClientError::is_retryable`], or has been retried `self.retries` times; each retry is
-    /// noted on stderr. A retryable error that ends the attempts says so.
-    fn run<T>(self, mut attempt: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+    /// [`ClientError::is_retryable`], or has been retried `self.retries` times; the answer
+    /// and the number of attempts. Each retry is logged (`veil -v`); a retryable error that
+    /// ends the attempts says so.
+    fn run<T>(
+        self,
+        mut attempt: impl FnMut() -> Result<T, ClientError>,
+    ) -> Result<(T, u32), ClientError> {
         let mut wait = self.first_wait;
         let mut n = 0;
         loop {
             match attempt() {
+                Ok(v) => return Ok((v, n + 1)),
                 Err(e) if e.is_retryable() && n < self.retries => {
                     n += 1;
-                    eprintln!(
-                        "note: {e}; sending it again in {:.1} s (retry {n} of {})",
-                        wait.as_secs_f64(),
+                    // A server's Retry-After is honoured, up to the longest wait.
+                    let asked = match &e {
+                        ClientError::Status {
+                            retry_after: Some(d),
+                            ..
+                        } => (*d).min(MAX_RETRY_WAIT),
+                        _ => Duration::ZERO,
+                    };
+                    let this = wait.max(asked);
+                    tracing::warn!(
+                        "{e}; sending it again in {:.1} s (retry {n} of {})",
+                        this.as_secs_f64(),
                         self.retries
                     );
-                    std::thread::sleep(wait);
+                    std::thread::sleep(this);
                     wait = (wait * 2).min(MAX_RETRY_WAIT);
                 }
                 Err(e) if e.is_retryable() => {
@@ -92,9 +108,18 @@ impl Retry {
                     };
                     return Err(with_hint(e, &hint));
                 }
-                r => return r,
+                Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// `" after N attempts"` when a request took more than one, else nothing.
+fn attempts_note(n: u32) -> String {
+    if n > 1 {
+        format!(" after {n} attempts")
+    } else {
+        String::new()
     }
 }
 
@@ -108,10 +133,12 @@ fn with_hint(e: ClientError, hint: &str) -> ClientError {
             url,
             status,
             message,
+            retry_after,
         } => ClientError::Status {
             url,
             status,
             message: message + hint,
+            retry_after,
         },
         e @ ClientError::TooLarge { .. } => e,
     }
@@ -217,7 +244,7 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         ClientCommand::UploadKeys { url, eval_keys } => {
             let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
             let c = client(url);
-            let id = retry
+            let (id, _) = retry
                 .run(|| c.upload_keys(data.clone()))
                 .map_err(|e| about(eval_keys, e))?;
             println!("{id}");
@@ -260,7 +287,7 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             // keys, an upload and the run again. Both are idempotent, so an attempt cut short
             // by a broken connection is safe to repeat.
             let mut upload_failed = None;
-            let answer = retry
+            let (answer, attempts) = retry
                 .run(|| match &keys {
                     None => c.run(&id, data.clone()),
                     Some((path, keys, _)) => match c.run(&id, data.clone()) {
@@ -277,7 +304,12 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
                 })
                 .map_err(|e| about(upload_failed.unwrap_or(input), e))?;
             io::write(out, &answer, false)?;
-            println!("wrote {} ({})", out.display(), io::size(answer.len()));
+            println!(
+                "wrote {} ({}){}",
+                out.display(),
+                io::size(answer.len()),
+                attempts_note(attempts)
+            );
             Ok(())
         }
         ClientCommand::DeleteKeys { url, key_id } => {
@@ -295,7 +327,7 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         }
         ClientCommand::Health { url } => {
             let c = client(url);
-            let v = retry
+            let (v, _) = retry
                 .run(|| c.health())
                 .map_err(|e| CliError(e.to_string()))?;
             println!("{v}");

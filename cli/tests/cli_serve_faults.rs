@@ -1,8 +1,9 @@
 //! Faults between `veil client` and `veil serve`, through the real binary in separate
 //! processes: a server killed (SIGKILL) in the middle of a run and restarted on the same
 //! `--key-dir` and port, which a client with `--retries` survives with correct results and no
-//! new key upload; the same without retries, one clear error; and errors that are not
-//! transient (4xx), which are never sent again.
+//! new key upload; the same without retries, one clear error; proxy errors (502, 504, 503
+//! with Retry-After), which are sent again; and errors that are not transient (4xx, 500,
+//! `veil serve`'s own 503), which are never sent again.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -256,13 +257,10 @@ fn a_client_with_retries_survives_a_server_killed_mid_run() {
     let (code, out, err) = text(&client.wait_with_output().unwrap());
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        err.contains("note: ") && err.contains("retry 1 of 8"),
-        "no retry was noted:\n{err}"
+        out.contains("wrote") && out.contains("attempts"),
+        "the run was not sent again:\n{out}"
     );
-    assert!(
-        !err.contains("error:") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.is_empty(), "{err}");
     check_results(&y);
     let log = second.log.lock().unwrap().clone();
     assert!(
@@ -273,7 +271,7 @@ fn a_client_with_retries_survives_a_server_killed_mid_run() {
         !log.contains("evaluation keys stored"),
         "keys were uploaded again:\n{log}"
     );
-    eprintln!("client after the restart:\n{err}");
+    eprintln!("client after the restart: {out}");
 }
 
 #[test]
@@ -309,7 +307,7 @@ fn without_retries_a_killed_server_is_one_clear_error() {
         "the error does not say what happened and what to do: {err}"
     );
     assert!(!y.exists(), "a result file was written");
-    // With retries but no server coming back: notes, then one error naming the attempts.
+    // With retries but no server coming back: one error naming the attempts.
     let client = start_run(
         &url,
         &key_id,
@@ -318,11 +316,9 @@ fn without_retries_a_killed_server_is_one_clear_error() {
     );
     let (code, _, err) = text(&client.wait_with_output().unwrap());
     assert_eq!(code, 1, "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 3, "{err}");
-    assert!(lines[..2].iter().all(|l| l.starts_with("note: ")), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line:\n{err}");
     assert!(
-        lines[2].starts_with("error: cannot connect") && lines[2].contains("after 3 attempts"),
+        err.starts_with("error: cannot connect") && err.contains("after 3 attempts"),
         "{err}"
     );
 }
@@ -354,22 +350,38 @@ fn fake_server(answer: &'static str) -> (String, Arc<AtomicUsize>) {
 }
 
 #[test]
-fn busy_answers_are_retried_and_4xx_never() {
+fn gateway_errors_are_retried_and_4xx_never() {
     let st = setup();
     let y = s(&st.dir.join("y-fake.veil-ct"));
     let id = "0".repeat(64);
     let fast = ["--retries", "2", "--retry-wait-s", "0.05"];
-    let (url, count) = fake_server("503 Service Unavailable");
-    let (code, _, err) = text(&start_run(&url, &id, &y, &fast).wait_with_output().unwrap());
-    assert_eq!(code, 1, "{err}");
-    assert_eq!(count.load(Ordering::SeqCst), 3, "{err}");
-    assert_eq!(err.matches("note: ").count(), 2, "{err}");
-    let last = err.lines().last().unwrap();
-    assert!(
-        last.starts_with("error: ") && last.contains("503") && last.contains("after 3 attempts"),
-        "{err}"
-    );
-    for answer in ["404 Not Found", "400 Bad Request", "413 Payload Too Large"] {
+    // A proxy's 503 with Retry-After, 502 and 504: sent again, then one error.
+    for answer in [
+        "503 Service Unavailable\r\nRetry-After: 0",
+        "502 Bad Gateway",
+        "504 Gateway Timeout",
+    ] {
+        let (url, count) = fake_server(answer);
+        let (code, _, err) = text(&start_run(&url, &id, &y, &fast).wait_with_output().unwrap());
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(count.load(Ordering::SeqCst), 3, "{answer}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("error: ")
+                && err.contains(&answer[..3])
+                && err.contains("after 3 attempts"),
+            "{err}"
+        );
+    }
+    // 4xx, 500 and veil serve's own 503 (no Retry-After: the request already waited its
+    // whole timeout): never sent again.
+    for answer in [
+        "404 Not Found",
+        "400 Bad Request",
+        "413 Payload Too Large",
+        "500 Internal Server Error",
+        "503 Service Unavailable",
+    ] {
         let (url, count) = fake_server(answer);
         let (code, _, err) = text(&start_run(&url, &id, &y, &fast).wait_with_output().unwrap());
         assert_eq!(code, 1, "{err}");
@@ -380,7 +392,7 @@ fn busy_answers_are_retried_and_4xx_never() {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with("error: ") && !err.contains("note:"),
+            err.starts_with("error: ") && !err.contains("attempts"),
             "{err}"
         );
     }

@@ -48,6 +48,9 @@ pub enum ClientError {
         status: StatusCode,
         /// The server's message.
         message: String,
+        /// The wait the server asked for before a new attempt (`Retry-After` in seconds), if
+        /// it sent one.
+        retry_after: Option<Duration>,
     },
     /// No answer: the connection could not be made, or it broke (closed, reset) before the
     /// whole answer arrived, e.g. because the server stopped or restarted. The server may or
@@ -68,19 +71,25 @@ impl ClientError {
     }
 
     /// Whether sending the same request again may succeed: no connection or a broken one
-    /// ([`ClientError::Connection`]), or a server (or proxy) that answered busy or unavailable
-    /// (502, 503, 504). Never for the other statuses (a 4xx is the request's fault and gets
-    /// the same answer again; a 500 is the server's key store), timeouts waiting for an
-    /// answer (the server is working: sending again doubles its load) or bad files.
+    /// ([`ClientError::Connection`]: a server that stopped or restarted), a proxy that could
+    /// not reach its server (502, 504), or a server or proxy that answered 503 with a
+    /// `Retry-After` (the HTTP way to say "busy, come back"). Never for the other statuses (a
+    /// 4xx is the request's fault and gets the same answer again; a 500 is the server's key
+    /// store; `veil serve`'s own 503s come after a request already waited its whole
+    /// `--request-timeout-s`, or from a full key store, and sending again would only add
+    /// load), timeouts waiting for an answer (the server is working) or bad files.
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Connection(_) => true,
-            ClientError::Status { status, .. } => matches!(
-                *status,
-                StatusCode::BAD_GATEWAY
-                    | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT
-            ),
+            ClientError::Status {
+                status,
+                retry_after,
+                ..
+            } => match *status {
+                StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => true,
+                StatusCode::SERVICE_UNAVAILABLE => retry_after.is_some(),
+                _ => false,
+            },
             ClientError::TooLarge { .. } | ClientError::BadFile(_) | ClientError::Failed(_) => {
                 false
             }
@@ -302,7 +311,7 @@ pub fn request_with(
             }
         ))
     };
-    let (status, answer) = rt.block_on(async move {
+    let (status, retry_after, answer) = rt.block_on(async move {
         let stream = tokio::time::timeout(
             connect_timeout,
             tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -360,6 +369,12 @@ pub fn request_with(
             .map_err(|_| silent())?
             .map_err(http_err)?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let declared = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -382,7 +397,7 @@ pub fn request_with(
                 answer.extend_from_slice(&chunk);
             }
         }
-        Ok::<_, ClientError>((status, Bytes::from(answer)))
+        Ok::<_, ClientError>((status, retry_after, Bytes::from(answer)))
     })?;
     if status.is_success() {
         return Ok(answer);
@@ -391,6 +406,7 @@ pub fn request_with(
         url: base.to_string(),
         status,
         message: server_message(&answer),
+        retry_after,
     })
 }
 
@@ -521,8 +537,10 @@ mod tests {
             a
         };
         for (status, retry) in [
-            ("503 Service Unavailable", true),
+            ("503 Service Unavailable\r\nRetry-After: 1", true),
+            ("503 Service Unavailable", false),
             ("502 Bad Gateway", true),
+            ("504 Gateway Timeout", true),
             ("404 Not Found", false),
             ("400 Bad Request", false),
             ("413 Payload Too Large", false),
