@@ -10,7 +10,13 @@
 //! - `veil client key-id --eval-keys FILE` prints the key id without a server.
 //!
 //! Every request is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
-//! Failures (no server, timeouts, HTTP errors) print one line and exit with code 1.
+//! Uploads, runs and health requests are sent again (`--retries`, after `--retry-wait-s`,
+//! doubling) when the connection fails or breaks before the answer, or the server answers
+//! busy (502, 504, 503 with `Retry-After`): they are idempotent (content-addressed keys; a run computes the same
+//! results from the same inputs and keys), so a server that restarts mid-request costs a
+//! retry, not the request. Never after a 4xx, a 500, a 503 without `Retry-After` or a read
+//! timeout. Retries are logged with `veil -v`; `run` says "after N attempts". Failures (no
+//! server, timeouts, HTTP errors) print one line and exit with code 1.
 
 use super::io;
 use super::CliError;
@@ -39,6 +45,103 @@ pub struct ClientArgs {
     /// Largest answer to read, in MiB (encrypted results).
     #[arg(long, global = true, default_value_t = 1024)]
     pub max_response_mb: u64,
+    /// Times to send an upload, run or health request again when the connection fails or
+    /// breaks before the answer (e.g. a server restart) or a proxy or server answers 502, 504
+    /// or 503 with Retry-After; never after another error (4xx, 500) or a read timeout. 0:
+    /// never. `veil -v` logs each retry.
+    #[arg(long, global = true, default_value_t = 3)]
+    pub retries: u32,
+    /// Seconds to wait before the first retry; each later wait is twice the one before (at
+    /// most 30 s).
+    #[arg(long, global = true, default_value_t = 0.5)]
+    pub retry_wait_s: f64,
+}
+
+/// When and how often a failed request is sent again (`--retries`, `--retry-wait-s`).
+#[derive(Clone, Copy, Debug)]
+struct Retry {
+    retries: u32,
+    first_wait: Duration,
+}
+
+/// The longest wait between two attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+impl Retry {
+    /// Calls `attempt` until it succeeds, fails with an error that is not
+    /// [`ClientError::is_retryable`], or has been retried `self.retries` times; the answer
+    /// and the number of attempts. Each retry is logged (`veil -v`); a retryable error that
+    /// ends the attempts says so.
+    fn run<T>(
+        self,
+        mut attempt: impl FnMut() -> Result<T, ClientError>,
+    ) -> Result<(T, u32), ClientError> {
+        let mut wait = self.first_wait;
+        let mut n = 0;
+        loop {
+            match attempt() {
+                Ok(v) => return Ok((v, n + 1)),
+                Err(e) if e.is_retryable() && n < self.retries => {
+                    n += 1;
+                    // A server's Retry-After is honoured, up to the longest wait.
+                    let asked = match &e {
+                        ClientError::Status {
+                            retry_after: Some(d),
+                            ..
+                        } => (*d).min(MAX_RETRY_WAIT),
+                        _ => Duration::ZERO,
+                    };
+                    let this = wait.max(asked);
+                    tracing::warn!(
+                        "{e}; sending it again in {:.1} s (retry {n} of {})",
+                        this.as_secs_f64(),
+                        self.retries
+                    );
+                    std::thread::sleep(this);
+                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+                }
+                Err(e) if e.is_retryable() => {
+                    let hint = if self.retries == 0 {
+                        " (veil client --retries N sends it again)".to_string()
+                    } else {
+                        format!(" (gave up after {} attempts; veil client --retries)", n + 1)
+                    };
+                    return Err(with_hint(e, &hint));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// `" after N attempts"` when a request took more than one, else nothing.
+fn attempts_note(n: u32) -> String {
+    if n > 1 {
+        format!(" after {n} attempts")
+    } else {
+        String::new()
+    }
+}
+
+/// `e` with `hint` appended to its message.
+fn with_hint(e: ClientError, hint: &str) -> ClientError {
+    match e {
+        ClientError::Connection(m) => ClientError::Connection(m + hint),
+        ClientError::Failed(m) => ClientError::Failed(m + hint),
+        ClientError::BadFile(m) => ClientError::BadFile(m + hint),
+        ClientError::Status {
+            url,
+            status,
+            message,
+            retry_after,
+        } => ClientError::Status {
+            url,
+            status,
+            message: message + hint,
+            retry_after,
+        },
+        e @ ClientError::TooLarge { .. } => e,
+    }
 }
 
 /// The subcommands of `veil client`.
@@ -125,12 +228,24 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         max_response: usize::try_from(args.max_response_mb.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
     };
+    let retry = Retry {
+        retries: args.retries,
+        first_wait: if (0.0..=3600.0).contains(&args.retry_wait_s) {
+            Duration::from_secs_f64(args.retry_wait_s)
+        } else {
+            return Err(CliError(
+                "--retry-wait-s: give a number of seconds from 0 to 3600, e.g. --retry-wait-s 1"
+                    .into(),
+            ));
+        },
+    };
     let client = |url: &str| Client::with_options(url, options.clone());
     match &args.command {
         ClientCommand::UploadKeys { url, eval_keys } => {
             let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
-            let id = client(url)
-                .upload_keys(data)
+            let c = client(url);
+            let (id, _) = retry
+                .run(|| c.upload_keys(data.clone()))
                 .map_err(|e| about(eval_keys, e))?;
             println!("{id}");
             Ok(())
@@ -168,19 +283,33 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             };
             let data = read_checked(input, Direction::Inputs.kind())?;
             let c = client(url);
-            let answer = match keys {
-                None => c.run(&id, data),
-                Some((path, keys, _)) => match c.run(&id, data.clone()) {
-                    Err(e) if e.is_not_found() => {
-                        c.upload_keys(keys).map_err(|e| about(path, e))?;
-                        c.run(&id, data)
-                    }
-                    r => r,
-                },
-            }
-            .map_err(|e| about(input, e))?;
+            // Each attempt: the run, and with --eval-keys, when the server does not know the
+            // keys, an upload and the run again. Both are idempotent, so an attempt cut short
+            // by a broken connection is safe to repeat.
+            let mut upload_failed = None;
+            let (answer, attempts) = retry
+                .run(|| match &keys {
+                    None => c.run(&id, data.clone()),
+                    Some((path, keys, _)) => match c.run(&id, data.clone()) {
+                        Err(e) if e.is_not_found() => {
+                            if let Err(e) = c.upload_keys(keys.clone()) {
+                                upload_failed = Some(*path);
+                                return Err(e);
+                            }
+                            upload_failed = None;
+                            c.run(&id, data.clone())
+                        }
+                        r => r,
+                    },
+                })
+                .map_err(|e| about(upload_failed.unwrap_or(input), e))?;
             io::write(out, &answer, false)?;
-            println!("wrote {} ({})", out.display(), io::size(answer.len()));
+            println!(
+                "wrote {} ({}){}",
+                out.display(),
+                io::size(answer.len()),
+                attempts_note(attempts)
+            );
             Ok(())
         }
         ClientCommand::DeleteKeys { url, key_id } => {
@@ -197,7 +326,10 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             Ok(())
         }
         ClientCommand::Health { url } => {
-            let v = client(url).health().map_err(|e| CliError(e.to_string()))?;
+            let c = client(url);
+            let (v, _) = retry
+                .run(|| c.health())
+                .map_err(|e| CliError(e.to_string()))?;
             println!("{v}");
             Ok(())
         }
@@ -210,7 +342,9 @@ fn about(path: &Path, e: ClientError) -> CliError {
         ClientError::TooLarge { .. } | ClientError::BadFile(_) => {
             CliError(format!("{}: {e}", path.display()))
         }
-        e @ (ClientError::Failed(_) | ClientError::Status { .. }) => CliError(e.to_string()),
+        e @ (ClientError::Failed(_) | ClientError::Connection(_) | ClientError::Status { .. }) => {
+            CliError(e.to_string())
+        }
     }
 }
 

@@ -48,8 +48,17 @@ pub enum ClientError {
         status: StatusCode,
         /// The server's message.
         message: String,
+        /// The wait the server asked for before a new attempt (`Retry-After` in seconds), if
+        /// it sent one.
+        retry_after: Option<Duration>,
     },
-    /// Anything else: no server, timeouts, broken answers, answers of another kind.
+    /// No answer: the connection could not be made, or it broke (closed, reset) before the
+    /// whole answer arrived, e.g. because the server stopped or restarted. The server may or
+    /// may not have done the request; resending is safe for idempotent requests (uploads,
+    /// runs) and is what [`ClientError::is_retryable`] allows.
+    #[error("{0}")]
+    Connection(String),
+    /// Anything else: timeouts, broken answers, answers of another kind.
     #[error("{0}")]
     Failed(String),
 }
@@ -59,6 +68,32 @@ impl ClientError {
     /// deleted).
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+    }
+
+    /// Whether sending the same request again may succeed: no connection or a broken one
+    /// ([`ClientError::Connection`]: a server that stopped or restarted), a proxy that could
+    /// not reach its server (502, 504), or a server or proxy that answered 503 with a
+    /// `Retry-After` (the HTTP way to say "busy, come back"). Never for the other statuses (a
+    /// 4xx is the request's fault and gets the same answer again; a 500 is the server's key
+    /// store; `veil serve`'s own 503s come after a request already waited its whole
+    /// `--request-timeout-s`, or from a full key store, and sending again would only add
+    /// load), timeouts waiting for an answer (the server is working) or bad files.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Connection(_) => true,
+            ClientError::Status {
+                status,
+                retry_after,
+                ..
+            } => match *status {
+                StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => true,
+                StatusCode::SERVICE_UNAVAILABLE => retry_after.is_some(),
+                _ => false,
+            },
+            ClientError::TooLarge { .. } | ClientError::BadFile(_) | ClientError::Failed(_) => {
+                false
+            }
+        }
     }
 }
 
@@ -276,31 +311,41 @@ pub fn request_with(
             }
         ))
     };
-    let (status, answer) = rt.block_on(async move {
+    let (status, retry_after, answer) = rt.block_on(async move {
         let stream = tokio::time::timeout(
             connect_timeout,
             tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await
         .map_err(|_| {
-            ClientError::Failed(format!(
+            ClientError::Connection(format!(
                 "cannot connect to {base}: no connection within {} s (veil client --connect-timeout-s); check the URL and that `veil serve` runs there",
                 connect_timeout.as_secs_f64()
             ))
         })?
         .map_err(|e| {
-            ClientError::Failed(format!(
+            ClientError::Connection(format!(
                 "cannot connect to {base}: {e}; check the URL and that `veil serve` runs there"
             ))
         })?;
         let http_err = |e: hyper::Error| {
-            let mut msg = format!("{base}: the request failed: {e}");
+            // A malformed answer is the server's fault and comes again; anything else here
+            // (closed, reset, cut short) is a connection that broke.
+            if e.is_parse() || e.is_parse_status() || e.is_user() {
+                return ClientError::Failed(format!("{base}: the request failed: {e}"));
+            }
+            let mut msg = format!("{base}: the connection broke before the answer: {e}");
+            if let Some(io) = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+            {
+                msg.push_str(&format!(" ({io})"));
+            }
             if sent > 0 {
                 msg.push_str(
-                    " (the server may have refused a body this large: see its --max-body-mb)",
+                    "; the server stopped, or refused a body this large (see its --max-body-mb)",
                 );
             }
-            ClientError::Failed(msg)
+            ClientError::Connection(msg)
         };
         let (mut sender, conn) = tokio::time::timeout(
             read_timeout,
@@ -324,6 +369,12 @@ pub fn request_with(
             .map_err(|_| silent())?
             .map_err(http_err)?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let declared = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -346,7 +397,7 @@ pub fn request_with(
                 answer.extend_from_slice(&chunk);
             }
         }
-        Ok::<_, ClientError>((status, Bytes::from(answer)))
+        Ok::<_, ClientError>((status, retry_after, Bytes::from(answer)))
     })?;
     if status.is_success() {
         return Ok(answer);
@@ -355,6 +406,7 @@ pub fn request_with(
         url: base.to_string(),
         status,
         message: server_message(&answer),
+        retry_after,
     })
 }
 
@@ -470,6 +522,58 @@ mod tests {
         assert!(e.is_not_found());
         let e = e.to_string();
         assert!(e.contains("404 Not Found: unknown key id"), "{e}");
+    }
+
+    #[test]
+    fn only_broken_connections_and_busy_servers_are_retried() {
+        let answer = |status: &str| {
+            let body = br#"{"error": "x"}"#;
+            let mut a = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            a.extend_from_slice(body);
+            a
+        };
+        for (status, retry) in [
+            ("503 Service Unavailable\r\nRetry-After: 1", true),
+            ("503 Service Unavailable", false),
+            ("502 Bad Gateway", true),
+            ("504 Gateway Timeout", true),
+            ("404 Not Found", false),
+            ("400 Bad Request", false),
+            ("413 Payload Too Large", false),
+            ("500 Internal Server Error", false),
+        ] {
+            let e = get(&fake(Some(answer(status))), &opts(2000, 1000)).unwrap_err();
+            assert_eq!(e.is_retryable(), retry, "{status}: {e}");
+        }
+        // closed without an answer
+        let e = get(&fake(Some(Vec::new())), &opts(2000, 1000)).unwrap_err();
+        assert!(matches!(e, ClientError::Connection(_)), "{e}");
+        assert!(e.is_retryable() && e.to_string().contains("broke"), "{e}");
+        // nobody listening
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = get(&format!("http://127.0.0.1:{port}"), &opts(2000, 1000)).unwrap_err();
+        assert!(
+            e.is_retryable() && e.to_string().contains("cannot connect"),
+            "{e}"
+        );
+        // a silent server is not retried (it may be working)
+        let e = get(&fake(None), &opts(200, 1000)).unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+        // garbage is not retried
+        let e = get(
+            &fake(Some(b"NOT HTTP AT ALL\r\n\r\n".to_vec())),
+            &opts(2000, 1000),
+        )
+        .unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
     }
 
     #[test]

@@ -528,6 +528,7 @@ async fn run_batch(
         runs,
     } = batch;
     let total = runs.len();
+    tracing::debug!(key_id = %id, runs = total, "run started");
     let mut outputs = Vec::with_capacity(total);
     // One slot per run: the slots' queue is fair (first come, first served), so the runs of
     // a large batch interleave with other requests instead of holding a slot throughout.
