@@ -167,15 +167,10 @@ fn main() {
             let n = samples.min(rows);
             let mut same = 0;
             let t = Instant::now();
-            for i in 0..n {
-                let xi = Matrix::new(
-                    1,
-                    x.cols(),
-                    x.data()[i * x.cols()..(i + 1) * x.cols()].to_vec(),
-                )
-                .expect("one row");
+            for (row, want) in x.data().chunks(x.cols()).zip(&clear).take(n) {
+                let xi = Matrix::new(1, x.cols(), row.to_vec()).expect("one row");
                 let out = m.run(&xi, &backend).expect("encrypted run");
-                if per_row(&out[0], 1)[0] == clear[i] {
+                if per_row(&out[0], 1)[0] == *want {
                     same += 1;
                 }
             }
