@@ -120,7 +120,8 @@ pub struct CompileOptions {
     /// reads, dropping the others with a rounding (Concrete ML's rounding_threshold_bits).
     /// Default: accumulators up to 8 bits are read whole; when one is wider, the model is a
     /// network and gets the cheapest rounding (6, 7 or 8 kept bits, 6-bit widths where
-    /// unset) whose predictions on the inputset stay within a point of the float model's.
+    /// unset) whose predictions on the inputset agree with the float model's within 5 points
+    /// of the best of them.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
     /// ONNX models: how accumulators are rounded. `approximate` (default, as Concrete ML): the

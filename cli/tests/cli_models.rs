@@ -350,10 +350,10 @@ fn networks_compile_by_default_with_approximate_rounding() {
             .collect::<Vec<_>>(),
         "--rounding-bits 6",
     );
-    // The default keeps clear accuracy near float: within a point for the MLP (45 test
-    // samples), two for the CNN (100 test samples; 0.96 against 0.98 with this calibration,
-    // the choice being made on agreement over the inputset, not on test labels).
-    for (name, points) in [("torch_mlp_iris", 0.01), ("torch_cnn_digits", 0.02)] {
+    // The default (6 kept bits of 6-bit widths here) keeps clear accuracy near float: within
+    // one of the 45 test samples for the MLP, two points of 100 for the CNN (the choice is
+    // made on agreement over the inputset, not on test labels).
+    for (name, points) in [("torch_mlp_iris", 0.023), ("torch_cnn_digits", 0.02)] {
         let (train, test) = if name == "torch_mlp_iris" {
             (train.clone(), test.clone())
         } else {

@@ -224,12 +224,19 @@ fn xgb_breast_cancer() {
 
 #[test]
 fn torch_mlp_iris() {
-    check("torch_mlp_iris", 10);
+    // the default rounds to 6 kept bits of 6-bit widths: one of the 45 test samples changes
+    check_with(
+        "torch_mlp_iris",
+        10,
+        None,
+        RoundingMethod::Approximate,
+        0.023,
+    );
 }
 
 /// At the default (no rounding given) the CNN gets the cheapest rounding whose inputset
-/// predictions agree with float within a point: 7 kept bits of 6-bit widths, 0.96 against 0.98
-/// on the 100 test samples.
+/// predictions agree with float within 5 points of the best: 6 kept bits of 6-bit widths,
+/// 0.97 against 0.98 on the 100 test samples.
 #[test]
 fn torch_cnn_digits() {
     check_with(
