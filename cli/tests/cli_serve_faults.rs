@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{bin, interpret, ints, s, workdir};
 mod cli_serve_support;
-use cli_serve_support::ok;
+use cli_serve_support::{compile_tlu, ok};
 
 /// Rows in the batch a client sends: enough runs that the server is still computing when it
 /// is killed.
@@ -38,9 +38,6 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let dir = workdir("faults");
-        let src_path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/tlu.veil");
-        let src = std::fs::read_to_string(&src_path).unwrap();
         let rows: Vec<Vec<i64>> = (0..ROWS as i64)
             .map(|i| {
                 (0..8)
@@ -48,23 +45,7 @@ fn setup() -> &'static Setup {
                     .collect()
             })
             .collect();
-        let csv: String = rows
-            .iter()
-            .map(|r| r.iter().map(i64::to_string).collect::<Vec<_>>().join(",") + "\n")
-            .collect();
-        let samples = dir.join("samples.csv");
-        std::fs::write(&samples, csv).unwrap();
-        let build = dir.join("build");
-        ok(&[
-            "compile",
-            &s(&src_path),
-            "--inputset",
-            &s(&samples),
-            "--out",
-            &s(&build),
-        ]);
-        let client = s(&build.join("client.veil-artifact"));
-        let server = s(&build.join("server.veil-artifact"));
+        let (src, client, server) = compile_tlu(&dir, &rows);
         let keys = dir.join("keys");
         ok(&[
             "keygen",
@@ -84,7 +65,7 @@ fn setup() -> &'static Setup {
             "--keys",
             &secret,
             "--input",
-            &s(&samples),
+            &s(&dir.join("samples.csv")),
             "--out",
             &x,
         ]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{interpret, ints, s, workdir};
 mod cli_serve_support;
-use cli_serve_support::{error_of, fails, ok, Server};
+use cli_serve_support::{compile_tlu, error_of, fails, ok, Server};
 
 /// A compiled program, two clients' keys (the victim's and the attacker's) and their inputs.
 struct Setup {
@@ -30,29 +30,11 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let dir = workdir("tenants");
-        let src_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/tlu.veil");
-        let src = std::fs::read_to_string(&src_path).unwrap();
         let rows: Vec<Vec<i64>> = vec![
             vec![0, 1, 2, 3, -2, -1, 0, 1],
             vec![3, 2, 1, 0, 1, 0, -1, -2],
         ];
-        let csv: String = rows
-            .iter()
-            .map(|r| r.iter().map(i64::to_string).collect::<Vec<_>>().join(",") + "\n")
-            .collect();
-        let samples = dir.join("samples.csv");
-        std::fs::write(&samples, csv).unwrap();
-        let build = dir.join("build");
-        ok(&[
-            "compile",
-            &s(&src_path),
-            "--inputset",
-            &s(&samples),
-            "--out",
-            &s(&build),
-        ]);
-        let client = s(&build.join("client.veil-artifact"));
-        let server = s(&build.join("server.veil-artifact"));
+        let (src, client, server) = compile_tlu(&dir, &rows);
         let tenant = |name: &str, seed: &str| {
             let keys = dir.join(name);
             ok(&[
@@ -73,7 +55,7 @@ fn setup() -> &'static Setup {
                 "--keys",
                 &secret,
                 "--input",
-                &s(&samples),
+                &s(&dir.join("samples.csv")),
                 "--out",
                 &x,
             ]);

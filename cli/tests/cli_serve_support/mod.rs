@@ -2,7 +2,7 @@
 //! and the `veil` runners that check exit codes and one-line errors.
 #![allow(dead_code)]
 
-use super::common::{bin, veil};
+use super::common::{bin, s, veil};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +26,35 @@ pub fn fails(args: &[&str]) -> String {
     );
     assert!(err.starts_with("error: "), "{err}");
     err
+}
+
+/// Compiles `tests/golden/tlu.veil` (8 encrypted inputs: 4 unsigned, 4 signed 2-bit) into
+/// `dir/build`, calibrated on `rows` (written to `dir/samples.csv`); returns the source text
+/// and the paths of the client and server artifacts.
+pub fn compile_tlu(dir: &std::path::Path, rows: &[Vec<i64>]) -> (String, String, String) {
+    let src_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/tlu.veil");
+    let src = std::fs::read_to_string(&src_path).unwrap();
+    let csv: String = rows
+        .iter()
+        .map(|r| r.iter().map(i64::to_string).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    let samples = dir.join("samples.csv");
+    std::fs::write(&samples, csv).unwrap();
+    let build = dir.join("build");
+    ok(&[
+        "compile",
+        &s(&src_path),
+        "--inputset",
+        &s(&samples),
+        "--out",
+        &s(&build),
+    ]);
+    (
+        src,
+        s(&build.join("client.veil-artifact")),
+        s(&build.join("server.veil-artifact")),
+    )
 }
 
 /// A `veil serve` child process, killed when dropped (test failures included).
