@@ -5,26 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{s, veil};
+use common::{fails, s, veil};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
     assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
     out
-}
-
-/// Runs `veil args`, which must fail with one line on stderr containing every `want`.
-fn fails(args: &[&str], want: &[&str]) -> String {
-    let (code, out, err) = veil(args);
-    assert_eq!(code, 1, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.lines().count(), 1, "not one line:\n{err}");
-    let line = err.trim_end();
-    assert!(line.starts_with("error: "), "{line}");
-    for w in want {
-        assert!(line.contains(w), "missing {w:?} in\n{line}");
-    }
-    line.to_string()
 }
 
 /// Two compiled programs (no bootstrap, so keygen is instant) with two key generations for

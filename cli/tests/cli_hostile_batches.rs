@@ -8,27 +8,12 @@ use std::path::Path;
 use veil_runtime::artifact::{Direction, EncryptedBatch};
 
 mod common;
-use common::{repo, s, veil, workdir};
+use common::{fails, repo, s, veil, workdir};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
     assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
     out
-}
-
-/// Runs `veil args`, which must fail with exit code 1 and one line on stderr that starts with
-/// `error: ` and contains every `want`.
-fn fails(args: &[&str], want: &[&str]) -> String {
-    let (code, out, err) = veil(args);
-    assert_eq!(code, 1, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.lines().count(), 1, "not one line:\n{err}");
-    let line = err.trim_end();
-    assert!(line.starts_with("error: "), "{line}");
-    for w in want {
-        assert!(line.contains(w), "missing {w:?} in\n{line}");
-    }
-    line.to_string()
 }
 
 /// Float rows as CSV.

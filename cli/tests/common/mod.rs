@@ -22,6 +22,21 @@ pub fn veil(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `veil args`, which must fail with exit code 1 and one line on stderr that starts with
+/// `error: ` and contains every `want`.
+pub fn fails(args: &[&str], want: &[&str]) -> String {
+    let (code, out, err) = veil(args);
+    assert_eq!(code, 1, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line:\n{err}");
+    let line = err.trim_end();
+    assert!(line.starts_with("error: "), "{line}");
+    for w in want {
+        assert!(line.contains(w), "missing {w:?} in\n{line}");
+    }
+    line.to_string()
+}
+
 /// A fresh, empty scratch folder for one test: `veil-cli-{test binary}-{pid}-{name}` in the
 /// temporary directory.
 pub fn workdir(name: &str) -> PathBuf {
