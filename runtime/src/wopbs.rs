@@ -46,7 +46,7 @@ use crate::serial::{check_fingerprint, check_len, size_of, Words};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
-use tfhe::core_crypto::commons::math::random::CompressionSeed;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
 use veil_ir::params::min_secure_noise_log2;
@@ -301,58 +301,60 @@ impl ClientKeys {
                     .into(),
             )
         })?;
-        let t: Tfhe = self.tfhe[param as usize];
-        let s = &self.secrets[param as usize];
-        let big = s.glwe.as_lwe_secret_key();
         let p = param as u64;
-        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
-            master, "wop-bsk", p, 0,
-        ));
-        let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
-            &s.small,
-            &s.glwe,
-            t.pbs_base_log,
-            t.pbs_level,
-            t.glwe_noise,
-            modulus(),
-            &mut seeder,
-        );
-        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
-            master, "wop-ksk", p, 0,
-        ));
-        let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
-            &big,
-            &s.small,
-            t.ks_base_log,
-            t.ks_level,
-            t.lwe_noise,
-            modulus(),
-            &mut seeder,
-        );
-        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(derive_seed(
-            master,
-            "wop-pfpksk",
-            p,
-            0,
-        ));
-        let mut rng =
-            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
-        let pfpksk = par_allocate_and_generate_new_circuit_bootstrap_lwe_pfpksk_list(
-            &big,
-            &s.glwe,
-            DecompositionBaseLog(wop.pfks_base_log),
-            DecompositionLevelCount(wop.pfks_level),
-            t.glwe_noise,
-            modulus(),
-            &mut rng,
-        );
-        Ok(CompressedWopKeys {
-            params: wop.clone(),
-            key_id: self.key_id,
-            bsk,
-            ksk,
-            pfpksk,
-        })
+        Ok(generate(self, param, wop, &|what| {
+            derive_seed(master, what, p, 0)
+        }))
+    }
+}
+
+/// The WoP-PBS keys of `wop` for set `param` of `ck` (no checks), each key from its own
+/// seeder (`seed_of("wop-bsk" | "wop-ksk" | "wop-pfpksk")`).
+fn generate(
+    ck: &ClientKeys,
+    param: u32,
+    wop: &WopParams,
+    seed_of: &dyn Fn(&str) -> Seed,
+) -> CompressedWopKeys {
+    let t: Tfhe = ck.tfhe[param as usize];
+    let s = &ck.secrets[param as usize];
+    let big = s.glwe.as_lwe_secret_key();
+    let seeder = |what: &str| DeterministicSeeder::<DefaultRandomGenerator>::new(seed_of(what));
+    let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
+        &s.small,
+        &s.glwe,
+        t.pbs_base_log,
+        t.pbs_level,
+        t.glwe_noise,
+        modulus(),
+        &mut seeder("wop-bsk"),
+    );
+    let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
+        &big,
+        &s.small,
+        t.ks_base_log,
+        t.ks_level,
+        t.lwe_noise,
+        modulus(),
+        &mut seeder("wop-ksk"),
+    );
+    let mut pf = seeder("wop-pfpksk");
+    let mut rng = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(pf.seed(), &mut pf);
+    let pfpksk = par_allocate_and_generate_new_circuit_bootstrap_lwe_pfpksk_list(
+        &big,
+        &s.glwe,
+        DecompositionBaseLog(wop.pfks_base_log),
+        DecompositionLevelCount(wop.pfks_level),
+        t.glwe_noise,
+        modulus(),
+        &mut rng,
+    );
+    CompressedWopKeys {
+        params: wop.clone(),
+        key_id: ck.key_id,
+        bsk,
+        ksk,
+        pfpksk,
     }
 }
 
@@ -745,7 +747,6 @@ pub fn wop_lookup(
 mod tests {
     use super::*;
     use crate::keys::KeygenOptions;
-    use tfhe::core_crypto::commons::math::random::Seed;
 
     /// A tiny (insecure) set so that unit tests of the format run in milliseconds.
     fn tiny() -> WopParams {
@@ -820,45 +821,6 @@ mod tests {
 
     /// [`ClientKeys::wop_keys`] without the security check (format tests on tiny sets).
     fn wop_keys_unchecked(ck: &ClientKeys, p: &WopParams) -> CompressedWopKeys {
-        let t = ck.tfhe[0];
-        let s = &ck.secrets[0];
-        let big = s.glwe.as_lwe_secret_key();
-        let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(7));
-        let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
-            &s.small,
-            &s.glwe,
-            t.pbs_base_log,
-            t.pbs_level,
-            t.glwe_noise,
-            modulus(),
-            &mut seeder,
-        );
-        let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
-            &big,
-            &s.small,
-            t.ks_base_log,
-            t.ks_level,
-            t.lwe_noise,
-            modulus(),
-            &mut seeder,
-        );
-        let mut rng =
-            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), &mut seeder);
-        let pfpksk = par_allocate_and_generate_new_circuit_bootstrap_lwe_pfpksk_list(
-            &big,
-            &s.glwe,
-            DecompositionBaseLog(p.pfks_base_log),
-            DecompositionLevelCount(p.pfks_level),
-            t.glwe_noise,
-            modulus(),
-            &mut rng,
-        );
-        CompressedWopKeys {
-            params: p.clone(),
-            key_id: ck.key_id,
-            bsk,
-            ksk,
-            pfpksk,
-        }
+        generate(ck, 0, p, &|_| Seed(7))
     }
 }
