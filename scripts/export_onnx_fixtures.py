@@ -27,12 +27,16 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx import to_onnx
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
+                              GradientBoostingClassifier, GradientBoostingRegressor,
+                              RandomForestClassifier, RandomForestRegressor)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from fixture_common import (
@@ -50,7 +54,9 @@ def save(name, model, task, sample_shape, x_train, x_test, y_test):
     ref = {}
     if task == "classification":
         labels, scores = outs[0], outs[1]
-        ref["labels"] = [int(v) for v in labels.reshape(-1)]
+        if isinstance(scores, list):  # ZipMap: one {class: probability} map per sample
+            scores = np.asarray([[m[k] for k in sorted(m)] for m in scores])
+        ref["labels"] = [int(v) for v in np.asarray(labels).reshape(-1)]
         ref["scores"] = floats(np.asarray(scores).reshape(len(x_te), -1))
     else:
         ref["values"] = [float(v) for v in np.asarray(outs[0]).reshape(-1)]
@@ -66,10 +72,12 @@ def no_zipmap(model):
     return {id(model): {"zipmap": False}}
 
 
-def sk(name, model, x, y, task, est=None):
+def sk(name, model, x, y, task, est=None, zipmap=False):
     x_tr, x_te, y_tr, y_te = split(x, y)
     model.fit(x_tr, y_tr)
-    opts = no_zipmap(est(model) if est else model) if task == "classification" else None
+    opts = None
+    if task == "classification" and not zipmap:
+        opts = no_zipmap(est(model) if est else model)
     onx = to_onnx(model, x_tr[:1], options=opts, target_opset={"": 17, "ai.onnx.ml": 3})
     save(name, onx, task, [x.shape[1]], x_tr, x_te, y_te)
 
@@ -85,6 +93,47 @@ def xgb_iris():
     onx = convert_xgboost(m, initial_types=[("input", FloatTensorType([None, 4]))],
                           target_opset=15)
     save("xgb_iris", onx, "classification", [4], x_tr, x_te, y_te)
+
+
+def xgb_digits():
+    """A 10-class XGBoost classifier (softmax trees: one tree per class and round)."""
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from xgboost import XGBClassifier
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = split(x, y)
+    m = XGBClassifier(n_estimators=10, max_depth=3, random_state=SEED)
+    m.fit(x_tr, y_tr)
+    onx = convert_xgboost(m, initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
+                          target_opset=15)
+    save("xgb_digits", onx, "classification", [x.shape[1]], x_tr, x_te, y_te)
+
+
+def xgb_regressor_diabetes():
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from xgboost import XGBRegressor
+    x, y = load_diabetes(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = split(x, y)
+    m = XGBRegressor(n_estimators=20, max_depth=3, random_state=SEED)
+    m.fit(x_tr, y_tr)
+    onx = convert_xgboost(m, initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
+                          target_opset=15)
+    save("xgb_regressor_diabetes", onx, "regression", [x.shape[1]], x_tr, x_te, y_te)
+
+
+def lgbm(name, x, y, task, **kw):
+    """LightGBM through onnxmltools, as its documentation converts it."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    x_tr, x_te, y_tr, y_te = split(x, y)
+    cls = LGBMClassifier if task == "classification" else LGBMRegressor
+    m = cls(random_state=SEED, verbose=-1, **kw)
+    m.fit(x_tr, y_tr)
+    onx = convert_lightgbm(m, initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
+                           target_opset=15, zipmap=False)
+    save(name, onx, task, [x.shape[1]], x_tr, x_te, y_te)
 
 
 def xgb_breast_cancer():
@@ -357,6 +406,70 @@ def main():
         "cnn_digits": cnn_digits,
         "ops_iris": ops_net,
         "xgb_breast_cancer": xgb_breast_cancer,
+        # More model families of scikit-learn, XGBoost and LightGBM, exported the usual way.
+        "extra_trees_iris": lambda: sk(
+            "extra_trees_iris",
+            ExtraTreesClassifier(n_estimators=10, max_depth=4, random_state=SEED), *iris,
+            "classification"),
+        "gb_breast_cancer": lambda: sk(
+            "gb_breast_cancer",
+            GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=SEED), *bc,
+            "classification"),
+        "gb_iris": lambda: sk(
+            "gb_iris",
+            GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=SEED), *iris,
+            "classification"),
+        "gb_diabetes": lambda: sk(
+            "gb_diabetes",
+            GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=SEED),
+            *load_diabetes(return_X_y=True), "regression"),
+        "extra_trees_diabetes": lambda: sk(
+            "extra_trees_diabetes",
+            ExtraTreesRegressor(n_estimators=10, max_depth=4, random_state=SEED),
+            *load_diabetes(return_X_y=True), "regression"),
+        "tree_iris_zipmap": lambda: sk(
+            "tree_iris_zipmap", DecisionTreeClassifier(max_depth=4, random_state=SEED), *iris,
+            "classification", zipmap=True),
+        "logreg_iris_zipmap": lambda: sk(
+            "logreg_iris_zipmap", LogisticRegression(max_iter=1000), *iris, "classification",
+            zipmap=True),
+        "pipeline_minmax_tree_breast_cancer": lambda: sk(
+            "pipeline_minmax_tree_breast_cancer",
+            make_pipeline(MinMaxScaler(), DecisionTreeClassifier(max_depth=5,
+                                                                 random_state=SEED)),
+            *bc, "classification", est=lambda p: p.steps[-1][1]),
+        # LinearSVC has no probabilities, so no ZipMap option (and skl2onnx 1.18 cannot
+        # convert it inside a pipeline).
+        "linear_svc_iris": lambda: sk(
+            "linear_svc_iris", LinearSVC(random_state=SEED), *iris, "classification",
+            zipmap=True),
+        "svc_linear_breast_cancer": lambda: sk(
+            "svc_linear_breast_cancer",
+            make_pipeline(StandardScaler(), SVC(kernel="linear", random_state=SEED)), *bc,
+            "classification", est=lambda p: p.steps[-1][1]),
+        "ridge_diabetes": lambda: sk(
+            "ridge_diabetes", make_pipeline(StandardScaler(), Ridge()),
+            *load_diabetes(return_X_y=True), "regression"),
+        "knn_iris": lambda: sk(
+            "knn_iris", KNeighborsClassifier(n_neighbors=3), *iris, "classification"),
+        "mlp_regressor_diabetes": lambda: sk(
+            "mlp_regressor_diabetes",
+            make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,),
+                                                         max_iter=2000, random_state=SEED)),
+            *load_diabetes(return_X_y=True), "regression"),
+        "xgb_digits": xgb_digits,
+        "forest_digits": lambda: sk(
+            "forest_digits",
+            RandomForestClassifier(n_estimators=20, max_depth=4, random_state=SEED), *digits,
+            "classification"),
+        "xgb_regressor_diabetes": xgb_regressor_diabetes,
+        "lgbm_iris": lambda: lgbm("lgbm_iris", *iris, "classification", n_estimators=10,
+                                  max_depth=3, num_leaves=8),
+        "lgbm_breast_cancer": lambda: lgbm("lgbm_breast_cancer", *bc, "classification",
+                                           n_estimators=20, max_depth=3, num_leaves=8),
+        "lgbm_diabetes": lambda: lgbm("lgbm_diabetes", *load_diabetes(return_X_y=True),
+                                      "regression", n_estimators=20, max_depth=3,
+                                      num_leaves=8),
     }
     run_selected(fixtures, ONLY)
 

@@ -320,6 +320,50 @@ fn onnx_xgboost_classifier_matches_clear_mode() {
     onnx_flow_matches_clear_mode("xgb_iris", 2, true);
 }
 
+// The other standard exports (scripts/export_onnx_fixtures.py), each compiled, encrypted, run
+// and decrypted by separate `veil` processes: FHE equals clear mode, and labels equal
+// onnxruntime's float labels.
+
+#[test]
+fn onnx_extra_trees_match_clear_mode() {
+    onnx_flow_matches_clear_mode("extra_trees_iris", 2, true);
+    onnx_flow_matches_clear_mode("extra_trees_diabetes", 1, false);
+}
+
+#[test]
+fn onnx_gradient_boosting_matches_clear_mode() {
+    onnx_flow_matches_clear_mode("gb_iris", 2, true);
+    onnx_flow_matches_clear_mode("gb_diabetes", 1, false);
+}
+
+#[test]
+fn onnx_lightgbm_matches_clear_mode() {
+    // onnxmltools' LightGBM classifier ends in `probabilities * 1`, run by the client
+    onnx_flow_matches_clear_mode("lgbm_breast_cancer", 2, true);
+    onnx_flow_matches_clear_mode("lgbm_diabetes", 1, false);
+}
+
+#[test]
+fn onnx_xgboost_regressor_matches_clear_mode() {
+    onnx_flow_matches_clear_mode("xgb_regressor_diabetes", 1, false);
+}
+
+#[test]
+fn onnx_zipmap_and_pipelines_match_clear_mode() {
+    // ZipMap outputs, a MinMaxScaler folded into a tree's thresholds, StandardScaler pipelines
+    onnx_flow_matches_clear_mode("tree_iris_zipmap", 2, true);
+    onnx_flow_matches_clear_mode("logreg_iris_zipmap", 2, true);
+    onnx_flow_matches_clear_mode("pipeline_minmax_tree_breast_cancer", 2, true);
+    onnx_flow_matches_clear_mode("ridge_diabetes", 2, false);
+    onnx_flow_matches_clear_mode("mlp_regressor_diabetes", 1, false);
+}
+
+#[test]
+fn onnx_linear_svms_match_clear_mode() {
+    onnx_flow_matches_clear_mode("linear_svc_iris", 2, true);
+    onnx_flow_matches_clear_mode("svc_linear_breast_cancer", 2, true);
+}
+
 #[test]
 fn compile_emits_stages_and_statistics() {
     let dir = workdir("emit");

@@ -578,8 +578,10 @@ impl ClientArtifact {
         policy: OutOfDomain,
     ) -> Result<Vec<Vec<Tensor<i64>>>, ArtifactError> {
         if let (ClientModel::Quantized { spec, .. }, OutOfDomain::Error) = (&self.model, policy) {
+            // Rank-encoded tree features have no calibrated range: every value has a rank.
+            let rows_to_check = if spec.bins.is_some() { 0 } else { rows.rows() };
             let channels = spec.n_features;
-            for r in 0..rows.rows() {
+            for r in 0..rows_to_check {
                 for (f, &x) in rows.row(r).iter().enumerate() {
                     let (lo, hi) = spec.input.float_range(f % channels.max(1));
                     if !(lo..=hi).contains(&x) {

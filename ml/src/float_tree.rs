@@ -13,7 +13,7 @@ use super::cart::{Tree, TreeNode};
 use super::error::{MlError, MlResult};
 use super::hummingbird::{TreeEnsemble, TreeKind};
 use super::model::{CompileConfig, CompiledModel, NBits, PostProcess};
-use super::quantize::UniformQuantizer;
+use super::quantize::{BinEdge, FeatureBins, UniformQuantizer};
 
 /// Branch comparison of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +121,89 @@ impl TreeModel {
             out.iter_mut().for_each(|v| *v /= n);
         }
         out
+    }
+
+    /// The same trees on raw features when the model's trees read `a[f] * x[f] + b[f]` (an
+    /// exported pipeline's scaler): every threshold moves into the raw feature's units, and a
+    /// negative scale flips its comparison. Errors on a zero scale.
+    pub fn unscaled(&self, a: &[f64], b: &[f64]) -> MlResult<TreeModel> {
+        let mut m = self.clone();
+        for t in &mut m.trees {
+            for nd in &mut t.nodes {
+                if let ONode::Branch {
+                    feature,
+                    threshold,
+                    cmp,
+                    ..
+                } = nd
+                {
+                    let (Some(&s), Some(&o)) = (a.get(*feature), b.get(*feature)) else {
+                        return Err(MlError::Invalid(format!(
+                            "the trees read feature {feature}, beyond the {} features of the preprocessing",
+                            a.len()
+                        )));
+                    };
+                    if s == 0.0 || !s.is_finite() || !o.is_finite() {
+                        return Err(MlError::Invalid(format!(
+                            "the preprocessing scales feature {feature} by {s} (offset {o}): a tree cannot compare it"
+                        )));
+                    }
+                    *threshold = (*threshold - o) / s;
+                    if s < 0.0 {
+                        *cmp = match cmp {
+                            Cmp::Leq => Cmp::Gte,
+                            Cmp::Lt => Cmp::Gt,
+                            Cmp::Gte => Cmp::Leq,
+                            Cmp::Gt => Cmp::Lt,
+                        };
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Rank encoding ([`FeatureBins`]) of `d` features: the bins of the trees' split points,
+    /// and the same trees on the ranks (each threshold becomes `j + 1/2` for the split's index
+    /// `j`, so that [`TreeModel::compile`] with an identity quantizer compares `rank <= j`).
+    /// `None` when a threshold is not finite.
+    pub fn rank_encoded(&self, d: usize) -> Option<(TreeModel, FeatureBins)> {
+        let edge = |threshold: f64, cmp: Cmp| BinEdge {
+            value: threshold,
+            strict: matches!(cmp, Cmp::Lt | Cmp::Gte),
+        };
+        let splits = self.trees.iter().flat_map(|t| &t.nodes).filter_map(|nd| match nd {
+            ONode::Branch {
+                feature,
+                threshold,
+                cmp,
+                ..
+            } => Some((*feature, edge(*threshold, *cmp))),
+            ONode::Leaf { .. } => None,
+        });
+        let bins = FeatureBins::new(d, splits)?;
+        let mut m = self.clone();
+        for t in &mut m.trees {
+            for nd in &mut t.nodes {
+                if let ONode::Branch {
+                    feature,
+                    threshold,
+                    cmp,
+                    ..
+                } = nd
+                {
+                    let j = bins.index(*feature, edge(*threshold, *cmp))?;
+                    *threshold = j as f64 + 0.5;
+                    // `x <= t` and `x < t` hold when not past the edge: `rank <= j`; `x > t`
+                    // and `x >= t` when past it: `rank > j`.
+                    *cmp = match cmp {
+                        Cmp::Leq | Cmp::Lt => Cmp::Leq,
+                        Cmp::Gt | Cmp::Gte => Cmp::Gt,
+                    };
+                }
+            }
+        }
+        Some((m, bins))
     }
 
     /// Compiles the trees for `d` features quantized by `input` (per feature, unsigned), with

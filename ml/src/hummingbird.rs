@@ -393,6 +393,7 @@ impl TreeEnsemble {
             batch: cfg.batch,
             input: self.input.clone(),
             digit_bits: digits,
+            bins: None,
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },

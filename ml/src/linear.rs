@@ -93,6 +93,7 @@ impl LinearWeights {
             batch: cfg.batch,
             input: inq,
             digit_bits: None,
+            bins: None,
             output: OutputDecoder {
                 values: self.o,
                 groups: 1,

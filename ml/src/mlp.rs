@@ -592,6 +592,7 @@ impl MlpClassifier {
                     batch: cfg.batch,
                     input: f.input.clone(),
                     digit_bits: None,
+                    bins: None,
                     output: OutputDecoder {
                         values: o,
                         groups: 1,

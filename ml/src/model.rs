@@ -10,7 +10,7 @@
 
 use super::error::{MlError, MlResult};
 use super::matrix::Matrix;
-use super::quantize::UniformQuantizer;
+use super::quantize::{FeatureBins, UniformQuantizer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use veil_ir::types::numel;
@@ -196,6 +196,10 @@ pub struct ClientSpec {
     /// so that comparisons bootstrap narrow values. `None`: one integer per feature.
     #[serde(default)]
     pub digit_bits: Option<u8>,
+    /// Tree models: when set, features are sent as their ranks among the trees' split points
+    /// ([`FeatureBins`]) instead of through `input` (which then only gives the ranks' width).
+    #[serde(default)]
+    pub bins: Option<FeatureBins>,
     /// Output decoder.
     pub output: OutputDecoder,
 }
@@ -216,7 +220,10 @@ impl ClientSpec {
                 } else {
                     start
                 };
-                let q = self.input.quantize_all(x.row(r), self.n_features);
+                let q = match &self.bins {
+                    Some(b) => b.rank_all(x.row(r)),
+                    None => self.input.quantize_all(x.row(r), self.n_features),
+                };
                 match self.digit_bits {
                     None => data.extend(q),
                     Some(db) => {

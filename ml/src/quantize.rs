@@ -500,3 +500,110 @@ pub fn emit_channel_activation(
     let map = (0..numel).map(|j| (j % channels) as u32).collect();
     Ok(b.tlu_multi(x, (0..channels).map(table).collect(), map)?)
 }
+
+/// One split point of a tree feature: samples are *past* it when `x > value`, or
+/// `x >= value` for a `strict` split (`x < value` goes left).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BinEdge {
+    /// The threshold, in the feature's float units.
+    pub value: f64,
+    /// The split is `x < value` (else `x <= value`).
+    pub strict: bool,
+}
+
+impl BinEdge {
+    /// Whether `x` lies past the edge (takes the split's `false` side).
+    pub fn past(&self, x: f64) -> bool {
+        x > self.value || (self.strict && x == self.value)
+    }
+}
+
+/// Rank encoding of tree features: every feature is sent as the number of its split points
+/// that the value lies past. A tree only compares features with its thresholds, so this
+/// encoding keeps every comparison exactly as in float (no threshold moves to a quantization
+/// boundary), needs only `log2(splits + 1)` bits, and has no calibrated range: every float
+/// value has a rank.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureBins {
+    /// Per feature, the distinct split points in the order samples pass them (ascending value,
+    /// a strict split before a non-strict one at the same value).
+    pub edges: Vec<Vec<BinEdge>>,
+}
+
+impl FeatureBins {
+    /// Bins from the split points of each of `features` features (any order, duplicates
+    /// allowed); `None` when a threshold is not finite.
+    pub fn new(features: usize, splits: impl IntoIterator<Item = (usize, BinEdge)>) -> Option<Self> {
+        let mut edges = vec![Vec::new(); features];
+        for (f, e) in splits {
+            if !e.value.is_finite() || f >= features {
+                return None;
+            }
+            edges[f].push(e);
+        }
+        for e in &mut edges {
+            // ascending value; at one value `x < v` is passed (at x == v) before `x <= v`
+            e.sort_by(|a, b| a.value.total_cmp(&b.value).then(b.strict.cmp(&a.strict)));
+            e.dedup();
+        }
+        Some(FeatureBins { edges })
+    }
+
+    /// The rank of `x` for feature `f`: how many of its split points it lies past.
+    pub fn rank(&self, f: usize, x: f64) -> i64 {
+        self.edges
+            .get(f)
+            .map_or(0, |e| e.partition_point(|edge| edge.past(x)) as i64)
+    }
+
+    /// The index of split point `e` of feature `f` (`rank <= index` exactly when `x` is not
+    /// past it), if it is one of the bins' edges.
+    pub fn index(&self, f: usize, e: BinEdge) -> Option<usize> {
+        self.edges.get(f)?.iter().position(|x| *x == e)
+    }
+
+    /// Width of the ranks: enough bits for `0..=splits` of the feature with the most splits
+    /// (at least 1).
+    pub fn bits(&self) -> u8 {
+        let most = self.edges.iter().map(Vec::len).max().unwrap_or(0) as u64;
+        (64 - most.leading_zeros()).max(1) as u8
+    }
+
+    /// Ranks of a row-major tensor whose last axis has one entry per feature.
+    pub fn rank_all(&self, values: &[f64]) -> Vec<i64> {
+        let d = self.edges.len().max(1);
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| self.rank(i % d, v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod bins_tests {
+    use super::*;
+
+    #[test]
+    fn ranks_keep_every_comparison() {
+        let e = |value, strict| BinEdge { value, strict };
+        // feature 0 splits at x <= 1.5, x < 1.5 and x <= -2; feature 1 never splits
+        let b = FeatureBins::new(
+            2,
+            [(0, e(1.5, false)), (0, e(1.5, true)), (0, e(-2.0, false)), (0, e(1.5, false))],
+        )
+        .unwrap();
+        assert_eq!(b.edges[0], vec![e(-2.0, false), e(1.5, true), e(1.5, false)]);
+        assert_eq!(b.bits(), 2);
+        for x in [-3.0, -2.0, -1.0, 1.4999, 1.5, 1.5001, 9.0] {
+            let r = b.rank(0, x);
+            for (j, edge) in b.edges[0].iter().enumerate() {
+                // not past edge j exactly when the rank is at most j
+                assert_eq!(!edge.past(x), r <= j as i64, "x {x} edge {j}");
+            }
+        }
+        assert_eq!(b.rank(1, 1e9), 0);
+        assert_eq!(b.rank_all(&[1.5, 7.0, 2.0, 0.0]), vec![2, 0, 3, 0]);
+        assert!(FeatureBins::new(1, [(0, e(f64::NAN, false))]).is_none());
+    }
+}

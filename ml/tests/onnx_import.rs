@@ -222,6 +222,119 @@ fn xgb_breast_cancer() {
     check("xgb_breast_cancer", 10);
 }
 
+// More families exported the usual way (scripts/export_onnx_fixtures.py): tree features go
+// as their ranks among the split points, so the trees' comparisons are exactly float's.
+
+#[test]
+fn extra_trees_iris() {
+    check("extra_trees_iris", 10);
+}
+
+#[test]
+fn extra_trees_diabetes() {
+    check("extra_trees_diabetes", 10);
+}
+
+#[test]
+fn gradient_boosting_breast_cancer() {
+    check("gb_breast_cancer", 10);
+}
+
+#[test]
+fn gradient_boosting_iris() {
+    check("gb_iris", 10);
+}
+
+#[test]
+fn gradient_boosting_diabetes() {
+    check("gb_diabetes", 10);
+}
+
+#[test]
+fn xgboost_regressor_diabetes() {
+    check("xgb_regressor_diabetes", 10);
+}
+
+#[test]
+fn xgboost_ten_classes() {
+    check("xgb_digits", 10);
+}
+
+#[test]
+fn random_forest_ten_classes() {
+    check("forest_digits", 10);
+}
+
+#[test]
+fn lightgbm_iris() {
+    check("lgbm_iris", 10);
+}
+
+#[test]
+fn lightgbm_breast_cancer() {
+    check("lgbm_breast_cancer", 10);
+}
+
+#[test]
+fn lightgbm_diabetes() {
+    check("lgbm_diabetes", 10);
+}
+
+#[test]
+fn classifiers_with_zipmap() {
+    check("tree_iris_zipmap", 10);
+    check("logreg_iris_zipmap", 10);
+}
+
+#[test]
+fn pipeline_min_max_scaler_then_tree() {
+    check("pipeline_minmax_tree_breast_cancer", 10);
+}
+
+#[test]
+fn linear_svms() {
+    check("linear_svc_iris", 10);
+    check("svc_linear_breast_cancer", 10);
+}
+
+#[test]
+fn pipelines_with_standard_scaler() {
+    check("ridge_diabetes", 10);
+    check("mlp_regressor_diabetes", 10);
+}
+
+#[test]
+fn k_nearest_neighbours_are_refused_with_a_reason() {
+    let fx = fixture("knn_iris");
+    let e = OnnxImport::from_file(dir().join(&fx.model))
+        .err()
+        .expect("a k-NN export is refused")
+        .to_string();
+    assert!(e.contains("k-nearest-neighbours"), "{e}");
+}
+
+/// Rank-encoded tree features: every sample, however far outside the inputset, takes the
+/// float model's path (only the leaves are quantized), and few bits carry the ranks.
+#[test]
+fn tree_features_go_as_ranks_and_keep_every_path() {
+    let fx = fixture("tree_iris");
+    let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
+    let q = m
+        .compile(&matrix(&fx.calibration), &ImportConfig::default())
+        .expect("compiles");
+    let bins = q.compiled().client.bins.as_ref().expect("ranks");
+    assert!(bins.bits() <= 4, "{} bits", bins.bits());
+    // far outside the calibration range on every feature, both ways
+    let x = matrix(&[
+        vec![100.0, -100.0, 100.0, -100.0],
+        vec![-100.0, 100.0, -100.0, 100.0],
+        vec![0.0, 0.0, 0.0, 0.0],
+    ]);
+    let float = m.predict_float(&x).expect("float");
+    let clear = q.predict_clear(&x).expect("clear");
+    assert_eq!(float[0].data, clear[0].data, "labels");
+}
+
 #[test]
 fn torch_mlp_iris() {
     // the default rounds to 6 kept bits of 6-bit widths: one of the 45 test samples changes

@@ -36,7 +36,14 @@ pub fn split(g: &FloatGraph) -> OnnxResult<Split> {
             .iter()
             .flatten()
             .find(|v| on_client.contains(v.as_str()));
-        let is_client = n.op.is_client_side() || (n.op.is_movable() && reads_client.is_some());
+        // Elementwise arithmetic between a client value and constants (e.g. LightGBM's
+        // `probabilities * 1` after its classifier head) runs on the client too.
+        let constant_arith = matches!(n.op, FOp::Binary(_))
+            && n.inputs.iter().flatten().all(|v| {
+                on_client.contains(v.as_str()) || g.consts.contains_key(v.as_str())
+            });
+        let is_client = n.op.is_client_side()
+            || ((n.op.is_movable() || constant_arith) && reads_client.is_some());
         if is_client {
             on_client.extend(n.outputs.iter().map(|s| s.as_str()));
             client.push(i);
@@ -171,17 +178,37 @@ pub fn compile(
         let FOp::Trees(m) = &n.op else {
             unreachable!("checked")
         };
-        if sp.server.len() != 1
-            || n.inputs.first().cloned().flatten().as_deref() != Some(g.input.as_str())
-            || sample.len() != 1
-        {
-            return Err(n.unsupported("a tree ensemble must read the model's [batch, features] input directly, with no other encrypted computation (drop preprocessing such as Scaler from the exported pipeline: trees do not need it)"));
+        if sample.len() != 1 {
+            return Err(n.unsupported("a tree ensemble must read a [batch, features] input"));
+        }
+        // A pipeline's per-feature scaling (Scaler, or Mul/Add/Sub/Div by constants) folds
+        // into the thresholds: the trees then read the raw input.
+        let (a, b) = tree_input_affine(g, &sp, ti, f)?;
+        let m = m.unscaled(&a, &b).map_err(|e| n.err(e.to_string()))?;
+        // Features go as their ranks among the split points when those fit in
+        // `MAX_RANK_BITS` (or the bits asked for): every comparison is then exactly the float
+        // model's, in fewer bits than a uniform quantizer needs.
+        let rank_cap = n_bits.inputs.unwrap_or(MAX_RANK_BITS);
+        if let Some((ranked, bins)) = m.rank_encoded(f).filter(|(_, b)| b.bits() <= rank_cap) {
+            let q = UniformQuantizer {
+                n_bits: bins.bits(),
+                signed: false,
+                symmetric: false,
+                scale: vec![1.0; f],
+                zero_point: vec![0; f],
+            };
+            // Leaves keep the width they have under the default 6-bit features (4 bits: the
+            // comparisons' digits then set the precision), unless asked otherwise.
+            let leaves = n_bits.outputs.or(Some(crate::hummingbird::MAX_UNSPLIT_BITS));
+            let mut model = ops::tree::compile(n, &ranked, &q, f, leaves, batch)?;
+            model.client.bins = Some(bins);
+            return Ok(Some(Compiled { model, split: sp }));
         }
         // Trees default to the built-in tree models' width (6 bits) for features and leaves:
         // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
         let in_bits = n_bits.inputs.unwrap_or(crate::tree::DEFAULT_TREE_BITS);
         let q = input_quantizer(inputset, f, in_bits, true)?;
-        let model = ops::tree::compile(n, m, &q, f, n_bits.outputs, batch)?;
+        let model = ops::tree::compile(n, &m, &q, f, n_bits.outputs, batch)?;
         return Ok(Some(Compiled { model, split: sp }));
     }
     let per_feature = sample.len() == 1;
@@ -197,6 +224,7 @@ pub fn compile(
         batch,
         input: q,
         digit_bits: None,
+        bins: None,
         output,
     };
     // Calibrates an emitted integer program and gives the calibrated width of every lookup's
@@ -275,6 +303,105 @@ pub fn compile(
 /// The client's input quantizer: unsigned, per feature or per tensor, covering the inputset's
 /// range widened by the `ml` module's default margin on each side (test samples often fall a
 /// little outside the calibration range).
+/// Widest rank encoding of tree features used by default (two 4-bit digits per feature);
+/// ensembles with more split points on one feature quantize it uniformly instead.
+pub const MAX_RANK_BITS: u8 = 8;
+
+/// The per-feature affine map `a * x + b` from the model input to the input of the tree
+/// ensemble node `ti`: the server part may hold only a pipeline's scaling before the trees
+/// (ONNX-ML `Scaler`, `Add`/`Sub`/`Mul`/`Div` by constants of one value or one per feature,
+/// float `Cast`, `Identity`).
+fn tree_input_affine(
+    g: &FloatGraph,
+    sp: &Split,
+    ti: usize,
+    f: usize,
+) -> OnnxResult<(Vec<f64>, Vec<f64>)> {
+    type Affine = (Vec<f64>, Vec<f64>);
+    let tree = &g.nodes[ti];
+    let refuse = |n: &FNode, why: &str| {
+        Err(n.unsupported(format!(
+            "a tree ensemble may be preceded only by per-feature scaling (Scaler, or Add/Sub/Mul/Div by constants) on the model's [batch, features] input: {why}"
+        )))
+    };
+    let mut aff: HashMap<&str, Affine> = HashMap::new();
+    aff.insert(g.input.as_str(), (vec![1.0; f], vec![0.0; f]));
+    let per_feature = |n: &FNode, v: &[f64]| -> OnnxResult<Vec<f64>> {
+        match v.len() {
+            1 => Ok(vec![v[0]; f]),
+            l if l == f => Ok(v.to_vec()),
+            l => Err(n.err(format!("{l} values for {f} features"))),
+        }
+    };
+    for &i in &sp.server {
+        if i == ti {
+            continue;
+        }
+        let n = &g.nodes[i];
+        let operand = |k: usize| n.inputs.get(k).cloned().flatten();
+        let (Some(x), Some(out)) = (operand(0), n.outputs.first()) else {
+            return refuse(n, "an operand is missing");
+        };
+        let y: Affine = match &n.op {
+            FOp::Scaler { offset, scale } => {
+                let Some((a, b)) = aff.get(x.as_str()) else {
+                    return refuse(n, "it does not read the input");
+                };
+                let (off, sc) = (per_feature(n, offset)?, per_feature(n, scale)?);
+                (
+                    (0..f).map(|c| a[c] * sc[c]).collect(),
+                    (0..f).map(|c| (b[c] - off[c]) * sc[c]).collect(),
+                )
+            }
+            FOp::Cast { to_int: false } | FOp::Act(super::graph::Act::Identity) => {
+                let Some(v) = aff.get(x.as_str()) else {
+                    return refuse(n, "it does not read the input");
+                };
+                v.clone()
+            }
+            FOp::Binary(op) => {
+                let Some(y) = operand(1) else {
+                    return refuse(n, "an operand is missing");
+                };
+                let (lin, c, lin_first) = match (aff.get(x.as_str()), g.consts.get(y.as_str())) {
+                    (Some(l), Some(c)) => (l, c, true),
+                    _ => match (g.consts.get(x.as_str()), aff.get(y.as_str())) {
+                        (Some(c), Some(l)) => (l, c, false),
+                        _ => return refuse(n, "it is not scaling by a constant"),
+                    },
+                };
+                let c = per_feature(n, &c.data)?;
+                let (a, b) = lin;
+                use super::graph::BinOp;
+                match (op, lin_first) {
+                    (BinOp::Add, _) => (a.clone(), (0..f).map(|k| b[k] + c[k]).collect()),
+                    (BinOp::Sub, true) => (a.clone(), (0..f).map(|k| b[k] - c[k]).collect()),
+                    (BinOp::Sub, false) => (
+                        a.iter().map(|v| -v).collect(),
+                        (0..f).map(|k| c[k] - b[k]).collect(),
+                    ),
+                    (BinOp::Mul, _) => (
+                        (0..f).map(|k| a[k] * c[k]).collect(),
+                        (0..f).map(|k| b[k] * c[k]).collect(),
+                    ),
+                    (BinOp::Div, true) => (
+                        (0..f).map(|k| a[k] / c[k]).collect(),
+                        (0..f).map(|k| b[k] / c[k]).collect(),
+                    ),
+                    (BinOp::Div, false) => return refuse(n, "it divides by a feature"),
+                }
+            }
+            _ => return refuse(n, &format!("`{}` is not per-feature scaling", n.op_type)),
+        };
+        aff.insert(out.as_str(), y);
+    }
+    let x = tree.inputs.first().cloned().flatten().unwrap_or_default();
+    match aff.remove(x.as_str()) {
+        Some(v) => Ok(v),
+        None => refuse(tree, "it does not read the model input"),
+    }
+}
+
 fn input_quantizer(
     x: &Matrix,
     f: usize,

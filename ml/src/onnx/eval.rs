@@ -25,6 +25,7 @@ pub fn eval_node(n: &FNode, ins: &[Option<&FTensor>]) -> OnnxResult<Vec<FTensor>
         | FOp::Normalizer(_)
         | FOp::Cast { .. }
         | FOp::ArrayFeatureExtractor
+        | FOp::ZipMap
         | FOp::ClassifierPost { .. }
         | FOp::RegressorPost { .. } => ops::post::eval(n, ins)?,
     };

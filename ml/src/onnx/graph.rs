@@ -115,6 +115,9 @@ pub enum Binary {
     Probability,
     /// Two classes, one target `s` that is a margin: scores `[-s, s]`.
     Margin,
+    /// Two classes, the decision value `d` of an ONNX-ML `SVMClassifier`: scores `[-d, d]`
+    /// as onnxruntime gives them, and the first class when `d > 0` (libsvm's convention).
+    SvmDecision,
 }
 
 /// Normalizer norms.
@@ -216,6 +219,10 @@ pub enum FOp {
     /// ONNX-ML `ArrayFeatureExtractor`: elements of the last axis of operand 0 at the indices
     /// of operand 1 (client side).
     ArrayFeatureExtractor,
+    /// ONNX-ML `ZipMap` (client side): the per-class probabilities as one `{class:
+    /// probability}` map per sample. veil keeps them as the `[batch, classes]` tensor, classes
+    /// in the order of the map's keys (the classifier's label order).
+    ZipMap,
     /// ONNX-ML `Scaler`: `(x - offset) * scale` per feature.
     Scaler {
         /// Offsets (one, or one per feature).
@@ -264,6 +271,7 @@ impl FOp {
                 | FOp::Normalizer(_)
                 | FOp::Cast { to_int: true }
                 | FOp::ArrayFeatureExtractor
+                | FOp::ZipMap
                 | FOp::ClassifierPost { .. }
                 | FOp::RegressorPost { .. }
         )

@@ -418,6 +418,8 @@ fn parse_node(a: &Attrs) -> OnnxResult<Vec<FNode>> {
             "LinearRegressor" => ops::linear::parse_linear_regressor(a),
             "TreeEnsembleClassifier" => ops::tree::parse_classifier(a),
             "TreeEnsembleRegressor" => ops::tree::parse_regressor(a),
+            "SVMClassifier" => ops::linear::parse_svm_classifier(a),
+            "SVMRegressor" => ops::linear::parse_svm_regressor(a),
             "Scaler" => one(FOp::Scaler {
                 offset: a.floats("offset")?,
                 scale: a.floats("scale")?,
@@ -431,11 +433,9 @@ fn parse_node(a: &Attrs) -> OnnxResult<Vec<FNode>> {
                 },
             )),
             "ArrayFeatureExtractor" => one(FOp::ArrayFeatureExtractor),
-            "ZipMap" => Err(a.unsupported(
-                "ZipMap (a list of dictionaries) is not supported: export the classifier without it, e.g. skl2onnx `options={id(model): {'zipmap': False}}`",
-            )),
+            "ZipMap" => one(FOp::ZipMap),
             other => Err(a.unsupported(format!(
-                "ONNX-ML op {other} is not supported; supported: LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler, Normalizer, ArrayFeatureExtractor"
+                "ONNX-ML op {other} is not supported; supported: LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, SVMClassifier and SVMRegressor (linear kernel), Scaler, Normalizer, ArrayFeatureExtractor, ZipMap"
             ))),
         };
     }
@@ -548,8 +548,12 @@ fn parse_node(a: &Attrs) -> OnnxResult<Vec<FNode>> {
             };
             one(FOp::Cast { to_int })
         }
+        "Scan" | "TopK" => Err(a.unsupported(format!(
+            "{} is not supported: this looks like a k-nearest-neighbours model (skl2onnx exports KNeighbors* as distances to every training sample, then TopK), which veil does not compile: encrypted top-k over the whole training set costs a sorting network of bootstraps per sample; use a tree ensemble or a linear model instead",
+            n.op_type()
+        ))),
         other => Err(a.unsupported(format!(
-            "{other} is not supported. Supported ops: Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Clip, Conv, AveragePool, MaxPool, BatchNormalization, Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Constant, Cast, Softmax, ArgMax and the ONNX-ML LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler, Normalizer, ArrayFeatureExtractor; rewrite the model with these (e.g. fold it with onnx-simplifier) or replace the op"
+            "{other} is not supported. Supported ops: Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Clip, Conv, AveragePool, MaxPool, BatchNormalization, Flatten, Reshape, Transpose, Concat, Split, Identity, Dropout, Constant, Cast, Softmax, ArgMax and the ONNX-ML LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, SVMClassifier and SVMRegressor (linear kernel), Scaler, Normalizer, ArrayFeatureExtractor, ZipMap; rewrite the model with these (e.g. fold it with onnx-simplifier) or replace the op"
         ))),
     }
 }

@@ -13,8 +13,10 @@
 //! Supported ops: Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu, Sigmoid, Tanh, Softplus,
 //! Clip, Conv, AveragePool, MaxPool, BatchNormalization, Flatten, Reshape, Transpose, Concat,
 //! Split, Identity, Dropout, Constant, Cast; client-side Softmax, ArgMax; ONNX-ML
-//! LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor, Scaler,
-//! Normalizer, ArrayFeatureExtractor. Anything else is refused with an error naming the op and
+//! LinearClassifier, LinearRegressor, TreeEnsembleClassifier, TreeEnsembleRegressor,
+//! SVMClassifier and SVMRegressor (linear kernel, one decision value), Scaler,
+//! Normalizer, ArrayFeatureExtractor, ZipMap (client side: the probabilities stay a tensor).
+//! Anything else is refused with an error naming the op and
 //! the node.
 //!
 //! Module map: [`load`] (decoding), [`graph`] (the float graph), [`eval`] (float semantics),

@@ -328,6 +328,88 @@ pub fn parse_linear_classifier(a: &Attrs) -> OnnxResult<Vec<FNode>> {
     Ok(vec![lin, head])
 }
 
+/// The linear function of a linear-kernel ONNX-ML SVM with one decision value:
+/// `sum_j coef_j <x, sv_j> + rho = <x, w> + rho` with `w = sum_j coef_j sv_j`, as a `Linear`
+/// node named `out`. Other kernels, several decision values (one-vs-one multi-class SVMs) and
+/// Platt-scaled probabilities are refused.
+fn svm_linear_node(a: &Attrs, out: String) -> OnnxResult<FNode> {
+    let kernel = a.string("kernel_type").unwrap_or_else(|| "LINEAR".into());
+    if kernel != "LINEAR" {
+        return Err(a.unsupported(format!(
+            "kernel_type {kernel} is not supported: veil compiles linear-kernel SVMs (SVC(kernel=\"linear\"), LinearSVC, LinearSVR), whose decision is a dot product"
+        )));
+    }
+    if !a.floats("prob_a")?.is_empty() {
+        return Err(a.unsupported(
+            "Platt-scaled probabilities (SVC(probability=True)) are not supported: train with probability=False",
+        ));
+    }
+    let coefs = a.floats("coefficients")?;
+    let rho = a.floats("rho")?;
+    let svs = a.floats("support_vectors")?;
+    if rho.len() != 1 {
+        return Err(a.unsupported(format!(
+            "{} decision values (a one-vs-one multi-class SVM) are not supported: use a linear SVM with one-vs-rest classes (LinearSVC) or a binary one",
+            rho.len()
+        )));
+    }
+    let w = if svs.is_empty() {
+        coefs
+    } else {
+        if coefs.is_empty() || svs.len() % coefs.len() != 0 {
+            return Err(a.err(format!(
+                "{} support vector values for {} coefficients",
+                svs.len(),
+                coefs.len()
+            )));
+        }
+        let f = svs.len() / coefs.len();
+        let mut w = vec![0.0; f];
+        for (j, c) in coefs.iter().enumerate() {
+            for (k, wk) in w.iter_mut().enumerate() {
+                *wk += c * svs[j * f + k];
+            }
+        }
+        w
+    };
+    let f = w.len();
+    let w = FTensor::new(vec![f, 1], w).expect("one column");
+    let mut node = a.node(FOp::Linear { w, b: rho });
+    node.inputs.truncate(1);
+    node.outputs = vec![out];
+    Ok(node)
+}
+
+/// ONNX-ML `SVMClassifier` with a linear kernel and two classes: server-side decision value,
+/// client-side head.
+pub fn parse_svm_classifier(a: &Attrs) -> OnnxResult<Vec<FNode>> {
+    let labels = labels(a)?;
+    if labels.len() != 2 {
+        return Err(a.unsupported(format!(
+            "an SVMClassifier with {} classes (one-vs-one voting) is not supported: use LinearSVC (one-vs-rest) or a binary SVC",
+            labels.len()
+        )));
+    }
+    let scores = format!("{}/scores", a.name);
+    let lin = svm_linear_node(a, scores.clone())?;
+    let mut head = a.node(FOp::ClassifierPost {
+        base: vec![0.0],
+        binary: Binary::SvmDecision,
+        post: post_transform(a)?,
+        labels,
+    });
+    head.inputs = vec![Some(scores)];
+    Ok(vec![lin, head])
+}
+
+/// ONNX-ML `SVMRegressor` with a linear kernel (LinearSVR, SVR(kernel="linear")).
+pub fn parse_svm_regressor(a: &Attrs) -> OnnxResult<Vec<FNode>> {
+    if a.int_or("one_class", 0) != 0 {
+        return Err(a.unsupported("one-class SVMs are not supported"));
+    }
+    Ok(vec![svm_linear_node(a, a.output(0)?.to_string())?])
+}
+
 /// ONNX-ML `LinearRegressor`: server-side values, client-side post-transform.
 pub fn parse_linear_regressor(a: &Attrs) -> OnnxResult<Vec<FNode>> {
     let targets = a.int_or("targets", 1).max(1) as usize;

@@ -1,5 +1,5 @@
 //! Client-side post-processing, evaluated in the clear after decryption: `Softmax`, `ArgMax`,
-//! `Cast`, ONNX-ML `Normalizer` and `ArrayFeatureExtractor`, and the heads of the ONNX-ML
+//! `Cast`, ONNX-ML `Normalizer`, `ArrayFeatureExtractor` and `ZipMap`, and the heads of the ONNX-ML
 //! classifiers and regressors (base values, binary expansion, post-transform, labels).
 
 use super::super::error::OnnxResult;
@@ -143,6 +143,7 @@ pub fn eval(n: &FNode, ins: &[Option<&FTensor>]) -> OnnxResult<Vec<FTensor>> {
             *shape.last_mut().expect("rank >= 1") = idx.data.len();
             vec![FTensor::new(shape, data).expect("consistent")]
         }
+        FOp::ZipMap => vec![x.clone()],
         FOp::ClassifierPost {
             base,
             binary,
@@ -157,12 +158,17 @@ pub fn eval(n: &FNode, ins: &[Option<&FTensor>]) -> OnnxResult<Vec<FTensor>> {
             let mut scores = Vec::new();
             for i in 0..r {
                 let v: Vec<f64> = (0..t).map(|j| x.data[i * t + j] + base[j]).collect();
+                let first = *binary == Binary::SvmDecision && v[0] > 0.0;
                 let v = match binary {
                     Binary::No => post(*p, &v),
                     Binary::Probability => post(*p, &[1.0 - v[0], v[0]]),
-                    Binary::Margin => post(*p, &[-v[0], v[0]]),
+                    Binary::Margin | Binary::SvmDecision => post(*p, &[-v[0], v[0]]),
                 };
-                lab.push(labels[argmax(&v, false).min(labels.len() - 1)] as f64);
+                let best = match binary {
+                    Binary::SvmDecision => usize::from(!first),
+                    _ => argmax(&v, false),
+                };
+                lab.push(labels[best.min(labels.len() - 1)] as f64);
                 scores.extend(v);
             }
             let k = scores.len() / r.max(1);
