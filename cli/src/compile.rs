@@ -336,7 +336,7 @@ pub fn build_model(
                 .map_err(|e| CliError(format!("{name}: {e}")))?;
             let inputset: Vec<Vec<veil_ir::Tensor<i64>>> = model
                 .client()
-                .encode(&x)
+                .calibration_inputs(&x)
                 .map_err(|e| CliError(format!("{name}: {e}")))?
                 .into_iter()
                 .map(|t| vec![t])

@@ -364,6 +364,57 @@ fn onnx_linear_svms_match_clear_mode() {
     onnx_flow_matches_clear_mode("svc_linear_breast_cancer", 2, true);
 }
 
+/// A tree ensemble calibrated on a handful of rows still classifies samples far outside them
+/// exactly as the float model does: its features go as ranks among the split points, and the
+/// program is compiled for the lowest and highest rank of every feature.
+#[test]
+fn onnx_trees_are_exact_far_outside_the_inputset() {
+    let dir = workdir("ranks");
+    let model = repo("ml/tests/fixtures/onnx/extra_trees_iris.onnx");
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("ml/tests/fixtures/onnx/extra_trees_iris.json")).unwrap(),
+    )
+    .unwrap();
+    let cal: Vec<Vec<f64>> = fixture["calibration"].as_array().unwrap()[..4]
+        .iter()
+        .map(ints_or_floats)
+        .collect();
+    let far = vec![
+        vec![100.0, -100.0, 100.0, -100.0],
+        vec![-100.0, 100.0, -100.0, 100.0],
+        vec![0.0, 0.0, 0.0, 0.0],
+        vec![7.9, 4.4, 6.9, 2.5],
+    ];
+    let csv = |rows: &[Vec<f64>]| {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (inputset, input) = (dir.join("cal.csv"), dir.join("far.csv"));
+    std::fs::write(&inputset, csv(&cal)).unwrap();
+    std::fs::write(&input, csv(&far)).unwrap();
+    let got = flow(&dir, &model, &inputset, &input);
+    let import = OnnxImport::from_file(&model).unwrap();
+    let float = import
+        .predict_float(&Matrix::from_rows(&far).unwrap())
+        .unwrap();
+    let label = &import.output_names()[0];
+    for (i, sample) in got.iter().enumerate() {
+        assert_eq!(
+            sample[label.as_str()].as_f64().unwrap(),
+            float[0].data[i],
+            "sample {i}: {sample}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn compile_emits_stages_and_statistics() {
     let dir = workdir("emit");

@@ -172,15 +172,19 @@ impl TreeModel {
             value: threshold,
             strict: matches!(cmp, Cmp::Lt | Cmp::Gte),
         };
-        let splits = self.trees.iter().flat_map(|t| &t.nodes).filter_map(|nd| match nd {
-            ONode::Branch {
-                feature,
-                threshold,
-                cmp,
-                ..
-            } => Some((*feature, edge(*threshold, *cmp))),
-            ONode::Leaf { .. } => None,
-        });
+        let splits = self
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter_map(|nd| match nd {
+                ONode::Branch {
+                    feature,
+                    threshold,
+                    cmp,
+                    ..
+                } => Some((*feature, edge(*threshold, *cmp))),
+                ONode::Leaf { .. } => None,
+            });
         let bins = FeatureBins::new(d, splits)?;
         let mut m = self.clone();
         for t in &mut m.trees {

@@ -237,6 +237,22 @@ impl ClientSpec {
         Ok(out)
     }
 
+    /// The program inputs that calibrate the compilation for samples like `x`: [`ClientSpec::encode`]
+    /// of `x`, and for rank-encoded features ([`FeatureBins`]) also a sample at the lowest
+    /// and one at the highest rank of every feature, since any float value has a rank and
+    /// the program must be exact on all of them.
+    pub fn calibration_inputs(&self, x: &Matrix) -> MlResult<Vec<Tensor<i64>>> {
+        match &self.bins {
+            None => self.encode(x),
+            Some(b) => {
+                x.expect_cols(self.n_features, "encode")?;
+                let mut rows: Vec<Vec<f64>> = x.iter_rows().map(<[f64]>::to_vec).collect();
+                rows.extend(b.extreme_rows());
+                self.encode(&Matrix::from_rows(&rows)?)
+            }
+        }
+    }
+
     /// Integers per sample in the program's input (`n_features`, twice that with digits).
     pub fn input_columns(&self) -> usize {
         if self.digit_bits.is_some() {

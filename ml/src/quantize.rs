@@ -533,7 +533,10 @@ pub struct FeatureBins {
 impl FeatureBins {
     /// Bins from the split points of each of `features` features (any order, duplicates
     /// allowed); `None` when a threshold is not finite.
-    pub fn new(features: usize, splits: impl IntoIterator<Item = (usize, BinEdge)>) -> Option<Self> {
+    pub fn new(
+        features: usize,
+        splits: impl IntoIterator<Item = (usize, BinEdge)>,
+    ) -> Option<Self> {
         let mut edges = vec![Vec::new(); features];
         for (f, e) in splits {
             if !e.value.is_finite() || f >= features {
@@ -569,6 +572,21 @@ impl FeatureBins {
         (64 - most.leading_zeros()).max(1) as u8
     }
 
+    /// Two feature rows: one at rank 0 of every feature, one past all of its split points.
+    pub fn extreme_rows(&self) -> [Vec<f64>; 2] {
+        let lo = self
+            .edges
+            .iter()
+            .map(|e| e.first().map_or(0.0, |e| e.value - e.value.abs().max(1.0)))
+            .collect();
+        let hi = self
+            .edges
+            .iter()
+            .map(|e| e.last().map_or(0.0, |e| e.value + e.value.abs().max(1.0)))
+            .collect();
+        [lo, hi]
+    }
+
     /// Ranks of a row-major tensor whose last axis has one entry per feature.
     pub fn rank_all(&self, values: &[f64]) -> Vec<i64> {
         let d = self.edges.len().max(1);
@@ -590,10 +608,18 @@ mod bins_tests {
         // feature 0 splits at x <= 1.5, x < 1.5 and x <= -2; feature 1 never splits
         let b = FeatureBins::new(
             2,
-            [(0, e(1.5, false)), (0, e(1.5, true)), (0, e(-2.0, false)), (0, e(1.5, false))],
+            [
+                (0, e(1.5, false)),
+                (0, e(1.5, true)),
+                (0, e(-2.0, false)),
+                (0, e(1.5, false)),
+            ],
         )
         .unwrap();
-        assert_eq!(b.edges[0], vec![e(-2.0, false), e(1.5, true), e(1.5, false)]);
+        assert_eq!(
+            b.edges[0],
+            vec![e(-2.0, false), e(1.5, true), e(1.5, false)]
+        );
         assert_eq!(b.bits(), 2);
         for x in [-3.0, -2.0, -1.0, 1.4999, 1.5, 1.5001, 9.0] {
             let r = b.rank(0, x);
@@ -603,6 +629,9 @@ mod bins_tests {
             }
         }
         assert_eq!(b.rank(1, 1e9), 0);
+        let [lo, hi] = b.extreme_rows();
+        assert_eq!((b.rank(0, lo[0]), b.rank(0, hi[0])), (0, 3));
+        assert_eq!((b.rank(1, lo[1]), b.rank(1, hi[1])), (0, 0));
         assert_eq!(b.rank_all(&[1.5, 7.0, 2.0, 0.0]), vec![2, 0, 3, 0]);
         assert!(FeatureBins::new(1, [(0, e(f64::NAN, false))]).is_none());
     }

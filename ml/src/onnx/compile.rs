@@ -39,9 +39,10 @@ pub fn split(g: &FloatGraph) -> OnnxResult<Split> {
         // Elementwise arithmetic between a client value and constants (e.g. LightGBM's
         // `probabilities * 1` after its classifier head) runs on the client too.
         let constant_arith = matches!(n.op, FOp::Binary(_))
-            && n.inputs.iter().flatten().all(|v| {
-                on_client.contains(v.as_str()) || g.consts.contains_key(v.as_str())
-            });
+            && n.inputs
+                .iter()
+                .flatten()
+                .all(|v| on_client.contains(v.as_str()) || g.consts.contains_key(v.as_str()));
         let is_client = n.op.is_client_side()
             || ((n.op.is_movable() || constant_arith) && reads_client.is_some());
         if is_client {
@@ -199,7 +200,9 @@ pub fn compile(
             };
             // Leaves keep the width they have under the default 6-bit features (4 bits: the
             // comparisons' digits then set the precision), unless asked otherwise.
-            let leaves = n_bits.outputs.or(Some(crate::hummingbird::MAX_UNSPLIT_BITS));
+            let leaves = n_bits
+                .outputs
+                .or(Some(crate::hummingbird::MAX_UNSPLIT_BITS));
             let mut model = ops::tree::compile(n, &ranked, &q, f, leaves, batch)?;
             model.client.bins = Some(bins);
             return Ok(Some(Compiled { model, split: sp }));

@@ -1,0 +1,158 @@
+//! Ten-class tree ensembles imported from standard exports, encrypted, next to the peer
+//! (Concrete ML on the same models: `benches/peer/concrete_ml_ensembles.py`, run on this
+//! project's 2-core machine in the same hour).
+//!
+//! Models (fixtures of `scripts/export_onnx_fixtures.py`, digits 8x8, 10 classes, 70/30 split):
+//! - `xgb`: an XGBoost classifier, 10 rounds of depth 3 (softmax trees: 100 trees), through
+//!   onnxmltools;
+//! - `forest`: a scikit-learn random forest, 20 trees of depth 4, through skl2onnx.
+//!
+//! Prints per model: float and quantized-clear accuracy on the fixture's test samples, compile
+//! time (import, quantization, emission and `program::compile`), bootstraps per sample, key
+//! sizes, keygen time, and `VEIL_BENCH_SAMPLES` (default 2) test samples run encrypted one at a
+//! time on all threads (latency per sample, labels equal to clear), each next to the peer's
+//! figure and the latency ratio. `VEIL_BENCH_MODELS=xgb,forest` selects models.
+//!
+//! Run with `cargo bench -p veil-benches --bench onnx_ensembles --profile release`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Instant;
+use veil_compiler::program::{self, CompileConfig};
+use veil_ir::Tensor;
+use veil_ml::backend::ExecuteBackend;
+use veil_ml::onnx::model::per_row;
+use veil_ml::onnx::{ImportConfig, OnnxImport};
+use veil_ml::Matrix;
+
+#[derive(Deserialize)]
+struct Fixture {
+    model: String,
+    calibration: Vec<Vec<f64>>,
+    inputs: Vec<Vec<f64>>,
+    targets: Vec<f64>,
+}
+
+/// The peer's figures (Concrete ML 1.9.0, default tree settings), from
+/// `benches/peer/concrete_ml_ensembles.py --samples 3`.
+struct Peer {
+    float_acc: f64,
+    clear_acc: f64,
+    compile_s: f64,
+    keygen_s: f64,
+    pbs: f64,
+    latency_s: f64,
+}
+
+const MODELS: &[(&str, &str, Peer)] = &[
+    (
+        "xgb",
+        "xgb_digits",
+        Peer {
+            float_acc: f64::NAN,
+            clear_acc: f64::NAN,
+            compile_s: f64::NAN,
+            keygen_s: f64::NAN,
+            pbs: f64::NAN,
+            latency_s: f64::NAN,
+        },
+    ),
+    (
+        "forest",
+        "forest_digits",
+        Peer {
+            float_acc: f64::NAN,
+            clear_acc: f64::NAN,
+            compile_s: f64::NAN,
+            keygen_s: f64::NAN,
+            pbs: f64::NAN,
+            latency_s: f64::NAN,
+        },
+    ),
+];
+
+fn accuracy(pred: &[f64], labels: &[f64]) -> f64 {
+    pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64
+}
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/fixtures/onnx");
+    let samples: usize = std::env::var("VEIL_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let models: Vec<&str> = match std::env::var("VEIL_BENCH_MODELS") {
+        Ok(v) => v.split(',').map(str::trim).collect(),
+        Err(_) => MODELS.iter().map(|m| m.0).collect(),
+    };
+    println!(
+        "{:<6} {:>6} {:>6} {:>8} {:>6} {:>10} {:>8} {:>9} {:>6} | peer: {:>6} {:>6} {:>8} {:>6} {:>8} {:>9} {:>7}",
+        "model", "float", "clear", "compile", "PBS", "keys MB", "keygen", "latency", "=clr",
+        "float", "clear", "compile", "PBS", "keygen", "latency", "ratio"
+    );
+    for (key, file, peer) in MODELS.iter().filter(|m| models.contains(&m.0)) {
+        let text = std::fs::read_to_string(dir.join(format!("{file}.json"))).expect("fixture");
+        let fx: Fixture = serde_json::from_str(&text).expect("fixture json");
+        let cal = Matrix::from_rows(&fx.calibration).expect("calibration rows");
+        let x = Matrix::from_rows(&fx.inputs).expect("test rows");
+        let rows = x.rows();
+        let t = Instant::now();
+        let imp = OnnxImport::from_file(dir.join(&fx.model)).expect("imports");
+        let m = imp
+            .compile(&cal, &ImportConfig::default())
+            .expect("compiles");
+        let c = m.compiled();
+        let set: Vec<Vec<Tensor<i64>>> = c
+            .client
+            .calibration_inputs(&cal)
+            .expect("encodes")
+            .into_iter()
+            .map(|t| vec![t])
+            .collect();
+        let p = program::compile(&c.graph, &set, &CompileConfig::default()).expect("compiles");
+        let compile_s = t.elapsed().as_secs_f64();
+        let float = per_row(&imp.predict_float(&x).expect("float run")[0], rows);
+        let clear = per_row(&m.predict_clear(&x).expect("clear run")[0], rows);
+        let t = Instant::now();
+        let (client, server) = p.keygen(1).expect("keygen");
+        let keygen_s = t.elapsed().as_secs_f64();
+        let keys_mb = (p.stats.bsk_bytes + p.stats.ksk_bytes) as f64 / 1e6;
+        let pbs = p.stats.pbs;
+        let backend = ExecuteBackend {
+            program: p,
+            client,
+            server,
+        };
+        let n = samples.min(rows);
+        let mut same = 0;
+        let t = Instant::now();
+        for (row, want) in x.data().chunks(x.cols()).zip(&clear).take(n) {
+            let xi = Matrix::new(1, x.cols(), row.to_vec()).expect("one row");
+            let out = m.run(&xi, &backend).expect("encrypted run");
+            if per_row(&out[0], 1)[0] == *want {
+                same += 1;
+            }
+        }
+        let latency = t.elapsed().as_secs_f64() / n.max(1) as f64;
+        println!(
+            "{:<6} {:>6.3} {:>6.3} {:>7.2}s {:>6} {:>10.1} {:>7.1}s {:>8.2}s {:>3}/{:<2} | peer: {:>6.3} {:>6.3} {:>7.2}s {:>6} {:>7.1}s {:>8.2}s {:>6.2}x",
+            key,
+            accuracy(&float, &fx.targets),
+            accuracy(&clear, &fx.targets),
+            compile_s,
+            pbs,
+            keys_mb,
+            keygen_s,
+            latency,
+            same,
+            n,
+            peer.float_acc,
+            peer.clear_acc,
+            peer.compile_s,
+            peer.pbs,
+            peer.keygen_s,
+            peer.latency_s,
+            latency / peer.latency_s,
+        );
+    }
+}
