@@ -437,6 +437,27 @@ mod tests {
     }
 
     #[test]
+    fn objective_flag() {
+        let m = solve(&args("--precision 3 --p-error 2^-40 --tlus 13")).unwrap();
+        let l = solve(&args("--precision 3 --p-error 2^-40 --tlus 13 --objective latency")).unwrap();
+        let k = solve(&args("--precision 3 --p-error 2^-40 --tlus 13 --objective keys")).unwrap();
+        assert_eq!(
+            (m.objective, l.objective, k.objective),
+            (Objective::Model, Objective::Latency, Objective::Keys)
+        );
+        assert!(l.estimated_latency_s <= m.estimated_latency_s);
+        let bytes = |s: &Solution| {
+            let z = key_sizes(&s.sets[0].params);
+            z.bsk_bytes + z.ksk_bytes
+        };
+        assert!(bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l));
+        let a = args("--precision 3 --p-error 2^-40 --objective latency");
+        let out = render_text(&a, &solve(&a).unwrap());
+        assert!(out.contains("chosen by calibrated latency"), "{out}");
+        assert!(T::try_parse_from(["params", "--precision", "3", "--objective", "speed"]).is_err());
+    }
+
+    #[test]
     fn two_to_the_minus_128_and_profiles() {
         assert_eq!(parse_probability("2^-128"), Ok((-128f64).exp2()));
         assert_eq!(parse_probability("2**-40"), Ok((-40f64).exp2()));

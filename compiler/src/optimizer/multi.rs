@@ -756,6 +756,51 @@ mod tests {
         }
     }
 
+    /// Each objective's choice is optimal for what it minimises, and all meet the target.
+    #[test]
+    fn objectives_minimise_what_they_say() {
+        use crate::optimizer::keys::key_sizes;
+        use crate::optimizer::Objective;
+        let target = 2f64.powi(-40);
+        let bytes = |s: &Solution| -> u64 {
+            s.sets
+                .iter()
+                .map(|c| {
+                    let z = key_sizes(&c.params);
+                    z.bsk_bytes + z.ksk_bytes
+                })
+                .sum()
+        };
+        for bits in [1, 3, 4, 6] {
+            let solve = |o| {
+                let mut p = Problem::single(bits, 4.0, 20, ErrorTarget::p_error(target));
+                p.objective = o;
+                optimize(&p).unwrap()
+            };
+            let (m, l, k) = (
+                solve(Objective::Model),
+                solve(Objective::Latency),
+                solve(Objective::Keys),
+            );
+            let le = |a: f64, b: f64| a <= b * (1.0 + 1e-12);
+            assert!(le(m.cost, l.cost) && le(m.cost, k.cost), "{bits}: model");
+            assert!(
+                le(l.estimated_latency_s, m.estimated_latency_s)
+                    && le(l.estimated_latency_s, k.estimated_latency_s),
+                "{bits}: latency"
+            );
+            assert!(bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l), "{bits}: keys");
+            for s in [&m, &l, &k] {
+                assert!(s.p_error <= target * (1.0 + 1e-9));
+                assert!(s.sets.iter().all(|c| c.params.is_secure()));
+            }
+        }
+        for o in [Objective::Model, Objective::Latency, Objective::Keys] {
+            assert_eq!(Objective::parse(o.name()), Some(o));
+        }
+        assert_eq!(Objective::parse("fast"), None);
+    }
+
     #[test]
     fn ceil_3_rounds_up() {
         assert_eq!(ceil_3(1.2341e-5), 1.24e-5);
