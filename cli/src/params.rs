@@ -439,8 +439,14 @@ mod tests {
     #[test]
     fn objective_flag() {
         let m = solve(&args("--precision 3 --p-error 2^-40 --tlus 13")).unwrap();
-        let l = solve(&args("--precision 3 --p-error 2^-40 --tlus 13 --objective latency")).unwrap();
-        let k = solve(&args("--precision 3 --p-error 2^-40 --tlus 13 --objective keys")).unwrap();
+        let l = solve(&args(
+            "--precision 3 --p-error 2^-40 --tlus 13 --objective latency",
+        ))
+        .unwrap();
+        let k = solve(&args(
+            "--precision 3 --p-error 2^-40 --tlus 13 --objective keys",
+        ))
+        .unwrap();
         assert_eq!(
             (m.objective, l.objective, k.objective),
             (Objective::Model, Objective::Latency, Objective::Keys)

@@ -789,7 +789,10 @@ mod tests {
                     && le(l.estimated_latency_s, k.estimated_latency_s),
                 "{bits}: latency"
             );
-            assert!(bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l), "{bits}: keys");
+            assert!(
+                bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l),
+                "{bits}: keys"
+            );
             for s in [&m, &l, &k] {
                 assert!(s.p_error <= target * (1.0 + 1e-9));
                 assert!(s.sets.iter().all(|c| c.params.is_secure()));
