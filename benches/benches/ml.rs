@@ -25,8 +25,8 @@
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
 //! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
-//! (default: the compiler's, calibrated latency; `model` is Concrete's cost model, veil's
-//! choice before the calibration).
+//! (default: the compiler's, Concrete's cost model; `latency` picks the sets that measured
+//! fastest).
 //!
 //! Prints a table, then one JSON line per model. Run with
 //! `cargo bench -p veil-benches --bench ml` (`VEIL_BENCH_SAMPLES=143` for the whole test set).

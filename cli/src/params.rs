@@ -3,7 +3,7 @@
 //! parameter optimizer on one partition and print the chosen TFHE parameters, their model cost,
 //! estimated latency, predicted error and key sizes. `--objective` picks what the search
 //! minimises: `model` (Concrete's cost model, the default), `latency` (the calibrated latency
-//! model `veil compile` uses) or `keys` (evaluation key bytes).
+//! model) or `keys` (evaluation key bytes).
 //!
 //! `veil params --bits B [--json]` explains a table lookup of a `B`-bit input (1..=16) by
 //! WoP-PBS, the decomposition veil's runtime uses beyond what one classic bootstrap serves:
@@ -95,7 +95,7 @@ pub enum ObjectiveArg {
     /// Concrete's cost model (compare with Concrete's optimizer).
     #[default]
     Model,
-    /// Calibrated single-thread latency (what `veil compile` minimises).
+    /// Calibrated single-thread latency.
     Latency,
     /// Evaluation key bytes (bootstrap + keyswitch keys).
     Keys,
@@ -139,8 +139,8 @@ pub struct ParamsArgs {
     /// Modulus switch of the bootstraps.
     #[arg(long, value_enum, default_value_t = ModulusSwitchArg::Auto)]
     pub modulus_switch: ModulusSwitchArg,
-    /// What the search minimises: model (Concrete's cost model), latency (calibrated, what
-    /// `veil compile` uses) or keys (evaluation key bytes).
+    /// What the search minimises: model (Concrete's cost model), latency (calibrated single-
+    /// thread latency) or keys (evaluation key bytes).
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Model)]
     pub objective: ObjectiveArg,
     /// Number of TLUs in the program (splits `--global-p-error`; scales the total cost).

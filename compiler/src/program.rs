@@ -49,8 +49,8 @@ pub struct CompileConfig {
     /// Which inputs the program is made exact for ([`DomainPolicy`]): the calibrated
     /// intervals of the inputset (the default) or every value of the declared input types.
     pub domain: DomainPolicy,
-    /// What the parameter optimizer minimises: the calibrated latency of the program's
-    /// bootstraps and keyswitches by default ([`optimizer::Objective`]).
+    /// What the parameter optimizer minimises ([`optimizer::Objective`]): Concrete's cost
+    /// model by default; `Latency` picks the sets that measured fastest.
     pub objective: optimizer::Objective,
 }
 
@@ -103,7 +103,7 @@ impl Default for CompileConfig {
             print_after: Vec::new(),
             single_parameter_set: false,
             domain: DomainPolicy::Calibrated,
-            objective: optimizer::Objective::Latency,
+            objective: optimizer::Objective::Model,
         }
     }
 }

@@ -70,12 +70,12 @@ impl NoiseOptions {
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// Concrete's complexity model ([`cost::pbs_cost`], [`cost::ks_cost`]): the default of
-    /// `veil params`, where veil is compared with Concrete's optimizer.
+    /// `veil params` (where veil is compared with Concrete's optimizer) and of compiles.
     #[default]
     Model,
     /// Measured single-thread latency ([`cost::pbs_latency_ns`], [`cost::ks_latency_ns`]):
     /// the model's terms weighted as this runtime's bootstraps and keyswitches really take.
-    /// The compiler's default.
+    /// Opt-in for compiles through `CompileConfig::objective`.
     Latency,
     /// Evaluation key bytes (bootstrap and keyswitch keys, [`keys`]), whatever the number of
     /// bootstraps: for a client that sends one sample per key, keygen time and key upload
