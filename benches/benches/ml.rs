@@ -24,6 +24,9 @@
 //! `VEIL_BENCH_P_ERROR=2^-128` sets the per-bootstrap error probability (default veil's).
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
+//! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
+//! (default: the compiler's, Concrete's cost model; `latency` picks the sets that measured
+//! fastest).
 //!
 //! Prints a table, then one JSON line per model. Run with
 //! `cargo bench -p veil-benches --bench ml` (`VEIL_BENCH_SAMPLES=143` for the whole test set).
@@ -305,6 +308,10 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         single_parameter_set: std::env::var("VEIL_BENCH_PARAMS").is_ok_and(|v| v == "mono"),
         ..Default::default()
     };
+    if let Ok(o) = std::env::var("VEIL_BENCH_OBJECTIVE") {
+        cfg.objective = veil_compiler::optimizer::Objective::parse(&o)
+            .unwrap_or_else(|| panic!("VEIL_BENCH_OBJECTIVE={o}: give model, latency or keys"));
+    }
     if let Ok(p) = std::env::var("VEIL_BENCH_P_ERROR") {
         // `1e-12` or `2^-128`
         let v = match p.strip_prefix("2^") {

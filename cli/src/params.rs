@@ -1,7 +1,9 @@
 //! `veil params --precision P [--norm2 X] (--p-error E | --global-p-error E --tlus N |
-//! --security-profile S) [--noise D] [--modulus-switch M] [--json]`: run the parameter
-//! optimizer on one partition and print the chosen TFHE parameters, their model cost, predicted
-//! error and key sizes.
+//! --security-profile S) [--noise D] [--modulus-switch M] [--objective O] [--json]`: run the
+//! parameter optimizer on one partition and print the chosen TFHE parameters, their model cost,
+//! estimated latency, predicted error and key sizes. `--objective` picks what the search
+//! minimises: `model` (Concrete's cost model, the default), `latency` (the calibrated latency
+//! model) or `keys` (evaluation key bytes).
 //!
 //! `veil params --bits B [--json]` explains a table lookup of a `B`-bit input (1..=16) by
 //! WoP-PBS, the decomposition veil's runtime uses beyond what one classic bootstrap serves:
@@ -14,7 +16,7 @@
 
 use super::CliError;
 use veil_compiler::optimizer::keys::{human_bytes, key_sizes, KeySizes};
-use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Problem, Solution};
+use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Objective, Problem, Solution};
 use veil_ir::{ModulusSwitch, NoiseDistribution};
 
 /// Parses a probability written as a decimal (`6.1e-5`) or a power of two (`2^-128`,
@@ -87,6 +89,28 @@ pub enum ModulusSwitchArg {
     Centered,
 }
 
+/// `--objective` of `veil params`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ObjectiveArg {
+    /// Concrete's cost model (compare with Concrete's optimizer).
+    #[default]
+    Model,
+    /// Calibrated single-thread latency.
+    Latency,
+    /// Evaluation key bytes (bootstrap + keyswitch keys).
+    Keys,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(o: ObjectiveArg) -> Self {
+        match o {
+            ObjectiveArg::Model => Objective::Model,
+            ObjectiveArg::Latency => Objective::Latency,
+            ObjectiveArg::Keys => Objective::Keys,
+        }
+    }
+}
+
 /// Arguments of `veil params`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct ParamsArgs {
@@ -95,7 +119,7 @@ pub struct ParamsArgs {
     pub precision: Option<u8>,
     /// Explain a table lookup of a BITS-bit input (1..=16) by WoP-PBS: its decomposition into
     /// bit extractions, circuit bootstraps and a vertical packing, parameters, error and cost.
-    #[arg(long, conflicts_with_all = ["precision", "norm2", "global_p_error", "p_error", "security_profile", "noise", "modulus_switch", "tlus"])]
+    #[arg(long, conflicts_with_all = ["precision", "norm2", "global_p_error", "p_error", "security_profile", "noise", "modulus_switch", "objective", "tlus"])]
     pub bits: Option<u8>,
     /// Largest sum of squared weights of a dot product feeding a TLU (1 = TLU after TLU).
     #[arg(long, default_value_t = 1.0)]
@@ -115,6 +139,10 @@ pub struct ParamsArgs {
     /// Modulus switch of the bootstraps.
     #[arg(long, value_enum, default_value_t = ModulusSwitchArg::Auto)]
     pub modulus_switch: ModulusSwitchArg,
+    /// What the search minimises: model (Concrete's cost model), latency (calibrated single-
+    /// thread latency) or keys (evaluation key bytes).
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Model)]
+    pub objective: ObjectiveArg,
     /// Number of TLUs in the program (splits `--global-p-error`; scales the total cost).
     #[arg(long, default_value_t = 1)]
     pub tlus: u64,
@@ -162,6 +190,7 @@ pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
             ModulusSwitchArg::Centered => Some(ModulusSwitch::Centered),
         },
     };
+    problem.objective = args.objective.into();
     optimize(&problem).map_err(|e| CliError(format!("params: {e}")))
 }
 
@@ -185,7 +214,8 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
          noise       {dist:?} lwe 2^{ln:.3}  glwe 2^{gn:.3}  (128-bit floor of each dimension{bound}); {ms:?} modulus switch\n\
          bootstrap   base_log {pb} x {pl} level(s)\n\
          keyswitch   base_log {kb} x {kl} level(s)\n\
-         cost        {tlu:.1} x 2^20 per TLU (PBS {pbs:.1}, KS {ks:.1}); total {total:.1} x 2^20 for {tlus} TLU(s)\n\
+         cost        {tlu:.1} x 2^20 per TLU (PBS {pbs:.1}, KS {ks:.1}); total {total:.1} x 2^20 for {tlus} TLU(s); chosen by {objective}\n\
+         latency     {lat:.2} ms for {tlus} KS + PBS on one thread (calibrated model)\n\
          error       p_error {pe:.3e} per TLU, global {ge:.3e} over {tlus} TLU(s)\n\
          variances   PBS out {br}, KS {ksv}, MS {msv}; PBS input {inp} <= V_safe {vs}\n\
          keys        BSK {bsk} ({bsk_b} B as u64; Fourier form N/2 complex f64 per polynomial: {fbsk}), KSK {ksk} ({ksk_b} B as u64)\n",
@@ -213,6 +243,12 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
         pbs = set.pbs_cost / m,
         ks = set.ks_cost / m,
         total = sol.cost / m,
+        objective = match sol.objective {
+            Objective::Model => "Concrete's cost model",
+            Objective::Latency => "calibrated latency",
+            Objective::Keys => "key bytes",
+        },
+        lat = sol.estimated_latency_s * 1e3,
         tlus = args.tlus,
         pe = sol.p_error,
         ge = sol.global_p_error,
@@ -398,6 +434,33 @@ mod tests {
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
+    }
+
+    #[test]
+    fn objective_flag() {
+        let m = solve(&args("--precision 3 --p-error 2^-40 --tlus 13")).unwrap();
+        let l = solve(&args(
+            "--precision 3 --p-error 2^-40 --tlus 13 --objective latency",
+        ))
+        .unwrap();
+        let k = solve(&args(
+            "--precision 3 --p-error 2^-40 --tlus 13 --objective keys",
+        ))
+        .unwrap();
+        assert_eq!(
+            (m.objective, l.objective, k.objective),
+            (Objective::Model, Objective::Latency, Objective::Keys)
+        );
+        assert!(l.estimated_latency_s <= m.estimated_latency_s);
+        let bytes = |s: &Solution| {
+            let z = key_sizes(&s.sets[0].params);
+            z.bsk_bytes + z.ksk_bytes
+        };
+        assert!(bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l));
+        let a = args("--precision 3 --p-error 2^-40 --objective latency");
+        let out = render_text(&a, &solve(&a).unwrap());
+        assert!(out.contains("chosen by calibrated latency"), "{out}");
+        assert!(T::try_parse_from(["params", "--precision", "3", "--objective", "speed"]).is_err());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct CompileConfig {
     /// Which inputs the program is made exact for ([`DomainPolicy`]): the calibrated
     /// intervals of the inputset (the default) or every value of the declared input types.
     pub domain: DomainPolicy,
+    /// What the parameter optimizer minimises ([`optimizer::Objective`]): Concrete's cost
+    /// model by default; `Latency` picks the sets that measured fastest.
+    pub objective: optimizer::Objective,
 }
 
 /// Which inputs a compiled program is exact on, and so which samples its domain check
@@ -100,6 +103,7 @@ impl Default for CompileConfig {
             print_after: Vec::new(),
             single_parameter_set: false,
             domain: DomainPolicy::Calibrated,
+            objective: optimizer::Objective::Model,
         }
     }
 }
@@ -391,6 +395,7 @@ pub fn compile(
             target,
             single_set: config.single_parameter_set,
             noise: Default::default(),
+            objective: config.objective,
         };
         let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
         let choice = ParamChoice {

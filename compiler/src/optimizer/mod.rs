@@ -62,6 +62,45 @@ impl NoiseOptions {
     }
 }
 
+/// What the optimizer minimises among the sets that meet the error target and the security
+/// floor. Whatever the objective, [`Solution::cost`] and [`ChosenSet::cost`] are reported in
+/// Concrete's cost model (comparable with Concrete's optimizer) and
+/// [`Solution::estimated_latency_s`] in the calibrated latency model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Concrete's complexity model ([`cost::pbs_cost`], [`cost::ks_cost`]): the default of
+    /// `veil params` (where veil is compared with Concrete's optimizer) and of compiles.
+    #[default]
+    Model,
+    /// Measured single-thread latency ([`cost::pbs_latency_ns`], [`cost::ks_latency_ns`]):
+    /// the model's terms weighted as this runtime's bootstraps and keyswitches really take.
+    /// Opt-in for compiles through `CompileConfig::objective`.
+    Latency,
+    /// Evaluation key bytes (bootstrap and keyswitch keys, [`keys`]), whatever the number of
+    /// bootstraps: for a client that sends one sample per key, keygen time and key upload
+    /// dominate.
+    Keys,
+}
+
+impl Objective {
+    /// `model`, `latency` or `keys`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Model => "model",
+            Objective::Latency => "latency",
+            Objective::Keys => "keys",
+        }
+    }
+
+    /// Parses [`Objective::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Objective::Model, Objective::Latency, Objective::Keys]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
+}
+
 /// Largest TLU input precision the optimizer accepts (Concrete caps TLU inputs at 16 bits; the
 /// search space runs out of noise budget well before).
 pub const MAX_PRECISION: u8 = 24;
@@ -152,6 +191,9 @@ pub struct Problem {
     /// Noise patterns allowed (all by default: the cheapest wins).
     #[serde(default)]
     pub noise: NoiseOptions,
+    /// What the search minimises (Concrete's cost model by default).
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl Problem {
@@ -169,6 +211,7 @@ impl Problem {
             target,
             single_set: false,
             noise: NoiseOptions::default(),
+            objective: Objective::default(),
         }
     }
 }
@@ -225,8 +268,16 @@ pub struct Solution {
     pub partition_sets: Vec<usize>,
     /// Conversion keyswitches between sets.
     pub conversions: Vec<Conversion>,
-    /// Total model cost (sets and conversions).
+    /// Total model cost (sets and conversions), in Concrete's cost model whatever the
+    /// objective.
     pub cost: f64,
+    /// The objective the solution minimises.
+    #[serde(default)]
+    pub objective: Objective,
+    /// Single-thread latency of every bootstrap, keyswitch and conversion of the program
+    /// under the calibrated latency model, in seconds.
+    #[serde(default)]
+    pub estimated_latency_s: f64,
     /// Cost of the best single set for all partitions (`None` when no single set fits).
     pub single_set_cost: Option<f64>,
     /// The per-TLU error target the search used.

@@ -12,9 +12,11 @@
 //! output noise from the start. The cheapest grouping wins; the one-set grouping is tried
 //! first and wins ties, so sets split only when strictly cheaper.
 
-use super::cost::ks_cost;
+use super::cost::{ks_cost, ks_latency_ns};
 use super::error::{p_error_from_global, p_error_of_variance, safe_variance};
-use super::search::{max_norm2, min_input_variance, search, Choice, Constraint, SetQuery};
+use super::search::{
+    executions, ks_weight, max_norm2, min_input_variance, search, Choice, Constraint, SetQuery,
+};
 use super::{ChosenSet, Conversion, OptimizeError, Problem, Solution, MAX_PRECISION};
 use std::collections::HashMap;
 use veil_ir::ParamSet;
@@ -127,6 +129,10 @@ struct Evaluated {
     choices: Vec<Choice>,
     conversions: Vec<Conversion>,
     cost: f64,
+    /// The objective's value (what groupings are ranked by).
+    rank: f64,
+    /// Calibrated single-thread latency, ns.
+    latency_ns: f64,
 }
 
 /// Members, output cap, keyswitch input dimensions and absorbed variances of a group search.
@@ -176,6 +182,7 @@ impl Ctx<'_> {
                 .map(|&i| self.problem.partitions[i].levelled)
                 .sum(),
             noise: self.problem.noise,
+            objective: self.problem.objective,
         };
         let r = search(&q);
         self.memo.insert(key, r);
@@ -246,6 +253,7 @@ impl Ctx<'_> {
                 }
             }
             let mut conversions = Vec::new();
+            let (mut conv_rank, mut conv_latency) = (0.0, 0.0);
             let mut changed = false;
             for (ci, c) in self.problem.crossings.iter().enumerate() {
                 let (ga, gb) = (group_of[c.from], group_of[c.to]);
@@ -259,6 +267,11 @@ impl Ctx<'_> {
                 let allowance = self.allowance(c.to, b, ks_var);
                 if allowance > 0.0 && a.br_variance <= allowance {
                     let extra = ks_cost(kn_a, b.n, b.ks.1) - ks_cost(kn_b, b.n, b.ks.1);
+                    let o = self.problem.objective;
+                    conv_rank += executions(o, c.count)
+                        * (ks_weight(o, kn_a, b.n, b.ks.1) - ks_weight(o, kn_b, b.n, b.ks.1));
+                    conv_latency += c.count as f64
+                        * (ks_latency_ns(kn_a, b.n, b.ks.1) - ks_latency_ns(kn_b, b.n, b.ks.1));
                     conversions.push(Conversion {
                         crossing: ci,
                         from_set: ga,
@@ -289,11 +302,15 @@ impl Ctx<'_> {
             if !changed {
                 let cost = choices.iter().map(|c| c.cost).sum::<f64>()
                     + conversions.iter().map(|c| c.cost).sum::<f64>();
+                let rank = choices.iter().map(|c| c.rank).sum::<f64>() + conv_rank;
+                let latency_ns = choices.iter().map(|c| c.latency_ns).sum::<f64>() + conv_latency;
                 return Ok(Evaluated {
                     groups,
                     choices,
                     conversions,
                     cost,
+                    rank,
+                    latency_ns,
                 });
             }
         }
@@ -413,7 +430,7 @@ pub fn optimize(problem: &Problem) -> Result<Solution, OptimizeError> {
                 if gi == 0 {
                     single_set_cost = Some(e.cost);
                 }
-                if best.as_ref().is_none_or(|b| e.cost < b.cost) {
+                if best.as_ref().is_none_or(|b| e.rank < b.rank) {
                     best = Some(e);
                 }
             }
@@ -484,6 +501,8 @@ fn solution(
         partition_sets,
         conversions: e.conversions,
         cost: e.cost,
+        objective: problem.objective,
+        estimated_latency_s: e.latency_ns * 1e-9,
         single_set_cost,
         p_error_target: p_target,
         p_error: partition_p_errors.iter().copied().fold(0.0, f64::max),
@@ -614,6 +633,7 @@ mod tests {
             target: ErrorTarget::p_error(1e-5),
             single_set: false,
             noise: Default::default(),
+            objective: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.sets.len(), 2, "{s:#?}");
@@ -644,6 +664,7 @@ mod tests {
             target: ErrorTarget::p_error(1e-5),
             single_set: true,
             noise: Default::default(),
+            objective: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.partition_sets, vec![0, 0]);
@@ -665,6 +686,7 @@ mod tests {
             target: ErrorTarget::p_error(1e-5),
             single_set: false,
             noise: Default::default(),
+            objective: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert_eq!(s.partition_sets, vec![0, 0]);
@@ -683,6 +705,7 @@ mod tests {
             target: ErrorTarget::global(1e-4),
             single_set: false,
             noise: Default::default(),
+            objective: Default::default(),
         };
         assert_eq!(optimize(&p).unwrap(), optimize(&p).unwrap());
     }
@@ -721,6 +744,7 @@ mod tests {
             target: ErrorTarget::p_error(2f64.powi(-40)),
             single_set: false,
             noise: Default::default(),
+            objective: Default::default(),
         };
         let s = optimize(&p).unwrap();
         assert!(s.p_error <= 2f64.powi(-40) * (1.0 + 1e-9), "{s:#?}");
@@ -730,6 +754,54 @@ mod tests {
             let ratio = a.params.big_lwe_dimension() as f64 / b.params.big_lwe_dimension() as f64;
             assert!((c.variance / b.ks_variance - ratio).abs() < 1e-9);
         }
+    }
+
+    /// Each objective's choice is optimal for what it minimises, and all meet the target.
+    #[test]
+    fn objectives_minimise_what_they_say() {
+        use crate::optimizer::keys::key_sizes;
+        use crate::optimizer::Objective;
+        let target = 2f64.powi(-40);
+        let bytes = |s: &Solution| -> u64 {
+            s.sets
+                .iter()
+                .map(|c| {
+                    let z = key_sizes(&c.params);
+                    z.bsk_bytes + z.ksk_bytes
+                })
+                .sum()
+        };
+        for bits in [1, 3, 4, 6] {
+            let solve = |o| {
+                let mut p = Problem::single(bits, 4.0, 20, ErrorTarget::p_error(target));
+                p.objective = o;
+                optimize(&p).unwrap()
+            };
+            let (m, l, k) = (
+                solve(Objective::Model),
+                solve(Objective::Latency),
+                solve(Objective::Keys),
+            );
+            let le = |a: f64, b: f64| a <= b * (1.0 + 1e-12);
+            assert!(le(m.cost, l.cost) && le(m.cost, k.cost), "{bits}: model");
+            assert!(
+                le(l.estimated_latency_s, m.estimated_latency_s)
+                    && le(l.estimated_latency_s, k.estimated_latency_s),
+                "{bits}: latency"
+            );
+            assert!(
+                bytes(&k) <= bytes(&m) && bytes(&k) <= bytes(&l),
+                "{bits}: keys"
+            );
+            for s in [&m, &l, &k] {
+                assert!(s.p_error <= target * (1.0 + 1e-9));
+                assert!(s.sets.iter().all(|c| c.params.is_secure()));
+            }
+        }
+        for o in [Objective::Model, Objective::Latency, Objective::Keys] {
+            assert_eq!(Objective::parse(o.name()), Some(o));
+        }
+        assert_eq!(Objective::parse("fast"), None);
     }
 
     #[test]

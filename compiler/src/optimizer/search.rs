@@ -19,10 +19,11 @@
 //! Ties are broken by the fixed iteration order (`k`, `N`, `n`, levels ascending): the result is
 //! deterministic.
 
-use super::cost::{ks_cost, levelled_cost};
+use super::cost::{ks_cost, ks_latency_ns, levelled_cost, levelled_latency_ns};
+use super::keys::ksk_bytes;
 use super::noise::{blind_rotation_variance, ms_variance};
-use super::space::{Space, LWE_DIMENSIONS};
-use super::NoiseOptions;
+use super::space::{PbsPoint, Space, LWE_DIMENSIONS};
+use super::{NoiseOptions, Objective};
 use veil_ir::{ModulusSwitch, NoiseDistribution};
 
 /// One noise constraint on a bootstrap input: `norm2 * s2_in + s2_KS + s2_MS <= v_safe` where
@@ -55,6 +56,45 @@ pub struct SetQuery {
     pub levelled: u64,
     /// Noise patterns the set may use.
     pub noise: NoiseOptions,
+    /// What the search minimises.
+    pub objective: Objective,
+}
+
+/// The objective's value of one CMUX of PBS point `p`.
+fn cmux_weight(o: Objective, p: &PbsPoint) -> f64 {
+    match o {
+        Objective::Model => p.cmux_cost,
+        Objective::Latency => p.cmux_latency_ns,
+        Objective::Keys => p.ggsw_bytes,
+    }
+}
+
+/// The objective's value of one keyswitch (or, for [`Objective::Keys`], of its key) from
+/// dimension `n_in` to `n_out` with `level` levels.
+pub fn ks_weight(o: Objective, n_in: usize, n_out: usize, level: usize) -> f64 {
+    match o {
+        Objective::Model => ks_cost(n_in, n_out, level),
+        Objective::Latency => ks_latency_ns(n_in, n_out, level),
+        Objective::Keys => ksk_bytes(n_in, n_out, level) as f64,
+    }
+}
+
+/// The objective's value of levelled work of `size` on ciphertexts of dimension `dim`.
+fn levelled_weight(o: Objective, size: u64, dim: usize) -> f64 {
+    match o {
+        Objective::Model => levelled_cost(size, dim),
+        Objective::Latency => levelled_latency_ns(size, dim),
+        Objective::Keys => 0.0,
+    }
+}
+
+/// How many times one bootstrap's (keyswitch's) weight counts for `count` executions: every
+/// execution for work objectives, once (the key) for [`Objective::Keys`].
+pub fn executions(o: Objective, count: u64) -> f64 {
+    match o {
+        Objective::Keys => 1.0,
+        Objective::Model | Objective::Latency => count as f64,
+    }
 }
 
 /// A chosen point of the space and its noise and cost.
@@ -82,8 +122,12 @@ pub struct Choice {
     pub ms_variance: f64,
     /// Cost of one KS + PBS.
     pub tlu_cost: f64,
-    /// Total cost under the query's counts.
+    /// Total cost under the query's counts (Concrete's model).
     pub cost: f64,
+    /// The query's objective of the set's work under its counts (see [`Objective`]).
+    pub rank: f64,
+    /// Calibrated single-thread latency of the set's bootstraps and keyswitches, in ns.
+    pub latency_ns: f64,
 }
 
 impl Choice {
@@ -104,45 +148,44 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
     if q.constraints.is_empty() || v_min.is_nan() || v_min <= 0.0 {
         return None;
     }
-    let mut best: Option<Choice> = None;
     let space = Space::get(q.noise.distribution());
-    search_pattern(q, v_min, space, q.noise.modulus_switch(), &mut best);
-    best
+    search_pattern(q, v_min, space, q.noise.modulus_switch())
 }
 
-/// [`search`] under one noise distribution (`space`) and modulus switch, improving on `best`.
+/// [`search`] under one noise distribution (`space`) and modulus switch.
 fn search_pattern(
     q: &SetQuery,
     v_min: f64,
     space: &Space,
     ms_kind: ModulusSwitch,
-    best: &mut Option<Choice>,
-) {
-    // The search ranks by the cost of the query; with zero TLUs it still ranks by one TLU.
-    let tlus = q.tlus.max(1) as f64;
-    let rank = |c: &Choice| tlus * c.tlu_cost + (c.cost - q.tlus as f64 * c.tlu_cost);
-    let mut best_cost = best.as_ref().map_or(f64::INFINITY, rank);
+) -> Option<Choice> {
+    let mut best = None;
+    // The search ranks by the objective of the query; with zero TLUs it still ranks by one TLU.
+    let o = q.objective;
+    let count = executions(o, q.tlus.max(1));
+    let rank = |tlu: f64, lev: f64| count * tlu + lev;
+    let mut best_rank = f64::INFINITY;
     for g in &space.glwe {
         let kn = g.k * g.poly_size;
-        let lev = levelled_cost(q.levelled, kn + 1);
+        let lev = levelled_weight(o, q.levelled, kn + 1);
         let n0 = LWE_DIMENSIONS.start;
         if ms_variance(ms_kind, n0, g.poly_size) >= v_min {
             continue;
         }
-        let cheapest = &g.pbs_front[0];
+        let cheapest = cmux_weight(o, &g.pbs_front[0]);
         for n in LWE_DIMENSIONS {
             let ms = ms_variance(ms_kind, n, g.poly_size);
             if ms >= v_min {
                 break;
             }
-            let ks_min = ks_cost(kn, n, 1);
-            if tlus * (n as f64 * cheapest.cmux_cost + ks_min) + lev >= best_cost {
+            let ks_min = ks_weight(o, kn, n, 1);
+            if rank(n as f64 * cheapest + ks_min, lev) >= best_rank {
                 break;
             }
             let ks_front = space.ks_front(n);
             for p in &g.pbs_front {
-                let pbs = n as f64 * p.cmux_cost;
-                if tlus * (pbs + ks_min) + lev >= best_cost {
+                let pbs = n as f64 * cmux_weight(o, p);
+                if rank(pbs + ks_min, lev) >= best_rank {
                     break;
                 }
                 let br = blind_rotation_variance(n, p.cmux_variance);
@@ -164,11 +207,13 @@ fn search_pattern(
                 let Some(ks) = ks_front.iter().find(|s| s.unit_variance <= unit_budget) else {
                     continue;
                 };
-                let tlu_cost = pbs + ks_cost(kn, n, ks.level);
-                let cost = tlus * tlu_cost + lev;
-                if cost < best_cost {
-                    best_cost = cost;
-                    *best = Some(Choice {
+                let tlu = pbs + ks_weight(o, kn, n, ks.level);
+                let r = rank(tlu, lev);
+                if r < best_rank {
+                    best_rank = r;
+                    let tlu_cost = n as f64 * p.cmux_cost + ks_cost(kn, n, ks.level);
+                    let tlu_latency = n as f64 * p.cmux_latency_ns + ks_latency_ns(kn, n, ks.level);
+                    best = Some(Choice {
                         k: g.k,
                         poly_size: g.poly_size,
                         n,
@@ -180,12 +225,16 @@ fn search_pattern(
                         ks_variance: ks.unit_variance * kn as f64,
                         ms_variance: ms,
                         tlu_cost,
-                        cost: q.tlus as f64 * tlu_cost + lev,
+                        cost: q.tlus as f64 * tlu_cost + levelled_cost(q.levelled, kn + 1),
+                        rank: executions(o, q.tlus) * tlu + lev,
+                        latency_ns: q.tlus as f64 * tlu_latency
+                            + levelled_latency_ns(q.levelled, kn + 1),
                     });
                 }
             }
         }
     }
+    best
 }
 
 /// The smallest bootstrap-input variance any point of the space reaches for a dot product of
@@ -246,6 +295,7 @@ mod tests {
             tlus: 1,
             levelled: 0,
             noise: NoiseOptions::default(),
+            objective: Objective::Model,
         }
     }
 

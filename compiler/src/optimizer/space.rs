@@ -8,7 +8,7 @@
 //! every `(k, N)`. The fronts do not depend on the problem and are built once per process and
 //! noise distribution (the key noise at the security floor differs between Gaussian and TUniform).
 
-use super::cost::cmux_cost;
+use super::cost::{cmux_cost, cmux_latency_ns};
 use super::noise::{cmux_variance, keyswitch_variance};
 use super::security::{dimension_is_securable, min_secure_variance};
 use std::sync::OnceLock;
@@ -32,8 +32,12 @@ pub struct PbsPoint {
     pub base_log: usize,
     /// Noise added by one CMUX.
     pub cmux_variance: f64,
-    /// Cost of one CMUX.
+    /// Cost of one CMUX (Concrete's model).
     pub cmux_cost: f64,
+    /// Calibrated single-thread latency of one CMUX, in nanoseconds.
+    pub cmux_latency_ns: f64,
+    /// Bytes of one GGSW of the bootstrap key (`(k+1)^2 l N` `u64`).
+    pub ggsw_bytes: f64,
 }
 
 /// One point of a keyswitch-key decomposition front.
@@ -108,6 +112,8 @@ pub fn pbs_front(dist: NoiseDistribution, k: usize, poly_size: usize) -> Vec<Pbs
             base_log,
             cmux_variance: v,
             cmux_cost: cmux_cost(k, poly_size, level),
+            cmux_latency_ns: cmux_latency_ns(k, poly_size, level),
+            ggsw_bytes: (8 * (k + 1) * (k + 1) * level * poly_size) as f64,
         },
     )
 }
@@ -178,6 +184,8 @@ mod tests {
             assert!(!g.pbs_front.is_empty());
             for w in g.pbs_front.windows(2) {
                 assert!(w[0].cmux_cost < w[1].cmux_cost);
+                assert!(w[0].cmux_latency_ns < w[1].cmux_latency_ns);
+                assert!(w[0].ggsw_bytes < w[1].ggsw_bytes);
                 assert!(w[0].cmux_variance > w[1].cmux_variance);
             }
         }

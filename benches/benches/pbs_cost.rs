@@ -1,0 +1,195 @@
+//! Measured time of the bootstrap's building block (one CMUX of the blind rotation) and of the
+//! keyswitch per parameter shape, next to Concrete's cost model: the data behind the optimizer's
+//! calibrated latency model (`veil_compiler::optimizer::cost::cmux_latency_ns`).
+//!
+//! For each GLWE `(k, N)` and decomposition level `l` (the shapes the optimizer's search space
+//! reaches at 1..8 bits), a blind rotation over a random modulus-switched input runs through a
+//! Fourier bootstrap key of the real size (its values do not change the time, so the key is not
+//! encrypted, but filled with random values so that it really streams from memory). The time per
+//! CMUX is the blind rotation's thread CPU time over the CMUXes it ran (so that other processes
+//! on a shared machine do not count). Then the keyswitch per `(n_in, n_out, l)`. One thread;
+//! prints a table, the ratio measured / model
+//! (a model that ranks sets as the machine does keeps this ratio flat) and the calibrated
+//! model's prediction.
+//!
+//! `VEIL_BENCH_ROUNDS` sets the timed runs per shape (default 5, best taken).
+//! Run: `cargo bench -p veil-benches --bench pbs_cost --profile release`.
+
+use std::time::Instant;
+use tfhe::core_crypto::fft_impl::fft64::c64;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+use tfhe::core_crypto::prelude::*;
+use veil_compiler::optimizer::cost::{cmux_cost, cmux_latency_ns, ks_cost, ks_latency_ns};
+
+/// A small deterministic generator (xorshift64*): random mask values for the inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Input dimension of the probe's bootstrap key: the real range (`n` ~ 600-1000) so that the
+/// key streams from memory as in a real bootstrap, capped at 256 MB of key.
+fn probe_dimension(k: usize, poly: usize, level: usize) -> usize {
+    let ggsw_bytes = (k + 1) * (k + 1) * level * poly / 2 * 16;
+    (256usize << 20).div_euclid(ggsw_bytes).clamp(16, 700)
+}
+
+/// CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`): on a shared
+/// machine it leaves out the time other processes hold the core. `None` off Linux.
+fn thread_cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
+/// Best-of-`rounds` seconds of `f`: thread CPU time where the system reports it, else wall
+/// time.
+fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..rounds)
+        .map(|_| {
+            let (t, c) = (Instant::now(), thread_cpu_s());
+            f();
+            match (c, thread_cpu_s()) {
+                (Some(a), Some(b)) if b > a => b - a,
+                _ => t.elapsed().as_secs_f64(),
+            }
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn cmux_ns(k: usize, poly: usize, level: usize, rounds: usize, rng: &mut Rng) -> f64 {
+    let n = probe_dimension(k, poly, level);
+    let glwe_size = GlweSize(k + 1);
+    let mut bsk = FourierLweBootstrapKey::new(
+        LweDimension(n),
+        glwe_size,
+        PolynomialSize(poly),
+        DecompositionBaseLog(64 / (level + 1)),
+        DecompositionLevelCount(level),
+    );
+    // random values: a zeroed allocation maps one shared zero page, which stays in cache
+    for c in bsk.as_mut_view().data() {
+        *c = c64::new(
+            (rng.next() >> 11) as f64 * 1e-9,
+            (rng.next() >> 11) as f64 * 1e-9,
+        );
+    }
+    let modulus = CiphertextModulus::<u64>::new_native();
+    let data: Vec<u64> = (0..=n).map(|_| rng.next() | 1).collect();
+    let input = LweCiphertext::from_container(&data[..], modulus);
+    let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
+    let fft = Fft::new(PolynomialSize(poly));
+    let mut buf = ComputationBuffers::new();
+    buf.resize(
+        blind_rotate_assign_mem_optimized_requirement::<u64>(
+            glwe_size,
+            PolynomialSize(poly),
+            fft.as_view(),
+        )
+        .unaligned_bytes_required(),
+    );
+    let body: Vec<u64> = (0..poly).map(|_| rng.next()).collect();
+    let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
+        glwe_size,
+        &PlaintextList::from_container(body),
+        modulus,
+    );
+    let secs = best(rounds, || {
+        let mut glwe = acc.clone();
+        let ms = lwe_ciphertext_modulus_switch(input.as_view(), log);
+        blind_rotate_assign_mem_optimized(&ms, &mut glwe, &bsk, fft.as_view(), buf.stack());
+        std::hint::black_box(&glwe);
+    });
+    // a zero modulus-switched mask element skips its CMUX: count the ones that ran
+    let ms = lwe_ciphertext_modulus_switch::<u64, usize, _>(input.as_view(), log);
+    let ran = ms.mask().filter(|&m| m != 0).count().max(1);
+    secs * 1e9 / ran as f64
+}
+
+fn ks_ns(n_in: usize, n_out: usize, level: usize, rounds: usize, rng: &mut Rng) -> f64 {
+    let modulus = CiphertextModulus::<u64>::new_native();
+    let mut ksk = LweKeyswitchKey::new(
+        0u64,
+        DecompositionBaseLog(3),
+        DecompositionLevelCount(level),
+        LweDimension(n_in),
+        LweDimension(n_out),
+        modulus,
+    );
+    ksk.as_mut().iter_mut().for_each(|x| *x = rng.next());
+    let data: Vec<u64> = (0..=n_in).map(|_| rng.next()).collect();
+    let input = LweCiphertext::from_container(data, modulus);
+    let mut out = LweCiphertext::new(0u64, LweSize(n_out + 1), modulus);
+    best(rounds, || {
+        keyswitch_lwe_ciphertext(&ksk, &input, &mut out);
+        std::hint::black_box(&out);
+    }) * 1e9
+}
+
+fn main() {
+    let rounds: usize = std::env::var("VEIL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    println!("veil CMUX/keyswitch latency probe, one thread, best of {rounds}");
+    println!("| k | N | l | ns/CMUX measured | calibrated model | measured/model | ns per Concrete cost unit |");
+    println!("|---|---|---|---|---|---|---|");
+    let shapes: &[(usize, usize, usize)] = &[
+        (6, 256, 1),
+        (5, 256, 1),
+        (4, 256, 1),
+        (4, 512, 1),
+        (3, 512, 1),
+        (2, 512, 1),
+        (3, 1024, 1),
+        (2, 1024, 1),
+        (2, 1024, 2),
+        (1, 1024, 1),
+        (1, 2048, 1),
+        (1, 2048, 2),
+        (2, 2048, 1),
+        (1, 4096, 1),
+        (1, 4096, 2),
+        (1, 8192, 1),
+        (1, 8192, 2),
+        (1, 16384, 1),
+        (1, 16384, 2),
+    ];
+    for &(k, poly, l) in shapes {
+        let t = cmux_ns(k, poly, l, rounds, &mut rng);
+        let model = cmux_latency_ns(k, poly, l);
+        println!(
+            "| {k} | {poly} | {l} | {t:.0} | {model:.0} | {:.2} | {:.4} |",
+            t / model,
+            t / cmux_cost(k, poly, l)
+        );
+    }
+    println!();
+    println!("| n_in | n_out | l | ns/KS measured | calibrated model | measured/model | ns per Concrete cost unit |");
+    println!("|---|---|---|---|---|---|---|");
+    for &(n_in, n_out, l) in &[
+        (1024, 700, 3),
+        (1536, 750, 3),
+        (2048, 800, 4),
+        (2048, 800, 6),
+        (4096, 880, 4),
+        (8192, 915, 6),
+        (16384, 1006, 5),
+    ] {
+        let t = ks_ns(n_in, n_out, l, rounds, &mut rng);
+        let model = ks_latency_ns(n_in, n_out, l);
+        println!(
+            "| {n_in} | {n_out} | {l} | {t:.0} | {model:.0} | {:.2} | {:.4} |",
+            t / model,
+            t / ks_cost(n_in, n_out, l)
+        );
+    }
+}
