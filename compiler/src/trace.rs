@@ -119,7 +119,11 @@ mod tests {
         let want = [
             (l0, 33, "add: operand shapes [4] and [3] do not broadcast"),
             (l0 + 1, 35, "a float where an integer is needed: f(1) = 0.5"),
-            (l0 + 2, 35, "a table of 3 entries for a u3 operand, which needs exactly 8"),
+            (
+                l0 + 2,
+                35,
+                "a table of 3 entries for a u3 operand, which needs exactly 8",
+            ),
             (l0 + 3, 34, "reduce_max: axis 1 is out of range for rank 1"),
         ];
         for (got, (line, col, msg)) in lines.iter().zip(want) {
@@ -141,8 +145,9 @@ mod tests {
             x.gt(10).select(x * 2, x / 2) + x % 3
         }
 
-        let inputset: Vec<Vec<Tensor<i64>>> =
-            (0..32).map(|i| vec![Tensor::new(vec![4], vec![i; 4]).unwrap()]).collect();
+        let inputset: Vec<Vec<Tensor<i64>>> = (0..32)
+            .map(|i| vec![Tensor::new(vec![4], vec![i; 4]).unwrap()])
+            .collect();
         let program = compile_fn(
             |t: &Tracer| t.output("y", f(t.input("x", &[4], IntType::unsigned(5)))),
             &inputset,
@@ -151,11 +156,11 @@ mod tests {
         println!("{}", program.stats.summary()); // 4 bootstraps: one 5-bit lookup of x per element
 
         let (client, server) = program.keygen(42)?; // client side
-        let x = Tensor::new(vec![4], vec![0, 7, 11, 31])?;
-        let ct = program.encrypt(&client, &[x.clone()])?;
+        let x = vec![Tensor::new(vec![4], vec![0, 7, 11, 31])?];
+        let ct = program.encrypt(&client, &x)?;
         let out = program.run(&server, ct)?; // server side: evaluation keys only
         let y = program.decrypt(&client, &out)?; // client side
-        assert_eq!(y, veil_ir::run(&program.source, &[x])?); // the reference interpreter
+        assert_eq!(y, veil_ir::run(&program.source, &x)?); // the reference interpreter
 
         assert_eq!(y[0].data, vec![0, 4, 24, 63]);
         assert_eq!(program.stats.pbs, 4);

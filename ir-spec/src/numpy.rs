@@ -78,7 +78,8 @@ impl Builder {
             }
             vals = next;
         }
-        vals.pop().ok_or_else(|| invalid(op.name(), "nothing to reduce"))
+        vals.pop()
+            .ok_or_else(|| invalid(op.name(), "nothing to reduce"))
     }
 
     fn pairwise(&self, op: &Op, a: ValueId, b: ValueId) -> BResult {
@@ -311,18 +312,14 @@ mod tests {
             (vec![], false, vec![], vec![*data.iter().max().unwrap()]),
         ] {
             let b = Builder::new();
-            let x = b
-                .input_encrypted("x", &[3, 5], IntType::signed(4))
-                .unwrap();
+            let x = b.input_encrypted("x", &[3, 5], IntType::signed(4)).unwrap();
             let m = b.reduce_max(x, &axes, keep).unwrap();
             b.output("m", m).unwrap();
             let out = run1(b, x_t.clone());
             assert_eq!((out.shape, out.data), (want_shape, want), "axes {axes:?}");
         }
         let b = Builder::new();
-        let x = b
-            .input_encrypted("x", &[3, 5], IntType::signed(4))
-            .unwrap();
+        let x = b.input_encrypted("x", &[3, 5], IntType::signed(4)).unwrap();
         let m = b.reduce_min(x, &[1], false).unwrap();
         let mean = b.mean(x, &[1], false).unwrap();
         b.output("m", m).unwrap();
@@ -351,8 +348,8 @@ mod tests {
             b.output("mp", mp).unwrap();
             b.output("ap", ap).unwrap();
             let g = b.finish().unwrap();
-            let out = crate::run(&g, &[Tensor::new(vec![1, 2, h, w], data.clone()).unwrap()])
-                .unwrap();
+            let out =
+                crate::run(&g, &[Tensor::new(vec![1, 2, h, w], data.clone()).unwrap()]).unwrap();
             let (oh, ow) = ((h - k[0]) / s[0] + 1, (w - k[1]) / s[1] + 1);
             let (mut mx, mut av) = (Vec::new(), Vec::new());
             for c in 0..2 {
@@ -395,7 +392,9 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors() {
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[2, 3], IntType::unsigned(4)).unwrap();
+        let x = b
+            .input_encrypted("x", &[2, 3], IntType::unsigned(4))
+            .unwrap();
         let e = |r: BResult| r.unwrap_err().to_string();
         assert_eq!(
             e(b.reduce_max(x, &[2], false)),

@@ -60,10 +60,12 @@ pub fn stated_pbs(src: &str, key: &str) -> Option<Result<u64, String>> {
     let line = src.lines().find(|l| l.starts_with(&prefix))?;
     let rest = line[prefix.len()..].trim_start();
     let n = rest.split_whitespace().next().unwrap_or_default();
-    Some(match (n.parse(), rest[n.len()..].trim_start().starts_with("pbs")) {
-        (Ok(n), true) => Ok(n),
-        _ => Err(format!("bad line {line:?}: want '{prefix} N pbs (why)'")),
-    })
+    Some(
+        match (n.parse(), rest[n.len()..].trim_start().starts_with("pbs")) {
+            (Ok(n), true) => Ok(n),
+            _ => Err(format!("bad line {line:?}: want '{prefix} N pbs (why)'")),
+        },
+    )
 }
 
 /// The corpus directory.

@@ -129,7 +129,10 @@ fn corpus_programs_compile_at_their_stated_optimum() {
             None => {}
             Some(veil) => {
                 let veil = veil.unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert!(veil > optimum, "{name}: a '; veil:' line states a gap, {veil} > {optimum}");
+                assert!(
+                    veil > optimum,
+                    "{name}: a '; veil:' line states a gap, {veil} > {optimum}"
+                );
                 if pbs != veil {
                     wrong.push(format!(
                         "{name}: {pbs} bootstraps, the file states veil's {veil} (optimum {optimum}): update the file"
@@ -141,7 +144,10 @@ fn corpus_programs_compile_at_their_stated_optimum() {
     }
     println!("known gaps to the optimum: {gaps:?}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    assert!(stated >= 30, "only {stated} corpus programs state their optimum");
+    assert!(
+        stated >= 30,
+        "only {stated} corpus programs state their optimum"
+    );
 }
 
 #[test]

@@ -659,11 +659,9 @@ impl<'a> Parser<'a> {
                                 operands.push(self.value_ref()?);
                             }
                             Tok::Ident(_) | Tok::Punct(':') | Tok::Newline | Tok::Eof => break,
-                            _ => {
-                                return Err(self.expected(
-                                    "',', an attribute, ':' or the end of the line after the operand",
-                                ))
-                            }
+                            _ => return Err(self.expected(
+                                "',', an attribute, ':' or the end of the line after the operand",
+                            )),
                         }
                     }
                 }

@@ -487,7 +487,9 @@ fn strip_inferable_types(text: &str) -> String {
         .map(|l| {
             let op = l.split_whitespace().nth(2).unwrap_or_default();
             match l.rfind(" : ") {
-                Some(i) if l.starts_with('%') && !["input", "reshape", "broadcast"].contains(&op) => {
+                Some(i)
+                    if l.starts_with('%') && !["input", "reshape", "broadcast"].contains(&op) =>
+                {
                     l[..i].to_string()
                 }
                 _ => l.to_string(),
