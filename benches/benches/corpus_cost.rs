@@ -3,7 +3,10 @@
 //! encrypted product) and with the default pipeline. Prints per program the PBS count and the
 //! weighted cost of both (`CompileStats::cost`, the parameter optimizer's cost of one run, and
 //! the rewrite cost model's `graph_cost` of the optimized tensor-level program), their ratio
-//! and the compile time, then the totals and the total ratio.
+//! and the compile time, then the totals and the total ratio. Programs that state their optimum
+//! bootstrap count (`; optimum: N pbs`, the numpy-style `np_` programs) show it beside the
+//! compiled count, and get their own subtotal: summed cost against the naive lowering, and how
+//! many compile at their optimum.
 //!
 //! Run with `cargo bench -p veil-benches --bench corpus_cost` (add `--profile dev` to skip the
 //! bench profile's fat LTO); `VEIL_BENCH_REPS=N` averages compile times over `N` compilations.
@@ -39,9 +42,13 @@ fn main() {
         .unwrap_or(1);
     let programs = corpus::load();
     println!(
-        "| program | PBS naive | PBS rewritten | cost naive | cost rewritten | ratio | model naive | model rewritten | ms naive | ms rewritten |"
+        "| program | PBS naive | PBS rewritten | PBS optimum | cost naive | cost rewritten | ratio | model naive | model rewritten | ms naive | ms rewritten |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    // programs stating their optimum: count, at optimum, PBS naive/rewritten/optimum, costs
+    let (mut opt_n, mut opt_at) = (0usize, 0usize);
+    let (mut opt_pbs_n, mut opt_pbs_r, mut opt_pbs_o) = (0u64, 0u64, 0u64);
+    let (mut opt_cost_n, mut opt_cost_r) = (0.0f64, 0.0f64);
     let (mut pbs_n, mut pbs_r) = (0u64, 0u64);
     let (mut cost_n, mut cost_r) = (0.0f64, 0.0f64);
     let (mut model_n, mut model_r) = (0.0f64, 0.0f64);
@@ -56,8 +63,21 @@ fn main() {
             graph_cost(&rewritten.optimized).cost,
         );
         let ratio = if n.cost > 0.0 { r.cost / n.cost } else { 1.0 };
+        let optimum = e
+            .stated_pbs("optimum")
+            .map(|o| o.unwrap_or_else(|err| panic!("{}: {err}", e.name)));
+        if let Some(o) = optimum {
+            opt_n += 1;
+            opt_at += usize::from(r.pbs == o);
+            opt_pbs_n += n.pbs;
+            opt_pbs_r += r.pbs;
+            opt_pbs_o += o;
+            opt_cost_n += n.cost;
+            opt_cost_r += r.cost;
+        }
+        let optimum = optimum.map_or(String::new(), |o| o.to_string());
         println!(
-            "| {} | {} | {} | {:.3e} | {:.3e} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {optimum} | {:.3e} | {:.3e} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
             e.name, n.pbs, r.pbs, n.cost, r.cost, ratio, mn, mr, ms_n, ms_r
         );
         pbs_n += n.pbs;
@@ -72,7 +92,7 @@ fn main() {
         }
     }
     println!(
-        "| **total ({} programs)** | {pbs_n} | {pbs_r} | {cost_n:.3e} | {cost_r:.3e} | {:.2} | {model_n:.1} | {model_r:.1} | | |",
+        "| **total ({} programs)** | {pbs_n} | {pbs_r} | | {cost_n:.3e} | {cost_r:.3e} | {:.2} | {model_n:.1} | {model_r:.1} | | |",
         programs.len(),
         cost_r / cost_n
     );
@@ -82,6 +102,12 @@ fn main() {
         100.0 * cost_r / cost_n,
         100.0 * model_r / model_n
     );
+    if opt_n > 0 {
+        println!(
+            "programs stating their optimum: {opt_n}, {opt_at} compiled at it; PBS naive {opt_pbs_n} -> rewritten {opt_pbs_r} (optimum {opt_pbs_o}); cost {opt_cost_n:.3e} -> {opt_cost_r:.3e} ({:.1}% of the naive lowering)",
+            100.0 * opt_cost_r / opt_cost_n
+        );
+    }
     println!("slowest compilation: {max_ms:.0} ms (bound 1000 ms)");
     if costlier.is_empty() {
         println!("no program gets more expensive");

@@ -24,6 +24,8 @@
 //! - [`verify`](mod@verify): the verifier of every graph invariant.
 //! - [`interp`]: the reference interpreter (exact `i128` semantics, overflow checks).
 //! - [`builder`]: a numpy-like builder for Rust users.
+//! - [`numpy`]: builder methods that compose IR ops (max/min reductions, mean, pooling, bit
+//!   patterns and bit extraction).
 //! - [`trace`]: a tracing frontend: Rust operators on traced values record a graph.
 
 pub mod builder;
@@ -32,6 +34,7 @@ pub mod dot;
 pub mod graph;
 pub mod infer;
 pub mod interp;
+pub mod numpy;
 pub mod ops;
 pub mod params;
 pub mod serial;

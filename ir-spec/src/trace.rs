@@ -3,8 +3,10 @@
 //!
 //! `+ - * / % & | ^ << >>`, unary `-` and `!` (bitwise not) work between traced values and
 //! with `i64` constants (`/` is numpy's `//`, floor division; `%` numpy's remainder);
-//! comparisons, `pow`, `tlu`, `sum`, `min`/`max`, `relu`, `abs` and [`Traced::select`]
-//! (numpy `where`) are methods. Nothing panics: an op that cannot be built (shape mismatch, a
+//! comparisons, `pow`, `tlu` (and `tlu_float`, `lookup`), `sum`/`mean`/`max`/`min` along axes,
+//! `maximum`/`minimum`, `relu`, `abs`, `clip`, `matmul`, reshaping and indexing, pooling, bit
+//! patterns and [`Traced::select`] (numpy `where`) are methods. `veil_compiler::compile_fn`
+//! traces and compiles in one call. Nothing panics: an op that cannot be built (shape mismatch, a
 //! value too wide, a zero divisor) is recorded with the caller's source location
 //! (`#[track_caller]`), later ops on its result are skipped, and [`Tracer::finish`] reports
 //! every recorded error, one line each.
@@ -109,6 +111,58 @@ impl Tracer {
     pub fn constant(&self, shape: &[usize], values: &[i64]) -> Traced<'_> {
         let loc = Location::caller();
         self.wrap(loc, self.b.constant(shape, values))
+    }
+
+    /// A clear input (known to the server).
+    #[track_caller]
+    pub fn input_clear(&self, name: &str, shape: &[usize], int: IntType) -> Traced<'_> {
+        let loc = Location::caller();
+        self.wrap(loc, self.b.input_clear(name, shape, int))
+    }
+
+    /// numpy `concatenate(parts, axis)`.
+    #[track_caller]
+    pub fn concat(&self, parts: &[Traced<'_>], axis: usize) -> Traced<'_> {
+        let loc = Location::caller();
+        let mut vs = Vec::with_capacity(parts.len());
+        for p in parts {
+            match p.v {
+                Some(v) => vs.push(v),
+                None => return Traced { t: self, v: None },
+            }
+        }
+        self.wrap(loc, self.b.concat(&vs, axis))
+    }
+
+    /// numpy `stack(parts, axis)`: each part gets a new axis of size 1 at `axis`, then they
+    /// are concatenated along it.
+    #[track_caller]
+    pub fn stack(&self, parts: &[Traced<'_>], axis: usize) -> Traced<'_> {
+        let loc = Location::caller();
+        let mut vs = Vec::with_capacity(parts.len());
+        for p in parts {
+            let Some(v) = p.v else {
+                return Traced { t: self, v: None };
+            };
+            let r = self.b.shape(v).and_then(|mut s| {
+                if axis > s.len() {
+                    return Err(crate::builder::BuildError::Invalid {
+                        op: "stack",
+                        msg: format!("axis {axis} is out of range for shape {s:?}"),
+                    });
+                }
+                s.insert(axis, 1);
+                self.b.reshape(v, &s)
+            });
+            match r {
+                Ok(v) => vs.push(v),
+                Err(e) => {
+                    self.record(loc, e);
+                    return Traced { t: self, v: None };
+                }
+            }
+        }
+        self.wrap(loc, self.b.concat(&vs, axis))
     }
 
     /// Declares the next program output.
@@ -293,6 +347,162 @@ impl<'t> Traced<'t> {
     pub fn sign(self) -> Self {
         self.unary(Location::caller(), |b, v| b.sign(v))
     }
+
+    /// A univariate function computed in floating point that must end in an integer
+    /// (`|v| (v as f64).sqrt().floor()`): every image must be a finite whole number in the
+    /// `i64` range, else the trace records "a float where an integer is needed" naming the
+    /// first bad value. Round or floor inside `f` to make one.
+    #[track_caller]
+    pub fn tlu_float(self, f: impl Fn(i64) -> f64) -> Self {
+        self.unary(Location::caller(), |b, v| {
+            let int = b.ty(v)?.int;
+            if int.bits > crate::builder::MAX_TLU_DOMAIN_BITS {
+                return b.tlu(v, |x| x); // the builder's own error about the width
+            }
+            let mut entries = Vec::with_capacity(1usize << int.bits);
+            for x in int.min()..=int.max() {
+                let y = f(x as i64);
+                if !y.is_finite() || y.fract() != 0.0 || y.abs() >= 9.2e18 {
+                    return Err(BuildError::Invalid {
+                        op: "tlu",
+                        msg: format!(
+                            "a float where an integer is needed: f({x}) = {y}; end the function in an integer (round, floor or ceil it)"
+                        ),
+                    });
+                }
+                entries.push(y as i64);
+            }
+            b.tlu_table(v, entries)
+        })
+    }
+
+    /// A table lookup with explicit entries (Concrete's `fhe.LookupTable`): entry `i` is the
+    /// image of the `i`-th smallest value of the operand's type, so exactly `2^bits` entries.
+    #[track_caller]
+    pub fn lookup(self, entries: &[i64]) -> Self {
+        self.unary(Location::caller(), |b, v| {
+            let int = b.ty(v)?.int;
+            let want = 1u128 << int.bits.min(100);
+            if entries.len() as u128 != want {
+                return Err(BuildError::Invalid {
+                    op: "tlu",
+                    msg: format!(
+                        "a table of {} entries for a {int} operand, which needs exactly {want}",
+                        entries.len()
+                    ),
+                });
+            }
+            b.tlu_table(v, entries.to_vec())
+        })
+    }
+
+    /// numpy `max(self, axis=axes)` (all axes when empty): a tree of pairwise maxima.
+    #[track_caller]
+    pub fn max(self, axes: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.reduce_max(v, axes, false))
+    }
+
+    /// numpy `min(self, axis=axes)` (all axes when empty): a tree of pairwise minima.
+    #[track_caller]
+    pub fn min(self, axes: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.reduce_min(v, axes, false))
+    }
+
+    /// numpy `mean(self, axis=axes)` on integers, floored.
+    #[track_caller]
+    pub fn mean(self, axes: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.mean(v, axes, false))
+    }
+
+    /// `min(max(self, lo), hi)`.
+    #[track_caller]
+    pub fn clip(self, lo: i64, hi: i64) -> Self {
+        self.unary(Location::caller(), |b, v| b.clip(v, lo, hi))
+    }
+
+    /// `self @ other` (numpy `matmul`, ranks 1 and 2).
+    #[track_caller]
+    pub fn matmul(self, other: Traced<'t>) -> Self {
+        self.binary(other, Location::caller(), |b, x, y| b.matmul(x, y))
+    }
+
+    /// numpy `reshape`.
+    #[track_caller]
+    pub fn reshape(self, shape: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.reshape(v, shape))
+    }
+
+    /// numpy `transpose` with axes `perm` (`.t()` for a matrix).
+    #[track_caller]
+    pub fn transpose(self, perm: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.transpose(v, perm))
+    }
+
+    /// numpy `self[..., i, ...]` with `i` on `axis` (the axis is removed).
+    #[track_caller]
+    pub fn at(self, axis: usize, i: usize) -> Self {
+        self.unary(Location::caller(), |b, v| b.index(v, axis, i))
+    }
+
+    /// numpy `self[starts[0]:stops[0]:steps[0], ...]`.
+    #[track_caller]
+    pub fn slice(self, starts: &[usize], stops: &[usize], steps: &[usize]) -> Self {
+        self.unary(Location::caller(), |b, v| b.slice(v, starts, stops, steps))
+    }
+
+    /// 2-D max pooling of `[N,C,H,W]` (no padding).
+    #[track_caller]
+    pub fn max_pool2d(self, kernel: [usize; 2], strides: [usize; 2]) -> Self {
+        self.unary(Location::caller(), |b, v| b.max_pool2d(v, kernel, strides))
+    }
+
+    /// 2-D average pooling of `[N,C,H,W]` (no padding), floored.
+    #[track_caller]
+    pub fn avg_pool2d(self, kernel: [usize; 2], strides: [usize; 2]) -> Self {
+        self.unary(Location::caller(), |b, v| b.avg_pool2d(v, kernel, strides))
+    }
+
+    /// Concrete's `fhe.round_bit_pattern`: the nearest multiple of `2^lsbs` (ties upward).
+    #[track_caller]
+    pub fn round_bit_pattern(self, lsbs: u8) -> Self {
+        self.unary(Location::caller(), |b, v| b.round(v, lsbs))
+    }
+
+    /// Concrete's `fhe.truncate_bit_pattern`: the `lsbs` low bits cleared.
+    #[track_caller]
+    pub fn truncate_bit_pattern(self, lsbs: u32) -> Self {
+        self.unary(Location::caller(), |b, v| b.truncate_bit_pattern(v, lsbs))
+    }
+
+    /// Concrete's `fhe.bits(self)[i]`: bit `i` (two's complement).
+    #[track_caller]
+    pub fn bit(self, i: u32) -> Self {
+        self.unary(Location::caller(), |b, v| b.bit(v, i))
+    }
+
+    /// Concrete's `fhe.bits(self)[lo:hi]`: bits `lo..hi` as an unsigned integer.
+    #[track_caller]
+    pub fn bits(self, lo: u32, hi: u32) -> Self {
+        self.unary(Location::caller(), |b, v| b.bits(v, lo, hi))
+    }
+
+    /// numpy `logical_and`.
+    #[track_caller]
+    pub fn logical_and(self, other: impl IntoTraced<'t>) -> Self {
+        self.binary(other, Location::caller(), |b, x, y| b.logical_and(x, y))
+    }
+
+    /// numpy `logical_or`.
+    #[track_caller]
+    pub fn logical_or(self, other: impl IntoTraced<'t>) -> Self {
+        self.binary(other, Location::caller(), |b, x, y| b.logical_or(x, y))
+    }
+
+    /// numpy `logical_not`.
+    #[track_caller]
+    pub fn logical_not(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.logical_not(v))
+    }
 }
 
 macro_rules! bin_ops {
@@ -331,7 +541,7 @@ impl<'t> ops::Neg for Traced<'t> {
 
 impl<'t> ops::Not for Traced<'t> {
     type Output = Traced<'t>;
-    /// Bitwise not, `~x` (use `eq(0)` for a logical not).
+    /// Bitwise not, `~x` ([`Traced::logical_not`] is numpy's `logical_not`).
     #[track_caller]
     fn not(self) -> Traced<'t> {
         self.unary(Location::caller(), |b, v| b.bit_not(v))

@@ -3,7 +3,8 @@
 //!
 //! A corpus file is a golden file (header comment saying what it computes, hand-checked
 //! `; run:` lines, see the crate docs). Its file name starts with its category (`arith_`,
-//! `cmp_`, `pw_`, `poly_`, `dot_`, `mlp_`, `bits_`, `sort4_`, `hamming_`, `dtree_`).
+//! `cmp_`, `pw_`, `poly_`, `dot_`, `mlp_`, `bits_`, `sort4_`, `hamming_`, `dtree_`, and `np_`
+//! for numpy-style programs, which state their optimum bootstrap count: [`Entry::stated_pbs`]).
 //!
 //! Inputsets are derived from the declared input types, deterministically:
 //! - when the input space (every combination of every input element) has at most
@@ -44,6 +45,27 @@ impl Entry {
     pub fn category(&self) -> &str {
         self.name.split('_').next().unwrap_or(&self.name)
     }
+
+    /// The bootstrap count stated by the file's `; KEY: N pbs (why)` line, if it has one:
+    /// `optimum` (the fewest bootstraps the program needs, argued in the line) or `veil` (what
+    /// veil compiles it to where it misses the optimum).
+    pub fn stated_pbs(&self, key: &str) -> Option<Result<u64, String>> {
+        stated_pbs(&self.src, key)
+    }
+}
+
+/// The bootstrap count a `; KEY: N pbs (...)` line of `src` states, if any.
+pub fn stated_pbs(src: &str, key: &str) -> Option<Result<u64, String>> {
+    let prefix = format!("; {key}:");
+    let line = src.lines().find(|l| l.starts_with(&prefix))?;
+    let rest = line[prefix.len()..].trim_start();
+    let n = rest.split_whitespace().next().unwrap_or_default();
+    Some(
+        match (n.parse(), rest[n.len()..].trim_start().starts_with("pbs")) {
+            (Ok(n), true) => Ok(n),
+            _ => Err(format!("bad line {line:?}: want '{prefix} N pbs (why)'")),
+        },
+    )
 }
 
 /// The corpus directory.

@@ -16,8 +16,10 @@
 //! - the *minimal* cone, whose leaves are the root's own operands (the plain desugaring of one
 //!   op: `x // 3` is one `tlu` of `x`, `a & b` one lookup of `a * 2^bits(b) + b`).
 //!
-//! The maximal cone wins when it has a single leaf or no more packed bits than the minimal one
-//! (one bootstrap replaces several, on no wider an input). A cone is usable when its packed
+//! The maximal cone wins when it has a single leaf, or when it reads at most
+//! [`WIDER_BITS_PER_SAVED`] more packed bits than the minimal one per bootstrap of the cone it
+//! makes dead (one bootstrap replaces several, on an input not much wider: the comparisons of
+//! a decision tree's features fold into one lookup of the features). A cone is usable when its packed
 //! leaves hold at most [`MAX_PACKED_BITS`] bits ([`MAX_SINGLE_BITS`] for one leaf). Clear
 //! constants that vary per element give one table per distinct combination (`tlu.multi`).
 //!
@@ -36,6 +38,12 @@ use veil_ir::{eval_op, infer, BinOp, Constant, Graph, Op, Table, Tensor, ValueId
 
 /// Widest packed input of a lookup made from several leaves (bits).
 pub const MAX_PACKED_BITS: u32 = 8;
+
+/// How many more packed bits the maximal cone may read than the minimal one per bootstrap it
+/// makes dead: one lookup of `2 + 2k` more bits replaces `k + 1` (a bootstrap's cost roughly
+/// doubles per two bits at these widths), so `np.logical_and(x > 3, y < 2)` on 3-bit values is
+/// one 6-bit lookup instead of two comparisons and a 2-bit lookup.
+pub const WIDER_BITS_PER_SAVED: u32 = 2;
 
 /// Widest single leaf a lookup may be tabulated on (bits; tables have `2^bits` entries).
 pub const MAX_SINGLE_BITS: u32 = 16;
@@ -204,6 +212,35 @@ impl Cone {
         self.leaves.iter().map(|&l| g.ty(l).int.bits as u32).sum()
     }
 
+    /// Bootstraps per element the cone's lookup makes dead: those of the cone's nodes below
+    /// `root` whose every user is `root` or another such dead node (an encrypted product
+    /// counts two).
+    fn saved(&self, g: &Graph, root: ValueId) -> u32 {
+        let inside: HashSet<ValueId> = self.nodes.iter().copied().collect();
+        let mut dead: HashSet<ValueId> = HashSet::from([root]);
+        let mut saved = 0;
+        // `nodes` is in evaluation order, root last: users come after their operands.
+        for &v in self.nodes.iter().rev() {
+            if v == root {
+                continue;
+            }
+            let users = g.users(v);
+            if users.is_empty() || !users.iter().all(|u| inside.contains(u) && dead.contains(u)) {
+                continue;
+            }
+            dead.insert(v);
+            let enc = g
+                .operands(v)
+                .iter()
+                .filter(|&&o| g.ty(o).is_encrypted())
+                .count();
+            if g.op(v).needs_pbs(enc) {
+                saved += if matches!(g.op(v), Op::Mul) { 2 } else { 1 };
+            }
+        }
+        saved
+    }
+
     fn usable(&self, g: &Graph) -> bool {
         let b = self.bits(g);
         match self.leaves.len() {
@@ -279,7 +316,11 @@ fn desugar(g: &mut Graph, v: ValueId, st: &mut Stats) -> R {
     let shallow = cone(g, v, false)
         .ok_or("an operand is a clear value that is not a constant; make it a constant")?;
     let pick = match deep {
-        Some(d) if d.usable(g) && (d.leaves.len() == 1 || d.bits(g) <= shallow.bits(g)) => {
+        Some(d)
+            if d.usable(g)
+                && (d.leaves.len() == 1
+                    || d.bits(g) <= shallow.bits(g) + WIDER_BITS_PER_SAVED * d.saved(g, v)) =>
+        {
             if d.nodes.len() > 1 {
                 st.merged += 1;
             }

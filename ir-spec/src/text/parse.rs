@@ -658,12 +658,10 @@ impl<'a> Parser<'a> {
                                 self.bump();
                                 operands.push(self.value_ref()?);
                             }
-                            Tok::Ident(_) | Tok::Punct(':') => break,
-                            _ => {
-                                return Err(
-                                    self.expected("',', an attribute or ':' after the operand")
-                                )
-                            }
+                            Tok::Ident(_) | Tok::Punct(':') | Tok::Newline | Tok::Eof => break,
+                            _ => return Err(self.expected(
+                                "',', an attribute, ':' or the end of the line after the operand",
+                            )),
                         }
                     }
                 }
@@ -689,9 +687,37 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        self.punct(':', "':' and the result type")?;
-        let ty = self.ty()?;
-        self.eol("the type")?;
+        // The result type is optional where inference can compute it (SPEC §7).
+        let declared = match self.peek() {
+            Tok::Punct(':') => {
+                self.bump();
+                let ty = self.ty()?;
+                self.eol("the type")?;
+                Some(ty)
+            }
+            Tok::Newline | Tok::Eof => {
+                let need = match opname {
+                    "input" => Some("an input declares its type, like ': enc<u4>[2]'"),
+                    "reshape" | "broadcast" => {
+                        Some("the result shape is not inferred: write the type, like ': enc<u4>[2,3]'")
+                    }
+                    "keyswitch" | "keyswitch.shr" | "keyswitch.bit" | "keyswitch.round" | "pbs" => {
+                        Some("a TFHE-level op declares its type and encoding, like ': enc<u4>[2] @p0/4'")
+                    }
+                    _ => None,
+                };
+                if let Some(need) = need {
+                    return Err(self.err_at(
+                        opt.line,
+                        opt.col,
+                        format!("{opname} needs its result type: {need}"),
+                    ));
+                }
+                self.eol("the operands")?;
+                None
+            }
+            _ => return Err(self.expected("':' and the result type, or the end of the line")),
+        };
         let op = match opname {
             "input" => {
                 let n = input_name.unwrap_or_default();
@@ -700,12 +726,14 @@ impl<'a> Parser<'a> {
             }
             "const" => {
                 let ((shape, values), l, c) = konst.expect("const literal parsed above");
-                if shape != ty.shape {
-                    return Err(self.err_at(
-                        l,
-                        c,
-                        format!("constant of shape {shape:?} does not match its type {ty}"),
-                    ));
+                if let Some(ty) = &declared {
+                    if shape != ty.shape {
+                        return Err(self.err_at(
+                            l,
+                            c,
+                            format!("constant of shape {shape:?} does not match its type {ty}"),
+                        ));
+                    }
                 }
                 let id = self.g.add_const(Constant { shape, values });
                 Op::Const { value: id }
@@ -730,6 +758,16 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
+        let ty = match declared {
+            Some(ty) => ty,
+            None => crate::infer::infer(&self.g, &op, &operands, None).map_err(|e| {
+                self.err_at(
+                    opt.line,
+                    opt.col,
+                    format!("cannot infer the result type of {opname}: {}", e.msg),
+                )
+            })?,
+        };
         let v = self.g.add_node(op, ty, &operands);
         self.values.insert(name, v);
         self.lines.insert(v, head.line);

@@ -168,7 +168,7 @@ fn syntax_errors_have_positions() {
     );
     check_err(
         "veil 1\n%0 = input \"x\" : enc<u2>\n%1 = add %0, %0 }",
-        "3:17: expected ',', an attribute or ':' after the operand, found '}'",
+        "3:17: expected ',', an attribute, ':' or the end of the line after the operand, found '}'",
     );
     // Truncated file.
     check_err(
@@ -477,6 +477,98 @@ proptest! {
         let bytes = crate::serial::to_bytes(&g).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let loaded = crate::serial::from_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(print(&loaded), text);
+    }
+}
+
+/// `text` with the `: type` of every definition removed where inference computes it (all but
+/// `input`, `reshape` and `broadcast`).
+fn strip_inferable_types(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let op = l.split_whitespace().nth(2).unwrap_or_default();
+            match l.rfind(" : ") {
+                Some(i)
+                    if l.starts_with('%') && !["input", "reshape", "broadcast"].contains(&op) =>
+                {
+                    l[..i].to_string()
+                }
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Without its inferable types a printed program parses to the same program: the types the
+    /// builder (and so the printer) writes are the inferred ones.
+    #[test]
+    fn types_left_out_are_inferred(
+        shape in 0..3u8,
+        steps in prop::collection::vec(any::<Step>(), 1..24),
+    ) {
+        let Some(g) = random_graph(shape, &steps) else { return Ok(()) };
+        let text = print(&g);
+        let bare = strip_inferable_types(&text);
+        let back = parse(&bare).map_err(|e| TestCaseError::fail(format!("{e}\n{bare}")))?;
+        prop_assert_eq!(print(&back), text);
+    }
+}
+
+#[test]
+fn inferred_types_parse_and_print_canonically() {
+    let src = "veil 1
+%x = input \"x\" : enc<u3>[2]
+%c = const [1,-2]
+%w = const [[1,0],[2,1]] : clear<i3>[2,2]
+%y = add %x, %c
+%m = matmul %y, %w   ; comments still end the line
+%r = relu %m
+%f = reshape %r : enc<u5>[1,2]
+output \"f\", %f
+";
+    let g = parse(src).unwrap();
+    assert_eq!(
+        print(&g),
+        "veil 1
+%0 = input \"x\" : enc<u3>[2]
+%1 = const [1,-2] : clear<i2>[2]
+%2 = const [[1,0],[2,1]] : clear<i3>[2,2]
+%3 = add %0, %1 : enc<i5>[2]
+%4 = matmul %3, %2 : enc<i7>[2]
+%5 = relu %4 : enc<u6>[2]
+%6 = reshape %5 : enc<u5>[1,2]
+output \"f\", %6
+"
+    );
+}
+
+#[test]
+fn types_that_cannot_be_inferred_are_clear_errors() {
+    let cases = [
+        ("%x = input \"x\"\n", "2:6: input needs its result type"),
+        (
+            "%x = input \"x\" : enc<u3>[2]\n%r = reshape %x\n",
+            "3:6: reshape needs its result type: the result shape is not inferred",
+        ),
+        (
+            "%x = input \"x\" : enc<u3>[2]\n%y = input \"y\" : enc<u3>[3]\n%s = add %x, %y\n",
+            "4:6: cannot infer the result type of add: operand shapes [2] and [3] do not broadcast",
+        ),
+        (
+            "%x = input \"x\" : enc<u3>[2]\n%s = add %x, %x }\n",
+            "3:17: expected ',', an attribute, ':' or the end of the line after the operand, found '}'",
+        ),
+        (
+            "%x = input \"x\" : enc<u3>[2]\n%s = sum %x axes=[0] }\n",
+            "3:22: expected ':' and the result type, or the end of the line, found '}'",
+        ),
+    ];
+    for (body, want) in cases {
+        let e = parse(&format!("veil 1\n{body}")).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{body}: got {e}");
     }
 }
 
