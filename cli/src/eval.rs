@@ -169,7 +169,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
             "veil": veil_score,
             "same_as_float": agree,
             "mean_abs_diff_to_float": mean_abs_diff,
-            "pbs": stats["pbs"],
+            "pbs": stats.pbs,
             "compile_s": compile_s,
             "keygen_s": keygen_s,
             "eval_s": eval_s,

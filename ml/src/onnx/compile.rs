@@ -223,7 +223,7 @@ pub fn compile(
                     }
                     ranges
                         .get(x)
-                        .map_or(0, |r| IntType::fitting(r.0, r.1).map_or(64, |t| t.bits))
+                        .map_or(0, |r| r.int_type().map_or(64, |t| t.bits))
                 })
                 .collect::<Vec<u8>>(),
         )
