@@ -281,9 +281,39 @@ pub fn infer(
     })?;
     let (vis, encoding) = match op {
         Op::Const { .. } => (Visibility::Clear, None),
-        _ if op.is_keyswitch() => (Visibility::Encrypted, None),
-        Op::Pbs { .. } => (Visibility::Encrypted, None),
-        _ => {
+        // the lowering chooses the encodings of keyswitches and bootstraps
+        Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. }
+        | Op::Pbs { .. } => (Visibility::Encrypted, None),
+        // encrypted iff an operand is, with the encoding of the first encrypted one
+        Op::Input { .. }
+        | Op::Output { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Neg
+        | Op::Mul
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::Sum { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Tlu { .. }
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Min
+        | Op::Max
+        | Op::Relu
+        | Op::Abs
+        | Op::Round { .. }
+        | Op::Clip { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where => {
             let enc = operands.iter().map(|&o| g.ty(o)).find(|t| t.is_encrypted());
             match enc {
                 Some(t) => (Visibility::Encrypted, t.encoding),

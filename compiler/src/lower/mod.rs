@@ -397,7 +397,25 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         | Op::Transpose { .. }
         | Op::Broadcast
         | Op::Slice { .. } => of(0),
-        _ => 0,
+        // nothing known: the value's low bits can be anything (the lowering does not bootstrap
+        // products through `keyswitch.shr`; TFHE-level ops are not in a tensor-level graph)
+        Op::Input { .. }
+        | Op::Output { .. }
+        | Op::Round { rescale: true, .. }
+        | Op::Mul
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Clip { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. }
+        | Op::Pbs { .. } => 0,
     };
     // never all of a value's bits
     a.min(g.ty(v).int.bits.saturating_sub(1))
@@ -926,7 +944,32 @@ impl<'a> Lowerer<'a> {
             Op::Conv2d(_) => Err(unsupported(
                 "conv2d with encrypted weights is not supported; keep weights clear",
             )),
-            other => Err(unsupported(&format!("no lowering for `{}`", other.name()))),
+            // `desugar` turns the numpy ops into lookups before lowering
+            Op::Binary(_) | Op::Unary(_) | Op::Where => Err(unsupported(&format!(
+                "`{}` is lowered after the `desugar` pass turns it into lookups; run the default pipeline",
+                node.op.name()
+            ))),
+            // levelled ops, constants and TFHE-level ops were handled above
+            Op::Input { .. }
+            | Op::Output { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => Err(unsupported(&format!(
+                "`{}` needs no bootstrap here",
+                node.op.name()
+            ))),
         }
     }
 

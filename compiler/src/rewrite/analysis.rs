@@ -340,7 +340,32 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     Op::Sum { .. } | Op::Concat { .. } => {
                         operands.iter().map(|d| d.align).min().unwrap_or(0)
                     }
-                    _ => 0,
+                    // nothing known of the low bits (TFHE-level ops never reach the e-graph)
+                    Op::Input { .. }
+                    | Op::Const { .. }
+                    | Op::Add
+                    | Op::Sub
+                    | Op::Neg
+                    | Op::Mul
+                    | Op::MatMul
+                    | Op::Conv2d(_)
+                    | Op::Tlu { .. }
+                    | Op::TluMulti { .. }
+                    | Op::Cmp(_)
+                    | Op::Min
+                    | Op::Max
+                    | Op::Relu
+                    | Op::Abs
+                    | Op::Round { .. }
+                    | Op::Clip { .. }
+                    | Op::Binary(_)
+                    | Op::Unary(_)
+                    | Op::Where
+                    | Op::KeySwitch
+                    | Op::KeySwitchShr { .. }
+                    | Op::KeySwitchBit { .. }
+                    | Op::KeySwitchRound { .. }
+                    | Op::Pbs { .. } => 0,
                 };
                 Some(ValueData {
                     encrypted: info.ty.is_encrypted(),
@@ -409,7 +434,31 @@ impl Analysis<VeilLang> for VeilAnalysis {
                         rescale: false,
                         ..
                     } => (*lsbs).max(kids[0].align),
-                    _ => 0,
+                    // nothing known of the low bits
+                    Op::Round { rescale: true, .. }
+                    | Op::Input { .. }
+                    | Op::Output { .. }
+                    | Op::Const { .. }
+                    | Op::MatMul
+                    | Op::Conv2d(_)
+                    | Op::Sum { .. }
+                    | Op::Reshape
+                    | Op::Transpose { .. }
+                    | Op::Broadcast
+                    | Op::Concat { .. }
+                    | Op::Slice { .. }
+                    | Op::Tlu { .. }
+                    | Op::TluMulti { .. }
+                    | Op::Cmp(_)
+                    | Op::Clip { .. }
+                    | Op::Binary(_)
+                    | Op::Unary(_)
+                    | Op::Where
+                    | Op::KeySwitch
+                    | Op::KeySwitchShr { .. }
+                    | Op::KeySwitchBit { .. }
+                    | Op::KeySwitchRound { .. }
+                    | Op::Pbs { .. } => 0,
                 };
                 let konst = fold(eg, n);
                 let splat = konst.and_then(|c| {

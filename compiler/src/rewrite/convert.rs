@@ -90,8 +90,28 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
                     .ok_or_else(|| bad("constant id out of the pool"))?;
                 VeilLang::Const(eg.analysis.add_const(c.clone()))
             }
-            op if op.is_tfhe_only() => return Err(RewriteError::NotTensorLevel),
-            op => {
+            Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => return Err(RewriteError::NotTensorLevel),
+            // ops the rules do not rewrite: opaque nodes with their declared type (the
+            // analysis ranges them by veil-ir's transfer function)
+            op @ (Op::Input { .. }
+            | Op::Output { .. }
+            | Op::Round { .. }
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::TluMulti { .. }
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where) => {
                 let o = eg.analysis.add_opaque(OpaqueInfo {
                     op: op.clone(),
                     ty: node.ty.clone(),
