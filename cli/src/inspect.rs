@@ -309,3 +309,25 @@ fn model_text(m: &ClientModel) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `compile` uses `inspect` (the statistics table, the JSON printer); `inspect` never uses
+    /// `compile`, so the two do not import each other.
+    #[test]
+    fn inspect_does_not_use_compile() {
+        let needles = [
+            ["super", "compile"].join("::"),
+            ["crate", "compile"].join("::"),
+        ];
+        for line in include_str!("inspect.rs").lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for n in &needles {
+                assert!(
+                    !code.contains(n.as_str()),
+                    "inspect.rs uses compile: {line}"
+                );
+            }
+        }
+    }
+}

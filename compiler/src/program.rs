@@ -69,6 +69,9 @@ pub enum ProgramError {
     /// The input graph is invalid.
     #[error("invalid program: {0}")]
     Invalid(String),
+    /// The error target is not a pair of probabilities the optimizer accepts.
+    #[error("error target: {0}")]
+    Target(#[from] optimizer::OptimizeError),
     /// A tensor-level pass failed.
     #[error(transparent)]
     Pass(#[from] PassError),
@@ -160,10 +163,7 @@ pub fn compile(
     };
     // The rewrite prices bootstraps at the program's own error target (the count of
     // bootstraps is not known yet).
-    cx.rewrite.p_error = config
-        .error
-        .per_bootstrap(0)
-        .map_err(|e| ProgramError::Invalid(e.to_string()))?;
+    cx.rewrite.p_error = config.error.per_bootstrap(0)?;
     let report = pm.run(&mut optimized, &mut cx)?;
     // The first calibration is of the graph as given (bit widths narrow types in place and
     // keep handles), so its ranges are those of `graph`'s values.

@@ -15,12 +15,12 @@ pub fn parse(src: &str) -> Graph {
 }
 
 /// Deterministic random values for tests (ChaCha8 from a fixed seed).
-pub struct Rng(ChaCha8Rng);
+pub struct SampleRng(ChaCha8Rng);
 
-impl Rng {
+impl SampleRng {
     /// The generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng(ChaCha8Rng::seed_from_u64(seed))
+        SampleRng(ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// Next 64 random bits.
@@ -65,7 +65,7 @@ pub fn samples(g: &Graph, n: usize, seed: u64) -> Vec<Vec<Tensor<i64>>> {
         }
         return out;
     }
-    let mut rng = Rng::new(seed);
+    let mut rng = SampleRng::new(seed);
     (0..n)
         .map(|_| {
             types

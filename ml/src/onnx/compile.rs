@@ -12,7 +12,7 @@ use crate::quantize::{QuantOptions, Rounding, RoundingMethod, UniformQuantizer};
 use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
-use veil_ir::{Graph, IntType, Op, Tensor};
+use veil_ir::{Graph, Op, Tensor};
 
 /// How the server part and the client part of a model divide.
 #[derive(Clone, Debug, PartialEq)]
