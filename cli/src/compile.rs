@@ -1,6 +1,7 @@
 //! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--domain calibrated|types]
 //! [--out DIR] [--emit STAGE] [--stats] [--json] [--p-error X]`: compile a program or model and
-//! write the server and client artifacts into `--out`.
+//! write the server and client artifacts into `--out`; with `--emit` print one stage (or the
+//! statistics) to stdout and write nothing.
 //!
 //! The inputset calibrates the compilation: for a `.veil` program every row is one sample of
 //! the program's inputs (integers, every input flattened in declaration order); for an `.onnx`
@@ -14,7 +15,7 @@ use super::CliError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use veil_compiler::optimizer::ErrorTarget;
-use veil_compiler::program::{compile, CompileConfig, DomainPolicy, Program};
+use veil_compiler::program::{compile, CompileConfig, CompileStats, DomainPolicy, Program};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
 use veil_ml::onnx::{ImportConfig, OnnxImport, OnnxModel};
 use veil_ml::quantize::RoundingMethod;
@@ -70,7 +71,7 @@ pub struct CompileArgs {
     /// Folder for `server.veil-artifact` and `client.veil-artifact`.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
-    /// Print this stage's IR (or the statistics JSON) to stdout instead of the summary.
+    /// Print this stage's IR (or the statistics JSON) to stdout and write no artifact.
     #[arg(long, value_enum)]
     pub emit: Option<Emit>,
     /// Print a table of statistics (bootstraps, keys, cost, predicted error).
@@ -385,16 +386,11 @@ pub fn build_model(
     ))
 }
 
-/// Runs `veil compile`.
+/// Runs `veil compile`: writes the artifacts and prints a summary, or with `--emit` prints
+/// the stage (or the statistics) and writes nothing.
 pub fn run(args: &CompileArgs) -> Result<(), CliError> {
     let c = build(args)?;
-    let sb = c.server.to_bytes().map_err(art(&args.file))?;
-    let cb = c.client.to_bytes().map_err(art(&args.file))?;
-    let sp = args.out.join(artifact::SERVER_FILE);
-    let cp = args.out.join(artifact::CLIENT_FILE);
-    io::write(&sp, &sb, false)?;
-    io::write(&cp, &cb, false)?;
-    let mut stats = c.server.stats();
+    let stats = c.server.stats();
     // Under --domain types with an inputset, what the policy costs against calibrated (one
     // more compilation, only when statistics are printed).
     let shown = args.stats || args.json || args.emit == Some(Emit::Stats);
@@ -405,82 +401,116 @@ pub fn run(args: &CompileArgs) -> Result<(), CliError> {
             build_model(&args.file, args.inputset.as_deref(), &o).ok()
         })
         .flatten()
-        .map(|cal| domain_price(&c.program.stats, &cal.0.program.stats));
-    if let (Some(v), Some(obj)) = (&versus, stats.as_object_mut()) {
-        obj.insert("versus_calibrated".into(), v.clone());
-    }
-    let text = |g: &veil_ir::Graph| veil_ir::text::print(g);
-    match args.emit {
-        Some(Emit::Tensor) => print!("{}", text(&c.program.source)),
-        Some(Emit::Optimized) => print!("{}", text(&c.program.optimized)),
-        Some(Emit::Tfhe) => print!("{}", text(&c.program.tfhe)),
-        Some(Emit::Stats) => println!("{}", pretty(&stats)?),
-        None if args.json => {
-            let out = serde_json::json!({
-                "server": sp.display().to_string(),
-                "client": cp.display().to_string(),
-                "server_bytes": sb.len(),
-                "client_bytes": cb.len(),
-                "program_id": format!("{:016x}", c.server.program_id()),
-                "params": c.program.tfhe.params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "stats": stats,
-            });
-            println!("{}", pretty(&out)?);
+        .map(|cal| DomainPrice::of(&c.program.stats, &cal.0.program.stats));
+    let stats_json = || -> Result<serde_json::Value, CliError> {
+        let mut v =
+            serde_json::to_value(stats).map_err(|e| CliError(format!("cannot write JSON: {e}")))?;
+        if let (Some(p), Some(obj)) = (&versus, v.as_object_mut()) {
+            let p =
+                serde_json::to_value(p).map_err(|e| CliError(format!("cannot write JSON: {e}")))?;
+            obj.insert("versus_calibrated".into(), p);
         }
-        None => {
+        Ok(v)
+    };
+    let text = |g: &veil_ir::Graph| veil_ir::text::print(g);
+    if let Some(emit) = args.emit {
+        match emit {
+            Emit::Tensor => print!("{}", text(&c.program.source)),
+            Emit::Optimized => print!("{}", text(&c.program.optimized)),
+            Emit::Tfhe => print!("{}", text(&c.program.tfhe)),
+            Emit::Stats => println!("{}", pretty(&stats_json()?)?),
+        }
+        return Ok(());
+    }
+    let sb = c.server.to_bytes().map_err(art(&args.file))?;
+    let cb = c.client.to_bytes().map_err(art(&args.file))?;
+    let sp = args.out.join(artifact::SERVER_FILE);
+    let cp = args.out.join(artifact::CLIENT_FILE);
+    io::write(&sp, &sb, false)?;
+    io::write(&cp, &cb, false)?;
+    if args.json {
+        let out = serde_json::json!({
+            "server": sp.display().to_string(),
+            "client": cp.display().to_string(),
+            "server_bytes": sb.len(),
+            "client_bytes": cb.len(),
+            "program_id": format!("{:016x}", c.server.program_id()),
+            "params": c.program.tfhe.params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "stats": stats_json()?,
+        });
+        println!("{}", pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "compiled {} (program {:016x}): wrote {} ({}) and {} ({})",
+        args.file.display(),
+        c.server.program_id(),
+        sp.display(),
+        io::size(sb.len()),
+        cp.display(),
+        io::size(cb.len())
+    );
+    if args.stats {
+        print!(
+            "{}",
+            super::inspect::stats_table(stats, &c.program.tfhe.params)
+        );
+        if let Some(v) = &versus {
             println!(
-                "compiled {} (program {:016x}): wrote {} ({}) and {} ({})",
-                args.file.display(),
-                c.server.program_id(),
-                sp.display(),
-                io::size(sb.len()),
-                cp.display(),
-                io::size(cb.len())
+                "  {:<22} PBS {} -> {}, widest bootstrap {} -> {} bits, est. latency {:.1} -> {:.1} ms",
+                "calibrated -> types",
+                v.calibrated.pbs,
+                v.types.pbs,
+                v.calibrated.max_bits,
+                v.types.max_bits,
+                v.calibrated.estimated_latency_ms,
+                v.types.estimated_latency_ms,
             );
-            if args.stats {
-                print!(
-                    "{}",
-                    super::inspect::stats_table(&stats, &c.program.tfhe.params)
-                );
-                if let Some(v) = &versus {
-                    let side = |k: &str, f: &str| v[k][f].clone();
-                    let ms = |k: &str| v[k]["estimated_latency_ms"].as_f64().unwrap_or(0.0);
-                    println!(
-                        "  {:<22} PBS {} -> {}, widest bootstrap {} -> {} bits, est. latency {:.1} -> {:.1} ms",
-                        "calibrated -> types",
-                        side("calibrated", "pbs"),
-                        side("types", "pbs"),
-                        side("calibrated", "max_bits"),
-                        side("types", "max_bits"),
-                        ms("calibrated"),
-                        ms("types"),
-                    );
-                }
-            }
         }
     }
     Ok(())
 }
 
-/// The price of `--domain types` against `--domain calibrated`: PBS, widest bootstrap input
-/// (bits), model cost and estimated latency of both, as JSON
-/// (`{"calibrated": {..}, "types": {..}}`).
-pub fn domain_price(
-    types: &veil_compiler::program::CompileStats,
-    calibrated: &veil_compiler::program::CompileStats,
-) -> serde_json::Value {
-    let side = |s: &veil_compiler::program::CompileStats| {
-        serde_json::json!({
-            "pbs": s.pbs,
-            "max_bits": s.pbs_by_precision.keys().copied().max().unwrap_or(0),
-            "estimated_latency_ms": s.estimated_latency_ms,
-            "cost": s.cost,
-        })
-    };
-    serde_json::json!({ "calibrated": side(calibrated), "types": side(types) })
+/// One side of a [`DomainPrice`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DomainSide {
+    /// Bootstraps per run.
+    pub pbs: u64,
+    /// Widest bootstrap input, in bits.
+    pub max_bits: u8,
+    /// Estimated latency of one run (ms).
+    pub estimated_latency_ms: f64,
+    /// Model cost of one run.
+    pub cost: f64,
 }
 
-/// Pretty JSON.
-pub fn pretty(v: &serde_json::Value) -> Result<String, CliError> {
-    serde_json::to_string_pretty(v).map_err(|e| CliError(format!("cannot write JSON: {e}")))
+/// The price of `--domain types` against `--domain calibrated`: PBS, widest bootstrap input
+/// (bits), model cost and estimated latency of both (`versus_calibrated` in the JSON:
+/// `{"calibrated": {..}, "types": {..}}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DomainPrice {
+    /// Compiled under `--domain calibrated`.
+    pub calibrated: DomainSide,
+    /// Compiled under `--domain types`.
+    pub types: DomainSide,
 }
+
+impl DomainPrice {
+    /// The price of `types` against `calibrated`.
+    pub fn of(types: &CompileStats, calibrated: &CompileStats) -> Self {
+        let side = |s: &CompileStats| DomainSide {
+            pbs: s.pbs,
+            max_bits: s.max_bits(),
+            estimated_latency_ms: s.estimated_latency_ms,
+            cost: s.cost,
+        };
+        DomainPrice {
+            calibrated: side(calibrated),
+            types: side(types),
+        }
+    }
+}
+
+/// Pretty JSON (shared by the subcommands; defined with `veil inspect`, which prints the
+/// statistics too).
+pub use super::inspect::pretty;

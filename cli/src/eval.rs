@@ -169,7 +169,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
             "veil": veil_score,
             "same_as_float": agree,
             "mean_abs_diff_to_float": mean_abs_diff,
-            "pbs": stats["pbs"],
+            "pbs": stats.pbs,
             "compile_s": compile_s,
             "keygen_s": keygen_s,
             "eval_s": eval_s,
@@ -197,7 +197,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
     let keygen = keygen_s.map_or(String::new(), |k| format!(", keygen {k:.2} s"));
     println!(
         "  {} bootstrap(s) per run; compile {compile_s:.2} s{keygen}, evaluation {eval_s:.2} s ({:.1} ms per sample)",
-        stats["pbs"],
+        stats.pbs,
         1e3 * eval_s / rows.max(1) as f64
     );
     Ok(())

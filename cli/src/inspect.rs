@@ -4,12 +4,13 @@
 
 use super::io;
 use super::CliError;
-use serde_json::Value as Json;
 use std::fmt::Write;
 use std::path::PathBuf;
 use veil_ir::{Graph, ParamSet};
 use veil_ml::artifact::{ClientArtifact, ClientModel};
-use veil_runtime::artifact::{self, Direction, EncryptedBatch, IoSpec, ServerArtifact};
+use veil_runtime::artifact::{
+    self, CompileStats, Direction, DomainPolicy, EncryptedBatch, IoSpec, ServerArtifact,
+};
 use veil_runtime::serial::{KIND_CLIENT_KEYS, KIND_COMPRESSED_SERVER_KEYS};
 use veil_runtime::{ClientKeys, CompressedServerKeys};
 
@@ -54,74 +55,65 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-fn num(v: &Json, k: &str) -> String {
-    match &v[k] {
-        Json::Number(n) => match (n.as_u64(), n.as_f64()) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(f)) if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e6) => format!("{f:.3e}"),
-            (None, Some(f)) => format!("{f:.3}"),
-            _ => n.to_string(),
-        },
-        Json::Null => "-".into(),
-        other => other.to_string(),
+/// A float for the statistics table: three decimals, or three significant digits in
+/// scientific notation when very small or large.
+fn float(f: f64) -> String {
+    if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e6) {
+        format!("{f:.3e}")
+    } else {
+        format!("{f:.3}")
     }
 }
 
-/// A text table of the stable statistics fields and the parameter sets.
-pub fn stats_table(stats: &Json, params: &[ParamSet]) -> String {
-    let bytes = |k: &str| {
-        stats[k]
-            .as_u64()
-            .map_or("-".into(), |b| io::size(b as usize))
-    };
-    let by_prec = match stats["pbs_by_precision"].as_object() {
-        Some(m) if !m.is_empty() => m
+/// A text table of the statistics and the parameter sets.
+pub fn stats_table(stats: &CompileStats, params: &[ParamSet]) -> String {
+    let by_prec = if stats.pbs_by_precision.is_empty() {
+        "none".to_string()
+    } else {
+        stats
+            .pbs_by_precision
             .iter()
             .map(|(bits, n)| format!("{n} x {bits}-bit"))
             .collect::<Vec<_>>()
-            .join(", "),
-        _ => "none".into(),
+            .join(", ")
     };
     let mut s = String::new();
     let mut row = |k: &str, v: String| {
         let _ = writeln!(s, "  {k:<22} {v}");
     };
-    row(
-        "bootstraps (PBS)",
-        format!("{} ({by_prec})", num(stats, "pbs")),
-    );
-    row("keyswitches", num(stats, "keyswitches"));
-    row("levelled ops", num(stats, "levelled_ops"));
-    row("p_error per PBS", num(stats, "p_error"));
-    row("global p_error", num(stats, "global_p_error"));
-    row("bootstrap key", bytes("bsk_bytes"));
-    row("keyswitch key", bytes("ksk_bytes"));
-    row("cost (model units)", num(stats, "cost"));
-    row("est. latency (ms)", num(stats, "estimated_latency_ms"));
-    row("compile time (ms)", num(stats, "compile_ms"));
-    // artifacts written before the domain policy was recorded have neither field
-    if let Some(policy) = stats["domain"].as_str() {
-        let what = match policy {
-            "calibrated" => "exact on the inputset's intervals; samples outside are refused",
-            "types" => "exact on every value of the declared input types",
-            _ => "unknown policy",
-        };
-        row("domain", format!("{policy} ({what})"));
-        for x in stats["input_domain"].as_array().into_iter().flatten() {
-            let name = x["name"].as_str().unwrap_or("?");
-            row(
-                &format!("  input \"{name}\""),
-                match (x["lo"].as_i64(), x["hi"].as_i64()) {
-                    (Some(lo), Some(hi)) => format!("{lo}..={hi}"),
-                    _ => "-".into(),
-                },
-            );
-        }
+    row("bootstraps (PBS)", format!("{} ({by_prec})", stats.pbs));
+    row("keyswitches", stats.keyswitches.to_string());
+    row("levelled ops", stats.levelled_ops.to_string());
+    row("p_error per PBS", float(stats.p_error));
+    row("global p_error", float(stats.global_p_error));
+    row("bootstrap key", io::size(stats.bsk_bytes as usize));
+    row("keyswitch key", io::size(stats.ksk_bytes as usize));
+    row("cost (model units)", float(stats.cost));
+    row("est. latency (ms)", float(stats.estimated_latency_ms));
+    row("compile time (ms)", float(stats.compile_ms));
+    let (policy, what) = match stats.domain {
+        DomainPolicy::Calibrated => (
+            "calibrated",
+            "exact on the inputset's intervals; samples outside are refused",
+        ),
+        DomainPolicy::Types => ("types", "exact on every value of the declared input types"),
+    };
+    row("domain", format!("{policy} ({what})"));
+    for x in &stats.input_domain {
+        row(
+            &format!("  input \"{}\"", x.name),
+            format!("{}..={}", x.lo, x.hi),
+        );
     }
     for (i, p) in params.iter().enumerate() {
         row(&format!("parameters @p{i}"), p.to_string());
     }
     format!("statistics:\n{s}")
+}
+
+/// Pretty JSON of any serializable value.
+pub fn pretty(v: &impl serde::Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(v).map_err(|e| CliError(format!("cannot write JSON: {e}")))
 }
 
 fn ios(title: &str, specs: &[IoSpec]) -> String {
@@ -156,9 +148,13 @@ fn wrong_stage(args: &InspectArgs, holds: &str, other: &str) -> CliError {
     ))
 }
 
-fn stats_out(args: &InspectArgs, stats: &Json, params: &[ParamSet]) -> Result<(), CliError> {
+fn stats_out(
+    args: &InspectArgs,
+    stats: &CompileStats,
+    params: &[ParamSet],
+) -> Result<(), CliError> {
     if args.json {
-        println!("{}", super::compile::pretty(stats)?);
+        println!("{}", pretty(stats)?);
     } else {
         print!("{}", stats_table(stats, params));
     }
@@ -182,7 +178,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
                 Some(Stage::Tfhe) => print!("{}", stage_text(a.program(), args.dot)),
                 None if args.dot => print!("{}", stage_text(a.program(), true)),
                 Some(_) => return Err(wrong_stage(args, "tfhe", "client")),
-                None if args.stats => stats_out(args, &a.stats(), a.params())?,
+                None if args.stats => stats_out(args, a.stats(), a.params())?,
                 None => {
                     let inputs = artifact::input_specs(a.program());
                     if args.json {
@@ -193,7 +189,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
                             "inputs": inputs.iter().map(|s| serde_json::json!({"name": s.name, "type": type_text(&s.ty)})).collect::<Vec<_>>(),
                             "stats": a.stats(),
                         });
-                        println!("{}", super::compile::pretty(&j)?);
+                        println!("{}", pretty(&j)?);
                     } else {
                         println!(
                             "server artifact, format {}, program {:016x} ({} nodes at the TFHE level)",
@@ -202,7 +198,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
                             a.program().len()
                         );
                         print!("{}", ios("inputs", &inputs));
-                        print!("{}", stats_table(&a.stats(), a.params()));
+                        print!("{}", stats_table(a.stats(), a.params()));
                     }
                 }
             }
@@ -221,7 +217,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
             if let Some(g) = g {
                 print!("{}", stage_text(g, args.dot));
             } else if args.stats {
-                stats_out(args, &a.stats(), &a.params)?;
+                stats_out(args, a.stats(), &a.params)?;
             } else if args.json {
                 let j = serde_json::json!({
                     "kind": kind,
@@ -235,7 +231,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
                     "outputs": a.outputs.iter().map(|s| serde_json::json!({"name": s.name, "type": type_text(&s.ty)})).collect::<Vec<_>>(),
                     "stats": a.stats(),
                 });
-                println!("{}", super::compile::pretty(&j)?);
+                println!("{}", pretty(&j)?);
             } else {
                 println!(
                     "client artifact, format {}, program {:016x}, compiled from {}",
@@ -250,7 +246,7 @@ pub fn run(args: &InspectArgs) -> Result<(), CliError> {
                 );
                 print!("{}", ios("inputs", &a.inputs));
                 print!("{}", ios("outputs", &a.outputs));
-                print!("{}", stats_table(&a.stats(), &a.params));
+                print!("{}", stats_table(a.stats(), &a.params));
             }
         }
         KIND_COMPRESSED_SERVER_KEYS => {
@@ -311,5 +307,27 @@ fn model_text(m: &ClientModel) -> String {
             spec.input.n_bits,
             spec.output.post
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `compile` uses `inspect` (the statistics table, the JSON printer); `inspect` never uses
+    /// `compile`, so the two do not import each other.
+    #[test]
+    fn inspect_does_not_use_compile() {
+        let needles = [
+            ["super", "compile"].join("::"),
+            ["crate", "compile"].join("::"),
+        ];
+        for line in include_str!("inspect.rs").lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for n in &needles {
+                assert!(
+                    !code.contains(n.as_str()),
+                    "inspect.rs uses compile: {line}"
+                );
+            }
+        }
     }
 }

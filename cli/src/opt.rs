@@ -2,9 +2,9 @@
 //! [--rules domain,...]`: run registered passes on a text program and print the result in the
 //! text form, the way MLIR's `mlir-opt` and Cranelift's `clif-util` do.
 //!
-//! The passes are those of the compiler's registry ([`veil_compiler::passes::REGISTRY`]) plus
-//! two driver stages: `lower` (the tensor-level program to the TFHE level, with the parameter
-//! optimizer's sets, as `veil compile` lowers it) and `verify` (the veil-ir verifier on its
+//! The passes are those of the compiler's registry ([`veil_compiler::passes::REGISTRY`]), `lower`
+//! included (the tensor-level program to the TFHE level, with the parameter optimizer's sets,
+//! as `veil compile` lowers it), plus one driver stage: `verify` (the veil-ir verifier on its
 //! own). The veil-ir verifier runs after every pass, so a pass that leaves an invalid program
 //! is named. `--print-after-all` and `--print-after P` print the program after those passes,
 //! each under a `; after P (i/n)` line, as they run (a later failure still shows what went
@@ -19,7 +19,6 @@ use veil_compiler::optimizer::ErrorTarget;
 use veil_compiler::passes::{
     Pass, PassContext, PassError, PassManager, PassStats, PipelineReport, REGISTRY,
 };
-use veil_compiler::program::{compile, CompileConfig};
 use veil_compiler::rewrite::rules::DOMAINS;
 use veil_ir::{Graph, Level};
 
@@ -64,27 +63,18 @@ pub struct OptArgs {
     pub stats: bool,
 }
 
-/// A stage `veil opt` runs besides the compiler's registered passes.
+/// A stage `veil opt` runs besides the compiler's registered passes (which all take a
+/// tensor-level program).
 struct Stage {
     name: &'static str,
     summary: &'static str,
-    /// Whether it takes a tensor-level program.
-    tensor: bool,
 }
 
-/// The driver stages, after the registry's passes in `--list`.
-const STAGES: &[Stage] = &[
-    Stage {
-        name: "lower",
-        summary: "lower to the TFHE level (keyswitch, pbs) with the optimizer's parameters, as `veil compile` does; last",
-        tensor: true,
-    },
-    Stage {
-        name: "verify",
-        summary: "run the veil-ir verifier (it also runs after every pass)",
-        tensor: false,
-    },
-];
+/// The driver stages, after the registry's passes in `--list`; they run at any level.
+const STAGES: &[Stage] = &[Stage {
+    name: "verify",
+    summary: "run the veil-ir verifier (it also runs after every pass)",
+}];
 
 /// The text of `veil opt --list`.
 pub fn list_text() -> String {
@@ -115,38 +105,6 @@ fn known_names() -> String {
         .join(", ")
 }
 
-/// `lower` as a pass: the program of `veil compile` with an empty pipeline (so exactly the
-/// graph given) lowered with the parameters the optimizer picks at `cx.rewrite.p_error`.
-struct LowerPass;
-
-impl Pass for LowerPass {
-    fn name(&self) -> &'static str {
-        "lower"
-    }
-
-    fn doc(&self) -> &'static str {
-        STAGES[0].summary
-    }
-
-    fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
-        let config = CompileConfig {
-            error: ErrorTarget::p_error(cx.rewrite.p_error),
-            pipeline: Vec::new(),
-            ..Default::default()
-        };
-        let p =
-            compile(graph, &[], &config).map_err(|e| PassError::failed("lower", e.to_string()))?;
-        let mut s = PassStats::default();
-        s.count("pbs", p.stats.pbs as i64)
-            .count("keyswitches", p.stats.keyswitches as i64)
-            .count("param_sets", p.stats.params.len() as i64)
-            .metric("cost", p.stats.cost);
-        *graph = p.tfhe;
-        cx.ranges = None;
-        Ok(s)
-    }
-}
-
 /// `verify` as a pass: nothing but the verification the manager runs after every pass.
 struct VerifyPass;
 
@@ -156,7 +114,7 @@ impl Pass for VerifyPass {
     }
 
     fn doc(&self) -> &'static str {
-        STAGES[1].summary
+        STAGES[0].summary
     }
 
     fn run(&mut self, _: &mut Graph, _: &mut PassContext) -> Result<PassStats, PassError> {
@@ -166,7 +124,6 @@ impl Pass for VerifyPass {
 
 fn make(name: &str) -> Option<Box<dyn Pass>> {
     match name {
-        "lower" => Some(Box::new(LowerPass)),
         "verify" => Some(Box::new(VerifyPass)),
         _ => veil_compiler::passes::make_pass(name).ok(),
     }
@@ -218,10 +175,7 @@ fn check_pipeline(args: &OptArgs, g: &Graph) -> Result<(), CliError> {
     // Tensor-level passes cannot follow lowering (or run on a TFHE-level file).
     let mut tensor = g.level == Level::Tensor;
     for p in &args.passes {
-        let needs_tensor = STAGES
-            .iter()
-            .find(|s| s.name == p.as_str())
-            .is_none_or(|s| s.tensor);
+        let needs_tensor = !STAGES.iter().any(|s| s.name == p.as_str());
         if needs_tensor && !tensor {
             return Err(CliError(format!(
                 "pass `{p}` takes a tensor-level program, but the program is at the TFHE level{}",
@@ -251,9 +205,11 @@ pub fn opt(args: &OptArgs, out: &mut String) -> Result<Vec<PipelineReport>, CliE
     let mut g = super::fmt::parse_file(path)?;
     check_pipeline(args, &g)?;
     let mut cx = PassContext::default();
-    cx.rewrite.p_error = args
+    let p_error = args
         .p_error
         .unwrap_or(veil_compiler::program::DEFAULT_P_ERROR);
+    cx.error = ErrorTarget::p_error(p_error);
+    cx.rewrite.p_error = p_error;
     cx.rewrite.rule_domains = args.rules.clone();
     if let Some(s) = &args.inputset {
         let table = io::read_ints(s)?;

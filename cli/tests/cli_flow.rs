@@ -433,6 +433,8 @@ fn compile_emits_stages_and_statistics() {
     assert!(emit("tfhe").starts_with("veil 1\nlevel tfhe\n"));
     let stats: serde_json::Value = serde_json::from_str(&emit("stats")).unwrap();
     assert_eq!(stats["pbs"], 5);
+    // --emit prints and writes nothing
+    assert!(!dir.join("build").exists(), "--emit wrote artifacts");
     let mut a = base.to_vec();
     a.push("--json");
     let j: serde_json::Value = serde_json::from_str(&ok(&a)).unwrap();

@@ -20,16 +20,13 @@
 //! assert_eq!(program.decrypt(&client, &out).unwrap()[0].data, vec![1, 4, 9, 49]);
 //! ```
 
-use crate::lower::{
-    lower, LowerError, LowerRequest, LowerStats, MultiChooser, ParamChoice, PartitionRequest,
-};
-use crate::optimizer::{self, Crossing, ErrorTarget, OutputNoise, Partition, Problem};
+use crate::lower::{lower, LowerError, LowerStats, OptimizerChooser};
+use crate::optimizer::{self, ErrorTarget};
 use crate::passes::{PassContext, PassError, PassManager, PipelineReport, DEFAULT_PIPELINE};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Instant;
 use thiserror::Error;
-use veil_ir::{Graph, KeyId, ParamSet, Tensor};
+use veil_ir::{Graph, KeyId, Tensor};
+pub use veil_runtime::artifact::{CompileStats, DomainPolicy, InputInterval, PartitionStats};
 use veil_runtime::{ClientKeys, KeygenOptions, ServerKeys, Value};
 
 /// Options of [`compile`].
@@ -54,45 +51,7 @@ pub struct CompileConfig {
     pub objective: optimizer::Objective,
 }
 
-/// Which inputs a compiled program is exact on, and so which samples its domain check
-/// ([`Program::check_domain`]) accepts. Either way a sample outside the domain is refused
-/// before encryption, never computed wrongly.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainPolicy {
-    /// Intervals calibrated on the inputset (the hull of the values every sample takes):
-    /// narrow types, tables tabulated over the calibrated intervals, fewest and narrowest
-    /// bootstraps. Samples whose values leave those intervals are refused. Without an
-    /// inputset the intervals are propagated from the declared input types, as for
-    /// [`DomainPolicy::Types`].
-    #[default]
-    Calibrated,
-    /// Intervals propagated soundly from the declared input types (interval arithmetic over
-    /// every op, [`crate::passes::bitwidth::propagate_ranges`]); the inputset is not used.
-    /// Every table covers its operand's whole propagated interval, so the program is exact
-    /// for every sample of the declared input types whose values fit their declared types (a
-    /// sample that overflows a declared type is refused by the reference interpreter). Costs
-    /// wider bootstraps where the types are wider than the data.
-    Types,
-}
-
-impl DomainPolicy {
-    /// `calibrated` or `types`, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            DomainPolicy::Calibrated => "calibrated",
-            DomainPolicy::Types => "types",
-        }
-    }
-}
-
-impl std::fmt::Display for DomainPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-pub use crate::rewrite::cost::DEFAULT_P_ERROR;
+pub use crate::optimizer::DEFAULT_P_ERROR;
 
 impl Default for CompileConfig {
     fn default() -> Self {
@@ -114,6 +73,9 @@ pub enum ProgramError {
     /// The input graph is invalid.
     #[error("invalid program: {0}")]
     Invalid(String),
+    /// The error target is not a pair of probabilities the optimizer accepts.
+    #[error("error target: {0}")]
+    Target(#[from] optimizer::OptimizeError),
     /// A tensor-level pass failed.
     #[error(transparent)]
     Pass(#[from] PassError),
@@ -144,107 +106,6 @@ fn domain_error(e: veil_ir::DomainError) -> ProgramError {
         veil_ir::DomainError::Outside(v) => ProgramError::OutOfDomain(v),
         veil_ir::DomainError::Interp(e) => ProgramError::Interp(e.to_string()),
     }
-}
-
-/// What compilation produced, before any key exists: costs, counts and predicted error.
-#[derive(Clone, Debug, Serialize)]
-pub struct CompileStats {
-    /// Bootstraps per input precision (bits -> count), one per ciphertext.
-    pub pbs_by_precision: BTreeMap<u8, u64>,
-    /// Total bootstraps.
-    pub pbs: u64,
-    /// Keyswitches that change the key (same-key keyswitches only rescale and are free).
-    pub keyswitches: u64,
-    /// Levelled op nodes of the lowered program.
-    pub levelled_ops: u64,
-    /// The partitions of the program (bootstraps grouped by input precision) and their sets.
-    pub partitions: Vec<PartitionStats>,
-    /// Ciphertexts keyswitched from one partition's big key into another's small key:
-    /// `(from, to, count)`.
-    pub crossings: Vec<(usize, usize, u64)>,
-    /// The chosen parameter sets (`@p0, @p1, ...`).
-    pub params: Vec<ParamSet>,
-    /// Predicted per-bootstrap error probability (the worst partition).
-    pub p_error: f64,
-    /// Predicted probability that any bootstrap of one run fails.
-    pub global_p_error: f64,
-    /// Evaluation key sizes (bytes): bootstrap keys in Fourier form; zero when the program
-    /// needs none.
-    pub bsk_bytes: u64,
-    /// Keyswitch key bytes (every key pair the program uses).
-    pub ksk_bytes: u64,
-    /// Model cost of one run (Concrete's cost units).
-    pub cost: f64,
-    /// Estimated single-thread latency of one run, in milliseconds: the model cost scaled by a
-    /// PBS measured on this project's 2-core machines (24 ms for n=742, k=1, N=2048, l=1).
-    pub estimated_latency_ms: f64,
-    /// Compile time in milliseconds.
-    pub compile_ms: f64,
-    /// The domain policy the program was compiled under (`calibrated` or `types`).
-    pub domain: DomainPolicy,
-    /// Per program input (in declaration order), the interval of element values the domain
-    /// check accepts.
-    pub input_domain: Vec<InputInterval>,
-}
-
-/// One input's accepted interval in [`CompileStats::input_domain`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct InputInterval {
-    /// The input's name.
-    pub name: String,
-    /// Smallest accepted element.
-    pub lo: i64,
-    /// Largest accepted element.
-    pub hi: i64,
-}
-
-impl CompileStats {
-    /// One line: bootstraps per precision, the sets and the predicted error, e.g.
-    /// `21 PBS/sample (4-bit: 11, 6-bit: 10); @p0 n=950 k=1 N=8192 (6 bits), @p1 n=771 k=1
-    /// N=2048 (4 bits); p_error 9.1e-13 per PBS`.
-    pub fn summary(&self) -> String {
-        let by: Vec<String> = self
-            .pbs_by_precision
-            .iter()
-            .map(|(b, n)| format!("{b}-bit: {n}"))
-            .collect();
-        let sets: Vec<String> = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "@p{i} n={} k={} N={} ({} bits)",
-                    p.lwe_dimension, p.glwe_dimension, p.polynomial_size, p.message_bits
-                )
-            })
-            .collect();
-        let pbs = if by.is_empty() {
-            format!("{} PBS/sample", self.pbs)
-        } else {
-            format!("{} PBS/sample ({})", self.pbs, by.join(", "))
-        };
-        format!(
-            "{pbs}; {}; p_error {:.1e} per PBS",
-            sets.join(", "),
-            self.p_error
-        )
-    }
-}
-
-/// One partition in [`CompileStats`].
-#[derive(Clone, Debug, Serialize)]
-pub struct PartitionStats {
-    /// Widest bootstrap input of the partition, in bits.
-    pub precision: u8,
-    /// Largest norm2 reaching one of its keyswitches.
-    pub norm2: f64,
-    /// Bootstraps.
-    pub pbs: u64,
-    /// Index of its parameter set.
-    pub set: usize,
-    /// Predicted per-bootstrap error probability.
-    pub p_error: f64,
 }
 
 /// The intervals [`Program::check_domain`] holds a sample to.
@@ -281,42 +142,6 @@ pub struct Program {
     pub report: PipelineReport,
 }
 
-/// A parameter set for a program without bootstraps: only fresh encryptions under the big key
-/// and levelled ops. The smallest secure GLWE (k = 1) whose fresh noise, grown by `norm2`,
-/// still decodes `precision` bits within the error target.
-fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, String> {
-    use veil_ir::params::min_secure_noise_log2;
-    let safe = optimizer::error::safe_variance(req.precision, p_error);
-    for log_n in 10..=14 {
-        let n = 1usize << log_n;
-        let noise = min_secure_noise_log2(n);
-        if (2.0 * noise).exp2() * req.norm2 <= safe {
-            return Ok(ParamSet {
-                lwe_dimension: n,
-                glwe_dimension: 1,
-                polynomial_size: n,
-                lwe_noise_log2: noise,
-                glwe_noise_log2: noise,
-                pbs_base_log: 1,
-                pbs_level: 1,
-                ks_base_log: 1,
-                ks_level: 1,
-                message_bits: req.precision,
-                p_error: optimizer::error::p_error_of_variance(
-                    req.precision,
-                    (2.0 * noise).exp2() * req.norm2,
-                ),
-                noise_distribution: Default::default(),
-                modulus_switch: Default::default(),
-            });
-        }
-    }
-    Err(format!(
-        "{} bits with norm2 {} exceed what a fresh encryption can hold; quantize with fewer bits",
-        req.precision, req.norm2
-    ))
-}
-
 /// Compiles `graph` (tensor level): runs the pass pipeline (calibrated on `inputset`, one
 /// sample = one tensor per input), lowers to the TFHE level and chooses parameters.
 pub fn compile(
@@ -337,14 +162,12 @@ pub fn compile(
     let calibrate = config.domain == DomainPolicy::Calibrated && !inputset.is_empty();
     let mut cx = PassContext {
         inputset: calibrate.then(|| inputset.to_vec()),
+        error: config.error,
         ..Default::default()
     };
-    // The rewrite prices bootstraps at the program's own error target.
-    cx.rewrite.p_error = match (config.error.p_error, config.error.global_p_error) {
-        (Some(p), Some(g)) => p.min(g),
-        (Some(p), None) | (None, Some(p)) => p,
-        (None, None) => DEFAULT_P_ERROR,
-    };
+    // The rewrite prices bootstraps at the program's own error target (the count of
+    // bootstraps is not known yet).
+    cx.rewrite.p_error = config.error.per_bootstrap(0)?;
     let report = pm.run(&mut optimized, &mut cx)?;
     // The first calibration is of the graph as given (bit widths narrow types in place and
     // keep handles), so its ranges are those of `graph`'s values.
@@ -353,63 +176,16 @@ pub fn compile(
         cx.source_ranges
             .iter()
             .flat_map(|r| r.iter())
-            .filter(|(v, _)| graph.contains(*v)),
+            .filter(|(v, _)| graph.contains(*v))
+            .map(|(v, r)| (v, (r.lo, r.hi))),
     );
 
-    let target = config.error;
-    let chosen = std::cell::RefCell::new(None);
-    let chooser = |req: &LowerRequest| -> Result<ParamChoice, String> {
-        if req.partitions.is_empty() {
-            let p = target
-                .p_error
-                .into_iter()
-                .chain(target.global_p_error)
-                .fold(1.0, f64::min);
-            let set = levelled_params(&req.merged(), p)?;
-            return Ok(ParamChoice {
-                sets: vec![set],
-                partition_sets: Vec::new(),
-            });
-        }
-        let problem = Problem {
-            partitions: req
-                .partitions
-                .iter()
-                .map(|p| Partition {
-                    precision: p.precision,
-                    norm2: p.norm2.max(1.0),
-                    tlus: p.tlus,
-                    levelled: 0,
-                    outputs: p
-                        .outputs
-                        .iter()
-                        .map(|&(precision, norm2)| OutputNoise { precision, norm2 })
-                        .collect(),
-                })
-                .collect(),
-            crossings: req
-                .crossings
-                .iter()
-                .map(|&(from, to, count)| Crossing { from, to, count })
-                .collect(),
-            target,
-            single_set: config.single_parameter_set,
-            noise: Default::default(),
-            objective: config.objective,
-        };
-        let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
-        let choice = ParamChoice {
-            sets: sol.sets.iter().map(|s| s.params.clone()).collect(),
-            partition_sets: sol.partition_sets.clone(),
-        };
-        *chosen.borrow_mut() = Some(sol);
-        Ok(choice)
-    };
-    let lowered = lower(&optimized, &MultiChooser(chooser))?;
+    let chooser = OptimizerChooser::new(config.error, config.single_parameter_set, config.objective);
+    let lowered = lower(&optimized, &chooser)?;
     let mut stats = make_stats(
         &lowered.program,
         &lowered.stats,
-        chosen.into_inner().map(|s| (*s).clone()),
+        chooser.into_solution(),
         start,
     );
     stats.domain = config.domain;
@@ -527,10 +303,7 @@ impl Program {
     pub fn server_artifact(
         &self,
     ) -> Result<veil_runtime::artifact::ServerArtifact, veil_runtime::artifact::ArtifactError> {
-        let stats = serde_json::to_string(&self.stats).map_err(|e| {
-            veil_runtime::artifact::ArtifactError::Invalid(format!("cannot write statistics: {e}"))
-        })?;
-        veil_runtime::artifact::ServerArtifact::new(self.tfhe.clone(), stats)
+        veil_runtime::artifact::ServerArtifact::new(self.tfhe.clone(), self.stats.clone())
     }
 
     /// Generates the client's secret keys and the server's evaluation keys from `seed`

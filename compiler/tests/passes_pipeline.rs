@@ -6,7 +6,7 @@ use veil_compiler::passes::bitwidth::{calibrate, propagate_ranges, simulate_chec
 use veil_compiler::passes::{
     pass_names, Pass, PassContext, PassError, PassManager, PassStats, DEFAULT_PIPELINE,
 };
-use veil_ir::{Graph, Op, Tensor};
+use veil_ir::{Graph, Interval, Op, Tensor};
 
 const PROG: &str = r#"veil 1
 %0 = input "x" : enc<i8>[2]
@@ -28,9 +28,12 @@ fn unknown_pass_names_the_registered_ones() {
     let e = PassManager::from_names(&["dce", "nope"]).err().unwrap();
     assert_eq!(
         e.to_string(),
-        "unknown pass `nope`; registered passes: bitwidth, desugar, dce, rewrite"
+        "unknown pass `nope`; registered passes: bitwidth, desugar, dce, rewrite, lower"
     );
-    assert_eq!(pass_names(), vec!["bitwidth", "desugar", "dce", "rewrite"]);
+    assert_eq!(
+        pass_names(),
+        vec!["bitwidth", "desugar", "dce", "rewrite", "lower"]
+    );
 }
 
 #[test]
@@ -115,10 +118,10 @@ fn interval_propagation_uses_declared_input_ranges() {
     cx.input_ranges.clear();
     let r = propagate_ranges(&g, &ctx(-5, 5).input_ranges).unwrap();
     let vals = g.topo_order().unwrap();
-    assert_eq!(r.get(vals[0]), Some((-5, 5)));
-    assert_eq!(r.get(vals[2]), Some((-15, 15)));
-    assert_eq!(r.get(vals[3]), Some((0, 15)));
-    assert_eq!(r.get(vals[4]), Some((-15, 0)));
+    assert_eq!(r.get(vals[0]), Some(Interval::new(-5, 5)));
+    assert_eq!(r.get(vals[2]), Some(Interval::new(-15, 15)));
+    assert_eq!(r.get(vals[3]), Some(Interval::new(0, 15)));
+    assert_eq!(r.get(vals[4]), Some(Interval::new(-15, 0)));
     let bad = propagate_ranges(&g, &ctx(3, 1).input_ranges).unwrap_err();
     assert!(bad.contains("empty"), "{bad}");
 }
@@ -133,8 +136,8 @@ fn interval_propagation_keeps_declared_types() {
     );
     let r = propagate_ranges(&g, &Default::default()).unwrap();
     let vals = g.topo_order().unwrap();
-    assert_eq!(r.get(vals[1]), Some((0, 7)));
-    assert_eq!(r.get(vals[3]), Some((1, 8)));
+    assert_eq!(r.get(vals[1]), Some(Interval::new(0, 7)));
+    assert_eq!(r.get(vals[3]), Some(Interval::new(1, 8)));
 }
 
 #[test]
@@ -145,8 +148,8 @@ fn calibration_and_overflow_check() {
         .collect();
     let r = calibrate(&g, &set).unwrap();
     let vals = g.topo_order().unwrap();
-    assert_eq!(r.get(vals[2]), Some((-9, 9)));
-    assert_eq!(r.get(vals[3]), Some((0, 9)));
+    assert_eq!(r.get(vals[2]), Some(Interval::new(-9, 9)));
+    assert_eq!(r.get(vals[3]), Some(Interval::new(0, 9)));
     // a sample outside the calibration leaves the ranges: reported with the op
     let (_, bad) = simulate_checked(&g, &r, &[Tensor::new(vec![2], vec![5, 0]).unwrap()]).unwrap();
     let labels: Vec<_> = bad.iter().map(|b| b.label.as_str()).collect();

@@ -127,7 +127,7 @@ fn build(signed: bool, bits: u8, steps: &[Step]) -> Option<Graph> {
                 if cint.bits > 6 {
                     continue;
                 }
-                let mut r = Rng(*seed);
+                let mut r = SampleRng::new(*seed);
                 let entries: Vec<i64> = (0..1i64 << cint.bits)
                     .map(|_| (r.next() % 13) as i64 - 6)
                     .collect();

@@ -16,9 +16,10 @@
 //! rules).
 
 use crate::graph::{Graph, ValueId};
-use crate::ops::{BinOp, Constant, Op, TableId, UnOp};
+use crate::ops::{BinOp, Constant, Op, Table, TableId, UnOp};
 use crate::tensor::{conv2d_shape, matmul_dims};
 use crate::types::{broadcast_shapes, numel, IntType, Shape, TensorType, Visibility};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Largest number of elements of one tensor veil accepts: `2^24` (16 777 216).
@@ -67,8 +68,9 @@ impl TypeError {
     }
 }
 
-/// A closed integer interval `lo ..= hi` (`lo <= hi`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A closed integer interval `lo ..= hi` (`lo <= hi`): the one interval type of veil's range
+/// analyses (type inference, the compiler's bit-width pass and e-graph analysis, domains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
     /// Smallest value.
     pub lo: i128,
@@ -114,6 +116,18 @@ impl Interval {
             lo: self.lo.min(o.lo),
             hi: self.hi.max(o.hi),
         }
+    }
+
+    /// The values in both, `None` when they do not meet.
+    pub fn intersect(self, o: Interval) -> Option<Self> {
+        let (lo, hi) = (self.lo.max(o.lo), self.hi.min(o.hi));
+        (lo <= hi).then_some(Interval { lo, hi })
+    }
+
+    /// Bits of the narrowest element type holding the interval; 128 when no type of at most
+    /// 64 bits does.
+    pub fn bits(self) -> u32 {
+        self.int_type().map_or(128, |t| t.bits as u32)
     }
 
     /// Whether `v` lies in the interval.
@@ -180,6 +194,47 @@ impl fmt::Display for Interval {
     }
 }
 
+/// The interval of every value of a graph (from calibration or from [`transfer`] on
+/// declared input ranges): what the compiler's bit-width pass computes and its e-graph
+/// analysis starts from.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ValueRanges {
+    map: BTreeMap<ValueId, Interval>,
+}
+
+impl ValueRanges {
+    /// Range of `v`, if known.
+    pub fn get(&self, v: ValueId) -> Option<Interval> {
+        self.map.get(&v).copied()
+    }
+
+    /// Sets the range of `v`.
+    pub fn set(&mut self, v: ValueId, r: Interval) {
+        self.map.insert(v, r);
+    }
+
+    /// Widens the range of `v` to include `r`.
+    pub fn include(&mut self, v: ValueId, r: Interval) {
+        let e = self.map.entry(v).or_insert(r);
+        *e = e.union(r);
+    }
+
+    /// All known ranges.
+    pub fn iter(&self) -> impl Iterator<Item = (ValueId, Interval)> + '_ {
+        self.map.iter().map(|(v, r)| (*v, *r))
+    }
+
+    /// Number of values with a range.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no range is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 /// The values `v` can take: the actual values of a constant, else its type's range.
 ///
 /// # Panics
@@ -226,9 +281,39 @@ pub fn infer(
     })?;
     let (vis, encoding) = match op {
         Op::Const { .. } => (Visibility::Clear, None),
-        _ if op.is_keyswitch() => (Visibility::Encrypted, None),
-        Op::Pbs { .. } => (Visibility::Encrypted, None),
-        _ => {
+        // the lowering chooses the encodings of keyswitches and bootstraps
+        Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. }
+        | Op::Pbs { .. } => (Visibility::Encrypted, None),
+        // encrypted iff an operand is, with the encoding of the first encrypted one
+        Op::Input { .. }
+        | Op::Output { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Neg
+        | Op::Mul
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::Sum { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Tlu { .. }
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Min
+        | Op::Max
+        | Op::Relu
+        | Op::Abs
+        | Op::Round { .. }
+        | Op::Clip { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where => {
             let enc = operands.iter().map(|&o| g.ty(o)).find(|t| t.is_encrypted());
             match enc {
                 Some(t) => (Visibility::Encrypted, t.encoding),
@@ -631,47 +716,60 @@ fn dot_range(weights: impl Iterator<Item = i64>, x: Interval) -> Option<Interval
     Some(acc)
 }
 
-/// The interval of the result of `op` when its operands take values in `ranges` (one per
-/// operand, e.g. from [`value_range`] or from calibration). Constant weights of `matmul` and
-/// `conv2d` and table contents are read from `g`; table lookups only consider the entries the
-/// operand range can reach.
+/// What the interval transfer function ([`transfer`]) knows about one operand of an op.
 ///
-/// Expects an op that [`infer_shape`] accepts (it reads attributes and operand shapes without
-/// re-validating them); reports `i128` overflow as a too-wide result.
+/// Type inference fills it from a [`Graph`] ([`infer_range`]); the compiler's analyses fill it
+/// from their own facts (calibrated ranges, e-graph classes), so every client of op semantics
+/// on intervals goes through the one [`transfer`].
+#[derive(Clone, Copy, Debug)]
+pub struct OperandFacts<'a> {
+    /// Every value the operand's elements can take.
+    pub range: Interval,
+    /// Its declared element type (table lookups index tables from `int.min()`).
+    pub int: IntType,
+    /// Its shape.
+    pub shape: &'a [usize],
+    /// Its values when it is a clear constant; used only when its shape is `shape` and it has
+    /// `numel(shape)` values (else the transfer falls back to `range`).
+    pub constant: Option<&'a Constant>,
+}
+
+impl OperandFacts<'_> {
+    /// The constant, when it is consistent with the operand's shape.
+    fn weights(&self) -> Option<&Constant> {
+        self.constant
+            .filter(|c| c.shape == self.shape && c.values.len() == numel(&c.shape))
+    }
+}
+
+/// The interval transfer function: the interval of the result of `op` when its operands are
+/// described by `operands` (one [`OperandFacts`] each). It is the only statement of op
+/// semantics on intervals; [`infer_range`] (and through it type inference), the compiler's
+/// bit-width and deviation passes and its e-graph analysis all call it.
 ///
-/// # Panics
-/// If an operand is not a live node of `g`.
-pub fn infer_range(
-    g: &Graph,
+/// Constant weights of `matmul` and `conv2d` give per-output bounds (the sum over the weights
+/// of `w * [lo, hi]`, plus the bias); table lookups (`tlu`, `tlu.multi`, `pbs`) read `tables`
+/// and only consider the entries the operand range can reach (all entries when it reaches
+/// none). `input` and `const` have no operands: their ranges come from their declared types
+/// and values, so asking for them is an error.
+///
+/// Fails on `i128` overflow (reported as a too-wide result), on an operand count the op does
+/// not take, on a table id missing from `tables` and on operand shapes the op does not accept
+/// (a caller that has run [`infer_shape`] never sees the last two).
+pub fn transfer(
     op: &Op,
-    operands: &[ValueId],
-    ranges: &[Interval],
+    operands: &[OperandFacts<'_>],
+    tables: &[Table],
 ) -> Result<Interval, TypeError> {
     check_arity(op, operands.len())?;
-    if ranges.len() != operands.len() {
-        return Err(TypeError::new(
-            op,
-            format!(
-                "{} operand ranges given for {} operands",
-                ranges.len(),
-                operands.len()
-            ),
-        ));
-    }
     let wide = || {
         TypeError::new(
             op,
             "result range exceeds 128 bits; narrow the operands first",
         )
     };
-    let r = |i: usize| ranges[i];
-    // A constant operand whose pool entry matches its declared shape (else: type bounds).
-    let const_of = |i: usize| match g.op(operands[i]) {
-        Op::Const { value } => g
-            .constant(*value)
-            .filter(|c| c.shape == g.ty(operands[i]).shape && c.values.len() == numel(&c.shape)),
-        _ => None,
-    };
+    let r = |i: usize| operands[i].range;
+    let shape = |i: usize| operands[i].shape;
     let out = match op {
         Op::Input { .. } => {
             return Err(TypeError::new(
@@ -679,10 +777,11 @@ pub fn infer_range(
                 "the range of an input comes from its declared type, not from operands",
             ))
         }
-        Op::Const { value } => {
-            let c = constant_of(g, op, *value)?;
-            Interval::of_values(c.values.iter().map(|&v| v as i128))
-                .ok_or_else(|| TypeError::new(op, format!("constant #{} is empty", value.0)))?
+        Op::Const { .. } => {
+            return Err(TypeError::new(
+                op,
+                "the range of a constant comes from its values, not from operands",
+            ))
         }
         Op::Output { .. }
         | Op::Reshape
@@ -695,27 +794,30 @@ pub fn infer_range(
         Op::KeySwitchBit { .. } => Interval::new(0, 1),
         // approximate: floor or ceil of `a / 2^K`
         Op::KeySwitchRound { shift } => {
+            if *shift >= 127 {
+                return Err(wide());
+            }
             let up = (1i128 << *shift) - 1;
             Interval::new(
                 r(0).lo >> *shift,
                 r(0).hi.checked_add(up).ok_or_else(wide)? >> *shift,
             )
         }
-        Op::Concat { .. } => ranges[1..].iter().fold(r(0), |a, b| a.union(*b)),
+        Op::Concat { .. } => operands[1..].iter().fold(r(0), |a, b| a.union(b.range)),
         Op::Add => r(0).checked_add(r(1)).ok_or_else(wide)?,
         Op::Sub => r(0).checked_sub(r(1)).ok_or_else(wide)?,
         Op::Neg => r(0).checked_neg().ok_or_else(wide)?,
         Op::Mul => r(0).checked_mul(r(1)).ok_or_else(wide)?,
         Op::MatMul => {
-            let (m, k, n, _) = matmul_dims(&g.ty(operands[0]).shape, &g.ty(operands[1]).shape)
-                .map_err(|x| TypeError::new(op, x.0))?;
-            let res = if let Some(w) = const_of(1) {
+            let (m, k, n, _) =
+                matmul_dims(shape(0), shape(1)).map_err(|x| TypeError::new(op, x.0))?;
+            let res = if let Some(w) = operands[1].weights() {
                 // Column j of w: w[kk * n + j].
                 (0..n).try_fold(None::<Interval>, |acc, j| {
                     let c = dot_range((0..k).map(|kk| w.values[kk * n + j]), r(0))?;
                     Some(Some(acc.map_or(c, |a| a.union(c))))
                 })
-            } else if let Some(w) = const_of(0) {
+            } else if let Some(w) = operands[0].weights() {
                 // Row i of w: w[i * k + kk].
                 (0..m).try_fold(None::<Interval>, |acc, i| {
                     let c = dot_range((0..k).map(|kk| w.values[i * k + kk]), r(1))?;
@@ -726,61 +828,67 @@ pub fn infer_range(
                     .and_then(|p| p.checked_repeat(k))
                     .map(Some)
             };
-            res.flatten().ok_or_else(wide)?
+            // an empty weight matrix sums nothing
+            res.ok_or_else(wide)?.unwrap_or(Interval::point(0))
         }
         Op::Conv2d(at) => {
-            let ws = &g.ty(operands[1]).shape;
-            let (o, per_out) = (ws[0], ws[1] * ws[2] * ws[3]);
+            let (o, per_out) = match shape(1) {
+                [o, c, kh, kw] => (*o, c * kh * kw),
+                s => {
+                    return Err(TypeError::new(
+                        op,
+                        format!("weights of shape {s:?}, expected [O, C, KH, KW]"),
+                    ))
+                }
+            };
             // Padded positions read zeros.
             let x = if at.pads.iter().any(|&p| p > 0) {
                 r(0).union(Interval::point(0))
             } else {
                 r(0)
             };
-            let bias = |oc: usize| -> Interval {
-                match operands.len() {
-                    3 => match const_of(2) {
-                        Some(b) => Interval::point(b.values[oc] as i128),
-                        None => r(2),
+            let bias = operands.get(2);
+            let bias_of = |oc: usize| -> Interval {
+                match bias {
+                    Some(b) => match b.weights() {
+                        Some(c) if oc < c.values.len() => Interval::point(c.values[oc] as i128),
+                        _ => b.range,
                     },
-                    _ => Interval::point(0),
+                    None => Interval::point(0),
                 }
             };
-            let res = if let Some(w) = const_of(1) {
-                (0..o).try_fold(None::<Interval>, |acc, oc| {
+            let res = match operands[1].weights() {
+                Some(w) if per_out > 0 => (0..o).try_fold(None::<Interval>, |acc, oc| {
                     let c = dot_range(
                         w.values[oc * per_out..(oc + 1) * per_out].iter().copied(),
                         x,
                     )?
-                    .checked_add(bias(oc))?;
+                    .checked_add(bias_of(oc))?;
                     Some(Some(acc.map_or(c, |a| a.union(c))))
-                })
-            } else {
-                x.checked_mul(r(1))
+                }),
+                // every output channel: any bias value (the whole bias range)
+                _ => x
+                    .checked_mul(r(1))
                     .and_then(|p| p.checked_repeat(per_out))
-                    .and_then(|s| s.checked_add(bias(0).union(bias(o - 1))))
-                    .map(Some)
+                    .and_then(|s| s.checked_add(bias.map_or(Interval::point(0), |b| b.range)))
+                    .map(Some),
             };
-            res.flatten().ok_or_else(wide)?
+            res.ok_or_else(wide)?.unwrap_or(Interval::point(0))
         }
         Op::Sum { axes, .. } => {
-            let s = &g.ty(operands[0]).shape;
+            let s = shape(0);
             let count: usize = if axes.is_empty() {
                 numel(s)
             } else {
-                axes.iter().map(|&a| s[a]).product()
+                axes.iter().filter_map(|&a| s.get(a)).product()
             };
             r(0).checked_repeat(count.max(1)).ok_or_else(wide)?
         }
-        Op::Tlu { table } => {
-            let t = g.ty(operands[0]).int;
-            reachable_entries(g, op, &[*table], r(0), t.min())?
+        Op::Tlu { table } => reachable_entries(op, tables, &[*table], r(0), operands[0].int.min())?,
+        Op::TluMulti { tables: ts, .. } => {
+            reachable_entries(op, tables, ts, r(0), operands[0].int.min())?
         }
-        Op::TluMulti { tables, .. } => {
-            let t = g.ty(operands[0]).int;
-            reachable_entries(g, op, tables, r(0), t.min())?
-        }
-        Op::Pbs { tables, .. } => reachable_entries(g, op, tables, r(0), 0)?,
+        Op::Pbs { tables: ts, .. } => reachable_entries(op, tables, ts, r(0), 0)?,
         Op::Cmp(_) => Interval { lo: 0, hi: 1 },
         Op::Binary(b) => binary_range(*b, r(0), r(1)).ok_or_else(wide)?,
         Op::Unary(u) => unary_range(*u, r(0)),
@@ -857,6 +965,57 @@ pub fn infer_range(
         }
     };
     Ok(out)
+}
+
+/// The interval of the result of `op` when its operands (nodes of `g`) take values in `ranges`
+/// (one per operand, e.g. from [`value_range`] or from calibration): [`transfer`] with the
+/// operands' types, shapes and constant values read from `g`, and the range of a `const` node
+/// from its values.
+///
+/// Expects an op that [`infer_shape`] accepts (it reads attributes and operand shapes without
+/// re-validating them); reports `i128` overflow as a too-wide result.
+///
+/// # Panics
+/// If an operand is not a live node of `g`.
+pub fn infer_range(
+    g: &Graph,
+    op: &Op,
+    operands: &[ValueId],
+    ranges: &[Interval],
+) -> Result<Interval, TypeError> {
+    check_arity(op, operands.len())?;
+    if ranges.len() != operands.len() {
+        return Err(TypeError::new(
+            op,
+            format!(
+                "{} operand ranges given for {} operands",
+                ranges.len(),
+                operands.len()
+            ),
+        ));
+    }
+    if let Op::Const { value } = op {
+        let c = constant_of(g, op, *value)?;
+        return Interval::of_values(c.values.iter().map(|&v| v as i128))
+            .ok_or_else(|| TypeError::new(op, format!("constant #{} is empty", value.0)));
+    }
+    let facts: Vec<OperandFacts<'_>> = operands
+        .iter()
+        .zip(ranges)
+        .map(|(&o, &range)| {
+            let ty = g.ty(o);
+            OperandFacts {
+                range,
+                int: ty.int,
+                shape: &ty.shape,
+                constant: match g.op(o) {
+                    Op::Const { value } => g.constant(*value),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    transfer(op, &facts, &g.tables)
 }
 
 /// The interval of `op(a)` for `a` in `a` (exact: every [`UnOp`] is monotone or has a
@@ -987,8 +1146,8 @@ pub fn round_approx_range(lo: i128, hi: i128, lsbs: u8) -> Option<(i128, i128)> 
 /// Range of the entries of `tables` that inputs in `r` can reach; entry `i` is the image of
 /// input `offset + i`. Falls back to all entries if `r` reaches none.
 fn reachable_entries(
-    g: &Graph,
     op: &Op,
+    pool: &[Table],
     tables: &[TableId],
     r: Interval,
     offset: i128,
@@ -996,7 +1155,19 @@ fn reachable_entries(
     let mut all: Option<Interval> = None;
     let mut reach: Option<Interval> = None;
     for &t in tables {
-        let e = table_entries(g, op, t)?;
+        let e = pool
+            .get(t.0 as usize)
+            .map(|t| t.entries.as_slice())
+            .ok_or_else(|| {
+                TypeError::new(
+                    op,
+                    format!(
+                        "table #{} does not exist (the pool has {})",
+                        t.0,
+                        pool.len()
+                    ),
+                )
+            })?;
         let len = e.len() as i128;
         let lo = r.lo.saturating_sub(offset).clamp(0, len);
         let hi = r.hi.saturating_sub(offset).clamp(-1, len - 1);
@@ -1130,6 +1301,136 @@ mod tests {
             Op::Add,
             &[(u(4), &[])],
             "error: add: takes 2 operand(s), got 1",
+        );
+    }
+
+    fn facts(lo: i128, hi: i128) -> OperandFacts<'static> {
+        OperandFacts {
+            range: Interval::new(lo, hi),
+            int: IntType::signed(16),
+            shape: &[],
+            constant: None,
+        }
+    }
+
+    #[test]
+    fn transfer_on_intervals() {
+        let iv = Interval::new;
+        let (a, b) = (facts(-2, 3), facts(1, 5));
+        let t = |op: Op, xs: &[OperandFacts<'_>]| transfer(&op, xs, &[]).unwrap();
+        assert_eq!(t(Op::Add, &[a, b]), iv(-1, 8));
+        assert_eq!(t(Op::Sub, &[a, b]), iv(-7, 2));
+        assert_eq!(t(Op::Mul, &[a, b]), iv(-10, 15));
+        assert_eq!(t(Op::Abs, &[a]), iv(0, 3));
+        assert_eq!(t(Op::Relu, &[a]), iv(0, 3));
+        assert_eq!(t(Op::Clip { lo: 0, hi: 2 }, &[a]), iv(0, 2));
+        let x5 = facts(0, 31);
+        assert_eq!(
+            t(Op::Binary(BinOp::FloorDiv), &[x5, facts(2, 2)]),
+            iv(0, 15)
+        );
+        assert_eq!(t(Op::Binary(BinOp::Mod), &[a, facts(17, 17)]), iv(0, 16));
+        assert_eq!(t(Op::Unary(UnOp::Sign), &[a]), iv(-1, 1));
+        assert_eq!(t(Op::Where, &[facts(0, 1), a, x5]), iv(-2, 31));
+        assert_eq!(t(Op::Where, &[facts(1, 4), a, x5]), iv(-2, 3));
+        // no operands, or the wrong number: an error, not a panic
+        assert!(transfer(&Op::Input { name: "x".into() }, &[], &[]).is_err());
+        assert!(transfer(&Op::Add, &[a], &[]).is_err());
+        // a table id beyond the pool is an error
+        let tlu = Op::Tlu { table: TableId(3) };
+        assert!(transfer(&tlu, &[a], &[]).is_err());
+        // overflow of i128 is a too-wide result
+        let big = facts(0, i128::MAX);
+        assert!(transfer(&Op::Add, &[big, big], &[]).is_err());
+    }
+
+    #[test]
+    fn transfer_with_clear_weights_is_per_column() {
+        let w = Constant {
+            shape: vec![2, 2],
+            values: vec![1, -1, 1, 2],
+        };
+        let x = OperandFacts {
+            range: Interval::new(0, 3),
+            int: IntType::unsigned(2),
+            shape: &[1, 2],
+            constant: None,
+        };
+        let wi = OperandFacts {
+            range: Interval::new(-1, 2),
+            int: IntType::signed(3),
+            shape: &[2, 2],
+            constant: Some(&w),
+        };
+        // column 0: x0 + x1 in 0..=6; column 1: -x0 + 2 x1 in -3..=6
+        assert_eq!(
+            transfer(&Op::MatMul, &[x, wi], &[]),
+            Ok(Interval::new(-3, 6))
+        );
+        // a constant that does not match its operand's shape is not read
+        let odd = OperandFacts {
+            shape: &[2, 1],
+            ..wi
+        };
+        let xs = OperandFacts {
+            shape: &[1, 2],
+            ..x
+        };
+        assert_eq!(
+            transfer(&Op::MatMul, &[xs, odd], &[]),
+            Ok(Interval::new(-6, 12))
+        );
+    }
+
+    /// Conv2d with clear weights and a clear bias: each output channel adds its own bias; with
+    /// encrypted weights, any bias value may be added (the whole bias range, not only the first
+    /// and last channels').
+    #[test]
+    fn conv2d_bias_range() {
+        let w = Constant {
+            shape: vec![3, 1, 1, 1],
+            values: vec![1, 1, 1],
+        };
+        let b = Constant {
+            shape: vec![3],
+            values: vec![5, -10, 3],
+        };
+        let attrs = Conv2dAttrs {
+            strides: [1, 1],
+            pads: [0, 0, 0, 0],
+            dilations: [1, 1],
+            group: 1,
+        };
+        let x = OperandFacts {
+            range: Interval::new(0, 1),
+            int: IntType::unsigned(1),
+            shape: &[1, 1, 2, 2],
+            constant: None,
+        };
+        let bias = OperandFacts {
+            range: Interval::new(-10, 5),
+            int: IntType::signed(5),
+            shape: &[3],
+            constant: Some(&b),
+        };
+        let clear = OperandFacts {
+            range: Interval::new(1, 1),
+            int: IntType::unsigned(1),
+            shape: &[3, 1, 1, 1],
+            constant: Some(&w),
+        };
+        let op = Op::Conv2d(attrs);
+        assert_eq!(
+            transfer(&op, &[x, clear, bias], &[]),
+            Ok(Interval::new(-10, 6))
+        );
+        let enc = OperandFacts {
+            constant: None,
+            ..clear
+        };
+        assert_eq!(
+            transfer(&op, &[x, enc, bias], &[]),
+            Ok(Interval::new(-10, 6))
         );
     }
 

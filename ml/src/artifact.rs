@@ -33,7 +33,7 @@ use crate::model::argmax;
 use crate::onnx::{FTensor, OnnxImport};
 use crate::{ClientSpec, Matrix, PostProcess};
 use serde::{Deserialize, Serialize};
-use veil_compiler::program::Program;
+use veil_compiler::program::{CompileStats, Program};
 use veil_ir::serial;
 use veil_ir::{Domain, DomainError, Graph, ParamSet, Tensor};
 use veil_runtime::artifact::{
@@ -91,8 +91,8 @@ pub struct ClientArtifact {
     pub tensor: Graph,
     /// The tensor-level program after the passes.
     pub optimized: Graph,
-    /// The compile statistics (`CompileStats` as JSON).
-    pub stats_json: String,
+    /// The compile statistics.
+    pub stats: CompileStats,
     /// The intervals of the values of `tensor` the program is exact on (calibrated); samples
     /// of integer programs are checked against them before encryption
     /// ([`ClientArtifact::check_domain`]).
@@ -151,7 +151,7 @@ struct ClientFile {
     model: ClientModel,
     tensor: serial::Program,
     optimized: serial::Program,
-    stats_json: String,
+    stats: CompileStats,
     domain: Domain,
 }
 
@@ -190,15 +190,14 @@ impl ClientArtifact {
             model,
             tensor: program.source.clone(),
             optimized: program.optimized.clone(),
-            stats_json: serde_json::to_string(&program.stats)
-                .map_err(|e| ArtifactError::Invalid(format!("cannot write statistics: {e}")))?,
+            stats: program.stats.clone(),
             domain: program.domain.clone(),
         })
     }
 
     /// The compile statistics.
-    pub fn stats(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stats_json).unwrap_or(serde_json::Value::Null)
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
     }
 
     /// Serializes the artifact.
@@ -216,7 +215,7 @@ impl ClientArtifact {
                 model: self.model.clone(),
                 tensor: to_serial(&self.tensor, K)?,
                 optimized: to_serial(&self.optimized, K)?,
-                stats_json: self.stats_json.clone(),
+                stats: self.stats.clone(),
                 domain: self.domain.clone(),
             },
         )
@@ -269,7 +268,7 @@ impl ClientArtifact {
             model: f.model,
             tensor: load_graph(&f.tensor, K)?,
             optimized: load_graph(&f.optimized, K)?,
-            stats_json: f.stats_json,
+            stats: f.stats,
             domain: f.domain,
         })
     }
@@ -893,7 +892,7 @@ mod tests {
         assert_eq!(client.to_bytes().unwrap(), cb);
         assert_eq!(server.program_id(), client.program_id);
         assert_eq!(client.columns(), vec![("x".into(), 3), ("k".into(), 1)]);
-        assert!(server.stats()["pbs"].is_u64());
+        assert_eq!(server.stats(), client.stats());
 
         let (ck, eval) = client.keygen(7).unwrap();
         server.check_keys(&eval).unwrap();

@@ -1,7 +1,8 @@
 //! Deployment artifacts on the server side, and the files client and server exchange.
 //!
 //! - [`ServerArtifact`] (`server.veil-artifact`, kind [`KIND_SERVER_ARTIFACT`]): the lowered
-//!   TFHE-level program (its parameter sets included), its statistics and its *program id*
+//!   TFHE-level program (its parameter sets included), its statistics ([`CompileStats`], a
+//!   typed record the compiler fills and readers use field by field) and its *program id*
 //!   (a hash of the program). No secrets: a server needs it, the evaluation keys a client
 //!   uploads once (`CompressedServerKeys::to_bytes`, kind
 //!   [`crate::serial::KIND_COMPRESSED_SERVER_KEYS`]) and ciphertexts.
@@ -24,11 +25,12 @@ use crate::{CompressedServerKeys, CtTensor, Executor, RuntimeError, ServerKeys, 
 use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
 use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 
 /// Format version of the artifact payloads (inside the envelope's own version).
-pub const ARTIFACT_VERSION: u32 = 3;
+pub const ARTIFACT_VERSION: u32 = 4;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
 /// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).
@@ -273,6 +275,154 @@ pub fn to_serial(g: &Graph, kind: &'static str) -> Result<serial::Program, Artif
     serial::Program::from_graph(g).map_err(serial_err(kind))
 }
 
+// ---------------------------------------------------------------- statistics
+
+/// Which inputs a compiled program is exact on, and so which samples its domain check
+/// accepts. Either way a sample outside the domain is refused before encryption, never
+/// computed wrongly. (The compiler's `CompileConfig::domain`; recorded in [`CompileStats`].)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainPolicy {
+    /// Intervals calibrated on the inputset (the hull of the values every sample takes):
+    /// narrow types, tables tabulated over the calibrated intervals, fewest and narrowest
+    /// bootstraps. Samples whose values leave those intervals are refused. Without an
+    /// inputset the intervals are propagated from the declared input types, as for
+    /// [`DomainPolicy::Types`].
+    #[default]
+    Calibrated,
+    /// Intervals propagated soundly from the declared input types (interval arithmetic over
+    /// every op, the compiler's `bitwidth::propagate_ranges`); the inputset is not used.
+    /// Every table covers its operand's whole propagated interval, so the program is exact
+    /// for every sample of the declared input types whose values fit their declared types (a
+    /// sample that overflows a declared type is refused by the reference interpreter). Costs
+    /// wider bootstraps where the types are wider than the data.
+    Types,
+}
+
+impl DomainPolicy {
+    /// `calibrated` or `types`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DomainPolicy::Calibrated => "calibrated",
+            DomainPolicy::Types => "types",
+        }
+    }
+}
+
+impl std::fmt::Display for DomainPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What compilation produced, before any key exists: costs, counts and predicted error. The
+/// compiler fills it; both artifacts store it as it is (typed, no JSON inside), so `veil
+/// inspect`, a server and benchmarks read its fields without the compiler.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompileStats {
+    /// Bootstraps per input precision (bits -> count), one per ciphertext.
+    pub pbs_by_precision: BTreeMap<u8, u64>,
+    /// Total bootstraps.
+    pub pbs: u64,
+    /// Keyswitches that change the key (same-key keyswitches only rescale and are free).
+    pub keyswitches: u64,
+    /// Levelled op nodes of the lowered program.
+    pub levelled_ops: u64,
+    /// The partitions of the program (bootstraps grouped by input precision) and their sets.
+    pub partitions: Vec<PartitionStats>,
+    /// Ciphertexts keyswitched from one partition's big key into another's small key:
+    /// `(from, to, count)`.
+    pub crossings: Vec<(usize, usize, u64)>,
+    /// The chosen parameter sets (`@p0, @p1, ...`).
+    pub params: Vec<ParamSet>,
+    /// Predicted per-bootstrap error probability (the worst partition).
+    pub p_error: f64,
+    /// Predicted probability that any bootstrap of one run fails.
+    pub global_p_error: f64,
+    /// Evaluation key sizes (bytes): bootstrap keys in Fourier form; zero when the program
+    /// needs none.
+    pub bsk_bytes: u64,
+    /// Keyswitch key bytes (every key pair the program uses).
+    pub ksk_bytes: u64,
+    /// Model cost of one run (Concrete's cost units).
+    pub cost: f64,
+    /// Estimated single-thread latency of one run, in milliseconds: the model cost scaled by a
+    /// PBS measured on this project's 2-core machines (24 ms for n=742, k=1, N=2048, l=1).
+    pub estimated_latency_ms: f64,
+    /// Compile time in milliseconds.
+    pub compile_ms: f64,
+    /// The domain policy the program was compiled under (`calibrated` or `types`).
+    pub domain: DomainPolicy,
+    /// Per program input (in declaration order), the interval of element values the domain
+    /// check accepts.
+    pub input_domain: Vec<InputInterval>,
+}
+
+/// One input's accepted interval in [`CompileStats::input_domain`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputInterval {
+    /// The input's name.
+    pub name: String,
+    /// Smallest accepted element.
+    pub lo: i64,
+    /// Largest accepted element.
+    pub hi: i64,
+}
+
+/// One partition in [`CompileStats`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionStats {
+    /// Widest bootstrap input of the partition, in bits.
+    pub precision: u8,
+    /// Largest norm2 reaching one of its keyswitches.
+    pub norm2: f64,
+    /// Bootstraps.
+    pub pbs: u64,
+    /// Index of its parameter set.
+    pub set: usize,
+    /// Predicted per-bootstrap error probability.
+    pub p_error: f64,
+}
+
+impl CompileStats {
+    /// One line: bootstraps per precision, the sets and the predicted error, e.g.
+    /// `21 PBS/sample (4-bit: 11, 6-bit: 10); @p0 n=950 k=1 N=8192 (6 bits), @p1 n=771 k=1
+    /// N=2048 (4 bits); p_error 9.1e-13 per PBS`.
+    pub fn summary(&self) -> String {
+        let by: Vec<String> = self
+            .pbs_by_precision
+            .iter()
+            .map(|(b, n)| format!("{b}-bit: {n}"))
+            .collect();
+        let sets: Vec<String> = self
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "@p{i} n={} k={} N={} ({} bits)",
+                    p.lwe_dimension, p.glwe_dimension, p.polynomial_size, p.message_bits
+                )
+            })
+            .collect();
+        let pbs = if by.is_empty() {
+            format!("{} PBS/sample", self.pbs)
+        } else {
+            format!("{} PBS/sample ({})", self.pbs, by.join(", "))
+        };
+        format!(
+            "{pbs}; {}; p_error {:.1e} per PBS",
+            sets.join(", "),
+            self.p_error
+        )
+    }
+
+    /// The widest bootstrap input, in bits (0 without bootstraps).
+    pub fn max_bits(&self) -> u8 {
+        self.pbs_by_precision.keys().copied().max().unwrap_or(0)
+    }
+}
+
 // ---------------------------------------------------------------- server artifact
 
 /// What a server needs besides the evaluation keys: the TFHE-level program (with its
@@ -281,20 +431,19 @@ pub fn to_serial(g: &Graph, kind: &'static str) -> Result<serial::Program, Artif
 pub struct ServerArtifact {
     program: Graph,
     program_id: u64,
-    stats_json: String,
+    stats: CompileStats,
 }
 
 #[derive(Serialize, Deserialize)]
 struct ServerFile {
     program_id: u64,
     program: serial::Program,
-    stats_json: String,
+    stats: CompileStats,
 }
 
 impl ServerArtifact {
-    /// The server part of a compiled program: its TFHE-level graph and its statistics (the
-    /// compiler's `CompileStats` as JSON).
-    pub fn new(program: Graph, stats_json: String) -> Result<Self, ArtifactError> {
+    /// The server part of a compiled program: its TFHE-level graph and its statistics.
+    pub fn new(program: Graph, stats: CompileStats) -> Result<Self, ArtifactError> {
         if program.level != Level::Tfhe {
             return Err(ArtifactError::Invalid(
                 "a server artifact holds a lowered (TFHE-level) program".into(),
@@ -303,7 +452,7 @@ impl ServerArtifact {
         Ok(ServerArtifact {
             program_id: program_id(&program)?,
             program,
-            stats_json,
+            stats,
         })
     }
 
@@ -322,9 +471,9 @@ impl ServerArtifact {
         self.program_id
     }
 
-    /// The compile statistics (`CompileStats` as JSON).
-    pub fn stats(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stats_json).unwrap_or(serde_json::Value::Null)
+    /// The compile statistics.
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
     }
 
     /// Serializes the artifact.
@@ -334,7 +483,7 @@ impl ServerArtifact {
             &ServerFile {
                 program_id: self.program_id,
                 program: to_serial(&self.program, KIND_SERVER_ARTIFACT)?,
-                stats_json: self.stats_json.clone(),
+                stats: self.stats.clone(),
             },
         )
     }
@@ -357,7 +506,7 @@ impl ServerArtifact {
         Ok(ServerArtifact {
             program,
             program_id: f.program_id,
-            stats_json: f.stats_json,
+            stats: f.stats,
         })
     }
 

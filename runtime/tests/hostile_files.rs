@@ -181,7 +181,14 @@ fn files() -> &'static Files {
         };
         let x = Tensor::new(vec![3], vec![0, 1, 3]).expect("tensor");
         let ct = ck.encrypt(&x, IntType::unsigned(2), enc).expect("encrypts");
-        let server = ServerArtifact::new(program.clone(), "{\"pbs\":3}".into()).expect("artifact");
+        let server = ServerArtifact::new(
+            program.clone(),
+            veil_runtime::artifact::CompileStats {
+                pbs: 3,
+                ..Default::default()
+            },
+        )
+        .expect("artifact");
         let batch = EncryptedBatch {
             program_id: server.program_id(),
             key_id: ck.key_id(),

@@ -115,7 +115,27 @@ pub fn norm2(g: &Graph) -> HashMap<ValueId, Tensor<Norm2>> {
                 Tensor::concat(&refs, *axis).ok()
             }
             // Negation, keyswitch and output keep the noise of their operand.
-            _ => get(0).cloned(),
+            Op::Neg
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. } => get(0).cloned(),
+            // Not in a lowered graph (constants are clear; the others became bootstraps):
+            // the operand's noise, as if levelled.
+            Op::Const { .. }
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Relu
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where => get(0).cloned(),
         };
         // Shapes were checked by the verifier; fall back to the worst operand if not.
         let r = r.unwrap_or_else(|| {

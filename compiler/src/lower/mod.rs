@@ -41,15 +41,19 @@
 //! Architecture invariant: the lowered graph verifies at [`Level::Tfhe`] and computes exactly
 //! what the tensor-level graph computes (checked by tests through both interpreters).
 
+pub mod choose;
 pub mod manp;
 
-use crate::rewrite::analysis::common_align;
+pub use choose::{levelled_params, OptimizerChooser};
+
+use petgraph::unionfind::UnionFind;
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
+use veil_ir::infer::{transfer, OperandFacts};
 use veil_ir::types::numel;
 use veil_ir::{
-    CmpOp, Constant, Encoding, Graph, IntType, KeyId, Level, Op, ParamSet, Table, TensorType,
-    ValueId, Visibility,
+    CmpOp, Constant, Encoding, Graph, IntType, Interval, KeyId, Level, Op, ParamSet, Table,
+    TensorType, ValueId, Visibility,
 };
 
 /// What the lowering asks of the parameter optimizer for one partition when a single set
@@ -130,7 +134,7 @@ pub struct ParamChoice {
 }
 
 /// Chooses parameter sets for a program (implemented over the optimizer by
-/// [`crate::program::compile`]).
+/// `program::compile`).
 pub trait ParamChooser {
     /// Secure parameter sets meeting the program's error target, or why there are none.
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String>;
@@ -339,6 +343,20 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
     l.finish(chooser)
 }
 
+/// Trailing zero bits common to all values (62 for all-zero): the known-zero low bits of a
+/// constant or of a lookup's entries (used by the lowering and by the rewrite's analysis).
+pub fn common_align(vals: impl Iterator<Item = i128>) -> u8 {
+    let mut acc: u128 = 0;
+    for v in vals {
+        acc |= v.unsigned_abs();
+    }
+    if acc == 0 {
+        62
+    } else {
+        acc.trailing_zeros().min(62) as u8
+    }
+}
+
 /// The known-zero low bits of every value of a tensor-level graph (`align_of`; values
 /// without any are left out): what the lowering's bootstraps skip.
 pub fn alignments(g: &Graph) -> HashMap<ValueId, u8> {
@@ -379,7 +397,25 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         | Op::Transpose { .. }
         | Op::Broadcast
         | Op::Slice { .. } => of(0),
-        _ => 0,
+        // nothing known: the value's low bits can be anything (the lowering does not bootstrap
+        // products through `keyswitch.shr`; TFHE-level ops are not in a tensor-level graph)
+        Op::Input { .. }
+        | Op::Output { .. }
+        | Op::Round { rescale: true, .. }
+        | Op::Mul
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Clip { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. }
+        | Op::Pbs { .. } => 0,
     };
     // never all of a value's bits
     a.min(g.ty(v).int.bits.saturating_sub(1))
@@ -388,6 +424,16 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
 fn range_of(t: &IntType) -> (i128, i128) {
     let t = *t;
     (t.min(), t.max())
+}
+
+/// What the transfer function knows of a node of the graph being built: its type's range.
+fn facts_of(t: &TensorType) -> OperandFacts<'_> {
+    OperandFacts {
+        range: Interval::of_type(t.int),
+        int: t.int,
+        shape: &t.shape,
+        constant: None,
+    }
 }
 
 impl<'a> Lowerer<'a> {
@@ -400,6 +446,16 @@ impl<'a> Lowerer<'a> {
 
     fn ty(&self, dv: ValueId) -> &TensorType {
         self.dst.ty(dv)
+    }
+
+    /// The interval of `op` on `operands` (nodes of the TFHE-level graph, each anywhere in its
+    /// type), by veil-ir's transfer function.
+    fn transfer(&self, src: ValueId, op: &Op, operands: &[ValueId]) -> R<Interval> {
+        let facts: Vec<OperandFacts<'_>> = operands.iter().map(|&o| facts_of(self.ty(o))).collect();
+        transfer(op, &facts, &[]).map_err(|e| LowerError::Unsupported {
+            what: self.what(src),
+            why: e.to_string(),
+        })
     }
 
     fn int_type(&self, v: ValueId, lo: i128, hi: i128) -> R<IntType> {
@@ -415,11 +471,11 @@ impl<'a> Lowerer<'a> {
         src: ValueId,
         op: Op,
         operands: &[ValueId],
-        range: (i128, i128),
+        range: Interval,
         shape: Vec<usize>,
     ) -> R<ValueId> {
         let enc = operands.iter().any(|o| self.ty(*o).is_encrypted());
-        let int = self.int_type(src, range.0, range.1)?;
+        let int = self.int_type(src, range.lo, range.hi)?;
         let ty = TensorType {
             vis: if enc {
                 Visibility::Encrypted
@@ -458,18 +514,16 @@ impl<'a> Lowerer<'a> {
 
     /// `a - b` with broadcasting, typed by range.
     fn sub(&mut self, src: ValueId, a: ValueId, b: ValueId) -> R<ValueId> {
-        let (al, ah) = range_of(&self.ty(a).int);
-        let (bl, bh) = range_of(&self.ty(b).int);
+        let range = self.transfer(src, &Op::Sub, &[a, b])?;
         let shape = self.broadcast_shape(src, a, b)?;
-        self.levelled(src, Op::Sub, &[a, b], (al - bh, ah - bl), shape)
+        self.levelled(src, Op::Sub, &[a, b], range, shape)
     }
 
     /// `a + b` with broadcasting, typed by range.
     fn add(&mut self, src: ValueId, a: ValueId, b: ValueId) -> R<ValueId> {
-        let (al, ah) = range_of(&self.ty(a).int);
-        let (bl, bh) = range_of(&self.ty(b).int);
+        let range = self.transfer(src, &Op::Add, &[a, b])?;
         let shape = self.broadcast_shape(src, a, b)?;
-        self.levelled(src, Op::Add, &[a, b], (al + bl, ah + bh), shape)
+        self.levelled(src, Op::Add, &[a, b], range, shape)
     }
 
     fn broadcast_shape(&self, src: ValueId, a: ValueId, b: ValueId) -> R<Vec<usize>> {
@@ -529,7 +583,13 @@ impl<'a> Lowerer<'a> {
         }
         let shifted = if lo != 0 {
             let c = self.scalar_const(src, -lo)?;
-            self.levelled(src, Op::Add, &[x, c], (0, hi - lo), t.shape.clone())?
+            self.levelled(
+                src,
+                Op::Add,
+                &[x, c],
+                Interval::new(0, hi - lo),
+                t.shape.clone(),
+            )?
         } else {
             x
         };
@@ -605,7 +665,7 @@ impl<'a> Lowerer<'a> {
                         src,
                         Op::Add,
                         &[vr.x, c],
-                        ((xl - lo).max(0), (xh - lo).max(0)),
+                        Interval::new((xl - lo).max(0), (xh - lo).max(0)),
                         t.shape.clone(),
                     )?
                 };
@@ -662,7 +722,7 @@ impl<'a> Lowerer<'a> {
         let half = 1i128 << (k - 1);
         let c = self.scalar_const(src, half)?;
         let (mut lo, hi) = (xl + half, xh + half);
-        let mut t = self.levelled(src, Op::Add, &[x, c], (lo, hi), shape.clone())?;
+        let mut t = self.levelled(src, Op::Add, &[x, c], Interval::new(lo, hi), shape.clone())?;
         // bits below the operand's known alignment are zero already
         let first = self.aligned.get(&x).copied().unwrap_or(0).min(k - 1);
         for j in first..k {
@@ -681,7 +741,7 @@ impl<'a> Lowerer<'a> {
                 let ty = TensorType::encrypted(out, shape.clone());
                 self.dst.add_node(Op::Sub, ty, &[t, b])
             } else {
-                self.levelled(src, Op::Sub, &[t, b], (lo, hi), shape.clone())?
+                self.levelled(src, Op::Sub, &[t, b], Interval::new(lo, hi), shape.clone())?
             };
         }
         Ok(t)
@@ -868,14 +928,8 @@ impl<'a> Lowerer<'a> {
                 let tb = self.ty(b).clone().with_shape(vec![1, k, n]);
                 let a3 = self.dst.add_node(Op::Reshape, ta, &[a]);
                 let b3 = self.dst.add_node(Op::Reshape, tb, &[b]);
-                let (al, ah) = range_of(&self.ty(a).int);
-                let (bl, bh) = range_of(&self.ty(b).int);
-                let prods = [al * bl, al * bh, ah * bl, ah * bh];
-                let pt = self.int_type(
-                    v,
-                    *prods.iter().min().expect("4"),
-                    *prods.iter().max().expect("4"),
-                )?;
+                let prods = self.transfer(v, &Op::Mul, &[a3, b3])?;
+                let pt = self.int_type(v, prods.lo, prods.hi)?;
                 let p = self.mul_enc(v, a3, b3, pt)?;
                 let s = self.dst.add_node(
                     Op::Sum {
@@ -890,7 +944,32 @@ impl<'a> Lowerer<'a> {
             Op::Conv2d(_) => Err(unsupported(
                 "conv2d with encrypted weights is not supported; keep weights clear",
             )),
-            other => Err(unsupported(&format!("no lowering for `{}`", other.name()))),
+            // `desugar` turns the numpy ops into lookups before lowering
+            Op::Binary(_) | Op::Unary(_) | Op::Where => Err(unsupported(&format!(
+                "`{}` is lowered after the `desugar` pass turns it into lookups; run the default pipeline",
+                node.op.name()
+            ))),
+            // levelled ops, constants and TFHE-level ops were handled above
+            Op::Input { .. }
+            | Op::Output { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => Err(unsupported(&format!(
+                "`{}` needs no bootstrap here",
+                node.op.name()
+            ))),
         }
     }
 
@@ -909,7 +988,7 @@ impl<'a> Lowerer<'a> {
             lsb + bits
         };
         // Regions: encrypted big-key values joined by levelled ops share one encoding.
-        let mut regions = UnionFind::new(vals.len());
+        let mut regions = UnionFind::<usize>::new(vals.len());
         for &v in &vals {
             if !g.ty(v).is_encrypted()
                 || is_ks(g, v)
@@ -923,7 +1002,8 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
-        let region = |regions: &mut UnionFind, v: ValueId| regions.find(idx[&v]);
+        let region_of = classes_by_min(regions);
+        let region = |v: ValueId| region_of[idx[&v]];
         // Partitions: keyswitches grouped by width, merged when their bootstraps' outputs meet
         // in one region (a region lives under one big key).
         let ks_nodes: Vec<ValueId> = vals.iter().copied().filter(|&v| is_ks(g, v)).collect();
@@ -935,7 +1015,7 @@ impl<'a> Lowerer<'a> {
                 .binary_search(&g.ty(k).int.bits)
                 .expect("every keyswitch width is listed")
         };
-        let mut classes = UnionFind::new(widths.len());
+        let mut classes = UnionFind::<usize>::new(widths.len());
         let pbs_nodes: Vec<ValueId> = vals
             .iter()
             .copied()
@@ -945,18 +1025,21 @@ impl<'a> Lowerer<'a> {
         for &p in &pbs_nodes {
             let k = g.operands(p)[0];
             let c = class_of(g, k);
-            let r = region(&mut regions, p);
+            let r = region(p);
             match producer_class.get(&r) {
-                Some(&c0) => classes.union(c0, c),
+                Some(&c0) => {
+                    classes.union(c0, c);
+                }
                 None => {
                     producer_class.insert(r, c);
                 }
             }
         }
+        let class_root = classes_by_min(classes);
         let mut part_of_class = vec![usize::MAX; widths.len()];
         let mut n_parts = 0;
         for c in 0..widths.len() {
-            let root = classes.find(c);
+            let root = class_root[c];
             if part_of_class[root] == usize::MAX {
                 part_of_class[root] = n_parts;
                 n_parts += 1;
@@ -978,7 +1061,7 @@ impl<'a> Lowerer<'a> {
         }
         for &k in &ks_nodes {
             let src = g.operands(k)[0];
-            let r = region(&mut regions, src);
+            let r = region(src);
             let e = info.entry(r).or_default();
             *e.consumers.entry(part_of_ks(g, k)).or_default() += numel(&g.ty(k).shape) as u64;
             e.width = e.width.max(top(g, k));
@@ -991,7 +1074,7 @@ impl<'a> Lowerer<'a> {
                 } else {
                     t.bits
                 };
-                let r = region(&mut regions, v);
+                let r = region(v);
                 let e = info.entry(r).or_default();
                 e.outputs.push(v);
                 e.width = e.width.max(w);
@@ -1027,7 +1110,7 @@ impl<'a> Lowerer<'a> {
         let mut crossings: BTreeMap<(usize, usize), u64> = BTreeMap::new();
         for &k in &ks_nodes {
             let src = g.operands(k)[0];
-            let r = region(&mut regions, src);
+            let r = region(src);
             let p = part_of_ks(g, k);
             let shift = info[&r].width - top(g, k);
             let n2 = manp::max_norm2(&nu, src) * 4f64.powi(shift as i32);
@@ -1144,7 +1227,7 @@ impl<'a> Lowerer<'a> {
                     width: g.ty(v).int.bits,
                 }
             } else {
-                let r = region(&mut regions, v);
+                let r = region(v);
                 let (key, width) = match info.get(&r) {
                     Some(e) => (key_of_region[&r], e.width.max(1)),
                     None => (KeyId::Big(0), 1),
@@ -1182,26 +1265,13 @@ impl<'a> Lowerer<'a> {
     }
 }
 
-/// Disjoint sets over `0..n` (path halving, union by index).
-struct UnionFind(Vec<usize>);
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        UnionFind((0..n).collect())
+/// The classes of a union-find over `0..n`, each element mapped to the smallest member of its
+/// class (a numbering that does not depend on the union order).
+fn classes_by_min(uf: UnionFind<usize>) -> Vec<usize> {
+    let labels = uf.into_labeling();
+    let mut smallest: HashMap<usize, usize> = HashMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        smallest.entry(l).or_insert(i);
     }
-
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.0[i] != i {
-            self.0[i] = self.0[self.0[i]];
-            i = self.0[i];
-        }
-        i
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (a, b) = (self.find(a), self.find(b));
-        if a != b {
-            self.0[a.max(b)] = a.min(b);
-        }
-    }
+    labels.iter().map(|l| smallest[l]).collect()
 }

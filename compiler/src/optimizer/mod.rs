@@ -147,8 +147,15 @@ pub struct Crossing {
     pub count: u64,
 }
 
+/// Concrete ML's default per-bootstrap error probability, `2^-40`: the target of a compilation
+/// that names none (`CompileConfig::default`, `veil compile` without `--p-error`). (An
+/// [`ErrorTarget::default`] names no probability: the optimizer refuses it.)
+pub const DEFAULT_P_ERROR: f64 = 9.094947017729282e-13;
+
 /// How wrong the program may be: per-TLU and/or whole-circuit error probability; when both are
-/// given the stricter per-TLU requirement wins.
+/// given the stricter per-TLU requirement wins. Every compilation reads it through
+/// [`ErrorTarget::validate`] and [`ErrorTarget::per_bootstrap`], the one conversion of a
+/// global target into a per-bootstrap one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorTarget {
     /// Largest probability that one TLU decodes wrongly.
@@ -172,6 +179,44 @@ impl ErrorTarget {
             p_error: None,
             global_p_error: Some(p),
         }
+    }
+
+    /// Checks that at least one probability is given and that each lies strictly between 0
+    /// and 1.
+    pub fn validate(&self) -> Result<(), OptimizeError> {
+        for (name, v) in [
+            ("p_error", self.p_error),
+            ("global_p_error", self.global_p_error),
+        ] {
+            if let Some(x) = v.filter(|x| !(*x > 0.0 && *x < 1.0)) {
+                return Err(OptimizeError::InvalidInput(format!(
+                    "{name} {x} must lie strictly between 0 and 1 (e.g. 6.1e-5 or 1e-5)"
+                )));
+            }
+        }
+        if self.p_error.is_none() && self.global_p_error.is_none() {
+            return Err(OptimizeError::InvalidInput(
+                "no error target: give p_error and/or global_p_error".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The per-bootstrap error probability of a program of `tlus` bootstraps (validated): the
+    /// per-bootstrap target, the global one spread over the bootstraps
+    /// ([`error::p_error_from_global`]), or the stricter of both. `tlus = 0` stands for a
+    /// count not known yet (the rewrite pricing one bootstrap) or a program without
+    /// bootstraps: the global target then applies as it is.
+    pub fn per_bootstrap(&self, tlus: u64) -> Result<f64, OptimizeError> {
+        self.validate()?;
+        let from_global = self
+            .global_p_error
+            .map(|g| error::p_error_from_global(g, tlus));
+        Ok(self
+            .p_error
+            .into_iter()
+            .chain(from_global)
+            .fold(1.0, f64::min))
     }
 }
 

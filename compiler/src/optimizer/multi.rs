@@ -13,7 +13,7 @@
 //! first and wins ties, so sets split only when strictly cheaper.
 
 use super::cost::{ks_cost, ks_latency_ns};
-use super::error::{p_error_from_global, p_error_of_variance, safe_variance};
+use super::error::{p_error_of_variance, safe_variance};
 use super::search::{
     executions, ks_weight, max_norm2, min_input_variance, search, Choice, Constraint, SetQuery,
 };
@@ -56,26 +56,8 @@ fn validate(problem: &Problem) -> Result<f64, OptimizeError> {
             ));
         }
     }
-    let check = |name: &str, v: Option<f64>| -> Result<(), OptimizeError> {
-        match v {
-            Some(x) if !(x > 0.0 && x < 1.0) => Err(OptimizeError::InvalidInput(format!(
-                "{name} {x} must lie strictly between 0 and 1 (e.g. 6.1e-5 or 1e-5)"
-            ))),
-            _ => Ok(()),
-        }
-    };
-    check("p_error", problem.target.p_error)?;
-    check("global_p_error", problem.target.global_p_error)?;
     let tlus: u64 = problem.partitions.iter().map(|p| p.tlus).sum();
-    let from_global = problem
-        .target
-        .global_p_error
-        .map(|g| p_error_from_global(g, tlus));
-    match (problem.target.p_error, from_global) {
-        (Some(a), Some(b)) => Ok(a.min(b)),
-        (Some(a), None) | (None, Some(a)) => Ok(a),
-        (None, None) => bad("no error target: give p_error and/or global_p_error".into()),
-    }
+    problem.target.per_bootstrap(tlus)
 }
 
 /// Rounds `x` up to 3 significant digits (so a printed bound is on the feasible side).
@@ -552,7 +534,9 @@ mod tests {
     #[test]
     fn global_target_is_split_over_tlus_and_stricter_wins() {
         let s = optimize(&Problem::single(3, 1.0, 1000, ErrorTarget::global(1e-5))).unwrap();
-        assert!((s.p_error_target - p_error_from_global(1e-5, 1000)).abs() < 1e-20);
+        assert!(
+            (s.p_error_target - super::super::error::p_error_from_global(1e-5, 1000)).abs() < 1e-20
+        );
         assert!(s.global_p_error <= 1e-5 * (1.0 + 1e-9));
         let both = ErrorTarget {
             p_error: Some(1e-3),

@@ -3,11 +3,12 @@
 //! range (tables are re-indexed for their operands' new types), and values too wide to
 //! bootstrap are reported.
 
-use super::range::{self, bits_of, Interval, OperandInfo};
 use super::{Diagnostic, Pass, PassContext, PassError, PassStats};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use veil_ir::{interp, Graph, IntType, Op, Table, Tensor, ValueId};
+pub use veil_ir::infer::ValueRanges;
+use veil_ir::infer::{transfer, OperandFacts};
+use veil_ir::{interp, Graph, IntType, Interval, Op, Table, Tensor, ValueId};
 
 /// Options of the bit-width pass.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,45 +28,6 @@ impl Default for BitwidthConfig {
             error_on_wide_pbs: true,
             narrow_inputs: true,
         }
-    }
-}
-
-/// The range `lo..=hi` of every value of a graph.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ValueRanges {
-    map: BTreeMap<ValueId, Interval>,
-}
-
-impl ValueRanges {
-    /// Range of `v`, if known.
-    pub fn get(&self, v: ValueId) -> Option<Interval> {
-        self.map.get(&v).copied()
-    }
-
-    /// Sets the range of `v`.
-    pub fn set(&mut self, v: ValueId, r: Interval) {
-        self.map.insert(v, r);
-    }
-
-    /// Widens the range of `v` to include `r`.
-    pub fn include(&mut self, v: ValueId, r: Interval) {
-        let e = self.map.entry(v).or_insert(r);
-        *e = range::hull(*e, r);
-    }
-
-    /// All known ranges.
-    pub fn iter(&self) -> impl Iterator<Item = (ValueId, Interval)> + '_ {
-        self.map.iter().map(|(v, r)| (*v, *r))
-    }
-
-    /// Number of values with a range.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether no range is known.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 
@@ -95,23 +57,27 @@ pub fn propagate_ranges(
         let node = g.node(v);
         let r = match &node.op {
             Op::Input { name } => match input_ranges.get(name) {
-                Some(&(lo, hi)) if lo <= hi => (lo as i128, hi as i128),
+                Some(&(lo, hi)) if lo <= hi => Interval::new(lo as i128, hi as i128),
                 Some(&(lo, hi)) => {
                     return Err(format!(
                         "input \"{name}\": declared range {lo}..={hi} is empty; give lo <= hi"
                     ))
                 }
-                None => (node.ty.int.min(), node.ty.int.max()),
+                None => Interval::of_type(node.ty.int),
             },
-            Op::Const { value } => range::const_range(g.constant(*value).ok_or_else(|| {
-                format!("{}: constant id out of the pool", label(g, &numbers, v))
-            })?),
+            Op::Const { value } => {
+                let c = g.constant(*value).ok_or_else(|| {
+                    format!("{}: constant id out of the pool", label(g, &numbers, v))
+                })?;
+                Interval::of_values(c.values.iter().map(|&x| x as i128))
+                    .unwrap_or(Interval::point(0))
+            }
             op => {
                 let operands = g.operands(v);
-                let infos: Vec<OperandInfo> = operands
+                let infos: Vec<OperandFacts> = operands
                     .iter()
-                    .map(|&o| OperandInfo {
-                        range: out.get(o).unwrap_or((g.ty(o).int.min(), g.ty(o).int.max())),
+                    .map(|&o| OperandFacts {
+                        range: out.get(o).unwrap_or(Interval::of_type(g.ty(o).int)),
                         int: g.ty(o).int,
                         shape: &g.ty(o).shape,
                         constant: match g.op(o) {
@@ -120,21 +86,13 @@ pub fn propagate_ranges(
                         },
                     })
                     .collect();
-                let r = range::transfer(op, &infos, &g.tables).ok_or_else(|| {
-                    format!(
-                        "{}: no tensor-level range (run bit-width analysis before lowering)",
-                        label(g, &numbers, v)
-                    )
-                })?;
                 // a value outside its declared type is an overflow error, so every run that
-                // produces a result keeps it inside: intersect (when they overlap)
-                let declared = (node.ty.int.min(), node.ty.int.max());
-                let both = (r.0.max(declared.0), r.1.min(declared.1));
-                if both.0 <= both.1 {
-                    both
-                } else {
-                    r
-                }
+                // produces a result keeps it inside: intersect (when they overlap); without a
+                // computed interval (a result too wide for `i128`; an op the verifier refuses)
+                // the declared type alone bounds it
+                let declared = Interval::of_type(node.ty.int);
+                transfer(op, &infos, &g.tables)
+                    .map_or(declared, |r| r.intersect(declared).unwrap_or(r))
             }
         };
         out.set(v, r);
@@ -179,8 +137,8 @@ fn input_intervals(g: &Graph, ranges: &ValueRanges) -> HashMap<String, (i64, i64
         .into_iter()
         .filter_map(|v| match g.op(v) {
             Op::Input { name } => {
-                let (lo, hi) = ranges.get(v)?;
-                Some((name.clone(), (clamp(lo), clamp(hi))))
+                let r = ranges.get(v)?;
+                Some((name.clone(), (clamp(r.lo), clamp(r.hi))))
             }
             _ => None,
         })
@@ -189,7 +147,7 @@ fn input_intervals(g: &Graph, ranges: &ValueRanges) -> HashMap<String, (i64, i64
 
 /// Smallest and largest element of a tensor.
 pub fn tensor_range(t: &Tensor<i128>) -> Option<Interval> {
-    Some((*t.data.iter().min()?, *t.data.iter().max()?))
+    Some(Interval::new(*t.data.iter().min()?, *t.data.iter().max()?))
 }
 
 /// A graph table indexed for operand type `old` re-indexed for `new`: unreachable entries
@@ -230,9 +188,9 @@ pub fn narrow_types(
             }
             Op::Input { .. } if !narrow_inputs => old,
             _ => match ranges.get(v) {
-                Some((lo, hi)) => IntType::fitting(lo, hi).ok_or_else(|| {
+                Some(r) => r.int_type().ok_or_else(|| {
                     format!(
-                        "{}: range [{lo}, {hi}] needs more than 64 bits; reduce the input \
+                        "{}: range {r} needs more than 64 bits; reduce the input \
                          ranges or weights",
                         label(g, &numbers, v)
                     )
@@ -340,27 +298,28 @@ pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<Wi
         }
         let r = |i: usize| {
             let o = operands[i];
-            ranges
-                .get(o)
-                .unwrap_or((g.ty(o).int.min(), g.ty(o).int.max()))
+            ranges.get(o).unwrap_or(Interval::of_type(g.ty(o).int))
         };
         let seen = match op {
             Op::Round { lsbs, approx, .. } => {
                 let a = r(0);
                 let up = if *approx { (1i128 << lsbs) - 1 } else { 0 };
-                (a.0 >> lsbs, (a.1 + up) >> lsbs)
+                Interval::new(a.lo >> lsbs, (a.hi + up) >> lsbs)
             }
             Op::Cmp(_) | Op::Min | Op::Max if operands.len() == 2 => {
                 let (a, b) = (r(0), r(1));
-                (a.0 - b.1, a.1 - b.0)
+                Interval::new(a.lo - b.hi, a.hi - b.lo)
             }
             Op::Mul | Op::MatMul | Op::Conv2d(_) if operands.len() >= 2 => {
                 let (a, b) = (r(0), r(1));
-                ((a.0 + b.0).min(a.0 - b.1), (a.1 + b.1).max(a.1 - b.0))
+                Interval::new(
+                    (a.lo + b.lo).min(a.lo - b.hi),
+                    (a.hi + b.hi).max(a.hi - b.lo),
+                )
             }
             _ => r(0),
         };
-        let bits = bits_of(seen);
+        let bits = seen.bits();
         if bits > max_bits {
             out.push(WidePbs {
                 value: operands[0],
@@ -401,7 +360,7 @@ pub fn check_ranges(
         let Some(r) = ranges.get(v) else {
             continue;
         };
-        if obs.0 < r.0 || obs.1 > r.1 {
+        if obs.lo < r.lo || obs.hi > r.hi {
             out.push(RangeViolation {
                 value: v,
                 label: if g.contains(v) {
@@ -492,7 +451,7 @@ impl Pass for BitwidthPass {
                 format!(
                     "{} has range [{}, {}] ({} bits) at the bootstrap of {}, over the {}-bit \
                      limit: reduce the input ranges or insert `round` before it",
-                    w.producer, w.range.0, w.range.1, w.bits, w.user, cx.bitwidth.max_pbs_bits
+                    w.producer, w.range.lo, w.range.hi, w.bits, w.user, cx.bitwidth.max_pbs_bits
                 )
             })
             .collect();

@@ -112,8 +112,7 @@ impl Pass for DesugarPass {
             // New values: the range of their (sound, inferred) type.
             for w in graph.values() {
                 if r.get(w).is_none() {
-                    let t = graph.ty(w).int;
-                    r.set(w, (t.min(), t.max()));
+                    r.set(w, veil_ir::Interval::of_type(graph.ty(w).int));
                 }
             }
         }

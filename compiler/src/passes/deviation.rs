@@ -13,7 +13,7 @@
 //!   deviation rounded up to steps); exact `round k`: the same when `d(a) > 0`, else `0`;
 //! - linear ops (add, sub, neg, sum, clear-weight mul/matmul/conv2d, shape ops): the op applied
 //!   to the deviation intervals `[-d, d]` (the interval transfer function of
-//!   [`super::range`]), since `f(x + e) - f(x) = f(e)` for them (biases dropped);
+//!   [`veil_ir::infer::transfer`]), since `f(x + e) - f(x) = f(e)` for them (biases dropped);
 //! - `relu`, `abs`, `clip`: `d(a)` (they are 1-Lipschitz); `min`/`max`: the larger deviation;
 //!   comparisons: `1` when an operand deviates;
 //! - `tlu`: the largest change of the table between two arguments `d(a)` apart, over the
@@ -26,8 +26,9 @@
 //! keeps the calibrated (exact) ranges: a sample inside them stays inside the widened types.
 
 use super::bitwidth::ValueRanges;
-use super::range::{self, intersect, Interval, OperandInfo};
 use std::collections::{HashMap, VecDeque};
+use veil_ir::infer::{transfer, OperandFacts};
+use veil_ir::Interval;
 use veil_ir::{Graph, Op, ValueId};
 
 /// Whether `g` has an approximate `round` (else calibrated ranges are exact and need no
@@ -57,15 +58,13 @@ pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
         let Some(exact) = ranges.get(v) else {
             continue;
         };
-        let widened = |o: &ValueId| -> Interval {
-            out.get(*o)
-                .unwrap_or((g.ty(*o).int.min(), g.ty(*o).int.max()))
-        };
+        let widened =
+            |o: &ValueId| -> Interval { out.get(*o).unwrap_or(Interval::of_type(g.ty(*o).int)) };
         let d = deviation(g, v, &ops, &dev, ranges);
         // the transfer function on the widened operands bounds the value too
-        let infos: Vec<OperandInfo> = ops
+        let infos: Vec<OperandFacts> = ops
             .iter()
-            .map(|o| OperandInfo {
+            .map(|o| OperandFacts {
                 range: widened(o),
                 int: g.ty(*o).int,
                 shape: &g.ty(*o).shape,
@@ -75,23 +74,26 @@ pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
                 },
             })
             .collect();
-        let by_transfer = range::transfer(g.op(v), &infos, &g.tables);
+        let by_transfer = transfer(g.op(v), &infos, &g.tables).ok();
         let d = match (d, by_transfer) {
             (Some(d), _) => d,
             // no deviation rule: the transfer function alone
-            (None, Some(t)) => (exact.0 - t.0).max(t.1 - exact.1).max(0),
+            (None, Some(t)) => (exact.lo - t.lo).max(t.hi - exact.hi).max(0),
             (None, None) => {
                 let t = g.ty(v).int;
-                (exact.0 - t.min()).max(t.max() - exact.1).max(0)
+                (exact.lo - t.min()).max(t.max() - exact.hi).max(0)
             }
         };
-        let mut w = (exact.0.saturating_sub(d), exact.1.saturating_add(d));
+        let mut w = Interval {
+            lo: exact.lo.saturating_sub(d),
+            hi: exact.hi.saturating_add(d),
+        };
         if let Some(t) = by_transfer {
-            w = intersect(w, t).unwrap_or(w);
+            w = w.intersect(t).unwrap_or(w);
         }
         // the widened range holds the calibrated one
-        w = (w.0.min(exact.0), w.1.max(exact.1));
-        dev.insert(v, (exact.0 - w.0).max(w.1 - exact.1));
+        w = w.union(exact);
+        dev.insert(v, (exact.lo - w.lo).max(w.hi - exact.hi));
         out.set(v, w);
     }
     out
@@ -163,7 +165,7 @@ fn deviation(
             if matches!(op, Op::Mul | Op::MatMul) && deviates(0) && deviates(1) {
                 return None;
             }
-            let infos: Vec<OperandInfo> = ops
+            let infos: Vec<OperandFacts> = ops
                 .iter()
                 .enumerate()
                 .map(|(i, o)| {
@@ -179,23 +181,23 @@ fn deviation(
                     let is_bias = matches!(op, Op::Conv2d(_)) && i == 2;
                     if is_bias {
                         // f(x + e) - f(x) drops the bias
-                        OperandInfo {
-                            range: (0, 0),
+                        OperandFacts {
+                            range: Interval::point(0),
                             int: ty.int,
                             shape: &ty.shape,
                             constant: None,
                         }
                     } else if linear_in {
-                        OperandInfo {
-                            range: (-d(i), d(i)),
+                        OperandFacts {
+                            range: Interval::new(-d(i), d(i)),
                             int: ty.int,
                             shape: &ty.shape,
                             constant: None,
                         }
                     } else {
                         // the other factor: its values (a clear weight) or its range
-                        OperandInfo {
-                            range: ranges.get(*o).unwrap_or((ty.int.min(), ty.int.max())),
+                        OperandFacts {
+                            range: ranges.get(*o).unwrap_or(Interval::of_type(ty.int)),
                             int: ty.int,
                             shape: &ty.shape,
                             constant,
@@ -203,8 +205,8 @@ fn deviation(
                     }
                 })
                 .collect();
-            let r = range::transfer(op, &infos, &[])?;
-            r.0.saturating_neg().max(r.1).max(0)
+            let r = transfer(op, &infos, &[]).ok()?;
+            r.lo.saturating_neg().max(r.hi).max(0)
         }
         _ => return None,
     })
@@ -218,8 +220,8 @@ fn table_deviation(entries: &[i64], base: i128, r: Interval, dx: i128) -> i128 {
     }
     let last = entries.len() as i128 - 1;
     let idx = |u: i128| (u - base).clamp(0, last) as usize;
-    let (lo, hi) = (idx(r.0), idx(r.1));
-    let (wlo, whi) = (idx(r.0 - dx), idx(r.1 + dx));
+    let (lo, hi) = (idx(r.lo), idx(r.hi));
+    let (wlo, whi) = (idx(r.lo - dx), idx(r.hi + dx));
     let dx = dx.min(entries.len() as i128) as usize;
     // sliding-window max and min over [u - dx, u + dx]
     let mut maxq: VecDeque<usize> = VecDeque::new();
@@ -264,7 +266,7 @@ mod tests {
     fn brute(t: &[i64], r: Interval, dx: i128) -> i128 {
         let last = t.len() as i128 - 1;
         let mut worst = 0;
-        for u in r.0..=r.1 {
+        for u in r.lo..=r.hi {
             for w in (u - dx).max(0)..=(u + dx).min(last) {
                 worst = worst.max((t[w as usize] - t[u as usize]).abs() as i128);
             }
@@ -275,18 +277,18 @@ mod tests {
     #[test]
     fn table_deviation_is_the_largest_jump_within_reach() {
         let steps: Vec<i64> = (0..16).map(|u| (u / 4) as i64).collect();
-        assert_eq!(table_deviation(&steps, 0, (0, 15), 0), 0);
-        assert_eq!(table_deviation(&steps, 0, (0, 15), 1), 1);
-        assert_eq!(table_deviation(&steps, 0, (0, 15), 4), 1);
-        assert_eq!(table_deviation(&steps, 0, (0, 15), 5), 2);
+        assert_eq!(table_deviation(&steps, 0, Interval::new(0, 15), 0), 0);
+        assert_eq!(table_deviation(&steps, 0, Interval::new(0, 15), 1), 1);
+        assert_eq!(table_deviation(&steps, 0, Interval::new(0, 15), 4), 1);
+        assert_eq!(table_deviation(&steps, 0, Interval::new(0, 15), 5), 2);
         // reaching outside the calibrated range, not outside the table
-        assert_eq!(table_deviation(&steps, 0, (4, 4), 1), 1);
+        assert_eq!(table_deviation(&steps, 0, Interval::point(4), 1), 1);
         let wiggly: Vec<i64> = (0..16).map(|u| ((u * 7) % 5) as i64).collect();
         for t in [&steps, &wiggly] {
             for dx in 0..6 {
                 for lo in 0..16 {
                     for hi in lo..16 {
-                        let r = (lo, hi);
+                        let r = Interval::new(lo, hi);
                         assert_eq!(table_deviation(t, 0, r, dx), brute(t, r, dx), "{r:?} {dx}");
                     }
                 }

@@ -8,24 +8,28 @@
 //!
 //! Module map:
 //! - [`manager`]: [`PassManager`], the pipeline report and the print/verify hooks.
-//! - [`range`]: interval transfer functions of every op (shared by bit-width analysis and the
-//!   e-graph analysis).
-//! - [`bitwidth`]: calibration (inputset or declared input ranges) and type narrowing.
+//! - [`bitwidth`]: calibration (inputset or declared input ranges) and type narrowing; its
+//!   interval propagation, like the e-graph analysis and [`deviation`], states no op
+//!   semantics of its own: it calls veil-ir's one transfer function
+//!   ([`veil_ir::infer::transfer`]).
+//! - [`deviation`]: how far approximate rounds can move every value downstream.
 //! - [`dce`]: dead-code elimination.
 //! - [`desugar`]: the numpy integer ops (`floordiv` ... `where`) into table lookups.
 //! - [`rewrite`]: equality saturation with egg (see [`crate::rewrite`]).
+//! - [`lower`]: to the TFHE level with the optimizer's parameters (see [`crate::lower`]).
 
 pub mod bitwidth;
 pub mod dce;
 pub mod desugar;
 pub mod deviation;
+pub mod lower;
 pub mod manager;
-pub mod range;
 pub mod rewrite;
 
 pub use bitwidth::{check_ranges, BitwidthConfig, RangeViolation, ValueRanges};
 pub use manager::{PassManager, PassRecord, PipelineReport};
 
+use crate::optimizer::ErrorTarget;
 use crate::rewrite::RewriteConfig;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -51,7 +55,8 @@ pub struct PassInfo {
     pub make: fn() -> Box<dyn Pass>,
 }
 
-/// Every pass known to the manager. Adding a pass: one file in `passes/` and one line here.
+/// Every pass known to the manager. Adding a pass: one file in `passes/` and one entry here.
+/// All but `lower` take and give tensor-level programs; `lower` ends a pipeline.
 pub const REGISTRY: &[PassInfo] = &[
     PassInfo {
         name: "bitwidth",
@@ -72,6 +77,11 @@ pub const REGISTRY: &[PassInfo] = &[
         name: "rewrite",
         summary: "equality saturation with egg: fewer and narrower bootstraps (rule domains: see --list)",
         make: || Box::new(rewrite::RewritePass),
+    },
+    PassInfo {
+        name: "lower",
+        summary: "lower to the TFHE level (keyswitch, pbs) with the optimizer's parameters, as `veil compile` does; last",
+        make: || Box::new(lower::LowerPass),
     },
 ];
 
@@ -129,7 +139,7 @@ pub struct Diagnostic {
 }
 
 /// Options and results shared by the passes of one pipeline run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PassContext {
     /// Calibration samples: each sample is one tensor per program input, in input order.
     pub inputset: Option<Vec<Vec<Tensor<i64>>>>,
@@ -138,8 +148,12 @@ pub struct PassContext {
     pub input_ranges: HashMap<String, (i64, i64)>,
     /// Options of the bit-width pass.
     pub bitwidth: BitwidthConfig,
-    /// Options of the rewrite pass.
+    /// Options of the rewrite pass (its cost model prices bootstraps at `rewrite.p_error`,
+    /// which `program::compile` derives from the program's [`ErrorTarget`]).
     pub rewrite: RewriteConfig,
+    /// The program's error target: the parameters the `lower` pass chooses meet it
+    /// (default: [`crate::optimizer::DEFAULT_P_ERROR`] per bootstrap).
+    pub error: ErrorTarget,
     /// Value ranges of the current graph, left by the last `bitwidth` run (passes that
     /// change the graph clear or update them).
     pub ranges: Option<ValueRanges>,
@@ -155,9 +169,25 @@ pub struct PassContext {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Default for PassContext {
+    fn default() -> Self {
+        PassContext {
+            inputset: None,
+            input_ranges: HashMap::new(),
+            bitwidth: BitwidthConfig::default(),
+            rewrite: RewriteConfig::default(),
+            error: ErrorTarget::p_error(crate::optimizer::DEFAULT_P_ERROR),
+            ranges: None,
+            source_ranges: None,
+            calibrated_inputs: None,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
 impl PassContext {
     /// Range of value `v` if the last calibration covered it.
-    pub fn range_of(&self, v: ValueId) -> Option<(i128, i128)> {
+    pub fn range_of(&self, v: ValueId) -> Option<veil_ir::Interval> {
         self.ranges.as_ref().and_then(|r| r.get(v))
     }
 }
@@ -198,5 +228,75 @@ impl PassError {
             pass: pass.to_string(),
             message: message.into(),
         }
+    }
+}
+
+/// The compiler's modules form layers along the pipeline, each using only those below it:
+/// `program` (the driver) over `passes` over `rewrite` over `lower` over `optimizer`. These
+/// tests read the sources and fail on a reference that points up (an import circle).
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// The layers, top first.
+    const LAYERS: [&str; 5] = ["program", "passes", "rewrite", "lower", "optimizer"];
+
+    /// Every `crate::<module>` named in code (comments skipped) under `path`.
+    fn uses(path: &Path, out: &mut Vec<(String, String)>) {
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .expect("readable source folder")
+                .map(|e| e.expect("readable entry").path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                uses(&e, out);
+            }
+            return;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            return;
+        }
+        let text = std::fs::read_to_string(path).expect("readable source file");
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for (i, _) in code.match_indices("crate::") {
+                let name: String = code[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                // (`crate::` alone: this test's own pattern)
+                if !name.is_empty() {
+                    out.push((path.display().to_string(), name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn modules_only_use_the_layers_below() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut bad = Vec::new();
+        for (level, layer) in LAYERS.iter().enumerate() {
+            let mut found = Vec::new();
+            let dir = src.join(layer);
+            if dir.is_dir() {
+                uses(&dir, &mut found);
+            } else {
+                uses(&src.join(format!("{layer}.rs")), &mut found);
+            }
+            for (file, used) in found {
+                match LAYERS.iter().position(|l| *l == used) {
+                    Some(u) if u < level => bad.push(format!("{file} uses crate::{used}")),
+                    Some(_) => {}
+                    None => bad.push(format!("{file} uses crate::{used}, not a known layer")),
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "references up the layers:\n{}",
+            bad.join("\n")
+        );
     }
 }

@@ -4,11 +4,13 @@
 
 use super::lang::{ConstRef, OpaqueRef, TableRef, VeilLang};
 use super::table::{FnTable, Unary};
-use crate::passes::range::{self, intersect, Interval, OperandInfo};
+use crate::lower::common_align;
 use egg::{Analysis, DidMerge, EGraph, Id};
 use std::collections::HashMap;
+use veil_ir::infer::{transfer, OperandFacts};
 use veil_ir::tensor::zip_broadcast;
 use veil_ir::types::broadcast_shapes;
+use veil_ir::Interval;
 use veil_ir::{CmpOp, Constant, IntType, Op, TensorType};
 
 /// The e-graph type used by the rewrite engine.
@@ -139,21 +141,8 @@ pub fn pred_of(eg: &VeilEGraph, id: Id) -> Option<CmpOp> {
     })
 }
 
-/// Trailing zero bits common to all values (62 for all-zero).
-pub(crate) fn common_align(vals: impl Iterator<Item = i128>) -> u8 {
-    let mut acc: u128 = 0;
-    for v in vals {
-        acc |= v.unsigned_abs();
-    }
-    if acc == 0 {
-        62
-    } else {
-        acc.trailing_zeros().min(62) as u8
-    }
-}
-
 fn fitting(r: Interval) -> IntType {
-    IntType::fitting(r.0, r.1).unwrap_or(IntType::signed(64))
+    r.int_type().unwrap_or(IntType::signed(64))
 }
 
 /// The scalar univariate function of an explicit elementwise op with clear constant operands,
@@ -304,7 +293,8 @@ impl Analysis<VeilLang> for VeilAnalysis {
             VeilLang::Table(_) | VeilLang::OpRef(_) | VeilLang::Pred(_) | VeilLang::Num(_) => None,
             VeilLang::Const(c) => {
                 let k = &eg.analysis.consts[c.0 as usize];
-                let range = range::const_range(k);
+                let range = Interval::of_values(k.values.iter().map(|&v| v as i128))
+                    .unwrap_or(Interval::point(0));
                 let first = k.values.first().copied();
                 Some(ValueData {
                     encrypted: false,
@@ -323,23 +313,23 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     _ => None,
                 })?;
                 let info = eg.analysis.opaque[o.0 as usize].clone();
-                let declared = (info.ty.int.min(), info.ty.int.max());
+                let declared = Interval::of_type(info.ty.int);
                 let operands: Vec<ValueData> = ch[1..]
                     .iter()
                     .filter_map(|c| value(eg, *c).cloned())
                     .collect();
-                let infos: Vec<OperandInfo> = operands
+                let infos: Vec<OperandFacts> = operands
                     .iter()
-                    .map(|d| OperandInfo {
+                    .map(|d| OperandFacts {
                         range: d.range,
                         int: d.int,
                         shape: &d.shape,
                         constant: d.konst.map(|c| &eg.analysis.consts[c.0 as usize]),
                     })
                     .collect();
-                let computed = range::transfer(&info.op, &infos, &eg.analysis.graph_tables);
+                let computed = transfer(&info.op, &infos, &eg.analysis.graph_tables).ok();
                 let range = computed
-                    .and_then(|c| intersect(c, declared))
+                    .and_then(|c| c.intersect(declared))
                     .unwrap_or(declared);
                 let align = match info.op {
                     Op::Reshape
@@ -350,7 +340,32 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     Op::Sum { .. } | Op::Concat { .. } => {
                         operands.iter().map(|d| d.align).min().unwrap_or(0)
                     }
-                    _ => 0,
+                    // nothing known of the low bits (TFHE-level ops never reach the e-graph)
+                    Op::Input { .. }
+                    | Op::Const { .. }
+                    | Op::Add
+                    | Op::Sub
+                    | Op::Neg
+                    | Op::Mul
+                    | Op::MatMul
+                    | Op::Conv2d(_)
+                    | Op::Tlu { .. }
+                    | Op::TluMulti { .. }
+                    | Op::Cmp(_)
+                    | Op::Min
+                    | Op::Max
+                    | Op::Relu
+                    | Op::Abs
+                    | Op::Round { .. }
+                    | Op::Clip { .. }
+                    | Op::Binary(_)
+                    | Op::Unary(_)
+                    | Op::Where
+                    | Op::KeySwitch
+                    | Op::KeySwitchShr { .. }
+                    | Op::KeySwitchBit { .. }
+                    | Op::KeySwitchRound { .. }
+                    | Op::Pbs { .. } => 0,
                 };
                 Some(ValueData {
                     encrypted: info.ty.is_encrypted(),
@@ -367,8 +382,8 @@ impl Analysis<VeilLang> for VeilAnalysis {
                 let xd = value(eg, *x)?.clone();
                 let tab = &eg.analysis.tables[table_of(eg, *t)?.0 as usize];
                 let range = tab.image(xd.range);
-                let first = (xd.range.0 - tab.lo).clamp(0, tab.entries.len() as i128 - 1);
-                let last = (xd.range.1 - tab.lo).clamp(first, tab.entries.len() as i128 - 1);
+                let first = (xd.range.lo - tab.lo).clamp(0, tab.entries.len() as i128 - 1);
+                let last = (xd.range.hi - tab.lo).clamp(first, tab.entries.len() as i128 - 1);
                 let align = common_align(
                     tab.entries[first as usize..=last as usize]
                         .iter()
@@ -392,16 +407,18 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     .iter()
                     .filter_map(|c| value(eg, *c).cloned())
                     .collect();
-                let infos: Vec<OperandInfo> = kids
+                let infos: Vec<OperandFacts> = kids
                     .iter()
-                    .map(|d| OperandInfo {
+                    .map(|d| OperandFacts {
                         range: d.range,
                         int: d.int,
                         shape: &d.shape,
                         constant: None,
                     })
                     .collect();
-                let range = range::transfer(&op, &infos, &[])?;
+                // a result too wide for `i128` can take any value
+                let range =
+                    transfer(&op, &infos, &[]).unwrap_or(Interval::new(i128::MIN, i128::MAX));
                 let shape = kids
                     .iter()
                     .try_fold(Vec::new(), |s, d| broadcast_shapes(&s, &d.shape))
@@ -417,7 +434,31 @@ impl Analysis<VeilLang> for VeilAnalysis {
                         rescale: false,
                         ..
                     } => (*lsbs).max(kids[0].align),
-                    _ => 0,
+                    // nothing known of the low bits
+                    Op::Round { rescale: true, .. }
+                    | Op::Input { .. }
+                    | Op::Output { .. }
+                    | Op::Const { .. }
+                    | Op::MatMul
+                    | Op::Conv2d(_)
+                    | Op::Sum { .. }
+                    | Op::Reshape
+                    | Op::Transpose { .. }
+                    | Op::Broadcast
+                    | Op::Concat { .. }
+                    | Op::Slice { .. }
+                    | Op::Tlu { .. }
+                    | Op::TluMulti { .. }
+                    | Op::Cmp(_)
+                    | Op::Clip { .. }
+                    | Op::Binary(_)
+                    | Op::Unary(_)
+                    | Op::Where
+                    | Op::KeySwitch
+                    | Op::KeySwitchShr { .. }
+                    | Op::KeySwitchBit { .. }
+                    | Op::KeySwitchRound { .. }
+                    | Op::Pbs { .. } => 0,
                 };
                 let konst = fold(eg, n);
                 let splat = konst.and_then(|c| {
@@ -446,7 +487,7 @@ impl Analysis<VeilLang> for VeilAnalysis {
             (Some(_), None) | (None, None) => return DidMerge(false, false),
         };
         let before = a.clone();
-        if let Some(r) = intersect(a.range, b.range) {
+        if let Some(r) = a.range.intersect(b.range) {
             a.range = r;
         }
         a.int = match (a.original, b.original) {

@@ -5,10 +5,9 @@ use super::extract::Choice;
 use super::lang::{Pred, VeilLang};
 use super::table::FnTable;
 use super::RewriteError;
-use crate::passes::range::intersect;
-use crate::passes::ValueRanges;
 use egg::Id;
 use std::collections::{HashMap, HashSet};
+use veil_ir::infer::ValueRanges;
 use veil_ir::{Graph, Level, Op, TensorType, ValueId, Visibility};
 
 /// Largest operand width (bits) of an emitted `tlu` (its table has `2^bits` entries).
@@ -91,8 +90,28 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
                     .ok_or_else(|| bad("constant id out of the pool"))?;
                 VeilLang::Const(eg.analysis.add_const(c.clone()))
             }
-            op if op.is_tfhe_only() => return Err(RewriteError::NotTensorLevel),
-            op => {
+            Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => return Err(RewriteError::NotTensorLevel),
+            // ops the rules do not rewrite: opaque nodes with their declared type (the
+            // analysis ranges them by veil-ir's transfer function)
+            op @ (Op::Input { .. }
+            | Op::Output { .. }
+            | Op::Round { .. }
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::TluMulti { .. }
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where) => {
                 let o = eg.analysis.add_opaque(OpaqueInfo {
                     op: op.clone(),
                     ty: node.ty.clone(),
@@ -105,10 +124,10 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
         let id = eg.add(en);
         // the declared type (and the calibration) are facts about the original value
         if let Some(d) = eg[id].data.as_mut() {
-            let declared = (node.ty.int.min(), node.ty.int.max());
-            let mut r = intersect(d.range, declared).unwrap_or(declared);
+            let declared = veil_ir::Interval::of_type(node.ty.int);
+            let mut r = d.range.intersect(declared).unwrap_or(declared);
             if let Some(c) = ranges.and_then(|rs| rs.get(v)) {
-                r = intersect(r, c).unwrap_or(r);
+                r = r.intersect(c).unwrap_or(r);
             }
             d.range = r;
             if !d.original {

@@ -25,9 +25,9 @@
 //! ([`OpCost::fallback`]).
 
 use crate::optimizer::{optimize_cached, ErrorTarget, Problem};
-use crate::passes::range::{bits_of, Interval};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use veil_ir::Interval;
 use veil_ir::{Graph, IntType, Op};
 
 /// Cost of one levelled operation on one ciphertext element (about `n` torus additions), in
@@ -37,8 +37,7 @@ pub const LEVELLED_COST: f64 = 0.002;
 /// The optimizer's cost units per unit of this model (`2^20`, as Concrete reports costs).
 const UNIT: f64 = (1u64 << 20) as f64;
 
-/// Concrete ML's default per-bootstrap error probability, `2^-40`.
-pub const DEFAULT_P_ERROR: f64 = 9.094947017729282e-13;
+pub use crate::optimizer::DEFAULT_P_ERROR;
 
 /// The fallback price of one bootstrap (keyswitch included) on `bits` bits, used only where
 /// the optimizer finds no parameters: Concrete's optimizer's reference costs (its reference table,
@@ -198,7 +197,7 @@ impl CostModel {
             }
             Op::Cmp(_) | Op::Min | Op::Max if ops.len() == 2 => {
                 let d = diff(type_range(ops[0].int), type_range(ops[1].int));
-                self.pbs(n, bits_of(d)).plus(OpCost::levelled(2.0 * n))
+                self.pbs(n, d.bits()).plus(OpCost::levelled(2.0 * n))
             }
             Op::Mul if enc == 2 && ops.len() == 2 => self
                 .quarter_squares(n, &ops[0], &ops[1])
@@ -221,7 +220,37 @@ impl CostModel {
             | Op::Broadcast
             | Op::Concat { .. }
             | Op::Slice { .. } => OpCost::default(),
-            _ => OpCost::levelled(n),
+            // levelled arithmetic; a product with one encrypted factor; the guarded forms above
+            // with the wrong operand count (the verifier refuses those)
+            Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max => OpCost::levelled(n),
+            // the numpy ops (`desugar` turns them into lookups before the rewrite): one lookup
+            // of the encrypted operand, or of the packed pair of encrypted operands
+            Op::Unary(_) => self.pbs(first.numel(), read_bits(first)),
+            Op::Binary(_) | Op::Where => {
+                let bits = ops
+                    .iter()
+                    .filter(|o| o.encrypted)
+                    .map(read_bits)
+                    .sum::<u32>();
+                self.pbs(n, bits)
+            }
+            // TFHE-level ops (never in a tensor-level graph): a keyswitch's price is part of
+            // the bootstrap that reads it
+            Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. } => OpCost::default(),
+            Op::Pbs { .. } => self.pbs(first.numel(), read_bits(first)),
+            // no cost (returned above)
+            Op::Input { .. } | Op::Output { .. } | Op::Const { .. } => OpCost::default(),
         }
     }
 
@@ -245,9 +274,11 @@ impl CostModel {
     /// `a - b`, each at its own precision (typed from the operand types).
     fn quarter_squares(&self, n: f64, a: &Fact<'_>, b: &Fact<'_>) -> OpCost {
         let (ra, rb) = (type_range(a.int), type_range(b.int));
-        let s = (ra.0 + rb.0, ra.1 + rb.1);
-        self.pbs(n, bits_of(s))
-            .plus(self.pbs(n, bits_of(diff(ra, rb))))
+        let s = Interval {
+            lo: ra.lo.saturating_add(rb.lo),
+            hi: ra.hi.saturating_add(rb.hi),
+        };
+        self.pbs(n, s.bits()).plus(self.pbs(n, diff(ra, rb).bits()))
     }
 
     /// Bootstrap count and cost of a whole tensor-level graph, with declared types (run the
@@ -361,12 +392,15 @@ impl OpCost {
 }
 
 fn diff(a: Interval, b: Interval) -> Interval {
-    (a.0.saturating_sub(b.1), a.1.saturating_sub(b.0))
+    Interval {
+        lo: a.lo.saturating_sub(b.hi),
+        hi: a.hi.saturating_sub(b.lo),
+    }
 }
 
 /// The range of a type.
 pub fn type_range(t: IntType) -> Interval {
-    (t.min(), t.max())
+    Interval::of_type(t)
 }
 
 #[cfg(test)]

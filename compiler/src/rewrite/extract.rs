@@ -607,8 +607,10 @@ mod pset {
     /// A set (`None`: empty).
     pub type Tree = Option<Rc<Node>>;
 
+    /// The treap priority of a key: a fixed hash, not a random generator (the splitmix64
+    /// finalizer, a bijection, so distinct keys have distinct priorities and every run builds
+    /// the same tree).
     fn priority(key: u32) -> u64 {
-        // splitmix64: a bijection, so distinct keys have distinct priorities
         let mut z = (key as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -19,9 +19,9 @@ pub mod lang;
 pub mod rules;
 pub mod table;
 
-use crate::passes::ValueRanges;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use veil_ir::infer::ValueRanges;
 use veil_ir::Graph;
 
 /// The automatic node limit of saturation is at least this (see [`RewriteConfig::node_limit`]).

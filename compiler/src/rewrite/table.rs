@@ -9,7 +9,8 @@
 //! total; the client's domain check refuses the samples that would reach those entries
 //! (`ir-spec/SPEC.md`, "Domain").
 
-use crate::passes::range::{round_value, Interval};
+use veil_ir::infer::round_value;
+use veil_ir::Interval;
 use veil_ir::{CmpOp, IntType, Table};
 
 /// A function on `lo ..= lo + entries.len() - 1`.
@@ -24,13 +25,13 @@ pub struct FnTable {
 impl FnTable {
     /// Tabulates `f` on `r`; `None` when `f` overflows `i64` somewhere or `r` is empty.
     pub fn tabulate(r: Interval, f: impl Fn(i128) -> i128) -> Option<FnTable> {
-        if r.0 > r.1 {
+        if r.lo > r.hi {
             return None;
         }
-        let entries = (r.0..=r.1)
+        let entries = (r.lo..=r.hi)
             .map(|v| i64::try_from(f(v)).ok())
             .collect::<Option<Vec<i64>>>()?;
-        Some(FnTable { lo: r.0, entries })
+        Some(FnTable { lo: r.lo, entries })
     }
 
     /// A graph table on operand type `int` as a function.
@@ -57,13 +58,10 @@ impl FnTable {
 
     /// Range of images of the arguments in `r` (clamped into the domain).
     pub fn image(&self, r: Interval) -> Interval {
-        let a = (r.0.max(self.lo) - self.lo).min(self.entries.len() as i128 - 1);
-        let b = (r.1.min(self.hi()) - self.lo).max(a);
+        let a = (r.lo.max(self.lo) - self.lo).min(self.entries.len() as i128 - 1);
+        let b = (r.hi.min(self.hi()) - self.lo).max(a);
         let s = &self.entries[a as usize..=b as usize];
-        (
-            s.iter().copied().min().unwrap_or(0) as i128,
-            s.iter().copied().max().unwrap_or(0) as i128,
-        )
+        Interval::of_values(s.iter().map(|&v| v as i128)).unwrap_or(Interval::point(0))
     }
 
     /// The graph table for an operand of type `int` with results in type `out`: arguments
@@ -126,7 +124,8 @@ impl Unary<'_> {
             Unary::Relu => v.max(0),
             Unary::Abs => v.abs(),
             Unary::Clip(lo, hi) => v.clamp(*lo, (*hi).max(*lo)),
-            Unary::Round(k) => round_value(v, *k),
+            // `None` only past `i128` (rounding attributes are below 64 bits)
+            Unary::Round(k) => round_value(v, *k).unwrap_or(v),
             Unary::CmpConst(p, c) => p.eval(v, *c) as i128,
             Unary::ConstCmp(p, c) => p.eval(*c, v) as i128,
             Unary::MinConst(c) => v.min(*c),
@@ -150,7 +149,7 @@ mod tests {
         assert_eq!((f.lo, f.hi()), (-2, 1));
         assert_eq!(f.eval(-2), 5);
         assert_eq!(f.eval(9), 8);
-        assert_eq!(f.image((-1, 0)), (6, 7));
+        assert_eq!(f.image(Interval::new(-1, 0)), Interval::new(6, 7));
         // re-tabulated on a wider operand type: unreachable arguments take the nearest entry
         let g = f.to_graph(IntType::signed(3), IntType::unsigned(3));
         assert_eq!(g.entries, vec![5, 5, 5, 6, 7, 7, 7, 7]);

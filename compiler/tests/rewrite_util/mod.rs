@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use rand::{Rng as _, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use veil_compiler::rewrite::{rewrite_graph, RewriteConfig, RewriteReport};
 use veil_ir::{interp, text, Graph, IntType, Tensor};
 
@@ -12,23 +14,23 @@ pub fn parse(src: &str) -> Graph {
     text::parse(src).unwrap_or_else(|e| panic!("{e}\n{src}"))
 }
 
-/// A splitmix64 generator: deterministic samples without extra dependencies.
-pub struct Rng(pub u64);
+/// Deterministic random values for tests (ChaCha8 from a fixed seed).
+pub struct SampleRng(ChaCha8Rng);
 
-impl Rng {
+impl SampleRng {
+    /// The generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        SampleRng(ChaCha8Rng::seed_from_u64(seed))
+    }
+
     /// Next 64 random bits.
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A uniform value of `t`'s range.
     pub fn value(&mut self, t: IntType) -> i64 {
-        let span = (t.max() - t.min() + 1) as u128;
-        (t.min() + (self.next() as u128 % span) as i128) as i64
+        self.0.gen_range(t.min()..=t.max()) as i64
     }
 }
 
@@ -63,7 +65,7 @@ pub fn samples(g: &Graph, n: usize, seed: u64) -> Vec<Vec<Tensor<i64>>> {
         }
         return out;
     }
-    let mut rng = Rng(seed);
+    let mut rng = SampleRng::new(seed);
     (0..n)
         .map(|_| {
             types

@@ -12,7 +12,7 @@ use crate::quantize::{QuantOptions, Rounding, RoundingMethod, UniformQuantizer};
 use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
-use veil_ir::{Graph, IntType, Op, Tensor};
+use veil_ir::{Graph, Op, Tensor};
 
 /// How the server part and the client part of a model divide.
 #[derive(Clone, Debug, PartialEq)]
@@ -254,7 +254,7 @@ pub fn compile(
                     }
                     ranges
                         .get(x)
-                        .map_or(0, |r| IntType::fitting(r.0, r.1).map_or(64, |t| t.bits))
+                        .map_or(0, |r| r.int_type().map_or(64, |t| t.bits))
                 })
                 .collect::<Vec<u8>>(),
         )

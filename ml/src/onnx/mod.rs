@@ -23,6 +23,7 @@
 //! [`ops`] (one file per op family: parse, float, quantized emission), [`qval`] (quantized
 //! values and fused table lookups), [`compile`] (driver), [`model`] (public API), [`error`].
 
+pub mod attrs;
 pub mod compile;
 pub mod error;
 pub mod eval;

@@ -7,7 +7,6 @@ use super::{
     add_tlu, data, rule, shape_of, splat, splat_value, table, tabulable, univariate, var, Rule,
     ScalarFn,
 };
-use crate::passes::range::bits_of;
 use crate::rewrite::analysis::{table_of, value, VeilEGraph};
 use crate::rewrite::lang::VeilLang;
 use crate::rewrite::table::Unary;
@@ -15,6 +14,7 @@ use crate::rewrite::RewriteConfig;
 use egg::Id;
 use std::rc::Rc;
 use veil_ir::Constant;
+use veil_ir::Interval;
 
 /// A function of one encrypted value, shareable between combinations.
 type SharedFn = Rc<dyn Fn(i128) -> i128>;
@@ -249,13 +249,12 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
                     return None;
                 }
                 let (ra, rb) = (da.range, db.range);
-                let k = rb.1 - rb.0 + 1;
-                let n = (ra.1 - ra.0 + 1).checked_mul(k)?;
-                let sum = (ra.0 + rb.0, ra.1 + rb.1);
-                let dif = (ra.0 - rb.1, ra.1 - rb.0);
-                if !tabulable((0, n - 1), &cfg4)
-                    || bits_of((0, n - 1)) > bits_of(sum).max(bits_of(dif)) + 1
-                {
+                let k = rb.hi - rb.lo + 1;
+                let n = (ra.hi - ra.lo + 1).checked_mul(k)?;
+                let sum = ra.checked_add(rb)?;
+                let dif = ra.checked_sub(rb)?;
+                let packed = Interval::new(0, n - 1);
+                if !tabulable(packed, &cfg4) || packed.bits() > sum.bits().max(dif.bits()) + 1 {
                     return None;
                 }
                 let scalar = |eg: &mut VeilEGraph, v: i128| {
@@ -268,14 +267,14 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
                 let kc = scalar(eg, k)?;
                 let hi = eg.add(VeilLang::Mul([a, kc]));
                 let mut packed = eg.add(VeilLang::Add([hi, b]));
-                let offset = -(ra.0 * k + rb.0);
+                let offset = -(ra.lo * k + rb.lo);
                 if offset != 0 {
                     let oc = scalar(eg, offset)?;
                     packed = eg.add(VeilLang::Add([packed, oc]));
                 }
                 add_tlu(eg, &cfg4, packed, &shape, move |u| {
                     let u = u.clamp(0, n - 1);
-                    (ra.0 + u / k) * (rb.0 + u % k)
+                    (ra.lo + u / k) * (rb.lo + u % k)
                 })
             },
         ),
@@ -289,8 +288,8 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
                 if !(da.encrypted && db.encrypted) || eg.find(a) == eg.find(b) {
                     return None;
                 }
-                let sum = (da.range.0 + db.range.0, da.range.1 + db.range.1);
-                let dif = (da.range.0 - db.range.1, da.range.1 - db.range.0);
+                let sum = da.range.checked_add(db.range)?;
+                let dif = da.range.checked_sub(db.range)?;
                 if !tabulable(sum, &cfg2) || !tabulable(dif, &cfg2) {
                     return None;
                 }

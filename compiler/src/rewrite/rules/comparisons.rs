@@ -39,7 +39,7 @@ fn both_encrypted_diff(
     cfg: &RewriteConfig,
 ) -> Option<(Id, Id)> {
     let (da, db) = (data(eg, m, var("?a"))?, data(eg, m, var("?b"))?);
-    let diff = (da.range.0 - db.range.1, da.range.1 - db.range.0);
+    let diff = da.range.checked_sub(db.range)?;
     (da.encrypted && db.encrypted && tabulable(diff, cfg))
         .then_some((*m.get(var("?a"))?, *m.get(var("?b"))?))
 }

@@ -3,9 +3,9 @@
 //! are lifted to lookups so that chains of them compose.
 
 use super::{splat, table, univariate, var, Rule, ScalarFn};
-use crate::passes::range::round_value;
 use crate::rewrite::analysis::num_of;
 use crate::rewrite::RewriteConfig;
+use veil_ir::infer::round_value;
 
 /// The fusion rules.
 pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
@@ -94,14 +94,15 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
             move |eg, m, _| {
                 let t = table(eg, m, t)?;
                 let k = u8::try_from(num_of(eg, *m.get(k)?)?).ok()?;
-                Some(Box::new(move |v: i128| t.eval(round_value(v, k))) as ScalarFn)
+                // `None` only past `i128` (rounding attributes are below 64 bits)
+                Some(Box::new(move |v: i128| t.eval(round_value(v, k).unwrap_or(v))) as ScalarFn)
             },
         ),
         // round(k, x) -> tlu(round_k, x) (the same full-width lookup once lowered; lets a
         // following lookup absorb it)
         univariate("round-as-tlu", "(round ?k ?x)", cfg, move |eg, m, _| {
             let k = u8::try_from(num_of(eg, *m.get(k)?)?).ok()?;
-            Some(Box::new(move |v: i128| round_value(v, k)) as ScalarFn)
+            Some(Box::new(move |v: i128| round_value(v, k).unwrap_or(v)) as ScalarFn)
         }),
         // clip(lo, hi, x) -> tlu(clip, x)
         univariate("clip-as-tlu", "(clip ?lo ?hi ?x)", cfg, move |eg, m, _| {

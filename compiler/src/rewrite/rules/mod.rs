@@ -26,8 +26,8 @@ use super::analysis::{table_of, value, ValueData, VeilAnalysis, VeilEGraph};
 use super::lang::VeilLang;
 use super::table::FnTable;
 use super::RewriteConfig;
-use crate::passes::range::Interval;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
+use veil_ir::Interval;
 
 /// A rewrite rule of the engine.
 pub type Rule = Rewrite<VeilLang, VeilAnalysis>;
@@ -126,7 +126,7 @@ pub fn splat_value(d: &ValueData) -> Option<i128> {
 
 /// Whether a range is small enough to tabulate under `cfg`.
 pub fn tabulable(r: Interval, cfg: &RewriteConfig) -> bool {
-    r.0 <= r.1 && r.1 - r.0 < (1i128 << cfg.max_table_bits)
+    r.lo <= r.hi && r.hi - r.lo < (1i128 << cfg.max_table_bits)
 }
 
 /// Tabulates `f` on the range of the encrypted value `x` (whose shape must be `shape`, the

@@ -10,24 +10,25 @@
 //! 4x per bit) and not for narrow ones.
 
 use super::{data, rule, table, tabulable, var, Rule};
-use crate::passes::range::{bits_of, round_value, Interval};
 use crate::rewrite::analysis::VeilEGraph;
 use crate::rewrite::cost::{pbs_bits, CostModel, Fact};
 use crate::rewrite::lang::VeilLang;
 use crate::rewrite::table::FnTable;
 use crate::rewrite::RewriteConfig;
 use egg::Id;
+use veil_ir::infer::round_value;
+use veil_ir::Interval;
 use veil_ir::{IntType, Op, TableId};
 
 /// The range of `round(k, x)` for `x` in `r` (rounding is monotone).
-fn rounded_range(r: Interval, k: u8) -> Interval {
-    (round_value(r.0, k), round_value(r.1, k))
+fn rounded_range(r: Interval, k: u8) -> Option<Interval> {
+    Some(Interval::new(round_value(r.lo, k)?, round_value(r.hi, k)?))
 }
 
 /// Whether `tlu(t', round(k, x))` is cheaper than `tlu(t, x)` for `x` of type `int` and range
 /// `r`, with both forms priced by `model` exactly as the lowering executes them.
 pub fn worth_rounding(model: &CostModel, int: IntType, r: Interval, k: u8) -> bool {
-    let Some(rint) = IntType::fitting(rounded_range(r, k).0, rounded_range(r, k).1) else {
+    let Some(rint) = rounded_range(r, k).and_then(Interval::int_type) else {
         return false;
     };
     let shape: &[usize] = &[];
@@ -60,7 +61,7 @@ fn round_then_tlu(eg: &mut VeilEGraph, x: Id, k: u8, t: &FnTable, r: Interval) -
     let kk = eg.add(VeilLang::Num(k as i64));
     let rounded = eg.add(VeilLang::Round([kk, x]));
     let rr = eg[rounded].data.as_ref()?.range;
-    let t2 = FnTable::tabulate(rr, |u| t.eval(u.clamp(r.0, r.1)))?;
+    let t2 = FnTable::tabulate(rr, |u| t.eval(u.clamp(r.lo, r.hi)))?;
     let tr = eg.analysis.add_table(t2);
     let tl = eg.add(VeilLang::Table(tr));
     Some(eg.add(VeilLang::Tlu([tl, rounded])))
@@ -79,13 +80,15 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
             if !d.encrypted || !tabulable(d.range, &c1) {
                 return None;
             }
-            let bits = d.int.bits.min(bits_of(d.range) as u8);
+            let bits = d.int.bits.min(d.range.bits() as u8);
             let r = d.range;
             // only drop bits beyond those already known to be zero
             let k = (d.align.saturating_add(1)..bits).rev().find(|&k| {
                 worth_rounding(&model, d.int, r, k)
-                    && (r.0..=r.1)
-                        .all(|v| tab.eval(round_value(v, k).clamp(r.0, r.1)) == tab.eval(v))
+                    && (r.lo..=r.hi).all(|v| {
+                        round_value(v, k)
+                            .is_some_and(|u| tab.eval(u.clamp(r.lo, r.hi)) == tab.eval(v))
+                    })
             })?;
             round_then_tlu(eg, *m.get(x)?, k, &tab, r)
         }),
@@ -101,7 +104,7 @@ pub fn rules(cfg: &RewriteConfig) -> Vec<Rule> {
                 let (tab, d) = (table(eg, m, t)?, data(eg, m, x)?);
                 let prec = pbs_bits(d.int) as u8;
                 let k = prec.saturating_sub(target.max(1));
-                let bits = d.int.bits.min(bits_of(d.range) as u8);
+                let bits = d.int.bits.min(d.range.bits() as u8);
                 if !d.encrypted
                     || !tabulable(d.range, &c2)
                     || k <= d.align
@@ -129,7 +132,7 @@ mod tests {
         let model = CostModel::default();
         let worth = |bits: u8, k: u8| {
             let int = IntType::unsigned(bits);
-            worth_rounding(&model, int, (int.min(), int.max()), k)
+            worth_rounding(&model, int, Interval::of_type(int), k)
         };
         assert!(worth(10, 4), "u10 -> 6 bits");
         assert!(worth(12, 6), "u12 -> 6 bits");

@@ -2,9 +2,9 @@
 //! with the `ml` module's [`QuantizedGemm`] (integer matmul with clear weights, zero points and
 //! bias folded into one offset per output).
 
+use super::super::attrs::{post_transform, Attrs};
 use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
-use super::super::load::{post_transform, Attrs};
 use super::super::qval::{Ctx, QVal, Val};
 use super::{arg, shape_err};
 use crate::quantize::{QuantizedGemm, UniformQuantizer};

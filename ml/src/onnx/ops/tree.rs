@@ -5,9 +5,9 @@
 //! The trees are parsed into a [`TreeModel`] (float thresholds, see [`crate::float_tree`]
 //! for how they are quantized); base values and the post-transform are applied by the client.
 
+use super::super::attrs::{post_transform, Attrs};
 use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
-use super::super::load::{post_transform, Attrs};
 use super::arg;
 use crate::model::CompiledModel;
 use crate::quantize::UniformQuantizer;

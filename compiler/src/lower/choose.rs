@@ -1,0 +1,121 @@
+//! The parameter chooser the compiler lowers with: the optimizer ([`crate::optimizer`]) for
+//! programs with bootstraps, the smallest secure set that holds a fresh encryption for
+//! levelled-only ones. `program::compile` and the registered `lower` pass both use it, so a
+//! program lowered by `veil opt --passes ...,lower` gets the parameters `veil compile` gives.
+
+use super::{LowerRequest, ParamChoice, ParamChooser, PartitionRequest};
+use crate::optimizer::{self, Crossing, ErrorTarget, OutputNoise, Partition, Problem, Solution};
+use std::cell::RefCell;
+use veil_ir::ParamSet;
+
+/// Chooses parameter sets with the optimizer at `target`, remembering its last solution (for
+/// the per-partition error probabilities in the statistics).
+#[derive(Debug)]
+pub struct OptimizerChooser {
+    /// The program's error target.
+    pub target: ErrorTarget,
+    /// One set for every bootstrap (Concrete's mono-parameter strategy).
+    pub single_set: bool,
+    /// What the optimizer minimises.
+    pub objective: optimizer::Objective,
+    solution: RefCell<Option<Solution>>,
+}
+
+impl OptimizerChooser {
+    /// A chooser for `target` minimising `objective`.
+    pub fn new(target: ErrorTarget, single_set: bool, objective: optimizer::Objective) -> Self {
+        OptimizerChooser {
+            target,
+            single_set,
+            objective,
+            solution: RefCell::new(None),
+        }
+    }
+
+    /// The optimizer's solution of the last choice (`None` for a program without bootstraps).
+    pub fn into_solution(self) -> Option<Solution> {
+        self.solution.into_inner()
+    }
+}
+
+impl ParamChooser for OptimizerChooser {
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+        if req.partitions.is_empty() {
+            let p = self.target.per_bootstrap(0).map_err(|e| e.to_string())?;
+            let set = levelled_params(&req.merged(), p)?;
+            return Ok(ParamChoice {
+                sets: vec![set],
+                partition_sets: Vec::new(),
+            });
+        }
+        let problem = Problem {
+            partitions: req
+                .partitions
+                .iter()
+                .map(|p| Partition {
+                    precision: p.precision,
+                    norm2: p.norm2.max(1.0),
+                    tlus: p.tlus,
+                    levelled: 0,
+                    outputs: p
+                        .outputs
+                        .iter()
+                        .map(|&(precision, norm2)| OutputNoise { precision, norm2 })
+                        .collect(),
+                })
+                .collect(),
+            crossings: req
+                .crossings
+                .iter()
+                .map(|&(from, to, count)| Crossing { from, to, count })
+                .collect(),
+            target: self.target,
+            single_set: self.single_set,
+            noise: Default::default(),
+            objective: self.objective,
+        };
+        let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
+        let choice = ParamChoice {
+            sets: sol.sets.iter().map(|s| s.params.clone()).collect(),
+            partition_sets: sol.partition_sets.clone(),
+        };
+        *self.solution.borrow_mut() = Some((*sol).clone());
+        Ok(choice)
+    }
+}
+
+/// A parameter set for a program without bootstraps: only fresh encryptions under the big key
+/// and levelled ops. The smallest secure GLWE (k = 1) whose fresh noise, grown by `norm2`,
+/// still decodes `precision` bits within the error target.
+pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, String> {
+    use veil_ir::params::min_secure_noise_log2;
+    let safe = optimizer::error::safe_variance(req.precision, p_error);
+    for log_n in 10..=14 {
+        let n = 1usize << log_n;
+        let noise = min_secure_noise_log2(n);
+        if (2.0 * noise).exp2() * req.norm2 <= safe {
+            return Ok(ParamSet {
+                lwe_dimension: n,
+                glwe_dimension: 1,
+                polynomial_size: n,
+                lwe_noise_log2: noise,
+                glwe_noise_log2: noise,
+                pbs_base_log: 1,
+                pbs_level: 1,
+                ks_base_log: 1,
+                ks_level: 1,
+                message_bits: req.precision,
+                p_error: optimizer::error::p_error_of_variance(
+                    req.precision,
+                    (2.0 * noise).exp2() * req.norm2,
+                ),
+                noise_distribution: Default::default(),
+                modulus_switch: Default::default(),
+            });
+        }
+    }
+    Err(format!(
+        "{} bits with norm2 {} exceed what a fresh encryption can hold; quantize with fewer bits",
+        req.precision, req.norm2
+    ))
+}
