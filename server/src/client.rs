@@ -172,36 +172,55 @@ impl OwnerToken {
         Ok(OwnerToken(token))
     }
 
-    /// Writes a new random token to `path`, created with mode 0600 and never over an existing
-    /// file or through a symbolic link (`O_CREAT | O_EXCL`).
+    /// Writes a new random token to `path`: written with mode 0600 to a temporary file beside
+    /// it, then hard-linked to `path`, which never replaces an existing file or writes
+    /// through a symbolic link, and never shows a half-written token to a concurrent reader.
     pub fn create(path: &Path) -> Result<Self, ClientError> {
-        let token = Self::generate();
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(path).map_err(|e| {
+        Self::create_io(path).map_err(|e| {
             ClientError::BadFile(format!(
                 "{}: cannot create the owner token: {e}",
                 path.display()
             ))
-        })?;
-        f.write_all(format!("{}\n", token.0).as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| {
-                ClientError::BadFile(format!(
-                    "{}: cannot write the owner token: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(token)
+        })
+    }
+
+    fn create_io(path: &Path) -> std::io::Result<Self> {
+        let token = Self::generate();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            &token.0[..16]
+        ));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let written = o.open(&tmp).and_then(|mut f| {
+            f.write_all(format!("{}\n", token.0).as_bytes())?;
+            f.sync_all()
+        });
+        let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        linked.map(|_| token)
     }
 
     /// The token in `path`, created first if there is no such file (a symbolic link there,
-    /// even a dangling one, is an error).
+    /// even a dangling one, is an error; of two processes creating it at once, both end up
+    /// with the same token).
     pub fn load_or_create(path: &Path) -> Result<Self, ClientError> {
         match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match Self::create_io(path) {
+                Ok(t) => Ok(t),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+                Err(e) => Err(ClientError::BadFile(format!(
+                    "{}: cannot create the owner token: {e}",
+                    path.display()
+                ))),
+            },
             _ => Self::load(path),
         }
     }

@@ -631,15 +631,15 @@ async fn delete_keys(
             "deleting keys needs their owner token: send `Authorization: Bearer <owner token>` (veil client delete-keys --owner-token FILE)".into(),
         )
     })?;
-    let known = lock(&state)?.contains(&id)
-        || match state.disk.clone() {
-            Some(d) => {
-                let i = id.clone();
-                off_async(move || d.contains(&i)).await?
-            }
-            None => false,
-        };
-    if !known {
+    let in_memory = lock(&state)?.contains(&id);
+    let on_disk = match state.disk.clone() {
+        Some(d) => {
+            let i = id.clone();
+            off_async(move || d.contains(&i)).await?
+        }
+        None => false,
+    };
+    if !in_memory && !on_disk {
         return Err(unknown_key(&state, &key_id));
     }
     match owner_of(&state, &id).await? {
@@ -949,13 +949,26 @@ async fn open_stream(
         .ok()?
         .ok()?;
     if crate::tls::looks_like_plain_http(&first[..peeked]) {
-        use tokio::io::AsyncWriteExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let body = serde_json::json!({ "error": PLAIN_TO_TLS_ANSWER }).to_string();
         let answer = format!(
             "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
         let mut stream = stream;
+        // Read the request head first (at most 16 KiB, for at most a second): closing a
+        // socket with unread data resets it, and the client would not see the answer.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        let drain = async {
+            while head.len() < 16 << 10 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         let _ = tokio::time::timeout(timeout, stream.write_all(answer.as_bytes())).await;
         let _ = stream.shutdown().await;
         tracing::debug!("a plain-HTTP request to the TLS server was refused");

@@ -157,7 +157,8 @@ pub fn handshake_error(e: &std::io::Error) -> String {
 /// Whether the first bytes a server reads look like plain HTTP (a method name) rather than a
 /// TLS handshake (which starts with the byte 22).
 pub fn looks_like_plain_http(first: &[u8]) -> bool {
-    !first.is_empty() && first.iter().all(|b| b.is_ascii_uppercase())
+    first.first().is_some_and(u8::is_ascii_uppercase)
+        && first.iter().all(|&b| b.is_ascii_uppercase() || b == b' ')
 }
 
 #[cfg(test)]
@@ -198,6 +199,7 @@ mod tests {
     fn plain_http_is_told_from_tls() {
         assert!(looks_like_plain_http(b"GET "));
         assert!(looks_like_plain_http(b"POST"));
+        assert!(!looks_like_plain_http(b" GET"));
         assert!(!looks_like_plain_http(&[22, 3, 1, 0]));
         assert!(!looks_like_plain_http(b""));
         assert!(server_name("127.0.0.1").is_ok());
