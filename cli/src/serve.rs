@@ -111,7 +111,11 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         threads: args.threads,
     };
     let program_id = server.program_id();
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     veil_server::serve(
         server,
         &config,

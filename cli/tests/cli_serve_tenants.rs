@@ -604,7 +604,10 @@ fn settled(server: &Server) -> serde_json::Value {
         if h["runs_running"] == 0 {
             return h;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "runs never settled: {h}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "runs never settled: {h}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -688,7 +691,10 @@ fn only_the_owner_token_deletes_keys() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&victim_token).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&victim_token)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the token file is private");
     }
     // The server keeps a hash of the token, never the token.
@@ -711,7 +717,10 @@ fn only_the_owner_token_deletes_keys() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), id);
-    assert!(err.contains("warning") && err.contains("another owner token"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("another owner token"),
+        "{err}"
+    );
     // Deleting: without a token 401, with a malformed one 400, with the attacker's 403.
     let path = format!("/keys/{id}");
     let (status, body) = server.http("DELETE", &path, &[], b"").unwrap();
@@ -725,12 +734,12 @@ fn only_the_owner_token_deletes_keys() {
         .http("DELETE", &path, &[("Authorization", "Basic abc")], b"")
         .unwrap();
     assert_eq!(status, 400);
-    let del = |token: &str| {
+    let del = |url: &str, token: &str| {
         veil(&[
             "client",
             "delete-keys",
             "--url",
-            &url,
+            url,
             "--key-id",
             &id,
             "--owner-token",
@@ -747,7 +756,10 @@ fn only_the_owner_token_deletes_keys() {
         "--owner-token",
         &attacker_token,
     ]);
-    assert!(err.contains("403") && err.contains("not the owner token"), "{err}");
+    assert!(
+        err.contains("403") && err.contains("not the owner token"),
+        "{err}"
+    );
     // A missing token file is named.
     let err = fails(&[
         "client",
@@ -764,22 +776,25 @@ fn only_the_owner_token_deletes_keys() {
     drop(server);
     let server = Server::start(&st.server, &["--threads", "2", "--key-dir", &kd]);
     let url = server.url();
-    let (code, _, err) = del(&attacker_token);
+    let (code, _, err) = del(&url, &attacker_token);
     assert!(code == 1 && err.contains("403"), "{err}");
     run_and_check(st, &url, &id, "owner-y.veil-ct");
-    let (code, out, err) = del(&victim_token);
+    let (code, out, err) = del(&url, &victim_token);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("deleted"), "{out}");
     assert!(!key_dir.join(format!("{id}.veil-owner")).exists());
     // Keys uploaded without a token have no owner: nobody deletes them over HTTP.
     let v = upload_raw(&server, &st.victim.1);
     assert_eq!(v["owned"], serde_json::Value::Null);
-    let (code, _, err) = del(&victim_token);
-    assert!(code == 1 && err.contains("403") && err.contains("without an owner token"), "{err}");
+    let (code, _, err) = del(&url, &victim_token);
+    assert!(
+        code == 1 && err.contains("403") && err.contains("without an owner token"),
+        "{err}"
+    );
     // ... until somebody uploads them with a token: the first token claims them.
     let v = upload(&url, &st.victim.1);
     assert_eq!(v, id);
-    let (code, _, err) = del(&victim_token);
+    let (code, _, err) = del(&url, &victim_token);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -800,7 +815,10 @@ fn the_key_dir_quota_evicts_the_least_recently_used_keys() {
     let size = std::fs::metadata(&st.victim.1).unwrap().len();
     // Room for two key sets, not three.
     let quota_mb = (size * 5 / 2) >> 20;
-    assert!(quota_mb << 20 >= 2 * size && quota_mb << 20 < 3 * size, "keys of {size} bytes");
+    assert!(
+        quota_mb << 20 >= 2 * size && quota_mb << 20 < 3 * size,
+        "keys of {size} bytes"
+    );
     let key_dir = st.dir.join("quota-store");
     let kd = s(&key_dir);
     let q = quota_mb.to_string();
@@ -830,7 +848,14 @@ fn the_key_dir_quota_evicts_the_least_recently_used_keys() {
     let small = st.dir.join("quota-small");
     let server = Server::start(
         &st.server,
-        &["--threads", "2", "--key-dir", &s(&small), "--key-dir-max-mb", "1"],
+        &[
+            "--threads",
+            "2",
+            "--key-dir",
+            &s(&small),
+            "--key-dir-max-mb",
+            "1",
+        ],
     );
     if size > 1 << 20 {
         let err = fails(&[
@@ -841,10 +866,21 @@ fn the_key_dir_quota_evicts_the_least_recently_used_keys() {
             "--eval-keys",
             &st.victim.1,
         ]);
-        assert!(err.contains("413") && err.contains("--key-dir-max-mb"), "{err}");
+        assert!(
+            err.contains("413") && err.contains("--key-dir-max-mb"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0);
     }
-    let err = fails(&["serve", "--server", &st.server, "--key-dir", &kd, "--key-dir-max-mb", "0"]);
+    let err = fails(&[
+        "serve",
+        "--server",
+        &st.server,
+        "--key-dir",
+        &kd,
+        "--key-dir-max-mb",
+        "0",
+    ]);
     assert!(err.contains("--key-dir-max-mb"), "{err}");
 }
 

@@ -120,19 +120,21 @@ fn https_serves_a_client_that_trusts_the_ca() {
     .to_string();
     let y = s(&st.dir.join("y.veil-ct"));
     ok(&[
-        "client", "run", "--url", &url, "--ca-cert", &ca, "--key-id", &id, "--input", &st.x,
-        "--out", &y,
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--ca-cert",
+        &ca,
+        "--key-id",
+        &id,
+        "--input",
+        &st.x,
+        "--out",
+        &y,
     ]);
     let dec = ok(&[
-        "decrypt",
-        "--client",
-        &st.client,
-        "--keys",
-        &st.secret,
-        "--input",
-        &y,
-        "--format",
-        "json",
+        "decrypt", "--client", &st.client, "--keys", &st.secret, "--input", &y, "--format", "json",
     ]);
     let got: serde_json::Value = serde_json::from_str(&dec).unwrap();
     for (row, sample) in st.rows.iter().zip(got.as_array().unwrap()) {
@@ -175,15 +177,28 @@ fn tls_mistakes_are_one_clear_line() {
     assert!(err.contains("--ca-cert"), "{err}");
     // A CA file that is not one.
     let err = health(&https, Some(&pem("server.key")));
-    assert!(err.contains("--ca-cert") && err.contains("no certificate"), "{err}");
+    assert!(
+        err.contains("--ca-cert") && err.contains("no certificate"),
+        "{err}"
+    );
     let missing = s(&st.dir.join("missing-ca.pem"));
     let err = health(&https, Some(&missing));
-    assert!(err.contains("--ca-cert") && err.contains("missing-ca.pem"), "{err}");
+    assert!(
+        err.contains("--ca-cert") && err.contains("missing-ca.pem"),
+        "{err}"
+    );
     // Plain HTTP to the HTTPS server: a 400 that says so.
     let err = health(&format!("http://{}", server.addr), None);
     assert!(err.contains("400") && err.contains("HTTPS only"), "{err}");
     // The server keeps serving HTTPS after all that.
-    ok(&["client", "health", "--url", &https, "--ca-cert", &pem("ca.pem")]);
+    ok(&[
+        "client",
+        "health",
+        "--url",
+        &https,
+        "--ca-cert",
+        &pem("ca.pem"),
+    ]);
     // A certificate signed by the right CA but for another name.
     let other = tls_server(st, "wrong-name.pem", "wrong-name.key");
     let err = health(&format!("https://{}", other.addr), Some(&pem("ca.pem")));
@@ -213,14 +228,26 @@ fn bad_certificate_and_key_files_stop_the_server_with_one_line() {
     };
     let missing = s(&st.dir.join("missing.pem"));
     let err = serve(&missing, &pem("server.key"));
-    assert!(err.contains("--tls-cert") && err.contains("missing.pem"), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("missing.pem"),
+        "{err}"
+    );
     let err = serve(&pem("server.pem"), &missing);
-    assert!(err.contains("--tls-key") && err.contains("missing.pem"), "{err}");
+    assert!(
+        err.contains("--tls-key") && err.contains("missing.pem"),
+        "{err}"
+    );
     // Swapped files.
     let err = serve(&pem("server.key"), &pem("server.pem"));
-    assert!(err.contains("--tls-cert") && err.contains("no certificate"), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("no certificate"),
+        "{err}"
+    );
     let err = serve(&pem("server.pem"), &pem("ca.pem"));
-    assert!(err.contains("--tls-key") && err.contains("no private key"), "{err}");
+    assert!(
+        err.contains("--tls-key") && err.contains("no private key"),
+        "{err}"
+    );
     // A key that is not the certificate's.
     let err = serve(&pem("server.pem"), &pem("wrong-name.key"));
     assert!(err.contains("unusable together"), "{err}");

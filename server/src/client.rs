@@ -161,7 +161,8 @@ impl OwnerToken {
     /// Reads a token file (written by [`OwnerToken::create`]); errors name the file.
     pub fn load(path: &Path) -> Result<Self, ClientError> {
         let bad = |why: String| ClientError::BadFile(format!("{}: {why}", path.display()));
-        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read the owner token: {e}")))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| bad(format!("cannot read the owner token: {e}")))?;
         if !meta.is_file() || meta.len() > 1024 {
             return Err(bad("not an owner token file".into()));
         }
@@ -805,7 +806,10 @@ mod tests {
             std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
             let e = OwnerToken::load_or_create(&link).unwrap_err().to_string();
             assert!(e.contains("link.veil-token"), "{e}");
-            assert!(!dir.join("elsewhere").exists(), "nothing written through the link");
+            assert!(
+                !dir.join("elsewhere").exists(),
+                "nothing written through the link"
+            );
         }
         std::fs::write(dir.join("bad"), "not a token").unwrap();
         let e = OwnerToken::load(&dir.join("bad")).unwrap_err().to_string();

@@ -39,15 +39,15 @@
 //! cannot be interrupted in the middle of its bootstraps and finishes, its result discarded.
 
 use crate::store::{self, DiskStore, Inserted, Lru};
+use crate::tls::TlsFiles;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use crate::tls::TlsFiles;
-use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -170,8 +170,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(status = %self.0, error = %self.1, "request failed");
         let body = serde_json::json!({ "error": self.1 }).to_string();
-        let mut r =
-            (self.0, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let mut r = (self.0, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -391,7 +390,9 @@ fn lock(state: &AppState) -> Result<std::sync::MutexGuard<'_, Lru<Arc<ServerKeys
         .map_err(|_| internal("internal error: the key store is unusable"))
 }
 
-fn owners(state: &AppState) -> Result<std::sync::MutexGuard<'_, HashMap<String, String>>, ApiError> {
+fn owners(
+    state: &AppState,
+) -> Result<std::sync::MutexGuard<'_, HashMap<String, String>>, ApiError> {
     state
         .owners
         .lock()
@@ -441,7 +442,9 @@ async fn claim(state: &Shared, id: &str, owner: &str) -> Result<bool, ApiError> 
     let current = match state.disk.clone() {
         Some(d) => {
             let (i, o) = (id.to_string(), owner.to_string());
-            off_async(move || d.claim(&i, &o)).await?.map_err(internal)?
+            off_async(move || d.claim(&i, &o))
+                .await?
+                .map_err(internal)?
         }
         None => owners(state)?
             .entry(id.to_string())

@@ -175,7 +175,10 @@ mod tests {
     fn bad_pem_files_are_one_clear_line() {
         let missing = std::env::temp_dir().join("veil-tls-missing.pem");
         let e = load_certs("--tls-cert", &missing).unwrap_err();
-        assert!(e.starts_with("--tls-cert ") && e.contains("veil-tls-missing"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert ") && e.contains("veil-tls-missing"),
+            "{e}"
+        );
         let empty = tmp("empty", b"just text\n");
         let e = load_certs("--ca-cert", &empty).unwrap_err();
         assert!(e.contains("no certificate"), "{e}");
