@@ -105,12 +105,12 @@ impl Server {
         });
         // Wait for /health (over TLS: for the port to take connections).
         let t = Instant::now();
-        while tls {
-            if TcpStream::connect(&server.addr).is_ok() {
-                return server;
+        if tls {
+            while TcpStream::connect(&server.addr).is_err() {
+                assert!(t.elapsed() < Duration::from_secs(30), "no connection");
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "no connection");
-            std::thread::sleep(Duration::from_millis(50));
+            return server;
         }
         loop {
             if let Ok((200, body)) = server.http("GET", "/health", &[], b"") {
