@@ -8,8 +8,9 @@
 //! success only where one is due, every other answer is a 4xx or 503 with a one-line JSON
 //! `{"error": ...}` (axum's own 405 for a wrong method on a known path, and any answer to
 //! `HEAD`, have no body), never a 500 (the key store and the server's tasks never fail on bad
-//! input); `/health` is JSON; the untouched inputs under the right key id get results that decrypt to what a separate `veil
-//! run` computes; and the server answers correctly after the whole sequence.
+//! input); `/health` is JSON; the untouched inputs under the right key id get results that
+//! decrypt to what a separate `veil run` computes; and the server answers correctly after the
+//! whole sequence.
 //!
 //! Cases: 48 by default (CI, well under a minute with optimized dependencies);
 //! `PROPTEST_CASES` raises it, e.g. `PROPTEST_CASES=3000 cargo test -p veil-cli --test
