@@ -401,6 +401,7 @@ fn load_level(st: &Setup, server: &Server, key_id: &str, n: usize, r: usize) -> 
         connect_timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(900),
         max_response: 1 << 30,
+        ca_cert: None,
     };
     // RSS sampler.
     let stop = Arc::new(AtomicBool::new(false));

@@ -2,14 +2,18 @@
 //! over HTTP/1 ([`veil_server::Client`]).
 //!
 //! - `veil client upload-keys --url URL --eval-keys FILE` uploads the evaluation keys once
-//!   and prints the key id (the SHA-256 of the keys, checked against the server's answer).
+//!   and prints the key id (the SHA-256 of the keys, checked against the server's answer),
+//!   with the owner token (`--owner-token FILE`, by default `owner.veil-token` next to the
+//!   keys, created at the first upload): the first upload makes its holder the owner.
 //! - `veil client run --url URL --key-id ID --input CT_FILE --out CT_FILE` sends encrypted
 //!   inputs and writes the encrypted results (decrypt them with `veil decrypt`); with
 //!   `--eval-keys FILE` it uploads the keys again when the server forgot them.
-//! - `veil client delete-keys --url URL --key-id ID` deletes the keys from the server.
+//! - `veil client delete-keys --url URL --key-id ID --owner-token FILE` deletes the keys from
+//!   the server (their owner only).
 //! - `veil client key-id --eval-keys FILE` prints the key id without a server.
 //!
-//! Every request is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
+//! `https://` URLs need `--ca-cert FILE` (the CA certificates to trust, PEM). Every request
+//! is bounded: `--connect-timeout-s`, `--read-timeout-s`, `--max-response-mb`.
 //! Uploads, runs and health requests are sent again (`--retries`, after `--retry-wait-s`,
 //! doubling) when the connection fails or breaks before the answer, or the server answers
 //! busy (502, 504, 503 with `Retry-After`): they are idempotent (content-addressed keys; a run computes the same
@@ -24,12 +28,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use veil_runtime::artifact::{check_kind, Direction};
 use veil_runtime::serial::KIND_COMPRESSED_SERVER_KEYS;
+use veil_server::client::{OwnerToken, OWNER_TOKEN_FILE};
 use veil_server::{Client, ClientError, ClientOptions};
 
 /// Arguments of `veil client`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID\n  veil client key-id --eval-keys keys/eval.veil-keys\n  veil client health --url http://127.0.0.1:8080 --connect-timeout-s 2"
+    after_help = "Examples:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID --owner-token keys/owner.veil-token\n  veil client health --url https://veil.internal:8443 --ca-cert tls/ca.pem\n  veil client key-id --eval-keys keys/eval.veil-keys\n  veil client health --url http://127.0.0.1:8080 --connect-timeout-s 2"
 )]
 pub struct ClientArgs {
     /// What to do.
@@ -45,6 +50,11 @@ pub struct ClientArgs {
     /// Largest answer to read, in MiB (encrypted results).
     #[arg(long, global = true, default_value_t = 1024)]
     pub max_response_mb: u64,
+    /// PEM file of the CA certificate(s) to trust for an https:// URL (the CA that signed
+    /// the server's certificate, or the system's CA bundle); the server's certificate must
+    /// also name the URL's host or IP address.
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// Times to send an upload, run or health request again when the connection fails or
     /// breaks before the answer (e.g. a server restart) or a proxy or server answers 502, 504
     /// or 503 with Retry-After; never after another error (4xx, 500) or a read timeout. 0:
@@ -152,12 +162,17 @@ pub enum ClientCommand {
         after_help = "Example:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys"
     )]
     UploadKeys {
-        /// Base URL of the server (http only).
+        /// Base URL of the server (http://host:port, or https:// with --ca-cert).
         #[arg(long)]
         url: String,
         /// The evaluation keys from `veil keygen`.
         #[arg(long)]
         eval_keys: PathBuf,
+        /// The owner token sent with the keys (default: owner.veil-token next to
+        /// --eval-keys, created with mode 0600 if missing); the first upload of the keys
+        /// makes its holder their owner, who alone can delete them.
+        #[arg(long)]
+        owner_token: Option<PathBuf>,
     },
     /// Run the program on encrypted inputs on a `veil serve` server; write the encrypted
     /// results.
@@ -165,7 +180,7 @@ pub enum ClientCommand {
         after_help = "Example:\n  veil client run --url http://127.0.0.1:8080 --key-id 3f2a9c0d11e4b7a8 --input x.veil-ct --out y.veil-ct"
     )]
     Run {
-        /// Base URL of the server (http only).
+        /// Base URL of the server (http://host:port, or https:// with --ca-cert).
         #[arg(long)]
         url: String,
         /// The key id printed by `veil client upload-keys` (or `veil client key-id`); may be
@@ -176,6 +191,10 @@ pub enum ClientCommand {
         /// (evicted, deleted, or a restart without --key-dir), then the run is sent again.
         #[arg(long)]
         eval_keys: Option<PathBuf>,
+        /// The owner token sent when the keys are uploaded again (default: owner.veil-token
+        /// next to --eval-keys).
+        #[arg(long, requires = "eval_keys")]
+        owner_token: Option<PathBuf>,
         /// The encrypted inputs from `veil encrypt`.
         #[arg(long)]
         input: PathBuf,
@@ -185,15 +204,19 @@ pub enum ClientCommand {
     },
     /// Delete evaluation keys from a `veil serve` server (memory and key store).
     #[command(
-        after_help = "Example:\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID"
+        after_help = "Example:\n  veil client delete-keys --url http://127.0.0.1:8080 --key-id KEY_ID --owner-token keys/owner.veil-token"
     )]
     DeleteKeys {
-        /// Base URL of the server (http only).
+        /// Base URL of the server (http://host:port, or https:// with --ca-cert).
         #[arg(long)]
         url: String,
         /// The key id printed by `veil client upload-keys`.
         #[arg(long)]
         key_id: String,
+        /// The owner token the keys were first uploaded with (owner.veil-token next to the
+        /// evaluation keys).
+        #[arg(long)]
+        owner_token: PathBuf,
     },
     /// Print the key id of evaluation keys (the SHA-256 of the keys; no server needed).
     #[command(after_help = "Example:\n  veil client key-id --eval-keys keys/eval.veil-keys")]
@@ -205,7 +228,7 @@ pub enum ClientCommand {
     /// Print the server's program info (JSON).
     #[command(after_help = "Example:\n  veil client health --url http://127.0.0.1:8080")]
     Health {
-        /// Base URL of the server (http only).
+        /// Base URL of the server (http://host:port, or https:// with --ca-cert).
         #[arg(long)]
         url: String,
     },
@@ -227,6 +250,7 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
         read_timeout: seconds(args.read_timeout_s, "--read-timeout-s")?,
         max_response: usize::try_from(args.max_response_mb.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
+        ca_cert: args.ca_cert.clone(),
     };
     let retry = Retry {
         retries: args.retries,
@@ -241,19 +265,26 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
     };
     let client = |url: &str| Client::with_options(url, options.clone());
     match &args.command {
-        ClientCommand::UploadKeys { url, eval_keys } => {
+        ClientCommand::UploadKeys {
+            url,
+            eval_keys,
+            owner_token,
+        } => {
             let data = read_checked(eval_keys, KIND_COMPRESSED_SERVER_KEYS)?;
+            let (token_path, token) = owner_of(eval_keys, owner_token.as_deref())?;
             let c = client(url);
-            let (id, _) = retry
-                .run(|| c.upload_keys(data.clone()))
+            let (up, _) = retry
+                .run(|| c.upload_keys_as(data.clone(), Some(&token)))
                 .map_err(|e| about(eval_keys, e))?;
-            println!("{id}");
+            warn_not_owner(&up, &token_path);
+            println!("{}", up.key_id);
             Ok(())
         }
         ClientCommand::Run {
             url,
             key_id,
             eval_keys,
+            owner_token,
             input,
             out,
         } => {
@@ -262,19 +293,20 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
                     let data = read_checked(path, KIND_COMPRESSED_SERVER_KEYS)?;
                     let id =
                         veil_server::client::key_id_of_file(&data).map_err(|e| about(path, e))?;
-                    Some((path, data, id))
+                    let token = owner_of(path, owner_token.as_deref())?;
+                    Some((path, data, id, token))
                 }
                 None => None,
             };
             let id = match (key_id, &keys) {
-                (Some(given), Some((path, _, id))) if given.trim() != id => {
+                (Some(given), Some((path, _, id, _))) if given.trim() != id => {
                     return Err(CliError(format!(
                         "--key-id {given} is not the key id of {} ({id}); leave --key-id out or give the matching keys",
                         path.display()
                     )))
                 }
                 (Some(given), _) => given.trim().to_string(),
-                (None, Some((_, _, id))) => id.clone(),
+                (None, Some((_, _, id, _))) => id.clone(),
                 (None, None) => {
                     return Err(CliError(
                         "give --key-id or --eval-keys (see veil client run --help)".into(),
@@ -290,11 +322,14 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             let (answer, attempts) = retry
                 .run(|| match &keys {
                     None => c.run(&id, data.clone()),
-                    Some((path, keys, _)) => match c.run(&id, data.clone()) {
+                    Some((path, keys, _, (token_path, token))) => match c.run(&id, data.clone()) {
                         Err(e) if e.is_not_found() => {
-                            if let Err(e) = c.upload_keys(keys.clone()) {
-                                upload_failed = Some(*path);
-                                return Err(e);
+                            match c.upload_keys_as(keys.clone(), Some(token)) {
+                                Err(e) => {
+                                    upload_failed = Some(*path);
+                                    return Err(e);
+                                }
+                                Ok(up) => warn_not_owner(&up, token_path),
                             }
                             upload_failed = None;
                             c.run(&id, data.clone())
@@ -312,9 +347,14 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             );
             Ok(())
         }
-        ClientCommand::DeleteKeys { url, key_id } => {
+        ClientCommand::DeleteKeys {
+            url,
+            key_id,
+            owner_token,
+        } => {
+            let token = OwnerToken::load(owner_token).map_err(|e| CliError(e.to_string()))?;
             client(url)
-                .delete_keys(key_id)
+                .delete_keys(key_id, &token)
                 .map_err(|e| CliError(e.to_string()))?;
             println!("deleted {}", key_id.trim());
             Ok(())
@@ -333,6 +373,32 @@ pub fn run(args: &ClientArgs) -> Result<(), CliError> {
             println!("{v}");
             Ok(())
         }
+    }
+}
+
+/// The owner token to send with the keys `eval_keys`: the file `given`, else
+/// `owner.veil-token` next to the keys, created when missing.
+fn owner_of(eval_keys: &Path, given: Option<&Path>) -> Result<(PathBuf, OwnerToken), CliError> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => eval_keys
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(OWNER_TOKEN_FILE),
+    };
+    let token = OwnerToken::load_or_create(&path).map_err(|e| CliError(e.to_string()))?;
+    Ok((path, token))
+}
+
+/// Says on stderr when the keys belong to another token (somebody uploaded them first with
+/// theirs): they run, but this client cannot delete them.
+fn warn_not_owner(up: &veil_server::client::Uploaded, token: &Path) {
+    if up.owned == Some(false) {
+        eprintln!(
+            "warning: key id {} was first uploaded with another owner token than {}; the keys work, but only that token can delete them",
+            up.key_id,
+            token.display()
+        );
     }
 }
 

@@ -1,7 +1,9 @@
-//! `veil serve --server SERVER_ARTIFACT [--addr 127.0.0.1:8080] [--key-dir DIR] [limits]`: the
-//! server side as an HTTP service ([`veil_server::serve()`]: axum, HTTP/1, no TLS: put a
-//! TLS-terminating reverse proxy in front of it, see `docs/serving.md`). Endpoints:
-//! `GET /health`, `POST /keys`, `DELETE /keys/{key_id}`, `POST /run/{key_id}`.
+//! `veil serve --server SERVER_ARTIFACT [--addr 127.0.0.1:8080] [--key-dir DIR]
+//! [--tls-cert FILE --tls-key FILE] [limits]`: the server side as an HTTP service
+//! ([`veil_server::serve()`]: axum, HTTP/1, HTTPS with rustls when given a certificate, else
+//! plain HTTP for loopback or behind a TLS-terminating reverse proxy, see
+//! `docs/serving.md`). Endpoints: `GET /health`, `POST /keys`, `DELETE /keys/{key_id}`
+//! (owner token), `POST /run/{key_id}`.
 
 use super::io;
 use super::CliError;
@@ -13,7 +15,7 @@ use veil_server::ServeConfig;
 /// Arguments of `veil serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Endpoints:\n  GET    /health          program info and limits (JSON)\n  POST   /keys            body: eval.veil-keys; answers {\"key_id\": \"...\"} (the SHA-256 of the keys)\n  DELETE /keys/{key_id}   forget the keys (memory and --key-dir)\n  POST   /run/{key_id}    body: encrypted inputs; answers encrypted results\n\nNo TLS: put a TLS-terminating reverse proxy in front of a server reachable from other machines (docs/serving.md).\n\nExamples:\n  veil serve --server build/server.veil-artifact\n  veil serve --server build/server.veil-artifact --addr 127.0.0.1:8080 --key-dir /var/lib/veil/keys --max-keys 8 --max-concurrent 2 --threads 8\n\nThen, on the client:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct"
+    after_help = "Endpoints:\n  GET    /health          program info and limits (JSON)\n  POST   /keys            body: eval.veil-keys; answers {\"key_id\": \"...\"} (the SHA-256 of the keys)\n  DELETE /keys/{key_id}   forget the keys (memory and --key-dir); needs the owner token they were uploaded with\n  POST   /run/{key_id}    body: encrypted inputs; answers encrypted results\n\nReachable from other machines: give --tls-cert and --tls-key (HTTPS), or put a TLS-terminating reverse proxy in front (docs/serving.md).\n\nExamples:\n  veil serve --server build/server.veil-artifact\n  veil serve --server build/server.veil-artifact --addr 0.0.0.0:8443 --tls-cert tls/chain.pem --tls-key tls/key.pem --key-dir /var/lib/veil/keys --key-dir-max-mb 20000\n  veil serve --server build/server.veil-artifact --addr 127.0.0.1:8080 --key-dir /var/lib/veil/keys --max-keys 8 --max-concurrent 2 --threads 8\n\nThen, on the client:\n  veil client upload-keys --url http://127.0.0.1:8080 --eval-keys keys/eval.veil-keys\n  veil client run --url http://127.0.0.1:8080 --key-id KEY_ID --input x.veil-ct --out y.veil-ct"
 )]
 pub struct ServeArgs {
     /// The server artifact from `veil compile`.
@@ -41,6 +43,17 @@ pub struct ServeArgs {
     /// servers may share it. Without it keys live in memory only.
     #[arg(long)]
     pub key_dir: Option<PathBuf>,
+    /// Quota of the key store in MiB: after an upload the least recently used key sets in
+    /// --key-dir are deleted until the rest fits (their owners upload them again).
+    #[arg(long, requires = "key_dir")]
+    pub key_dir_max_mb: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs
+    /// --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most runs in one request (a run: one sample, or one batch of an ML model).
     #[arg(long, default_value_t = 128)]
     pub max_runs_per_request: usize,
@@ -81,6 +94,14 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         max_keys: args.max_keys,
         evict: !args.no_evict,
         key_dir: args.key_dir.clone(),
+        key_dir_max_bytes: args.key_dir_max_mb.map(|mb| mb.saturating_mul(1 << 20)),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(veil_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         max_runs_per_request: args.max_runs_per_request,
         max_uploads: args.max_uploads,
         max_connections: args.max_connections,
@@ -90,10 +111,15 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         threads: args.threads,
     };
     let program_id = server.program_id();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     veil_server::serve(
         server,
         &config,
-        |local| println!("serving program {program_id:016x} on http://{local} (Ctrl-C stops)"),
+        |local| println!("serving program {program_id:016x} on {scheme}://{local} (Ctrl-C stops)"),
         async {
             let _ = tokio::signal::ctrl_c().await;
         },

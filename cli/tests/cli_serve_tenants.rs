@@ -1,7 +1,8 @@
 //! `veil serve` with several tenants, restarts and hostile peers, through the real binary:
-//! key ids that cannot be squatted, eviction and deletion of keys, the persistent key store
-//! shared by two servers, the per-request run limit, idle connections, and a `veil client`
-//! that bounds what it waits for and reads from a server.
+//! key ids that cannot be squatted, eviction and deletion of keys by their owner only, the
+//! persistent key store shared by two servers and its quota, the per-request run limit,
+//! cancelled runs, idle connections, and a `veil client` that bounds what it waits for and
+//! reads from a server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 mod common;
-use common::{interpret, ints, s, workdir};
+use common::{interpret, ints, s, veil, workdir};
 mod cli_serve_support;
 use cli_serve_support::{compile_tlu, error_of, fails, ok, Server};
 
@@ -73,6 +74,11 @@ fn setup() -> &'static Setup {
             attacker,
         }
     })
+}
+
+/// The owner token `veil client upload-keys` keeps next to the evaluation keys `eval`.
+fn token_of(eval: &str) -> String {
+    s(&Path::new(eval).parent().unwrap().join("owner.veil-token"))
 }
 
 /// `veil client upload-keys --url URL --eval-keys EVAL`; the key id it prints.
@@ -196,7 +202,8 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
     ]);
     assert!(err.contains("is not the key id of"), "{err}");
     upload(&url, &st.attacker.1);
-    // Deleting: once, then unknown.
+    // Deleting (by the owner): once, then unknown.
+    let token = token_of(&st.attacker.1);
     let out = ok(&[
         "client",
         "delete-keys",
@@ -204,6 +211,8 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
         &url,
         "--key-id",
         &attacker_id,
+        "--owner-token",
+        &token,
     ]);
     assert!(out.contains("deleted"), "{out}");
     let err = fails(&[
@@ -213,6 +222,8 @@ fn keys_are_evicted_least_recently_used_deleted_and_bounded() {
         &url,
         "--key-id",
         &attacker_id,
+        "--owner-token",
+        &token,
     ]);
     assert!(
         err.contains("404") && err.contains("unknown key id"),
@@ -272,13 +283,18 @@ fn a_key_dir_survives_restarts_and_is_shared_by_two_servers() {
     ])
     .trim()
     .to_string();
-    // Killed (no clean shutdown): the keys are on disk, under their id, no temporary files.
+    // Killed (no clean shutdown): the keys are on disk, under their id, with their owner
+    // file, no temporary files.
     drop(first);
-    let files: Vec<String> = std::fs::read_dir(&key_dir)
+    let mut files: Vec<String> = std::fs::read_dir(&key_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, vec![format!("{id}.veil-keys")]);
+    files.sort();
+    assert_eq!(
+        files,
+        vec![format!("{id}.veil-keys"), format!("{id}.veil-owner")]
+    );
     // Two replicas on the same store: both serve the victim without a new upload.
     let a = Server::start(&st.server, &["--threads", "2", "--key-dir", &kd]);
     let b = Server::start(&st.server, &["--threads", "2", "--key-dir", &kd]);
@@ -287,7 +303,17 @@ fn a_key_dir_survives_restarts_and_is_shared_by_two_servers() {
     // Uploading again to a replica that has them on disk: not new.
     assert_eq!(upload_raw(&b, &st.victim.1)["new"], false);
     // Deleted through one replica: the other one stops serving them too.
-    ok(&["client", "delete-keys", "--url", &b.url(), "--key-id", &id]);
+    let token = token_of(&st.victim.1);
+    ok(&[
+        "client",
+        "delete-keys",
+        "--url",
+        &b.url(),
+        "--key-id",
+        &id,
+        "--owner-token",
+        &token,
+    ]);
     let y = s(&st.dir.join("store-gone.veil-ct"));
     let err = run_fails(&a.url(), &id, &st.victim.2, &y);
     assert!(err.contains("404"), "{err}");
@@ -563,9 +589,299 @@ fn slow_bodies_and_long_requests_are_cut_off() {
         err.contains("503") && err.contains("of 400 runs") && err.contains("--request-timeout-s"),
         "{err}"
     );
-    // The server still answers.
-    let (status, _) = server.http("GET", "/health", &[], b"").unwrap();
-    assert_eq!(status, 200);
+    // The runs it did not reach were dropped, not computed after the answer.
+    let h = settled(&server);
+    let (done, dropped) = (h["runs_done"].as_u64(), h["runs_dropped"].as_u64());
+    assert!(dropped.unwrap() > 0, "{h}");
+    assert_eq!(done.unwrap() + dropped.unwrap(), 400, "{h}");
+}
+
+/// `/health` once no run computes any more.
+fn settled(server: &Server) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let h = server.health();
+        if h["runs_running"] == 0 {
+            return h;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "runs never settled: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Encrypts `n` copies of the victim's first sample; the file.
+fn encrypt_many(st: &Setup, n: usize, name: &str) -> String {
+    let csv = st.dir.join(format!("{name}.csv"));
+    let rows: String = (0..n).map(|_| "0,1,2,3,-2,-1,0,1\n").collect();
+    std::fs::write(&csv, rows).unwrap();
+    let x = s(&st.dir.join(format!("{name}.veil-ct")));
+    ok(&[
+        "encrypt",
+        "--client",
+        &st.client,
+        "--keys",
+        &st.victim.0,
+        "--input",
+        &s(&csv),
+        "--out",
+        &x,
+    ]);
+    x
+}
+
+#[test]
+fn a_client_that_goes_away_cancels_its_queued_runs() {
+    let st = setup();
+    let server = Server::start(
+        &st.server,
+        &[
+            "--threads",
+            "1",
+            "--max-concurrent",
+            "1",
+            "--max-runs-per-request",
+            "1000",
+        ],
+    );
+    let id = upload(&server.url(), &st.victim.1);
+    let x = std::fs::read(encrypt_many(st, 300, "cancel")).unwrap();
+    let mut c = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        c,
+        "POST /run/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        x.len()
+    )
+    .unwrap();
+    c.write_all(&x).unwrap();
+    // Once the first run is computing, the client goes away.
+    let t = Instant::now();
+    while server.health()["runs_running"] == 0 && server.health()["runs_done"] == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no run started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    let h = settled(&server);
+    let (done, dropped) = (
+        h["runs_done"].as_u64().unwrap(),
+        h["runs_dropped"].as_u64().unwrap(),
+    );
+    eprintln!("client gone: {done} runs computed, {dropped} dropped");
+    assert_eq!(done + dropped, 300, "{h}");
+    assert!(done < 100 && dropped > 200, "{h}");
+    // Nothing queued is left behind: the next request is served at once.
+    let t = Instant::now();
+    run_and_check(st, &server.url(), &id, "cancel-y.veil-ct");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert_eq!(settled(&server)["runs_done"].as_u64().unwrap(), done + 2);
+}
+
+#[test]
+fn only_the_owner_token_deletes_keys() {
+    let st = setup();
+    let key_dir = st.dir.join("owner-store");
+    let kd = s(&key_dir);
+    let server = Server::start(&st.server, &["--threads", "2", "--key-dir", &kd]);
+    let url = server.url();
+    let id = upload(&url, &st.victim.1);
+    let victim_token = token_of(&st.victim.1);
+    let token_text = std::fs::read_to_string(&victim_token).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&victim_token)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    }
+    // The server keeps a hash of the token, never the token.
+    let owner_file = std::fs::read_to_string(key_dir.join(format!("{id}.veil-owner"))).unwrap();
+    assert_eq!(owner_file.trim().len(), 64);
+    assert!(!owner_file.contains(token_text.trim()));
+    // The attacker, holding the victim's evaluation keys, uploads them with its own token:
+    // the keys work, but the owner does not change (a warning says so).
+    upload(&url, &st.attacker.1);
+    let attacker_token = token_of(&st.attacker.1);
+    let (code, out, err) = veil(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &st.victim.1,
+        "--owner-token",
+        &attacker_token,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), id);
+    assert!(
+        err.contains("warning") && err.contains("another owner token"),
+        "{err}"
+    );
+    // Deleting: without a token 401, with a malformed one 400, with the attacker's 403.
+    let path = format!("/keys/{id}");
+    let (status, body) = server.http("DELETE", &path, &[], b"").unwrap();
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(error_of(&body).contains("owner token"));
+    let (status, _) = server
+        .http("DELETE", &path, &[("Authorization", "Bearer short")], b"")
+        .unwrap();
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .http("DELETE", &path, &[("Authorization", "Basic abc")], b"")
+        .unwrap();
+    assert_eq!(status, 400);
+    let del = |url: &str, token: &str| {
+        veil(&[
+            "client",
+            "delete-keys",
+            "--url",
+            url,
+            "--key-id",
+            &id,
+            "--owner-token",
+            token,
+        ])
+    };
+    let err = fails(&[
+        "client",
+        "delete-keys",
+        "--url",
+        &url,
+        "--key-id",
+        &id,
+        "--owner-token",
+        &attacker_token,
+    ]);
+    assert!(
+        err.contains("403") && err.contains("not the owner token"),
+        "{err}"
+    );
+    // A missing token file is named.
+    let err = fails(&[
+        "client",
+        "delete-keys",
+        "--url",
+        &url,
+        "--key-id",
+        &id,
+        "--owner-token",
+        &s(&st.dir.join("no-such.veil-token")),
+    ]);
+    assert!(err.contains("no-such.veil-token"), "{err}");
+    // Ownership survives a restart (it is in the key directory).
+    drop(server);
+    let server = Server::start(&st.server, &["--threads", "2", "--key-dir", &kd]);
+    let url = server.url();
+    let (code, _, err) = del(&url, &attacker_token);
+    assert!(code == 1 && err.contains("403"), "{err}");
+    run_and_check(st, &url, &id, "owner-y.veil-ct");
+    let (code, out, err) = del(&url, &victim_token);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"), "{out}");
+    assert!(!key_dir.join(format!("{id}.veil-owner")).exists());
+    // Keys uploaded without a token have no owner: nobody deletes them over HTTP.
+    let v = upload_raw(&server, &st.victim.1);
+    assert_eq!(v["owned"], serde_json::Value::Null);
+    let (code, _, err) = del(&url, &victim_token);
+    assert!(
+        code == 1 && err.contains("403") && err.contains("without an owner token"),
+        "{err}"
+    );
+    // ... until somebody uploads them with a token: the first token claims them.
+    let v = upload(&url, &st.victim.1);
+    assert_eq!(v, id);
+    let (code, _, err) = del(&url, &victim_token);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn the_key_dir_quota_evicts_the_least_recently_used_keys() {
+    let st = setup();
+    let third = st.dir.join("third");
+    ok(&[
+        "keygen",
+        "--client",
+        &st.client,
+        "--out",
+        &s(&third),
+        "--seed",
+        "9",
+    ]);
+    let third_eval = s(&third.join("eval.veil-keys"));
+    let size = std::fs::metadata(&st.victim.1).unwrap().len();
+    // Room for two key sets, not three.
+    let quota_mb = (size * 5 / 2) >> 20;
+    assert!(
+        quota_mb << 20 >= 2 * size && quota_mb << 20 < 3 * size,
+        "keys of {size} bytes"
+    );
+    let key_dir = st.dir.join("quota-store");
+    let kd = s(&key_dir);
+    let q = quota_mb.to_string();
+    let server = Server::start(
+        &st.server,
+        &["--threads", "2", "--key-dir", &kd, "--key-dir-max-mb", &q],
+    );
+    let url = server.url();
+    let a = upload(&url, &st.victim.1);
+    let b = upload(&url, &st.attacker.1);
+    // The victim's keys are used after the attacker's upload: the attacker's are the least
+    // recently used when the third set arrives.
+    std::thread::sleep(Duration::from_millis(1100));
+    run_and_check(st, &url, &a, "quota-y.veil-ct");
+    let c = upload(&url, &third_eval);
+    let on_disk = |id: &str| key_dir.join(format!("{id}.veil-keys")).exists();
+    assert!(on_disk(&a) && on_disk(&c), "the recent ones stay");
+    assert!(!on_disk(&b), "the least recently used one is evicted");
+    assert!(!key_dir.join(format!("{b}.veil-owner")).exists());
+    let y = s(&st.dir.join("quota-gone.veil-ct"));
+    let err = run_fails(&url, &b, &st.attacker.2, &y);
+    assert!(err.contains("404"), "{err}");
+    run_and_check(st, &url, &a, "quota-y2.veil-ct");
+    assert_eq!(server.health()["key_dir_max_bytes"], quota_mb << 20);
+    drop(server);
+    // A quota below one key set: the upload is refused with the flag named, nothing stored.
+    let small = st.dir.join("quota-small");
+    let server = Server::start(
+        &st.server,
+        &[
+            "--threads",
+            "2",
+            "--key-dir",
+            &s(&small),
+            "--key-dir-max-mb",
+            "1",
+        ],
+    );
+    if size > 1 << 20 {
+        let err = fails(&[
+            "client",
+            "upload-keys",
+            "--url",
+            &server.url(),
+            "--eval-keys",
+            &st.victim.1,
+        ]);
+        assert!(
+            err.contains("413") && err.contains("--key-dir-max-mb"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0);
+    }
+    let err = fails(&[
+        "serve",
+        "--server",
+        &st.server,
+        "--key-dir",
+        &kd,
+        "--key-dir-max-mb",
+        "0",
+    ]);
+    assert!(err.contains("--key-dir-max-mb"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,12 @@
-//! The client side of [`crate::serve()`] over HTTP/1 (hyper): upload evaluation keys, run a
-//! program on encrypted inputs, delete keys, read the server's program info. `veil client` is
-//! a thin command line over [`Client`].
+//! The client side of [`crate::serve()`] over HTTP/1 (hyper), plain or over TLS (`https://`
+//! URLs with [`ClientOptions::ca_cert`]: the server's certificate must chain to a CA in that
+//! file and name the URL's host or IP address): upload evaluation keys, run a program on
+//! encrypted inputs, delete keys, read the server's program info. `veil client` is a thin
+//! command line over [`Client`].
+//!
+//! Ownership: [`OwnerToken`] is a random secret a client keeps next to its keys
+//! (`owner.veil-token`, mode 0600); uploads send it (`Authorization: Bearer`) so that the
+//! first upload makes its holder the keys' owner, and only the owner can delete them.
 //!
 //! The client does not trust the server: connecting and every wait for the server are bounded
 //! ([`ClientOptions`]), answers over a size limit are cut off, the key id a server answers is
@@ -12,6 +18,8 @@ use crate::store;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{header, Method, Request, StatusCode, Uri};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use veil_runtime::artifact::{check_kind, ArtifactError, Direction};
 use veil_runtime::keys::human_bytes;
@@ -107,6 +115,8 @@ pub struct ClientOptions {
     pub read_timeout: Duration,
     /// Largest answer read (encrypted results).
     pub max_response: usize,
+    /// PEM file of the CA certificates trusted for `https://` URLs (required for them).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -115,8 +125,117 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(900),
             max_response: 1 << 30,
+            ca_cert: None,
         }
     }
+}
+
+/// File name of the owner token next to the evaluation keys (`veil client` default).
+pub const OWNER_TOKEN_FILE: &str = "owner.veil-token";
+
+/// A secret that makes its holder the owner of uploaded keys (see the module documentation):
+/// 64 hex digits from the operating system's random source. Its `Debug` form hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OwnerToken(String);
+
+impl std::fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnerToken(..)")
+    }
+}
+
+impl OwnerToken {
+    /// A new random token.
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut b = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        OwnerToken(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+
+    /// The token as sent (`Authorization: Bearer <token>`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a token file (written by [`OwnerToken::create`]); errors name the file.
+    pub fn load(path: &Path) -> Result<Self, ClientError> {
+        let bad = |why: String| ClientError::BadFile(format!("{}: {why}", path.display()));
+        let meta = std::fs::metadata(path)
+            .map_err(|e| bad(format!("cannot read the owner token: {e}")))?;
+        if !meta.is_file() || meta.len() > 1024 {
+            return Err(bad("not an owner token file".into()));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read the owner token: {e}")))?;
+        let token = text.trim().to_string();
+        store::owner_hash(&token).map_err(|e| bad(format!("not an owner token: {e}")))?;
+        Ok(OwnerToken(token))
+    }
+
+    /// Writes a new random token to `path`: written with mode 0600 to a temporary file beside
+    /// it, then hard-linked to `path`, which never replaces an existing file or writes
+    /// through a symbolic link, and never shows a half-written token to a concurrent reader.
+    pub fn create(path: &Path) -> Result<Self, ClientError> {
+        Self::create_io(path).map_err(|e| {
+            ClientError::BadFile(format!(
+                "{}: cannot create the owner token: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    fn create_io(path: &Path) -> std::io::Result<Self> {
+        let token = Self::generate();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            &token.0[..16]
+        ));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let written = o.open(&tmp).and_then(|mut f| {
+            f.write_all(format!("{}\n", token.0).as_bytes())?;
+            f.sync_all()
+        });
+        let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        linked.map(|_| token)
+    }
+
+    /// The token in `path`, created first if there is no such file (a symbolic link there,
+    /// even a dangling one, is an error; of two processes creating it at once, both end up
+    /// with the same token).
+    pub fn load_or_create(path: &Path) -> Result<Self, ClientError> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match Self::create_io(path) {
+                Ok(t) => Ok(t),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
+                Err(e) => Err(ClientError::BadFile(format!(
+                    "{}: cannot create the owner token: {e}",
+                    path.display()
+                ))),
+            },
+            _ => Self::load(path),
+        }
+    }
+}
+
+/// What the server answered an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The key id (checked against the one computed from the keys).
+    pub key_id: String,
+    /// Whether the keys were new to the server.
+    pub new: bool,
+    /// Whether the token sent is the keys' owner (`None`: no token sent).
+    pub owned: Option<bool>,
 }
 
 /// A `veil serve` server at a base URL (`http://host:port`).
@@ -148,11 +267,22 @@ impl Client {
         body: Vec<u8>,
         max_answer: usize,
     ) -> Result<Bytes, ClientError> {
+        self.send_as(method, path, None, body, max_answer)
+    }
+
+    fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        owner: Option<&OwnerToken>,
+        body: Vec<u8>,
+        max_answer: usize,
+    ) -> Result<Bytes, ClientError> {
         let opts = ClientOptions {
             max_response: max_answer.min(self.options.max_response),
             ..self.options.clone()
         };
-        request_with(&self.url, method, path, body, &opts)
+        exchange(&self.url, method, path, owner, body, &opts)
     }
 
     /// The server's program info (`GET /health`).
@@ -169,9 +299,19 @@ impl Client {
     /// Uploads an evaluation-key file (`eval.veil-keys`); returns the key id (the SHA-256 of
     /// the keys, [`key_id_of_file`]), checked against the server's answer.
     pub fn upload_keys(&self, eval_keys: Vec<u8>) -> Result<String, ClientError> {
+        self.upload_keys_as(eval_keys, None).map(|u| u.key_id)
+    }
+
+    /// [`Client::upload_keys`] with an owner token: the first upload of these keys makes the
+    /// token's holder their owner; the answer says whether `owner` is the owner.
+    pub fn upload_keys_as(
+        &self,
+        eval_keys: Vec<u8>,
+        owner: Option<&OwnerToken>,
+    ) -> Result<Uploaded, ClientError> {
         let expected = key_id_of_file(&eval_keys)?;
         self.check_limit(eval_keys.len())?;
-        let answer = self.send(Method::POST, "/keys", eval_keys, MAX_HEALTH_ANSWER)?;
+        let answer = self.send_as(Method::POST, "/keys", owner, eval_keys, MAX_HEALTH_ANSWER)?;
         let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
         let got = v["key_id"].as_str().ok_or_else(|| {
             ClientError::Failed(format!("{}: the server's answer holds no key id", self.url))
@@ -182,13 +322,24 @@ impl Client {
                 self.url
             )));
         }
-        Ok(expected)
+        Ok(Uploaded {
+            key_id: expected,
+            new: v["new"].as_bool().unwrap_or(false),
+            owned: v["owned"].as_bool(),
+        })
     }
 
-    /// Deletes the keys of `key_id` from the server (memory and key store).
-    pub fn delete_keys(&self, key_id: &str) -> Result<(), ClientError> {
+    /// Deletes the keys of `key_id` from the server (memory and key store); `owner` must be
+    /// the token they were first uploaded with.
+    pub fn delete_keys(&self, key_id: &str, owner: &OwnerToken) -> Result<(), ClientError> {
         let path = format!("/keys/{}", key_id.trim());
-        self.send(Method::DELETE, &path, Vec::new(), MAX_HEALTH_ANSWER)?;
+        self.send_as(
+            Method::DELETE,
+            &path,
+            Some(owner),
+            Vec::new(),
+            MAX_HEALTH_ANSWER,
+        )?;
         Ok(())
     }
 
@@ -255,16 +406,40 @@ pub fn request_with(
     body: Vec<u8>,
     opts: &ClientOptions,
 ) -> Result<Bytes, ClientError> {
+    exchange(base, method, path, None, body, opts)
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// [`request_with`], sending `owner` as `Authorization: Bearer <token>` when given.
+fn exchange(
+    base: &str,
+    method: Method,
+    path: &str,
+    owner: Option<&OwnerToken>,
+    body: Vec<u8>,
+    opts: &ClientOptions,
+) -> Result<Bytes, ClientError> {
     let uri: Uri = base.parse().map_err(|e| {
         ClientError::Failed(format!(
             "--url {base:?}: {e}; give e.g. http://127.0.0.1:8080"
         ))
     })?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let tls = match uri.scheme_str() {
+        Some("http") => None,
+        Some("https") => {
+            let ca = opts.ca_cert.as_deref().ok_or_else(|| {
+                ClientError::Failed(format!(
+                    "--url {base:?}: an https URL needs --ca-cert FILE, the PEM certificate of the CA that signed the server's certificate (or the system's CA bundle)"
+                ))
+            })?;
+            Some(crate::tls::client_config(ca).map_err(ClientError::BadFile)?)
+        }
         Some(s) => {
             return Err(ClientError::Failed(format!(
-                "--url {base:?}: {s} is not supported, only http (put a TLS proxy in front of the server)"
+                "--url {base:?}: {s} is not supported, only http and https"
             )))
         }
         None => {
@@ -272,7 +447,7 @@ pub fn request_with(
                 "--url {base:?}: give a full URL, e.g. http://127.0.0.1:8080"
             )))
         }
-    }
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| ClientError::Failed(format!("--url {base:?}: no host")))?
@@ -282,7 +457,17 @@ pub fn request_with(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let server_name = match &tls {
+        Some(_) => Some(
+            crate::tls::server_name(&host)
+                .map_err(|e| ClientError::Failed(format!("--url {base:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let authorization = owner.map(|t| format!("Bearer {}", t.as_str()));
     let target = format!("{}{path}", uri.path().trim_end_matches('/'));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -293,6 +478,7 @@ pub fn request_with(
         connect_timeout,
         read_timeout,
         max_response,
+        ..
     } = opts.clone();
     let silent = move || {
         ClientError::Failed(format!(
@@ -328,6 +514,24 @@ pub fn request_with(
                 "cannot connect to {base}: {e}; check the URL and that `veil serve` runs there"
             ))
         })?;
+        let stream: Box<dyn Io> = match (tls, server_name) {
+            (Some(config), Some(name)) => {
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let s = tokio::time::timeout(connect_timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| {
+                        ClientError::Connection(format!(
+                            "{base}: no TLS handshake within {} s (veil client --connect-timeout-s)",
+                            connect_timeout.as_secs_f64()
+                        ))
+                    })?
+                    .map_err(|e| {
+                        ClientError::Failed(format!("{base}: {}", crate::tls::handshake_error(&e)))
+                    })?;
+                Box::new(s)
+            }
+            _ => Box::new(stream),
+        };
         let http_err = |e: hyper::Error| {
             // A malformed answer is the server's fault and comes again; anything else here
             // (closed, reset, cut short) is a connection that broke.
@@ -357,11 +561,15 @@ pub fn request_with(
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(&target)
             .header(header::HOST, authority.as_str())
-            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_TYPE, "application/octet-stream");
+        if let Some(a) = &authorization {
+            req = req.header(header::AUTHORIZATION, a.as_str());
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Failed(format!("--url {base:?}: {e}")))?;
         let resp = tokio::time::timeout(read_timeout, sender.send_request(req))
@@ -466,6 +674,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_millis(read_ms),
             max_response: max,
+            ca_cert: None,
         }
     }
 
@@ -577,11 +786,47 @@ mod tests {
     }
 
     #[test]
+    fn owner_tokens_are_created_once_private_and_never_through_links() {
+        let dir = std::env::temp_dir().join(format!("veil-owner-token-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(OWNER_TOKEN_FILE);
+        let t = OwnerToken::load_or_create(&path).unwrap();
+        assert_eq!(t.as_str().len(), 64);
+        assert_eq!(OwnerToken::load_or_create(&path).unwrap(), t);
+        assert!(OwnerToken::create(&path).is_err(), "never over a token");
+        assert_ne!(OwnerToken::generate(), t);
+        assert_eq!(format!("{t:?}"), "OwnerToken(..)");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let link = dir.join("link.veil-token");
+            std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
+            let e = OwnerToken::load_or_create(&link).unwrap_err().to_string();
+            assert!(e.contains("link.veil-token"), "{e}");
+            assert!(
+                !dir.join("elsewhere").exists(),
+                "nothing written through the link"
+            );
+        }
+        std::fs::write(dir.join("bad"), "not a token").unwrap();
+        let e = OwnerToken::load(&dir.join("bad")).unwrap_err().to_string();
+        assert!(e.contains("not an owner token"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn urls_are_checked() {
         let e = get("https://127.0.0.1:1", &opts(100, 10))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("only http"), "{e}");
+        assert!(e.contains("--ca-cert"), "{e}");
+        let e = get("ftp://127.0.0.1:1", &opts(100, 10))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only http and https"), "{e}");
         let e = get("127.0.0.1:1", &opts(100, 10)).unwrap_err().to_string();
         assert!(e.contains("full URL") || e.contains("--url"), "{e}");
     }

@@ -13,8 +13,17 @@
 //!   (or, without eviction, new uploads refused when full);
 //! - disk ([`DiskStore`], optional, `veil serve --key-dir`): one file `<id>.veil-keys` per key
 //!   set holding the canonical compressed keys, written atomically (temporary file, fsync,
-//!   rename) and checked against its name (its SHA-256) when read back. Files stay until
-//!   `DELETE /keys/{id}`; several servers may share a directory.
+//!   rename) and checked against its name (its SHA-256) when read back, and beside it the
+//!   owner file `<id>.veil-owner` (the SHA-256 of the owner token the keys were first uploaded
+//!   with, created once with a hard link that fails when it exists, so the first owner wins
+//!   even between replicas). Files stay until `DELETE /keys/{id}` by their owner or until the
+//!   quota ([`DiskStore::enforce_quota`], `--key-dir-max-mb`) evicts the least recently used
+//!   ones (by modification time, which [`DiskStore::touch`] moves forward on use); several
+//!   servers may share a directory.
+//!
+//! Ownership: an upload may carry an *owner token* (`Authorization: Bearer <token>`, a secret
+//! the client keeps next to its keys). The store keeps only its SHA-256 ([`owner_hash`]);
+//! `DELETE` needs a token of that hash. Re-uploads never change an owner.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -27,6 +36,30 @@ pub const KEY_ID_HEX_LEN: usize = 64;
 
 /// File name extension of stored keys.
 const EXT: &str = "veil-keys";
+
+/// File name extension of an owner file (the SHA-256 of the owner token, in hex).
+const OWNER_EXT: &str = "veil-owner";
+
+/// Shortest and longest owner token accepted (visible ASCII, no spaces).
+pub const OWNER_TOKEN_LEN: std::ops::RangeInclusive<usize> = 32..=256;
+
+/// The hash a server keeps of an owner token: its SHA-256 in hex, or a message saying why the
+/// token is refused (too short or long, or not visible ASCII).
+pub fn owner_hash(token: &str) -> Result<String, String> {
+    if !OWNER_TOKEN_LEN.contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "an owner token is {} to {} visible ASCII characters without spaces (veil client keeps a random one in owner.veil-token next to the keys)",
+            OWNER_TOKEN_LEN.start(),
+            OWNER_TOKEN_LEN.end()
+        ));
+    }
+    Ok(hash_hex(token.as_bytes()))
+}
+
+/// Whether two hex hashes are equal, in time independent of where they differ.
+pub fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
 
 /// The key id of evaluation keys and their canonical encoding (what the store keeps): the
 /// SHA-256, in lowercase hex, of [`CompressedServerKeys::to_bytes`].
@@ -188,9 +221,107 @@ impl DiskStore {
         self.dir.join(format!("{id}.{EXT}"))
     }
 
+    /// The owner file of `id`.
+    pub fn owner_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{OWNER_EXT}"))
+    }
+
     /// Whether the file of `id` exists.
     pub fn contains(&self, id: &str) -> bool {
         self.path(id).is_file()
+    }
+
+    /// Whether the file of `id` exists; if so it is marked as used now (its modification
+    /// time, what the quota's least-recently-used order reads), at most once a second.
+    pub fn touch(&self, id: &str) -> bool {
+        let path = self.path(id);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return false;
+        };
+        if !meta.is_file() {
+            return false;
+        }
+        let now = std::time::SystemTime::now();
+        let stale = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_none_or(|age| age >= std::time::Duration::from_secs(1));
+        if stale {
+            // Best effort: a file deleted meanwhile, or a file system without times, only
+            // makes the eviction order less exact.
+            if let Ok(f) = std::fs::File::open(&path) {
+                let _ = f.set_modified(now);
+            }
+        }
+        true
+    }
+
+    /// The SHA-256 of the owner token of `id` (`None`: no owner file, the keys were uploaded
+    /// without a token).
+    pub fn owner(&self, id: &str) -> Result<Option<String>, String> {
+        let path = self.owner_path(id);
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() == KEY_ID_HEX_LEN => Ok(Some(s.trim().to_string())),
+            Ok(_) => Err(format!(
+                "key store: {} is damaged (not a SHA-256 in hex); delete it",
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("key store: cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Makes `owner` (an [`owner_hash`]) the owner of `id` unless it has one: the file is
+    /// written to a temporary name and hard-linked to its final name, which fails when that
+    /// exists, so of two replicas claiming at once exactly one wins. The owner afterwards.
+    pub fn claim(&self, id: &str, owner: &str) -> Result<String, String> {
+        let path = self.owner_path(id);
+        if let Some(o) = self.owner(id)? {
+            return Ok(o);
+        }
+        let tmp = self.temp_name(id);
+        let err = |what: &str, e: std::io::Error| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("key store {}: cannot {what}: {e}", self.dir.display())
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| err("create a file", e))?;
+        f.write_all(owner.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| err("write an owner file", e))?;
+        drop(f);
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(owner.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self
+                .owner(id)?
+                .ok_or_else(|| format!("key store: {} vanished", path.display())),
+            Err(e) => Err(format!(
+                "key store {}: cannot create {}: {e}",
+                self.dir.display(),
+                path.display()
+            )),
+        }
+    }
+
+    /// A temporary file name in the directory, unique among processes, threads and machines
+    /// sharing it.
+    fn temp_name(&self, id: &str) -> PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        self.dir.join(format!(
+            ".tmp-{id}-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
     }
 
     /// Writes `bytes` (whose SHA-256 is `id`) atomically: a temporary file in the same
@@ -201,17 +332,7 @@ impl DiskStore {
         if path.is_file() {
             return Ok(());
         }
-        // Unique among processes and threads, and among machines sharing the directory.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let tmp = self.dir.join(format!(
-            ".tmp-{id}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let tmp = self.temp_name(id);
         let err = |what: &str, e: std::io::Error| {
             let _ = std::fs::remove_file(&tmp);
             format!("key store {}: cannot {what}: {e}", self.dir.display())
@@ -242,16 +363,67 @@ impl DiskStore {
         Ok(Some(bytes))
     }
 
-    /// Deletes the file of `id`; whether there was one.
+    /// Deletes the keys of `id` and then their owner file; whether there were keys.
     pub fn delete(&self, id: &str) -> Result<bool, String> {
-        match std::fs::remove_file(self.path(id)) {
+        let remove = |path: PathBuf| match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!(
-                "key store: cannot delete {}: {e}",
-                self.path(id).display()
-            )),
+            Err(e) => Err(format!("key store: cannot delete {}: {e}", path.display())),
+        };
+        let had = remove(self.path(id))?;
+        remove(self.owner_path(id))?;
+        Ok(had)
+    }
+
+    /// Bytes of stored keys (owner files are a few bytes and not counted).
+    pub fn usage(&self) -> u64 {
+        self.entries().iter().map(|e| e.1).sum()
+    }
+
+    /// Stored keys: id, size in bytes and last use (modification time).
+    fn entries(&self) -> Vec<(String, u64, std::time::SystemTime)> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let id = parse_key_id(name.strip_suffix(&format!(".{EXT}"))?)?;
+            let meta = e.metadata().ok()?;
+            Some((id, meta.len(), meta.modified().ok()?))
+        })
+        .collect()
+    }
+
+    /// Deletes the least recently used key sets (oldest modification time first, never
+    /// `keep`) until the stored keys take at most `max_bytes`; the ids deleted.
+    ///
+    /// Replicas sharing the directory may run this at the same time: each deletes from the
+    /// same oldest-first order, a file another one deleted first is skipped, so together
+    /// they may delete a few more sets than one would, never one in use more recently than
+    /// a set that stays. A set deleted while another replica holds it in memory is dropped
+    /// there at its next request (404; the client uploads it again).
+    pub fn enforce_quota(&self, max_bytes: u64, keep: &str) -> Result<Vec<String>, String> {
+        let mut entries = self.entries();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        if total <= max_bytes {
+            return Ok(Vec::new());
         }
+        entries.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+        let mut evicted = Vec::new();
+        for (id, size, _) in entries {
+            if total <= max_bytes {
+                break;
+            }
+            if id == keep {
+                continue;
+            }
+            if self.delete(&id)? {
+                evicted.push(id);
+            }
+            total = total.saturating_sub(size);
+        }
+        Ok(evicted)
     }
 
     /// Key ids stored.
@@ -332,11 +504,65 @@ mod tests {
         std::fs::write(s.path(&id), b"tampered").unwrap();
         let e = s.get(&id).unwrap_err();
         assert!(e.contains("damaged") && e.contains(&id), "{e}");
+        // Owners: the first claim wins, and deleting removes the owner file too.
+        let (a, b) = (hash_hex(b"owner a"), hash_hex(b"owner b"));
+        assert_eq!(s.owner(&id).unwrap(), None);
+        assert_eq!(s.claim(&id, &a).unwrap(), a);
+        assert_eq!(s.claim(&id, &b).unwrap(), a);
+        assert_eq!(s2.owner(&id).unwrap(), Some(a.clone()));
         assert!(s.delete(&id).unwrap());
         assert!(!s.delete(&id).unwrap());
+        assert_eq!(s.owner(&id).unwrap(), None);
         assert_eq!(s.get(&id).unwrap(), None);
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn owner_tokens_are_checked_and_compared_whole() {
+        assert!(owner_hash("short").is_err());
+        assert!(owner_hash(&"x".repeat(257)).is_err());
+        assert!(owner_hash(&format!("{} {}", "a".repeat(20), "b".repeat(20))).is_err());
+        let h = owner_hash(&"a".repeat(64)).unwrap();
+        assert_eq!(h, hash_hex("a".repeat(64).as_bytes()));
+        assert!(same_hash(&h, &h.clone()));
+        assert!(!same_hash(&h, &owner_hash(&"b".repeat(64)).unwrap()));
+        assert!(!same_hash(&h, &h[1..]));
+    }
+
+    #[test]
+    fn the_quota_evicts_the_least_recently_used_keys() {
+        let dir = tempdir("quota");
+        let s = DiskStore::open(&dir).unwrap();
+        let put = |tag: &str| {
+            let bytes = tag.repeat(100).into_bytes();
+            let id = hash_hex(&bytes);
+            s.put(&id, &bytes).unwrap();
+            s.claim(&id, &hash_hex(tag.as_bytes())).unwrap();
+            id
+        };
+        let set_age = |id: &str, secs: u64| {
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+            std::fs::File::open(s.path(id))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        let (a, b, c) = (put("a"), put("b"), put("c"));
+        set_age(&a, 300);
+        set_age(&b, 200);
+        set_age(&c, 100);
+        assert_eq!(s.usage(), 300);
+        // a is used now: b becomes the least recently used.
+        assert!(s.touch(&a));
+        assert!(!s.touch(&hash_hex(b"none")));
+        assert_eq!(s.enforce_quota(300, &c).unwrap(), Vec::<String>::new());
+        assert_eq!(s.enforce_quota(200, &c).unwrap(), vec![b.clone()]);
+        assert!(!s.contains(&b) && s.owner(&b).unwrap().is_none());
+        // The kept id stays even when it alone is over the quota.
+        assert_eq!(s.enforce_quota(50, &c).unwrap(), vec![a.clone()]);
+        assert_eq!(s.ids(), vec![c.clone()]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

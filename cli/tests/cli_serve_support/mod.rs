@@ -89,8 +89,9 @@ impl Server {
             child,
             addr: String::new(),
         };
+        let tls = line.contains("https://");
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .split_whitespace()
@@ -102,8 +103,15 @@ impl Server {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
-        // Wait for /health.
+        // Wait for /health (over TLS: for the port to take connections).
         let t = Instant::now();
+        if tls {
+            while TcpStream::connect(&server.addr).is_err() {
+                assert!(t.elapsed() < Duration::from_secs(30), "no connection");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return server;
+        }
         loop {
             if let Ok((200, body)) = server.http("GET", "/health", &[], b"") {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -118,6 +126,13 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `GET /health` over plain HTTP, as JSON.
+    pub fn health(&self) -> serde_json::Value {
+        let (status, body) = self.http("GET", "/health", &[], b"").unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
     }
 
     /// One raw HTTP/1.1 request (`Connection: close`); the status and body of the answer.
