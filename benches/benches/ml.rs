@@ -333,7 +333,7 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
         let x = s.test.x.select_rows(&[i]);
         let t = Instant::now();
         let inputs = model.client.encode(&x).unwrap();
-        prog.check_domain(&inputs, veil_compiler::program::DomainCheck::Types)
+        prog.check_domain(&inputs, veil_compiler::program::DomainCheck::Exact)
             .unwrap();
         let ct = prog.encrypt_unchecked(&client, &inputs).unwrap();
         let t_run = Instant::now();

@@ -185,17 +185,14 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let mut agree = 0;
     let mut correct = 0;
     let mut total_run = 0.0;
-    // the client's domain check, prepared once for all samples
-    let checker = program
-        .domain_checker(veil_compiler::program::DomainCheck::Types)
-        .map_err(ml)?;
     for i in 0..n {
         let x = split.test.x.select_rows(&[i]);
         let inputs = model.client.encode(&x).map_err(ml)?;
         let t = Instant::now();
-        checker
-            .check(&inputs)
-            .map_err(veil_compiler::program::ProgramError::from_domain)
+        // the client's domain check (prepared on the first sample, reused after): refuses
+        // what the compiled program would compute differently from the quantized model
+        program
+            .check_domain(&inputs, veil_compiler::program::DomainCheck::Exact)
             .map_err(ml)?;
         let ct = program.encrypt_unchecked(&client, &inputs).map_err(ml)?;
         let te = t.elapsed();

@@ -6,6 +6,8 @@
 use std::path::Path;
 mod common;
 use common::{interpret, ints, s, veil, workdir};
+mod cli_serve_support;
+use cli_serve_support::Server;
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = veil(args);
@@ -127,6 +129,52 @@ fn a_sum_outside_its_calibrated_interval_is_refused() {
     assert_eq!(code, 0, "{err}");
     let want = interpret(SQUARE_OF_SUM, &[2, 1]);
     assert_eq!(ints(&run_and_decrypt(&dir, &keys)["y"]), want[0].1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `veil serve`'s client path: the client checks each sample before it encrypts it, so a
+/// sample outside the domain never reaches the server; one inside runs on the server and
+/// decrypts to the interpreter's result.
+#[test]
+fn the_serve_client_path_checks_samples_before_sending_them() {
+    let dir = workdir("serve");
+    let keys = setup(&dir, SQUARE_OF_SUM, "0,0\n3,0\n2,1\n1,1\n0,1\n1,0\n");
+    let x = dir.join("x.veil-ct");
+    let (code, err) = encrypt(&dir, &keys, "3,1\n", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("= add would be 4, outside 0..=3"), "{err}");
+    assert!(!x.exists(), "a refused sample left ciphertexts to send");
+    let (code, err) = encrypt(&dir, &keys, "2,1\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let server = Server::start(&keys[2], &["--threads", "1"]);
+    let url = server.url();
+    let key_id = ok(&[
+        "client",
+        "upload-keys",
+        "--url",
+        &url,
+        "--eval-keys",
+        &keys[3],
+    ]);
+    let y = s(&dir.join("y.veil-ct"));
+    ok(&[
+        "client",
+        "run",
+        "--url",
+        &url,
+        "--key-id",
+        key_id.trim(),
+        "--input",
+        &s(&x),
+        "--out",
+        &y,
+    ]);
+    let out = ok(&[
+        "decrypt", "--client", &keys[0], "--keys", &keys[1], "--input", &y, "--format", "json",
+    ]);
+    let got = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone();
+    assert_eq!(ints(&got["y"]), interpret(SQUARE_OF_SUM, &[2, 1])[0].1);
+    drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -23,6 +23,7 @@
 use crate::lower::{lower, LowerError, LowerStats, OptimizerChooser};
 use crate::optimizer::{self, ErrorTarget};
 use crate::passes::{PassContext, PassError, PassManager, PipelineReport, DEFAULT_PIPELINE};
+use std::sync::OnceLock;
 use std::time::Instant;
 use thiserror::Error;
 use veil_ir::{Graph, KeyId, Tensor};
@@ -114,9 +115,18 @@ pub enum DomainCheck {
     /// Every value of the source program inside the interval calibrated on the inputset
     /// ([`Program::domain`]): the compiled program is exact on such samples.
     Calibrated,
-    /// Every value of the optimized program inside its (narrowed) type: what a quantized
-    /// model needs, whose tables are the model (clamped at the calibrated range by design).
+    /// Every value of the optimized program inside its (narrowed) type: the encrypted program
+    /// computes what the optimized program computes in the clear (which may differ from the
+    /// source where a table was clamped outside its calibrated interval; see
+    /// [`DomainCheck::Exact`]).
     Types,
+    /// Exactly the samples the compiled program computes right
+    /// ([`veil_ir::domain::check_exact`]): every value of the source inside its calibrated
+    /// interval, or, for a sample that leaves it, every value of the optimized program inside
+    /// its type and the optimized program's outputs equal to the source's. What quantized
+    /// models are checked with: FHE equals the quantized model in the clear on every sample
+    /// accepted.
+    Exact,
 }
 
 /// A compiled program: the graphs of every stage and its statistics.
@@ -140,6 +150,34 @@ pub struct Program {
     pub stats: CompileStats,
     /// Per-pass report (times, statistics, IR dumps).
     pub report: PipelineReport,
+    /// The domain checkers, prepared on first use ([`Program::check_domain`]).
+    pub checkers: DomainCheckers,
+}
+
+/// The two domain checkers of a [`Program`] ([`DomainCheck::Calibrated`] on `source` and
+/// `domain`, [`DomainCheck::Types`] on `optimized` and `type_domain`), each prepared for the
+/// interpreter on its first use and then reused, so that checking a sample runs the sample
+/// and nothing else. A checker keeps copies of the graph and domain it was prepared from:
+/// change a program's graphs or domains only on a fresh clone (a clone starts empty).
+#[derive(Default)]
+pub struct DomainCheckers {
+    calibrated: OnceLock<Result<veil_ir::DomainChecker<'static>, String>>,
+    types: OnceLock<Result<veil_ir::DomainChecker<'static>, String>>,
+}
+
+impl Clone for DomainCheckers {
+    fn clone(&self) -> Self {
+        DomainCheckers::default()
+    }
+}
+
+impl std::fmt::Debug for DomainCheckers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomainCheckers")
+            .field("calibrated", &self.calibrated.get().is_some())
+            .field("types", &self.types.get().is_some())
+            .finish()
+    }
 }
 
 /// Compiles `graph` (tensor level): runs the pass pipeline (calibrated on `inputset`, one
@@ -198,6 +236,7 @@ pub fn compile(
         domain,
         stats,
         report,
+        checkers: DomainCheckers::default(),
     })
 }
 
@@ -346,23 +385,52 @@ impl Program {
     /// Checks a sample against the program's domain by running it through the reference
     /// interpreter (microseconds to milliseconds; one bootstrap costs tens of milliseconds):
     /// an error names the first value (`%N = op`) that leaves its interval, the element, the
-    /// value and the interval.
+    /// value and the interval. The graph is prepared for the interpreter on the first call
+    /// and reused by the next ones ([`DomainCheckers`]).
     pub fn check_domain(
         &self,
         inputs: &[Tensor<i64>],
         check: DomainCheck,
     ) -> Result<(), ProgramError> {
-        self.domain_checker(check)?
-            .check(inputs)
-            .map(|_| ())
-            .map_err(domain_error)
+        match check {
+            DomainCheck::Calibrated => self.prepared_checker(false)?.check(inputs),
+            DomainCheck::Types => self.prepared_checker(true)?.check(inputs),
+            DomainCheck::Exact => veil_ir::domain::check_exact(
+                self.prepared_checker(false)?,
+                self.prepared_checker(true)?,
+                inputs,
+            ),
+        }
+        .map(|_| ())
+        .map_err(domain_error)
     }
 
-    /// A checker of samples against the program's domain with the graph prepared once: to
-    /// check a batch, call [`veil_ir::DomainChecker::check`] per sample (about 1% of one
-    /// sample's encryption for the ML bench models, against up to 20% for
-    /// [`Program::check_domain`], which prepares the graph on every call). Map its errors with
-    /// [`ProgramError::from_domain`].
+    /// The checker of the source's calibrated domain, or (`types`) of the optimized
+    /// program's types, prepared once per program.
+    fn prepared_checker(
+        &self,
+        types: bool,
+    ) -> Result<&veil_ir::DomainChecker<'static>, ProgramError> {
+        let (cell, graph, domain) = if types {
+            (&self.checkers.types, &self.optimized, &self.type_domain)
+        } else {
+            (&self.checkers.calibrated, &self.source, &self.domain)
+        };
+        cell.get_or_init(|| {
+            domain
+                .clone()
+                .into_checker(graph.clone())
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| ProgramError::Invalid(format!("the domain check cannot run: {e}")))
+    }
+
+    /// A checker of samples against one of the program's domains that borrows the program
+    /// (prepared anew on each call; [`Program::check_domain`] prepares once per program). Call
+    /// [`veil_ir::DomainChecker::check`] per sample; map its errors with
+    /// [`ProgramError::from_domain`]. [`DomainCheck::Exact`] runs two checkers: use
+    /// [`Program::check_domain`] for it.
     pub fn domain_checker(
         &self,
         check: DomainCheck,
@@ -370,6 +438,11 @@ impl Program {
         let (graph, domain) = match check {
             DomainCheck::Calibrated => (&self.source, &self.domain),
             DomainCheck::Types => (&self.optimized, &self.type_domain),
+            DomainCheck::Exact => {
+                return Err(ProgramError::Invalid(
+                    "the exact domain check runs two checkers; use Program::check_domain".into(),
+                ))
+            }
         };
         domain.checker(graph).map_err(domain_error)
     }

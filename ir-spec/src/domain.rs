@@ -14,6 +14,7 @@ use crate::interp::{self, InterpError};
 use crate::ops::Op;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The interval `lo..=hi` each value of a tensor-level graph must stay in.
@@ -144,9 +145,20 @@ impl Domain {
     /// Verifies `g` once and returns a checker of samples against this domain.
     pub fn checker<'a>(&'a self, g: &'a Graph) -> Result<DomainChecker<'a>, DomainError> {
         Ok(DomainChecker {
-            domain: self,
+            domain: Cow::Borrowed(self),
             prepared: interp::Prepared::new(g)?,
             numbers: g.value_numbers(),
+        })
+    }
+
+    /// [`Domain::checker`] that keeps the domain and the graph: a checker that can be stored
+    /// (e.g. prepared once per compiled program and reused for every sample).
+    pub fn into_checker(self, g: Graph) -> Result<DomainChecker<'static>, DomainError> {
+        let numbers = g.value_numbers();
+        Ok(DomainChecker {
+            domain: Cow::Owned(self),
+            prepared: interp::Prepared::owned(g)?,
+            numbers,
         })
     }
 
@@ -167,14 +179,39 @@ impl Domain {
 /// A [`Domain`] with its graph prepared for the interpreter ([`Domain::checker`]): checking a
 /// batch of samples verifies the graph once, not once per sample.
 pub struct DomainChecker<'a> {
-    domain: &'a Domain,
+    domain: Cow<'a, Domain>,
     prepared: interp::Prepared<'a>,
     numbers: HashMap<ValueId, usize>,
 }
 
 impl DomainChecker<'_> {
+    /// The graph samples are run on.
+    pub fn graph(&self) -> &Graph {
+        self.prepared.graph()
+    }
+
+    /// The domain samples are held to.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
     /// [`Domain::check`] of one sample.
     pub fn check(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, DomainError> {
+        match self.run(inputs) {
+            (_, Some(v)) => Err(DomainError::Outside(v)),
+            (outs, None) => Ok(outs?),
+        }
+    }
+
+    /// Runs one sample: its outputs (or the interpreter's error) and the first value (in
+    /// program order) outside its interval, if any.
+    pub fn run(
+        &self,
+        inputs: &[Tensor<i64>],
+    ) -> (
+        Result<Vec<Tensor<i64>>, InterpError>,
+        Option<DomainViolation>,
+    ) {
         let g = self.prepared.graph();
         let mut first: Option<DomainViolation> = None;
         let outs = self.prepared.run_traced(inputs, &mut |v, t| {
@@ -200,10 +237,37 @@ impl DomainChecker<'_> {
                 }
             }
         });
-        if let Some(v) = first {
-            return Err(DomainError::Outside(v));
-        }
-        Ok(outs?)
+        (outs, first)
+    }
+}
+
+/// The check that accepts exactly the samples a compiled program computes right, for programs
+/// whose reference is their source (quantized models: FHE must equal the quantized model in
+/// the clear). `source` holds the source program to the intervals it was calibrated on;
+/// `compiled` holds the compiled (optimized) program to its types.
+///
+/// A sample whose every source value stays inside its calibrated interval is computed exactly
+/// by construction (every fused table is read inside the interval it was tabulated on, every
+/// rewrite that relied on an interval holds). A sample that leaves it is accepted only when
+/// the compiled program, run in the clear, keeps every value inside its type (so the
+/// encrypted program computes what the clear one does) *and* gives the source's outputs: a
+/// table entry clamped outside the calibrated interval, or a rewrite that relied on it, that
+/// changes the result makes the sample refused, naming the first source value outside its
+/// interval. Costs one clear run of each program for such samples, one of the source for the
+/// others.
+pub fn check_exact(
+    source: &DomainChecker<'_>,
+    compiled: &DomainChecker<'_>,
+    inputs: &[Tensor<i64>],
+) -> Result<Vec<Tensor<i64>>, DomainError> {
+    let (outs, outside) = source.run(inputs);
+    let outs = outs?;
+    let Some(v) = outside else {
+        return Ok(outs);
+    };
+    match compiled.check(inputs) {
+        Ok(c) if c == outs => Ok(outs),
+        _ => Err(DomainError::Outside(v)),
     }
 }
 
@@ -239,8 +303,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("input \"a\" (%0) would be 5"), "{e}");
+        // a checker that owns its graph and domain answers the same
+        let owned = d.clone().into_checker(g.clone()).unwrap();
+        let again = owned
+            .check(&[Tensor::scalar(3), Tensor::scalar(1)])
+            .unwrap_err()
+            .to_string();
+        assert!(again.starts_with("%2 = add would be 4"), "{again}");
+        assert_eq!(crate::text::print(owned.graph()), crate::text::print(&g));
+        assert_eq!(owned.domain(), &d);
         let mut clamped = [Tensor::scalar(5), Tensor::scalar(0)];
         d.clamp_inputs(&g, &mut clamped);
         assert_eq!(clamped[0].data, vec![3]);
+    }
+
+    /// `check_exact` accepts a sample outside the calibrated source domain only when the
+    /// compiled program computes it right.
+    #[test]
+    fn check_exact_accepts_only_what_the_compiled_program_computes_right() {
+        let src = crate::text::parse(SRC).unwrap();
+        let n = src.value_numbers();
+        let (a, b) = (src.inputs()[0], src.inputs()[1]);
+        let s = src.operands(src.outputs()[0])[0];
+        let d = Domain::from_ranges(&src, [(a, (0, 3)), (b, (0, 1)), (s, (0, 3))]);
+        assert_eq!(d.interval(n[&a]), Some((0, 3)));
+        let source = d.checker(&src).unwrap();
+        // a compiled program exact on every value of its types: `4` is right
+        let same = Domain::from_types(&src);
+        let exact = same.checker(&src).unwrap();
+        let x = [Tensor::scalar(3), Tensor::scalar(1)];
+        assert_eq!(check_exact(&source, &exact, &x).unwrap()[0].data, vec![4]);
+        // a compiled program whose table clamps outside the calibrated `0..=3`: refused,
+        // naming the source value outside its interval
+        let clamped = crate::text::parse(
+            "veil 1\n%a = input \"a\" : enc<u4>\n%b = input \"b\" : enc<u4>\n\
+             %s = add %a, %b : enc<u5>\n\
+             table @c = [0,1,2,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3]\n\
+             %y = tlu %s table=@c : enc<u2>\noutput \"s\", %y\n",
+        )
+        .unwrap();
+        let types = Domain::from_types(&clamped);
+        let compiled = types.checker(&clamped).unwrap();
+        let e = check_exact(&source, &compiled, &x).unwrap_err().to_string();
+        assert!(e.starts_with("%2 = add would be 4, outside 0..=3"), "{e}");
+        // inside the calibrated domain: accepted, whatever the compiled program
+        let y = [Tensor::scalar(2), Tensor::scalar(1)];
+        assert_eq!(
+            check_exact(&source, &compiled, &y).unwrap()[0].data,
+            vec![3]
+        );
+        // `b = 2` leaves `b`'s interval, but the clamped table still reads `3` right
+        let z = [Tensor::scalar(0), Tensor::scalar(2)];
+        assert!(source.check(&z).is_err());
+        assert_eq!(
+            check_exact(&source, &compiled, &z).unwrap()[0].data,
+            vec![2]
+        );
     }
 }

@@ -94,8 +94,7 @@ pub struct ClientArtifact {
     /// The compile statistics.
     pub stats: CompileStats,
     /// The intervals of the values of `tensor` the program is exact on (calibrated); samples
-    /// of integer programs are checked against them before encryption
-    /// ([`ClientArtifact::check_domain`]).
+    /// are checked against them before encryption ([`ClientArtifact::check_domain`]).
     pub domain: Domain,
 }
 
@@ -292,7 +291,10 @@ impl ClientArtifact {
     /// for (its [`Domain`]), running each through the reference interpreter: under
     /// [`OutOfDomain::Error`] the first such run is refused with the sample, the value (`%N =
     /// op`), the element and the interval; [`OutOfDomain::ClampInputs`] first clamps the
-    /// inputs into their intervals; [`OutOfDomain::Allow`] checks nothing.
+    /// inputs into their intervals; [`OutOfDomain::Allow`] checks nothing. A quantized model's
+    /// run that leaves the calibrated domain is accepted only when the compiled program
+    /// computes it exactly as the quantized model does in the clear
+    /// ([`veil_ir::domain::check_exact`]).
     pub fn check_domain(
         &self,
         runs: &mut [Vec<Tensor<i64>>],
@@ -301,32 +303,49 @@ impl ClientArtifact {
         if policy == OutOfDomain::Allow {
             return Ok(());
         }
-        // Integer programs must compute what their source computes: every value of the source
-        // inside its calibrated interval keeps every fused table inside the interval it was
-        // tabulated on. A quantized model computes what its quantized program computes in the
-        // clear (tables included): no value may overflow its type.
-        let typed;
-        let (graph, domain) = match &self.model {
-            ClientModel::Integers => (&self.tensor, &self.domain),
-            ClientModel::Quantized { .. } => {
-                typed = Domain::from_types(&self.optimized);
-                (&self.optimized, &typed)
-            }
+        // Integer programs: every value of the source inside its calibrated interval keeps
+        // every fused table inside the interval it was tabulated on. Quantized models: FHE
+        // must equal the quantized model in the clear; a sample inside the calibrated domain
+        // does, one outside it only if the optimized program keeps every value inside its
+        // type and still gives the source's outputs (`veil_ir::domain::check_exact`).
+        let checker = self
+            .domain
+            .checker(&self.tensor)
+            .map_err(|e| ArtifactError::Invalid(format!("the program does not verify: {e}")))?;
+        let typed = match &self.model {
+            ClientModel::Integers => None,
+            ClientModel::Quantized { .. } => Some(Domain::from_types(&self.optimized)),
         };
-        let checker = domain
-            .checker(graph)
+        let compiled = typed
+            .as_ref()
+            .map(|d| d.checker(&self.optimized))
+            .transpose()
             .map_err(|e| ArtifactError::Invalid(format!("the program does not verify: {e}")))?;
         for (r, run) in runs.iter_mut().enumerate() {
             if policy == OutOfDomain::ClampInputs {
-                domain.clamp_inputs(graph, run);
+                match &typed {
+                    // quantized features are clipped in float (`quantize_with`); here the
+                    // inputs only into their types
+                    Some(d) => d.clamp_inputs(&self.optimized, run),
+                    None => self.domain.clamp_inputs(&self.tensor, run),
+                }
             }
-            match checker.check(run) {
+            let result = match &compiled {
+                Some(c) => veil_ir::domain::check_exact(&checker, c, run),
+                None => checker.check(run),
+            };
+            match result {
                 Ok(_) => {}
                 Err(DomainError::Outside(v)) => {
+                    let why = if compiled.is_some() {
+                        " and the compiled program would not compute this sample as the quantized model does"
+                    } else {
+                        ""
+                    };
                     return Err(ArtifactError::Invalid(format!(
-                        "{}: {v}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with an inputset that does or with --domain types (exact on every value of the declared input types), or choose --out-of-domain clamp-inputs (clamp the inputs into range) or allow (results may be wrong)",
+                        "{}: {v}{why}; nothing was encrypted. The inputset this program was compiled with did not cover this sample: compile with an inputset that does or with --domain types (exact on every value of the declared input types), or choose --out-of-domain clamp-inputs (clamp the inputs into range) or allow (results may be wrong)",
                         self.samples_of_run(r)
-                    )))
+                    )));
                 }
                 Err(DomainError::Interp(e)) => {
                     return Err(ArtifactError::Invalid(format!(

@@ -97,10 +97,10 @@ impl Backend for ExecuteBackend {
 
     fn run(&self, graph: &Graph, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>, BackendError> {
         check_graph(&self.program, graph)?;
-        // a quantized model is its optimized program, clamped tables included: its values
-        // must fit their types
+        // FHE must equal the quantized model in the clear: refuse what the compiled program
+        // would compute differently
         self.program
-            .check_domain(inputs, veil_compiler::program::DomainCheck::Types)
+            .check_domain(inputs, veil_compiler::program::DomainCheck::Exact)
             .map_err(err)?;
         let ct = self
             .program

@@ -14,6 +14,8 @@
 //!   ranges (sound intervals), so that any input of the declared types, in particular the
 //!   seeded random test inputs, stays inside the compiled ranges.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use veil_compiler::passes::DEFAULT_PIPELINE;
 use veil_compiler::program::CompileConfig;
@@ -146,42 +148,28 @@ pub fn all_inputs(g: &Graph) -> Option<Vec<Vec<Tensor<i64>>>> {
     Some(out)
 }
 
-/// A splitmix64 generator: deterministic samples without extra dependencies.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform value of `t`'s range.
-    pub fn value(&mut self, t: IntType) -> i64 {
-        let span = t.domain_size();
-        (t.min() + (self.next_u64() as u128 % span) as i128) as i64
-    }
+/// A uniform value of `t`'s range (capped at `i64::MAX`, the largest sample element).
+pub fn random_value(rng: &mut impl Rng, t: IntType) -> i64 {
+    let hi = t.max().min(i64::MAX as i128) as i64;
+    rng.gen_range(t.min() as i64..=hi)
 }
 
-/// `n` inputs of `g`'s declared types, uniform, from `seed`.
-pub fn random_inputs(g: &Graph, n: usize, seed: u64) -> Vec<Vec<Tensor<i64>>> {
-    let types = input_types(g);
-    let mut rng = Rng(seed);
-    (0..n)
-        .map(|_| {
-            types
-                .iter()
-                .map(|t| {
-                    let data = (0..t.numel()).map(|_| rng.value(t.int)).collect();
-                    Tensor::new(t.shape.clone(), data).expect("shape matches numel")
-                })
-                .collect()
+/// One sample of `g`'s declared input types, uniform, drawn from `rng`.
+pub fn random_sample(g: &Graph, rng: &mut impl Rng) -> Vec<Tensor<i64>> {
+    input_types(g)
+        .iter()
+        .map(|t| {
+            let data = (0..t.numel()).map(|_| random_value(rng, t.int)).collect();
+            Tensor::new(t.shape.clone(), data).expect("shape matches numel")
         })
         .collect()
+}
+
+/// `n` inputs of `g`'s declared types, uniform, from `seed` (ChaCha8: the same on every
+/// platform and release of `rand_chacha` 0.3).
+pub fn random_inputs(g: &Graph, n: usize, seed: u64) -> Vec<Vec<Tensor<i64>>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| random_sample(g, &mut rng)).collect()
 }
 
 /// The calibration inputset of `g` (see the module docs): the whole input space when it is

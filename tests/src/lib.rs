@@ -12,9 +12,13 @@
 //! expected side lists every output by name, or `error:` and a substring of the interpreter's
 //! error message.
 //!
-//! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`].
+//! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`]; random
+//! corpus-like programs in [`random_program`]; keys shared between compiled programs in
+//! [`keys`].
 
 pub mod corpus;
+pub mod keys;
+pub mod random_program;
 
 use veil_ir::text::{parse_tensor, tensor_literal};
 use veil_ir::{Graph, Op, Tensor};

@@ -1,8 +1,8 @@
 //! A compiled program is right on every input it accepts, or refuses the input (issue 13):
 //! - `DomainPolicy::Types` compiles every corpus program; the recorded domain accepts every
-//!   input of the declared types, and the lowered program (simulation, and encrypted on a few
-//!   small programs) equals the reference interpreter on random inputs over the full input
-//!   types;
+//!   input of the declared types, and the lowered program, simulated and encrypted
+//!   (`types_domain_encrypted_corpus`, keys shared between programs of equal parameters),
+//!   equals the reference interpreter on random inputs over the full input types;
 //! - a property test over the corpus and the two programs of the issue, calibrated on small
 //!   random inputsets: a random input of the declared types that the domain check accepts is
 //!   simulated exactly; one it refuses is refused as out of domain (what `Program::encrypt`
@@ -10,10 +10,13 @@
 
 use proptest::prelude::*;
 use std::sync::OnceLock;
-use veil_compiler::program::{compile, CompileConfig, DomainCheck, DomainPolicy, ProgramError};
+use veil_compiler::program::{
+    compile, CompileConfig, DomainCheck, DomainPolicy, Program, ProgramError,
+};
 use veil_ir::text::parse;
 use veil_ir::{interp, Graph, Tensor};
 use veil_tests::corpus;
+use veil_tests::keys::KeyCache;
 
 /// `y = (a + b)^2` through one table (the first case of the issue).
 const SQUARE_OF_SUM: &str = "veil 1
@@ -60,13 +63,25 @@ fn reference(name: &str, g: &Graph, x: &[Tensor<i64>]) -> Vec<Tensor<i64>> {
     interp::run(g, x).unwrap_or_else(|e| panic!("{name}: interpreter on {x:?}: {e}"))
 }
 
+/// Every program of [`programs`] compiled under `types` (once per test binary).
+fn types_programs() -> &'static [Program] {
+    static P: OnceLock<Vec<Program>> = OnceLock::new();
+    P.get_or_init(|| {
+        programs()
+            .iter()
+            .map(|(name, g)| {
+                // the inputset is ignored under `types`: give one that would narrow a lot
+                let set = corpus::random_inputs(g, 2, 1);
+                compile(g, &set, &types_config())
+                    .unwrap_or_else(|e| panic!("{name}: --domain types: {e}"))
+            })
+            .collect()
+    })
+}
+
 #[test]
 fn types_domain_is_exact_on_every_input_of_the_declared_types() {
-    for (name, g) in programs() {
-        // the inputset is ignored under `types`: give one that would narrow a lot
-        let set = corpus::random_inputs(g, 2, 1);
-        let p = compile(g, &set, &types_config())
-            .unwrap_or_else(|e| panic!("{name}: --domain types: {e}"));
+    for ((name, g), p) in programs().iter().zip(types_programs()) {
         assert_eq!(p.stats.domain, DomainPolicy::Types, "{name}");
         // per input, the accepted interval is the declared type's range
         for (v, iv) in g.inputs().into_iter().zip(&p.stats.input_domain) {
@@ -94,17 +109,17 @@ fn types_domain_is_exact_on_every_input_of_the_declared_types() {
     }
 }
 
+/// `--domain types` on every corpus program and both programs of the issue, encrypted: real
+/// keys (shared between programs of equal parameters), encryption, the server's run and
+/// decryption equal the interpreter on random inputs over the full input types (and on the
+/// issue's two samples, which the calibrated programs refuse).
 #[test]
-fn types_domain_encrypted_runs_equal_the_interpreter() {
-    // small programs (few, narrow bootstraps) and both cases of the issue
-    for name in ["pw_relu6", "cmp_sign", "square_of_sum", "dense_relu"] {
-        let (_, g) = programs()
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no program {name}"));
-        let p = compile(g, &[], &types_config()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (client, server) = p.keygen(13).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut inputs = corpus::random_inputs(g, 2, 0x13);
+fn types_domain_encrypted_corpus() {
+    let mut keys = KeyCache::new(13);
+    let mut runs = 0;
+    for ((name, g), p) in programs().iter().zip(types_programs()) {
+        let (client, server) = keys.get(p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut inputs = corpus::random_inputs(g, 1, 0x13);
         if name == "dense_relu" {
             // the issue's sample: decrypted to [32, 0, 66, 0] when calibrated and clamped
             inputs.push(vec![Tensor::new(vec![4], vec![15, 2, 12, 13]).unwrap()]);
@@ -115,13 +130,20 @@ fn types_domain_encrypted_runs_equal_the_interpreter() {
         for x in inputs {
             let want = reference(name, g, &x);
             let ct = p
-                .encrypt(&client, &x)
+                .encrypt(client, &x)
                 .unwrap_or_else(|e| panic!("{name}: encrypt {x:?}: {e}"));
-            let out = p.run(&server, ct).unwrap();
-            let got = p.decrypt(&client, &out).unwrap();
+            let out = p
+                .run(server, ct)
+                .unwrap_or_else(|e| panic!("{name}: run {x:?}: {e}"));
+            let got = p
+                .decrypt(client, &out)
+                .unwrap_or_else(|e| panic!("{name}: decrypt {x:?}: {e}"));
             assert_eq!(got, want, "{name}: encrypted run under types on {x:?}");
+            runs += 1;
         }
     }
+    assert_eq!(runs, programs().len() + 2);
+    eprintln!("{runs} encrypted runs, {} key sets", keys.generated());
 }
 
 /// One case: program `which`, calibrated on `n_cal` random inputs from `seed`, then `n_test`

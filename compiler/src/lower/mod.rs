@@ -326,6 +326,12 @@ pub fn lower(src: &Graph, chooser: &dyn ParamChooser) -> R<Lowered> {
         round_ks: HashMap::new(),
     };
     let align = alignments(src);
+    // outputs last, in declaration order: output `k` of the lowered program is output `k` of
+    // the source (a topological order may reach a later output first)
+    let (mut order, outputs): (Vec<ValueId>, Vec<ValueId>) = order
+        .into_iter()
+        .partition(|&v| !matches!(src.op(v), Op::Output { .. }));
+    order.extend(src.outputs().into_iter().filter(|v| outputs.contains(v)));
     for v in order {
         let nv = l.lower_node(v)?;
         if l.virtual_rounds.contains_key(&v) {

@@ -177,6 +177,15 @@ pub fn narrow_types(
         .topo_order()
         .map_err(|c| format!("the graph has a cycle through {} nodes", c.len()))?;
     let numbers = g.value_numbers();
+    // a rounded value keeps more bits than the round drops, whatever its range (a value
+    // calibrated to one point narrows to a bit or two)
+    let mut min_bits: HashMap<ValueId, u8> = HashMap::new();
+    for &v in &order {
+        if let Op::Round { lsbs, .. } = g.op(v) {
+            let e = min_bits.entry(g.operands(v)[0]).or_insert(0);
+            *e = (*e).max(lsbs.saturating_add(1));
+        }
+    }
     let mut new_int: HashMap<ValueId, IntType> = HashMap::new();
     for &v in &order {
         let old = g.ty(v).int;
@@ -197,6 +206,10 @@ pub fn narrow_types(
                 })?,
                 None => old,
             },
+        };
+        let t = match min_bits.get(&v) {
+            Some(&bits) if t.bits < bits => IntType { bits, ..t },
+            _ => t,
         };
         new_int.insert(v, t);
     }

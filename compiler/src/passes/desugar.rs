@@ -89,12 +89,28 @@ impl Pass for DesugarPass {
             );
             let new = desugar(graph, v, &mut st)
                 .map_err(|m| PassError::failed("desugar", format!("{label}: {m}")))?;
-            // Keep the declared (calibrated) type where it is narrower than the inferred one.
+            // Keep the declared (calibrated) type where it is narrower than the inferred one,
+            // and where it is wider: lookups reading `v` have tables of one entry per value of
+            // its type (a `where` folded to one constant must not shrink under them).
             let (old, got) = (graph.ty(v).int, graph.ty(new).int);
-            if got.min() <= old.min() && old.max() <= got.max() {
+            let contains =
+                |a: veil_ir::IntType, b: veil_ir::IntType| a.min() <= b.min() && b.max() <= a.max();
+            if contains(got, old) || contains(old, got) {
                 graph.node_mut(new).ty.int = old;
             }
             graph.replace_all_uses(v, new);
+            // A rounded value keeps more bits than the round drops.
+            let keep = graph
+                .users(new)
+                .into_iter()
+                .filter_map(|u| match graph.op(u) {
+                    Op::Round { lsbs, .. } => Some(lsbs.saturating_add(1)),
+                    _ => None,
+                })
+                .max();
+            if let Some(bits) = keep.filter(|&b| graph.ty(new).int.bits < b) {
+                graph.node_mut(new).ty.int.bits = bits;
+            }
             let ty = graph.ty(new).clone();
             for u in graph.users(new) {
                 if matches!(graph.op(u), Op::Output { .. }) {

@@ -148,7 +148,8 @@ pub fn run_traced(
 /// client's domain check, scoring a test set): the verifier, the evaluation order, the use
 /// counts and the constants' tensors are computed in [`Prepared::new`], not per sample.
 pub struct Prepared<'g> {
-    g: &'g Graph,
+    /// The graph, borrowed ([`Prepared::new`]) or owned ([`Prepared::owned`]).
+    g: std::borrow::Cow<'g, Graph>,
     order: Vec<ValueId>,
     nums: HashMap<ValueId, usize>,
     uses: HashMap<ValueId, usize>,
@@ -223,7 +224,7 @@ impl<'g> Prepared<'g> {
             }
         }
         Ok(Prepared {
-            g,
+            g: std::borrow::Cow::Borrowed(g),
             matmuls,
             order,
             nums,
@@ -234,9 +235,36 @@ impl<'g> Prepared<'g> {
         })
     }
 
+    /// [`Prepared::new`] of a graph it keeps: a prepared graph that can be stored next to
+    /// (or instead of) the graph it was made from.
+    pub fn owned(g: Graph) -> Result<Prepared<'static>, InterpError> {
+        let p = Prepared::new(&g)?;
+        let Prepared {
+            g: borrowed,
+            order,
+            nums,
+            uses,
+            inputs,
+            outputs,
+            consts,
+            matmuls,
+        } = p;
+        drop(borrowed);
+        Ok(Prepared {
+            g: std::borrow::Cow::Owned(g),
+            order,
+            nums,
+            uses,
+            inputs,
+            outputs,
+            consts,
+            matmuls,
+        })
+    }
+
     /// The graph this runs.
-    pub fn graph(&self) -> &'g Graph {
-        self.g
+    pub fn graph(&self) -> &Graph {
+        &self.g
     }
 
     /// [`run`] on the prepared graph.
@@ -250,7 +278,7 @@ impl<'g> Prepared<'g> {
         inputs: &[Tensor<i64>],
         on_value: &mut dyn FnMut(ValueId, &Tensor<i128>),
     ) -> Result<Vec<Tensor<i64>>, InterpError> {
-        let g = self.g;
+        let g: &Graph = &self.g;
         if self.inputs.len() != inputs.len() {
             return Err(InterpError::InputCount {
                 expected: self.inputs.len(),
