@@ -81,16 +81,16 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let models: Vec<&str> = match std::env::var("VEIL_BENCH_MODELS") {
-        Ok(v) => v.split(',').map(str::trim).collect(),
-        Err(_) => MODELS.iter().map(|m| m.0).collect(),
+    let models: Vec<String> = match std::env::var("VEIL_BENCH_MODELS") {
+        Ok(v) => v.split(',').map(|m| m.trim().to_string()).collect(),
+        Err(_) => MODELS.iter().map(|m| m.0.to_string()).collect(),
     };
     println!(
         "{:<6} {:>6} {:>6} {:>8} {:>6} {:>10} {:>8} {:>9} {:>6} | peer: {:>6} {:>6} {:>8} {:>6} {:>8} {:>9} {:>7}",
         "model", "float", "clear", "compile", "PBS", "keys MB", "keygen", "latency", "=clr",
         "float", "clear", "compile", "PBS", "keygen", "latency", "ratio"
     );
-    for (key, file, peer) in MODELS.iter().filter(|m| models.contains(&m.0)) {
+    for (key, file, peer) in MODELS.iter().filter(|m| models.iter().any(|k| k == m.0)) {
         let text = std::fs::read_to_string(dir.join(format!("{file}.json"))).expect("fixture");
         let fx: Fixture = serde_json::from_str(&text).expect("fixture json");
         let cal = Matrix::from_rows(&fx.calibration).expect("calibration rows");

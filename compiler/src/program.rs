@@ -218,7 +218,8 @@ pub fn compile(
             .map(|(v, r)| (v, (r.lo, r.hi))),
     );
 
-    let chooser = OptimizerChooser::new(config.error, config.single_parameter_set, config.objective);
+    let chooser =
+        OptimizerChooser::new(config.error, config.single_parameter_set, config.objective);
     let lowered = lower(&optimized, &chooser)?;
     let mut stats = make_stats(
         &lowered.program,

@@ -115,14 +115,23 @@ fn unsupported_op_names_the_op_the_node_and_the_alternatives() {
     );
 }
 
+/// ZipMap (a classifier's probabilities as a list of maps) runs on the client after
+/// decryption and keeps the probabilities as a tensor.
 #[test]
-fn zipmap_error_says_how_to_export_without_it() {
+fn zipmap_runs_on_the_client() {
     let mut m = ModelProto::decode(model("Relu").as_slice()).unwrap();
     let g = m.graph.as_mut().unwrap();
     g.node[1].op_type = Some("ZipMap".into());
     g.node[1].domain = Some("ai.onnx.ml".into());
-    let e = OnnxImport::from_bytes(&m.encode_to_vec()).unwrap_err();
-    assert!(e.to_string().contains("zipmap"), "{e}");
+    let imp = OnnxImport::from_bytes(&m.encode_to_vec()).expect("imports");
+    let x = rows(20, 3);
+    let q = imp.compile(&x, &ImportConfig::default()).expect("compiles");
+    assert_eq!(q.client_ops(), vec!["ZipMap"]);
+    let (float, clear) = (imp.predict_float(&x).unwrap(), q.predict_clear(&x).unwrap());
+    assert_eq!(float[0].shape, vec![20, 2]);
+    for (a, b) in float[0].data.iter().zip(&clear[0].data) {
+        assert!((a - b).abs() < 0.1, "float {a} vs quantized {b}");
+    }
 }
 
 #[test]

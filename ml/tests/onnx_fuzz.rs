@@ -226,10 +226,21 @@ fn report(name: &str, execs: usize, ok: usize) {
 
 // ------------------------------------------------------------------ properties
 
+/// Every fixture imports, except the k-NN export veil refuses by design (with its reason).
 #[test]
 fn onnx_fixtures_import() {
     for (name, b) in fixtures() {
-        OnnxImport::from_bytes(b).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match OnnxImport::from_bytes(b) {
+            Err(e) if name.starts_with("knn_") => {
+                assert!(
+                    e.to_string().contains("k-nearest-neighbours"),
+                    "{name}: {e}"
+                )
+            }
+            r => {
+                r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
     }
 }
 

@@ -145,6 +145,13 @@ fn calibration(name: &str) -> Matrix {
 /// Most bootstraps per sample run encrypted here (about 25 ms each on the CI machine).
 const ENCRYPTED_PBS: u64 = 240;
 
+/// Most bootstraps run encrypted in all (fixtures in name order; the rest are simulated), so
+/// that the test's time stays bounded as fixtures are added.
+const ENCRYPTED_BUDGET: u64 = 1200;
+
+/// Fixtures veil refuses by design, with the reason in their import error.
+const REFUSED: &[&str] = &["knn_iris"];
+
 /// `--domain types` compiles every ONNX fixture (default import settings, exact rounding); on
 /// random inputs
 /// over the full input types, the domain check accepts them all and the compiled program
@@ -158,6 +165,7 @@ fn types_domain_onnx_fixtures() {
             let p = e.unwrap().path();
             (p.extension()? == "onnx").then(|| p.file_stem().unwrap().to_string_lossy().into())
         })
+        .filter(|n: &String| !REFUSED.contains(&n.as_str()))
         .collect();
     names.sort();
     assert!(names.len() >= 12, "fixtures: {names:?}");
@@ -167,6 +175,7 @@ fn types_domain_onnx_fixtures() {
     };
     let mut keys = KeyCache::new(13);
     let (mut failed, mut encrypted) = (Vec::new(), Vec::new());
+    let mut budget = ENCRYPTED_BUDGET;
     for name in &names {
         let import = OnnxImport::from_file(fixtures().join(format!("{name}.onnx"))).unwrap();
         let x = calibration(name);
@@ -212,7 +221,11 @@ fn types_domain_onnx_fixtures() {
             .values()
             .into_iter()
             .any(|v| matches!(p.optimized.op(v), veil_ir::Op::Round { approx: true, .. }));
-        if p.stats.pbs <= ENCRYPTED_PBS && p.stats.estimated_latency_ms <= 6000.0 && !approx {
+        if p.stats.pbs <= ENCRYPTED_PBS.min(budget)
+            && p.stats.estimated_latency_ms <= 6000.0
+            && !approx
+        {
+            budget -= p.stats.pbs;
             let (client, server) = keys.get(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
             let ct = p.encrypt(client, &samples[0]).unwrap();
             let out = p.run(server, ct).unwrap();
