@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 use veil_compiler::program::{self, CompileConfig};
 use veil_ir::Tensor;
-use veil_ml::backend::ExecuteBackend;
 use veil_ml::onnx::model::per_row;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
 use veil_ml::Matrix;
@@ -115,39 +114,20 @@ fn main() {
         let compile_s = t.elapsed().as_secs_f64();
         let float = per_row(&imp.predict_float(&x).expect("float run")[0], rows);
         let clear = per_row(&m.predict_clear(&x).expect("clear run")[0], rows);
-        let t = Instant::now();
-        let (client, server) = p.keygen(1).expect("keygen");
-        let keygen_s = t.elapsed().as_secs_f64();
-        let keys_mb = (p.stats.bsk_bytes + p.stats.ksk_bytes) as f64 / 1e6;
-        let pbs = p.stats.pbs;
-        let backend = ExecuteBackend {
-            program: p,
-            client,
-            server,
-        };
-        let n = samples.min(rows);
-        let mut same = 0;
-        let t = Instant::now();
-        for (row, want) in x.data().chunks(x.cols()).zip(&clear).take(n) {
-            let xi = Matrix::new(1, x.cols(), row.to_vec()).expect("one row");
-            let out = m.run(&xi, &backend).expect("encrypted run");
-            if per_row(&out[0], 1)[0] == *want {
-                same += 1;
-            }
-        }
-        let latency = t.elapsed().as_secs_f64() / n.max(1) as f64;
+        let r = veil_benches::onnx_encrypted(&m, p, &x, &clear, samples);
+        let latency = r.latency_s;
         println!(
             "{:<6} {:>6.3} {:>6.3} {:>7.2}s {:>6} {:>10.1} {:>7.1}s {:>8.2}s {:>3}/{:<2} | peer: {:>6.3} {:>6.3} {:>7.2}s {:>6} {:>7.1}s {:>8.2}s {:>6.2}x",
             key,
             accuracy(&float, &fx.targets),
             accuracy(&clear, &fx.targets),
             compile_s,
-            pbs,
-            keys_mb,
-            keygen_s,
+            r.pbs,
+            r.keys_mb,
+            r.keygen_s,
             latency,
-            same,
-            n,
+            r.same,
+            r.runs,
             peer.float_acc,
             peer.clear_acc,
             peer.compile_s,

@@ -89,3 +89,59 @@ pub fn tlu_program(bits: u8, n: usize, table: Vec<i64>) -> Graph {
     g.add_node(Op::Output { name: "y".into() }, ty(KeyId::Big(0)), &[y]);
     g
 }
+
+/// What [`onnx_encrypted`] measured: keygen, key sizes and the encrypted runs.
+pub struct OnnxRun {
+    /// Bootstraps per sample.
+    pub pbs: u64,
+    /// Keygen seconds.
+    pub keygen_s: f64,
+    /// Bootstrap plus keyswitch key megabytes.
+    pub keys_mb: f64,
+    /// Seconds per sample, one sample at a time.
+    pub latency_s: f64,
+    /// Samples whose encrypted prediction equals `clear`'s.
+    pub same: usize,
+    /// Samples run.
+    pub runs: usize,
+}
+
+/// Generates keys for `p` and runs the first `n` rows of `x` through the ONNX model `m`
+/// encrypted, one at a time, comparing each prediction with `clear` (one per row).
+pub fn onnx_encrypted(
+    m: &veil_ml::onnx::OnnxModel,
+    p: veil_compiler::program::Program,
+    x: &veil_ml::Matrix,
+    clear: &[f64],
+    n: usize,
+) -> OnnxRun {
+    use veil_ml::onnx::model::per_row;
+    let t = std::time::Instant::now();
+    let (client, server) = p.keygen(1).expect("keygen");
+    let keygen_s = t.elapsed().as_secs_f64();
+    let keys_mb = (p.stats.bsk_bytes + p.stats.ksk_bytes) as f64 / 1e6;
+    let pbs = p.stats.pbs;
+    let backend = veil_ml::backend::ExecuteBackend {
+        program: p,
+        client,
+        server,
+    };
+    let runs = n.min(x.rows());
+    let mut same = 0;
+    let t = std::time::Instant::now();
+    for (row, want) in x.data().chunks(x.cols()).zip(clear).take(runs) {
+        let xi = veil_ml::Matrix::new(1, x.cols(), row.to_vec()).expect("one row");
+        let out = m.run(&xi, &backend).expect("encrypted run");
+        if per_row(&out[0], 1)[0] == *want {
+            same += 1;
+        }
+    }
+    OnnxRun {
+        pbs,
+        keygen_s,
+        keys_mb,
+        latency_s: t.elapsed().as_secs_f64() / runs.max(1) as f64,
+        same,
+        runs,
+    }
+}
