@@ -14,9 +14,10 @@
 //!
 //! The program corpus of `tests/corpus/` and its inputsets are in [`corpus`]; random
 //! corpus-like programs in [`random_program`]; keys shared between compiled programs in
-//! [`keys`].
+//! [`keys`]; the ONNX model fixtures in [`fixtures`].
 
 pub mod corpus;
+pub mod fixtures;
 pub mod keys;
 pub mod random_program;
 

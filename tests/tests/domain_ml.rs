@@ -18,11 +18,11 @@
 //!
 //! `types_domain_onnx_fixtures` compiles every ONNX fixture under `--domain types` and checks
 //! the compiled program against the quantized model on random inputs over the full input
-//! types: simulated on all, encrypted on those whose bootstraps fit a bounded CI budget.
+//! types: simulated on all, encrypted on those whose bootstraps fit a bounded CI budget. The
+//! bench `domain_types_encrypted` runs the others encrypted (networks, the largest ensembles).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 use veil_compiler::program::{
     compile, CompileConfig, DomainCheck, DomainPolicy, Program, ProgramError,
 };
@@ -30,8 +30,8 @@ use veil_ir::Tensor;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
 use veil_ml::{dataset, CompiledModel, Matrix, MlpClassifier};
 use veil_runtime::SimOptions;
-use veil_tests::corpus;
 use veil_tests::keys::KeyCache;
+use veil_tests::{corpus, fixtures};
 
 /// `n` samples inside every feature's calibrated range, each feature drawn on its own.
 fn probes(m: &CompiledModel, n: usize, seed: u64) -> Matrix {
@@ -114,43 +114,12 @@ fn quantized_models_accept_only_samples_they_compute_exactly() {
     assert!(left > 0, "no probe left the calibrated domain");
 }
 
-/// The ONNX fixtures' directory.
-fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/fixtures/onnx")
-}
-
-/// A fixture's calibration rows, flattened per sample.
-fn calibration(name: &str) -> Matrix {
-    let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap();
-    let f: serde_json::Value = serde_json::from_str(&text).unwrap();
-    fn flat(v: &serde_json::Value, out: &mut Vec<f64>) {
-        match v {
-            serde_json::Value::Array(a) => a.iter().for_each(|x| flat(x, out)),
-            v => out.push(v.as_f64().expect("a number")),
-        }
-    }
-    let rows: Vec<Vec<f64>> = f["calibration"]
-        .as_array()
-        .expect("calibration rows")
-        .iter()
-        .map(|r| {
-            let mut row = Vec::new();
-            flat(r, &mut row);
-            row
-        })
-        .collect();
-    Matrix::from_rows(&rows).unwrap()
-}
-
 /// Most bootstraps per sample run encrypted here (about 25 ms each on the CI machine).
 const ENCRYPTED_PBS: u64 = 240;
 
 /// Most bootstraps run encrypted in all (fixtures in name order; the rest are simulated), so
 /// that the test's time stays bounded as fixtures are added.
 const ENCRYPTED_BUDGET: u64 = 1200;
-
-/// Fixtures veil refuses by design, with the reason in their import error.
-const REFUSED: &[&str] = &["knn_iris"];
 
 /// `--domain types` compiles every ONNX fixture (default import settings, exact rounding); on
 /// random inputs
@@ -159,15 +128,7 @@ const REFUSED: &[&str] = &["knn_iris"];
 /// of at most [`ENCRYPTED_PBS`] bootstraps.
 #[test]
 fn types_domain_onnx_fixtures() {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "onnx").then(|| p.file_stem().unwrap().to_string_lossy().into())
-        })
-        .filter(|n: &String| !REFUSED.contains(&n.as_str()))
-        .collect();
-    names.sort();
+    let names = fixtures::onnx_names();
     assert!(names.len() >= 12, "fixtures: {names:?}");
     let types = CompileConfig {
         domain: DomainPolicy::Types,
@@ -177,8 +138,9 @@ fn types_domain_onnx_fixtures() {
     let (mut failed, mut encrypted) = (Vec::new(), Vec::new());
     let mut budget = ENCRYPTED_BUDGET;
     for name in &names {
-        let import = OnnxImport::from_file(fixtures().join(format!("{name}.onnx"))).unwrap();
-        let x = calibration(name);
+        let import =
+            OnnxImport::from_file(fixtures::onnx_dir().join(format!("{name}.onnx"))).unwrap();
+        let x = fixtures::rows(name, "calibration");
         let model = import
             .compile(&x, &ImportConfig::default())
             .unwrap_or_else(|e| panic!("{name}: import: {e}"));
