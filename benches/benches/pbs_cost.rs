@@ -208,8 +208,16 @@ fn main() {
     }
     let det = suu * svv - suv * suv;
     println!();
-    println!("Refitted constants of the calibrated latency model (compiler/src/optimizer/cost.rs):");
-    println!("const CMUX_FFT_NS: f64 = {:.3};", (su * svv - sv * suv) / det);
-    println!("const CMUX_MUL_NS: f64 = {:.3};", (sv * suu - su * suv) / det);
+    println!(
+        "Refitted constants of the calibrated latency model (compiler/src/optimizer/cost.rs):"
+    );
+    println!(
+        "const CMUX_FFT_NS: f64 = {:.3};",
+        (su * svv - sv * suv) / det
+    );
+    println!(
+        "const CMUX_MUL_NS: f64 = {:.3};",
+        (sv * suu - su * suv) / det
+    );
     println!("const KS_MAC_NS: f64 = {:.3};", sw / sww);
 }

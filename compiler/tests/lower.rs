@@ -231,7 +231,10 @@ fn levelled_params_refuses_too_many_bits() {
     };
     let err = levelled_params(&req, 1e-5).unwrap_err();
     assert!(
-        matches!(err, ChooseError::FreshEncryptionTooNarrow { precision: 60, .. }),
+        matches!(
+            err,
+            ChooseError::FreshEncryptionTooNarrow { precision: 60, .. }
+        ),
         "{err}"
     );
     let ok = PartitionRequest {

@@ -87,10 +87,7 @@ impl ParamChooser for OptimizerChooser {
 /// A parameter set for a program without bootstraps: only fresh encryptions under the big key
 /// and levelled ops. The smallest secure GLWE (k = 1) whose fresh noise, grown by `norm2`,
 /// still decodes `precision` bits within the error target.
-pub fn levelled_params(
-    req: &PartitionRequest,
-    p_error: f64,
-) -> Result<ParamSet, ChooseError> {
+pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, ChooseError> {
     use veil_ir::params::min_secure_noise_log2;
     let safe = optimizer::error::safe_variance(req.precision, p_error);
     for log_n in 10..=14 {
