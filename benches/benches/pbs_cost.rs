@@ -10,7 +10,10 @@
 //! on a shared machine do not count). Then the keyswitch per `(n_in, n_out, l)`. One thread;
 //! prints a table, the ratio measured / model
 //! (a model that ranks sets as the machine does keeps this ratio flat) and the calibrated
-//! model's prediction.
+//! model's prediction, then the model's constants refitted to this machine's measurements
+//! (`CMUX_FFT_NS`, `CMUX_MUL_NS`, `KS_MAC_NS` of `optimizer/cost.rs`, least squares on the
+//! relative error): the constants behind every latency estimate veil prints
+//! (`CompileStats::estimated_latency_ms`, `Solution::estimated_latency_s`).
 //!
 //! `VEIL_BENCH_ROUNDS` sets the timed runs per shape (default 5, best taken).
 //! Run: `cargo bench -p veil-benches --bench pbs_cost --profile release`.
@@ -19,7 +22,9 @@ use std::time::Instant;
 use tfhe::core_crypto::fft_impl::fft64::c64;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
-use veil_compiler::optimizer::cost::{cmux_cost, cmux_latency_ns, ks_cost, ks_latency_ns};
+use veil_compiler::optimizer::cost::{
+    cmux_cost, cmux_latency_ns, fft_cost, ks_cost, ks_latency_ns,
+};
 
 /// A small deterministic generator (xorshift64*): random mask values for the inputs.
 struct Rng(u64);
@@ -163,8 +168,14 @@ fn main() {
         (1, 16384, 1),
         (1, 16384, 2),
     ];
+    // least squares on the relative error: a u + b v ~ 1 with u = X / t, v = Y / t
+    let (mut suu, mut suv, mut svv, mut su, mut sv) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for &(k, poly, l) in shapes {
         let t = cmux_ns(k, poly, l, rounds, &mut rng);
+        let k1 = k as f64 + 1.0;
+        let u = k1 * (l as f64 + 1.0) * fft_cost(poly) / t;
+        let v = k1 * k1 * l as f64 * poly as f64 / t;
+        (suu, suv, svv, su, sv) = (suu + u * u, suv + u * v, svv + v * v, su + u, sv + v);
         let model = cmux_latency_ns(k, poly, l);
         println!(
             "| {k} | {poly} | {l} | {t:.0} | {model:.0} | {:.2} | {:.4} |",
@@ -175,6 +186,7 @@ fn main() {
     println!();
     println!("| n_in | n_out | l | ns/KS measured | calibrated model | measured/model | ns per Concrete cost unit |");
     println!("|---|---|---|---|---|---|---|");
+    let (mut sww, mut sw) = (0.0, 0.0);
     for &(n_in, n_out, l) in &[
         (1024, 700, 3),
         (1536, 750, 3),
@@ -185,6 +197,8 @@ fn main() {
         (16384, 1006, 5),
     ] {
         let t = ks_ns(n_in, n_out, l, rounds, &mut rng);
+        let w = n_in as f64 * l as f64 * (n_out as f64 + 1.0) / t;
+        (sww, sw) = (sww + w * w, sw + w);
         let model = ks_latency_ns(n_in, n_out, l);
         println!(
             "| {n_in} | {n_out} | {l} | {t:.0} | {model:.0} | {:.2} | {:.4} |",
@@ -192,4 +206,18 @@ fn main() {
             t / ks_cost(n_in, n_out, l)
         );
     }
+    let det = suu * svv - suv * suv;
+    println!();
+    println!(
+        "Refitted constants of the calibrated latency model (compiler/src/optimizer/cost.rs):"
+    );
+    println!(
+        "const CMUX_FFT_NS: f64 = {:.3};",
+        (su * svv - sv * suv) / det
+    );
+    println!(
+        "const CMUX_MUL_NS: f64 = {:.3};",
+        (sv * suu - su * suv) / det
+    );
+    println!("const KS_MAC_NS: f64 = {:.3};", sw / sww);
 }

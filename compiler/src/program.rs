@@ -241,12 +241,6 @@ pub fn compile(
     })
 }
 
-/// One reference point of the latency estimate: 24 ms per PBS at n=742, k=1, N=2048, l=1
-/// (measured on a 2-core machine; `CompileStats::estimated_latency_ms` is an estimate).
-fn ms_per_cost_unit() -> f64 {
-    24.0 / optimizer::cost::pbs_cost(742, 1, 2048, 1)
-}
-
 fn make_stats(
     g: &Graph,
     l: &LowerStats,
@@ -308,7 +302,9 @@ fn make_stats(
         bsk_bytes: bsk,
         ksk_bytes: ksk,
         cost,
-        estimated_latency_ms: cost * ms_per_cost_unit(),
+        // the optimizer's calibrated latency model for the chosen sets (`optimizer::cost`,
+        // fitted by `benches/benches/pbs_cost.rs`): a model estimate, not a measurement
+        estimated_latency_ms: sol.as_ref().map_or(0.0, |s| s.estimated_latency_s * 1e3),
         params,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         domain: DomainPolicy::Calibrated,

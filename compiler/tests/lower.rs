@@ -1,7 +1,9 @@
 //! Lowering soundness: for every program, the TFHE-level graph verifies and computes exactly
 //! what the tensor-level graph computes (both run through the reference interpreter).
 
-use veil_compiler::lower::{lower, LowerError, PartitionRequest};
+use veil_compiler::lower::{
+    levelled_params, lower, op_align, ChooseError, LowerError, PartitionRequest,
+};
 use veil_ir::builder::Builder;
 use veil_ir::params::min_secure_noise_log2;
 use veil_ir::{interp, verify, Graph, IntType, Level, Op, ParamSet, Tensor};
@@ -213,4 +215,61 @@ fn errors_are_clear() {
         err.to_string(),
         "no TFHE parameters for 3-bit bootstraps with norm2 1: too tight"
     );
+    assert!(
+        matches!(&err, LowerError::NoParameters { precision: 3, why: ChooseError::Other(w), .. } if w == "too tight"),
+        "{err:?}"
+    );
+}
+
+/// A levelled program needing more bits than any fresh encryption decodes gets a typed error.
+#[test]
+fn levelled_params_refuses_too_many_bits() {
+    let req = PartitionRequest {
+        precision: 60,
+        norm2: 1e6,
+        tlu_count: 0,
+    };
+    let err = levelled_params(&req, 1e-5).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChooseError::FreshEncryptionTooNarrow { precision: 60, .. }
+        ),
+        "{err}"
+    );
+    let ok = PartitionRequest {
+        precision: 4,
+        norm2: 1.0,
+        tlu_count: 0,
+    };
+    assert_eq!(levelled_params(&ok, 1e-5).unwrap().message_bits, 4);
+}
+
+/// The one alignment rule (shared by the lowering and the e-graph analysis).
+#[test]
+fn alignment_rule() {
+    let none = || None;
+    assert_eq!(op_align(&Op::Mul, &[2, 3], none), 5);
+    assert_eq!(op_align(&Op::Mul, &[40, 40], none), 62);
+    assert_eq!(op_align(&Op::Add, &[2, 3], none), 2);
+    assert_eq!(op_align(&Op::Reshape, &[4], none), 4);
+    assert_eq!(op_align(&Op::MatMul, &[4, 4], none), 0);
+    let exact = Op::Round {
+        lsbs: 3,
+        approx: false,
+        rescale: false,
+    };
+    assert_eq!(op_align(&exact, &[1], none), 3);
+    assert_eq!(op_align(&exact, &[5], none), 5);
+    let quotient = Op::Round {
+        lsbs: 3,
+        approx: true,
+        rescale: true,
+    };
+    assert_eq!(op_align(&quotient, &[5], none), 0);
+    let tlu = Op::Tlu {
+        table: veil_ir::TableId(0),
+    };
+    assert_eq!(op_align(&tlu, &[0], || Some(4)), 4);
+    assert_eq!(op_align(&tlu, &[0], none), 0);
 }

@@ -556,19 +556,46 @@ impl Op {
 
     /// Whether the op only exists at the TFHE level.
     pub fn is_tfhe_only(&self) -> bool {
-        self.is_keyswitch() || matches!(self, Op::Pbs { .. })
+        match self {
+            Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => true,
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Relu
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Output { .. } => false,
+        }
     }
 
     /// Whether the op is one of the keyswitches (`keyswitch`, `keyswitch.shr`,
-    /// `keyswitch.bit`, `keyswitch.round`).
+    /// `keyswitch.bit`, `keyswitch.round`): an op with a [`Op::keyswitch_window`].
     pub fn is_keyswitch(&self) -> bool {
-        matches!(
-            self,
-            Op::KeySwitch
-                | Op::KeySwitchShr { .. }
-                | Op::KeySwitchBit { .. }
-                | Op::KeySwitchRound { .. }
-        )
+        self.keyswitch_window(1).is_some()
     }
 
     /// The operand bits a keyswitch reads, as `(lsb, bits)`: bits `lsb .. lsb + bits` of the
@@ -583,7 +610,34 @@ impl Op {
             Op::KeySwitchShr { shift } => Some((*shift, result_bits)),
             Op::KeySwitchBit { bit } => Some((*bit, 1)),
             Op::KeySwitchRound { shift } => Some((*shift, result_bits)),
-            _ => None,
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Relu
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Output { .. }
+            | Op::Pbs { .. } => None,
         }
     }
 
@@ -591,16 +645,43 @@ impl Op {
     /// (so it can be folded into a table lookup). Approximate `round` is not: folding it
     /// would make the lookup read the operand's full width, which is what it exists to avoid.
     pub fn is_elementwise_unary(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Op::Neg
-                | Op::Tlu { .. }
-                | Op::Relu
-                | Op::Abs
-                | Op::Round { approx: false, .. }
-                | Op::Clip { .. }
-                | Op::Unary(_)
-        )
+            | Op::Tlu { .. }
+            | Op::Relu
+            | Op::Abs
+            | Op::Round { approx: false, .. }
+            | Op::Clip { .. }
+            | Op::Unary(_) => true,
+            // a keyswitch or a bootstrap is unary and elementwise too, but TFHE-level only: it
+            // is never folded into a tensor-level lookup
+            Op::Round { approx: true, .. }
+            | Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Binary(_)
+            | Op::Where
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. }
+            | Op::Pbs { .. } => false,
+        }
     }
 
     /// Whether applying the op to encrypted operands needs bootstraps, given how many of its
@@ -624,7 +705,23 @@ impl Op {
             // encrypted operands cannot tell.
             Op::Where => encrypted_operands > 0,
             Op::Mul | Op::MatMul | Op::Conv2d(_) => encrypted_operands > 1,
-            _ => false,
+            // levelled, or not computing at all (keyswitches only change the key)
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. } => false,
         }
     }
 }

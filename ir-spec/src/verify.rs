@@ -430,7 +430,19 @@ impl Verifier<'_> {
                     }
                 }
             }
-            _ => {
+            // levelled
+            Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. } => {
                 if matches!(op, Op::Mul | Op::MatMul) && n_enc > 1 {
                     self.report(
                         v,
@@ -495,7 +507,11 @@ impl Verifier<'_> {
                 }
                 ty.int
             }
-            _ => IntType::unsigned(1),
+            Op::KeySwitchBit { .. } => IntType::unsigned(1),
+            // not a windowed keyswitch: `check_tfhe` only calls this for the three above
+            other => {
+                return self.report(v, format!("`{}` is not a windowed keyswitch", other.name()))
+            }
         };
         if ty.int != expect {
             self.report(

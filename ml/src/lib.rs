@@ -58,8 +58,9 @@ pub use model::{
     PostProcess,
 };
 pub use quantize::{
-    emit_activation, emit_channel_activation, BinEdge, FeatureBins, Granularity, QuantOptions,
-    QuantizedGemm, Rounding, UniformQuantizer,
+    emit_activation, emit_channel_activation, round_for_lookup, tabulate_lookup, BinEdge,
+    FeatureBins, Granularity, LookupRounding, QuantOptions, QuantizedGemm, Rounding,
+    RoundingMethod, UniformQuantizer,
 };
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};
 pub use xgboost::{XgbBooster, XgbClassifier, XgbRegressor};

@@ -26,7 +26,8 @@ use super::model::{
     OutputDecoder, PostProcess,
 };
 use super::quantize::{
-    emit_channel_activation, Granularity, QuantOptions, QuantizedGemm, Rounding, UniformQuantizer,
+    emit_channel_activation, Granularity, LookupRounding, QuantOptions, QuantizedGemm, Rounding,
+    UniformQuantizer,
 };
 use super::rng::Mt19937;
 use veil_ir::builder::Builder;
@@ -632,9 +633,10 @@ impl MlpClassifier {
             for (off, c) in gemm.offsets.iter_mut().zip(&center) {
                 *off -= c;
             }
-            // Exact rounding: drop the low bits of the centered accumulators beyond
-            // `rounding_bits` of calibrated spread (the table and the next layer's calibration
-            // see the rounded value).
+            // The networks' rounding plan (as the ONNX import's): drop the low bits of the
+            // centered accumulators beyond `rounding_bits` of calibrated spread, with
+            // `rounding_method`, in the fused lookup (the table and the next layer's
+            // calibration see the rounded value).
             let (lo, hi) = range.iter().zip(&center).fold((0, 0), |(l, h), (r, &c)| {
                 (l.min(r.0 - c as i128), h.max(r.1 - c as i128))
             });
@@ -642,16 +644,17 @@ impl MlpClassifier {
             let lsbs = cfg
                 .rounding_bits
                 .map_or(0, |keep_bits| Rounding { keep_bits }.lsbs(spread_bits));
-            let mut acc = gemm.emit(&b, h)?;
-            if lsbs > 0 {
-                acc = b.round(acc, lsbs)?;
-            }
+            let round = LookupRounding {
+                lsbs,
+                method: cfg.rounding_method,
+            };
+            let acc = gemm.emit(&b, h)?;
             let shifted = |a: &[i128], j: usize| {
                 round_value(a[j] - center[j] as i128, lsbs).expect("calibrated values are small")
             };
             // Table entry for the shifted accumulator `v` of neuron `j`, scaled: `y = S_j v`.
             let act = |j: usize, y: f64| (y + gemm.scales[j] * center[j] as f64).max(0.0);
-            h = emit_channel_activation(&b, acc, &gemm.scales, &act, true, &out, None)?;
+            h = emit_channel_activation(&b, acc, &gemm.scales, &act, true, &out, round)?;
             hq = accs
                 .iter()
                 .map(|a| {

@@ -10,7 +10,7 @@
 
 use super::error::{MlError, MlResult};
 use super::matrix::Matrix;
-use super::quantize::{FeatureBins, UniformQuantizer};
+use super::quantize::{FeatureBins, RoundingMethod, UniformQuantizer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use veil_ir::types::numel;
@@ -346,7 +346,34 @@ impl CircuitStats {
                     (2 * k * ty.numel() as u64, bits(0).max(bits(1)) + 1)
                 }
                 Op::Cmp(_) | Op::Min | Op::Max => (ty.numel() as u64, bits(0).max(bits(1)) + 1),
-                _ => (numel(&g.ty(operands[0]).shape) as u64, bits(0)),
+                // one lookup per element of the (first) operand
+                Op::Tlu { .. }
+                | Op::TluMulti { .. }
+                | Op::Relu
+                | Op::Abs
+                | Op::Round { .. }
+                | Op::Clip { .. }
+                | Op::Binary(_)
+                | Op::Unary(_)
+                | Op::Where
+                | Op::Pbs { .. } => (numel(&g.ty(operands[0]).shape) as u64, bits(0)),
+                // levelled (`needs_pbs` is false)
+                Op::Input { .. }
+                | Op::Const { .. }
+                | Op::Add
+                | Op::Sub
+                | Op::Neg
+                | Op::Sum { .. }
+                | Op::Reshape
+                | Op::Transpose { .. }
+                | Op::Broadcast
+                | Op::Concat { .. }
+                | Op::Slice { .. }
+                | Op::Output { .. }
+                | Op::KeySwitch
+                | Op::KeySwitchShr { .. }
+                | Op::KeySwitchBit { .. }
+                | Op::KeySwitchRound { .. } => continue,
             };
             *by_width.entry(width).or_default() += count;
         }
@@ -509,9 +536,18 @@ pub struct CompileConfig {
     pub input_margin: f64,
     /// Networks ([`super::MlpClassifier`]): round each hidden accumulator whose calibrated
     /// spread is wider than this many bits down to it before its table lookup (Concrete ML's
-    /// `rounding_threshold_bits`; exact, one 1-bit bootstrap per dropped bit; the lookups get
-    /// narrower and cheaper). `None`: no rounding.
+    /// `rounding_threshold_bits`, the same plan as `onnx::ImportConfig::rounding_bits`; the
+    /// lookups get narrower and cheaper). `None`: no rounding.
     pub rounding_bits: Option<u8>,
+    /// How `rounding_bits` drops bits (the ONNX import's `rounding_method`): exactly by
+    /// default for the built-in MLP (one 1-bit bootstrap per dropped bit; its measured
+    /// accuracy), or approximately (no bootstrap of its own, one step off near a tie).
+    #[serde(default = "exact_rounding")]
+    pub rounding_method: RoundingMethod,
+}
+
+fn exact_rounding() -> RoundingMethod {
+    RoundingMethod::Exact
 }
 
 impl Default for CompileConfig {
@@ -523,6 +559,7 @@ impl Default for CompileConfig {
             tree_digit_bits: None,
             input_margin: DEFAULT_INPUT_MARGIN,
             rounding_bits: None,
+            rounding_method: RoundingMethod::Exact,
         }
     }
 }

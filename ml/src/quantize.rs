@@ -333,6 +333,68 @@ impl Rounding {
     }
 }
 
+/// The rounding step of one fused lookup: how many low bits of the accumulator go before the
+/// table reads it, and how. The one rounding plan of veil's networks: the ONNX import
+/// (`onnx::compile`, one entry per lookup) and the built-in MLP ([`crate::MlpClassifier`],
+/// one per hidden layer) both keep [`Rounding::lsbs`] of the accumulator's *calibrated* width
+/// and emit it with [`round_for_lookup`], then tabulate with [`tabulate_lookup`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupRounding {
+    /// Low bits dropped (0: the lookup reads the whole accumulator).
+    pub lsbs: u8,
+    /// How they go.
+    pub method: RoundingMethod,
+}
+
+impl LookupRounding {
+    /// No rounding.
+    pub const NONE: LookupRounding = LookupRounding {
+        lsbs: 0,
+        method: RoundingMethod::Exact,
+    };
+}
+
+/// Emits the rounding step `r` of a fused lookup on `acc`: nothing (`lsbs = 0`), an exact
+/// `round` (the result keeps the accumulator's scale) or an approximate rounded quotient (the
+/// table then has one entry per kept value, however wide the accumulator). Returns the value
+/// the table reads and the shift back to the accumulator's scale: table entry `q` stands for
+/// the accumulator value `q << shift`.
+pub fn round_for_lookup(
+    b: &Builder,
+    acc: ValueId,
+    r: LookupRounding,
+) -> Result<(ValueId, u8), veil_ir::BuildError> {
+    Ok(match (r.lsbs, r.method) {
+        (0, _) => (acc, 0),
+        (k, RoundingMethod::Exact) => (b.round(acc, k)?, 0),
+        (k, RoundingMethod::Approximate) => (b.round_approx_quotient(acc, k)?, k),
+    })
+}
+
+/// The table part of a fused lookup on `x` (what [`round_for_lookup`] returned, with its
+/// `shift`): ONE lookup per element, entry `q` of channel `c` being `entry(c, q << shift)`
+/// (the accumulator value it stands for). `map: None` is one table (channel 0); `Some(map)`
+/// is one table per channel `0..channels`, element `j` reading table `map[j]`.
+pub fn tabulate_lookup(
+    b: &Builder,
+    x: ValueId,
+    shift: u8,
+    channels: usize,
+    map: Option<Vec<u32>>,
+    entry: &dyn Fn(usize, i64) -> i64,
+) -> Result<ValueId, veil_ir::BuildError> {
+    let int = b.ty(x)?.int;
+    let table = |c: usize| -> Vec<i64> {
+        (int.min()..=int.max())
+            .map(|q| entry(c, (q << shift) as i64))
+            .collect()
+    };
+    match map {
+        None => b.tlu_table(x, table(0)),
+        Some(map) => b.tlu_multi(x, (0..channels).map(table).collect(), map),
+    }
+}
+
 /// A quantized `y = x @ W + b` (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedGemm {
@@ -437,8 +499,9 @@ impl QuantizedGemm {
 
 /// Emits the fused `requantize(act(scale_c * acc))` as ONE table lookup per element, channel
 /// `c` being the index along the last axis of `acc` (`scales` has one entry, or one per
-/// channel). With `rounding`, a `round` first drops the accumulator's low bits. The result is
-/// quantized by `out` (per tensor, or per channel).
+/// channel). With `rounding`, a `round` first drops the accumulator's low bits beyond
+/// `keep_bits` of its *type* (exactly). The result is quantized by `out` (per tensor, or per
+/// channel).
 ///
 /// Fails with advice if the (rounded) accumulator has more than 16 bits.
 pub fn emit_activation(
@@ -449,12 +512,20 @@ pub fn emit_activation(
     out: &UniformQuantizer,
     rounding: Option<Rounding>,
 ) -> MlResult<ValueId> {
-    emit_channel_activation(b, acc, scales, &|_, v| act(v), false, out, rounding)
+    let round = match rounding {
+        Some(r) => LookupRounding {
+            lsbs: r.lsbs(b.ty(acc)?.int.bits),
+            method: RoundingMethod::Exact,
+        },
+        None => LookupRounding::NONE,
+    };
+    emit_channel_activation(b, acc, scales, &|_, v| act(v), false, out, round)
 }
 
 /// [`emit_activation`] with a different activation per output channel: element `j` of
 /// channel `c` maps to `requantize(act(c, scale_c * acc_j))` (per-channel tables whenever
-/// `per_channel_act` is set, e.g. a PReLU or a per-neuron offset).
+/// `per_channel_act` is set, e.g. a PReLU or a per-neuron offset), after the rounding step
+/// `round` ([`round_for_lookup`]; [`LookupRounding::NONE`] for none).
 pub fn emit_channel_activation(
     b: &Builder,
     acc: ValueId,
@@ -462,7 +533,7 @@ pub fn emit_channel_activation(
     act: &dyn Fn(usize, f64) -> f64,
     per_channel_act: bool,
     out: &UniformQuantizer,
-    rounding: Option<Rounding>,
+    round: LookupRounding,
 ) -> MlResult<ValueId> {
     let ty = b.ty(acc)?;
     let channels = *ty.shape.last().unwrap_or(&1);
@@ -473,13 +544,7 @@ pub fn emit_channel_activation(
         )));
     }
     out.expect_channels(channels, "activation output")?;
-    let mut x = acc;
-    if let Some(r) = rounding {
-        let lsbs = r.lsbs(ty.int.bits);
-        if lsbs > 0 {
-            x = b.round(acc, lsbs)?;
-        }
-    }
+    let (x, shift) = round_for_lookup(b, acc, round)?;
     let int = b.ty(x)?.int;
     if int.bits > MAX_TLU_DOMAIN_BITS {
         return Err(MlError::Build(format!(
@@ -487,18 +552,12 @@ pub fn emit_channel_activation(
         )));
     }
     let per_channel = per_channel_act || scales.len() > 1 || out.channels() > 1;
-    let table = |c: usize| -> Vec<i64> {
-        let s = scales[c % scales.len()];
-        (int.min()..=int.max())
-            .map(|v| out.quantize(act(c, s * v as f64), c))
-            .collect()
-    };
-    if !per_channel {
-        return Ok(b.tlu_table(x, table(0))?);
-    }
-    let numel: usize = ty.shape.iter().product();
-    let map = (0..numel).map(|j| (j % channels) as u32).collect();
-    Ok(b.tlu_multi(x, (0..channels).map(table).collect(), map)?)
+    let map = per_channel.then(|| {
+        let numel: usize = ty.shape.iter().product();
+        (0..numel).map(|j| (j % channels) as u32).collect()
+    });
+    let entry = |c: usize, v: i64| out.quantize(act(c, scales[c % scales.len()] * v as f64), c);
+    Ok(tabulate_lookup(b, x, shift, channels, map, &entry)?)
 }
 
 /// One split point of a tree feature: samples are *past* it when `x > value`, or

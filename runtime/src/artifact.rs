@@ -346,8 +346,12 @@ pub struct CompileStats {
     pub ksk_bytes: u64,
     /// Model cost of one run (Concrete's cost units).
     pub cost: f64,
-    /// Estimated single-thread latency of one run, in milliseconds: the model cost scaled by a
-    /// PBS measured on this project's 2-core machines (24 ms for n=742, k=1, N=2048, l=1).
+    /// Estimated single-thread latency of one run, in milliseconds: a *model estimate*, not a
+    /// measurement. It is the optimizer's calibrated latency model (`Solution::
+    /// estimated_latency_s` of veil-compiler: every bootstrap, keyswitch, conversion and
+    /// levelled op of the chosen parameter sets, priced by `optimizer::cost::pbs_latency_ns`
+    /// and its siblings, whose constants were fitted by the `pbs_cost` bench, which prints
+    /// refit constants for another machine). Zero for a program without bootstraps.
     pub estimated_latency_ms: f64,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
@@ -623,16 +627,41 @@ pub struct KeySpec {
     pub ksk: Vec<(KeyId, KeyId)>,
 }
 
-/// Checks shape and range of one input tensor (message without position).
-pub fn check_tensor(t: &Tensor<i64>, s: &IoSpec) -> Result<(), String> {
+/// Why a clear tensor does not fit an input of the program ([`check_tensor`]; the message
+/// names no position: the caller says which input and sample).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TensorMismatch {
+    /// The tensor's shape is not the input's.
+    #[error("shape {got:?}, the program takes {want:?}")]
+    Shape {
+        /// The tensor's shape.
+        got: Vec<usize>,
+        /// The input's shape.
+        want: Vec<usize>,
+    },
+    /// An element outside the input's integer type.
+    #[error("{value} does not fit {}", describe_int(*int))]
+    Range {
+        /// The first element that does not fit.
+        value: i64,
+        /// The input's element type.
+        int: IntType,
+    },
+}
+
+/// Checks shape and range of one input tensor.
+pub fn check_tensor(t: &Tensor<i64>, s: &IoSpec) -> Result<(), TensorMismatch> {
     if t.shape != s.ty.shape.to_vec() {
-        return Err(format!(
-            "shape {:?}, the program takes {:?}",
-            t.shape, s.ty.shape
-        ));
+        return Err(TensorMismatch::Shape {
+            got: t.shape.clone(),
+            want: s.ty.shape.to_vec(),
+        });
     }
-    if let Some(v) = t.data.iter().find(|&&v| !s.ty.int.contains(v as i128)) {
-        return Err(format!("{v} does not fit {}", describe_int(s.ty.int)));
+    if let Some(&v) = t.data.iter().find(|&&v| !s.ty.int.contains(v as i128)) {
+        return Err(TensorMismatch::Range {
+            value: v,
+            int: s.ty.int,
+        });
     }
     Ok(())
 }

@@ -325,10 +325,11 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
     let op = g.op(v);
     let ty = g.ty(v);
     let any_enc = args.iter().any(|a| matches!(a, Value::Encrypted(_)));
-    match op {
-        Op::Output { .. } => return Ok(args[0].clone()),
-        Op::Input { .. } => return Err(ctx.err(v, "inputs are given, not evaluated")),
-        _ => {}
+    if let Op::Output { .. } = op {
+        return Ok(args[0].clone());
+    }
+    if let Op::Input { .. } = op {
+        return Err(ctx.err(v, "inputs are given, not evaluated"));
     }
     if !any_enc {
         let types: Vec<&TensorType> = g.operands(v).into_iter().map(|o| g.ty(o)).collect();
@@ -470,12 +471,28 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
             let refs: Vec<&Tensor<Lwe>> = parts.iter().collect();
             Tensor::concat(&refs, *axis).map_err(shape_err)?
         }
-        other => {
+        // tensor-level ops that bootstrap (the verifier refuses them at the TFHE level);
+        // inputs and outputs returned above, constants are clear
+        Op::Tlu { .. }
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Min
+        | Op::Max
+        | Op::Relu
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::Abs
+        | Op::Round { .. }
+        | Op::Clip { .. }
+        | Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Output { .. } => {
             return Err(ctx.err(
                 v,
                 format!(
                     "`{}` on encrypted values is not executable at the TFHE level; lower it to levelled ops, keyswitch and pbs",
-                    other.name()
+                    op.name()
                 ),
             ))
         }
@@ -516,6 +533,34 @@ fn ks_read(op: &Op) -> KsRead {
         // the low bits move the phase inside the bootstrap's box: the read rounds
         Op::KeySwitchShr { shift } | Op::KeySwitchRound { shift } => KsRead::Shr(*shift),
         Op::KeySwitchBit { bit } => KsRead::Bit(*bit),
-        _ => KsRead::Message,
+        Op::KeySwitch
+        | Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Neg
+        | Op::Mul
+        | Op::MatMul
+        | Op::Conv2d(_)
+        | Op::Sum { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Broadcast
+        | Op::Concat { .. }
+        | Op::Slice { .. }
+        | Op::Tlu { .. }
+        | Op::TluMulti { .. }
+        | Op::Cmp(_)
+        | Op::Min
+        | Op::Max
+        | Op::Relu
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::Abs
+        | Op::Round { .. }
+        | Op::Clip { .. }
+        | Op::Output { .. }
+        | Op::Pbs { .. } => KsRead::Message,
     }
 }

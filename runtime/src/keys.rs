@@ -47,7 +47,10 @@ impl KeyRequirements {
                 Op::Pbs { .. } => {
                     r.bsk.insert(key_of(v)?.param());
                 }
-                op if op.is_keyswitch() => {
+                Op::KeySwitch
+                | Op::KeySwitchShr { .. }
+                | Op::KeySwitchBit { .. }
+                | Op::KeySwitchRound { .. } => {
                     let a = program.operands(v);
                     let from = key_of(*a.first().ok_or_else(|| {
                         RuntimeError::Program(format!("keyswitch {v} has no operand"))
@@ -57,7 +60,35 @@ impl KeyRequirements {
                         r.ksk.insert((from, to));
                     }
                 }
-                _ => {}
+                // no key of their own: levelled ops use none, tensor-level ops are lowered
+                // first (the verifier refuses them at the TFHE level)
+                Op::Input { .. }
+                | Op::Const { .. }
+                | Op::Add
+                | Op::Sub
+                | Op::Neg
+                | Op::Mul
+                | Op::MatMul
+                | Op::Conv2d(_)
+                | Op::Sum { .. }
+                | Op::Reshape
+                | Op::Transpose { .. }
+                | Op::Broadcast
+                | Op::Concat { .. }
+                | Op::Slice { .. }
+                | Op::Tlu { .. }
+                | Op::TluMulti { .. }
+                | Op::Cmp(_)
+                | Op::Min
+                | Op::Max
+                | Op::Relu
+                | Op::Binary(_)
+                | Op::Unary(_)
+                | Op::Where
+                | Op::Abs
+                | Op::Round { .. }
+                | Op::Clip { .. }
+                | Op::Output { .. } => {}
             }
         }
         for k in r

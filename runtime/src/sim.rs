@@ -224,7 +224,39 @@ pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> R
                     data,
                 }
             }
-            _ => {
+            // exact: levelled ops (their noise is the bootstraps' and the keyswitches' to
+            // model), keyswitches that read the whole message or a bit window exactly, and
+            // tensor-level ops (the simulator runs either level)
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Relu
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where
+            | Op::Abs
+            | Op::Round { .. }
+            | Op::Clip { .. }
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. } => {
                 let types: Vec<&TensorType> = operands.iter().map(|o| g.ty(*o)).collect();
                 eval_op(g, op, &types, g.ty(v), &args)
                     .map_err(|e| RuntimeError::Program(format!("{}: {e}", at(v))))?

@@ -3,7 +3,7 @@
 //! levelled-only ones. `program::compile` and the registered `lower` pass both use it, so a
 //! program lowered by `veil opt --passes ...,lower` gets the parameters `veil compile` gives.
 
-use super::{LowerRequest, ParamChoice, ParamChooser, PartitionRequest};
+use super::{ChooseError, LowerRequest, ParamChoice, ParamChooser, PartitionRequest};
 use crate::optimizer::{self, Crossing, ErrorTarget, OutputNoise, Partition, Problem, Solution};
 use std::cell::RefCell;
 use veil_ir::ParamSet;
@@ -39,9 +39,9 @@ impl OptimizerChooser {
 }
 
 impl ParamChooser for OptimizerChooser {
-    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
         if req.partitions.is_empty() {
-            let p = self.target.per_bootstrap(0).map_err(|e| e.to_string())?;
+            let p = self.target.per_bootstrap(0)?;
             let set = levelled_params(&req.merged(), p)?;
             return Ok(ParamChoice {
                 sets: vec![set],
@@ -74,7 +74,7 @@ impl ParamChooser for OptimizerChooser {
             noise: Default::default(),
             objective: self.objective,
         };
-        let sol = optimizer::optimize_cached(&problem).map_err(|e| e.to_string())?;
+        let sol = optimizer::optimize_cached(&problem)?;
         let choice = ParamChoice {
             sets: sol.sets.iter().map(|s| s.params.clone()).collect(),
             partition_sets: sol.partition_sets.clone(),
@@ -87,7 +87,7 @@ impl ParamChooser for OptimizerChooser {
 /// A parameter set for a program without bootstraps: only fresh encryptions under the big key
 /// and levelled ops. The smallest secure GLWE (k = 1) whose fresh noise, grown by `norm2`,
 /// still decodes `precision` bits within the error target.
-pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, String> {
+pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet, ChooseError> {
     use veil_ir::params::min_secure_noise_log2;
     let safe = optimizer::error::safe_variance(req.precision, p_error);
     for log_n in 10..=14 {
@@ -114,8 +114,8 @@ pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet,
             });
         }
     }
-    Err(format!(
-        "{} bits with norm2 {} exceed what a fresh encryption can hold; quantize with fewer bits",
-        req.precision, req.norm2
-    ))
+    Err(ChooseError::FreshEncryptionTooNarrow {
+        precision: req.precision,
+        norm2: req.norm2,
+    })
 }

@@ -137,15 +137,48 @@ pub struct ParamChoice {
 /// `program::compile`).
 pub trait ParamChooser {
     /// Secure parameter sets meeting the program's error target, or why there are none.
-    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String>;
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError>;
+}
+
+/// Why a [`ParamChooser`] found no parameters.
+#[derive(Debug, Error, PartialEq)]
+pub enum ChooseError {
+    /// The optimizer found none, or the error target is invalid.
+    #[error(transparent)]
+    Optimize(#[from] crate::optimizer::OptimizeError),
+    /// A program without bootstraps whose outputs need more bits than a fresh encryption of
+    /// any secure levelled set decodes within the error target ([`levelled_params`]).
+    #[error(
+        "{precision} bits with norm2 {norm2} exceed what a fresh encryption can hold; \
+         quantize with fewer bits"
+    )]
+    FreshEncryptionTooNarrow {
+        /// Required precision.
+        precision: u8,
+        /// Noise growth of the levelled ops (squared 2-norm).
+        norm2: f64,
+    },
+    /// A caller-supplied chooser's own explanation (a closure returning `Err(String)`).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for ChooseError {
+    fn from(why: String) -> Self {
+        ChooseError::Other(why)
+    }
 }
 
 /// A single-set chooser from a function of the merged request: every partition shares one set.
 pub struct MonoChooser<F>(pub F);
 
-impl<F: Fn(&PartitionRequest) -> Result<ParamSet, String>> ParamChooser for MonoChooser<F> {
-    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
-        let set = (self.0)(&req.merged())?;
+impl<F, E> ParamChooser for MonoChooser<F>
+where
+    F: Fn(&PartitionRequest) -> Result<ParamSet, E>,
+    E: Into<ChooseError>,
+{
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
+        let set = (self.0)(&req.merged()).map_err(Into::into)?;
         Ok(ParamChoice {
             sets: vec![set],
             partition_sets: vec![0; req.partitions.len()],
@@ -156,14 +189,22 @@ impl<F: Fn(&PartitionRequest) -> Result<ParamSet, String>> ParamChooser for Mono
 /// A multi-set chooser from a function of the whole request.
 pub struct MultiChooser<F>(pub F);
 
-impl<F: Fn(&LowerRequest) -> Result<ParamChoice, String>> ParamChooser for MultiChooser<F> {
-    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
-        (self.0)(req)
+impl<F, E> ParamChooser for MultiChooser<F>
+where
+    F: Fn(&LowerRequest) -> Result<ParamChoice, E>,
+    E: Into<ChooseError>,
+{
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
+        (self.0)(req).map_err(Into::into)
     }
 }
 
-impl<F: Fn(&PartitionRequest) -> Result<ParamSet, String>> ParamChooser for F {
-    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, String> {
+impl<F, E> ParamChooser for F
+where
+    F: Fn(&PartitionRequest) -> Result<ParamSet, E>,
+    E: Into<ChooseError>,
+{
+    fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
         MonoChooser(self).choose(req)
     }
 }
@@ -189,8 +230,9 @@ pub enum LowerError {
         precision: u8,
         /// Required norm2.
         norm2: f64,
-        /// The optimizer's explanation.
-        why: String,
+        /// The chooser's (the optimizer's) explanation.
+        #[source]
+        why: ChooseError,
     },
 }
 
@@ -380,21 +422,40 @@ pub fn alignments(g: &Graph) -> HashMap<ValueId, u8> {
 /// trailing zeros keeps them, sums and differences keep the common ones, shape ops and
 /// negation keep their operand's. Bootstraps of an aligned value read only its high bits.
 fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
-    let ops = g.operands(v);
-    let of = |i: usize| ops.get(i).and_then(|o| known.get(o)).copied().unwrap_or(0);
-    let min_all = || (0..ops.len()).map(of).min().unwrap_or(0);
-    let a = match g.op(v) {
+    let operands: Vec<u8> = g
+        .operands(v)
+        .iter()
+        .map(|o| known.get(o).copied().unwrap_or(0))
+        .collect();
+    let a = op_align(g.op(v), &operands, || match g.op(v) {
         Op::Const { value } => g
             .constant(*value)
-            .map_or(0, |c| common_align(c.values.iter().map(|&x| x as i128))),
+            .map(|c| common_align(c.values.iter().map(|&x| x as i128))),
+        Op::Tlu { table } => g
+            .table(*table)
+            .map(|t| common_align(t.entries.iter().map(|&x| x as i128))),
+        _ => None,
+    });
+    // never all of a value's bits
+    a.min(g.ty(v).int.bits.saturating_sub(1))
+}
+
+/// The alignment rule of veil, written once: the known-zero low bits of an op's result, from
+/// its operands' known-zero low bits (`operands`, in operand order). `own` is asked only for a
+/// `const` (the common alignment of its values) and a `tlu` (of the table entries the operand
+/// can reach; all of them when its range is unknown); `None` there means nothing is known.
+/// The lowering ([`alignments`]) and the rewrite's e-graph analysis both use it, so a value
+/// the e-graph prices as aligned is one whose bootstraps the lowering narrows.
+pub fn op_align(op: &Op, operands: &[u8], own: impl FnOnce() -> Option<u8>) -> u8 {
+    let of = |i: usize| operands.get(i).copied().unwrap_or(0);
+    let min_all = || operands.iter().copied().min().unwrap_or(0);
+    match op {
+        Op::Const { .. } | Op::Tlu { .. } => own().unwrap_or(0),
         Op::Round {
             lsbs,
             rescale: false,
             ..
         } => (*lsbs).max(of(0)),
-        Op::Tlu { table } => g
-            .table(*table)
-            .map_or(0, |t| common_align(t.entries.iter().map(|&x| x as i128))),
         Op::Add | Op::Sub | Op::Min | Op::Max | Op::Sum { .. } | Op::Concat { .. } => min_all(),
         Op::Neg
         | Op::Relu
@@ -402,13 +463,14 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         | Op::Reshape
         | Op::Transpose { .. }
         | Op::Broadcast
-        | Op::Slice { .. } => of(0),
-        // nothing known: the value's low bits can be anything (the lowering does not bootstrap
-        // products through `keyswitch.shr`; TFHE-level ops are not in a tensor-level graph)
+        | Op::Slice { .. }
+        | Op::Output { .. } => of(0),
+        // `2^i x * 2^j y = 2^(i+j) xy`
+        Op::Mul => operands.iter().map(|&a| u32::from(a)).sum::<u32>().min(62) as u8,
+        // nothing known: the value's low bits can be anything (TFHE-level ops are not in a
+        // tensor-level graph nor in the e-graph)
         Op::Input { .. }
-        | Op::Output { .. }
         | Op::Round { rescale: true, .. }
-        | Op::Mul
         | Op::MatMul
         | Op::Conv2d(_)
         | Op::TluMulti { .. }
@@ -422,9 +484,7 @@ fn align_of(g: &Graph, v: ValueId, known: &HashMap<ValueId, u8>) -> u8 {
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. }
         | Op::Pbs { .. } => 0,
-    };
-    // never all of a value's bits
-    a.min(g.ty(v).int.bits.saturating_sub(1))
+    }
 }
 
 fn range_of(t: &IntType) -> (i128, i128) {

@@ -39,6 +39,62 @@ fn label(g: &Graph, numbers: &HashMap<ValueId, usize>, v: ValueId) -> String {
     }
 }
 
+/// Why value ranges could not be computed ([`propagate_ranges`], [`calibrate`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RangeError {
+    /// The graph is not acyclic.
+    #[error("the graph has a cycle through {nodes} nodes")]
+    Cycle {
+        /// Nodes on the cycle.
+        nodes: usize,
+    },
+    /// A declared input range with `lo > hi`.
+    #[error("input \"{name}\": declared range {lo}..={hi} is empty; give lo <= hi")]
+    EmptyInputRange {
+        /// The input.
+        name: String,
+        /// Declared lower bound.
+        lo: i64,
+        /// Declared upper bound.
+        hi: i64,
+    },
+    /// A `const` naming no pool entry.
+    #[error("{value}: constant id out of the pool")]
+    MissingConstant {
+        /// The node, e.g. `%3 = const`.
+        value: String,
+    },
+    /// A `tlu` naming no table of the pool.
+    #[error("{value}: table id out of the pool")]
+    MissingTable {
+        /// The node, e.g. `%3 = tlu`.
+        value: String,
+    },
+    /// A range no 64-bit integer type holds.
+    #[error("{value}: range {range} needs more than 64 bits; reduce the input ranges or weights")]
+    TooWide {
+        /// The node.
+        value: String,
+        /// Its range.
+        range: Interval,
+    },
+    /// Calibration without samples.
+    #[error("the calibration inputset is empty; give at least one sample")]
+    EmptyInputset,
+    /// The graph cannot be interpreted (it does not verify).
+    #[error("calibration: {0}")]
+    Prepare(#[source] interp::InterpError),
+    /// A calibration sample does not run (wrong shape, a value outside its type).
+    #[error("calibration sample {index}: {source}")]
+    Sample {
+        /// The sample's index in the inputset.
+        index: usize,
+        /// Why it failed.
+        #[source]
+        source: interp::InterpError,
+    },
+}
+
 /// Interval propagation: inputs range over `input_ranges[name]` (or their declared type),
 /// constants over their values, every other value over the transfer function of its op,
 /// intersected with its declared type (a result outside it is an overflow error, so runs that
@@ -47,10 +103,10 @@ fn label(g: &Graph, numbers: &HashMap<ValueId, usize>, v: ValueId) -> String {
 pub fn propagate_ranges(
     g: &Graph,
     input_ranges: &HashMap<String, (i64, i64)>,
-) -> Result<ValueRanges, String> {
+) -> Result<ValueRanges, RangeError> {
     let order = g
         .topo_order()
-        .map_err(|c| format!("the graph has a cycle through {} nodes", c.len()))?;
+        .map_err(|c| RangeError::Cycle { nodes: c.len() })?;
     let numbers = g.value_numbers();
     let mut out = ValueRanges::default();
     for v in order {
@@ -59,16 +115,20 @@ pub fn propagate_ranges(
             Op::Input { name } => match input_ranges.get(name) {
                 Some(&(lo, hi)) if lo <= hi => Interval::new(lo as i128, hi as i128),
                 Some(&(lo, hi)) => {
-                    return Err(format!(
-                        "input \"{name}\": declared range {lo}..={hi} is empty; give lo <= hi"
-                    ))
+                    return Err(RangeError::EmptyInputRange {
+                        name: name.clone(),
+                        lo,
+                        hi,
+                    })
                 }
                 None => Interval::of_type(node.ty.int),
             },
             Op::Const { value } => {
-                let c = g.constant(*value).ok_or_else(|| {
-                    format!("{}: constant id out of the pool", label(g, &numbers, v))
-                })?;
+                let c = g
+                    .constant(*value)
+                    .ok_or_else(|| RangeError::MissingConstant {
+                        value: label(g, &numbers, v),
+                    })?;
                 Interval::of_values(c.values.iter().map(|&x| x as i128))
                     .unwrap_or(Interval::point(0))
             }
@@ -102,12 +162,12 @@ pub fn propagate_ranges(
 
 /// Calibration: runs every sample through the traced interpreter and records, per value, the
 /// hull of the elements it took.
-pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges, String> {
+pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges, RangeError> {
     if inputset.is_empty() {
-        return Err("the calibration inputset is empty; give at least one sample".into());
+        return Err(RangeError::EmptyInputset);
     }
     let mut out = ValueRanges::default();
-    let prepared = interp::Prepared::new(g).map_err(|e| format!("calibration: {e}"))?;
+    let prepared = interp::Prepared::new(g).map_err(RangeError::Prepare)?;
     for (i, sample) in inputset.iter().enumerate() {
         prepared
             .run_traced(sample, &mut |v, t| {
@@ -119,7 +179,7 @@ pub fn calibrate(g: &Graph, inputset: &[Vec<Tensor<i64>>]) -> Result<ValueRanges
                     out.include(v, r);
                 }
             })
-            .map_err(|e| format!("calibration sample {i}: {e}"))?;
+            .map_err(|source| RangeError::Sample { index: i, source })?;
     }
     // outputs are not traced: they equal their operand
     for o in g.outputs() {
@@ -172,10 +232,10 @@ pub fn narrow_types(
     g: &mut Graph,
     ranges: &ValueRanges,
     narrow_inputs: bool,
-) -> Result<usize, String> {
+) -> Result<usize, RangeError> {
     let order = g
         .topo_order()
-        .map_err(|c| format!("the graph has a cycle through {} nodes", c.len()))?;
+        .map_err(|c| RangeError::Cycle { nodes: c.len() })?;
     let numbers = g.value_numbers();
     // a rounded value keeps more bits than the round drops, whatever its range (a value
     // calibrated to one point narrows to a bit or two)
@@ -197,12 +257,9 @@ pub fn narrow_types(
             }
             Op::Input { .. } if !narrow_inputs => old,
             _ => match ranges.get(v) {
-                Some(r) => r.int_type().ok_or_else(|| {
-                    format!(
-                        "{}: range {r} needs more than 64 bits; reduce the input \
-                         ranges or weights",
-                        label(g, &numbers, v)
-                    )
+                Some(r) => r.int_type().ok_or_else(|| RangeError::TooWide {
+                    value: label(g, &numbers, v),
+                    range: r,
                 })?,
                 None => old,
             },
@@ -226,11 +283,11 @@ pub fn narrow_types(
         let retable = |g: &mut Graph,
                        pool: &mut TablePool,
                        t: veil_ir::TableId|
-         -> Result<veil_ir::TableId, String> {
+         -> Result<veil_ir::TableId, RangeError> {
             let (old, new) = operand_types[0];
-            let tab = g
-                .table(t)
-                .ok_or_else(|| format!("{}: table id out of the pool", label(g, &numbers, v)))?;
+            let tab = g.table(t).ok_or_else(|| RangeError::MissingTable {
+                value: label(g, &numbers, v),
+            })?;
             let re = reindex_table(tab, old, new, out);
             Ok(pool.add(g, re))
         };
@@ -330,7 +387,39 @@ pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<Wi
                     (a.hi + b.hi).max(a.hi - b.lo),
                 )
             }
-            _ => r(0),
+            // a lookup of the (first) operand
+            Op::Cmp(_)
+            | Op::Min
+            | Op::Max
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d(_)
+            | Op::Tlu { .. }
+            | Op::TluMulti { .. }
+            | Op::Relu
+            | Op::Abs
+            | Op::Clip { .. }
+            | Op::Binary(_)
+            | Op::Unary(_)
+            | Op::Where
+            | Op::Pbs { .. } => r(0),
+            // never bootstrap (`needs_pbs` is false)
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Output { .. }
+            | Op::KeySwitch
+            | Op::KeySwitchShr { .. }
+            | Op::KeySwitchBit { .. }
+            | Op::KeySwitchRound { .. } => continue,
         };
         let bits = seen.bits();
         if bits > max_bits {
@@ -429,7 +518,7 @@ impl Pass for BitwidthPass {
     }
 
     fn run(&mut self, graph: &mut Graph, cx: &mut PassContext) -> Result<PassStats, PassError> {
-        let fail = |m: String| PassError::failed("bitwidth", m);
+        let fail = |e: RangeError| PassError::failed("bitwidth", e.to_string());
         // The first run calibrates the graph as given: those intervals are the program's
         // domain, enforced on every sample before encryption. A later run sees a rewritten
         // graph whose new values (e.g. `a - b` shared by comparisons) the domain check does
@@ -469,7 +558,7 @@ impl Pass for BitwidthPass {
             })
             .collect();
         if cx.bitwidth.error_on_wide_pbs && !messages.is_empty() {
-            return Err(fail(messages.join("; ")));
+            return Err(PassError::failed("bitwidth", messages.join("; ")));
         }
         for m in &messages {
             cx.diagnostics.push(Diagnostic {

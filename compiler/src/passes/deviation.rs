@@ -221,7 +221,18 @@ fn deviation(
             let r = transfer(op, &infos, &[]).ok()?;
             r.lo.saturating_neg().max(r.hi).max(0)
         }
-        _ => return None,
+        // no rule: the transfer function on the widened operand ranges bounds it
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::TluMulti { .. }
+        | Op::Binary(_)
+        | Op::Unary(_)
+        | Op::Where
+        | Op::KeySwitch
+        | Op::KeySwitchShr { .. }
+        | Op::KeySwitchBit { .. }
+        | Op::KeySwitchRound { .. }
+        | Op::Pbs { .. } => return None,
     })
 }
 

@@ -4,13 +4,14 @@ use super::{make_pass, Pass, PassContext, PassError, PassStats};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Instant;
+use veil_ir::verify::VerifyError;
 use veil_ir::Graph;
 
 /// A graph printer (e.g. the veil-ir text printer), used for dumps.
 pub type Printer = fn(&Graph) -> String;
 
-/// A graph verifier; `Err` holds a message naming the offending value.
-pub type Verifier = fn(&Graph) -> Result<(), String>;
+/// A graph verifier; `Err` lists every problem, each naming the offending value.
+pub type Verifier = fn(&Graph) -> Result<(), VerifyError>;
 
 /// What one pass did.
 #[derive(Clone, Debug, Serialize)]
@@ -128,9 +129,9 @@ impl PassManager {
             let stats = pass.run(graph, cx)?;
             let time_ms = t.elapsed().as_secs_f64() * 1e3;
             if let Some(verify) = self.verifier {
-                verify(graph).map_err(|message| PassError::Verify {
+                verify(graph).map_err(|error| PassError::Verify {
                     pass: name.to_string(),
-                    message,
+                    error,
                 })?;
             }
             if self.print_after_all || self.print_after.contains(name) {
@@ -172,6 +173,6 @@ pub fn debug_printer(g: &Graph) -> String {
 }
 
 /// The veil-ir verifier.
-pub fn default_verifier(g: &Graph) -> Result<(), String> {
-    veil_ir::verify::verify(g).map_err(|e| e.to_string())
+pub fn default_verifier(g: &Graph) -> Result<(), VerifyError> {
+    veil_ir::verify::verify(g)
 }

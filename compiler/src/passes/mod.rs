@@ -212,12 +212,13 @@ pub enum PassError {
         message: String,
     },
     /// The graph no longer verifies after a pass.
-    #[error("the graph is invalid after pass `{pass}`: {message}")]
+    #[error("the graph is invalid after pass `{pass}`: {error}")]
     Verify {
         /// The pass after which verification failed.
         pass: String,
-        /// The verifier's message.
-        message: String,
+        /// What the verifier found.
+        #[source]
+        error: veil_ir::verify::VerifyError,
     },
 }
 

@@ -4,7 +4,7 @@
 
 use super::lang::{ConstRef, OpaqueRef, TableRef, VeilLang};
 use super::table::{FnTable, Unary};
-use crate::lower::common_align;
+use crate::lower::{common_align, op_align};
 use egg::{Analysis, DidMerge, EGraph, Id};
 use std::collections::HashMap;
 use veil_ir::infer::{transfer, OperandFacts};
@@ -301,7 +301,9 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     shape: k.shape.clone(),
                     int: fitting(range),
                     range,
-                    align: common_align(k.values.iter().map(|&v| v as i128)),
+                    align: op_align(&node_op(n, eg)?, &[], || {
+                        Some(common_align(k.values.iter().map(|&v| v as i128)))
+                    }),
                     konst: Some(*c),
                     splat: first.filter(|f| k.values.iter().all(|v| v == f)),
                     original: false,
@@ -331,42 +333,9 @@ impl Analysis<VeilLang> for VeilAnalysis {
                 let range = computed
                     .and_then(|c| c.intersect(declared))
                     .unwrap_or(declared);
-                let align = match info.op {
-                    Op::Reshape
-                    | Op::Transpose { .. }
-                    | Op::Broadcast
-                    | Op::Slice { .. }
-                    | Op::Output { .. } => operands.first().map(|d| d.align).unwrap_or(0),
-                    Op::Sum { .. } | Op::Concat { .. } => {
-                        operands.iter().map(|d| d.align).min().unwrap_or(0)
-                    }
-                    // nothing known of the low bits (TFHE-level ops never reach the e-graph)
-                    Op::Input { .. }
-                    | Op::Const { .. }
-                    | Op::Add
-                    | Op::Sub
-                    | Op::Neg
-                    | Op::Mul
-                    | Op::MatMul
-                    | Op::Conv2d(_)
-                    | Op::Tlu { .. }
-                    | Op::TluMulti { .. }
-                    | Op::Cmp(_)
-                    | Op::Min
-                    | Op::Max
-                    | Op::Relu
-                    | Op::Abs
-                    | Op::Round { .. }
-                    | Op::Clip { .. }
-                    | Op::Binary(_)
-                    | Op::Unary(_)
-                    | Op::Where
-                    | Op::KeySwitch
-                    | Op::KeySwitchShr { .. }
-                    | Op::KeySwitchBit { .. }
-                    | Op::KeySwitchRound { .. }
-                    | Op::Pbs { .. } => 0,
-                };
+                let aligns: Vec<u8> = operands.iter().map(|d| d.align).collect();
+                // (an opaque node has no constant or table of its own to read)
+                let align = op_align(&info.op, &aligns, || None);
                 Some(ValueData {
                     encrypted: info.ty.is_encrypted(),
                     shape: info.ty.shape.clone(),
@@ -384,11 +353,11 @@ impl Analysis<VeilLang> for VeilAnalysis {
                 let range = tab.image(xd.range);
                 let first = (xd.range.lo - tab.lo).clamp(0, tab.entries.len() as i128 - 1);
                 let last = (xd.range.hi - tab.lo).clamp(first, tab.entries.len() as i128 - 1);
-                let align = common_align(
-                    tab.entries[first as usize..=last as usize]
-                        .iter()
-                        .map(|&v| v as i128),
-                );
+                // the lookup's rule, on the entries the operand can reach
+                let reachable = &tab.entries[first as usize..=last as usize];
+                let align = op_align(&node_op(n, eg)?, &[xd.align], || {
+                    Some(common_align(reachable.iter().map(|&v| v as i128)))
+                });
                 let konst = fold(eg, n);
                 Some(ValueData {
                     encrypted: xd.encrypted,
@@ -423,43 +392,9 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     .iter()
                     .try_fold(Vec::new(), |s, d| broadcast_shapes(&s, &d.shape))
                     .unwrap_or_else(|| kids.first().map(|d| d.shape.clone()).unwrap_or_default());
-                let align = match &op {
-                    Op::Add | Op::Sub | Op::Min | Op::Max => {
-                        kids.iter().map(|d| d.align).min().unwrap_or(0)
-                    }
-                    Op::Neg | Op::Relu | Op::Abs => kids[0].align,
-                    Op::Mul => kids.iter().map(|d| d.align).sum::<u8>().min(62),
-                    Op::Round {
-                        lsbs,
-                        rescale: false,
-                        ..
-                    } => (*lsbs).max(kids[0].align),
-                    // nothing known of the low bits
-                    Op::Round { rescale: true, .. }
-                    | Op::Input { .. }
-                    | Op::Output { .. }
-                    | Op::Const { .. }
-                    | Op::MatMul
-                    | Op::Conv2d(_)
-                    | Op::Sum { .. }
-                    | Op::Reshape
-                    | Op::Transpose { .. }
-                    | Op::Broadcast
-                    | Op::Concat { .. }
-                    | Op::Slice { .. }
-                    | Op::Tlu { .. }
-                    | Op::TluMulti { .. }
-                    | Op::Cmp(_)
-                    | Op::Clip { .. }
-                    | Op::Binary(_)
-                    | Op::Unary(_)
-                    | Op::Where
-                    | Op::KeySwitch
-                    | Op::KeySwitchShr { .. }
-                    | Op::KeySwitchBit { .. }
-                    | Op::KeySwitchRound { .. }
-                    | Op::Pbs { .. } => 0,
-                };
+                let aligns: Vec<u8> = kids.iter().map(|d| d.align).collect();
+                // (constants and lookups are the arms above)
+                let align = op_align(&op, &aligns, || None);
                 let konst = fold(eg, n);
                 let splat = konst.and_then(|c| {
                     let k = &eg.analysis.consts[c.0 as usize];

@@ -13,7 +13,10 @@
 
 use super::error::{OnnxError, OnnxResult};
 use super::graph::{Act, FTensor};
-use crate::quantize::{QuantOptions, UniformQuantizer};
+use crate::quantize::{
+    round_for_lookup, tabulate_lookup, LookupRounding, QuantOptions, RoundingMethod,
+    UniformQuantizer,
+};
 use crate::{Granularity, NBits};
 use std::collections::HashMap;
 use veil_ir::builder::{Builder, MAX_TLU_DOMAIN_BITS};
@@ -300,14 +303,19 @@ impl Ctx<'_> {
             let bits = self.b.ty(qv.id)?.int.bits;
             bits.saturating_sub(MAX_TLU_DOMAIN_BITS - 1)
         };
-        let (x, scale_bits) = match self.round_plan.get(n).copied().unwrap_or(0) {
-            k if self.round_approx && k.max(wide) > 0 => {
-                let k = k.max(wide);
-                (self.b.round_approx_quotient(qv.id, k)?, k)
+        let planned = self.round_plan.get(n).copied().unwrap_or(0);
+        let round = if self.round_approx {
+            LookupRounding {
+                lsbs: planned.max(wide),
+                method: RoundingMethod::Approximate,
             }
-            k if k > 0 => (self.b.round(qv.id, k)?, 0),
-            _ => (qv.id, 0),
+        } else {
+            LookupRounding {
+                lsbs: planned,
+                method: RoundingMethod::Exact,
+            }
         };
+        let (x, shift) = round_for_lookup(self.b, qv.id, round)?;
         let int = self.b.ty(x)?.int;
         if int.bits > MAX_TLU_DOMAIN_BITS {
             return Err(OnnxError::Build(veil_ir::BuildError::Invalid {
@@ -317,11 +325,6 @@ impl Ctx<'_> {
                 ),
             }));
         }
-        let table = |c: usize| -> Vec<i64> {
-            (int.min()..=int.max())
-                .map(|q| f(c, qv.decode(c, (q << scale_bits) as i64)))
-                .collect()
-        };
         let per_channel = qv.axis.is_some()
             && (qv.scale.len() > 1
                 || qv.zero.len() > 1
@@ -329,14 +332,19 @@ impl Ctx<'_> {
                     .funcs
                     .iter()
                     .any(|f| matches!(f, Func::Affine { mul, .. } if mul.len() > 1)));
-        if !per_channel {
-            return Ok(self.b.tlu_table(x, table(0))?);
-        }
-        let n: usize = qv.shape.iter().product();
-        let map = (0..n).map(|j| qv.channel_of(j) as u32).collect();
-        Ok(self
-            .b
-            .tlu_multi(x, (0..qv.channels()).map(table).collect(), map)?)
+        let map = per_channel.then(|| {
+            let n: usize = qv.shape.iter().product();
+            (0..n).map(|j| qv.channel_of(j) as u32).collect()
+        });
+        let entry = |c: usize, q: i64| f(c, qv.decode(c, q));
+        Ok(tabulate_lookup(
+            self.b,
+            x,
+            shift,
+            qv.channels(),
+            map,
+            &entry,
+        )?)
     }
 
     /// Requantizes `qv` with the per-tensor quantizer `q` (fusing every pending function).
