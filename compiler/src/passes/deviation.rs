@@ -43,21 +43,8 @@ pub fn has_approx_rounds(g: &Graph) -> bool {
 /// may have under approximate rounding; the same ranges when `g` has no approximate round.
 /// Values without a calibrated range keep none.
 pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
-    widen_with_deviations(g, ranges).0
-}
-
-/// The deviation bound `d(v)` of every value that approximate rounding can move:
-/// `|encrypted - reference| <= d(v)` elementwise on every sample whose reference values lie in
-/// `ranges`; values missing from the map cannot deviate (`d = 0`). This is the contract an
-/// encrypted run of a program with approximate rounds is checked against.
-pub fn deviation_bounds(g: &Graph, ranges: &ValueRanges) -> HashMap<ValueId, i128> {
-    widen_with_deviations(g, ranges).1
-}
-
-/// [`widen_for_approx_rounds`] and [`deviation_bounds`] in one pass.
-fn widen_with_deviations(g: &Graph, ranges: &ValueRanges) -> (ValueRanges, HashMap<ValueId, i128>) {
     if !has_approx_rounds(g) {
-        return (ranges.clone(), HashMap::new());
+        return ranges.clone();
     }
     let order = g.topo_order().unwrap_or_else(|_| g.values());
     let mut dev: HashMap<ValueId, i128> = HashMap::new();
@@ -109,7 +96,7 @@ fn widen_with_deviations(g: &Graph, ranges: &ValueRanges) -> (ValueRanges, HashM
         dev.insert(v, (exact.lo - w.lo).max(w.hi - exact.hi));
         out.set(v, w);
     }
-    (out, dev)
+    out
 }
 
 /// The deviation of `v` from its operands' deviations, when a rule applies (`None`: use the
