@@ -365,7 +365,8 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     | Op::KeySwitchShr { .. }
                     | Op::KeySwitchBit { .. }
                     | Op::KeySwitchRound { .. }
-                    | Op::Pbs { .. } => 0,
+                    | Op::Pbs { .. }
+                    | Op::WopPbs { .. } => 0,
                 };
                 Some(ValueData {
                     encrypted: info.ty.is_encrypted(),
@@ -458,7 +459,8 @@ impl Analysis<VeilLang> for VeilAnalysis {
                     | Op::KeySwitchShr { .. }
                     | Op::KeySwitchBit { .. }
                     | Op::KeySwitchRound { .. }
-                    | Op::Pbs { .. } => 0,
+                    | Op::Pbs { .. }
+                    | Op::WopPbs { .. } => 0,
                 };
                 let konst = fold(eg, n);
                 let splat = konst.and_then(|c| {
