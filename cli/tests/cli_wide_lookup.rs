@@ -84,8 +84,10 @@ fn twelve_bit_lookup_compiles_and_runs_encrypted() {
         assert_eq!(code, 0, "veil {args:?}\nstdout:\n{out}\nstderr:\n{err}");
         out
     };
-    let stats: serde_json::Value =
-        serde_json::from_str(&ok(&["compile", &prog, "--emit", "stats"])).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&ok(&[
+        "compile", &prog, "--domain", "types", "--emit", "stats",
+    ]))
+    .unwrap();
     let w = &stats["wop"][0];
     assert_eq!(w["bits"], 12, "{stats}");
     assert_eq!(w["lookups"], 2);
@@ -93,10 +95,18 @@ fn twelve_bit_lookup_compiles_and_runs_encrypted() {
     assert_eq!(w["extraction_pbs"], 11);
     assert!(w["p_error"].as_f64().unwrap() <= (-40f64).exp2());
     assert_eq!(stats["pbs"], 0, "no classic bootstrap: {stats}");
-    let tfhe = ok(&["compile", &prog, "--emit", "tfhe"]);
+    let tfhe = ok(&["compile", &prog, "--domain", "types", "--emit", "tfhe"]);
     assert!(tfhe.contains("wop.pbs"), "{tfhe}");
     let build = dir.join("build");
-    let out = ok(&["compile", &prog, "--out", &common::s(&build), "--stats"]);
+    let out = ok(&[
+        "compile",
+        &prog,
+        "--domain",
+        "types",
+        "--out",
+        &common::s(&build),
+        "--stats",
+    ]);
     assert!(out.contains("WoP-PBS lookups"), "{out}");
     assert!(
         out.contains("12 keyswitches, 11 one-bit bootstraps"),
