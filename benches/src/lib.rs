@@ -44,6 +44,7 @@ pub fn one_set_requirements() -> KeyRequirements {
     KeyRequirements {
         bsk: [0].into(),
         ksk: [(KeyId::Big(0), KeyId::Small(0))].into(),
+        ..Default::default()
     }
 }
 

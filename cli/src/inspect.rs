@@ -82,6 +82,49 @@ pub fn stats_table(stats: &CompileStats, params: &[ParamSet]) -> String {
         let _ = writeln!(s, "  {k:<22} {v}");
     };
     row("bootstraps (PBS)", format!("{} ({by_prec})", stats.pbs));
+    for w in &stats.wop {
+        row(
+            "WoP-PBS lookups",
+            format!(
+                "{} x {}-bit on @p{} (outputs up to {} bits)",
+                w.lookups, w.bits, w.set, w.out_bits
+            ),
+        );
+        row(
+            "  per lookup",
+            format!(
+                "{} keyswitches, {} one-bit bootstraps, {} circuit bootstraps ({} PBS, {} PFPKS, pfks {}x{}, cbs {}x{}), CMux tree {} + blind rotation {}",
+                w.keyswitches,
+                w.extraction_pbs,
+                w.bits,
+                w.cbs_pbs,
+                w.pfpks,
+                w.pfks.0,
+                w.pfks.1,
+                w.cbs.0,
+                w.cbs.1,
+                w.cmux_tree,
+                w.blind_rotation
+            ),
+        );
+        row(
+            "  cost per lookup",
+            format!(
+                "{} model units, est. {:.0} ms, p_error {}",
+                float(w.cost),
+                w.latency_ms,
+                float(w.p_error)
+            ),
+        );
+        row(
+            "  WoP-PBS keys",
+            format!(
+                "{} ({} seeded)",
+                io::size(w.key_bytes as usize),
+                io::size(w.key_bytes_compressed as usize)
+            ),
+        );
+    }
     row("keyswitches", stats.keyswitches.to_string());
     row("levelled ops", stats.levelled_ops.to_string());
     row("p_error per PBS", float(stats.p_error));

@@ -283,13 +283,50 @@ fn make_stats(
             ksk += optimizer::keys::ksk_bytes(dim(from), dim(to), level);
         }
     }
-    let (cost, p_error, global_p_error) = match &sol {
+    let (mut cost, mut p_error, mut global_p_error) = match &sol {
         Some(s) => (s.cost, s.p_error, s.global_p_error),
+        None if l.partitions.is_empty() && !l.wop.is_empty() => (0.0, 0.0, 0.0),
         None => {
             let p = params.first().map_or(0.0, |p| p.p_error);
             (0.0, p, p)
         }
     };
+    let wop: Vec<veil_runtime::artifact::WopStats> = l
+        .wop
+        .iter()
+        .map(|w| {
+            let e = optimizer::wop::estimate(&w.params, w.bits, w.p_target);
+            cost += e.cost * w.lookups as f64;
+            p_error = p_error.max(e.p_error);
+            global_p_error =
+                1.0 - (1.0 - global_p_error) * (1.0 - e.p_error).powf(w.lookups as f64);
+            // The bootstrap key, the big-to-small keyswitch key and the PFPKS list; seeded
+            // bootstrap and keyswitch keys keep only their bodies.
+            let key = optimizer::keys::key_sizes(&w.params.set);
+            let k1 = w.params.set.glwe_dimension as u64 + 1;
+            let n1 = w.params.set.lwe_dimension as u64 + 1;
+            let pfpksk = w.params.pfpksk_bytes();
+            veil_runtime::artifact::WopStats {
+                bits: w.bits,
+                set: w.set,
+                lookups: w.lookups,
+                pfks: (w.params.pfks_base_log, w.params.pfks_level),
+                cbs: (w.params.cbs_base_log, w.params.cbs_level),
+                out_bits: w.params.out_bits,
+                keyswitches: e.counts.keyswitches,
+                extraction_pbs: e.counts.extraction_pbs,
+                cbs_pbs: e.counts.cbs_pbs,
+                pfpks: e.counts.pfpks,
+                cmux_tree: e.counts.cmux_tree,
+                blind_rotation: e.counts.blind_rotation,
+                p_error: e.p_error,
+                cost: e.cost,
+                latency_ms: e.cost * optimizer::wop::SECONDS_PER_COST_UNIT * 1e3,
+                key_bytes_compressed: key.bsk_bytes / k1 + key.ksk_bytes / n1 + pfpksk,
+                key_bytes: key.bsk_bytes + key.ksk_bytes + pfpksk,
+            }
+        })
+        .collect();
     CompileStats {
         pbs_by_precision: l.pbs_by_precision.clone(),
         pbs: l.pbs,
@@ -309,6 +346,7 @@ fn make_stats(
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         domain: DomainPolicy::Calibrated,
         input_domain: Vec::new(),
+        wop,
     }
 }
 

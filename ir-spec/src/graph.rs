@@ -312,7 +312,9 @@ impl Graph {
             let mut ts: Vec<TableId> = Vec::new();
             match op {
                 Op::Tlu { table } => ts.push(*table),
-                Op::TluMulti { tables, .. } | Op::Pbs { tables, .. } => ts.extend(tables),
+                Op::TluMulti { tables, .. }
+                | Op::Pbs { tables, .. }
+                | Op::WopPbs { tables, .. } => ts.extend(tables),
                 Op::Const { value } if !cmap.contains_key(value) => {
                     if let Some(c) = self.consts.get(value.0 as usize) {
                         cmap.insert(*value, ConstId(consts.len() as u32));
@@ -337,7 +339,9 @@ impl Graph {
                         *table = *n
                     }
                 }
-                Op::TluMulti { tables, .. } | Op::Pbs { tables, .. } => {
+                Op::TluMulti { tables, .. }
+                | Op::Pbs { tables, .. }
+                | Op::WopPbs { tables, .. } => {
                     for t in tables.iter_mut() {
                         if let Some(n) = tmap.get(t) {
                             *t = *n

@@ -286,7 +286,8 @@ pub fn infer(
         | Op::KeySwitchShr { .. }
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. }
-        | Op::Pbs { .. } => (Visibility::Encrypted, None),
+        | Op::Pbs { .. }
+        | Op::WopPbs { .. } => (Visibility::Encrypted, None),
         // encrypted iff an operand is, with the encoding of the first encrypted one
         Op::Input { .. }
         | Op::Output { .. }
@@ -680,7 +681,7 @@ pub fn infer_shape(
             }
             sh(0).to_vec()
         }
-        Op::Pbs { tables, map } => {
+        Op::Pbs { tables, map } | Op::WopPbs { tables, map, .. } => {
             let t = ty(0);
             let enc = match (t.is_encrypted(), t.encoding) {
                 (true, Some(enc)) => enc,
@@ -888,7 +889,9 @@ pub fn transfer(
         Op::TluMulti { tables: ts, .. } => {
             reachable_entries(op, tables, ts, r(0), operands[0].int.min())?
         }
-        Op::Pbs { tables: ts, .. } => reachable_entries(op, tables, ts, r(0), 0)?,
+        Op::Pbs { tables: ts, .. } | Op::WopPbs { tables: ts, .. } => {
+            reachable_entries(op, tables, ts, r(0), 0)?
+        }
         Op::Cmp(_) => Interval { lo: 0, hi: 1 },
         Op::Binary(b) => binary_range(*b, r(0), r(1)).ok_or_else(wide)?,
         Op::Unary(u) => unary_range(*u, r(0)),

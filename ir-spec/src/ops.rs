@@ -476,6 +476,33 @@ pub enum Op {
         /// Low bits rounded away, `K >= 1`.
         shift: u8,
     },
+    /// `wop.pbs (a) tables=[..] map=[..] pfks_base_log=B pfks_level=L cbs_base_log=B
+    /// cbs_level=L out_bits=O` (TFHE level only): a table lookup by WoP-PBS (bit extraction,
+    /// circuit bootstrap, vertical packing; Bergerat et al., J. Cryptology 2023) for inputs of
+    /// up to 16 bits. The operand is under a *big* key `@pK` with width `w` (at most
+    /// `@pK`'s `message_bits`, at most 16); with `m` its `w`-bit message (the padding bit must be
+    /// zero), the result holds `table[m]` (per element `tables[map[j]]` when several), under the
+    /// same big key `@pK` with the result type's width, which is at most `out_bits`. Tables
+    /// have `2^w` entries; entry `i` is the image of message `i`. The attributes are the
+    /// lookup's decompositions beside `@pK`: the PFPKS keys' (`pfks_*`), the circuit
+    /// bootstrap's GGSW (`cbs_*`), and `out_bits`, the widest output its noise allows. All
+    /// `wop.pbs` under one set state the same attributes (one set of WoP keys per set).
+    WopPbs {
+        /// Candidate tables (one, or several with a per-element map).
+        tables: Vec<TableId>,
+        /// Per-element index into `tables`; empty when there is exactly one table.
+        map: Vec<u32>,
+        /// Base log of the PFPKS keys.
+        pfks_base_log: u8,
+        /// Levels of the PFPKS keys.
+        pfks_level: u8,
+        /// Base log of the circuit bootstrap's GGSW ciphertexts.
+        cbs_base_log: u8,
+        /// Levels of those GGSW ciphertexts.
+        cbs_level: u8,
+        /// Widest output message one lookup ciphertext carries.
+        out_bits: u8,
+    },
 }
 
 impl Op {
@@ -514,6 +541,7 @@ impl Op {
             Op::KeySwitchShr { .. } => "keyswitch.shr",
             Op::KeySwitchBit { .. } => "keyswitch.bit",
             Op::KeySwitchRound { .. } => "keyswitch.round",
+            Op::WopPbs { .. } => "wop.pbs",
         }
     }
 
@@ -550,7 +578,8 @@ impl Op {
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. }
-            | Op::Pbs { .. } => (1, 1),
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => (1, 1),
         }
     }
 
@@ -561,7 +590,8 @@ impl Op {
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. }
-            | Op::Pbs { .. } => true,
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => true,
             Op::Input { .. }
             | Op::Const { .. }
             | Op::Add
@@ -637,7 +667,8 @@ impl Op {
             | Op::Round { .. }
             | Op::Clip { .. }
             | Op::Output { .. }
-            | Op::Pbs { .. } => None,
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => None,
         }
     }
 
@@ -680,7 +711,8 @@ impl Op {
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. }
-            | Op::Pbs { .. } => false,
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => false,
         }
     }
 
@@ -698,7 +730,8 @@ impl Op {
             | Op::Round { .. }
             | Op::Clip { .. }
             | Op::Unary(_)
-            | Op::Pbs { .. } => encrypted_operands > 0,
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => encrypted_operands > 0,
             // A lookup of the encrypted operand, or of the packed pair.
             Op::Binary(_) => encrypted_operands > 0,
             // Conservative: levelled only when the condition is clear, which the count of

@@ -430,6 +430,79 @@ impl Verifier<'_> {
                     }
                 }
             }
+            Op::WopPbs {
+                pfks_base_log,
+                pfks_level,
+                cbs_base_log,
+                cbs_level,
+                out_bits,
+                ..
+            } => {
+                for (name, b, l) in [
+                    ("pfks", *pfks_base_log, *pfks_level),
+                    ("cbs", *cbs_base_log, *cbs_level),
+                ] {
+                    if b == 0 || l == 0 || b as u32 * l as u32 > 64 {
+                        self.report(
+                            v,
+                            format!(
+                                "{name} decomposition {b}x{l} must have a base log and levels of at least 1 and at most 64 bits in all"
+                            ),
+                        );
+                    }
+                }
+                if !(1..=62).contains(out_bits) {
+                    self.report(v, format!("out_bits={out_bits} is outside 1..=62"));
+                }
+                if let (Some(a), Some(r)) = (tys[0].encoding, ty.encoding) {
+                    match a.key {
+                        KeyId::Big(p) => {
+                            if r.key != a.key {
+                                self.report(
+                                    v,
+                                    format!(
+                                        "result encoding {r} must be under the operand's key {}",
+                                        a.key
+                                    ),
+                                );
+                            }
+                            if a.width > 16 {
+                                self.report(
+                                    v,
+                                    format!("operand width {} exceeds 16 bits", a.width),
+                                );
+                            }
+                            if let Some(set) = g.params.get(p as usize) {
+                                if a.width > set.message_bits {
+                                    self.report(
+                                        v,
+                                        format!(
+                                            "operand width {} exceeds @p{p}'s {} message bits",
+                                            a.width, set.message_bits
+                                        ),
+                                    );
+                                }
+                            }
+                            if r.width > *out_bits {
+                                self.report(
+                                    v,
+                                    format!(
+                                        "result width {} exceeds out_bits={out_bits} (read wider results as several lookups)",
+                                        r.width
+                                    ),
+                                );
+                            }
+                        }
+                        KeyId::Small(_) => self.report(
+                            v,
+                            format!(
+                                "operand is under the small key {}; a WoP-PBS reads a big key",
+                                a.key
+                            ),
+                        ),
+                    }
+                }
+            }
             // levelled
             Op::Add
             | Op::Sub

@@ -183,6 +183,7 @@ impl ClientArtifact {
             keys: KeySpec {
                 bsk: req.bsk.into_iter().collect(),
                 ksk: req.ksk.into_iter().collect(),
+                wop: req.wop.into_iter().collect(),
             },
             inputs,
             outputs: io_specs(&program.tfhe, true),
@@ -246,7 +247,11 @@ impl ClientArtifact {
             || f.keys
                 .ksk
                 .iter()
-                .any(|(a, b)| a.param() >= n || b.param() >= n);
+                .any(|(a, b)| a.param() >= n || b.param() >= n)
+            || f.keys
+                .wop
+                .iter()
+                .any(|(p, w)| f.params.get(*p as usize) != Some(&w.set));
         let bad_io = f.inputs.iter().chain(&f.outputs).any(|s| {
             s.ty.encoding.is_some_and(|e| e.key.param() >= n)
                 || (s.ty.is_encrypted() && s.ty.encoding.is_none())
@@ -371,6 +376,7 @@ impl ClientArtifact {
         let req = KeyRequirements {
             bsk: self.keys.bsk.iter().copied().collect(),
             ksk: self.keys.ksk.iter().copied().collect(),
+            wop: self.keys.wop.iter().cloned().collect(),
         };
         let sk = ck.server_keys(&req, None)?;
         Ok((ck, sk))

@@ -356,7 +356,8 @@ impl CircuitStats {
                 | Op::Binary(_)
                 | Op::Unary(_)
                 | Op::Where
-                | Op::Pbs { .. } => (numel(&g.ty(operands[0]).shape) as u64, bits(0)),
+                | Op::Pbs { .. }
+                | Op::WopPbs { .. } => (numel(&g.ty(operands[0]).shape) as u64, bits(0)),
                 // levelled (`needs_pbs` is false)
                 Op::Input { .. }
                 | Op::Const { .. }

@@ -30,7 +30,7 @@ use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
 use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 
 /// Format version of the artifact payloads (inside the envelope's own version).
-pub const ARTIFACT_VERSION: u32 = 4;
+pub const ARTIFACT_VERSION: u32 = 5;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
 /// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).
@@ -360,6 +360,50 @@ pub struct CompileStats {
     /// Per program input (in declaration order), the interval of element values the domain
     /// check accepts.
     pub input_domain: Vec<InputInterval>,
+    /// The WoP-PBS lookups (inputs wider than the classic bootstraps take), one entry per
+    /// parameter set they use; not counted in `pbs`.
+    #[serde(default)]
+    pub wop: Vec<WopStats>,
+}
+
+/// One WoP-PBS parameter set's lookups in [`CompileStats::wop`]: their decomposition, cost,
+/// predicted error and keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WopStats {
+    /// Widest lookup input, in bits.
+    pub bits: u8,
+    /// Index of the parameter set.
+    pub set: usize,
+    /// Lookups (ciphertexts) per run.
+    pub lookups: u64,
+    /// PFPKS decomposition `(base_log, levels)`.
+    pub pfks: (usize, usize),
+    /// Circuit bootstrap (GGSW) decomposition `(base_log, levels)`.
+    pub cbs: (usize, usize),
+    /// Widest output one lookup carries.
+    pub out_bits: u8,
+    /// Per lookup: big-to-small keyswitches of the bit extraction.
+    pub keyswitches: u64,
+    /// Per lookup: one-bit bootstraps of the bit extraction.
+    pub extraction_pbs: u64,
+    /// Per lookup: bootstraps of the circuit bootstraps.
+    pub cbs_pbs: u64,
+    /// Per lookup: private functional packing keyswitches of the circuit bootstraps.
+    pub pfpks: u64,
+    /// Per lookup: CMuxes of the vertical packing's tree.
+    pub cmux_tree: u64,
+    /// Per lookup: external products of its blind rotation.
+    pub blind_rotation: u64,
+    /// Predicted probability that one lookup fails.
+    pub p_error: f64,
+    /// Model cost of one lookup (Concrete's units).
+    pub cost: f64,
+    /// Estimated single-thread latency of one lookup, in milliseconds.
+    pub latency_ms: f64,
+    /// Its WoP-PBS keys, seeded (sent by the client), in bytes.
+    pub key_bytes_compressed: u64,
+    /// Its WoP-PBS keys, expanded on the server, in bytes.
+    pub key_bytes: u64,
 }
 
 /// One input's accepted interval in [`CompileStats::input_domain`].
@@ -409,11 +453,17 @@ impl CompileStats {
                 )
             })
             .collect();
-        let pbs = if by.is_empty() {
+        let mut pbs = if by.is_empty() {
             format!("{} PBS/sample", self.pbs)
         } else {
             format!("{} PBS/sample ({})", self.pbs, by.join(", "))
         };
+        for w in &self.wop {
+            pbs.push_str(&format!(
+                " + {} WoP-PBS lookup(s) of {} bits on @p{}",
+                w.lookups, w.bits, w.set
+            ));
+        }
         format!(
             "{pbs}; {}; p_error {:.1e} per PBS",
             sets.join(", "),
@@ -423,7 +473,13 @@ impl CompileStats {
 
     /// The widest bootstrap input, in bits (0 without bootstraps).
     pub fn max_bits(&self) -> u8 {
-        self.pbs_by_precision.keys().copied().max().unwrap_or(0)
+        let wop = self.wop.iter().map(|w| w.bits).max().unwrap_or(0);
+        self.pbs_by_precision
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(wop)
     }
 }
 
@@ -625,6 +681,9 @@ pub struct KeySpec {
     pub bsk: Vec<u32>,
     /// Keyswitch keys `(from, to)`.
     pub ksk: Vec<(KeyId, KeyId)>,
+    /// WoP-PBS keys per parameter set (format 5 and later).
+    #[serde(default)]
+    pub wop: Vec<(u32, crate::wopbs::WopParams)>,
 }
 
 /// Why a clear tensor does not fit an input of the program ([`check_tensor`]; the message

@@ -184,7 +184,7 @@ fn run_inner(
     }
     let pbs_total: usize = order
         .iter()
-        .filter(|v| matches!(g.op(**v), Op::Pbs { .. }))
+        .filter(|v| matches!(g.op(**v), Op::Pbs { .. } | Op::WopPbs { .. }))
         .map(|v| g.ty(*v).numel())
         .sum();
     let nodes_total = order.len() - ins.len();
@@ -207,7 +207,7 @@ fn run_inner(
                 let r = eval_node(&ctx, v, &args);
                 if let Some(p) = progress {
                     let n = nodes_done.fetch_add(1, Ordering::Relaxed) + 1;
-                    let pb = if matches!(g.op(v), Op::Pbs { .. }) {
+                    let pb = if matches!(g.op(v), Op::Pbs { .. } | Op::WopPbs { .. }) {
                         pbs_done.fetch_add(g.ty(v).numel(), Ordering::Relaxed) + g.ty(v).numel()
                     } else {
                         pbs_done.load(Ordering::Relaxed)
@@ -396,6 +396,23 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
                     .map_err(|e| ctx.err(v, e))?,
             ));
         }
+        Op::WopPbs { tables, map, .. } => {
+            let ts = tables
+                .iter()
+                .map(|t| {
+                    g.table(*t)
+                        .map(|t| t.entries.as_slice())
+                        .ok_or_else(|| ctx.err(v, format!("table #{} does not exist", t.0)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let wk = keys
+                .wop(enc.key.param())
+                .ok_or_else(|| ctx.err(v, format!("no WoP-PBS keys for {}", enc.key)))?;
+            return Ok(Value::Encrypted(
+                wk.lookup_tensor_map(ct(0)?, &ts, map, enc.width)
+                    .map_err(|e| ctx.err(v, e))?,
+            ));
+        }
         Op::Add | Op::Sub => {
             let sub = matches!(op, Op::Sub);
             match (args[0], args[1]) {
@@ -561,6 +578,7 @@ fn ks_read(op: &Op) -> KsRead {
         | Op::Round { .. }
         | Op::Clip { .. }
         | Op::Output { .. }
-        | Op::Pbs { .. } => KsRead::Message,
+        | Op::Pbs { .. }
+        | Op::WopPbs { .. } => KsRead::Message,
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::params::{check_all, fingerprint_all, modulus, Tfhe};
+use crate::wopbs::{CompressedWopKeys, WopKeys, WopParams};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
@@ -20,12 +21,44 @@ use tfhe::core_crypto::prelude::*;
 use veil_ir::{Graph, KeyId, Level, Op, ParamSet};
 
 /// The key material a program needs on the server.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct KeyRequirements {
     /// Parameter sets whose bootstrap key is needed (sets with a `pbs`).
     pub bsk: BTreeSet<u32>,
     /// Keyswitch keys `(from, to)` needed by `keyswitch` ops.
     pub ksk: BTreeSet<(KeyId, KeyId)>,
+    /// WoP-PBS keys per parameter set with a `wop.pbs` (its parameters: the set and the
+    /// op's decompositions).
+    pub wop: BTreeMap<u32, WopParams>,
+}
+
+/// The WoP-PBS parameters a `wop.pbs` op states for its set `@p{param}` of `program`.
+pub fn wop_params_of(program: &Graph, param: u32, op: &Op) -> Result<Option<WopParams>> {
+    let Op::WopPbs {
+        pfks_base_log,
+        pfks_level,
+        cbs_base_log,
+        cbs_level,
+        out_bits,
+        ..
+    } = op
+    else {
+        return Ok(None);
+    };
+    let set = program.params.get(param as usize).ok_or_else(|| {
+        RuntimeError::Program(format!(
+            "a wop.pbs uses @p{param} but the program declares {} parameter set(s)",
+            program.params.len()
+        ))
+    })?;
+    Ok(Some(WopParams {
+        set: set.clone(),
+        pfks_base_log: *pfks_base_log as usize,
+        pfks_level: *pfks_level as usize,
+        cbs_base_log: *cbs_base_log as usize,
+        cbs_level: *cbs_level as usize,
+        out_bits: *out_bits,
+    }))
 }
 
 impl KeyRequirements {
@@ -46,6 +79,20 @@ impl KeyRequirements {
             match program.op(v) {
                 Op::Pbs { .. } => {
                     r.bsk.insert(key_of(v)?.param());
+                }
+                op @ Op::WopPbs { .. } => {
+                    let p = key_of(v)?.param();
+                    let w = wop_params_of(program, p, op)?.expect("a wop.pbs");
+                    match r.wop.get(&p) {
+                        Some(old) if *old != w => {
+                            return Err(RuntimeError::Program(format!(
+                                "wop.pbs {v} states other decompositions for @p{p} than an earlier wop.pbs; all lookups of one set share its WoP-PBS keys"
+                            )))
+                        }
+                        _ => {
+                            r.wop.insert(p, w);
+                        }
+                    }
                 }
                 Op::KeySwitch
                 | Op::KeySwitchShr { .. }
@@ -309,11 +356,16 @@ impl ClientKeys {
             );
             ksks.insert((from, to), ksk);
         }
+        let mut wops = BTreeMap::new();
+        for (&p, w) in &req.wop {
+            wops.insert(p, self.wop_keys(p, w, Some(master))?);
+        }
         Ok(CompressedServerKeys {
             params: self.params.clone(),
             key_id: self.key_id,
             bsks,
             ksks,
+            wops,
         })
     }
 }
@@ -342,6 +394,7 @@ pub struct CompressedServerKeys {
     pub(crate) key_id: u64,
     pub(crate) bsks: BTreeMap<u32, SeededLweBootstrapKeyOwned<u64>>,
     pub(crate) ksks: BTreeMap<(KeyId, KeyId), SeededLweKeyswitchKeyOwned<u64>>,
+    pub(crate) wops: BTreeMap<u32, CompressedWopKeys>,
 }
 
 /// Sizes of evaluation keys in bytes (64-bit words times eight).
@@ -355,16 +408,20 @@ pub struct KeySizes {
     pub ksk_compressed: u64,
     /// Expanded keyswitch keys.
     pub ksk: u64,
+    /// Seeded WoP-PBS keys (their bootstrap and keyswitch keys seeded, the PFPKS list not).
+    pub wop_compressed: u64,
+    /// Expanded WoP-PBS keys.
+    pub wop: u64,
 }
 
 impl KeySizes {
     /// Total compressed size.
     pub fn compressed(&self) -> u64 {
-        self.bsk_compressed + self.ksk_compressed
+        self.bsk_compressed + self.ksk_compressed + self.wop_compressed
     }
     /// Total expanded size.
     pub fn expanded(&self) -> u64 {
-        self.bsk + self.ksk
+        self.bsk + self.ksk + self.wop
     }
 }
 
@@ -380,7 +437,16 @@ impl std::fmt::Display for KeySizes {
             mb(self.ksk_compressed),
             mb(self.expanded()),
             mb(self.compressed())
-        )
+        )?;
+        if self.wop > 0 {
+            write!(
+                f,
+                " (of which WoP-PBS {:.2} MB -> {:.2} MB seeded)",
+                mb(self.wop),
+                mb(self.wop_compressed)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -416,7 +482,17 @@ impl CompressedServerKeys {
                 * k.decomposition_level_count().0 as u64
                 * k.output_lwe_size().0 as u64;
         }
+        for w in self.wops.values() {
+            let ws = w.sizes();
+            s.wop_compressed += ws.compressed();
+            s.wop += ws.expanded();
+        }
         s
+    }
+
+    /// The WoP-PBS keys, per parameter set.
+    pub fn wop_keys(&self) -> &BTreeMap<u32, CompressedWopKeys> {
+        &self.wops
     }
 
     /// Expands the seeds and converts bootstrap keys to the Fourier domain (parallel on the
@@ -443,11 +519,17 @@ impl CompressedServerKeys {
             .iter()
             .map(|(&k, v)| (k, v.clone().par_decompress_into_lwe_keyswitch_key()))
             .collect();
+        let wops = self
+            .wops
+            .iter()
+            .map(|(&p, w)| (p, w.decompress()))
+            .collect();
         ServerKeys {
             params: self.params.clone(),
             key_id: self.key_id,
             bsks,
             ksks,
+            wops,
         }
     }
 }
@@ -460,6 +542,7 @@ pub struct ServerKeys {
     pub(crate) key_id: u64,
     pub(crate) bsks: BTreeMap<u32, FourierLweBootstrapKeyOwned>,
     pub(crate) ksks: BTreeMap<(KeyId, KeyId), LweKeyswitchKeyOwned<u64>>,
+    pub(crate) wops: BTreeMap<u32, WopKeys>,
 }
 
 impl ServerKeys {
@@ -478,7 +561,17 @@ impl ServerKeys {
         KeyRequirements {
             bsk: self.bsks.keys().copied().collect(),
             ksk: self.ksks.keys().copied().collect(),
+            wop: self
+                .wops
+                .iter()
+                .map(|(&p, w)| (p, w.params().clone()))
+                .collect(),
         }
+    }
+
+    /// The WoP-PBS keys of set `@p{param}`, if these keys have them.
+    pub fn wop(&self, param: u32) -> Option<&WopKeys> {
+        self.wops.get(&param)
     }
 
     /// Checks that these keys serve `program`: same parameter sets and every needed key.
@@ -498,6 +591,21 @@ impl ServerKeys {
             return Err(RuntimeError::MissingKey(format!(
                 "keyswitch key {a} -> {b}"
             )));
+        }
+        for (p, w) in &req.wop {
+            match self.wops.get(p) {
+                None => {
+                    return Err(RuntimeError::MissingKey(format!(
+                        "WoP-PBS keys of @p{p}"
+                    )))
+                }
+                Some(k) if k.params() != w => {
+                    return Err(RuntimeError::KeyMismatch(format!(
+                        "the WoP-PBS keys of @p{p} were generated for other decompositions than the program's"
+                    )))
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::ciphertext::{CtTensor, Lwe};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{key_id_of, ClientKeys, CompressedServerKeys, SecretPair, ServerKeys};
 use crate::params::{check_all, fingerprint_all, modulus, Tfhe};
+use crate::wopbs::CompressedWopKeys;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tfhe::core_crypto::commons::math::random::CompressionSeed;
@@ -293,6 +294,9 @@ struct CompressedServerKeysFile {
     params: Vec<ParamSet>,
     bsks: Vec<SeededBskFile>,
     ksks: Vec<KskFile<CompressionSeed>>,
+    /// Per set with a `wop.pbs`: its WoP-PBS keys as a `veil-wop-keys-seeded` file (binary
+    /// format 4 and later).
+    wops: Vec<(u32, Vec<u8>)>,
 }
 
 impl CompressedServerKeys {
@@ -323,6 +327,11 @@ impl CompressedServerKeys {
                         data: Words(k.as_ref().to_vec()),
                     })
                     .collect(),
+                wops: self
+                    .wops
+                    .iter()
+                    .map(|(&p, w)| Ok((p, w.to_bytes()?)))
+                    .collect::<Result<Vec<_>>>()?,
             },
         )?)
     }
@@ -370,11 +379,29 @@ impl CompressedServerKeys {
             );
             ksks.insert((k.from, k.to), key);
         }
+        let mut wops = BTreeMap::new();
+        for (p, bytes) in f.wops {
+            let w = CompressedWopKeys::from_bytes(&bytes)?;
+            if f.params.get(p as usize) != Some(&w.params().set) {
+                return Err(invalid(
+                    W,
+                    format!("the WoP-PBS keys of @p{p} are not for the keys' set @p{p}"),
+                ));
+            }
+            if w.key_id() != f.key_id {
+                return Err(invalid(
+                    W,
+                    format!("the WoP-PBS keys of @p{p} come from another key generation"),
+                ));
+            }
+            wops.insert(p, w);
+        }
         Ok(CompressedServerKeys {
             params: f.params,
             key_id: f.key_id,
             bsks,
             ksks,
+            wops,
         })
     }
 }
@@ -401,6 +428,11 @@ impl ServerKeys {
     /// Serializes the expanded evaluation keys (no secret material). About twice the size of
     /// [`CompressedServerKeys::to_bytes`] but loads without expansion.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        if !self.wops.is_empty() {
+            return Err(RuntimeError::BadInput(
+                "expanded evaluation keys with WoP-PBS keys are not serialized; save the seeded (compressed) keys instead".into(),
+            ));
+        }
         Ok(encode_binary(
             KIND_SERVER_KEYS,
             &ServerKeysFile {
@@ -495,6 +527,7 @@ impl ServerKeys {
             key_id: f.key_id,
             bsks,
             ksks,
+            wops: BTreeMap::new(),
         })
     }
 }

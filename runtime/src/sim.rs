@@ -187,6 +187,51 @@ pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> R
                     data,
                 }
             }
+            Op::WopPbs { tables, map, .. } => {
+                // A WoP-PBS reads the low `w` bits (no padding, no negacyclic sign); a failed
+                // bit extraction or circuit bootstrap reads a neighbouring entry.
+                let ot = g.ty(operands[0]);
+                let enc = ot.encoding.ok_or_else(|| {
+                    RuntimeError::Program(format!("{}: operand has no encoding", at(v)))
+                })?;
+                let p_err = opts.p_error_override.unwrap_or_else(|| {
+                    g.params
+                        .get(enc.key.param() as usize)
+                        .map_or(0.0, |p| p.p_error)
+                });
+                let modulus = 1i128 << enc.width.min(62);
+                let data = args[0]
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &x)| {
+                        pbs_count += 1;
+                        let mut m = x.rem_euclid(modulus);
+                        if p_err > 0.0 && rng.gen_bool(p_err.min(1.0)) {
+                            errors += 1;
+                            m = (m + if rng.gen_bool(0.5) { 1 } else { -1 }).rem_euclid(modulus);
+                        }
+                        let bad =
+                            |what: String| RuntimeError::Program(format!("{}: {what}", at(v)));
+                        let ti = map.get(j).copied().unwrap_or(0) as usize;
+                        let t = *tables
+                            .get(ti)
+                            .ok_or_else(|| bad(format!("map entry {ti} out of range")))?;
+                        let table = g
+                            .table(t)
+                            .ok_or_else(|| bad(format!("table #{} does not exist", t.0)))?;
+                        let e = table
+                            .entries
+                            .get(m as usize)
+                            .ok_or_else(|| bad(format!("table #{} has no entry {m}", t.0)))?;
+                        Ok(*e as i128)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor {
+                    shape: args[0].shape.clone(),
+                    data,
+                }
+            }
             Op::KeySwitchRound { shift } => {
                 let enc = g.ty(v).encoding.ok_or_else(|| {
                     RuntimeError::Program(format!("{}: result has no encoding", at(v)))

@@ -693,6 +693,38 @@ impl WopKeys {
     /// pool): `ct` must be under this set's big key with width `in_bits`, from the same key
     /// generation; the result has encoding `(big key, out_width)`.
     pub fn lookup_tensor(&self, ct: &CtTensor, table: &[i64], out_width: u8) -> Result<CtTensor> {
+        self.lookup_tensor_map(ct, &[table], &[], out_width)
+    }
+
+    /// [`WopKeys::lookup_tensor`] with one table per element: element `j` (row-major) is
+    /// looked up in `tables[map[j]]` (`map` empty: every element in `tables[0]`, which must
+    /// then be the only table). What `wop.pbs` executes.
+    pub fn lookup_tensor_map(
+        &self,
+        ct: &CtTensor,
+        tables: &[&[i64]],
+        map: &[u32],
+        out_width: u8,
+    ) -> Result<CtTensor> {
+        let n = ct.tensor.data.len();
+        if map.is_empty() {
+            if tables.len() != 1 {
+                return Err(RuntimeError::BadInput(format!(
+                    "{} tables without a map",
+                    tables.len()
+                )));
+            }
+        } else if map.len() != n {
+            return Err(RuntimeError::BadInput(format!(
+                "a map of {} entries for {n} ciphertexts",
+                map.len()
+            )));
+        } else if let Some(m) = map.iter().find(|&&m| m as usize >= tables.len()) {
+            return Err(RuntimeError::BadInput(format!(
+                "map entry {m} names no table ({} given)",
+                tables.len()
+            )));
+        }
         if ct.key_id != self.key_id {
             return Err(RuntimeError::KeyMismatch(format!(
                 "ciphertexts of key generation {:016x} given to WoP-PBS keys {:016x}",
@@ -712,12 +744,16 @@ impl WopKeys {
             )));
         }
         let in_bits = ct.encoding.width;
-        self.check_tables(&[table], in_bits, out_width)?;
+        self.check_tables(tables, in_bits, out_width)?;
         let data = ct
             .tensor
             .data
             .par_iter()
-            .map(|c| self.lookup(c, table, in_bits, out_width))
+            .enumerate()
+            .map(|(j, c)| {
+                let t = tables[map.get(j).map_or(0, |&m| m as usize)];
+                self.lookup(c, t, in_bits, out_width)
+            })
             .collect::<Result<Vec<_>>>()?;
         CtTensor::new(
             Encoding {

@@ -31,6 +31,7 @@ fn req() -> KeyRequirements {
     KeyRequirements {
         bsk: [0].into(),
         ksk: [(KeyId::Big(0), KeyId::Small(0))].into(),
+        ..Default::default()
     }
 }
 

@@ -102,6 +102,7 @@ fn run_pattern(p: ParamSet, seed: u128) {
     let req = KeyRequirements {
         bsk: [0].into(),
         ksk: [(KeyId::Big(0), KeyId::Small(0))].into(),
+        ..Default::default()
     };
     let sk = ck.server_keys(&req, None).unwrap().decompress();
     // Five addends of at most 3 each: the sum stays within 4 bits.

@@ -82,6 +82,24 @@ impl ParamChooser for OptimizerChooser {
         *self.solution.borrow_mut() = Some((*sol).clone());
         Ok(choice)
     }
+
+    /// The tabulated set when the per-lookup target is `2^-40` or looser (its prediction
+    /// meets it), else the WoP search's cheapest set for the target.
+    fn wop(&self, bits: u8, lookups: u64) -> Result<(veil_runtime::wopbs::WopParams, f64), String> {
+        let p = self
+            .target
+            .per_bootstrap(lookups)
+            .map_err(|e| e.to_string())?;
+        if p >= optimizer::wop::WOP_P_ERROR {
+            let w = veil_runtime::wopbs::WopParams::for_bits(bits).map_err(|e| e.to_string())?;
+            return Ok((w, optimizer::wop::WOP_P_ERROR));
+        }
+        optimizer::wop::search(bits, p)
+            .map(|(w, _)| (w, p))
+            .ok_or_else(|| {
+                format!("no WoP-PBS parameters for {bits}-bit lookups at p_error {p:.3e}")
+            })
+    }
 }
 
 /// A parameter set for a program without bootstraps: only fresh encryptions under the big key

@@ -82,7 +82,7 @@ pub fn norm2(g: &Graph) -> HashMap<ValueId, Tensor<Norm2>> {
         };
         let enc_or_zero = |i: usize| get(i).cloned().unwrap_or_else(|| zero_like(i));
         let r: Option<Tensor<Norm2>> = match g.op(v) {
-            Op::Input { .. } | Op::Pbs { .. } => Some(ones()),
+            Op::Input { .. } | Op::Pbs { .. } | Op::WopPbs { .. } => Some(ones()),
             Op::Add | Op::Sub => {
                 zip_broadcast(&enc_or_zero(0), &enc_or_zero(1), |a, b| a.add(b)).ok()
             }

@@ -55,6 +55,7 @@ use veil_ir::{
     CmpOp, Constant, Encoding, Graph, IntType, Interval, KeyId, Level, Op, ParamSet, Table,
     TensorType, ValueId, Visibility,
 };
+use veil_runtime::wopbs::WopParams;
 
 /// What the lowering asks of the parameter optimizer for one partition when a single set
 /// serves the whole program (the [`MonoChooser`] view).
@@ -138,6 +139,16 @@ pub struct ParamChoice {
 pub trait ParamChooser {
     /// Secure parameter sets meeting the program's error target, or why there are none.
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError>;
+
+    /// The WoP-PBS parameters for lookups of up to `bits` input bits in a program of
+    /// `lookups` bootstraps and lookups in all, with the per-lookup error probability they
+    /// are judged at. By default the runtime's tabulated set
+    /// ([`veil_runtime::wopbs::WopParams::for_bits`], `p_error <= 2^-40`).
+    fn wop(&self, bits: u8, lookups: u64) -> Result<(WopParams, f64), String> {
+        let _ = lookups;
+        let p = WopParams::for_bits(bits).map_err(|e| e.to_string())?;
+        Ok((p, crate::optimizer::wop::WOP_P_ERROR))
+    }
 }
 
 /// Why a [`ParamChooser`] found no parameters.
@@ -167,6 +178,30 @@ impl From<String> for ChooseError {
     fn from(why: String) -> Self {
         ChooseError::Other(why)
     }
+}
+
+/// Widest bootstrap input the classic (programmable bootstrap) path takes. At `2^-40` the
+/// classic search has sets up to 8 bits (`N = 2^15` at 8 bits, its cost about tripling per
+/// bit), and at 8 bits a classic KS + PBS measured 510 ms against 1.65 s for a WoP-PBS
+/// (`docs/noise.md`), whose cost grows linearly, about 0.24 s per input bit. Partitions whose
+/// lookups read wider values (9 to 16 bits) are lowered to `wop.pbs`.
+pub const MAX_CLASSIC_BITS: u8 = 8;
+
+/// One WoP-PBS partition of a lowered program: lookups of wide inputs evaluated by `wop.pbs`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct WopPartitionInfo {
+    /// Widest lookup input of the partition (the width of its operands' encodings), in bits.
+    pub bits: u8,
+    /// Index of its parameter set in the lowered program.
+    pub set: usize,
+    /// The lookups' parameters (the set and the circuit bootstrap's decompositions).
+    pub params: WopParams,
+    /// Lookups (ciphertexts).
+    pub lookups: u64,
+    /// The per-lookup error probability the parameters were judged at.
+    pub p_target: f64,
+    /// Largest input norm2 (levelled weights since the encryption or the last lookup).
+    pub norm2: f64,
 }
 
 /// A single-set chooser from a function of the merged request: every partition shares one set.
@@ -256,6 +291,10 @@ pub struct LowerStats {
     pub crossings: Vec<(usize, usize, u64)>,
     /// Outputs of a program without bootstraps: `(width, norm2)`.
     pub levelled_outputs: Vec<(u8, f64)>,
+    /// WoP-PBS lookups (ciphertexts); not counted in `pbs`.
+    pub wop_lookups: u64,
+    /// The WoP-PBS partitions (lookups wider than [`MAX_CLASSIC_BITS`]); not among `partitions`.
+    pub wop: Vec<WopPartitionInfo>,
 }
 
 /// A lowered program and its statistics.
@@ -483,7 +522,8 @@ pub fn op_align(op: &Op, operands: &[u8], own: impl FnOnce() -> Option<u8>) -> u
         | Op::KeySwitchShr { .. }
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. }
-        | Op::Pbs { .. } => 0,
+        | Op::Pbs { .. }
+        | Op::WopPbs { .. } => 0,
     }
 }
 
@@ -1032,7 +1072,8 @@ impl<'a> Lowerer<'a> {
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. }
-            | Op::Pbs { .. } => Err(unsupported(&format!(
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => Err(unsupported(&format!(
                 "`{}` needs no bootstrap here",
                 node.op.name()
             ))),
@@ -1201,21 +1242,174 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        // WoP-PBS partitions: lookups wider than the classic path takes read their operand's
+        // region under the big key of a WoP set directly (no keyswitch); the classic
+        // partitions are chosen without them.
+        let is_wop: Vec<bool> = part_width.iter().map(|&w| w > MAX_CLASSIC_BITS).collect();
+        let mut wop_infos: BTreeMap<usize, WopPartitionInfo> = BTreeMap::new();
+        if is_wop.iter().any(|&b| b) {
+            let total: u64 = partitions.iter().map(|p| p.tlus).sum();
+            let unsupported = |why: String| LowerError::Unsupported {
+                what: "a WoP-PBS lookup".into(),
+                why,
+            };
+            let mut bits_of: BTreeMap<usize, u8> = BTreeMap::new();
+            for &k in &ks_nodes {
+                let p = part_of_ks(g, k);
+                if !is_wop[p] {
+                    continue;
+                }
+                let r = region(g.operands(k)[0]);
+                let e = &info[&r];
+                if e.consumers.keys().any(|&q| q != p) || e.producer.is_some_and(|q| q != p) {
+                    return Err(unsupported(format!(
+                        "its {}-bit operand also feeds or comes from classic bootstraps of another width; WoP-PBS operands must come from inputs, levelled ops or lookups of their own width class",
+                        e.width
+                    )));
+                }
+                if e.width > veil_runtime::wopbs::MAX_WOP_BITS {
+                    return Err(unsupported(format!(
+                        "its operand's encoding is {} bits wide (at most {}); round the value first",
+                        e.width,
+                        veil_runtime::wopbs::MAX_WOP_BITS
+                    )));
+                }
+                let b = bits_of.entry(p).or_default();
+                *b = (*b).max(e.width);
+            }
+            for (&r, e) in &info {
+                if let Some(p) = e.producer.filter(|&p| is_wop[p]) {
+                    if let Some(q) = e.consumers.keys().find(|&&q| q != p) {
+                        return Err(unsupported(format!(
+                            "its result feeds bootstraps of {} bits; a WoP-PBS result may feed outputs, levelled ops and lookups of its own width class only",
+                            part_width[*q]
+                        )));
+                    }
+                    let _ = r;
+                }
+            }
+            for (&p, &bits) in &bits_of {
+                let (wp, p_target) =
+                    chooser
+                        .wop(bits, total)
+                        .map_err(|why| LowerError::NoParameters {
+                            precision: bits,
+                            norm2: partitions[p].norm2,
+                            why: ChooseError::Other(format!("WoP-PBS: {why}")),
+                        })?;
+                wop_infos.insert(
+                    p,
+                    WopPartitionInfo {
+                        bits,
+                        set: 0,
+                        params: wp,
+                        lookups: partitions[p].tlus,
+                        p_target,
+                        norm2: 1.0,
+                    },
+                );
+            }
+            // Noise contract: a lookup's input (fresh encryption, or a lookup's output, times
+            // the levelled norm2) within `input_variance_fraction` of `V_safe`; decoded
+            // outputs within `V_safe` of their width.
+            let fraction = WopParams::input_variance_fraction();
+            for &k in &ks_nodes {
+                let p = part_of_ks(g, k);
+                let Some(w) = wop_infos.get(&p) else { continue };
+                let src = g.operands(k)[0];
+                let e = &info[&region(src)];
+                let est = crate::optimizer::wop::estimate(&w.params, w.bits, w.p_target);
+                let set = &w.params.set;
+                let base = if e.producer == Some(p) {
+                    est.out_variance
+                } else {
+                    set.noise_distribution.variance(set.glwe_noise_log2)
+                };
+                let n2 = manp::max_norm2(&nu, src);
+                let allowed =
+                    fraction * crate::optimizer::error::safe_variance(e.width, w.p_target);
+                if base * n2 > allowed {
+                    return Err(unsupported(format!(
+                        "its {}-bit operand's noise (variance {:.3e}, norm2 {n2}) exceeds the {:.3e} a WoP-PBS input may carry; bootstrap or narrow the value before the lookup",
+                        e.width,
+                        base * n2,
+                        allowed
+                    )));
+                }
+                let wi = wop_infos.get_mut(&p).expect("listed");
+                wi.norm2 = wi.norm2.max(n2);
+            }
+            for (&r, e) in &info {
+                let Some(p) = home[&r].filter(|p| is_wop[*p]) else {
+                    continue;
+                };
+                let w = &wop_infos[&p];
+                let est = crate::optimizer::wop::estimate(&w.params, w.bits, w.p_target);
+                let set = &w.params.set;
+                let (base, limit) = if e.producer == Some(p) {
+                    (est.out_variance, w.params.out_bits)
+                } else {
+                    (set.noise_distribution.variance(set.glwe_noise_log2), w.bits)
+                };
+                if e.width > limit {
+                    return Err(unsupported(format!(
+                        "a value under its set's key is {} bits wide, but WoP-PBS outputs carry at most {limit} bits; split the table into narrower lookups",
+                        e.width
+                    )));
+                }
+                for &o in &e.outputs {
+                    let n2 = manp::max_norm2(&nu, o);
+                    let allowed = crate::optimizer::error::safe_variance(e.width, w.p_target);
+                    if base * n2 > allowed {
+                        return Err(unsupported(format!(
+                            "an output it computes ({} bits, norm2 {n2}) would carry noise {:.3e} above the {:.3e} its width allows",
+                            e.width,
+                            base * n2,
+                            allowed
+                        )));
+                    }
+                }
+            }
+        }
+        // The classic request: every partition but the WoP ones, renumbered.
+        let mut classic_index = vec![usize::MAX; n_parts];
+        let mut classic = Vec::new();
+        for (p, info) in partitions.into_iter().enumerate() {
+            if !wop_infos.contains_key(&p) {
+                classic_index[p] = classic.len();
+                classic.push(info);
+            }
+        }
         let req = LowerRequest {
-            partitions,
-            crossings: crossings.iter().map(|(&(a, b), &n)| (a, b, n)).collect(),
+            partitions: classic,
+            crossings: crossings
+                .iter()
+                .map(|(&(a, b), &n)| (classic_index[a], classic_index[b], n))
+                .collect(),
             levelled_outputs,
         };
         let merged = req.merged();
-        let choice = chooser
-            .choose(&req)
-            .map_err(|why| LowerError::NoParameters {
-                precision: merged.precision,
-                norm2: merged.norm2,
-                why,
-            })?;
+        let mut choice = if req.partitions.is_empty()
+            && req.levelled_outputs.is_empty()
+            && !wop_infos.is_empty()
+        {
+            ParamChoice {
+                sets: Vec::new(),
+                partition_sets: Vec::new(),
+            }
+        } else {
+            chooser
+                .choose(&req)
+                .map_err(|why| LowerError::NoParameters {
+                    precision: merged.precision,
+                    norm2: merged.norm2,
+                    why,
+                })?
+        };
         let bad = |why: String| Err(LowerError::BadInput(format!("parameter chooser: {why}")));
-        if choice.sets.is_empty() || choice.partition_sets.len() != req.partitions.len() {
+        if (choice.sets.is_empty() && wop_infos.is_empty())
+            || choice.partition_sets.len() != req.partitions.len()
+        {
             return bad(format!(
                 "{} set(s) and {} assignment(s) for {} partition(s)",
                 choice.sets.len(),
@@ -1235,14 +1429,27 @@ impl<'a> Lowerer<'a> {
                 ));
             }
         }
-        let set_of = |p: usize| choice.partition_sets[p] as u32;
+        let classic_sets = choice.partition_sets.clone();
+        for w in wop_infos.values_mut() {
+            w.set = choice.sets.len();
+            choice.sets.push(w.params.set.clone());
+        }
+        let set_of = |p: usize| match wop_infos.get(&p) {
+            Some(w) => w.set as u32,
+            None => classic_sets[classic_index[p]] as u32,
+        };
         // Inputs feeding only bootstraps of one set are encrypted under that set's small key:
         // no keyswitch on the server, and less noise.
         let mut key_of_region: BTreeMap<usize, KeyId> = BTreeMap::new();
         for (&r, e) in &info {
             let consumer_sets: std::collections::BTreeSet<u32> =
                 e.consumers.keys().map(|&p| set_of(p)).collect();
-            let key = if e.producer.is_none() && e.outputs.is_empty() && consumer_sets.len() == 1 {
+            let wop_home = home[&r].is_some_and(|p| wop_infos.contains_key(&p));
+            let key = if !wop_home
+                && e.producer.is_none()
+                && e.outputs.is_empty()
+                && consumer_sets.len() == 1
+            {
                 KeyId::Small(*consumer_sets.iter().next().expect("one set"))
             } else {
                 KeyId::Big(home[&r].map_or(0, set_of))
@@ -1257,9 +1464,43 @@ impl<'a> Lowerer<'a> {
                 .entry(t.entries.clone())
                 .or_insert(veil_ir::TableId(i as u32));
         }
+        let mut wop_ks = std::collections::BTreeSet::new();
         for p in std::mem::take(&mut self.pending) {
             let k = g.operands(p.node)[0];
             let bits = g.ty(k).int.bits;
+            if let Some(w) = wop_infos.get(&part_of_ks(g, k)) {
+                // Read the operand's whole region (its encoding width) and apply the
+                // keyswitch's window in the table.
+                let src = g.operands(k)[0];
+                let width = info[&region(src)].width.max(1);
+                let window = g.op(k).clone();
+                let ids: Vec<_> = p
+                    .tables
+                    .into_iter()
+                    .map(|mut t| {
+                        t.resize(1usize << bits, 0);
+                        let t = wop_table(&t, &window, bits, width);
+                        *table_ids.entry(t.clone()).or_insert_with(|| {
+                            g.tables.push(Table { entries: t });
+                            veil_ir::TableId(g.tables.len() as u32 - 1)
+                        })
+                    })
+                    .collect();
+                let wp = &w.params;
+                let small = |x: usize| u8::try_from(x).unwrap_or(u8::MAX);
+                g.node_mut(p.node).op = Op::WopPbs {
+                    tables: ids,
+                    map: p.map,
+                    pfks_base_log: small(wp.pfks_base_log),
+                    pfks_level: small(wp.pfks_level),
+                    cbs_base_log: small(wp.cbs_base_log),
+                    cbs_level: small(wp.cbs_level),
+                    out_bits: wp.out_bits,
+                };
+                g.set_operands(p.node, &[src]);
+                wop_ks.insert(k);
+                continue;
+            }
             let ids: Vec<_> = p
                 .tables
                 .into_iter()
@@ -1276,7 +1517,14 @@ impl<'a> Lowerer<'a> {
                 map: p.map,
             };
         }
+        for &k in &wop_ks {
+            if g.users(k).is_empty() {
+                g.remove(k);
+            }
+        }
+        let vals: Vec<ValueId> = vals.into_iter().filter(|&v| g.contains(v)).collect();
         let mut stats = LowerStats {
+            wop: wop_infos.values().cloned().collect(),
             partitions: req.partitions.clone(),
             partition_sets: choice.partition_sets.clone(),
             crossings: req.crossings.clone(),
@@ -1316,6 +1564,7 @@ impl<'a> Lowerer<'a> {
                     let bits = g.ty(g.operands(v)[0]).int.bits;
                     *stats.pbs_by_precision.entry(bits).or_default() += count;
                 }
+                Op::WopPbs { .. } => stats.wop_lookups += count,
                 Op::Input { .. } | Op::Const { .. } | Op::Output { .. } => {}
                 _ if g.ty(v).is_encrypted() => stats.levelled_ops += 1,
                 _ => {}
@@ -1329,6 +1578,25 @@ impl<'a> Lowerer<'a> {
             stats,
         })
     }
+}
+
+/// A `wop.pbs` table reading a whole `width`-bit message `m` where a keyswitch (`window`,
+/// to `bits` bits) and a `pbs` of table `t` read it: entry `m` is `t` at the keyswitch's
+/// message of `m` (interpreter semantics of the keyswitch; messages no in-domain value takes
+/// clamp to the last entry).
+fn wop_table(t: &[i64], window: &Op, bits: u8, width: u8) -> Vec<i64> {
+    let last = (1i128 << bits) - 1;
+    (0..(1i128 << width))
+        .map(|m| {
+            let idx = match window {
+                Op::KeySwitchShr { shift } => m >> shift,
+                Op::KeySwitchBit { bit } => (m >> bit) & 1,
+                Op::KeySwitchRound { shift } => (m + (1i128 << (shift - 1))) >> shift,
+                _ => m,
+            };
+            t[idx.min(last) as usize]
+        })
+        .collect()
 }
 
 /// The classes of a union-find over `0..n`, each element mapped to the smallest member of its

@@ -402,7 +402,8 @@ pub fn wide_pbs_inputs(g: &Graph, ranges: &ValueRanges, max_bits: u32) -> Vec<Wi
             | Op::Binary(_)
             | Op::Unary(_)
             | Op::Where
-            | Op::Pbs { .. } => r(0),
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => r(0),
             // never bootstrap (`needs_pbs` is false)
             Op::Input { .. }
             | Op::Const { .. }

@@ -208,6 +208,7 @@ fn elementwise(op: &Op) -> bool {
         | Op::Output { .. }
         | Op::KeySwitch
         | Op::Pbs { .. }
+        | Op::WopPbs { .. }
         | Op::KeySwitchShr { .. }
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. } => false,

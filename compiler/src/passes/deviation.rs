@@ -219,7 +219,8 @@ fn deviation(
         | Op::KeySwitchShr { .. }
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. }
-        | Op::Pbs { .. } => return None,
+        | Op::Pbs { .. }
+        | Op::WopPbs { .. } => return None,
     })
 }
 

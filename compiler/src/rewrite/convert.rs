@@ -94,7 +94,8 @@ pub fn to_egraph(g: &Graph, ranges: Option<&ValueRanges>) -> Result<Loaded, Rewr
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. }
-            | Op::Pbs { .. } => return Err(RewriteError::NotTensorLevel),
+            | Op::Pbs { .. }
+            | Op::WopPbs { .. } => return Err(RewriteError::NotTensorLevel),
             // ops the rules do not rewrite: opaque nodes with their declared type (the
             // analysis ranges them by veil-ir's transfer function)
             op @ (Op::Input { .. }

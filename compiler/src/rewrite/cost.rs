@@ -248,7 +248,7 @@ impl CostModel {
             | Op::KeySwitchShr { .. }
             | Op::KeySwitchBit { .. }
             | Op::KeySwitchRound { .. } => OpCost::default(),
-            Op::Pbs { .. } => self.pbs(first.numel(), read_bits(first)),
+            Op::Pbs { .. } | Op::WopPbs { .. } => self.pbs(first.numel(), read_bits(first)),
             // no cost (returned above)
             Op::Input { .. } | Op::Output { .. } | Op::Const { .. } => OpCost::default(),
         }

@@ -713,7 +713,7 @@ pub fn eval_op(
             let t = operand_types[0].int;
             lookup(g, a(0), tables, map, t.min(), |_, _| Ok(()))?
         }
-        Op::Pbs { tables, map } => {
+        Op::Pbs { tables, map } | Op::WopPbs { tables, map, .. } => {
             let Some(enc) = operand_types[0].encoding else {
                 return fail("pbs operand has no encoding");
             };

@@ -72,6 +72,7 @@ pub const OP_NAMES: &[&str] = &[
     "keyswitch.bit",
     "keyswitch.round",
     "pbs",
+    "wop.pbs",
 ];
 
 /// The result of parsing: the graph and the line each value was defined on.
@@ -698,12 +699,13 @@ impl<'a> Parser<'a> {
             Tok::Newline | Tok::Eof => {
                 let need = match opname {
                     "input" => Some("an input declares its type, like ': enc<u4>[2]'"),
-                    "reshape" | "broadcast" => {
-                        Some("the result shape is not inferred: write the type, like ': enc<u4>[2,3]'")
-                    }
-                    "keyswitch" | "keyswitch.shr" | "keyswitch.bit" | "keyswitch.round" | "pbs" => {
-                        Some("a TFHE-level op declares its type and encoding, like ': enc<u4>[2] @p0/4'")
-                    }
+                    "reshape" | "broadcast" => Some(
+                        "the result shape is not inferred: write the type, like ': enc<u4>[2,3]'",
+                    ),
+                    "keyswitch" | "keyswitch.shr" | "keyswitch.bit" | "keyswitch.round" | "pbs"
+                    | "wop.pbs" => Some(
+                        "a TFHE-level op declares its type and encoding, like ': enc<u4>[2] @p0/4'",
+                    ),
                     _ => None,
                 };
                 if let Some(need) = need {
@@ -878,6 +880,15 @@ impl<'a> Parser<'a> {
             "pbs" => Op::Pbs {
                 tables: a.tables("tables")?,
                 map: a.ints("map", Some(vec![]))?,
+            },
+            "wop.pbs" => Op::WopPbs {
+                tables: a.tables("tables")?,
+                map: a.ints("map", Some(vec![]))?,
+                pfks_base_log: a.int("pfks_base_log", None)?,
+                pfks_level: a.int("pfks_level", None)?,
+                cbs_base_log: a.int("cbs_base_log", None)?,
+                cbs_level: a.int("cbs_level", None)?,
+                out_bits: a.int("out_bits", None)?,
             },
             "round" => Op::Round {
                 lsbs: a.int("lsbs", None)?,
@@ -1186,6 +1197,15 @@ impl<'a> Attrs<'_, 'a> {
                 .collect();
             let known = match op {
                 Op::Pbs { .. } => vec!["tables", "map"],
+                Op::WopPbs { .. } => vec![
+                    "tables",
+                    "map",
+                    "pfks_base_log",
+                    "pfks_level",
+                    "cbs_base_log",
+                    "cbs_level",
+                    "out_bits",
+                ],
                 _ => known,
             };
             let expect = if known.is_empty() {

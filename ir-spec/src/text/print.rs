@@ -124,6 +124,26 @@ pub(crate) fn attrs(op: &Op) -> Vec<(&'static str, String)> {
             }
             v
         }
+        Op::WopPbs {
+            tables,
+            map,
+            pfks_base_log,
+            pfks_level,
+            cbs_base_log,
+            cbs_level,
+            out_bits,
+        } => {
+            let mut v = vec![("tables", table_list(tables))];
+            if !map.is_empty() {
+                v.push(("map", usize_list(map)));
+            }
+            v.push(("pfks_base_log", pfks_base_log.to_string()));
+            v.push(("pfks_level", pfks_level.to_string()));
+            v.push(("cbs_base_log", cbs_base_log.to_string()));
+            v.push(("cbs_level", cbs_level.to_string()));
+            v.push(("out_bits", out_bits.to_string()));
+            v
+        }
         Op::Round {
             lsbs,
             approx,
