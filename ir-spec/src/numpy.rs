@@ -558,6 +558,14 @@ impl Builder {
         }
     }
 
+    /// Concrete's `fhe.refresh(a)` (and `fhe.identity`): a bootstrap of the identity, a
+    /// `tlu` whose table maps every value to itself. The compiler keeps it as one bootstrap
+    /// per element (its output noise is fresh); the rewrite may move it onto a narrower value
+    /// the same ciphertext is computed from (`refresh(3 * x)` becomes a lookup of `x`).
+    pub fn refresh(&self, a: ValueId) -> BResult {
+        self.tlu(a, |v| v)
+    }
+
     /// numpy `fmod(a, d)` by a clear non-zero `d`: the remainder with the sign of the dividend
     /// (C's `%`, where `%`/`np.remainder` takes the divisor's sign); one lookup.
     pub fn fmod(&self, a: ValueId, d: i64) -> BResult {

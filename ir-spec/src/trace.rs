@@ -504,6 +504,13 @@ impl<'t> Traced<'t> {
         self.binary(values, Location::caller(), |b, x, y| b.put(x, axis, indices, y))
     }
 
+    /// Concrete's `fhe.refresh`/`fhe.identity`: a bootstrap of the identity
+    /// ([`Builder::refresh`]).
+    #[track_caller]
+    pub fn refresh(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.refresh(v))
+    }
+
     /// numpy `fmod(self, d)`: the remainder with the sign of the dividend (one lookup).
     #[track_caller]
     pub fn fmod(self, d: i64) -> Self {

@@ -23,6 +23,11 @@
 //! leaves hold at most [`MAX_PACKED_BITS`] bits ([`MAX_SINGLE_BITS`] for one leaf). Clear
 //! constants that vary per element give one table per distinct combination (`tlu.multi`).
 //!
+//! A lookup (`relu`, `abs`, `tlu`) of a `max` or `min` of two encrypted values that nothing
+//! else reads is also one lookup of the packed pair when it fits ([`MAX_PACKED_BITS`]): the
+//! pair's bootstrap and the lookup's become one (`relu(max(m0, m1))` at the end of a max pool
+//! followed by a relu).
+//!
 //! `where (c, a, b)` with a clear constant condition is levelled: `b + c' * (a - b)` with the
 //! clear `c' = (c != 0)`. With an encrypted condition too wide to pack with both branches it
 //! is two lookups `(c ? a : 0) + (c ? 0 : b)`, each on one packed pair: two bootstraps, as
@@ -67,7 +72,8 @@ impl Pass for DesugarPass {
          (at most 8 packed bits; 16 for one value), so `where(x > 10, x * 2, x // 2)` is one \
          lookup of x. `where` with a clear condition is levelled; with an encrypted one too \
          wide to pack, two lookups; bitand/bitor/bitxor of wider encrypted pairs go chunk by \
-         chunk. Ops on constants only are folded, and the replaced ops removed (dead-code \
+         chunk. A relu/abs/tlu of a max/min of two encrypted values read only there is one \
+         lookup of the packed pair. Ops on constants only are folded, and the replaced ops removed (dead-code \
          elimination). Reads the graph's types (run after `bitwidth` so they are \
          calibrated) and gives new values the range of their type in `cx.ranges`."
     }
@@ -79,16 +85,28 @@ impl Pass for DesugarPass {
         let nums = graph.value_numbers();
         let mut st = Stats::default();
         for v in order {
-            if !matches!(graph.op(v), Op::Binary(_) | Op::Unary(_) | Op::Where) {
-                continue;
-            }
+            let pair = if matches!(graph.op(v), Op::Binary(_) | Op::Unary(_) | Op::Where) {
+                None
+            } else {
+                match pair_cone(graph, v) {
+                    Some(c) => Some(c),
+                    None => continue,
+                }
+            };
             let label = format!(
                 "%{} = {}",
                 nums.get(&v).copied().unwrap_or(0),
                 graph.op(v).name()
             );
-            let new = desugar(graph, v, &mut st)
-                .map_err(|m| PassError::failed("desugar", format!("{label}: {m}")))?;
+            let new = match &pair {
+                Some(c) => {
+                    st.lookups += 1;
+                    st.merged += 1;
+                    lookup(graph, v, c)
+                }
+                None => desugar(graph, v, &mut st),
+            }
+            .map_err(|m| PassError::failed("desugar", format!("{label}: {m}")))?;
             // Keep the declared (calibrated) type where it is narrower than the inferred one,
             // and where it is wider: lookups reading `v` have tables of one entry per value of
             // its type (a `where` folded to one constant must not shrink under them).
@@ -264,6 +282,30 @@ impl Cone {
             _ => b <= MAX_PACKED_BITS,
         }
     }
+}
+
+/// A lookup (`relu`, `abs`, `tlu`) of a `max`/`min` of two distinct encrypted values that only
+/// it reads: one lookup of the packed pair computes both (`relu(max(a, b))`, the last step of
+/// a max pool followed by a relu, is one bootstrap instead of two). `None` when the pair does
+/// not pack into [`MAX_PACKED_BITS`].
+fn pair_cone(g: &Graph, root: ValueId) -> Option<Cone> {
+    if !matches!(g.op(root), Op::Relu | Op::Abs | Op::Tlu { .. }) {
+        return None;
+    }
+    let m = *g.operands(root).first()?;
+    if !matches!(g.op(m), Op::Max | Op::Min) || g.users(m) != [root] {
+        return None;
+    }
+    let leaves = g.operands(m);
+    if leaves.len() != 2 || leaves[0] == leaves[1] || !leaves.iter().all(|&l| g.ty(l).is_encrypted()) {
+        return None;
+    }
+    let c = Cone {
+        nodes: vec![m, root],
+        leaves,
+        consts: vec![],
+    };
+    c.usable(g).then_some(c)
 }
 
 /// The cone of `root`: through elementwise encrypted ops when `deep`, else only the root.
