@@ -426,8 +426,8 @@ impl Builder {
         step: i64,
     ) -> BResult {
         let shape = self.check_axis("slice", a, axis)?;
-        let idx =
-            python_slice_indices(shape[axis], start, stop, step).map_err(|m| invalid("slice", m))?;
+        let idx = python_slice_indices(shape[axis], start, stop, step)
+            .map_err(|m| invalid("slice", m))?;
         if idx.is_empty() {
             return Err(invalid(
                 "slice",
@@ -607,8 +607,16 @@ impl Builder {
         let rank = ba.len().max(bb.len());
         let mut batch = vec![0; rank];
         for i in 0..rank {
-            let da = if i + ba.len() >= rank { ba[i + ba.len() - rank] } else { 1 };
-            let db = if i + bb.len() >= rank { bb[i + bb.len() - rank] } else { 1 };
+            let da = if i + ba.len() >= rank {
+                ba[i + ba.len() - rank]
+            } else {
+                1
+            };
+            let db = if i + bb.len() >= rank {
+                bb[i + bb.len() - rank]
+            } else {
+                1
+            };
             batch[i] = match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,
@@ -674,7 +682,9 @@ impl Builder {
         let (&[n, c, wd], &[o, cg, k]) = (&sx[..], &sw[..]) else {
             return Err(invalid(
                 "conv1d",
-                format!("the input must be [N,C,W] and the kernel [O,C/group,K], got {sx:?} and {sw:?}"),
+                format!(
+                    "the input must be [N,C,W] and the kernel [O,C/group,K], got {sx:?} and {sw:?}"
+                ),
             ));
         };
         let x4 = self.reshape(x, &[n, c, 1, wd])?;
@@ -724,7 +734,9 @@ impl Builder {
         if span > padded {
             return Err(invalid(
                 "conv3d",
-                format!("the kernel depth {kd} (dilated to {span}) exceeds the padded depth {padded}"),
+                format!(
+                    "the kernel depth {kd} (dilated to {span}) exceeds the padded depth {padded}"
+                ),
             ));
         }
         let od = (padded - span) / strides[0] + 1;
@@ -1004,10 +1016,7 @@ mod tests {
             "multivariate: argument 1 is clear; only encrypted values are packed (use a clear \
              value inside the function instead)"
         );
-        assert_eq!(
-            e(b.multivariate(&[], |_| 0)),
-            "multivariate: no arguments"
-        );
+        assert_eq!(e(b.multivariate(&[], |_| 0)), "multivariate: no arguments");
     }
 
     #[test]
@@ -1070,15 +1079,23 @@ mod tests {
             b.output(&format!("o{i}"), v).unwrap();
         }
         let ydata = vec![50, 51, 52, 53, 54, 55];
-        let out = run_all(b, vec![x_t, Tensor::new(vec![3, 2], ydata.clone()).unwrap()]);
+        let out = run_all(
+            b,
+            vec![x_t, Tensor::new(vec![3, 2], ydata.clone()).unwrap()],
+        );
         let at = |r: usize, c: usize| data[r * 7 + c];
         let cols = |cs: &[usize]| -> Vec<i64> {
-            (0..3).flat_map(|r| cs.iter().map(move |&c| at(r, c))).collect()
+            (0..3)
+                .flat_map(|r| cs.iter().map(move |&c| at(r, c)))
+                .collect()
         };
         assert_eq!(out[0].data, cols(&[6, 5, 4, 3, 2, 1, 0]));
         assert_eq!(out[1].data, cols(&[5, 3]));
         assert_eq!(out[2].data, cols(&[2, 4, 6]));
-        assert_eq!((out[3].shape.clone(), out[3].data.clone()), (vec![7], data[14..].to_vec()));
+        assert_eq!(
+            (out[3].shape.clone(), out[3].data.clone()),
+            (vec![7], data[14..].to_vec())
+        );
         assert_eq!(out[4].data, cols(&[6, 0, 0, 2, 3]));
         let mut want = data.clone();
         for r in 0..3 {
@@ -1117,11 +1134,15 @@ mod tests {
         let av: Vec<i64> = (0..48).map(|v| (v * 5) % 7 - 3).collect();
         let bv: Vec<i64> = (0..12).map(|v| (v * 3) % 5 - 2).collect();
         let b = Builder::new();
-        let a = b.input_encrypted("a", &[2, 3, 2, 4], IntType::signed(3)).unwrap();
+        let a = b
+            .input_encrypted("a", &[2, 3, 2, 4], IntType::signed(3))
+            .unwrap();
         let w = b.constant(&[4, 3], &bv).unwrap();
         let p = b.batch_matmul(a, w).unwrap();
         let a2 = b.reshape(a, &[2, 1, 8, 3]).unwrap();
-        let w2 = b.constant(&[3, 3, 2], &(0..18).map(|v| v % 4 - 1).collect::<Vec<_>>()).unwrap();
+        let w2 = b
+            .constant(&[3, 3, 2], &(0..18).map(|v| v % 4 - 1).collect::<Vec<_>>())
+            .unwrap();
         let p2 = b.batch_matmul(a2, w2).unwrap();
         let vecw = b.constant(&[4], &[1, -2, 3, 0]).unwrap();
         let p3 = b.batch_matmul(a, vecw).unwrap();
@@ -1133,11 +1154,18 @@ mod tests {
         for bt in 0..6 {
             for i in 0..2 {
                 for j in 0..3 {
-                    want.push((0..4).map(|k| av[bt * 8 + i * 4 + k] * bv[k * 3 + j]).sum::<i64>());
+                    want.push(
+                        (0..4)
+                            .map(|k| av[bt * 8 + i * 4 + k] * bv[k * 3 + j])
+                            .sum::<i64>(),
+                    );
                 }
             }
         }
-        assert_eq!((out[0].shape.clone(), out[0].data.clone()), (vec![2, 3, 2, 3], want));
+        assert_eq!(
+            (out[0].shape.clone(), out[0].data.clone()),
+            (vec![2, 3, 2, 3], want)
+        );
         let w2v: Vec<i64> = (0..18).map(|v| v % 4 - 1).collect();
         let mut want = vec![];
         for b0 in 0..2 {
@@ -1153,14 +1181,22 @@ mod tests {
                 }
             }
         }
-        assert_eq!((out[1].shape.clone(), out[1].data.clone()), (vec![2, 3, 8, 2], want));
+        assert_eq!(
+            (out[1].shape.clone(), out[1].data.clone()),
+            (vec![2, 3, 8, 2], want)
+        );
         let v = [1, -2, 3, 0];
         let want: Vec<i64> = (0..12)
             .map(|r| (0..4).map(|k| av[r * 4 + k] * v[k]).sum())
             .collect();
-        assert_eq!((out[2].shape.clone(), out[2].data.clone()), (vec![2, 3, 2], want));
+        assert_eq!(
+            (out[2].shape.clone(), out[2].data.clone()),
+            (vec![2, 3, 2], want)
+        );
         let b = Builder::new();
-        let a = b.input_encrypted("a", &[2, 3, 2, 4], IntType::signed(3)).unwrap();
+        let a = b
+            .input_encrypted("a", &[2, 3, 2, 4], IntType::signed(3))
+            .unwrap();
         let w = b.constant(&[3, 3, 2], &[0; 18]).unwrap();
         assert_eq!(
             b.batch_matmul(a, w).unwrap_err().to_string(),
@@ -1174,7 +1210,9 @@ mod tests {
         let xv: Vec<i64> = (0..18).map(|v| (v * 7) % 9 - 4).collect();
         let wv: Vec<i64> = (0..18).map(|v| (v * 5) % 7 - 3).collect();
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[1, 2, 9], IntType::signed(4)).unwrap();
+        let x = b
+            .input_encrypted("x", &[1, 2, 9], IntType::signed(4))
+            .unwrap();
         let w = b.constant(&[3, 2, 3], &wv).unwrap();
         let y = b.conv1d(x, w, None, 2, [1, 2], 2, 1).unwrap();
         b.output("y", y).unwrap();
@@ -1195,22 +1233,40 @@ mod tests {
                 want.push(acc);
             }
         }
-        assert_eq!((out[0].shape.clone(), out[0].data.clone()), (vec![1, 3, ow], want));
+        assert_eq!(
+            (out[0].shape.clone(), out[0].data.clone()),
+            (vec![1, 3, ow], want)
+        );
 
         // conv3d: [1,2,4,3,3] with [2,2,2,2,2], strides [2,1,1], pads depth 1/0, hw 1 each
         // side, dilations [2,1,1], a bias.
         let (d, h, w_) = (4usize, 3usize, 3usize);
-        let xv: Vec<i64> = (0..(2 * d * h * w_) as i64).map(|v| (v * 7) % 5 - 2).collect();
+        let xv: Vec<i64> = (0..(2 * d * h * w_) as i64)
+            .map(|v| (v * 7) % 5 - 2)
+            .collect();
         let wv: Vec<i64> = (0..32).map(|v| (v * 3) % 5 - 2).collect();
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[1, 2, d, h, w_], IntType::signed(3)).unwrap();
+        let x = b
+            .input_encrypted("x", &[1, 2, d, h, w_], IntType::signed(3))
+            .unwrap();
         let w = b.constant(&[2, 2, 2, 2, 2], &wv).unwrap();
         let bias = b.constant(&[2], &[5, -1]).unwrap();
         let y = b
-            .conv3d(x, w, Some(bias), [2, 1, 1], [1, 1, 1, 0, 1, 1], [2, 1, 1], 1)
+            .conv3d(
+                x,
+                w,
+                Some(bias),
+                [2, 1, 1],
+                [1, 1, 1, 0, 1, 1],
+                [2, 1, 1],
+                1,
+            )
             .unwrap();
         b.output("y", y).unwrap();
-        let out = run_all(b, vec![Tensor::new(vec![1, 2, d, h, w_], xv.clone()).unwrap()]);
+        let out = run_all(
+            b,
+            vec![Tensor::new(vec![1, 2, d, h, w_], xv.clone()).unwrap()],
+        );
         let od = (d + 1 - 2 - 1) / 2 + 1;
         let (oh, ow) = (h + 2 - 2 + 1, w_ + 2 - 2 + 1);
         let mut want = vec![];
@@ -1254,12 +1310,17 @@ mod tests {
         let data: Vec<i64> = (0..(h * w) as i64).map(|v| (v * 7) % 13).collect();
         let (k, s, dl) = ([2, 3], [2, 1], [3, 2]);
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[1, 1, h, w], IntType::unsigned(4)).unwrap();
+        let x = b
+            .input_encrypted("x", &[1, 1, h, w], IntType::unsigned(4))
+            .unwrap();
         let mp = b.max_pool2d_dilated(x, k, s, dl).unwrap();
         let ap = b.avg_pool2d_dilated(x, k, s, dl).unwrap();
         b.output("mp", mp).unwrap();
         b.output("ap", ap).unwrap();
-        let out = run_all(b, vec![Tensor::new(vec![1, 1, h, w], data.clone()).unwrap()]);
+        let out = run_all(
+            b,
+            vec![Tensor::new(vec![1, 1, h, w], data.clone()).unwrap()],
+        );
         let (eh, ew) = ((k[0] - 1) * dl[0] + 1, (k[1] - 1) * dl[1] + 1);
         let (oh, ow) = ((h - eh) / s[0] + 1, (w - ew) / s[1] + 1);
         let (mut mx, mut av) = (vec![], vec![]);
@@ -1277,9 +1338,13 @@ mod tests {
         assert_eq!(out[0].data, mx);
         assert_eq!(out[1].data, av);
         let b = Builder::new();
-        let x = b.input_encrypted("x", &[1, 1, 4, 4], IntType::unsigned(4)).unwrap();
+        let x = b
+            .input_encrypted("x", &[1, 1, 4, 4], IntType::unsigned(4))
+            .unwrap();
         assert_eq!(
-            b.max_pool2d_dilated(x, [2, 2], [1, 1], [4, 1]).unwrap_err().to_string(),
+            b.max_pool2d_dilated(x, [2, 2], [1, 1], [4, 1])
+                .unwrap_err()
+                .to_string(),
             "max_pool2d: kernel [2, 2] dilated by [4, 1] spans 5x2, larger than the image 4x4"
         );
     }

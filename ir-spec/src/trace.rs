@@ -501,7 +501,9 @@ impl<'t> Traced<'t> {
     /// updated value is returned, `self` is unchanged. `values` broadcasts to the updated part.
     #[track_caller]
     pub fn put(self, axis: usize, indices: &[i64], values: impl IntoTraced<'t>) -> Self {
-        self.binary(values, Location::caller(), |b, x, y| b.put(x, axis, indices, y))
+        self.binary(values, Location::caller(), |b, x, y| {
+            b.put(x, axis, indices, y)
+        })
     }
 
     /// Concrete's `fhe.refresh`/`fhe.identity`: a bootstrap of the identity
@@ -520,13 +522,7 @@ impl<'t> Traced<'t> {
     /// Concrete's `fhe.conv` 1-D: `[N,C,W]` with a kernel `[O,C/group,K]` (see
     /// [`Builder::conv1d`]).
     #[track_caller]
-    pub fn conv1d(
-        self,
-        w: Traced<'t>,
-        stride: usize,
-        pads: [usize; 2],
-        dilation: usize,
-    ) -> Self {
+    pub fn conv1d(self, w: Traced<'t>, stride: usize, pads: [usize; 2], dilation: usize) -> Self {
         self.binary(w, Location::caller(), |b, x, w| {
             b.conv1d(x, w, None, stride, pads, dilation, 1)
         })
@@ -535,7 +531,9 @@ impl<'t> Traced<'t> {
     /// 2-D convolution `[N,C,H,W]` with a kernel `[O,C,KH,KW]` (the `conv2d` op).
     #[track_caller]
     pub fn conv2d(self, w: Traced<'t>, attrs: crate::ops::Conv2dAttrs) -> Self {
-        self.binary(w, Location::caller(), move |b, x, w| b.conv2d(x, w, None, attrs))
+        self.binary(w, Location::caller(), move |b, x, w| {
+            b.conv2d(x, w, None, attrs)
+        })
     }
 
     /// Concrete's `fhe.conv` 3-D: `[N,C,D,H,W]` with a kernel `[O,C/group,KD,KH,KW]` (see

@@ -23,17 +23,13 @@
 //! leaves hold at most [`MAX_PACKED_BITS`] bits ([`MAX_SINGLE_BITS`] for one leaf). Clear
 //! constants that vary per element give one table per distinct combination (`tlu.multi`).
 //!
-//! A lookup (`relu`, `abs`, `tlu`) of a `max` or `min` of two encrypted values that nothing
-//! else reads is also one lookup of the packed pair when it fits ([`MAX_PACKED_BITS`]): the
-//! pair's bootstrap and the lookup's become one (`relu(max(m0, m1))` at the end of a max pool
-//! followed by a relu).
-//!
 //! `where (c, a, b)` with a clear constant condition is levelled: `b + c' * (a - b)` with the
 //! clear `c' = (c != 0)`. With an encrypted condition too wide to pack with both branches it
 //! is two lookups `(c ? a : 0) + (c ? 0 : b)`, each on one packed pair: two bootstraps, as
 //! many as `b + c * (a - b)` would cost (an encrypted product is two), on narrower inputs.
 //! `bitand`/`bitor`/`bitxor` of encrypted pairs too wide to pack go chunk by chunk
-//! ([`CHUNK_BITS`]). Ops on clear constants only are folded. Other ops too wide to pack are an
+//! ([`CHUNK_BITS`]); logical `and`/`or`/`xor` reduce each operand to one bit first (three
+//! lookups). Ops on clear constants only are folded. Other ops too wide to pack are an
 //! error naming the op and the packed width.
 
 use super::{Pass, PassContext, PassError, PassStats};
@@ -72,8 +68,7 @@ impl Pass for DesugarPass {
          (at most 8 packed bits; 16 for one value), so `where(x > 10, x * 2, x // 2)` is one \
          lookup of x. `where` with a clear condition is levelled; with an encrypted one too \
          wide to pack, two lookups; bitand/bitor/bitxor of wider encrypted pairs go chunk by \
-         chunk. A relu/abs/tlu of a max/min of two encrypted values read only there is one \
-         lookup of the packed pair. Ops on constants only are folded, and the replaced ops removed (dead-code \
+         chunk. Ops on constants only are folded, and the replaced ops removed (dead-code \
          elimination). Reads the graph's types (run after `bitwidth` so they are \
          calibrated) and gives new values the range of their type in `cx.ranges`."
     }
@@ -85,28 +80,16 @@ impl Pass for DesugarPass {
         let nums = graph.value_numbers();
         let mut st = Stats::default();
         for v in order {
-            let pair = if matches!(graph.op(v), Op::Binary(_) | Op::Unary(_) | Op::Where) {
-                None
-            } else {
-                match pair_cone(graph, v) {
-                    Some(c) => Some(c),
-                    None => continue,
-                }
-            };
+            if !matches!(graph.op(v), Op::Binary(_) | Op::Unary(_) | Op::Where) {
+                continue;
+            }
             let label = format!(
                 "%{} = {}",
                 nums.get(&v).copied().unwrap_or(0),
                 graph.op(v).name()
             );
-            let new = match &pair {
-                Some(c) => {
-                    st.lookups += 1;
-                    st.merged += 1;
-                    lookup(graph, v, c)
-                }
-                None => desugar(graph, v, &mut st),
-            }
-            .map_err(|m| PassError::failed("desugar", format!("{label}: {m}")))?;
+            let new = desugar(graph, v, &mut st)
+                .map_err(|m| PassError::failed("desugar", format!("{label}: {m}")))?;
             // Keep the declared (calibrated) type where it is narrower than the inferred one,
             // and where it is wider: lookups reading `v` have tables of one entry per value of
             // its type (a `where` folded to one constant must not shrink under them).
@@ -284,30 +267,6 @@ impl Cone {
     }
 }
 
-/// A lookup (`relu`, `abs`, `tlu`) of a `max`/`min` of two distinct encrypted values that only
-/// it reads: one lookup of the packed pair computes both (`relu(max(a, b))`, the last step of
-/// a max pool followed by a relu, is one bootstrap instead of two). `None` when the pair does
-/// not pack into [`MAX_PACKED_BITS`].
-fn pair_cone(g: &Graph, root: ValueId) -> Option<Cone> {
-    if !matches!(g.op(root), Op::Relu | Op::Abs | Op::Tlu { .. }) {
-        return None;
-    }
-    let m = *g.operands(root).first()?;
-    if !matches!(g.op(m), Op::Max | Op::Min) || g.users(m) != [root] {
-        return None;
-    }
-    let leaves = g.operands(m);
-    if leaves.len() != 2 || leaves[0] == leaves[1] || !leaves.iter().all(|&l| g.ty(l).is_encrypted()) {
-        return None;
-    }
-    let c = Cone {
-        nodes: vec![m, root],
-        leaves,
-        consts: vec![],
-    };
-    c.usable(g).then_some(c)
-}
-
 /// The cone of `root`: through elementwise encrypted ops when `deep`, else only the root.
 /// `None` when it reads a clear value that is not a constant.
 fn cone(g: &Graph, root: ValueId, deep: bool) -> Option<Cone> {
@@ -397,6 +356,12 @@ fn desugar(g: &mut Graph, v: ValueId, st: &mut Stats) -> R {
         if operands.iter().all(|&o| g.ty(o).is_encrypted()) {
             let b = *b;
             return digitwise(g, v, b, &operands, st);
+        }
+    }
+    if let Op::Binary(BinOp::And | BinOp::Or | BinOp::Xor) = g.op(v) {
+        if operands.iter().all(|&o| g.ty(o).is_encrypted()) {
+            st.lookups += 3;
+            return logical_wide(g, v, &operands);
         }
     }
     Err(format!(
@@ -514,6 +479,37 @@ fn where_split(g: &mut Graph, v: ValueId, ops: &[ValueId]) -> R {
         return push(g, Op::Broadcast, &[s], Some(&shape));
     }
     Ok(s)
+}
+
+/// `and`/`or`/`xor` (logical) of encrypted operands too wide to pack: each operand becomes
+/// `x != 0` (one lookup each, a `u1`), then the pair of bits is one packed lookup. Three
+/// bootstraps, the widest on an operand's own width.
+fn logical_wide(g: &mut Graph, v: ValueId, ops: &[ValueId]) -> R {
+    let shape = g.ty(v).shape.clone();
+    let mut bits = Vec::with_capacity(2);
+    for &o in ops {
+        let t = g.ty(o).int;
+        let n = 1usize << t.bits;
+        let entries = (0..n as i128).map(|i| (i + t.min() != 0) as i64).collect();
+        let tid = g.add_table(Table { entries });
+        bits.push(push(g, Op::Tlu { table: tid }, &[o], None)?);
+    }
+    let ty = g.ty(v).clone();
+    let op = g.op(v).clone();
+    let w = g.add_node(op, ty, &bits);
+    let c = Cone {
+        nodes: vec![w],
+        leaves: bits,
+        consts: vec![],
+    };
+    let r = lookup(g, w, &c);
+    // The helper op is only a template for the table.
+    g.remove(w);
+    let r = r?;
+    if g.ty(r).shape != shape {
+        return push(g, Op::Broadcast, &[r], Some(&shape));
+    }
+    Ok(r)
 }
 
 /// Most bits per chunk of the digit-wise bitwise ops (pairs of chunks are looked up packed).
