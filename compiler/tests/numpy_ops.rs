@@ -145,7 +145,7 @@ fn every_op_runs_encrypted() {
 fn step(b: &Builder, vals: &[ValueId], kind: u8, i: u8, j: u8, k: i8) -> Option<ValueId> {
     let a = vals[i as usize % vals.len()];
     let c = vals[j as usize % vals.len()];
-    let r = match kind % 8 {
+    let r = match kind % 10 {
         0 => b.binary(a, c, BinOp::ALL[k.unsigned_abs() as usize % 11]),
         1 => {
             let kc = b.constant_scalar(k as i64).ok()?;
@@ -156,6 +156,10 @@ fn step(b: &Builder, vals: &[ValueId], kind: u8, i: u8, j: u8, k: i8) -> Option<
         4 => b.bit_not(a),
         5 => b.logical_not(a),
         6 => b.add(a, c),
+        8 => b.max(a, c).and_then(|m| b.relu(m)),
+        9 => b
+            .min(a, c)
+            .and_then(|m| b.tlu(m, |v| (v * v - 1).clamp(-8, 7))),
         _ => {
             let kc = b.constant_scalar(k as i64).ok()?;
             b.gt(a, kc)
@@ -291,4 +295,220 @@ fn traced_select_runs_encrypted() {
         p.decrypt(&ck, &out).unwrap(),
         vec![t(&[4], vec![1, 5, 22, 62])]
     );
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a.abs()
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// numpy's functions of encrypted pairs that Concrete compiles through `fhe.multivariate`
+/// (`x / y` then cast, `gcd`, `lcm`, `hypot`, `arctan2`, `copysign`, `ldexp`), each one lookup of
+/// the packed pair, and `fmod`, run encrypted against the interpreter and the direct formula.
+#[test]
+fn multivariate_pairs_run_encrypted() {
+    type F = fn(i64, i64) -> i64;
+    let fns: [(&str, F); 7] = [
+        ("true_divide", |a, b| {
+            if b == 0 {
+                0
+            } else {
+                (a as f64 / b as f64).floor() as i64
+            }
+        }),
+        ("gcd", gcd),
+        ("lcm", |a, b| {
+            if a == 0 || b == 0 {
+                0
+            } else {
+                (a * b).abs() / gcd(a, b)
+            }
+        }),
+        ("hypot", |a, b| {
+            ((a * a + b * b) as f64).sqrt().round() as i64
+        }),
+        ("arctan2", |a, b| {
+            (10.0 * (a as f64).atan2(b as f64)).round() as i64
+        }),
+        ("copysign", |a, b| if b < 0 { -a.abs() } else { a.abs() }),
+        ("ldexp", |a, b| a * (1 << b.max(0))),
+    ];
+    let tr = veil_ir::trace::Tracer::new();
+    let x = tr.input("x", &[3], IntType::signed(3));
+    let y = tr.input("y", &[3], u(3));
+    let ys = tr.input("ys", &[3], IntType::signed(2));
+    for (name, f) in fns {
+        let other = if name == "copysign" { ys } else { y };
+        tr.output(name, tr.multivariate(&[x, other], move |v| f(v[0], v[1])));
+    }
+    tr.output("fmod", x.fmod(3));
+    let g = tr.finish().unwrap();
+    let sample = |a: [i64; 3], b: [i64; 3], c: [i64; 3]| {
+        vec![
+            t(&[3], a.to_vec()),
+            t(&[3], b.to_vec()),
+            t(&[3], c.to_vec()),
+        ]
+    };
+    let mut set = vec![];
+    for a in -4..4 {
+        set.push(sample(
+            [a, (-a).min(3), a / 2],
+            [(a & 7), 7 - (a & 7), 3],
+            [a % 2, -2, 1],
+        ));
+    }
+    let p = compile(&g, &set, &CompileConfig::default()).unwrap();
+    // One lookup per element of each output.
+    assert_eq!(p.stats.pbs, 8 * 3, "{}", p.stats.summary());
+    let (ck, sk) = p.keygen(23).unwrap();
+    let probe = sample([-4, 2, 0], [3, 0, 6], [-2, 1, -1]);
+    let want = veil_ir::run(&g, &probe).unwrap();
+    for (k, (name, f)) in fns.iter().enumerate() {
+        let other = if *name == "copysign" {
+            &probe[2]
+        } else {
+            &probe[1]
+        };
+        let direct: Vec<i64> = (0..3).map(|i| f(probe[0].data[i], other.data[i])).collect();
+        assert_eq!(want[k].data, direct, "{name}");
+    }
+    assert_eq!(want[7].data, vec![-1, 2, 0]); // C remainder: fmod(-4, 3) = -1
+    let out = p.run(&sk, p.encrypt(&ck, &probe).unwrap()).unwrap();
+    assert_eq!(p.decrypt(&ck, &out).unwrap(), want);
+}
+
+/// A multivariate function of arguments too wide to pack is one error line at the caller's
+/// source location.
+#[test]
+fn multivariate_too_wide_names_the_caller() {
+    let tr = veil_ir::trace::Tracer::new();
+    let x = tr.input("x", &[2], u(5));
+    let y = tr.input("y", &[2], u(4));
+    let line = line!() + 1;
+    let z = tr.multivariate(&[x, y], |v| v[0] * v[1]);
+    tr.output("z", z);
+    let e = tr.finish().unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "numpy_ops.rs:{line}:16: multivariate: the arguments (u5, u4) hold 9 bits"
+        )),
+        "{e}"
+    );
+}
+
+/// Python indexing (negative indices and steps, fancy indexing, `x[i] = y`), 1-D and 3-D
+/// convolutions, dilated pooling and batched matmul, written with the tracer, compile and run
+/// encrypted: the data movement and convolutions are levelled, the pooling costs its maxima
+/// and floor divisions only.
+#[test]
+fn indexing_convolutions_and_batches_run_encrypted() {
+    let tr = veil_ir::trace::Tracer::new();
+    let x = tr.input("x", &[2, 6], u(3));
+    let v = tr.input("v", &[2], u(3));
+    let img = tr.input("img", &[1, 1, 5, 5], u(3));
+    let vol = tr.input("vol", &[1, 1, 3, 3, 4], u(2));
+    tr.output("rev", x.slice_signed(1, None, None, -2));
+    tr.output("neg", x.at_signed(0, -1).take(&[-1, 0, 0], 0));
+    tr.output("set", x.put(1, &[-1], v.reshape(&[2, 1])));
+    let w1 = tr.constant(&[1, 2, 2], &[1, -1, 2, 1]);
+    tr.output("conv1d", x.reshape(&[1, 2, 6]).conv1d(w1, 2, [1, 0], 2));
+    let w3 = tr.constant(&[1, 1, 2, 2, 2], &[1, 0, 0, 1, -1, 0, 1, 1]);
+    tr.output(
+        "conv3d",
+        vol.conv3d(w3, [2, 1, 1], [1, 0, 1, 0, 0, 0], [1, 1, 2]),
+    );
+    tr.output("maxpool", img.max_pool2d_dilated([2, 2], [1, 2], [2, 2]));
+    tr.output("avgpool", img.avg_pool2d_dilated([2, 1], [2, 1], [3, 1]));
+    let m = tr.constant(&[3, 2], &[1, 2, 0, -1, 3, 1]);
+    tr.output("bmm", x.reshape(&[2, 2, 3]).matmul(m));
+    let g = tr.finish().unwrap();
+    let sample = |s: i64| {
+        vec![
+            t(&[2, 6], (0..12).map(|i| (i * 5 + s) % 8).collect()),
+            t(&[2], vec![s % 8, (s + 3) % 8]),
+            t(&[1, 1, 5, 5], (0..25).map(|i| (i * 3 + s) % 8).collect()),
+            t(&[1, 1, 3, 3, 4], (0..36).map(|i| (i * 7 + s) % 4).collect()),
+        ]
+    };
+    let set: Vec<_> = (0..16).map(sample).collect();
+    let p = compile(&g, &set, &CompileConfig::default()).unwrap();
+    // Max pool: 3x2 windows of 4 (3 maxima each); avg pool: 1x5 windows, one division each.
+    assert_eq!(p.stats.pbs, 6 * 3 + 5, "{}", p.stats.summary());
+    let (ck, sk) = p.keygen(29).unwrap();
+    let probe = sample(5);
+    let want = veil_ir::run(&g, &probe).unwrap();
+    let out = p.run(&sk, p.encrypt(&ck, &probe).unwrap()).unwrap();
+    assert_eq!(p.decrypt(&ck, &out).unwrap(), want);
+}
+
+/// Concrete's `fhe.refresh`: the identity lookup is kept as one bootstrap per element, on an
+/// input directly and inside arithmetic (where the rewrite moves it onto the narrower `x`), and
+/// the refreshed program runs encrypted.
+#[test]
+fn refresh_is_a_kept_bootstrap() {
+    let b = Builder::new();
+    let x = b.input_encrypted("x", &[2], u(4)).unwrap();
+    let three = b.constant_scalar(3).unwrap();
+    let s = b.mul(x, three).unwrap();
+    let r = b.refresh(s).unwrap();
+    let y = b.add(r, x).unwrap();
+    let z = b.refresh(x).unwrap();
+    b.output("y", y).unwrap();
+    b.output("z", z).unwrap();
+    let g = b.finish().unwrap();
+    let p = compile(&g, &all_values(2, 4), &CompileConfig::default()).unwrap();
+    assert_eq!(p.stats.pbs, 4, "{}", p.stats.summary());
+    let x = vec![t(&[2], vec![5, 15])];
+    let want = veil_ir::run(&g, &x).unwrap();
+    assert_eq!(want, vec![t(&[2], vec![20, 60]), t(&[2], vec![5, 15])]);
+    let (ck, sk) = p.keygen(31).unwrap();
+    let out = p.run(&sk, p.encrypt(&ck, &x).unwrap()).unwrap();
+    assert_eq!(p.decrypt(&ck, &out).unwrap(), want);
+}
+
+/// Encrypted pairs too wide to pack into one lookup (`u6` with `i5`, 11 bits): comparisons and
+/// `min`/`max` never pack (one lookup of the difference), logical `and`/`or`/`xor` reduce each
+/// operand to a bit first (three lookups), bitwise ops go digit by digit; all agree with the
+/// interpreter on the lowered program (simulated).
+#[test]
+fn wide_pairs_compile_without_packing() {
+    let b = Builder::new();
+    let x = b.input_encrypted("x", &[4], u(6)).unwrap();
+    let y = b.input_encrypted("y", &[4], IntType::signed(5)).unwrap();
+    let outs = [
+        ("lt", b.lt(x, y).unwrap()),
+        ("ge", b.ge(x, y).unwrap()),
+        ("eq", b.eq(x, y).unwrap()),
+        ("max", b.max(x, y).unwrap()),
+        ("min", b.min(x, y).unwrap()),
+        ("and", b.logical_and(x, y).unwrap()),
+        ("or", b.logical_or(x, y).unwrap()),
+        ("xor", b.logical_xor(x, y).unwrap()),
+        ("bitor", b.bit_or(x, y).unwrap()),
+    ];
+    for (n, v) in outs {
+        b.output(n, v).unwrap();
+    }
+    let g = b.finish().unwrap();
+    let set: Vec<_> = (0..64)
+        .map(|i| {
+            vec![
+                t(&[4], vec![i, 63 - i, i / 2, 0]),
+                t(&[4], vec![i % 32 - 16, i % 7 - 3, 0, (i % 31) - 15]),
+            ]
+        })
+        .collect();
+    let p = compile(&g, &set, &CompileConfig::default()).unwrap();
+    assert!(
+        p.stats.pbs_by_precision.keys().all(|&b| b <= 8),
+        "{}",
+        p.stats.summary()
+    );
+    for s in [&set[0], &set[17], &set[40], &set[63]] {
+        assert_eq!(p.simulate(s, 3).unwrap(), veil_ir::run(&g, s).unwrap());
+    }
 }

@@ -165,6 +165,23 @@ impl Tracer {
         self.wrap(loc, self.b.concat(&vs, axis))
     }
 
+    /// Concrete's `fhe.multivariate`: `f` of several small encrypted values as one table
+    /// lookup of the values packed into one integer ([`Builder::multivariate`]): at most
+    /// [`crate::numpy::MAX_MULTIVARIATE_BITS`] bits together, else an error at the caller's
+    /// line. `t.multivariate(&[x, y], |v| gcd(v[0], v[1]))` is `np.gcd(x, y)`.
+    #[track_caller]
+    pub fn multivariate(&self, args: &[Traced<'_>], f: impl Fn(&[i64]) -> i64) -> Traced<'_> {
+        let loc = Location::caller();
+        let mut vs = Vec::with_capacity(args.len());
+        for a in args {
+            match a.v {
+                Some(v) => vs.push(v),
+                None => return Traced { t: self, v: None },
+            }
+        }
+        self.wrap(loc, self.b.multivariate(&vs, f))
+    }
+
     /// Declares the next program output.
     #[track_caller]
     pub fn output(&self, name: &str, x: Traced<'_>) {
@@ -420,10 +437,11 @@ impl<'t> Traced<'t> {
         self.unary(Location::caller(), |b, v| b.clip(v, lo, hi))
     }
 
-    /// `self @ other` (numpy `matmul`, ranks 1 and 2).
+    /// `self @ other` (numpy `matmul`: ranks 1 and 2, and batched for higher ranks, see
+    /// [`Builder::batch_matmul`]).
     #[track_caller]
     pub fn matmul(self, other: Traced<'t>) -> Self {
-        self.binary(other, Location::caller(), |b, x, y| b.matmul(x, y))
+        self.binary(other, Location::caller(), |b, x, y| b.batch_matmul(x, y))
     }
 
     /// numpy `reshape`.
@@ -448,6 +466,115 @@ impl<'t> Traced<'t> {
     #[track_caller]
     pub fn slice(self, starts: &[usize], stops: &[usize], steps: &[usize]) -> Self {
         self.unary(Location::caller(), |b, v| b.slice(v, starts, stops, steps))
+    }
+
+    /// numpy `self[..., i, ...]` with Python's rules (a negative `i` counts from the end).
+    #[track_caller]
+    pub fn at_signed(self, axis: usize, i: i64) -> Self {
+        self.unary(Location::caller(), |b, v| b.index_signed(v, axis, i))
+    }
+
+    /// numpy `self[..., start:stop:step, ...]` on `axis` with Python's rules: negative bounds,
+    /// negative steps (`x.slice_signed(0, None, None, -1)` is `x[::-1]`), `None` for an omitted
+    /// bound.
+    #[track_caller]
+    pub fn slice_signed(
+        self,
+        axis: usize,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+    ) -> Self {
+        self.unary(Location::caller(), |b, v| {
+            b.slice_signed(v, axis, start, stop, step)
+        })
+    }
+
+    /// Fancy indexing with clear indices, numpy `take(self, indices, axis)`
+    /// (`self[..., [i, j, ...]]`; negative indices count from the end).
+    #[track_caller]
+    pub fn take(self, indices: &[i64], axis: usize) -> Self {
+        self.unary(Location::caller(), |b, v| b.take(v, indices, axis))
+    }
+
+    /// `self[..., indices, ...] = values` (numpy `__setitem__`) as a functional update: the
+    /// updated value is returned, `self` is unchanged. `values` broadcasts to the updated part.
+    #[track_caller]
+    pub fn put(self, axis: usize, indices: &[i64], values: impl IntoTraced<'t>) -> Self {
+        self.binary(values, Location::caller(), |b, x, y| {
+            b.put(x, axis, indices, y)
+        })
+    }
+
+    /// Concrete's `fhe.refresh`/`fhe.identity`: a bootstrap of the identity
+    /// ([`Builder::refresh`]).
+    #[track_caller]
+    pub fn refresh(self) -> Self {
+        self.unary(Location::caller(), |b, v| b.refresh(v))
+    }
+
+    /// numpy `fmod(self, d)`: the remainder with the sign of the dividend (one lookup).
+    #[track_caller]
+    pub fn fmod(self, d: i64) -> Self {
+        self.unary(Location::caller(), |b, v| b.fmod(v, d))
+    }
+
+    /// Concrete's `fhe.conv` 1-D: `[N,C,W]` with a kernel `[O,C/group,K]` (see
+    /// [`Builder::conv1d`]).
+    #[track_caller]
+    pub fn conv1d(self, w: Traced<'t>, stride: usize, pads: [usize; 2], dilation: usize) -> Self {
+        self.binary(w, Location::caller(), |b, x, w| {
+            b.conv1d(x, w, None, stride, pads, dilation, 1)
+        })
+    }
+
+    /// 2-D convolution `[N,C,H,W]` with a kernel `[O,C,KH,KW]` (the `conv2d` op).
+    #[track_caller]
+    pub fn conv2d(self, w: Traced<'t>, attrs: crate::ops::Conv2dAttrs) -> Self {
+        self.binary(w, Location::caller(), move |b, x, w| {
+            b.conv2d(x, w, None, attrs)
+        })
+    }
+
+    /// Concrete's `fhe.conv` 3-D: `[N,C,D,H,W]` with a kernel `[O,C/group,KD,KH,KW]` (see
+    /// [`Builder::conv3d`]).
+    #[track_caller]
+    pub fn conv3d(
+        self,
+        w: Traced<'t>,
+        strides: [usize; 3],
+        pads: [usize; 6],
+        dilations: [usize; 3],
+    ) -> Self {
+        self.binary(w, Location::caller(), |b, x, w| {
+            b.conv3d(x, w, None, strides, pads, dilations, 1)
+        })
+    }
+
+    /// 2-D max pooling of `[N,C,H,W]` with dilations (no padding).
+    #[track_caller]
+    pub fn max_pool2d_dilated(
+        self,
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+    ) -> Self {
+        self.unary(Location::caller(), |b, v| {
+            b.max_pool2d_dilated(v, kernel, strides, dilations)
+        })
+    }
+
+    /// 2-D average pooling of `[N,C,H,W]` with dilations (no padding), floored.
+    #[track_caller]
+    pub fn avg_pool2d_dilated(
+        self,
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+    ) -> Self {
+        self.unary(Location::caller(), |b, v| {
+            b.avg_pool2d_dilated(v, kernel, strides, dilations)
+        })
     }
 
     /// 2-D max pooling of `[N,C,H,W]` (no padding).

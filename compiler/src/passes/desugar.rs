@@ -28,7 +28,8 @@
 //! is two lookups `(c ? a : 0) + (c ? 0 : b)`, each on one packed pair: two bootstraps, as
 //! many as `b + c * (a - b)` would cost (an encrypted product is two), on narrower inputs.
 //! `bitand`/`bitor`/`bitxor` of encrypted pairs too wide to pack go chunk by chunk
-//! ([`CHUNK_BITS`]). Ops on clear constants only are folded. Other ops too wide to pack are an
+//! ([`CHUNK_BITS`]); logical `and`/`or`/`xor` reduce each operand to one bit first (three
+//! lookups). Ops on clear constants only are folded. Other ops too wide to pack are an
 //! error naming the op and the packed width.
 
 use super::{Pass, PassContext, PassError, PassStats};
@@ -358,6 +359,12 @@ fn desugar(g: &mut Graph, v: ValueId, st: &mut Stats) -> R {
             return digitwise(g, v, b, &operands, st);
         }
     }
+    if let Op::Binary(BinOp::And | BinOp::Or | BinOp::Xor) = g.op(v) {
+        if operands.iter().all(|&o| g.ty(o).is_encrypted()) {
+            st.lookups += 3;
+            return logical_wide(g, v, &operands);
+        }
+    }
     Err(format!(
         "a lookup of its encrypted operands needs {} packed bits, over the limit of \
          {MAX_PACKED_BITS}; narrow the operands (e.g. `round` or a `tlu` to fewer bits) first",
@@ -473,6 +480,37 @@ fn where_split(g: &mut Graph, v: ValueId, ops: &[ValueId]) -> R {
         return push(g, Op::Broadcast, &[s], Some(&shape));
     }
     Ok(s)
+}
+
+/// `and`/`or`/`xor` (logical) of encrypted operands too wide to pack: each operand becomes
+/// `x != 0` (one lookup each, a `u1`), then the pair of bits is one packed lookup. Three
+/// bootstraps, the widest on an operand's own width.
+fn logical_wide(g: &mut Graph, v: ValueId, ops: &[ValueId]) -> R {
+    let shape = g.ty(v).shape.clone();
+    let mut bits = Vec::with_capacity(2);
+    for &o in ops {
+        let t = g.ty(o).int;
+        let n = 1usize << t.bits;
+        let entries = (0..n as i128).map(|i| (i + t.min() != 0) as i64).collect();
+        let tid = g.add_table(Table { entries });
+        bits.push(push(g, Op::Tlu { table: tid }, &[o], None)?);
+    }
+    let ty = g.ty(v).clone();
+    let op = g.op(v).clone();
+    let w = g.add_node(op, ty, &bits);
+    let c = Cone {
+        nodes: vec![w],
+        leaves: bits,
+        consts: vec![],
+    };
+    let r = lookup(g, w, &c);
+    // The helper op is only a template for the table.
+    g.remove(w);
+    let r = r?;
+    if g.ty(r).shape != shape {
+        return push(g, Op::Broadcast, &[r], Some(&shape));
+    }
+    Ok(r)
 }
 
 /// Most bits per chunk of the digit-wise bitwise ops (pairs of chunks are looked up packed).
