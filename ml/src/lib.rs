@@ -58,8 +58,8 @@ pub use model::{
     PostProcess,
 };
 pub use quantize::{
-    emit_activation, emit_channel_activation, BinEdge, FeatureBins, Granularity, QuantOptions,
-    QuantizedGemm, Rounding, UniformQuantizer,
+    emit_activation, emit_channel_activation, last_float_where, BinEdge, FeatureBins, Granularity,
+    QuantOptions, QuantizedGemm, Rounding, UniformQuantizer,
 };
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};
 pub use xgboost::{XgbBooster, XgbClassifier, XgbRegressor};

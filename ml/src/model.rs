@@ -512,6 +512,15 @@ pub struct CompileConfig {
     /// `rounding_threshold_bits`; exact, one 1-bit bootstrap per dropped bit; the lookups get
     /// narrower and cheaper). `None`: no rounding.
     pub rounding_bits: Option<u8>,
+    /// Tree models: send each feature as its rank among the trees' split points
+    /// ([`super::FeatureBins`]; default), which keeps every decision and needs
+    /// `log2(splits + 1)` bits, instead of its `n_bits.inputs`-bit quantized value.
+    #[serde(default = "yes")]
+    pub tree_ranks: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for CompileConfig {
@@ -523,6 +532,7 @@ impl Default for CompileConfig {
             tree_digit_bits: None,
             input_margin: DEFAULT_INPUT_MARGIN,
             rounding_bits: None,
+            tree_ranks: true,
         }
     }
 }
