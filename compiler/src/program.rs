@@ -64,7 +64,7 @@ impl Default for CompileConfig {
             print_after: Vec::new(),
             single_parameter_set: false,
             domain: DomainPolicy::Calibrated,
-            objective: optimizer::Objective::Latency,
+            objective: optimizer::COMPILE_OBJECTIVE,
         }
     }
 }

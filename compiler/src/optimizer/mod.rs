@@ -84,6 +84,10 @@ pub enum Objective {
     Keys,
 }
 
+/// The objective of compiles (`CompileConfig::objective`'s default and the `lower` pass):
+/// the calibrated latency. [`Problem`] and `veil params` keep [`Objective::Model`].
+pub const COMPILE_OBJECTIVE: Objective = Objective::Latency;
+
 impl Objective {
     /// `model`, `latency` or `keys`, as on the command line.
     pub fn name(self) -> &'static str {
