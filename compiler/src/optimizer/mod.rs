@@ -84,8 +84,9 @@ pub enum Objective {
     Keys,
 }
 
-/// The objective of compiles (`CompileConfig::objective`'s default and the `lower` pass):
-/// the calibrated latency. [`Problem`] and `veil params` keep [`Objective::Model`].
+/// The objective of compiles (`CompileConfig::objective`'s default): the calibrated latency.
+/// [`Problem`], `veil params` and the `lower` pass of pass-pipeline tests keep
+/// [`Objective::Model`].
 pub const COMPILE_OBJECTIVE: Objective = Objective::Latency;
 
 impl Objective {

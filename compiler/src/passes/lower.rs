@@ -30,7 +30,7 @@ impl Pass for LowerPass {
                 "the program is at the TFHE level already".to_string(),
             ));
         }
-        let chooser = OptimizerChooser::new(cx.error, false, crate::optimizer::COMPILE_OBJECTIVE);
+        let chooser = OptimizerChooser::new(cx.error, false, Default::default());
         let lowered =
             lower(graph, &chooser).map_err(|e| PassError::failed("lower", e.to_string()))?;
         let mut s = PassStats::default();
