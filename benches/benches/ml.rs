@@ -24,9 +24,11 @@
 //! `VEIL_BENCH_P_ERROR=2^-128` sets the per-bootstrap error probability (default veil's).
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
+//! `VEIL_BENCH_TREE_INPUTS=quantized` sends the tree models' features as 6-bit quantized
+//! values (two 3-bit digits) instead of their ranks among the split points (the default).
 //! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
-//! (default: the compiler's, Concrete's cost model; `latency` picks the sets that measured
-//! fastest).
+//! (default: the compiler's, `latency`, the sets that measured fastest; `model` is Concrete's
+//! cost model).
 //!
 //! Prints a table, then one JSON line per model. Run with
 //! `cargo bench -p veil-benches --bench ml` (`VEIL_BENCH_SAMPLES=143` for the whole test set).
@@ -192,7 +194,12 @@ fn build(
     test: &Matrix,
     seed: u32,
 ) -> (&'static str, u8, Vec<usize>, CompiledModel) {
-    let cfg = CompileConfig::default();
+    // `VEIL_BENCH_TREE_INPUTS=quantized`: trees read their 6-bit quantized features (as
+    // before rank encoding) instead of the features' ranks among the split points.
+    let cfg = CompileConfig {
+        tree_ranks: std::env::var("VEIL_BENCH_TREE_INPUTS").map_or(true, |v| v != "quantized"),
+        ..CompileConfig::default()
+    };
     // Fits `$model` on the training rows, compiles it with `$cfg`, returns the row's parts.
     macro_rules! fitted {
         ($model:expr, $cfg:expr, $description:expr, $bits:expr) => {{
@@ -216,7 +223,11 @@ fn build(
         ),
         "xgb" => {
             let mut m = XgbClassifier::from_json(XGB_MODEL).unwrap();
-            m.compile_default(train).unwrap();
+            let xcfg = CompileConfig {
+                input_margin: veil_ml::xgboost::XGB_INPUT_MARGIN,
+                ..cfg
+            };
+            m.compile(train, &xcfg).unwrap();
             let c = m.compiled().unwrap().clone();
             ("XGBoost 20 trees depth 3", 6, m.predict(test).unwrap(), c)
         }
@@ -298,7 +309,7 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
     });
     let inputset: Vec<Vec<Tensor<i64>>> = model
         .client
-        .encode(&s.train.x)
+        .calibration_inputs(&s.train.x)
         .unwrap()
         .into_iter()
         .map(|t| vec![t])

@@ -1,5 +1,5 @@
 //! `veil compile FILE.veil|FILE.onnx --inputset FILE.csv|.npy [--domain calibrated|types]
-//! [--out DIR] [--emit STAGE] [--stats] [--json] [--p-error X]`: compile a program or model and
+//! [--out DIR] [--emit STAGE] [--stats] [--json] [--p-error X] [--objective O]`: compile a program or model and
 //! write the server and client artifacts into `--out`; with `--emit` print one stage (or the
 //! statistics) to stdout and write nothing.
 //!
@@ -135,6 +135,11 @@ pub struct CompileOptions {
     /// types; wider, costlier bootstraps).
     #[arg(long, value_enum, default_value = "calibrated")]
     pub domain: DomainArg,
+    /// What the parameter optimizer minimises: `latency` (default: the sets that measured
+    /// fastest on this runtime), `model` (Concrete's cost model, to compare with Concrete) or
+    /// `keys` (evaluation key bytes, for one sample per key generation).
+    #[arg(long, value_enum)]
+    pub objective: Option<crate::params::ObjectiveArg>,
 }
 
 /// `--rounding-method`.
@@ -193,6 +198,9 @@ fn config(options: &CompileOptions) -> Result<CompileConfig, CliError> {
         ..CompileConfig::default()
     };
     let check = crate::params::check_probability;
+    if let Some(objective) = options.objective {
+        cfg.objective = objective.into();
+    }
     if let Some(profile) = options.security_profile {
         cfg.error = ErrorTarget::p_error(profile.p_error());
     }

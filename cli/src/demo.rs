@@ -148,7 +148,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     // Compile the integer program to TFHE, calibrated on the quantized training set.
     let inputset: Vec<Vec<Tensor<i64>>> = model
         .client
-        .encode(&split.train.x)
+        .calibration_inputs(&split.train.x)
         .map_err(ml)?
         .into_iter()
         .map(|t| vec![t])

@@ -47,8 +47,9 @@ pub struct CompileConfig {
     /// Which inputs the program is made exact for ([`DomainPolicy`]): the calibrated
     /// intervals of the inputset (the default) or every value of the declared input types.
     pub domain: DomainPolicy,
-    /// What the parameter optimizer minimises ([`optimizer::Objective`]): Concrete's cost
-    /// model by default; `Latency` picks the sets that measured fastest.
+    /// What the parameter optimizer minimises ([`optimizer::Objective`]): by default
+    /// `Latency`, the sets that measured fastest on this runtime; `Model` (Concrete's cost
+    /// model) for comparisons with Concrete's optimizer.
     pub objective: optimizer::Objective,
 }
 
@@ -63,7 +64,7 @@ impl Default for CompileConfig {
             print_after: Vec::new(),
             single_parameter_set: false,
             domain: DomainPolicy::Calibrated,
-            objective: optimizer::Objective::Model,
+            objective: optimizer::COMPILE_OBJECTIVE,
         }
     }
 }

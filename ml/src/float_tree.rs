@@ -123,6 +123,20 @@ impl TreeModel {
         out
     }
 
+    /// The same trees with every split's threshold and comparison replaced by `f(threshold,
+    /// cmp)`; `None` when `f` gives `None` for some split.
+    pub fn with_thresholds(&self, f: impl Fn(f64, Cmp) -> Option<(f64, Cmp)>) -> Option<TreeModel> {
+        let mut m = self.clone();
+        for t in &mut m.trees {
+            for nd in &mut t.nodes {
+                if let ONode::Branch { threshold, cmp, .. } = nd {
+                    (*threshold, *cmp) = f(*threshold, *cmp)?;
+                }
+            }
+        }
+        Some(m)
+    }
+
     /// The same trees on raw features when the model's trees read `a[f] * x[f] + b[f]` (an
     /// exported pipeline's scaler): every threshold moves into the raw feature's units, and a
     /// negative scale flips its comparison. Errors on a zero scale.

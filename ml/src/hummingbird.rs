@@ -27,10 +27,10 @@
 //! `c = tlu(2 h + e)` (`h < t_h`, or `h == t_h` and `e`; one per comparison, `db + 1` bits).
 //! Leaf values then default to 4 bits, so that the whole program runs at 4 bits.
 
-use super::cart::{Condition, LeafPath, Tree};
+use super::cart::{Condition, LeafPath, Tree, TreeNode};
 use super::error::{MlError, MlResult};
 use super::model::{ClientSpec, CompileConfig, CompiledModel, OutputDecoder, PostProcess};
-use super::quantize::UniformQuantizer;
+use super::quantize::{last_float_where, BinEdge, FeatureBins, UniformQuantizer};
 use std::collections::BTreeMap;
 use veil_ir::builder::Builder;
 
@@ -103,6 +103,76 @@ impl TreeEnsemble {
             TreeKind::Classifier { n_classes: 2 } => vec![v[1]],
             _ => v.to_vec(),
         }
+    }
+
+    /// Rank encoding ([`FeatureBins`]) of the quantized features: each split `q(x_f) <= t` on
+    /// the quantized feature becomes the float edge `x_f <= e`, `e` the largest float that
+    /// [`UniformQuantizer::quantize`] maps to at most `t` (found by bisection over the
+    /// ordered floats, so the rank of `x` is the number of thresholds `q(x)` lies past,
+    /// exactly, at any float); the returned ensemble compares ranks (`rank <= j` for the
+    /// split's index `j`) through the identity quantizer [`FeatureBins::rank_quantizer`].
+    /// Ranks never need more bits than the quantized features. `None` when some threshold
+    /// holds for every float or for none (no such edge).
+    pub fn rank_encoded(&self) -> Option<(TreeEnsemble, FeatureBins)> {
+        let edge = |f: usize, t: i64| {
+            last_float_where(|x| self.input.quantize(x, f) <= t).map(|value| BinEdge {
+                value,
+                strict: false,
+            })
+        };
+        let mut splits = Vec::new();
+        for tree in &self.trees {
+            for node in &tree.nodes {
+                if let TreeNode::Split {
+                    feature, threshold, ..
+                } = node
+                {
+                    splits.push((*feature, edge(*feature, *threshold)?));
+                }
+            }
+        }
+        let bins = FeatureBins::new(self.n_features, splits)?;
+        let mut ranked = self.clone();
+        for tree in &mut ranked.trees {
+            for node in &mut tree.nodes {
+                if let TreeNode::Split {
+                    feature, threshold, ..
+                } = node
+                {
+                    *threshold = bins.index(*feature, edge(*feature, *threshold)?)? as i64;
+                }
+            }
+        }
+        ranked.input = bins.rank_quantizer(self.n_features);
+        Some((ranked, bins))
+    }
+
+    /// [`TreeEnsemble::compile`] with the features sent as their ranks
+    /// ([`TreeEnsemble::rank_encoded`], [`ClientSpec::bins`]): the same decisions and leaf
+    /// values (leaves keep the width [`TreeEnsemble::compile`] gives them), with comparisons on
+    /// `log2(splits + 1)`-bit ranks instead of `n_bits`-bit features. Falls back to
+    /// [`TreeEnsemble::compile`] when no rank encoding exists or `cfg.tree_ranks` is off.
+    pub fn compile_rank_encoded(&self, cfg: &CompileConfig) -> MlResult<CompiledModel> {
+        let ranked = self.rank_encoded().filter(|_| cfg.tree_ranks);
+        let Some((ranked, bins)) = ranked else {
+            return self.compile(cfg);
+        };
+        let n = self.input.n_bits;
+        let split = digit_bits(n, cfg.tree_digit_bits)?.is_some();
+        let leaves = cfg
+            .n_bits
+            .outputs
+            .unwrap_or(if split { n.min(MAX_UNSPLIT_BITS) } else { n });
+        let cfg = CompileConfig {
+            n_bits: super::NBits {
+                outputs: Some(leaves),
+                ..cfg.n_bits
+            },
+            ..*cfg
+        };
+        let mut model = ranked.compile(&cfg)?;
+        model.client.bins = Some(bins);
+        Ok(model)
     }
 
     /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value

@@ -58,8 +58,8 @@ pub use model::{
     PostProcess,
 };
 pub use quantize::{
-    emit_activation, emit_channel_activation, round_for_lookup, tabulate_lookup, BinEdge,
-    FeatureBins, Granularity, LookupRounding, QuantOptions, QuantizedGemm, Rounding,
+    emit_activation, emit_channel_activation, last_float_where, round_for_lookup, tabulate_lookup,
+    BinEdge, FeatureBins, Granularity, LookupRounding, QuantOptions, QuantizedGemm, Rounding,
     RoundingMethod, UniformQuantizer,
 };
 pub use tree::{DecisionTreeClassifier, DecisionTreeRegressor};

@@ -545,10 +545,19 @@ pub struct CompileConfig {
     /// accuracy), or approximately (no bootstrap of its own, one step off near a tie).
     #[serde(default = "exact_rounding")]
     pub rounding_method: RoundingMethod,
+    /// Tree models: send each feature as its rank among the trees' split points
+    /// ([`super::FeatureBins`]; default), which keeps every decision and needs
+    /// `log2(splits + 1)` bits, instead of its `n_bits.inputs`-bit quantized value.
+    #[serde(default = "yes")]
+    pub tree_ranks: bool,
 }
 
 fn exact_rounding() -> RoundingMethod {
     RoundingMethod::Exact
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for CompileConfig {
@@ -561,6 +570,7 @@ impl Default for CompileConfig {
             input_margin: DEFAULT_INPUT_MARGIN,
             rounding_bits: None,
             rounding_method: RoundingMethod::Exact,
+            tree_ranks: true,
         }
     }
 }

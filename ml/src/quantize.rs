@@ -577,6 +577,37 @@ impl BinEdge {
     }
 }
 
+/// The largest finite float `x` for which `holds(x)`, given that `holds` is monotone (true up
+/// to some float, false above it), found by bisection over the ordered floats; `None` when
+/// `holds` is true at `f64::MAX` or false at `f64::MIN`. Turns a split on a transformed
+/// feature (quantized, or rounded to `f32`) into an exact [`BinEdge`] on the float itself.
+pub fn last_float_where(holds: impl Fn(f64) -> bool) -> Option<f64> {
+    // Floats in increasing order as unsigned keys (NaNs lie outside MIN..=MAX).
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 {
+            !b
+        } else {
+            b | 1 << 63
+        }
+    };
+    let float = |k: u64| f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k });
+    let (mut lo, mut hi) = (key(f64::MIN), key(f64::MAX));
+    if !holds(f64::MIN) || holds(f64::MAX) {
+        return None;
+    }
+    // invariant: holds at lo, not at hi
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if holds(float(mid)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(float(lo))
+}
+
 /// Rank encoding of tree features: every feature is sent as the number of its split points
 /// that the value lies past. A tree only compares features with its thresholds, so this
 /// encoding keeps every comparison exactly as in float (no threshold moves to a quantization
@@ -646,6 +677,19 @@ impl FeatureBins {
         [lo, hi]
     }
 
+    /// The client-side quantizer that goes with these bins in a [`super::ClientSpec`]: the
+    /// identity (scale 1, zero point 0, unsigned) on `features` features, [`FeatureBins::bits`]
+    /// wide, so that the program's input type holds every rank.
+    pub fn rank_quantizer(&self, features: usize) -> UniformQuantizer {
+        UniformQuantizer {
+            n_bits: self.bits(),
+            signed: false,
+            symmetric: false,
+            scale: vec![1.0; features],
+            zero_point: vec![0; features],
+        }
+    }
+
     /// Ranks of a row-major tensor whose last axis has one entry per feature.
     pub fn rank_all(&self, values: &[f64]) -> Vec<i64> {
         let d = self.edges.len().max(1);
@@ -660,6 +704,34 @@ impl FeatureBins {
 #[cfg(test)]
 mod bins_tests {
     use super::*;
+
+    #[test]
+    fn last_float_where_finds_exact_edges() {
+        // quantized splits: q(x) <= t exactly when x <= the edge, at the neighbouring floats too
+        let q = UniformQuantizer {
+            n_bits: 6,
+            signed: false,
+            symmetric: false,
+            scale: vec![0.37],
+            zero_point: vec![5],
+        };
+        for t in 0..63 {
+            let e = last_float_where(|x| q.quantize(x, 0) <= t).expect("an edge");
+            assert!(q.quantize(e, 0) <= t, "t = {t}");
+            assert!(q.quantize(e.next_up(), 0) > t, "t = {t}");
+        }
+        // every float or none: no edge
+        assert_eq!(last_float_where(|x| q.quantize(x, 0) <= 63), None);
+        assert_eq!(last_float_where(|x| q.quantize(x, 0) < 0), None);
+        // f32 rounding: (x as f32) < 0.1f32 up to the float just below the f32 rounding boundary
+        let t = 0.1f32;
+        let e = last_float_where(|x| (x as f32) < t).unwrap();
+        assert!((e as f32) < t && e < t as f64);
+        assert!((e.next_up() as f32) >= t);
+        // negative edges
+        let e = last_float_where(|x| x <= -2.5).unwrap();
+        assert_eq!(e, -2.5);
+    }
 
     #[test]
     fn ranks_keep_every_comparison() {

@@ -7,7 +7,9 @@
 //! exactly the tree's decisions, and only the leaf values are rounded (to
 //! `n_bits.outputs` bits). `predict` / `predict_proba` are the float model (the same tree on
 //! quantized inputs, float leaves); `compile` builds the GEMM-form program of
-//! [`super::hummingbird`].
+//! [`super::hummingbird`] with every feature sent as its rank among the trees' thresholds
+//! ([`TreeEnsemble::compile_rank_encoded`]: the same decisions on fewer bits than the
+//! quantized feature).
 
 use super::cart::{grow, Data, Target, TreeParams};
 use super::error::{MlError, MlResult};
@@ -162,7 +164,7 @@ macro_rules! tree_model {
             ) -> MlResult<&CompiledModel> {
                 let m = self.fitted()?;
                 inputset.expect_cols(m.n_features, concat!($name, "::compile inputset"))?;
-                let c = m.compile(cfg)?;
+                let c = m.compile_rank_encoded(cfg)?;
                 Ok(self.compiled.insert(c))
             }
         }

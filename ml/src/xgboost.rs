@@ -8,9 +8,12 @@
 //! (single precision: features are rounded to `f32`, a sample goes left when
 //! `x < threshold`, and the margin is accumulated in `f32` from the base margin, tree by tree).
 //!
-//! `compile` quantizes each feature to `n_bits.inputs` bits (default 6, unsigned, per feature,
-//! calibrated on the inputset) and maps every float threshold to the nearest quantization
-//! boundary (see [`super::float_tree`]); the leaf values are quantized to `n_bits.outputs`
+//! `compile` sends each feature as its rank among the trees' split points
+//! ([`super::FeatureBins`]: exact comparisons, in `log2(splits + 1)` bits) when the ranks fit
+//! in `n_bits.inputs` bits (default 6) and `CompileConfig::tree_ranks` is on (the default);
+//! otherwise it quantizes each feature to `n_bits.inputs`
+//! bits (unsigned, per feature, calibrated on the inputset) and maps every float threshold to
+//! the nearest quantization boundary (see [`super::float_tree`]). The leaf values are quantized to `n_bits.outputs`
 //! bits (default: the tree program's, 4 bits when 6-bit features are sent as two digits, see
 //! [`CompileConfig::tree_digit_bits`]). The program is the tree program of
 //! [`super::hummingbird`] (one bootstrap per distinct comparison and per leaf), per-tree
@@ -24,12 +27,13 @@
 
 use super::error::{MlError, MlResult};
 use super::float_tree::{Cmp, ONode, OTree, TreeModel};
+use super::hummingbird::MAX_UNSPLIT_BITS;
 use super::matrix::Matrix;
 use super::model::{
     argmax, CircuitStats, CompileConfig, CompiledModel, FheClassifier, FheModel, FheRegressor,
     PostProcess,
 };
-use super::quantize::{Granularity, QuantOptions, UniformQuantizer};
+use super::quantize::{last_float_where, Granularity, QuantOptions, UniformQuantizer};
 use super::tree::DEFAULT_TREE_BITS;
 use serde::Deserialize;
 use std::path::Path;
@@ -407,6 +411,29 @@ impl XgbBooster {
             ));
         }
         let in_bits = cfg.n_bits.inputs.unwrap_or(DEFAULT_TREE_BITS);
+        // Features as their ranks among the split points when those fit in the quantized
+        // width: every comparison is then exactly XGBoost's (`f32(x) < t` is `x <= e` for the
+        // largest `e` below the `f32` rounding boundary), in fewer bits.
+        let exact = self.tree_model().with_thresholds(|t, cmp| match cmp {
+            Cmp::Lt => last_float_where(|x| (x as f32) < t as f32).map(|e| (e, Cmp::Leq)),
+            _ => None,
+        });
+        let ranked = exact
+            .filter(|_| cfg.tree_ranks)
+            .and_then(|m| m.rank_encoded(self.n_features))
+            .filter(|(_, b)| b.bits() <= in_bits);
+        if let Some((ranked, bins)) = ranked {
+            let leaves = cfg.n_bits.outputs.unwrap_or(in_bits.min(MAX_UNSPLIT_BITS));
+            let q = bins.rank_quantizer(self.n_features);
+            let mut cm = ranked.compile(&q, self.n_features, Some(leaves), cfg)?;
+            cm.client.bins = Some(bins);
+            let out = &mut cm.client.output;
+            for o in &mut out.offset {
+                *o += self.base_margin as f64;
+            }
+            out.post = self.post();
+            return Ok(cm);
+        }
         let input = UniformQuantizer::calibrate_with_margin(
             inputset.data(),
             self.n_features,

@@ -38,10 +38,11 @@ fn breast_cancer() -> (Split, Vec<usize>) {
     (s, y)
 }
 
-/// The model's program inputs for the rows of `x` (one tensor per sample at batch 1).
+/// The model's program inputs that calibrate it on the rows of `x` (one tensor per sample at
+/// batch 1; rank-encoded trees add their extreme ranks).
 fn inputset(c: &CompiledModel, x: &Matrix) -> Vec<Vec<Tensor<i64>>> {
     c.client
-        .encode(x)
+        .calibration_inputs(x)
         .unwrap()
         .into_iter()
         .map(|t| vec![t])

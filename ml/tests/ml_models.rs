@@ -126,32 +126,56 @@ fn decision_tree_breast_cancer() {
         &c,
     );
     assert!(af > 0.88, "float accuracy {af}");
-    let t = &m.ensemble().unwrap().trees[0];
-    let (nodes, leaves) = (t.nodes.len() as u64, t.n_leaves() as u64);
+    let ens = m.ensemble().unwrap();
+    let t = &ens.trees[0];
+    let nodes = t.nodes.len() as u64;
     assert!(t.depth() <= 5);
-    // 6-bit features go as two 3-bit digits: at most two narrow bootstraps per internal
-    // node and one per leaf.
+    // Features go as their ranks among the tree's thresholds (at most 15 per feature in a
+    // depth-5 tree, so at most 4 bits, sent whole): at most one bootstrap per node.
+    let bins = c.client.bins.as_ref().expect("rank-encoded features");
+    assert!(bins.bits() <= 4, "{} rank bits", bins.bits());
+    assert_eq!(c.client.digit_bits, None);
     assert!(
-        c.stats.pbs_per_sample <= 2 * (nodes - leaves) + leaves,
+        c.stats.pbs_per_sample <= nodes,
         "{} PBS for a tree of {nodes} nodes",
         c.stats.pbs_per_sample
     );
-    // 2h + e is typed 5 bits by interval arithmetic (4 after calibration).
-    assert!(c.stats.max_pbs_bits <= 5, "{:?}", c.stats);
-    assert_eq!(c.client.digit_bits, Some(3));
-    // Whole 6-bit features: at most one bootstrap per node, the same predictions.
-    let pred = m.predict_clear(&s.test.x).unwrap();
-    let whole = CompileConfig {
-        tree_digit_bits: Some(0),
-        ..CompileConfig::default()
-    };
-    let c = m.compile(&s.train.x, &whole).unwrap().clone();
-    assert!(c.stats.pbs_per_sample <= nodes, "{:?}", c.stats);
-    assert_eq!(c.stats.max_pbs_bits, 6, "{:?}", c.stats);
-    assert_eq!(c.client.digit_bits, None);
-    // (The leaves are 6-bit here, 4-bit with digits: compare the decisions' agreement.)
-    let agree = accuracy(&m.predict_clear(&s.test.x).unwrap(), &pred);
-    assert!(agree >= 0.98, "agreement {agree}");
+    assert!(c.stats.max_pbs_bits <= 4, "{:?}", c.stats);
+    // The 6-bit features as two 3-bit digits (no ranks): more bootstraps, the same outputs.
+    let digits = ens.compile(&CompileConfig::default()).unwrap();
+    assert_eq!(digits.client.digit_bits, Some(3));
+    assert!(digits.stats.pbs_per_sample > c.stats.pbs_per_sample);
+    same_outputs("tree", &c, &digits, &probes(&s.test.x, &c));
+}
+
+/// `x` and, for every split point of the rank encoding, a copy of each row with the feature
+/// exactly at, just below and just above it.
+fn probes(x: &Matrix, c: &CompiledModel) -> Matrix {
+    let bins = c.client.bins.as_ref().expect("rank-encoded features");
+    let mut rows: Vec<Vec<f64>> = x.iter_rows().map(<[f64]>::to_vec).collect();
+    for (f, edges) in bins.edges.iter().enumerate() {
+        for (i, e) in edges.iter().enumerate() {
+            for v in [e.value.next_down(), e.value, e.value.next_up()] {
+                let mut r = x.row(i % x.rows()).to_vec();
+                r[f] = v;
+                rows.push(r);
+            }
+        }
+    }
+    Matrix::from_rows(&rows).unwrap()
+}
+
+/// The two programs decode to the same outputs on every row of `x` (interpreter).
+fn same_outputs(name: &str, a: &CompiledModel, b: &CompiledModel, x: &Matrix) {
+    let (ra, rb) = (
+        a.run(x, &veil_ml::Interpreter).unwrap(),
+        b.run(x, &veil_ml::Interpreter).unwrap(),
+    );
+    for (i, (p, q)) in ra.iter().zip(&rb).enumerate() {
+        for (u, v) in p.iter().zip(q) {
+            assert!((u - v).abs() < 1e-9, "{name}: row {i}: {p:?} vs {q:?}");
+        }
+    }
 }
 
 #[test]
@@ -171,13 +195,21 @@ fn random_forest_breast_cancer() {
         &c,
     );
     assert!(af > 0.93, "float accuracy {af}");
-    let (nodes, leaves) = m
+    let nodes: usize = m
         .ensemble()
         .unwrap()
         .trees
         .iter()
-        .fold((0, 0), |(n, l), t| (n + t.nodes.len(), l + t.n_leaves()));
-    assert!(c.stats.pbs_per_sample <= (2 * (nodes - leaves) + leaves) as u64);
+        .map(|t| t.nodes.len())
+        .sum();
+    assert!(c.stats.pbs_per_sample <= nodes as u64, "{:?}", c.stats);
+    let bins = c.client.bins.as_ref().expect("rank-encoded features");
+    assert!(bins.bits() <= 6, "{} rank bits", bins.bits());
+    // The same outputs as the 6-bit features sent as digits, at edges too.
+    let ens = m.ensemble().unwrap();
+    let digits = ens.compile(&CompileConfig::default()).unwrap();
+    assert!(digits.stats.pbs_per_sample >= c.stats.pbs_per_sample);
+    same_outputs("forest", &c, &digits, &probes(&s.test.x, &c));
     // Summing in FHE gives the same probabilities, in one output.
     let p_client = m.predict_proba_clear(&s.test.x).unwrap();
     let cfg = CompileConfig {

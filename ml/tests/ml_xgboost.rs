@@ -94,8 +94,12 @@ fn quantized_clear_is_within_one_point_of_float() {
         c.stats
     );
     assert!(ac >= af - 0.01, "clear accuracy {ac} vs float {af}");
-    // 6-bit features go as two 3-bit digits: at most two bootstraps per internal node
-    // (fewer when comparisons share a digit test) and one per leaf, all narrow.
+    // Features go as their ranks among the split points (exact comparisons, at most 6
+    // bits); ranks wider than 4 bits go as two digits: at most two bootstraps per internal
+    // node (fewer when comparisons share a digit test) and one per leaf, all narrow.
+    let bins = c.client.bins.as_ref().expect("rank-encoded features");
+    assert!(bins.bits() <= 6, "{} rank bits", bins.bits());
+    eprintln!("xgb rank bits {}", bins.bits());
     let internal: usize = m
         .booster()
         .trees

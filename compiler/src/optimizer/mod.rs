@@ -70,18 +70,24 @@ impl NoiseOptions {
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// Concrete's complexity model ([`cost::pbs_cost`], [`cost::ks_cost`]): the default of
-    /// `veil params` (where veil is compared with Concrete's optimizer) and of compiles.
+    /// `veil params` and of [`Problem`] (where veil is compared with Concrete's optimizer);
+    /// compiles use it with `--objective model`.
     #[default]
     Model,
     /// Measured single-thread latency ([`cost::pbs_latency_ns`], [`cost::ks_latency_ns`]):
     /// the model's terms weighted as this runtime's bootstraps and keyswitches really take.
-    /// Opt-in for compiles through `CompileConfig::objective`.
+    /// The default of compiles (`CompileConfig::objective`, `veil compile --objective`).
     Latency,
     /// Evaluation key bytes (bootstrap and keyswitch keys, [`keys`]), whatever the number of
     /// bootstraps: for a client that sends one sample per key, keygen time and key upload
     /// dominate.
     Keys,
 }
+
+/// The objective of compiles (`CompileConfig::objective`'s default): the calibrated latency.
+/// [`Problem`], `veil params` and the `lower` pass of pass-pipeline tests keep
+/// [`Objective::Model`].
+pub const COMPILE_OBJECTIVE: Objective = Objective::Latency;
 
 impl Objective {
     /// `model`, `latency` or `keys`, as on the command line.

@@ -191,13 +191,7 @@ pub fn compile(
         // model's, in fewer bits than a uniform quantizer needs.
         let rank_cap = n_bits.inputs.unwrap_or(MAX_RANK_BITS);
         if let Some((ranked, bins)) = m.rank_encoded(f).filter(|(_, b)| b.bits() <= rank_cap) {
-            let q = UniformQuantizer {
-                n_bits: bins.bits(),
-                signed: false,
-                symmetric: false,
-                scale: vec![1.0; f],
-                zero_point: vec![0; f],
-            };
+            let q = bins.rank_quantizer(f);
             // Leaves keep the width they have under the default 6-bit features (4 bits: the
             // comparisons' digits then set the precision), unless asked otherwise.
             let leaves = n_bits
