@@ -21,7 +21,20 @@ fn demo_runs_encrypted_and_matches_clear() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("DecisionTreeClassifier"), "{out}");
     assert!(out.contains("FHE == clear on 2/2 samples"), "{out}");
-    // the client's domain check refuses a deliberately out-of-range sample
+    // a tree's features travel as ranks among its split points: a deliberately out-of-range
+    // sample is accepted and decided as the float model decides it
+    assert!(
+        out.contains("out-of-range sample (feature 0 at") && out.contains("accepted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_refuses_an_out_of_range_sample_of_a_quantized_model() {
+    // A logistic regression quantizes its features: the client's domain check refuses a
+    // deliberately out-of-range sample before encrypting it, with its message.
+    let (code, out, err) = veil(&["demo", "--model", "linear", "--samples", "1"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("out-of-range sample refused"), "{out}");
 }
 
