@@ -1268,11 +1268,16 @@ impl<'a> Lowerer<'a> {
                     )));
                 }
                 if e.width > veil_runtime::wopbs::MAX_WOP_BITS {
-                    return Err(unsupported(format!(
-                        "its operand's encoding is {} bits wide (at most {}); round the value first",
-                        e.width,
-                        veil_runtime::wopbs::MAX_WOP_BITS
-                    )));
+                    // wider than any lookup (classic or WoP-PBS) has parameters for
+                    return Err(LowerError::NoParameters {
+                        precision: e.width,
+                        norm2: partitions[p].norm2,
+                        why: ChooseError::Other(format!(
+                            "a lookup reads a {}-bit encoding, and WoP-PBS takes at most {} bits; round the value first",
+                            e.width,
+                            veil_runtime::wopbs::MAX_WOP_BITS
+                        )),
+                    });
                 }
                 let b = bits_of.entry(p).or_default();
                 *b = (*b).max(e.width);
