@@ -1244,8 +1244,22 @@ impl<'a> Lowerer<'a> {
         }
         // WoP-PBS partitions: lookups wider than the classic path takes read their operand's
         // region under the big key of a WoP set directly (no keyswitch); the classic
-        // partitions are chosen without them.
-        let is_wop: Vec<bool> = part_width.iter().map(|&w| w > MAX_CLASSIC_BITS).collect();
+        // partitions are chosen without them. A program whose wide lookups the classic chooser
+        // serves as they are (at a looser error target, classic sets go past 8 bits, cheaper
+        // than WoP-PBS there) keeps classic bootstraps.
+        let wide = part_width.iter().any(|&w| w > MAX_CLASSIC_BITS);
+        let classic_serves = wide
+            && chooser
+                .choose(&LowerRequest {
+                    partitions: partitions.clone(),
+                    crossings: crossings.iter().map(|(&(a, b), &n)| (a, b, n)).collect(),
+                    levelled_outputs: levelled_outputs.clone(),
+                })
+                .is_ok();
+        let is_wop: Vec<bool> = part_width
+            .iter()
+            .map(|&w| w > MAX_CLASSIC_BITS && !classic_serves)
+            .collect();
         let mut wop_infos: BTreeMap<usize, WopPartitionInfo> = BTreeMap::new();
         if is_wop.iter().any(|&b| b) {
             let total: u64 = partitions.iter().map(|p| p.tlus).sum();
