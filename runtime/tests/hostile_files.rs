@@ -537,6 +537,8 @@ struct KeysFile {
     /// `(param, seed, data)`; `ServerKeysFile` has no seed: see [`ExpandedKeysFile`].
     bsks: Vec<(u32, CompressionSeed, Vec<u8>)>,
     ksks: Vec<(KeyId, KeyId, CompressionSeed, Vec<u8>)>,
+    /// Per set with a `wop.pbs`: its WoP-PBS keys file (binary format 4).
+    wops: Vec<(u32, Vec<u8>)>,
 }
 
 #[derive(Serialize)]
@@ -580,6 +582,7 @@ fn key_files_with_absurd_dimensions_are_refused() {
             params: params.clone(),
             bsks: vec![(0, seed(), vec![0; 8])],
             ksks: vec![(KeyId::Big(0), KeyId::Small(0), seed(), vec![0; 8])],
+            wops: Vec::new(),
         };
         let e = CompressedServerKeys::from_bytes(
             &encode_binary(KIND_COMPRESSED_SERVER_KEYS, &seeded).unwrap(),
