@@ -28,7 +28,7 @@
 //! is two lookups `(c ? a : 0) + (c ? 0 : b)`, each on one packed pair: two bootstraps, as
 //! many as `b + c * (a - b)` would cost (an encrypted product is two), on narrower inputs.
 //! `bitand`/`bitor`/`bitxor` of encrypted pairs too wide to pack go chunk by chunk
-//! ([`CHUNK_BITS`]); logical `and`/`or`/`xor` reduce each operand to one bit first (three
+//! (`CHUNK_BITS` bits); logical `and`/`or`/`xor` reduce each operand to one bit first (three
 //! lookups). Ops on clear constants only are folded. Other ops too wide to pack are an
 //! error naming the op and the packed width.
 

@@ -10,7 +10,7 @@
 //! wraps egg's extractor with the same node costs, for comparison.
 //!
 //! Cost: near-linear in the e-graph's size. Sets are persistent treaps sharing structure
-//! ([`pset`]); the fixpoint rounds only re-evaluate classes whose children changed, within a
+//! (`pset`); the fixpoint rounds only re-evaluate classes whose children changed, within a
 //! work budget beyond which classes are settled cheapest first; local improvement prices a
 //! re-choice by the classes it makes (un)reachable (reference counts) and checks cycles with a
 //! search pruned by a topological numbering.
@@ -198,7 +198,7 @@ fn greedy(f: &Flat) -> Vec<Option<usize>> {
     greedy_rounds(f, budget).unwrap_or_else(|| greedy_settled(f))
 }
 
-/// Node evaluations always allowed to [`greedy_rounds`].
+/// Node evaluations always allowed to `greedy_rounds`.
 pub const ROUND_BUDGET_MIN: usize = 200_000;
 
 /// Greedy DAG in rounds: classes are visited in `eg.classes()` order until a round changes
