@@ -1248,14 +1248,19 @@ impl<'a> Lowerer<'a> {
         // serves as they are (at a looser error target, classic sets go past 8 bits, cheaper
         // than WoP-PBS there) keeps classic bootstraps.
         let wide = part_width.iter().any(|&w| w > MAX_CLASSIC_BITS);
-        let classic_serves = wide
-            && chooser
+        // (that choice is the classic one below: with no WoP partition the request is the same)
+        let classic_choice = if wide {
+            chooser
                 .choose(&LowerRequest {
                     partitions: partitions.clone(),
                     crossings: crossings.iter().map(|(&(a, b), &n)| (a, b, n)).collect(),
                     levelled_outputs: levelled_outputs.clone(),
                 })
-                .is_ok();
+                .ok()
+        } else {
+            None
+        };
+        let classic_serves = classic_choice.is_some();
         let is_wop: Vec<bool> = part_width
             .iter()
             .map(|&w| w > MAX_CLASSIC_BITS && !classic_serves)
@@ -1408,7 +1413,9 @@ impl<'a> Lowerer<'a> {
             levelled_outputs,
         };
         let merged = req.merged();
-        let mut choice = if req.partitions.is_empty()
+        let mut choice = if let Some(c) = classic_choice {
+            c
+        } else if req.partitions.is_empty()
             && req.levelled_outputs.is_empty()
             && !wop_infos.is_empty()
         {
