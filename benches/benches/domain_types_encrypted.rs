@@ -9,19 +9,25 @@
 //! - A program without approximate rounds must equal the interpreter exactly.
 //! - A network rounds its accumulators approximately by default (one bootstrap reads the kept
 //!   high bits and may give the other neighbour near a tie, as Concrete ML's approximate
-//!   rounding does, `compiler/tests/approx_round.rs` checks that contract): the bench reports
-//!   how many output elements equal the interpreter, the largest difference, and how many
-//!   samples keep the interpreter's argmax (the label of a classifier).
+//!   rounding does, `compiler/tests/approx_round.rs` checks that contract): every output
+//!   element must lie within its proven per-element bound of the interpreter
+//!   (`veil_compiler::passes::deviation::approx_deviations` on the ranges the types allow), and
+//!   the bench reports how many elements equal the interpreter, the largest difference against
+//!   the largest bound, and how many samples keep the interpreter's argmax (the label of a
+//!   classifier). `VEIL_BENCH_ROUNDING=exact` compiles the networks with exact rounding, which
+//!   must equal the interpreter.
 //!
 //! Run with `cargo bench -p veil-benches --bench domain_types_encrypted --profile release`.
 //! `VEIL_BENCH_FIXTURES=a,b` picks fixtures (default: all), `VEIL_BENCH_SAMPLES=N` samples per
 //! fixture (default 1), `VEIL_BENCH_MAX_S=S` skips fixtures whose estimated latency per
 //! sample exceeds `S` seconds (default 600), saying so. Keys are generated once per parameter
 //! set and shared ("shared" in the keygen column). Exits non-zero when a program without
-//! approximate rounds differs from the interpreter.
+//! approximate rounds differs from the interpreter, or a network leaves its bound.
 
+use std::collections::HashMap;
 use std::time::Instant;
-use veil_compiler::passes::deviation::has_approx_rounds;
+use veil_compiler::passes::bitwidth::propagate_ranges;
+use veil_compiler::passes::deviation::{approx_deviations, has_approx_rounds};
 use veil_compiler::program::{compile, CompileConfig, DomainPolicy};
 use veil_ir::Tensor;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
@@ -41,6 +47,10 @@ fn main() {
     let only: Option<Vec<String>> = std::env::var("VEIL_BENCH_FIXTURES")
         .ok()
         .map(|s| s.split(',').map(|n| n.trim().to_string()).collect());
+    let mut import_config = ImportConfig::default();
+    if std::env::var("VEIL_BENCH_ROUNDING").as_deref() == Ok("exact") {
+        import_config.rounding_method = veil_ml::quantize::RoundingMethod::Exact;
+    }
     let types = CompileConfig {
         domain: DomainPolicy::Types,
         ..CompileConfig::default()
@@ -60,7 +70,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let cal = fixtures::rows(&name, "calibration");
         let model = import
-            .compile(&cal, &ImportConfig::default())
+            .compile(&cal, &import_config)
             .unwrap_or_else(|e| panic!("{name}: import: {e}"));
         let g = model.graph();
         let inputset: Vec<Vec<Tensor<i64>>> = model
@@ -94,6 +104,29 @@ fn main() {
         };
         let (client, server) = keys.get(&p).expect("generated above");
         let keys_mb = (p.stats.bsk_bytes + p.stats.ksk_bytes) as f64 / 1e6;
+        // per output, how far an element may move under approximate rounding, over every
+        // value the declared input types allow
+        let bounds: Vec<i128> = if approx {
+            let all_types: HashMap<String, (i64, i64)> = g
+                .inputs()
+                .into_iter()
+                .map(|v| {
+                    let t = g.ty(v).int;
+                    let name = match g.op(v) {
+                        veil_ir::Op::Input { name } => name.clone(),
+                        _ => unreachable!("inputs() lists input ops"),
+                    };
+                    (name, (t.min() as i64, t.max() as i64))
+                })
+                .collect();
+            let ranges =
+                propagate_ranges(g, &all_types).unwrap_or_else(|e| panic!("{name}: ranges: {e}"));
+            let dev = approx_deviations(g, &ranges);
+            g.outputs().into_iter().map(|o| dev.of(o)).collect()
+        } else {
+            vec![0; g.outputs().len()]
+        };
+        let bound = bounds.iter().copied().max().unwrap_or(0);
         let (mut equal, mut total, mut worst, mut ok, mut labels) =
             (0usize, 0usize, 0i128, true, 0usize);
         let t = Instant::now();
@@ -104,16 +137,14 @@ fn main() {
             let ct = p.encrypt(client, &x).unwrap();
             let out = p.run(server, ct).unwrap();
             let got = p.decrypt(client, &out).unwrap();
-            for (w, gt) in want.iter().zip(&got) {
-                for (a, b) in w.data.iter().zip(&gt.data) {
-                    let d = (*a as i128 - *b as i128).abs();
+            for ((w, gt), b) in want.iter().zip(&got).zip(&bounds) {
+                for (x, y) in w.data.iter().zip(&gt.data) {
+                    let d = (*x as i128 - *y as i128).abs();
                     worst = worst.max(d);
                     equal += usize::from(d == 0);
                     total += 1;
+                    ok &= d <= *b;
                 }
-            }
-            if !approx && got != want {
-                ok = false;
             }
             if argmax(&got) == argmax(&want) {
                 labels += 1;
@@ -121,12 +152,13 @@ fn main() {
         }
         let latency_s = t.elapsed().as_secs_f64() / samples.max(1) as f64;
         println!(
-            "| {name} | {} | {est_s:.1} s | {keys_mb:.0} MB | {keygen} | {latency_s:.2} s | {} | {equal}/{total} | {worst} | {labels}/{samples} |",
+            "| {name} | {} | {est_s:.1} s | {keys_mb:.0} MB | {keygen} | {latency_s:.2} s | {} | {equal}/{total} | {worst} (bound {bound}) | {labels}/{samples} |",
             p.stats.pbs,
             match (approx, ok) {
                 (false, true) => "exact",
-                (true, _) => "approximate rounding",
+                (true, true) => "within the approximate-rounding bound",
                 (false, false) => "WRONG",
+                (true, false) => "WRONG: outside the bound",
             },
         );
         if !ok {

@@ -24,6 +24,13 @@
 //! The widened range of `v` is `[lo - d, hi + d]`, intersected with the transfer function on
 //! the widened operand ranges when that is known (both are sound). The client's domain check
 //! keeps the calibrated (exact) ranges: a sample inside them stays inside the widened types.
+//!
+//! The deviation carried to `v`'s users is the per-element bound `d`, not how far the range
+//! grew: a transfer function that clips (`relu`, `clip`, a saturating table) can keep the range
+//! where calibration left it while an element still moves by `d` inside it (`15 -> 14` under
+//! `clip(x, 0, 15)`), and a user that subtracts two such values needs that movement. The only
+//! other bound is the range itself: an element of the calibrated range `[lo, hi]` that moves
+//! inside the widened range `[wlo, whi]` moves by at most `max(whi - lo, hi - wlo)`.
 
 use super::bitwidth::ValueRanges;
 use std::collections::{HashMap, VecDeque};
@@ -46,6 +53,30 @@ pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
     if !has_approx_rounds(g) {
         return ranges.clone();
     }
+    approx_deviations(g, ranges).widened
+}
+
+/// What approximate rounding may do to every value of a program (see the module doc).
+#[derive(Clone, Debug)]
+pub struct Deviations {
+    /// The reference ranges widened to hold every value an encrypted run may compute.
+    pub widened: ValueRanges,
+    /// Per value, the largest `|encrypted - reference|` of one element on a sample whose
+    /// reference values lie in the reference ranges; values not listed never deviate.
+    pub per_element: HashMap<ValueId, i128>,
+}
+
+impl Deviations {
+    /// The per-element deviation bound of `v` (0 when it cannot deviate).
+    pub fn of(&self, v: ValueId) -> i128 {
+        self.per_element.get(&v).copied().unwrap_or(0)
+    }
+}
+
+/// The deviations of every value of `g` under approximate rounding, from reference ranges
+/// `ranges` (calibrated by the interpreter, or propagated from the input types): what a test
+/// or a user compares an encrypted run against, output by output.
+pub fn approx_deviations(g: &Graph, ranges: &ValueRanges) -> Deviations {
     let order = g.topo_order().unwrap_or_else(|_| g.values());
     let mut dev: HashMap<ValueId, i128> = HashMap::new();
     let mut out = ranges.clone();
@@ -75,15 +106,10 @@ pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
             })
             .collect();
         let by_transfer = transfer(g.op(v), &infos, &g.tables).ok();
-        let d = match (d, by_transfer) {
-            (Some(d), _) => d,
-            // no deviation rule: the transfer function alone
-            (None, Some(t)) => (exact.lo - t.lo).max(t.hi - exact.hi).max(0),
-            (None, None) => {
-                let t = g.ty(v).int;
-                (exact.lo - t.min()).max(t.max() - exact.hi).max(0)
-            }
-        };
+        // no deviation rule: the value may be anywhere the transfer function (else its
+        // type) allows
+        let bound = by_transfer.unwrap_or_else(|| Interval::of_type(g.ty(v).int));
+        let d = d.unwrap_or_else(|| span_deviation(exact, bound));
         let mut w = Interval {
             lo: exact.lo.saturating_sub(d),
             hi: exact.hi.saturating_add(d),
@@ -93,10 +119,24 @@ pub fn widen_for_approx_rounds(g: &Graph, ranges: &ValueRanges) -> ValueRanges {
         }
         // the widened range holds the calibrated one
         w = w.union(exact);
-        dev.insert(v, (exact.lo - w.lo).max(w.hi - exact.hi));
+        // per element: the rule's bound, or how far apart two values of the ranges can be
+        dev.insert(v, d.min(span_deviation(exact, w)));
         out.set(v, w);
     }
-    out
+    dev.retain(|_, d| *d > 0);
+    Deviations {
+        widened: out,
+        per_element: dev,
+    }
+}
+
+/// The largest `|u' - u|` for `u` in the calibrated range `exact` and `u'` in `widened`.
+fn span_deviation(exact: Interval, widened: Interval) -> i128 {
+    widened
+        .hi
+        .saturating_sub(exact.lo)
+        .max(exact.hi.saturating_sub(widened.lo))
+        .max(0)
 }
 
 /// The deviation of `v` from its operands' deviations, when a rule applies (`None`: use the
@@ -273,6 +313,211 @@ fn table_deviation(entries: &[i64], base: i128, r: Interval, dx: i128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::passes::bitwidth::calibrate;
+    use proptest::prelude::*;
+    use veil_ir::interp::eval_node;
+    use veil_ir::{Builder, IntType, Tensor};
+
+    /// Every value of `g` on `inputs`, each approximate `round` taking, per element, the lower
+    /// or upper neighbouring multiple as `up` says (an exact multiple stays itself): what an
+    /// encrypted run may compute.
+    fn run_rounding(
+        g: &Graph,
+        inputs: &[Tensor<i64>],
+        up: &mut impl FnMut() -> bool,
+    ) -> HashMap<ValueId, Tensor<i128>> {
+        let mut vals: HashMap<ValueId, Tensor<i128>> = HashMap::new();
+        let ins = g.inputs();
+        for v in g.topo_order().unwrap() {
+            let t = match g.op(v) {
+                Op::Input { .. } => {
+                    let k = ins.iter().position(|&i| i == v).unwrap();
+                    inputs[k].map(|&x| x as i128)
+                }
+                Op::Round {
+                    lsbs,
+                    approx: true,
+                    rescale,
+                } => {
+                    let step = 1i128 << lsbs;
+                    let a = &vals[&g.operands(v)[0]];
+                    let data = a
+                        .data
+                        .iter()
+                        .map(|&x| {
+                            let lower = x.div_euclid(step);
+                            let q = if x.rem_euclid(step) != 0 && up() {
+                                lower + 1
+                            } else {
+                                lower
+                            };
+                            if *rescale {
+                                q
+                            } else {
+                                q * step
+                            }
+                        })
+                        .collect();
+                    Tensor::new(a.shape.clone(), data).unwrap()
+                }
+                _ => {
+                    let args: Vec<&Tensor<i128>> = g.operands(v).iter().map(|o| &vals[o]).collect();
+                    eval_node(g, v, &args).unwrap()
+                }
+            };
+            vals.insert(v, t);
+        }
+        vals
+    }
+
+    /// Calibrates `g` on every value of its single `u{bits}` input of shape `[n]` (one element
+    /// varying, the others 0 and max), widens, and checks that `tries` runs with random
+    /// roundings stay inside the widened ranges.
+    fn check_widening_sound(g: &Graph, samples: &[Vec<Tensor<i64>>], seed: u64) {
+        let exact = calibrate(g, samples).unwrap();
+        let widened = widen_for_approx_rounds(g, &exact);
+        let mut state = seed | 1;
+        let mut up = move || {
+            // xorshift
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state & 1 == 1
+        };
+        for sample in samples {
+            for _ in 0..8 {
+                let vals = run_rounding(g, sample, &mut up);
+                for (v, t) in &vals {
+                    let Some(w) = widened.get(*v) else { continue };
+                    for x in &t.data {
+                        assert!(
+                            w.lo <= *x && *x <= w.hi,
+                            "{v:?} ({:?}) = {x} outside its widened range {w:?} (calibrated {:?}) \
+                             on {sample:?}",
+                            g.op(*v),
+                            exact.get(*v)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn u(bits: u8) -> IntType {
+        IntType {
+            signed: false,
+            bits,
+        }
+    }
+
+    fn scalar_samples(bits: u8) -> Vec<Vec<Tensor<i64>>> {
+        (0..1i64 << bits)
+            .map(|x| vec![Tensor::new(vec![1], vec![x]).unwrap()])
+            .collect()
+    }
+
+    /// A clipped value keeps its calibrated range but still moves by a step inside it: the
+    /// difference with the unrounded input must widen. (Before the deviation was carried per
+    /// element, `clip` recorded 0 and `y` kept the calibrated `[-3, 2]`, while `x = 5` rounded
+    /// up gives `8 - 5 = 3`.)
+    #[test]
+    fn a_clipped_deviation_still_reaches_a_difference() {
+        let b = Builder::new();
+        let x = b.input_encrypted("x", &[1], u(4)).unwrap();
+        let r = b.round_approx(x, 2).unwrap();
+        let c = b.clip(r, 0, 12).unwrap();
+        let y = b.sub(c, x).unwrap();
+        b.output("y", y).unwrap();
+        let g = b.finish().unwrap();
+        let samples = scalar_samples(4);
+        let exact = calibrate(&g, &samples).unwrap();
+        assert_eq!(exact.get(c), Some(Interval::new(0, 12)));
+        assert_eq!(exact.get(y), Some(Interval::new(-3, 2)));
+        let widened = widen_for_approx_rounds(&g, &exact);
+        assert_eq!(
+            widened.get(c),
+            Some(Interval::new(0, 12)),
+            "clip bounds the range"
+        );
+        let wy = widened.get(y).unwrap();
+        assert!(wy.contains(3) && wy.contains(-4), "{wy:?}");
+        check_widening_sound(&g, &samples, 7);
+    }
+
+    /// The same through a saturating table instead of `clip`, and the difference of two
+    /// clipped values.
+    #[test]
+    fn a_saturating_table_keeps_its_deviation() {
+        let b = Builder::new();
+        let x = b.input_encrypted("x", &[1], u(5)).unwrap();
+        let r = b.round_approx_quotient(x, 2).unwrap();
+        let t1 = b.tlu(r, |v| v.min(5)).unwrap();
+        let r2 = b.round_approx_quotient(x, 3).unwrap();
+        let t2 = b.tlu(r2, |v| (2 * v).min(5)).unwrap();
+        let y = b.sub(t1, t2).unwrap();
+        let z = b.tlu(y, |v| v * v).unwrap();
+        b.output("z", z).unwrap();
+        let g = b.finish().unwrap();
+        check_widening_sound(&g, &scalar_samples(5), 11);
+    }
+
+    /// One op of a random straight-line program: `(kind, operand, operand, parameter)`.
+    type RandomOp = (u8, usize, usize, i64);
+
+    /// Builds a program over one `u5` input of shape `[2]` from `ops` (operands index earlier
+    /// values, modulo their count).
+    fn random_program(ops: &[RandomOp]) -> Graph {
+        let b = Builder::new();
+        let x = b.input_encrypted("x", &[2], u(5)).unwrap();
+        let mut vals = vec![x];
+        for &(kind, i, j, p) in ops {
+            let a = vals[i % vals.len()];
+            let c = vals[j % vals.len()];
+            let bits = |v: ValueId| b.ty(v).unwrap().int.bits;
+            let v = match kind % 12 {
+                0 if bits(a) > 2 => b.round_approx(a, (p.rem_euclid(2) + 1) as u8),
+                1 if bits(a) > 2 => b.round_approx_quotient(a, (p.rem_euclid(2) + 1) as u8),
+                2 if bits(a) > 2 => b.round(a, 1),
+                3 => b.relu(a),
+                4 => b.clip(a, -p.rem_euclid(4), p.rem_euclid(8) + 2),
+                5 => b.add(a, c),
+                6 => b.sub(a, c),
+                7 => {
+                    let k = b.constant_scalar(p.rem_euclid(5) - 2).unwrap();
+                    b.mul(a, k)
+                }
+                8 if bits(a) <= 7 => b.tlu(a, move |v| (v * (p % 3 + 1)).clamp(-9, 9)),
+                9 => b.max(a, c),
+                10 => b.lt(a, c),
+                _ => b.abs(a),
+            };
+            if let Ok(v) = v {
+                if b.ty(v).unwrap().int.bits <= 10 {
+                    vals.push(v);
+                }
+            }
+        }
+        b.output("y", *vals.last().unwrap()).unwrap();
+        b.finish().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Soundness: on random programs with approximate rounds, every value an encrypted run
+        /// may compute (each round taking either neighbour) lies in its widened range.
+        #[test]
+        fn widening_holds_every_rounding(
+            ops in proptest::collection::vec((0u8..12, 0usize..8, 0usize..8, -4i64..8), 1..10),
+            seed in 1u64..u64::MAX,
+        ) {
+            let g = random_program(&ops);
+            let samples: Vec<Vec<Tensor<i64>>> = (0..32i64)
+                .step_by(3)
+                .flat_map(|a| [0i64, 17, 31].map(|c| vec![Tensor::new(vec![2], vec![a, c]).unwrap()]))
+                .collect();
+            check_widening_sound(&g, &samples, seed);
+        }
+    }
 
     /// The definition: every pair of arguments within `dx`, the first in `r`.
     fn brute(t: &[i64], r: Interval, dx: i128) -> i128 {
