@@ -40,8 +40,9 @@ impl OptimizerChooser {
 
 impl ParamChooser for OptimizerChooser {
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
+        let target = req.classic_target(self.target)?;
         if req.partitions.is_empty() {
-            let p = self.target.per_bootstrap(0)?;
+            let p = target.per_bootstrap(0)?;
             let set = levelled_params(&req.merged(), p)?;
             return Ok(ParamChoice {
                 sets: vec![set],
@@ -69,7 +70,7 @@ impl ParamChooser for OptimizerChooser {
                 .iter()
                 .map(|&(from, to, count)| Crossing { from, to, count })
                 .collect(),
-            target: self.target,
+            target,
             single_set: self.single_set,
             noise: Default::default(),
             objective: self.objective,
