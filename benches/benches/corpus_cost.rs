@@ -95,7 +95,12 @@ fn main() {
         let (naive, ms_n) = timed(&e.graph, &set, &corpus::naive_config(), reps);
         let (rewritten, ms_r) = timed(&e.graph, &set, &corpus::default_config(), reps);
         let (conc, _) = timed(&e.graph, &set, &concrete_style(), 1);
-        let (veil_c, _) = timed(&e.graph, &set, &at_concrete_target(corpus::default_config()), 1);
+        let (veil_c, _) = timed(
+            &e.graph,
+            &set,
+            &at_concrete_target(corpus::default_config()),
+            1,
+        );
         let (c, v) = (&conc.stats, &veil_c.stats);
         pbs_c += c.pbs;
         pbs_v += v.pbs;
