@@ -171,7 +171,9 @@ pub struct ParamChoice {
 /// Chooses parameter sets for a program (implemented over the optimizer by
 /// `program::compile`).
 pub trait ParamChooser {
-    /// Secure parameter sets meeting the program's error target, or why there are none.
+    /// Secure parameter sets meeting the program's error target, or why there are none. A
+    /// global target is shared with the program's WoP-PBS lookups: the sets meet
+    /// [`LowerRequest::classic_target`] of it.
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError>;
 
     /// The WoP-PBS parameters for lookups of up to `bits` input bits in a program of
