@@ -45,8 +45,7 @@ fn program(bits: u8, c: i64) -> Program {
 fn seven_and_eight_bit_lookups_run_encrypted_under_the_default_parameters() {
     let start = Instant::now();
     let mut keys = KeyCache::new(0x78);
-    for (bits, c, polynomial_size) in [(7u8, 11, 1usize << 14), (8, 11, 1 << 15), (8, 200, 1 << 15)]
-    {
+    for (bits, c) in [(7u8, 11), (8, 11), (8, 200)] {
         let p = program(bits, c);
         assert_eq!(p.stats.pbs_by_precision.get(&bits), Some(&4), "{bits} bits");
         assert!(p.stats.wop.is_empty(), "{bits} bits: a classic lookup");
@@ -56,7 +55,9 @@ fn seven_and_eight_bit_lookups_run_encrypted_under_the_default_parameters() {
         assert!(set.p_error <= veil_compiler::program::DEFAULT_P_ERROR);
         assert_eq!(set.message_bits, bits);
         assert_eq!(set.modulus_switch, ModulusSwitch::Centered, "{set:?}");
-        assert_eq!(set.polynomial_size, polynomial_size, "{set:?}");
+        // today N = 2^14 at 7 bits and 2^15 at 8 (printed below); at least 2^(bits + 1)
+        // boxes in any case
+        assert!(set.polynomial_size >= 1 << (bits + 1), "{set:?}");
         let t = Instant::now();
         let before = keys.generated();
         keys.get(&p).unwrap_or_else(|e| panic!("{bits} bits: {e}"));
