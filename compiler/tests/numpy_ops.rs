@@ -518,3 +518,70 @@ fn wide_pairs_compile_without_packing() {
         assert_eq!(p.simulate(s, 3).unwrap(), veil_ir::run(&g, s).unwrap());
     }
 }
+
+/// `fhe.truncate_bit_pattern(x, k)` costs what Concrete's lowering costs (one 1-bit bootstrap
+/// per cleared bit, `lsb` extractions subtracted from `x`), not one lookup of the whole of `x`:
+/// on a `u6[4]` with `k = 2`, 8 one-bit bootstraps at 4.75e8 in Concrete's cost model against
+/// 4 six-bit lookups at 1.82e9 for the shift spelling `(x >> 2) << 2`. Signed operands and a
+/// lookup of the truncated value (which reads its kept high bits) agree with the interpreter.
+#[test]
+fn truncate_bit_pattern_costs_one_bit_bootstraps() {
+    let program = |shifts: bool, ty: IntType, k: u32, then_square: bool| {
+        let b = Builder::new();
+        let x = b.input_encrypted("x", &[4], ty).unwrap();
+        let y = if shifts {
+            let q = b.shr(x, k).unwrap();
+            b.shl(q, k).unwrap()
+        } else {
+            b.truncate_bit_pattern(x, k).unwrap()
+        };
+        let y = if then_square {
+            b.tlu(y, |v| v * v % 61).unwrap()
+        } else {
+            y
+        };
+        b.output("y", y).unwrap();
+        b.finish().unwrap()
+    };
+    let config = CompileConfig {
+        domain: veil_runtime::artifact::DomainPolicy::Types,
+        ..Default::default()
+    };
+    let g = program(false, u(6), 2, false);
+    let p = compile(&g, &[], &config).unwrap();
+    assert_eq!(p.stats.pbs, 8, "{}", p.stats.summary());
+    assert_eq!(
+        p.stats
+            .pbs_by_precision
+            .clone()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![(1, 8)]
+    );
+    let shifted = compile(&program(true, u(6), 2, false), &[], &config).unwrap();
+    assert_eq!(shifted.stats.pbs, 4);
+    assert!(
+        p.stats.cost * 2.0 < shifted.stats.cost,
+        "{} against {}",
+        p.stats.cost,
+        shifted.stats.cost
+    );
+    for (ty, k, square) in [
+        (u(6), 2, false),
+        (IntType::signed(5), 3, false),
+        (u(6), 3, true),
+    ] {
+        let g = program(false, ty, k, square);
+        let p = compile(&g, &[], &config).unwrap();
+        let (lo, hi) = (ty.min() as i64, ty.max() as i64);
+        for v in lo..=hi {
+            let x = vec![t(&[4], vec![v, lo.max(v - 1), hi.min(v + 1), v / 2])];
+            let want = veil_ir::run(&g, &x).unwrap();
+            if !square {
+                let floor = v.div_euclid(1 << k) * (1 << k);
+                assert_eq!(want[0].data[0], floor, "{ty:?} {v} k={k}");
+            }
+            assert_eq!(p.simulate(&x, 1).unwrap(), want, "{ty:?} {v} k={k}");
+        }
+    }
+}

@@ -133,3 +133,46 @@ fn wop_contract_violations_are_refused() {
     let e = compile(&g, &[], &config).unwrap_err().to_string();
     assert!(e.contains("WoP-PBS"), "{e}");
 }
+
+/// A global error target covers the WoP-PBS lookups too: the classic bootstraps get what the
+/// WoP lookups' predicted failures leave of it, so the reported global error probability (the
+/// classic solution's and the WoP lookups' together) is at most the target. Before, the
+/// classic bootstraps were given the whole target and the WoP lookups' failures were added on
+/// top.
+#[test]
+fn global_error_target_covers_wop_lookups() {
+    // 512 WoP lookups of a u12 and 64 classic ones of a u3: at a global 1e-9 each WoP lookup
+    // may fail with 1e-9 / 576 > 2^-40, so they get the tabulated 12-bit set (predicted
+    // 6.5e-14 each, 3.3e-11 in all), and the classic set alone used about 98% of the target
+    let b = Builder::new();
+    let x = b
+        .input_encrypted("x", &[512], IntType::unsigned(12))
+        .unwrap();
+    let s = b.input_encrypted("s", &[64], IntType::unsigned(3)).unwrap();
+    let y = b.tlu(x, f(12)).unwrap();
+    let t = b.tlu(s, |v| (v * 5 + 1) % 7).unwrap();
+    b.output("y", y).unwrap();
+    b.output("t", t).unwrap();
+    let g = b.finish().unwrap();
+    for global in [1e-9, 1e-7] {
+        let config = CompileConfig {
+            domain: veil_runtime::artifact::DomainPolicy::Types,
+            error: veil_compiler::optimizer::ErrorTarget::global(global),
+            ..Default::default()
+        };
+        let p = compile(&g, &[], &config).unwrap();
+        assert_eq!(p.stats.wop.len(), 1, "{}", p.stats.summary());
+        assert_eq!(p.stats.wop[0].lookups, 512);
+        assert_eq!(p.stats.pbs, 64);
+        let wop_fail = -(512.0 * (-p.stats.wop[0].p_error).ln_1p()).exp_m1();
+        eprintln!(
+            "global {global:.3e}: reported {:.3e} (WoP share {wop_fail:.3e})",
+            p.stats.global_p_error
+        );
+        assert!(
+            p.stats.global_p_error <= global * (1.0 + 1e-9),
+            "global p_error {:.4e} above the target {global:.4e} (WoP lookups fail with {wop_fail:.3e})",
+            p.stats.global_p_error
+        );
+    }
+}

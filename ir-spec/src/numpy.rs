@@ -263,18 +263,34 @@ impl Builder {
     }
 
     /// Concrete's `fhe.truncate_bit_pattern(a, lsbs)`: `a` with its `lsbs` low bits cleared,
-    /// `(a >> lsbs) << lsbs` (toward negative infinity for negative values); one lookup after
-    /// `desugar`. `lsbs = 0` is `a` itself.
+    /// `(a >> lsbs) << lsbs` (toward negative infinity for negative values). `lsbs = 0` is `a`
+    /// itself.
+    ///
+    /// An encrypted `a` is truncated as an exact `round` of `a - 2^(lsbs-1)`
+    /// (`floor(a / 2^k) * 2^k = round(a - 2^(k-1), k)`), which lowers as Concrete lowers
+    /// `truncate_bit_pattern` (one `lsb` extraction per cleared bit, subtracted): one 1-bit
+    /// bootstrap per cleared bit, reading the bit at the top of the operand's encoding, instead
+    /// of one lookup of the whole operand (for a `u6` and `lsbs = 2`, two 1-bit bootstraps
+    /// cost a quarter of one 6-bit lookup in Concrete's cost model). The result's low bits are
+    /// known zero, so a lookup of it reads only the kept high bits. The rewrite may still fuse
+    /// it into a lookup that reads it, where that is cheaper. A clear `a`, or `lsbs` not below
+    /// the operand's width, is the plain shift pair.
     pub fn truncate_bit_pattern(&self, a: ValueId, lsbs: u32) -> BResult {
         if lsbs == 0 {
             return Ok(a);
         }
-        let bits = u32::from(self.ty(a)?.int.bits);
+        let ty = self.ty(a)?;
+        let bits = u32::from(ty.int.bits);
         if lsbs >= 63 {
             return Err(invalid(
                 "truncate_bit_pattern",
                 format!("lsbs={lsbs} is not below 63 (the operand has {bits} bits)"),
             ));
+        }
+        if ty.is_encrypted() && lsbs < bits {
+            let half = self.constant_scalar(1i64 << (lsbs - 1))?;
+            let shifted = self.sub(a, half)?;
+            return self.round(shifted, lsbs as u8);
         }
         let q = self.shr(a, lsbs)?;
         self.shl(q, lsbs)

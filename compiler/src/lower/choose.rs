@@ -40,8 +40,9 @@ impl OptimizerChooser {
 
 impl ParamChooser for OptimizerChooser {
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError> {
+        let target = req.classic_target(self.target)?;
         if req.partitions.is_empty() {
-            let p = self.target.per_bootstrap(0)?;
+            let p = target.per_bootstrap(0)?;
             let set = levelled_params(&req.merged(), p)?;
             return Ok(ParamChoice {
                 sets: vec![set],
@@ -69,7 +70,7 @@ impl ParamChooser for OptimizerChooser {
                 .iter()
                 .map(|&(from, to, count)| Crossing { from, to, count })
                 .collect(),
-            target: self.target,
+            target,
             single_set: self.single_set,
             noise: Default::default(),
             objective: self.objective,
@@ -136,4 +137,61 @@ pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet,
         precision: req.precision,
         norm2: req.norm2,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::PartitionInfo;
+
+    fn request(reserved: f64, partitions: usize) -> LowerRequest {
+        LowerRequest {
+            partitions: (0..partitions)
+                .map(|_| PartitionInfo {
+                    precision: 3,
+                    norm2: 1.0,
+                    tlus: 10,
+                    outputs: Vec::new(),
+                })
+                .collect(),
+            crossings: Vec::new(),
+            levelled_outputs: Vec::new(),
+            reserved_p_error: reserved,
+        }
+    }
+
+    /// The classic bootstraps get the rest of a global target: with the reserved failures,
+    /// the program fails with probability exactly the target; a per-bootstrap target, no
+    /// reservation or no bootstraps leave it as it is, and a reservation that uses up the
+    /// whole target is an error.
+    #[test]
+    fn classic_target_is_what_the_wop_lookups_leave() {
+        let g = 1e-5;
+        let t = request(4e-6, 1)
+            .classic_target(ErrorTarget::global(g))
+            .unwrap();
+        let rest = t.global_p_error.unwrap();
+        assert!(rest < g - 3.9e-6 && rest > g - 4.1e-6, "{rest:e}");
+        let total = 1.0 - (1.0 - rest) * (1.0 - 4e-6);
+        assert!((total - g).abs() <= g * 1e-9, "{total:e}");
+        for (req, target) in [
+            (request(4e-6, 1), ErrorTarget::p_error(1e-9)),
+            (request(0.0, 1), ErrorTarget::global(g)),
+            (request(4e-6, 0), ErrorTarget::global(g)),
+        ] {
+            assert_eq!(req.classic_target(target).unwrap(), target);
+        }
+        let both = ErrorTarget {
+            p_error: Some(1e-9),
+            global_p_error: Some(g),
+        };
+        assert_eq!(
+            request(4e-6, 1).classic_target(both).unwrap().p_error,
+            Some(1e-9)
+        );
+        let e = request(g, 1)
+            .classic_target(ErrorTarget::global(g))
+            .unwrap_err();
+        assert!(e.to_string().contains("WoP-PBS"), "{e}");
+    }
 }

@@ -95,9 +95,43 @@ pub struct LowerRequest {
     pub crossings: Vec<(usize, usize, u64)>,
     /// Outputs of a program without bootstraps: `(width, norm2)`, decoded under a fresh key.
     pub levelled_outputs: Vec<(u8, f64)>,
+    /// Probability that one of the program's other lookups fails: its WoP-PBS lookups, whose
+    /// parameters are chosen first. A global error target covers them too, so the bootstraps
+    /// of `partitions` get what remains of it ([`LowerRequest::classic_target`]); `0` when
+    /// there are none.
+    pub reserved_p_error: f64,
 }
 
 impl LowerRequest {
+    /// The error target of the bootstraps of `partitions` when the program's target is
+    /// `target`: a global target less the probability that the other lookups fail
+    /// ([`LowerRequest::reserved_p_error`]), `1 - (1 - global) / (1 - reserved)`, so that
+    /// the whole program fails with probability at most `global`; a per-bootstrap target as
+    /// it is. A request without bootstraps keeps the target (levelled outputs are decoded, not
+    /// looked up, and count toward no global target).
+    pub fn classic_target(
+        &self,
+        target: crate::optimizer::ErrorTarget,
+    ) -> Result<crate::optimizer::ErrorTarget, ChooseError> {
+        let r = self.reserved_p_error;
+        let Some(g) = target.global_p_error else {
+            return Ok(target);
+        };
+        if r <= 0.0 || self.partitions.is_empty() {
+            return Ok(target);
+        }
+        let rest = -((-g).ln_1p() - (-r).ln_1p()).exp_m1();
+        if rest.is_nan() || rest <= 0.0 {
+            return Err(ChooseError::Other(format!(
+                "the WoP-PBS lookups alone fail with probability {r:.3e}, which leaves nothing of the global target {g:.3e} to the other bootstraps"
+            )));
+        }
+        Ok(crate::optimizer::ErrorTarget {
+            global_p_error: Some(rest),
+            ..target
+        })
+    }
+
     /// The single-set view: widest precision, largest norm2, all bootstraps.
     pub fn merged(&self) -> PartitionRequest {
         let outs = self
@@ -137,7 +171,9 @@ pub struct ParamChoice {
 /// Chooses parameter sets for a program (implemented over the optimizer by
 /// `program::compile`).
 pub trait ParamChooser {
-    /// Secure parameter sets meeting the program's error target, or why there are none.
+    /// Secure parameter sets meeting the program's error target, or why there are none. A
+    /// global target is shared with the program's WoP-PBS lookups: the sets meet
+    /// [`LowerRequest::classic_target`] of it.
     fn choose(&self, req: &LowerRequest) -> Result<ParamChoice, ChooseError>;
 
     /// The WoP-PBS parameters for lookups of up to `bits` input bits in a program of
@@ -1244,7 +1280,8 @@ impl<'a> Lowerer<'a> {
         }
         // WoP-PBS partitions: lookups wider than the classic path takes read their operand's
         // region under the big key of a WoP set directly (no keyswitch); the classic
-        // partitions are chosen without them. A program whose wide lookups the classic chooser
+        // partitions are chosen after them, under what their predicted failures leave of a
+        // global error target (`LowerRequest::reserved_p_error`). A program whose wide lookups the classic chooser
         // serves as they are (at a looser error target, classic sets go past 8 bits, cheaper
         // than WoP-PBS there) keeps classic bootstraps.
         let wide = part_width.iter().any(|&w| w > MAX_CLASSIC_BITS);
@@ -1255,6 +1292,7 @@ impl<'a> Lowerer<'a> {
                     partitions: partitions.clone(),
                     crossings: crossings.iter().map(|(&(a, b), &n)| (a, b, n)).collect(),
                     levelled_outputs: levelled_outputs.clone(),
+                    reserved_p_error: 0.0,
                 })
                 .ok()
         } else {
@@ -1411,6 +1449,15 @@ impl<'a> Lowerer<'a> {
                 .map(|(&(a, b), &n)| (classic_index[a], classic_index[b], n))
                 .collect(),
             levelled_outputs,
+            // the WoP lookups' share of a global target, predicted as the statistics report it
+            reserved_p_error: -wop_infos
+                .values()
+                .map(|w| {
+                    let e = crate::optimizer::wop::estimate(&w.params, w.bits, w.p_target);
+                    w.lookups as f64 * (-e.p_error).ln_1p()
+                })
+                .sum::<f64>()
+                .exp_m1(),
         };
         let merged = req.merged();
         let mut choice = if let Some(c) = classic_choice {
