@@ -7,13 +7,20 @@
 //!    *distinct* `(feature, threshold)` comparisons of the whole ensemble (levelled, free);
 //! 2. `c = tlu.multi(sel)`: `c_k = [sel_k <= t_k]`, one `n`-bit PBS per comparison (one table
 //!    per distinct threshold);
-//! 3. `cnt = c @ P`: `P` `[K, L]` has `+1` where leaf `l` needs comparison `k` true, `-1` where it
-//!    needs it false (levelled); `cnt_l` reaches its maximum `D_l` (the number of "true"
-//!    conditions on the path) exactly for the leaf the sample falls in;
-//! 4. `e = tlu.multi(cnt)`: `e_l = [cnt_l == D_l]`, one PBS per leaf on a narrow signed value
-//!    (about `log2(depth) + 2` bits);
+//! 3. `cnt = D - c @ P`: `P` `[K, L]` has `+1` where leaf `l` needs comparison `k` true, `-1`
+//!    where it needs it false (levelled, as a 1x1 convolution with bias `D`); `(c @ P)_l`
+//!    reaches its maximum `D_l` (the number of "true" conditions on the path) exactly for the
+//!    leaf the sample falls in, so `cnt_l` lies in `[0, depth_l]` and is 0 there;
+//! 4. `e = tlu.multi(cnt)`: `e_l = [cnt_l == 0]`, one PBS per leaf on a narrow unsigned value
+//!    (`log2(depth + 1)` bits, rounded up: 3 bits up to depth 7);
 //! 5. `out = e @ V`: quantized leaf values (levelled). `V` is stacked (the sum over trees is
 //!    computed in FHE) or block-diagonal (per-tree outputs, summed by the client).
+//!
+//! **Comparison bits.** When features go as their ranks among the split points
+//! ([`TreeEnsemble::compile_ranked`]: the client holds the split points), the client sends the
+//! bit `[rank_f <= j]` of every distinct comparison instead ([`ClientSpec::comparisons`]):
+//! steps 1 and 2 happen on the client, and the program bootstraps the leaf indicators only,
+//! reading them straight from the inputs (no keyswitch).
 //!
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
@@ -170,9 +177,7 @@ impl TreeEnsemble {
             },
             ..*cfg
         };
-        let mut model = ranked.compile(&cfg)?;
-        model.client.bins = Some(bins);
-        Ok(model)
+        ranked.compile_ranked(&cfg, None, bins)
     }
 
     /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value
@@ -190,6 +195,35 @@ impl TreeEnsemble {
         &self,
         cfg: &CompileConfig,
         weights: Option<&[Vec<f64>]>,
+    ) -> MlResult<CompiledModel> {
+        self.compile_program(cfg, weights, false)
+    }
+
+    /// [`TreeEnsemble::compile_weighted`] for an ensemble that compares ranks
+    /// ([`TreeEnsemble::rank_encoded`], [`FeatureBins::rank_quantizer`]), the client sending
+    /// features as their ranks among `bins` ([`ClientSpec::bins`]). With
+    /// `cfg.tree_comparison_inputs` (the default) the client sends instead the bit
+    /// `[rank <= j]` of each of the trees' distinct comparisons ([`ClientSpec::comparisons`]:
+    /// it holds the split points already, so it learns nothing new), and the program
+    /// bootstraps no comparison, only the leaf indicators.
+    pub fn compile_ranked(
+        &self,
+        cfg: &CompileConfig,
+        weights: Option<&[Vec<f64>]>,
+        bins: FeatureBins,
+    ) -> MlResult<CompiledModel> {
+        let mut model = self.compile_program(cfg, weights, cfg.tree_comparison_inputs)?;
+        model.client.bins = Some(bins);
+        Ok(model)
+    }
+
+    /// The tree program (module docs); `compare_inputs`: the input is one bit per distinct
+    /// comparison, computed by the client ([`ClientSpec::comparisons`]).
+    fn compile_program(
+        &self,
+        cfg: &CompileConfig,
+        weights: Option<&[Vec<f64>]>,
+        compare_inputs: bool,
     ) -> MlResult<CompiledModel> {
         cfg.check()?;
         if weights.is_some() && cfg.sum_in_fhe {
@@ -273,10 +307,16 @@ impl TreeEnsemble {
             }
         }
         let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        // Without comparisons (single-leaf trees) the features go as they are.
+        let compare_inputs = compare_inputs && k > 0;
         let n_bits = self.input.n_bits;
-        let digits = digit_bits(n_bits, cfg.tree_digit_bits)?;
+        let digits = match compare_inputs {
+            true => None,
+            false => digit_bits(n_bits, cfg.tree_digit_bits)?,
+        };
         let b = Builder::new();
         let (cols, in_ty) = match digits {
+            _ if compare_inputs => (k, veil_ir::IntType::unsigned(1)),
             Some(db) => (2 * d, veil_ir::IntType::unsigned(db)),
             None => (d, self.input.int_type()),
         };
@@ -285,6 +325,8 @@ impl TreeEnsemble {
             None
         } else {
             let c = match digits {
+                // 1-2. the client's comparison bits, in `cmp_index` order
+                _ if compare_inputs => x,
                 None => {
                     // 1. selector
                     let mut sel = vec![0i64; d * k];
@@ -326,7 +368,23 @@ impl TreeEnsemble {
                     expected[li] += went_left as i64;
                 }
             }
-            Some((b.matmul(c, b.constant(&[k, l], &p)?)?, expected))
+            // As a 1x1 convolution of weights `-P` and bias `D_l` (`c` as `[batch, k, 1, 1]`,
+            // the path matrix as `[l, k, 1, 1]`): `D_l - (c @ P)_l` lies in `[0, depth_l]` and
+            // is 0 exactly for the sample's leaf, and the convolution's per-output bounds keep
+            // the whole tensor unsigned and as narrow as the deepest path (3 bits up to depth
+            // 7; a matmul then an add would be typed `[-2 depth, depth]`).
+            let w: Vec<i64> = (0..l)
+                .flat_map(|li| (0..k).map(move |j| (j, li)))
+                .map(|(j, li)| -p[j * l + li])
+                .collect();
+            let bias = expected;
+            let conv = b.conv2d(
+                b.reshape(c, &[cfg.batch, k, 1, 1])?,
+                b.constant(&[l, k, 1, 1], &w)?,
+                Some(b.constant(&[l], &bias)?),
+                veil_ir::Conv2dAttrs::default(),
+            )?;
+            Some(b.reshape(conv, &[cfg.batch, l])?)
         };
         // 4. leaf indicators. With one value per leaf, the lookup returns the leaf's value
         // instead of 1 (`tlu(cnt) = q_l * [cnt == D_l]`), and step 5 only adds: the output's
@@ -334,22 +392,21 @@ impl TreeEnsemble {
         // values (cheaper parameters).
         let values_in_tables = o == 1 && cnt.is_some();
         let ind = match cnt {
-            Some((cnt, expected)) => {
+            Some(cnt) => {
                 let int = b.ty(cnt)?.int;
-                let mut ids: BTreeMap<(i64, i64), u32> = BTreeMap::new();
-                let per_leaf: Vec<u32> = expected
+                let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+                let per_leaf: Vec<u32> = leaves
                     .iter()
-                    .zip(&leaves)
-                    .map(|(&e, kept)| {
+                    .map(|kept| {
                         let n = ids.len() as u32;
                         let value = if values_in_tables { kept.q[0] } else { 1 };
-                        *ids.entry((e, value)).or_insert(n)
+                        *ids.entry(value).or_insert(n)
                     })
                     .collect();
                 let mut tables = vec![Vec::new(); ids.len()];
-                for (&(e, value), &ti) in &ids {
+                for (&value, &ti) in &ids {
                     tables[ti as usize] = (int.min()..=int.max())
-                        .map(|v| if v as i64 == e { value } else { 0 })
+                        .map(|v| if v == 0 { value } else { 0 })
                         .collect();
                 }
                 let map = (0..cfg.batch * l).map(|e| per_leaf[e % l]).collect();
@@ -464,6 +521,13 @@ impl TreeEnsemble {
             input: self.input.clone(),
             digit_bits: digits,
             bins: None,
+            comparisons: compare_inputs.then(|| {
+                let mut list = vec![(0, 0); k];
+                for (&fc, &j) in &cmp_index {
+                    list[j] = fc;
+                }
+                list
+            }),
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },
