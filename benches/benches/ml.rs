@@ -25,7 +25,9 @@
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
 //! `VEIL_BENCH_TREE_INPUTS=quantized` sends the tree models' features as 6-bit quantized
-//! values (two 3-bit digits) instead of their ranks among the split points (the default).
+//! values (two 3-bit digits) instead of their ranks among the split points, `ranks` sends the
+//! ranks and compares them in the program, instead of the default, the bits of the trees'
+//! comparisons computed by the client (`CompileConfig::tree_comparison_inputs`).
 //! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
 //! (default: the compiler's, `latency`, the sets that measured fastest; `model` is Concrete's
 //! cost model).
@@ -198,6 +200,8 @@ fn build(
     // before rank encoding) instead of the features' ranks among the split points.
     let cfg = CompileConfig {
         tree_ranks: std::env::var("VEIL_BENCH_TREE_INPUTS").map_or(true, |v| v != "quantized"),
+        tree_comparison_inputs: std::env::var("VEIL_BENCH_TREE_INPUTS")
+            .map_or(true, |v| v != "ranks" && v != "quantized"),
         ..CompileConfig::default()
     };
     // Fits `$model` on the training rows, compiles it with `$cfg`, returns the row's parts.
