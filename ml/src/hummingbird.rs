@@ -20,7 +20,7 @@
 //! ([`TreeEnsemble::compile_ranked`]: the client holds the split points), the client sends the
 //! bit `[rank_f <= j]` of every distinct comparison instead ([`ClientSpec::comparisons`]):
 //! steps 1 and 2 happen on the client, and the program bootstraps the leaf indicators only,
-//! reading them straight from the inputs (no keyswitch).
+//! on levelled sums of the fresh inputs.
 //!
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
