@@ -22,6 +22,11 @@
 //! steps 1 and 2 happen on the client, and the program bootstraps the leaf indicators only,
 //! on levelled sums of the fresh inputs.
 //!
+//! **References.** Exactly one leaf per tree is on, so in a tree whose leaves are all kept
+//! (outputs summed by the client, the default) one leaf (its reference) gets no lookup: its values go into the bias of step 5 (a 1x1
+//! convolution then) and the other leaves' values become differences to them. A tree costs
+//! one lookup per leaf less one.
+//!
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
 //! `K_used + L_nonzero <= internal nodes + leaves` PBS per sample.
@@ -298,15 +303,53 @@ impl TreeEnsemble {
                 path: &p.conditions,
             });
         }
-        // Distinct comparisons used by the kept leaves.
+        // Exactly one leaf of a tree is on, so in a tree whose leaves are all kept one of them
+        // (its reference) needs no lookup: its indicator is 1 minus the others', so its values
+        // go into the output's bias and the others' values become differences to them (the
+        // smallest value for one value per leaf, so that the tables stay non-negative; the
+        // leaf nearest the others otherwise, for the least output noise).
+        let mut refs: Vec<Option<usize>> = vec![None; n_trees];
+        if !cfg.sum_in_fhe {
+            let mut per_tree: Vec<Vec<usize>> = vec![Vec::new(); n_trees];
+            leaves
+                .iter()
+                .enumerate()
+                .for_each(|(i, k)| per_tree[k.tree].push(i));
+            let mut all_per_tree = vec![0usize; n_trees];
+            all_leaves.iter().for_each(|(t, _)| all_per_tree[*t] += 1);
+            for (t, ids) in per_tree.iter().enumerate() {
+                if ids.len() < 2 || ids.len() < all_per_tree[t] {
+                    continue;
+                }
+                let spread = |r: usize| -> i64 {
+                    ids.iter()
+                        .flat_map(|&i| leaves[i].q.iter().zip(&leaves[r].q))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum()
+                };
+                refs[t] = if o == 1 {
+                    ids.iter().copied().min_by_key(|&i| leaves[i].q[0])
+                } else {
+                    ids.iter().copied().min_by_key(|&i| spread(i))
+                };
+            }
+        }
+        let active: Vec<&Kept> = leaves
+            .iter()
+            .enumerate()
+            .filter(|&(i, k)| refs[k.tree] != Some(i))
+            .map(|(_, k)| k)
+            .collect();
+        let ref_q = |t: usize, j: usize| refs[t].map_or(0, |r| leaves[r].q[j]);
+        // Distinct comparisons used by the leaves that get a lookup.
         let mut cmp_index: BTreeMap<(usize, i64), usize> = BTreeMap::new();
-        for k in &leaves {
+        for k in &active {
             for c in k.path {
                 let next = cmp_index.len();
                 cmp_index.entry((c.feature, c.threshold)).or_insert(next);
             }
         }
-        let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        let (k, l, d) = (cmp_index.len(), active.len(), self.n_features);
         // Without comparisons (single-leaf trees) the features go as they are.
         let compare_inputs = compare_inputs && k > 0;
         let n_bits = self.input.n_bits;
@@ -356,7 +399,7 @@ impl TreeEnsemble {
             // 3. path matrix
             let mut p = vec![0i64; k * l];
             let mut expected = vec![0i64; l];
-            for (li, kept) in leaves.iter().enumerate() {
+            for (li, kept) in active.iter().enumerate() {
                 for &Condition {
                     feature,
                     threshold,
@@ -395,11 +438,15 @@ impl TreeEnsemble {
             Some(cnt) => {
                 let int = b.ty(cnt)?.int;
                 let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
-                let per_leaf: Vec<u32> = leaves
+                let per_leaf: Vec<u32> = active
                     .iter()
                     .map(|kept| {
                         let n = ids.len() as u32;
-                        let value = if values_in_tables { kept.q[0] } else { 1 };
+                        let value = if values_in_tables {
+                            kept.q[0] - ref_q(kept.tree, 0)
+                        } else {
+                            1
+                        };
                         *ids.entry(value).or_insert(n)
                     })
                     .collect();
@@ -470,7 +517,7 @@ impl TreeEnsemble {
         }
         let cols = if cfg.sum_in_fhe { o } else { column_of.len() };
         let mut v = vec![0i64; l * cols];
-        for (li, kept) in leaves.iter().enumerate() {
+        for (li, kept) in active.iter().enumerate() {
             for (j, &qv) in kept.q.iter().enumerate() {
                 let c = if cfg.sum_in_fhe {
                     Some(j)
@@ -478,11 +525,36 @@ impl TreeEnsemble {
                     column_of.get(&(kept.tree, j)).copied()
                 };
                 if let Some(c) = c {
-                    v[li * cols + c] = if values_in_tables { 1 } else { qv };
+                    v[li * cols + c] = if values_in_tables {
+                        1
+                    } else {
+                        qv - ref_q(kept.tree, j)
+                    };
                 }
             }
         }
-        let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
+        // The references' values, per column.
+        let mut bias = vec![0i64; cols];
+        for (&(t, j), &c) in &column_of {
+            bias[c] = ref_q(t, j);
+        }
+        let (out, sum) = if bias.iter().all(|&z| z == 0) {
+            let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
+            (out, out)
+        } else {
+            // `ind @ v + bias` as a 1x1 convolution (one node, bounds per column)
+            let w: Vec<i64> = (0..cols)
+                .flat_map(|c| (0..l).map(move |li| (li, c)))
+                .map(|(li, c)| v[li * cols + c])
+                .collect();
+            let conv = b.conv2d(
+                b.reshape(ind, &[cfg.batch, l, 1, 1])?,
+                b.constant(&[cols, l, 1, 1], &w)?,
+                Some(b.constant(&[cols], &bias)?),
+                veil_ir::Conv2dAttrs::default(),
+            )?;
+            (b.reshape(conv, &[cfg.batch, cols])?, conv)
+        };
         let y = b.output("y", out)?;
         let mut graph = b.finish()?;
         // Interval arithmetic sees `l` independent indicators; in fact at most one leaf per
@@ -504,6 +576,7 @@ impl TreeEnsemble {
         if let Some(int) = veil_ir::IntType::fitting(lo, hi) {
             if int.bits < graph.ty(out).int.bits {
                 graph.node_mut(out).ty.int = int;
+                graph.node_mut(sum).ty.int = int;
                 graph.node_mut(y).ty.int = int;
                 veil_ir::verify::verify(&graph).map_err(|e| MlError::Build(e.to_string()))?;
             }

@@ -233,6 +233,26 @@ fn random_forest_breast_cancer() {
         .map(|t| t.nodes.len())
         .sum();
     assert!(c.stats.pbs_per_sample <= nodes as u64, "{:?}", c.stats);
+    // One lookup per leaf at most, less one per tree: a tree either drops a leaf whose value
+    // quantizes to zero or computes one leaf's indicator from the others'.
+    let leaves_less_one: usize = m
+        .ensemble()
+        .unwrap()
+        .trees
+        .iter()
+        .map(|t| {
+            t.nodes
+                .iter()
+                .filter(|n| matches!(n, veil_ml::cart::TreeNode::Leaf { .. }))
+                .count()
+                - 1
+        })
+        .sum();
+    assert!(
+        c.stats.pbs_per_sample <= leaves_less_one as u64,
+        "{} PBS, {leaves_less_one} leaves less one per tree",
+        c.stats.pbs_per_sample
+    );
     let bins = c.client.bins.as_ref().expect("rank-encoded features");
     assert!(bins.bits() <= 6, "{} rank bits", bins.bits());
     // The same outputs as the 6-bit features sent as digits, at edges too.
