@@ -19,13 +19,17 @@
 //! trees of depth 4, 6 bits), `mlp` (veil's quantization-aware MlpClassifier, hidden layers
 //! 16 and 8, 2-bit inputs and weights, 3-bit activations; no peer figure) and `nn_iris` (the
 //! peer's NeuralNetClassifier row: iris, 75/25 split, 3-bit QAT, here an MlpClassifier with
-//! hidden layers 16 and 16 at 3/3/3 bits, accumulators rounded to 4 bits).
+//! hidden layers 16 and 16 at 3/3/3 bits, accumulators rounded approximately to 4 bits, as
+//! Concrete ML rounds by default; `VEIL_BENCH_ROUNDING=exact` rounds them exactly, two 1-bit
+//! bootstraps per neuron more).
 //!
 //! `VEIL_BENCH_P_ERROR=2^-128` sets the per-bootstrap error probability (default veil's).
 //! `VEIL_BENCH_PARAMS=mono` compiles with one parameter set for all bootstraps (Concrete's
 //! mono-parameter strategy) instead of the default multi-parameter choice.
 //! `VEIL_BENCH_TREE_INPUTS=quantized` sends the tree models' features as 6-bit quantized
-//! values (two 3-bit digits) instead of their ranks among the split points (the default).
+//! values (two 3-bit digits) instead of their ranks among the split points, `ranks` sends the
+//! ranks and compares them in the program, instead of the default, the bits of the trees'
+//! comparisons computed by the client (`CompileConfig::tree_comparison_inputs`).
 //! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
 //! (default: the compiler's, `latency`, the sets that measured fastest; `model` is Concrete's
 //! cost model).
@@ -198,6 +202,8 @@ fn build(
     // before rank encoding) instead of the features' ranks among the split points.
     let cfg = CompileConfig {
         tree_ranks: std::env::var("VEIL_BENCH_TREE_INPUTS").map_or(true, |v| v != "quantized"),
+        tree_comparison_inputs: std::env::var("VEIL_BENCH_TREE_INPUTS")
+            .map_or(true, |v| v != "ranks" && v != "quantized"),
         ..CompileConfig::default()
     };
     // Fits `$model` on the training rows, compiles it with `$cfg`, returns the row's parts.
@@ -242,17 +248,24 @@ fn build(
             6
         ),
         "mlp" => fitted!(MlpClassifier::new(), cfg, "MLP 16-8, 2/2/3-bit QAT", 3),
-        // The hidden accumulators spread over 6 bits; rounding them to 4 (two 1-bit bootstraps
-        // each) makes the 4-bit lookups cheap enough to pay for it.
+        // The hidden accumulators spread over 6 bits; rounding them to 4 makes the 4-bit
+        // lookups cheap. `VEIL_BENCH_ROUNDING=exact`: exactly (two 1-bit bootstraps each);
+        // default approximately (no bootstrap of its own, near a tie one step off).
         "nn_iris" => fitted!(
             MlpClassifier::new()
                 .with_hidden(&[16, 16])
                 .with_bits(3, 3, 3),
             CompileConfig {
                 rounding_bits: Some(4),
+                rounding_method: if std::env::var("VEIL_BENCH_ROUNDING").is_ok_and(|v| v == "exact")
+                {
+                    veil_ml::quantize::RoundingMethod::Exact
+                } else {
+                    veil_ml::quantize::RoundingMethod::Approximate
+                },
                 ..cfg
             },
-            "MLP 16-16 on iris, 3-bit QAT, rounded to 4",
+            "MLP 16-16 on iris, 3-bit QAT, rounded to 4 (approximately)",
             3
         ),
         other => panic!("unknown model {other:?}: choose from {MODELS}"),

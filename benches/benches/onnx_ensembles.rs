@@ -12,6 +12,9 @@
 //! sizes, keygen time, and `VEIL_BENCH_SAMPLES` (default 2) test samples run encrypted one at a
 //! time on all threads (latency per sample, labels equal to clear), each next to the peer's
 //! figure and the latency ratio. `VEIL_BENCH_MODELS=xgb,forest` selects models.
+//! `VEIL_BENCH_TREE_INPUTS=ranks` sends the features' ranks and compares them in the program
+//! (`ImportConfig::trees_compare_ranks`) instead of the default, the comparisons' bits
+//! computed by the client.
 //!
 //! Run with `cargo bench -p veil-benches --bench onnx_ensembles --profile release`.
 
@@ -99,9 +102,12 @@ fn main() {
         let rows = x.rows();
         let t = Instant::now();
         let imp = OnnxImport::from_file(dir.join(&fx.model)).expect("imports");
-        let m = imp
-            .compile(&cal, &ImportConfig::default())
-            .expect("compiles");
+        let cfg = ImportConfig {
+            trees_compare_ranks: std::env::var("VEIL_BENCH_TREE_INPUTS")
+                .is_ok_and(|v| v == "ranks"),
+            ..ImportConfig::default()
+        };
+        let m = imp.compile(&cal, &cfg).expect("compiles");
         let c = m.compiled();
         let set: Vec<Vec<Tensor<i64>>> = c
             .client

@@ -23,8 +23,8 @@ pub enum DemoModel {
     Linear,
     /// Linear SVM, 8-bit (no bootstrap).
     Svm,
-    /// Decision tree of depth 5 on 6-bit features, sent as ranks among its split points (the
-    /// default: 21 bootstraps per sample on breast cancer).
+    /// Decision tree of depth 5 on 6-bit features, sent as the bits of its comparisons (the
+    /// default: 8 three-bit bootstraps per sample on breast cancer, one per leaf it keeps).
     Tree,
     /// Random forest of 20 trees of depth 4 on 6-bit features.
     Forest,

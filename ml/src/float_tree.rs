@@ -236,6 +236,32 @@ impl TreeModel {
         leaf_bits: Option<u8>,
         cfg: &CompileConfig,
     ) -> MlResult<CompiledModel> {
+        self.compile_with(input, d, leaf_bits, cfg, None)
+    }
+
+    /// [`TreeModel::compile`] for trees that compare ranks ([`TreeModel::rank_encoded`]):
+    /// the client sends features as their ranks among `bins`, or with
+    /// `cfg.tree_comparison_inputs` the bits of the trees' comparisons
+    /// ([`TreeEnsemble::compile_ranked`]).
+    pub fn compile_ranked(
+        &self,
+        bins: FeatureBins,
+        d: usize,
+        leaf_bits: Option<u8>,
+        cfg: &CompileConfig,
+    ) -> MlResult<CompiledModel> {
+        let input = bins.rank_quantizer(d);
+        self.compile_with(&input, d, leaf_bits, cfg, Some(bins))
+    }
+
+    fn compile_with(
+        &self,
+        input: &UniformQuantizer,
+        d: usize,
+        leaf_bits: Option<u8>,
+        cfg: &CompileConfig,
+        bins: Option<FeatureBins>,
+    ) -> MlResult<CompiledModel> {
         if self.trees.is_empty() || self.n_targets == 0 {
             return Err(MlError::Invalid(
                 "a tree ensemble needs at least one tree and one target".into(),
@@ -371,10 +397,10 @@ impl TreeModel {
                 w
             })
             .collect();
-        let mut cm = if cfg.sum_in_fhe {
-            ens.compile(&cfg)?
-        } else {
-            ens.compile_weighted(&cfg, Some(&weights))?
+        let weights = (!cfg.sum_in_fhe).then_some(&weights[..]);
+        let mut cm = match bins {
+            Some(bins) => ens.compile_ranked(&cfg, weights, bins)?,
+            None => ens.compile_weighted(&cfg, weights)?,
         };
         let out = &mut cm.client.output;
         if out.values != width || out.post != PostProcess::Identity {

@@ -7,13 +7,25 @@
 //!    *distinct* `(feature, threshold)` comparisons of the whole ensemble (levelled, free);
 //! 2. `c = tlu.multi(sel)`: `c_k = [sel_k <= t_k]`, one `n`-bit PBS per comparison (one table
 //!    per distinct threshold);
-//! 3. `cnt = c @ P`: `P` `[K, L]` has `+1` where leaf `l` needs comparison `k` true, `-1` where it
-//!    needs it false (levelled); `cnt_l` reaches its maximum `D_l` (the number of "true"
-//!    conditions on the path) exactly for the leaf the sample falls in;
-//! 4. `e = tlu.multi(cnt)`: `e_l = [cnt_l == D_l]`, one PBS per leaf on a narrow signed value
-//!    (about `log2(depth) + 2` bits);
+//! 3. `cnt = D - c @ P`: `P` `[K, L]` has `+1` where leaf `l` needs comparison `k` true, `-1`
+//!    where it needs it false (levelled, as a 1x1 convolution with bias `D`); `(c @ P)_l`
+//!    reaches its maximum `D_l` (the number of "true" conditions on the path) exactly for the
+//!    leaf the sample falls in, so `cnt_l` lies in `[0, depth_l]` and is 0 there;
+//! 4. `e = tlu.multi(cnt)`: `e_l = [cnt_l == 0]`, one PBS per leaf on a narrow unsigned value
+//!    (`log2(depth + 1)` bits, rounded up: 3 bits up to depth 7);
 //! 5. `out = e @ V`: quantized leaf values (levelled). `V` is stacked (the sum over trees is
 //!    computed in FHE) or block-diagonal (per-tree outputs, summed by the client).
+//!
+//! **Comparison bits.** When features go as their ranks among the split points
+//! ([`TreeEnsemble::compile_ranked`]: the client holds the split points), the client sends the
+//! bit `[rank_f <= j]` of every distinct comparison instead ([`ClientSpec::comparisons`]):
+//! steps 1 and 2 happen on the client, and the program bootstraps the leaf indicators only,
+//! on levelled sums of the fresh inputs.
+//!
+//! **References.** Exactly one leaf per tree is on, so in a tree whose leaves are all kept
+//! (outputs summed by the client, the default) one leaf (its reference) gets no lookup: its values go into the bias of step 5 (a 1x1
+//! convolution then) and the other leaves' values become differences to them. A tree costs
+//! one lookup per leaf less one.
 //!
 //! Leaves whose quantized value is zero contribute nothing to `out`, so they get no column,
 //! and comparisons that no remaining leaf needs are dropped: the program costs
@@ -170,9 +182,7 @@ impl TreeEnsemble {
             },
             ..*cfg
         };
-        let mut model = ranked.compile(&cfg)?;
-        model.client.bins = Some(bins);
-        Ok(model)
+        ranked.compile_ranked(&cfg, None, bins)
     }
 
     /// Compiles the ensemble (see the module docs). `cfg.n_bits.outputs` is the leaf value
@@ -190,6 +200,35 @@ impl TreeEnsemble {
         &self,
         cfg: &CompileConfig,
         weights: Option<&[Vec<f64>]>,
+    ) -> MlResult<CompiledModel> {
+        self.compile_program(cfg, weights, false)
+    }
+
+    /// [`TreeEnsemble::compile_weighted`] for an ensemble that compares ranks
+    /// ([`TreeEnsemble::rank_encoded`], [`FeatureBins::rank_quantizer`]), the client sending
+    /// features as their ranks among `bins` ([`ClientSpec::bins`]). With
+    /// `cfg.tree_comparison_inputs` (the default) the client sends instead the bit
+    /// `[rank <= j]` of each of the trees' distinct comparisons ([`ClientSpec::comparisons`]:
+    /// it holds the split points already, so it learns nothing new), and the program
+    /// bootstraps no comparison, only the leaf indicators.
+    pub fn compile_ranked(
+        &self,
+        cfg: &CompileConfig,
+        weights: Option<&[Vec<f64>]>,
+        bins: FeatureBins,
+    ) -> MlResult<CompiledModel> {
+        let mut model = self.compile_program(cfg, weights, cfg.tree_comparison_inputs)?;
+        model.client.bins = Some(bins);
+        Ok(model)
+    }
+
+    /// The tree program (module docs); `compare_inputs`: the input is one bit per distinct
+    /// comparison, computed by the client ([`ClientSpec::comparisons`]).
+    fn compile_program(
+        &self,
+        cfg: &CompileConfig,
+        weights: Option<&[Vec<f64>]>,
+        compare_inputs: bool,
     ) -> MlResult<CompiledModel> {
         cfg.check()?;
         if weights.is_some() && cfg.sum_in_fhe {
@@ -264,19 +303,63 @@ impl TreeEnsemble {
                 path: &p.conditions,
             });
         }
-        // Distinct comparisons used by the kept leaves.
+        // Exactly one leaf of a tree is on, so in a tree whose leaves are all kept one of them
+        // (its reference) needs no lookup: its indicator is 1 minus the others', so its values
+        // go into the output's bias and the others' values become differences to them (the
+        // smallest value for one value per leaf, so that the tables stay non-negative; the
+        // leaf nearest the others otherwise, for the least output noise).
+        let mut refs: Vec<Option<usize>> = vec![None; n_trees];
+        if !cfg.sum_in_fhe {
+            let mut per_tree: Vec<Vec<usize>> = vec![Vec::new(); n_trees];
+            leaves
+                .iter()
+                .enumerate()
+                .for_each(|(i, k)| per_tree[k.tree].push(i));
+            let mut all_per_tree = vec![0usize; n_trees];
+            all_leaves.iter().for_each(|(t, _)| all_per_tree[*t] += 1);
+            for (t, ids) in per_tree.iter().enumerate() {
+                if ids.len() < 2 || ids.len() < all_per_tree[t] {
+                    continue;
+                }
+                let spread = |r: usize| -> i64 {
+                    ids.iter()
+                        .flat_map(|&i| leaves[i].q.iter().zip(&leaves[r].q))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum()
+                };
+                refs[t] = if o == 1 {
+                    ids.iter().copied().min_by_key(|&i| leaves[i].q[0])
+                } else {
+                    ids.iter().copied().min_by_key(|&i| spread(i))
+                };
+            }
+        }
+        let active: Vec<&Kept> = leaves
+            .iter()
+            .enumerate()
+            .filter(|&(i, k)| refs[k.tree] != Some(i))
+            .map(|(_, k)| k)
+            .collect();
+        let ref_q = |t: usize, j: usize| refs[t].map_or(0, |r| leaves[r].q[j]);
+        // Distinct comparisons used by the leaves that get a lookup.
         let mut cmp_index: BTreeMap<(usize, i64), usize> = BTreeMap::new();
-        for k in &leaves {
+        for k in &active {
             for c in k.path {
                 let next = cmp_index.len();
                 cmp_index.entry((c.feature, c.threshold)).or_insert(next);
             }
         }
-        let (k, l, d) = (cmp_index.len(), leaves.len(), self.n_features);
+        let (k, l, d) = (cmp_index.len(), active.len(), self.n_features);
+        // Without comparisons (single-leaf trees) the features go as they are.
+        let compare_inputs = compare_inputs && k > 0;
         let n_bits = self.input.n_bits;
-        let digits = digit_bits(n_bits, cfg.tree_digit_bits)?;
+        let digits = match compare_inputs {
+            true => None,
+            false => digit_bits(n_bits, cfg.tree_digit_bits)?,
+        };
         let b = Builder::new();
         let (cols, in_ty) = match digits {
+            _ if compare_inputs => (k, veil_ir::IntType::unsigned(1)),
             Some(db) => (2 * d, veil_ir::IntType::unsigned(db)),
             None => (d, self.input.int_type()),
         };
@@ -285,6 +368,8 @@ impl TreeEnsemble {
             None
         } else {
             let c = match digits {
+                // 1-2. the client's comparison bits, in `cmp_index` order
+                _ if compare_inputs => x,
                 None => {
                     // 1. selector
                     let mut sel = vec![0i64; d * k];
@@ -314,7 +399,7 @@ impl TreeEnsemble {
             // 3. path matrix
             let mut p = vec![0i64; k * l];
             let mut expected = vec![0i64; l];
-            for (li, kept) in leaves.iter().enumerate() {
+            for (li, kept) in active.iter().enumerate() {
                 for &Condition {
                     feature,
                     threshold,
@@ -326,7 +411,23 @@ impl TreeEnsemble {
                     expected[li] += went_left as i64;
                 }
             }
-            Some((b.matmul(c, b.constant(&[k, l], &p)?)?, expected))
+            // As a 1x1 convolution of weights `-P` and bias `D_l` (`c` as `[batch, k, 1, 1]`,
+            // the path matrix as `[l, k, 1, 1]`): `D_l - (c @ P)_l` lies in `[0, depth_l]` and
+            // is 0 exactly for the sample's leaf, and the convolution's per-output bounds keep
+            // the whole tensor unsigned and as narrow as the deepest path (3 bits up to depth
+            // 7; a matmul then an add would be typed `[-2 depth, depth]`).
+            let w: Vec<i64> = (0..l)
+                .flat_map(|li| (0..k).map(move |j| (j, li)))
+                .map(|(j, li)| -p[j * l + li])
+                .collect();
+            let bias = expected;
+            let conv = b.conv2d(
+                b.reshape(c, &[cfg.batch, k, 1, 1])?,
+                b.constant(&[l, k, 1, 1], &w)?,
+                Some(b.constant(&[l], &bias)?),
+                veil_ir::Conv2dAttrs::default(),
+            )?;
+            Some(b.reshape(conv, &[cfg.batch, l])?)
         };
         // 4. leaf indicators. With one value per leaf, the lookup returns the leaf's value
         // instead of 1 (`tlu(cnt) = q_l * [cnt == D_l]`), and step 5 only adds: the output's
@@ -334,22 +435,25 @@ impl TreeEnsemble {
         // values (cheaper parameters).
         let values_in_tables = o == 1 && cnt.is_some();
         let ind = match cnt {
-            Some((cnt, expected)) => {
+            Some(cnt) => {
                 let int = b.ty(cnt)?.int;
-                let mut ids: BTreeMap<(i64, i64), u32> = BTreeMap::new();
-                let per_leaf: Vec<u32> = expected
+                let mut ids: BTreeMap<i64, u32> = BTreeMap::new();
+                let per_leaf: Vec<u32> = active
                     .iter()
-                    .zip(&leaves)
-                    .map(|(&e, kept)| {
+                    .map(|kept| {
                         let n = ids.len() as u32;
-                        let value = if values_in_tables { kept.q[0] } else { 1 };
-                        *ids.entry((e, value)).or_insert(n)
+                        let value = if values_in_tables {
+                            kept.q[0] - ref_q(kept.tree, 0)
+                        } else {
+                            1
+                        };
+                        *ids.entry(value).or_insert(n)
                     })
                     .collect();
                 let mut tables = vec![Vec::new(); ids.len()];
-                for (&(e, value), &ti) in &ids {
+                for (&value, &ti) in &ids {
                     tables[ti as usize] = (int.min()..=int.max())
-                        .map(|v| if v as i64 == e { value } else { 0 })
+                        .map(|v| if v == 0 { value } else { 0 })
                         .collect();
                 }
                 let map = (0..cfg.batch * l).map(|e| per_leaf[e % l]).collect();
@@ -413,7 +517,7 @@ impl TreeEnsemble {
         }
         let cols = if cfg.sum_in_fhe { o } else { column_of.len() };
         let mut v = vec![0i64; l * cols];
-        for (li, kept) in leaves.iter().enumerate() {
+        for (li, kept) in active.iter().enumerate() {
             for (j, &qv) in kept.q.iter().enumerate() {
                 let c = if cfg.sum_in_fhe {
                     Some(j)
@@ -421,11 +525,36 @@ impl TreeEnsemble {
                     column_of.get(&(kept.tree, j)).copied()
                 };
                 if let Some(c) = c {
-                    v[li * cols + c] = if values_in_tables { 1 } else { qv };
+                    v[li * cols + c] = if values_in_tables {
+                        1
+                    } else {
+                        qv - ref_q(kept.tree, j)
+                    };
                 }
             }
         }
-        let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
+        // The references' values, per column.
+        let mut bias = vec![0i64; cols];
+        for (&(t, j), &c) in &column_of {
+            bias[c] = ref_q(t, j);
+        }
+        let (out, sum) = if bias.iter().all(|&z| z == 0) {
+            let out = b.matmul(ind, b.constant(&[l, cols], &v)?)?;
+            (out, out)
+        } else {
+            // `ind @ v + bias` as a 1x1 convolution (one node, bounds per column)
+            let w: Vec<i64> = (0..cols)
+                .flat_map(|c| (0..l).map(move |li| (li, c)))
+                .map(|(li, c)| v[li * cols + c])
+                .collect();
+            let conv = b.conv2d(
+                b.reshape(ind, &[cfg.batch, l, 1, 1])?,
+                b.constant(&[cols, l, 1, 1], &w)?,
+                Some(b.constant(&[cols], &bias)?),
+                veil_ir::Conv2dAttrs::default(),
+            )?;
+            (b.reshape(conv, &[cfg.batch, cols])?, conv)
+        };
         let y = b.output("y", out)?;
         let mut graph = b.finish()?;
         // Interval arithmetic sees `l` independent indicators; in fact at most one leaf per
@@ -447,6 +576,7 @@ impl TreeEnsemble {
         if let Some(int) = veil_ir::IntType::fitting(lo, hi) {
             if int.bits < graph.ty(out).int.bits {
                 graph.node_mut(out).ty.int = int;
+                graph.node_mut(sum).ty.int = int;
                 graph.node_mut(y).ty.int = int;
                 veil_ir::verify::verify(&graph).map_err(|e| MlError::Build(e.to_string()))?;
             }
@@ -464,6 +594,13 @@ impl TreeEnsemble {
             input: self.input.clone(),
             digit_bits: digits,
             bins: None,
+            comparisons: compare_inputs.then(|| {
+                let mut list = vec![(0, 0); k];
+                for (&fc, &j) in &cmp_index {
+                    list[j] = fc;
+                }
+                list
+            }),
             output: OutputDecoder {
                 values: o,
                 groups: if cfg.sum_in_fhe { 1 } else { n_trees },

@@ -94,6 +94,7 @@ impl LinearWeights {
             input: inq,
             digit_bits: None,
             bins: None,
+            comparisons: None,
             output: OutputDecoder {
                 values: self.o,
                 groups: 1,

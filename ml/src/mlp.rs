@@ -594,6 +594,7 @@ impl MlpClassifier {
                     input: f.input.clone(),
                     digit_bits: None,
                     bins: None,
+                    comparisons: None,
                     output: OutputDecoder {
                         values: o,
                         groups: 1,

@@ -200,6 +200,13 @@ pub struct ClientSpec {
     /// ([`FeatureBins`]) instead of through `input` (which then only gives the ranks' width).
     #[serde(default)]
     pub bins: Option<FeatureBins>,
+    /// Tree models on rank-encoded features ([`ClientSpec::bins`]): when set, the program's
+    /// input is one bit per listed `(feature, j)`, `[rank of the feature <= j]` (the trees'
+    /// distinct comparisons, in this order), computed by the client instead of sending the
+    /// ranks, so that the program bootstraps no comparison. The client holds the split points
+    /// already, so the list tells it nothing new.
+    #[serde(default)]
+    pub comparisons: Option<Vec<(usize, i64)>>,
     /// Output decoder.
     pub output: OutputDecoder,
 }
@@ -224,9 +231,13 @@ impl ClientSpec {
                     Some(b) => b.rank_all(x.row(r)),
                     None => self.input.quantize_all(x.row(r), self.n_features),
                 };
-                match self.digit_bits {
-                    None => data.extend(q),
-                    Some(db) => {
+                match (&self.comparisons, self.digit_bits) {
+                    (Some(cmps), _) => data.extend(
+                        cmps.iter()
+                            .map(|&(f, j)| q.get(f).map_or(0, |&r| i64::from(r <= j))),
+                    ),
+                    (None, None) => data.extend(q),
+                    (None, Some(db)) => {
                         data.extend(q.iter().map(|v| v >> db));
                         data.extend(q.iter().map(|v| v & ((1i64 << db) - 1)));
                     }
@@ -253,9 +264,12 @@ impl ClientSpec {
         }
     }
 
-    /// Integers per sample in the program's input (`n_features`, twice that with digits).
+    /// Integers per sample in the program's input (`n_features`, twice that with digits, one
+    /// per comparison with [`ClientSpec::comparisons`]).
     pub fn input_columns(&self) -> usize {
-        if self.digit_bits.is_some() {
+        if let Some(c) = &self.comparisons {
+            c.len()
+        } else if self.digit_bits.is_some() {
             2 * self.n_features
         } else {
             self.n_features
@@ -550,6 +564,12 @@ pub struct CompileConfig {
     /// `log2(splits + 1)` bits, instead of its `n_bits.inputs`-bit quantized value.
     #[serde(default = "yes")]
     pub tree_ranks: bool,
+    /// Tree models whose features go as ranks ([`CompileConfig::tree_ranks`]): the client
+    /// sends the bit of each of the trees' distinct comparisons ([`ClientSpec::comparisons`])
+    /// instead of the ranks, and the program bootstraps only the leaf indicators (default).
+    /// `false`: the program compares the ranks (one bootstrap per distinct comparison).
+    #[serde(default = "yes")]
+    pub tree_comparison_inputs: bool,
 }
 
 fn exact_rounding() -> RoundingMethod {
@@ -571,6 +591,7 @@ impl Default for CompileConfig {
             rounding_bits: None,
             rounding_method: RoundingMethod::Exact,
             tree_ranks: true,
+            tree_comparison_inputs: true,
         }
     }
 }

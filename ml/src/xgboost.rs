@@ -424,9 +424,7 @@ impl XgbBooster {
             .filter(|(_, b)| b.bits() <= in_bits);
         if let Some((ranked, bins)) = ranked {
             let leaves = cfg.n_bits.outputs.unwrap_or(in_bits.min(MAX_UNSPLIT_BITS));
-            let q = bins.rank_quantizer(self.n_features);
-            let mut cm = ranked.compile(&q, self.n_features, Some(leaves), cfg)?;
-            cm.client.bins = Some(bins);
+            let mut cm = ranked.compile_ranked(bins, self.n_features, Some(leaves), cfg)?;
             let out = &mut cm.client.output;
             for o in &mut out.offset {
                 *o += self.base_margin as f64;

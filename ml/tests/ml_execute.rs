@@ -372,6 +372,7 @@ fn narrow() -> ImportConfig {
         batch: 1,
         rounding_bits: None,
         rounding_method: RoundingMethod::Exact,
+        ..ImportConfig::default()
     }
 }
 
@@ -400,6 +401,7 @@ fn rounded() -> ImportConfig {
         batch: 1,
         rounding_bits: Some(5),
         rounding_method: RoundingMethod::Exact,
+        ..ImportConfig::default()
     }
 }
 

@@ -146,6 +146,36 @@ fn decision_tree_breast_cancer() {
     assert_eq!(digits.client.digit_bits, Some(3));
     assert!(digits.stats.pbs_per_sample > c.stats.pbs_per_sample);
     same_outputs("tree", &c, &digits, &probes(&s.test.x, &c));
+    // By default the client sends the bit of each distinct comparison (it holds the split
+    // points): the program bootstraps one leaf indicator per leaf and no comparison. Compared
+    // in the program instead, the ranks cost one more bootstrap per comparison, with the same
+    // outputs at every split point.
+    let cmps = c.client.comparisons.as_ref().expect("comparison bits");
+    assert_eq!(c.client.input_columns(), cmps.len());
+    let leaves = t
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, veil_ml::cart::TreeNode::Leaf { .. }))
+        .count() as u64;
+    assert!(c.stats.pbs_per_sample <= leaves, "{:?}", c.stats);
+    assert!(c.stats.max_pbs_bits <= 3, "{:?}", c.stats);
+    let ranks = m
+        .compile(
+            &s.train.x,
+            &CompileConfig {
+                tree_comparison_inputs: false,
+                ..CompileConfig::default()
+            },
+        )
+        .unwrap()
+        .clone();
+    assert!(ranks.client.comparisons.is_none());
+    assert_eq!(ranks.client.input_columns(), c.client.n_features);
+    assert_eq!(
+        ranks.stats.pbs_per_sample,
+        c.stats.pbs_per_sample + cmps.len() as u64
+    );
+    same_outputs("tree", &c, &ranks, &probes(&s.test.x, &c));
 }
 
 /// `x` and, for every split point of the rank encoding, a copy of each row with the feature
@@ -203,6 +233,26 @@ fn random_forest_breast_cancer() {
         .map(|t| t.nodes.len())
         .sum();
     assert!(c.stats.pbs_per_sample <= nodes as u64, "{:?}", c.stats);
+    // One lookup per leaf at most, less one per tree: a tree either drops a leaf whose value
+    // quantizes to zero or computes one leaf's indicator from the others'.
+    let leaves_less_one: usize = m
+        .ensemble()
+        .unwrap()
+        .trees
+        .iter()
+        .map(|t| {
+            t.nodes
+                .iter()
+                .filter(|n| matches!(n, veil_ml::cart::TreeNode::Leaf { .. }))
+                .count()
+                - 1
+        })
+        .sum();
+    assert!(
+        c.stats.pbs_per_sample <= leaves_less_one as u64,
+        "{} PBS, {leaves_less_one} leaves less one per tree",
+        c.stats.pbs_per_sample
+    );
     let bins = c.client.bins.as_ref().expect("rank-encoded features");
     assert!(bins.bits() <= 6, "{} rank bits", bins.bits());
     // The same outputs as the 6-bit features sent as digits, at edges too.

@@ -155,6 +155,7 @@ pub fn compile(
     inputset: &Matrix,
     n_bits: &NBits,
     batch: usize,
+    comparison_inputs: bool,
     rounding: RoundingPlan,
 ) -> OnnxResult<Option<Compiled>> {
     if batch == 0 {
@@ -191,21 +192,20 @@ pub fn compile(
         // model's, in fewer bits than a uniform quantizer needs.
         let rank_cap = n_bits.inputs.unwrap_or(MAX_RANK_BITS);
         if let Some((ranked, bins)) = m.rank_encoded(f).filter(|(_, b)| b.bits() <= rank_cap) {
-            let q = bins.rank_quantizer(f);
             // Leaves keep the width they have under the default 6-bit features (4 bits: the
             // comparisons' digits then set the precision), unless asked otherwise.
             let leaves = n_bits
                 .outputs
                 .or(Some(crate::hummingbird::MAX_UNSPLIT_BITS));
-            let mut model = ops::tree::compile(n, &ranked, &q, f, leaves, batch)?;
-            model.client.bins = Some(bins);
+            let model =
+                ops::tree::compile(n, &ranked, Err((bins, comparison_inputs)), f, leaves, batch)?;
             return Ok(Some(Compiled { model, split: sp }));
         }
         // Trees default to the built-in tree models' width (6 bits) for features and leaves:
         // the comparisons are bootstraps at the input width, and 8-bit ones need 4 GB keys.
         let in_bits = n_bits.inputs.unwrap_or(crate::tree::DEFAULT_TREE_BITS);
         let q = input_quantizer(inputset, f, in_bits, true)?;
-        let model = ops::tree::compile(n, &m, &q, f, n_bits.outputs, batch)?;
+        let model = ops::tree::compile(n, &m, Ok(&q), f, n_bits.outputs, batch)?;
         return Ok(Some(Compiled { model, split: sp }));
     }
     let per_feature = sample.len() == 1;
@@ -222,6 +222,7 @@ pub fn compile(
         input: q,
         digit_bits: None,
         bins: None,
+        comparisons: None,
         output,
     };
     // Calibrates an emitted integer program and gives the calibrated width of every lookup's

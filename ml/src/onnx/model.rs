@@ -34,6 +34,11 @@ pub struct ImportConfig {
     /// dropped bit).
     #[serde(default)]
     pub rounding_method: RoundingMethod,
+    /// Tree ensembles whose features go as ranks: the program compares the ranks (one
+    /// bootstrap per distinct comparison) instead of reading the comparisons' bits from the
+    /// client (the default, `false`: `veil_ml::CompileConfig::tree_comparison_inputs`).
+    #[serde(default)]
+    pub trees_compare_ranks: bool,
 }
 
 /// Widest accumulator a lookup reads unrounded when no `rounding_bits` is given.
@@ -189,6 +194,7 @@ impl OnnxImport {
                 inputset,
                 &cfg.n_bits,
                 cfg.batch.max(1),
+                !cfg.trees_compare_ranks,
                 plan,
             )?
             .map(|c| OnnxModel {

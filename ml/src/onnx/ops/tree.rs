@@ -10,7 +10,7 @@ use super::super::error::OnnxResult;
 use super::super::graph::{Binary, FNode, FOp, FTensor};
 use super::arg;
 use crate::model::CompiledModel;
-use crate::quantize::UniformQuantizer;
+use crate::quantize::{FeatureBins, UniformQuantizer};
 use std::collections::HashMap;
 
 pub use crate::float_tree::{Cmp, ONode, OTree, TreeModel};
@@ -254,12 +254,14 @@ pub fn eval(n: &FNode, ins: &[Option<&FTensor>]) -> OnnxResult<Vec<FTensor>> {
     Ok(vec![FTensor::new(vec![r, m.n_targets], out).expect("2-D")])
 }
 
-/// Compiles the trees for inputs quantized by `input` (per feature, unsigned); the program's
-/// output decodes to the raw target sums.
+/// Compiles the trees for inputs quantized by `input` (per feature, unsigned), or for
+/// features sent as their ranks among `bins` (the trees then compare ranks; with
+/// `comparison_inputs`, the client sends the comparisons' bits instead:
+/// [`TreeModel::compile_ranked`]); the program's output decodes to the raw target sums.
 pub fn compile(
     n: &FNode,
     m: &TreeModel,
-    input: &UniformQuantizer,
+    input: Result<&UniformQuantizer, (FeatureBins, bool)>,
     d: usize,
     leaf_bits: Option<u8>,
     batch: usize,
@@ -269,7 +271,11 @@ pub fn compile(
     }
     let cfg = crate::CompileConfig {
         batch,
+        tree_comparison_inputs: matches!(input, Err((_, true))),
         ..crate::CompileConfig::default()
     };
-    Ok(m.compile(input, d, leaf_bits, &cfg)?)
+    Ok(match input {
+        Ok(q) => m.compile(q, d, leaf_bits, &cfg)?,
+        Err((bins, _)) => m.compile_ranked(bins, d, leaf_bits, &cfg)?,
+    })
 }
