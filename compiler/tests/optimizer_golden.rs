@@ -138,6 +138,7 @@ fn beats_tfhe_rs_default_at_2_minus_128() {
         NoiseOptions {
             distribution: Some(NoiseDistribution::TUniform),
             modulus_switch: None,
+            ks_modulus: None,
         },
     );
     assert!(
@@ -235,6 +236,7 @@ fn table() -> String {
             let noise = NoiseOptions {
                 distribution: Some(dist),
                 modulus_switch: Some(ms),
+                ks_modulus: None,
             };
             row_with(&mut out, 4, 5.0, -128.0, noise);
             row_with(&mut out, 8, 1.0, -13.9, noise);

@@ -115,6 +115,7 @@ impl WopParams {
                 p_error: p_log2.exp2(),
                 noise_distribution: NoiseDistribution::Gaussian,
                 modulus_switch: ModulusSwitch::Standard,
+                ks_modulus: Default::default(),
             },
             pfks_base_log: pfks.0,
             pfks_level: pfks.1,

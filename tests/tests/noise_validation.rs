@@ -233,6 +233,7 @@ fn forced(dist: NoiseDistribution, ms: Option<ModulusSwitch>) -> NoiseOptions {
     NoiseOptions {
         distribution: Some(dist),
         modulus_switch: ms,
+        ks_modulus: None,
     }
 }
 

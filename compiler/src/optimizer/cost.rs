@@ -61,6 +61,23 @@ pub fn ks_latency_ns(n_in: usize, n_out: usize, level: usize) -> f64 {
     KS_MAC_NS * n_in as f64 * level as f64 * (n_out as f64 + 1.0)
 }
 
+/// [`ks_latency_ns`] of a keyswitch into a key modulo `2^ks_modulus`: a KS32 keyswitch
+/// (`keyswitch_lwe_ciphertext_with_scalar_change`) multiply-adds `u32` words from a key of half
+/// the bytes, `KS32_MAC_NS` per coefficient. Concrete's cost model ([`ks_cost`]) counts the
+/// operations whatever their width, so the latency model and the key size are where KS32 pays.
+pub fn ks_latency_ns_mod(
+    ks_modulus: veil_ir::KsModulus,
+    n_in: usize,
+    n_out: usize,
+    level: usize,
+) -> f64 {
+    let mac = match ks_modulus {
+        veil_ir::KsModulus::Q64 => KS_MAC_NS,
+        veil_ir::KsModulus::Q32 => KS32_MAC_NS,
+    };
+    mac * n_in as f64 * level as f64 * (n_out as f64 + 1.0)
+}
+
 /// Calibrated latency of one bootstrap (`n` CMUXes) in nanoseconds.
 pub fn pbs_latency_ns(
     n: usize,
@@ -83,6 +100,8 @@ const CMUX_FFT_NS: f64 = 0.092;
 const CMUX_MUL_NS: f64 = 0.43;
 /// ns per keyswitch multiply-add (fitted).
 const KS_MAC_NS: f64 = 0.32;
+/// ns per KS32 keyswitch multiply-add on `u32` (fitted, `benches/benches/pbs_cost.rs`).
+const KS32_MAC_NS: f64 = 0.16;
 
 #[cfg(test)]
 mod tests {
