@@ -677,3 +677,23 @@ impl CtTensor {
         CtTensor::new(f.encoding, f.key_id, f.param_fingerprint, tensor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KS32 key words pack two to a 64-bit word and come back exactly; a wrong count or a
+    /// non-zero padding half is refused.
+    #[test]
+    fn u32_words_pack_and_refuse_bad_padding() {
+        for v in [vec![], vec![7u32], vec![1, 2, 3], vec![u32::MAX; 4]] {
+            let w = pack32(&v);
+            assert_eq!(w.0.len(), v.len().div_ceil(2));
+            assert_eq!(unpack32("k", "key", w, v.len()).unwrap(), v);
+        }
+        let e = unpack32("k", "key", Words(vec![1 | 5 << 32]), 1).unwrap_err();
+        assert!(e.to_string().contains("non-zero padding"), "{e}");
+        let e = unpack32("k", "key", Words(vec![1, 2]), 5).unwrap_err();
+        assert!(e.to_string().contains("need 3"), "{e}");
+    }
+}

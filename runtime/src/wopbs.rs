@@ -135,6 +135,11 @@ impl WopParams {
                 "WoP-PBS bit extraction uses the standard modulus switch; set ms=standard".into(),
             ));
         }
+        if self.set.ks_modulus != veil_ir::KsModulus::Q64 {
+            return Err(bad(
+                "WoP-PBS keyswitches with 64-bit keys; drop ks_modulus=2^32 from its set".into(),
+            ));
+        }
         if !(1..=MAX_WOP_BITS).contains(&self.set.message_bits) {
             return Err(bad(format!(
                 "WoP-PBS sets serve 1 to {MAX_WOP_BITS} input bits, this one {}",
