@@ -516,6 +516,20 @@ mod tests {
         assert!(out.contains("n=918 k=1 N=2048"), "{out}");
         assert!(out.contains("TUniform lwe 2^-19.000"), "{out}");
         assert!(out.contains("Centered modulus switch"), "{out}");
+        // KS32 forced: tfhe-rs's KS32 default set, its keyswitch key in u32 words (half).
+        let t32 = args(
+            "--precision 4 --norm2 5 --security-profile ind-cpa-d --noise tuniform --ks-modulus 32",
+        );
+        let out32 = render_text(&t32, &solve(&t32).unwrap());
+        for want in [
+            "n=918 k=1 N=2048",
+            "base_log 4 x 4 level(s), keys modulo 2^32 (KS32 atomic pattern)",
+            "B as u32)",
+        ] {
+            assert!(out32.contains(want), "missing {want:?} in\n{out32}");
+        }
+        assert!(out.contains("keys modulo 2^64\n"), "{out}");
+        assert!(T::try_parse_from(["params", "--precision", "4", "--ks-modulus", "16"]).is_err());
         let c = args("--precision 4 --security-profile ind-cpa");
         assert_eq!(solve(&c).unwrap().p_error_target, (-40f64).exp2());
         assert!(T::try_parse_from([

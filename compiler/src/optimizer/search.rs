@@ -409,6 +409,34 @@ mod tests {
         }
     }
 
+    /// Under the latency objective a free keyswitch modulus takes KS32 (strictly better than
+    /// forcing 2^64), its noise (KS32 body rounding included) fits the budget, and a crossing
+    /// scales only the per-dimension part of its keyswitch variance.
+    #[test]
+    fn ks32_under_latency() {
+        let mut q = query(4, 1.0, 2f64.powi(-40));
+        q.objective = Objective::Latency;
+        let free = search(&q).unwrap();
+        assert_eq!(free.ks_modulus, KsModulus::Q32);
+        assert!(free.ks.0 * free.ks.1 <= 32);
+        assert!(free.input_variance(1.0, free.br_variance) <= q.constraints[0].v_safe);
+        let c = ks_constant_variance(KsModulus::Q32);
+        assert!(c > 0.0 && free.ks_variance > c);
+        let kn = free.k * free.poly_size;
+        let twice = free.ks_variance_from(2 * kn);
+        assert!((twice - (2.0 * (free.ks_variance - c) + c)).abs() <= 1e-12 * twice);
+        q.noise.ks_modulus = Some(KsModulus::Q64);
+        let q64 = search(&q).unwrap();
+        assert_eq!(q64.ks_modulus, KsModulus::Q64);
+        assert!(free.rank < q64.rank && free.latency_ns < q64.latency_ns);
+        // Under Concrete's model a free choice keeps 2^64 and forcing KS32 never helps.
+        let m = search(&query(4, 1.0, 2f64.powi(-40))).unwrap();
+        let mut q32 = query(4, 1.0, 2f64.powi(-40));
+        q32.noise.ks_modulus = Some(KsModulus::Q32);
+        assert_eq!(m.ks_modulus, KsModulus::Q64);
+        assert!(m.cost <= search(&q32).unwrap().cost);
+    }
+
     #[test]
     fn output_cap_is_honoured() {
         let free = search(&query(2, 1.0, 1e-3)).unwrap();
