@@ -9,14 +9,18 @@
 //! veil's side is `ServerKeys::keyswitch` + `ServerKeys::bootstrap` (what the executor runs per
 //! element) and, for information, the whole tensor path on one element.
 //!
+//! The same set with KS32 keyswitch keys (`ks_modulus=2^32`, the small key's noise at its floor
+//! in `2^32` units) runs next to it: veil's KS32 keyswitch alone and KS32 keyswitch + bootstrap,
+//! against veil's 64-bit keyswitch alone, interleaved in the same rounds.
+//!
 //! `VEIL_BENCH_BITS` picks precisions (default 2,4,6); `VEIL_BENCH_ROUNDS` the rounds.
 
 use std::time::{Duration, Instant};
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
 use veil_benches::{bench_bits, keys};
-use veil_ir::{Encoding, IntType, KeyId, Tensor};
-use veil_runtime::{reference_params, Executor};
+use veil_ir::{Encoding, IntType, KeyId, KsModulus, Tensor};
+use veil_runtime::{reference_params, ClientKeys, Executor, KeyRequirements, KeygenOptions};
 
 struct Bare {
     ksk: LweKeyswitchKeyOwned<u64>,
@@ -142,8 +146,16 @@ fn main() {
     let single = Executor::new(1).expect("pool");
     println!("KS+PBS latency, one thread, median of {rounds} interleaved rounds");
     println!(
-        "{:>4} {:>12} {:>12} {:>8} {:>16}",
-        "bits", "bare (ms)", "veil (ms)", "ratio", "veil tensor (ms)"
+        "{:>4} {:>12} {:>12} {:>8} {:>16} {:>12} {:>12} {:>14} {:>10}",
+        "bits",
+        "bare (ms)",
+        "veil (ms)",
+        "ratio",
+        "veil tensor (ms)",
+        "KS64 (ms)",
+        "KS32 (ms)",
+        "KS32+PBS (ms)",
+        "KS32/KS64"
     );
     for bits in bench_bits(&[2, 4, 6]) {
         let rounds = if bits >= 7 { rounds.min(5) } else { rounds };
@@ -159,6 +171,37 @@ fn main() {
         let table: Vec<i64> = (0..1i64 << bits).map(|x| (x + 1) % (1 << bits)).collect();
         let acc = sk.accumulator(0, bits, &[&table], bits).unwrap();
         let small = KeyId::Small(0);
+        // The same set with KS32 keyswitch keys.
+        let mut p32 = reference_params(bits).unwrap();
+        p32.ks_modulus = KsModulus::Q32;
+        p32.lwe_noise_log2 = p32
+            .noise_distribution
+            .min_secure_noise_log2_mod(p32.lwe_dimension, 32)
+            .max(p32.lwe_noise_log2);
+        let ck32 = ClientKeys::generate(
+            std::slice::from_ref(&p32),
+            &KeygenOptions {
+                seed: 98,
+                allow_insecure_for_tests: false,
+            },
+        )
+        .expect("a secure KS32 set");
+        let req = KeyRequirements {
+            bsk: [0].into(),
+            ksk: [(KeyId::Big(0), small)].into(),
+            ..Default::default()
+        };
+        let sk32 = ck32.server_keys(&req, None).unwrap().decompress();
+        let lwe32 = ck32
+            .encrypt(&Tensor::scalar(1), int, big)
+            .unwrap()
+            .tensor()
+            .data[0]
+            .clone();
+        let acc32 = sk32.accumulator(0, bits, &[&table], bits).unwrap();
+        let ks64_once = || sk.keyswitch(&lwe, KeyId::Big(0), small, bits).unwrap();
+        let ks32_once = || sk32.keyswitch(&lwe32, KeyId::Big(0), small, bits).unwrap();
+        let ks32_pbs_once = || sk32.bootstrap(&ks32_once(), &acc32).unwrap();
         let veil_once = || {
             let k = sk.keyswitch(&lwe, KeyId::Big(0), small, bits).unwrap();
             sk.bootstrap(&k, &acc).unwrap()
@@ -180,7 +223,9 @@ fn main() {
         let out = single.install(tensor_once);
         assert_eq!(ck.decrypt(&out, int).unwrap().data, vec![2 % (1 << bits)]);
         let _ = single.install(veil_once);
+        let _ = single.install(ks32_pbs_once);
         let (mut tb, mut tv, mut tt) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut k64, mut k32, mut kp32) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let t = Instant::now();
             std::hint::black_box(bare_ks_pbs(&mut bare));
@@ -191,14 +236,28 @@ fn main() {
             let t = Instant::now();
             std::hint::black_box(single.install(tensor_once));
             tt.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(single.install(ks64_once));
+            k64.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(single.install(ks32_once));
+            k32.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(single.install(ks32_pbs_once));
+            kp32.push(t.elapsed());
         }
         let (b, v, t) = (median(tb), median(tv), median(tt));
+        let (a64, a32, ap32) = (median(k64), median(k32), median(kp32));
         println!(
-            "{bits:>4} {:>12.3} {:>12.3} {:>8.3} {:>16.3}",
+            "{bits:>4} {:>12.3} {:>12.3} {:>8.3} {:>16.3} {:>12.3} {:>12.3} {:>14.3} {:>10.2}",
             ms(b),
             ms(v),
             v.as_secs_f64() / b.as_secs_f64(),
-            ms(t)
+            ms(t),
+            ms(a64),
+            ms(a32),
+            ms(ap32),
+            a32.as_secs_f64() / a64.as_secs_f64()
         );
     }
 

@@ -1,5 +1,6 @@
 //! `veil params --precision P [--norm2 X] (--p-error E | --global-p-error E --tlus N |
-//! --security-profile S) [--noise D] [--modulus-switch M] [--objective O] [--json]`: run the
+//! --security-profile S) [--noise D] [--modulus-switch M] [--ks-modulus 64|32] [--objective O]
+//! [--json]`: run the
 //! parameter optimizer on one partition and print the chosen TFHE parameters, their model cost,
 //! estimated latency, predicted error and key sizes. `--objective` picks what the search
 //! minimises: `model` (Concrete's cost model, the default), `latency` (the calibrated latency
@@ -17,7 +18,7 @@
 use super::CliError;
 use veil_compiler::optimizer::keys::{human_bytes, key_sizes, KeySizes};
 use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Objective, Problem, Solution};
-use veil_ir::{ModulusSwitch, NoiseDistribution};
+use veil_ir::{KsModulus, ModulusSwitch, NoiseDistribution};
 
 /// Parses a probability written as a decimal (`6.1e-5`) or a power of two (`2^-128`,
 /// `2^-13.9`); the range is checked with the flag's name by [`check_probability`].
@@ -89,6 +90,20 @@ pub enum ModulusSwitchArg {
     Centered,
 }
 
+/// `--ks-modulus` of `veil params`: the keyswitch keys' modulus.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KsModulusArg {
+    /// The better under the objective (64-bit under the cost model, where KS32 never wins).
+    #[default]
+    Auto,
+    /// 64-bit keyswitch keys (tfhe-rs's classic atomic pattern).
+    #[value(name = "64")]
+    Q64,
+    /// 32-bit keyswitch keys (tfhe-rs's KS32 atomic pattern).
+    #[value(name = "32")]
+    Q32,
+}
+
 /// `--objective` of `veil params`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ObjectiveArg {
@@ -119,7 +134,7 @@ pub struct ParamsArgs {
     pub precision: Option<u8>,
     /// Explain a table lookup of a BITS-bit input (1..=16) by WoP-PBS: its decomposition into
     /// bit extractions, circuit bootstraps and a vertical packing, parameters, error and cost.
-    #[arg(long, conflicts_with_all = ["precision", "norm2", "global_p_error", "p_error", "security_profile", "noise", "modulus_switch", "objective", "tlus"])]
+    #[arg(long, conflicts_with_all = ["precision", "norm2", "global_p_error", "p_error", "security_profile", "noise", "modulus_switch", "ks_modulus", "objective", "tlus"])]
     pub bits: Option<u8>,
     /// Largest sum of squared weights of a dot product feeding a TLU (1 = TLU after TLU).
     #[arg(long, default_value_t = 1.0)]
@@ -139,6 +154,9 @@ pub struct ParamsArgs {
     /// Modulus switch of the bootstraps.
     #[arg(long, value_enum, default_value_t = ModulusSwitchArg::Auto)]
     pub modulus_switch: ModulusSwitchArg,
+    /// Keyswitch key modulus: 64, 32 (the KS32 atomic pattern) or auto.
+    #[arg(long, value_enum, default_value_t = KsModulusArg::Auto)]
+    pub ks_modulus: KsModulusArg,
     /// What the search minimises: model (Concrete's cost model), latency (calibrated single-
     /// thread latency) or keys (evaluation key bytes).
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Model)]
@@ -189,6 +207,11 @@ pub fn solve(args: &ParamsArgs) -> Result<Solution, CliError> {
             ModulusSwitchArg::Standard => Some(ModulusSwitch::Standard),
             ModulusSwitchArg::Centered => Some(ModulusSwitch::Centered),
         },
+        ks_modulus: match args.ks_modulus {
+            KsModulusArg::Auto => None,
+            KsModulusArg::Q64 => Some(KsModulus::Q64),
+            KsModulusArg::Q32 => Some(KsModulus::Q32),
+        },
     };
     problem.objective = args.objective.into();
     optimize(&problem).map_err(|e| CliError(format!("params: {e}")))
@@ -213,12 +236,12 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
          dimensions  n={n} k={k} N={big_n} (big key k*N={kn})\n\
          noise       {dist:?} lwe 2^{ln:.3}  glwe 2^{gn:.3}  (128-bit floor of each dimension{bound}); {ms:?} modulus switch\n\
          bootstrap   base_log {pb} x {pl} level(s)\n\
-         keyswitch   base_log {kb} x {kl} level(s)\n\
+         keyswitch   base_log {kb} x {kl} level(s), keys modulo 2^{ksq}{ks32}\n\
          cost        {tlu:.1} x 2^20 per TLU (PBS {pbs:.1}, KS {ks:.1}); total {total:.1} x 2^20 for {tlus} TLU(s); chosen by {objective}\n\
          latency     {lat:.2} ms for {tlus} KS + PBS on one thread (calibrated model)\n\
          error       p_error {pe:.3e} per TLU, global {ge:.3e} over {tlus} TLU(s)\n\
          variances   PBS out {br}, KS {ksv}, MS {msv}; PBS input {inp} <= V_safe {vs}\n\
-         keys        BSK {bsk} ({bsk_b} B as u64; Fourier form N/2 complex f64 per polynomial: {fbsk}), KSK {ksk} ({ksk_b} B as u64)\n",
+         keys        BSK {bsk} ({bsk_b} B as u64; Fourier form N/2 complex f64 per polynomial: {fbsk}), KSK {ksk} ({ksk_b} B as u{ksq})\n",
         bits = precision,
         norm2 = args.norm2,
         target = sol.p_error_target,
@@ -239,6 +262,12 @@ pub fn render_text(args: &ParamsArgs, sol: &Solution) -> String {
         pl = p.pbs_level,
         kb = p.ks_base_log,
         kl = p.ks_level,
+        ksq = p.ks_modulus.log2(),
+        ks32 = if p.ks_modulus == KsModulus::Q32 {
+            " (KS32 atomic pattern)"
+        } else {
+            ""
+        },
         tlu = (set.pbs_cost + set.ks_cost) / m,
         pbs = set.pbs_cost / m,
         ks = set.ks_cost / m,
@@ -487,6 +516,20 @@ mod tests {
         assert!(out.contains("n=918 k=1 N=2048"), "{out}");
         assert!(out.contains("TUniform lwe 2^-19.000"), "{out}");
         assert!(out.contains("Centered modulus switch"), "{out}");
+        // KS32 forced: tfhe-rs's KS32 default set, its keyswitch key in u32 words (half).
+        let t32 = args(
+            "--precision 4 --norm2 5 --security-profile ind-cpa-d --noise tuniform --ks-modulus 32",
+        );
+        let out32 = render_text(&t32, &solve(&t32).unwrap());
+        for want in [
+            "n=918 k=1 N=2048",
+            "base_log 4 x 4 level(s), keys modulo 2^32 (KS32 atomic pattern)",
+            "B as u32)",
+        ] {
+            assert!(out32.contains(want), "missing {want:?} in\n{out32}");
+        }
+        assert!(out.contains("keys modulo 2^64\n"), "{out}");
+        assert!(T::try_parse_from(["params", "--precision", "4", "--ks-modulus", "16"]).is_err());
         let c = args("--precision 4 --security-profile ind-cpa");
         assert_eq!(solve(&c).unwrap().p_error_target, (-40f64).exp2());
         assert!(T::try_parse_from([

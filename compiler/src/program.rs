@@ -280,8 +280,13 @@ fn make_stats(
             }
         };
         for &(from, to) in &k.ksk {
-            let level = params[to.param() as usize].ks_level;
-            ksk += optimizer::keys::ksk_bytes(dim(from), dim(to), level);
+            let set = &params[to.param() as usize];
+            // KS32 keys (into a KS32 set's small key) hold 32-bit words.
+            let q = match to {
+                KeyId::Small(_) => set.ks_modulus,
+                KeyId::Big(_) => veil_ir::KsModulus::Q64,
+            };
+            ksk += optimizer::keys::ksk_bytes_mod(q, dim(from), dim(to), set.ks_level);
         }
     }
     let (mut cost, mut p_error, mut global_p_error) = match &sol {

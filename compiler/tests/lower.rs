@@ -25,6 +25,7 @@ fn chooser(req: &PartitionRequest) -> Result<ParamSet, String> {
         p_error: 1e-9,
         noise_distribution: Default::default(),
         modulus_switch: Default::default(),
+        ks_modulus: Default::default(),
     })
 }
 

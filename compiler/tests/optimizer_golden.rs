@@ -7,8 +7,8 @@
 
 use std::fmt::Write;
 use veil_compiler::optimizer::cost::{ks_cost, pbs_cost};
-use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Problem, Solution};
-use veil_ir::{ModulusSwitch, NoiseDistribution};
+use veil_compiler::optimizer::{optimize, ErrorTarget, NoiseOptions, Objective, Problem, Solution};
+use veil_ir::{KsModulus, ModulusSwitch, NoiseDistribution};
 
 /// Concrete's reference choices (concrete-optimizer's reference table): bits, k, log2 N, n, BR level/base_log,
 /// KS level/base_log, at p_error 2^-13.9 and norm2 1.
@@ -42,9 +42,100 @@ fn solve(bits: u8, norm2: f64, target: ErrorTarget) -> Solution {
 }
 
 fn solve_with(bits: u8, norm2: f64, target: ErrorTarget, noise: NoiseOptions) -> Solution {
+    solve_obj(bits, norm2, target, noise, Objective::Model)
+}
+
+fn solve_obj(
+    bits: u8,
+    norm2: f64,
+    target: ErrorTarget,
+    noise: NoiseOptions,
+    objective: Objective,
+) -> Solution {
     let mut p = Problem::single(bits, norm2, 1, target);
     p.noise = noise;
+    p.objective = objective;
     optimize(&p).unwrap_or_else(|e| panic!("{bits} bits, norm2 {norm2}: {e}"))
+}
+
+fn ks32(dist: Option<NoiseDistribution>) -> NoiseOptions {
+    NoiseOptions {
+        distribution: dist,
+        modulus_switch: None,
+        ks_modulus: Some(KsModulus::Q32),
+    }
+}
+
+/// tfhe-rs 1.8's KS32 default set (`V1_8_PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128`: n 918,
+/// k 1, N 2048, TUniform bounds 2^13 on the 32-bit keyswitch modulus and 2^17 on 2^64, PBS 23x1,
+/// KS 4x4, centered switch) is exactly what veil picks for its request (4 bits, norm2 5,
+/// p_error 2^-128) with KS32 and TUniform forced.
+#[test]
+fn ks32_reproduces_tfhe_rs_default() {
+    let s = solve_with(
+        4,
+        5.0,
+        ErrorTarget::p_error((-128f64).exp2()),
+        ks32(Some(NoiseDistribution::TUniform)),
+    );
+    let p = &s.sets[0].params;
+    assert!(p.is_secure(), "{:?}", p.insecurity());
+    assert_eq!(
+        (
+            p.lwe_dimension,
+            p.glwe_dimension,
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+            p.ks_base_log,
+            p.ks_level
+        ),
+        (918, 1, 2048, 23, 1, 4, 4),
+        "{p}"
+    );
+    assert_eq!((p.lwe_noise_log2, p.glwe_noise_log2), (-19.0, -47.0));
+    assert_eq!(
+        (p.ks_modulus, p.modulus_switch),
+        (KsModulus::Q32, ModulusSwitch::Centered)
+    );
+    assert!(s.p_error <= (-128f64).exp2());
+}
+
+/// Left free, the keyswitch modulus follows the objective: Concrete's model counts KS32 like the
+/// 64-bit keyswitch and keeps 2^64 (never noisier); the latency and key objectives take KS32
+/// where it is cheaper, never worse than forcing either.
+#[test]
+fn ks32_free_choice_by_objective() {
+    let t = ErrorTarget::p_error((-40f64).exp2());
+    for bits in 1..=8 {
+        let m = solve_with(bits, 1.0, t, NoiseOptions::default());
+        assert_eq!(m.sets[0].params.ks_modulus, KsModulus::Q64);
+        let m32 = solve_with(bits, 1.0, t, ks32(None));
+        assert!(m.cost <= m32.cost);
+        for o in [Objective::Latency, Objective::Keys] {
+            let free = solve_obj(bits, 1.0, t, NoiseOptions::default(), o);
+            let f64_ = solve_obj(
+                bits,
+                1.0,
+                t,
+                NoiseOptions {
+                    ks_modulus: Some(KsModulus::Q64),
+                    ..Default::default()
+                },
+                o,
+            );
+            let f32_ = solve_obj(bits, 1.0, t, ks32(None), o);
+            assert_eq!(
+                free.sets[0].params.ks_modulus,
+                KsModulus::Q32,
+                "{bits} {o:?}"
+            );
+            if o == Objective::Latency {
+                assert!(free.estimated_latency_s < f64_.estimated_latency_s);
+                assert!(free.estimated_latency_s <= f32_.estimated_latency_s);
+            }
+        }
+    }
 }
 
 /// The issue's acceptance criterion: for 1..8 bits at p_error 2^-13.9 and norm2 1 every set
@@ -138,6 +229,7 @@ fn beats_tfhe_rs_default_at_2_minus_128() {
         NoiseOptions {
             distribution: Some(NoiseDistribution::TUniform),
             modulus_switch: None,
+            ks_modulus: None,
         },
     );
     assert!(
@@ -164,7 +256,24 @@ fn row(out: &mut String, bits: u8, norm2: f64, target_log2: f64) {
 }
 
 fn row_with(out: &mut String, bits: u8, norm2: f64, target_log2: f64, noise: NoiseOptions) {
-    let s = solve_with(bits, norm2, ErrorTarget::p_error(target_log2.exp2()), noise);
+    row_obj(out, bits, norm2, target_log2, noise, Objective::Model);
+}
+
+fn row_obj(
+    out: &mut String,
+    bits: u8,
+    norm2: f64,
+    target_log2: f64,
+    noise: NoiseOptions,
+    objective: Objective,
+) {
+    let s = solve_obj(
+        bits,
+        norm2,
+        ErrorTarget::p_error(target_log2.exp2()),
+        noise,
+        objective,
+    );
     let c = &s.sets[0];
     let p = &c.params;
     let concrete = if norm2 == 1.0 && target_log2 == -13.9 {
@@ -173,7 +282,7 @@ fn row_with(out: &mut String, bits: u8, norm2: f64, target_log2: f64, noise: Noi
         "-".into()
     };
     let pattern = format!(
-        "{}{}",
+        "{}{}{}",
         match p.noise_distribution {
             NoiseDistribution::Gaussian => "G",
             NoiseDistribution::TUniform => "T",
@@ -181,6 +290,10 @@ fn row_with(out: &mut String, bits: u8, norm2: f64, target_log2: f64, noise: Noi
         match p.modulus_switch {
             ModulusSwitch::Standard => "s",
             ModulusSwitch::Centered => "c",
+        },
+        match p.ks_modulus {
+            KsModulus::Q64 => "",
+            KsModulus::Q32 => "32",
         }
     );
     let norm2 = if norm2.log2().fract() == 0.0 {
@@ -210,7 +323,8 @@ fn table() -> String {
     let mut out = String::from(
         "# veil's parameter choices (128-bit floor, one TLU). Columns: precision bits, norm2 (sum w^2),\n\
          # per-TLU p_error target | noise pattern (G Gaussian / T TUniform, s standard / c centered\n\
-         # modulus switch), k, log2 N, n, PBS level/base_log, KS level/base_log |\n\
+         # modulus switch, a trailing 32 for KS32 keyswitch keys), k, log2 N, n, PBS level/base_log,\n\
+         # KS level/base_log |\n\
          # model cost / 2^20, predicted p_error | Concrete's reference cost / 2^20 (same model).\n\
          # Bless: cargo insta accept (after cargo test -p veil-compiler --test optimizer_golden)\n",
     );
@@ -235,10 +349,28 @@ fn table() -> String {
             let noise = NoiseOptions {
                 distribution: Some(dist),
                 modulus_switch: Some(ms),
+                ks_modulus: None,
             };
             row_with(&mut out, 4, 5.0, -128.0, noise);
             row_with(&mut out, 8, 1.0, -13.9, noise);
         }
+    }
+    // KS32 forced (Gaussian, then TUniform: tfhe-rs's KS32 default set), then the free choice
+    // under the latency objective (the compile default), which takes KS32.
+    for dist in [NoiseDistribution::Gaussian, NoiseDistribution::TUniform] {
+        row_with(&mut out, 4, 5.0, -128.0, ks32(Some(dist)));
+        row_with(&mut out, 8, 1.0, -13.9, ks32(Some(dist)));
+    }
+    out.push_str("# objective latency, patterns free\n");
+    for bits in 1..=8 {
+        row_obj(
+            &mut out,
+            bits,
+            1.0,
+            -40.0,
+            NoiseOptions::default(),
+            Objective::Latency,
+        );
     }
     out
 }

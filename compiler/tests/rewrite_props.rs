@@ -207,6 +207,7 @@ fn lowered_pbs(g: &Graph) -> u64 {
             p_error: 1e-9,
             noise_distribution: Default::default(),
             modulus_switch: Default::default(),
+            ks_modulus: Default::default(),
         })
     };
     lower(g, &chooser)

@@ -50,7 +50,7 @@ pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError, Prepared};
 pub use ops::{BinOp, CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
-pub use params::{ModulusSwitch, NoiseDistribution, ParamSet};
+pub use params::{KsModulus, ModulusSwitch, NoiseDistribution, ParamSet};
 pub use tensor::{Element, Tensor};
 pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};
 pub use verify::{verify, VerifyError};

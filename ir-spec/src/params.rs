@@ -33,6 +33,30 @@ pub enum ModulusSwitch {
     Centered,
 }
 
+/// The modulus of the keyswitch keys into a set's small key, hence of the keyswitch's output
+/// and of the bootstrap's input: tfhe-rs's standard atomic pattern (`2^64`, `u64` keys) or its
+/// KS32 atomic pattern (`2^32`, `u32` keys: the 64-bit input is keyswitched with a scalar change,
+/// `keyswitch_lwe_ciphertext_with_scalar_change`, then modulus-switched to `2N`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KsModulus {
+    /// `q = 2^64`, the modulus of every other key and ciphertext.
+    #[default]
+    Q64,
+    /// `q = 2^32`: half the keyswitch key, `u32` multiply-adds; the decomposition keeps
+    /// `base_log * levels <= 32` and the key noise must meet the floor in `2^32` units.
+    Q32,
+}
+
+impl KsModulus {
+    /// `log2 q`: 64 or 32.
+    pub fn log2(self) -> u32 {
+        match self {
+            KsModulus::Q64 => 64,
+            KsModulus::Q32 => 32,
+        }
+    }
+}
+
 impl NoiseDistribution {
     /// Torus-normalised variance of one sample when the set stores `noise_log2`.
     pub fn variance(self, noise_log2: f64) -> f64 {
@@ -50,6 +74,18 @@ impl NoiseDistribution {
         match self {
             NoiseDistribution::Gaussian => min_secure_noise_log2(dim),
             NoiseDistribution::TUniform => min_secure_tuniform_log2(dim),
+        }
+    }
+
+    /// [`NoiseDistribution::min_secure_noise_log2`] of an LWE instance modulo `2^modulus_log2`
+    /// (64, or 32 for a KS32 keyswitch key): the lattice-estimator fits give the same
+    /// torus-normalised floor at both moduli, but the noise must also stay above a few units
+    /// of the modulus, a clamp that binds much earlier at `2^32` (see
+    /// [`min_secure_noise_log2_mod`], [`min_secure_tuniform_log2_mod`]).
+    pub fn min_secure_noise_log2_mod(self, dim: usize, modulus_log2: u32) -> f64 {
+        match self {
+            NoiseDistribution::Gaussian => min_secure_noise_log2_mod(dim, modulus_log2),
+            NoiseDistribution::TUniform => min_secure_tuniform_log2_mod(dim, modulus_log2),
         }
     }
 }
@@ -90,6 +126,9 @@ pub struct ParamSet {
     /// The modulus switch of its bootstraps (standard in files written before it was recorded).
     #[serde(default)]
     pub modulus_switch: ModulusSwitch,
+    /// The modulus of its keyswitch keys (`2^64` in files written before it was recorded).
+    #[serde(default)]
+    pub ks_modulus: KsModulus,
 }
 
 impl ParamSet {
@@ -116,7 +155,15 @@ impl ParamSet {
 /// `max(-0.025697 * dim + 2.6759, 2 - 64)`. Dimensions below [`MIN_SECURE_DIMENSION`] are never
 /// secure.
 pub fn min_secure_noise_log2(dim: usize) -> f64 {
-    (-0.025697 * dim as f64 + 2.6759).max(2.0 - 64.0)
+    min_secure_noise_log2_mod(dim, 64)
+}
+
+/// [`min_secure_noise_log2`] modulo `2^modulus_log2`: `max(-0.025697 * dim + 2.6759, 2 -
+/// modulus_log2)`. The fit is in torus units (the estimator's security depends on `sigma / q`);
+/// the clamp keeps the std-dev at 4 units of the modulus or more (tfhe-rs's Gaussian fit has the
+/// same `2^4 / q^2` variance floor). At `2^32` the clamp binds from `dim = 1272` on.
+pub fn min_secure_noise_log2_mod(dim: usize, modulus_log2: u32) -> f64 {
+    (-0.025697 * dim as f64 + 2.6759).max(2.0 - modulus_log2 as f64)
 }
 
 /// Minimal torus-normalised `log2` of a TUniform bound for security of an LWE instance of
@@ -127,7 +174,16 @@ pub fn min_secure_noise_log2(dim: usize) -> f64 {
 /// 2^4.44 and the Gaussian clamp's 2^4). At every dimension this floor's variance exceeds the
 /// Gaussian floor's ([`min_secure_noise_log2`]).
 pub fn min_secure_tuniform_log2(dim: usize) -> f64 {
-    ((-0.025167785 * dim as f64 + 64.0 + 4.100671).ceil() - 64.0).max(4.0 - 64.0)
+    min_secure_tuniform_log2_mod(dim, 64)
+}
+
+/// [`min_secure_tuniform_log2`] modulo `2^modulus_log2`: tfhe-rs's fit
+/// (`minimal_lwe_bound_for_132_bits_security_tuniform(dim, q)`, the bound in units of `q`)
+/// `ceil(-0.025167785 * dim + log2 q + 4.100671) - log2 q`, never below `4 - log2 q` (a bound of
+/// 16 units). At `2^32` the clamp binds from `dim = 1316` on.
+pub fn min_secure_tuniform_log2_mod(dim: usize, modulus_log2: u32) -> f64 {
+    let q = modulus_log2 as f64;
+    ((-0.025167785 * dim as f64 + q + 4.100671).ceil() - q).max(4.0 - q)
 }
 
 /// Smallest LWE dimension accepted as 128-bit secure.
@@ -135,7 +191,9 @@ pub const MIN_SECURE_DIMENSION: usize = 450;
 
 impl ParamSet {
     /// Whether both the small LWE key (dimension `n`, noise `lwe_noise_log2`) and the GLWE key
-    /// (dimension `k * N`, noise `glwe_noise_log2`) meet the 128-bit floor.
+    /// (dimension `k * N`, noise `glwe_noise_log2`) meet the 128-bit floor. The small key's
+    /// keyswitch keys live modulo `2^ks_modulus`: their noise must meet the floor in those units
+    /// ([`NoiseDistribution::min_secure_noise_log2_mod`]).
     pub fn is_secure(&self) -> bool {
         self.insecurity().is_none()
     }
@@ -143,29 +201,31 @@ impl ParamSet {
     /// Why the set misses the 128-bit floor, or `None` when it meets it.
     pub fn insecurity(&self) -> Option<String> {
         let dist = self.noise_distribution;
-        let check = |what: &str, dim: usize, log2: f64| -> Option<String> {
-            let need = dist.min_secure_noise_log2(dim);
+        let check = |what: &str, dim: usize, log2: f64, q: u32| -> Option<String> {
+            let need = dist.min_secure_noise_log2_mod(dim, q);
             if dim < MIN_SECURE_DIMENSION {
                 Some(format!(
                     "{what} dimension {dim} is below the 128-bit minimum {MIN_SECURE_DIMENSION}"
                 ))
             } else if log2 < need - 1e-9 {
                 Some(format!(
-                    "{what} noise 2^{log2:.3} is below 2^{need:.3}, the 128-bit floor for dimension {dim} ({dist:?})"
+                    "{what} noise 2^{log2:.3} is below 2^{need:.3}, the 128-bit floor for dimension {dim} ({dist:?}{})",
+                    if q == 64 { String::new() } else { format!(", modulus 2^{q}") }
                 ))
             } else {
                 None
             }
         };
-        check("LWE", self.lwe_dimension, self.lwe_noise_log2)
-            .or_else(|| check("GLWE", self.big_lwe_dimension(), self.glwe_noise_log2))
+        let ks_q = self.ks_modulus.log2();
+        check("LWE", self.lwe_dimension, self.lwe_noise_log2, ks_q)
+            .or_else(|| check("GLWE", self.big_lwe_dimension(), self.glwe_noise_log2, 64))
     }
 }
 
 /// Text form: `{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4,
 /// bits=4, p_error=1e-5 }` (decompositions are `base_log x levels`), followed by
-/// `, noise=tuniform` and `, ms=centered` when they differ from the defaults (Gaussian, standard):
-/// older text stays valid and prints the same.
+/// `, noise=tuniform`, `, ms=centered` and `, ks_modulus=2^32` when they differ from the defaults
+/// (Gaussian, standard, `2^64`): older text stays valid and prints the same.
 impl fmt::Display for ParamSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -188,6 +248,9 @@ impl fmt::Display for ParamSet {
         }
         if self.modulus_switch == ModulusSwitch::Centered {
             write!(f, ", ms=centered")?;
+        }
+        if self.ks_modulus == KsModulus::Q32 {
+            write!(f, ", ks_modulus=2^32")?;
         }
         write!(f, " }}")
     }
@@ -212,7 +275,40 @@ mod tests {
             p_error: 6.3e-5,
             noise_distribution: NoiseDistribution::Gaussian,
             modulus_switch: ModulusSwitch::Standard,
+            ks_modulus: KsModulus::Q64,
         }
+    }
+
+    /// A KS32 key's noise must meet the floor in `2^32` units: the torus floor is the same as at
+    /// `2^64` while the clamp (4 units of `q` Gaussian, a bound of 16 units TUniform) allows it,
+    /// and the clamp decides past `n` = 1271 (Gaussian) / 1315 (TUniform).
+    #[test]
+    fn ks32_floor() {
+        use NoiseDistribution::*;
+        for d in [512, 801, 918, 1271] {
+            assert_eq!(min_secure_noise_log2_mod(d, 32), min_secure_noise_log2(d));
+        }
+        assert_eq!(min_secure_noise_log2_mod(1272, 32), -30.0);
+        assert!(min_secure_noise_log2(1272) < -30.0);
+        // tfhe-rs's KS32 default: n = 918 needs bound 2^13 modulo 2^32 (2^45 modulo 2^64).
+        assert_eq!(min_secure_tuniform_log2_mod(918, 32), 13.0 - 32.0);
+        assert_eq!(
+            min_secure_tuniform_log2_mod(1315, 32),
+            min_secure_tuniform_log2(1315)
+        );
+        assert_eq!(min_secure_tuniform_log2_mod(1316, 32), 4.0 - 32.0);
+        assert_eq!(min_secure_tuniform_log2(1316), -29.0);
+        let mut p = concrete_4bit();
+        p.ks_modulus = KsModulus::Q32;
+        assert!(p.is_secure(), "{:?}", p.insecurity());
+        p.lwe_dimension = 1500;
+        p.lwe_noise_log2 = min_secure_noise_log2(1500);
+        let why = p.insecurity().unwrap();
+        assert!(why.contains("modulus 2^32"), "{why}");
+        p.lwe_noise_log2 = Gaussian.min_secure_noise_log2_mod(1500, 32);
+        assert!(p.is_secure());
+        assert_eq!(TUniform.min_secure_noise_log2_mod(1500, 32), -28.0);
+        assert!(p.to_string().ends_with("ks_modulus=2^32 }"), "{p}");
     }
 
     #[test]
@@ -270,21 +366,28 @@ mod tests {
         assert_eq!(g.params[0].noise_distribution, NoiseDistribution::Gaussian);
         assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Standard);
         assert_eq!(print(&g), line(old));
-        let new = "{ n=918, k=1, N=2048, lwe_noise=2^-19.0, glwe_noise=2^-47.0, pbs=23x1, ks=4x4, bits=4, p_error=1e-10, noise=tuniform, ms=centered }";
+        assert_eq!(g.params[0].ks_modulus, KsModulus::Q64);
+        let new = "{ n=918, k=1, N=2048, lwe_noise=2^-19.0, glwe_noise=2^-47.0, pbs=23x1, ks=4x4, bits=4, p_error=1e-10, noise=tuniform, ms=centered, ks_modulus=2^32 }";
         let g = parse_unverified(&line(new)).unwrap();
         assert_eq!(g.params[0].noise_distribution, NoiseDistribution::TUniform);
         assert_eq!(g.params[0].modulus_switch, ModulusSwitch::Centered);
+        assert_eq!(g.params[0].ks_modulus, KsModulus::Q32);
         assert_eq!(print(&g), line(new));
         assert_eq!(g.params[0].to_string(), new);
         let bad = "{ n=1, k=1, N=2, lwe_noise=2^-1, glwe_noise=2^-1, pbs=1x1, ks=1x1, bits=1, p_error=0, noise=uniform }";
         let e = parse_unverified(&line(bad)).unwrap_err().to_string();
         assert!(e.contains("'gaussian' or 'tuniform'"), "{e}");
+        let bad = bad.replace("noise=uniform", "ks_modulus=2^16");
+        let e = parse_unverified(&line(&bad)).unwrap_err().to_string();
+        assert!(e.contains("2^32 or 2^64"), "{e}");
         // JSON of an older set (no pattern fields) still decodes.
         let mut v: serde_json::Value = serde_json::to_value(&g.params[0]).unwrap();
         v.as_object_mut().unwrap().remove("noise_distribution");
         v.as_object_mut().unwrap().remove("modulus_switch");
+        v.as_object_mut().unwrap().remove("ks_modulus");
         let p: ParamSet = serde_json::from_value(v).unwrap();
         assert_eq!(p.modulus_switch, ModulusSwitch::Standard);
+        assert_eq!(p.ks_modulus, KsModulus::Q64);
     }
 
     #[test]

@@ -33,8 +33,9 @@ use bincode::Options;
 /// Version of the binary envelope. Bincode is not self-describing, so it moves whenever a stored
 /// type gains a field: 2 since parameter sets record their noise distribution and modulus switch
 /// (JSON and text read older files, whose missing fields take their defaults); 3 since ops carry
-/// no JSON; 4 since compressed server keys carry WoP-PBS keys (and programs may hold `wop.pbs`).
-pub const BINARY_VERSION: u32 = 4;
+/// no JSON; 4 since compressed server keys carry WoP-PBS keys (and programs may hold `wop.pbs`);
+/// 5 since parameter sets record their keyswitch modulus (KS32).
+pub const BINARY_VERSION: u32 = 5;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -474,7 +475,7 @@ output "y", %2
         v1[4] = 1;
         assert_eq!(
             err(&v1),
-            "unsupported format version 1: this veil reads version 4"
+            "unsupported format version 1: this veil reads version 5"
         );
         let other = encode_binary("keys", &1u32).unwrap();
         assert_eq!(

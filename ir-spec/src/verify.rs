@@ -1038,6 +1038,7 @@ mod tests {
             p_error: 1e-5,
             noise_distribution: Default::default(),
             modulus_switch: Default::default(),
+            ks_modulus: Default::default(),
         }
     }
 

@@ -5,7 +5,9 @@
 //! (`k`, `N`) whose flattening is the big LWE key (dimension `k * N`). The server gets a Fourier
 //! bootstrap key per set that bootstraps and a keyswitch key per `(from, to)` key pair a
 //! program's `keyswitch` ops use ([`KeyRequirements::of`]). A keyswitch key uses the
-//! decomposition of the *destination* key's set and that key's noise.
+//! decomposition of the *destination* key's set and that key's noise. A keyswitch key into the
+//! small key of a KS32 set (`ks_modulus=2^32`) lives modulo `2^32` in `u32` words ([`Ksk::Q32`]):
+//! tfhe-rs's KS32 atomic pattern.
 //!
 //! Seeds are domain-separated per key (`sha256(seed, purpose, indices)`), so the key of one set
 //! does not depend on which other sets are generated.
@@ -18,7 +20,86 @@ use std::sync::Mutex;
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
-use veil_ir::{Graph, KeyId, Level, Op, ParamSet};
+use veil_ir::{Graph, KeyId, KsModulus, Level, Op, ParamSet};
+
+/// Whether keyswitch keys into `to` are KS32 keys (`u32`, modulo `2^32`): `to` is the small key
+/// of a set with `ks_modulus=2^32`. Keys into a big key stay 64-bit.
+pub(crate) fn ks32_target(params: &[ParamSet], to: KeyId) -> bool {
+    matches!(to, KeyId::Small(p) if params.get(p as usize).is_some_and(|s| s.ks_modulus == KsModulus::Q32))
+}
+
+/// A keyswitch key in seeded form: `u64` words, or `u32` words for a KS32 destination.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeededKsk {
+    /// Modulo `2^64`.
+    Q64(SeededLweKeyswitchKeyOwned<u64>),
+    /// Modulo `2^32` (KS32).
+    Q32(SeededLweKeyswitchKeyOwned<u32>),
+}
+
+/// An expanded keyswitch key: `u64` words, or `u32` words for a KS32 destination.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ksk {
+    /// Modulo `2^64`.
+    Q64(LweKeyswitchKeyOwned<u64>),
+    /// Modulo `2^32` (KS32): [`crate::ServerKeys::keyswitch`] runs tfhe's
+    /// `keyswitch_lwe_ciphertext_with_scalar_change` and returns the result on the 64-bit torus
+    /// (the `u32` words in the top half), which the bootstrap's modulus switch reads exactly.
+    Q32(LweKeyswitchKeyOwned<u32>),
+}
+
+impl SeededKsk {
+    /// Input LWE dimension.
+    pub fn input_key_lwe_dimension(&self) -> LweDimension {
+        match self {
+            SeededKsk::Q64(k) => k.input_key_lwe_dimension(),
+            SeededKsk::Q32(k) => k.input_key_lwe_dimension(),
+        }
+    }
+
+    /// Bytes stored (the bodies: one word per input coefficient and level).
+    pub fn stored_bytes(&self) -> u64 {
+        match self {
+            SeededKsk::Q64(k) => 8 * k.as_ref().len() as u64,
+            SeededKsk::Q32(k) => 4 * k.as_ref().len() as u64,
+        }
+    }
+
+    /// Bytes of the expanded key.
+    pub fn expanded_bytes(&self) -> u64 {
+        let (word, lvl, size) = match self {
+            SeededKsk::Q64(k) => (8, k.decomposition_level_count().0, k.output_lwe_size().0),
+            SeededKsk::Q32(k) => (4, k.decomposition_level_count().0, k.output_lwe_size().0),
+        };
+        word * self.input_key_lwe_dimension().0 as u64 * lvl as u64 * size as u64
+    }
+
+    /// Expands the seed (parallel).
+    pub fn decompress(&self) -> Ksk {
+        match self {
+            SeededKsk::Q64(k) => Ksk::Q64(k.clone().par_decompress_into_lwe_keyswitch_key()),
+            SeededKsk::Q32(k) => Ksk::Q32(k.clone().par_decompress_into_lwe_keyswitch_key()),
+        }
+    }
+}
+
+impl Ksk {
+    /// Input LWE dimension.
+    pub fn input_key_lwe_dimension(&self) -> LweDimension {
+        match self {
+            Ksk::Q64(k) => k.input_key_lwe_dimension(),
+            Ksk::Q32(k) => k.input_key_lwe_dimension(),
+        }
+    }
+
+    /// Output LWE size (dimension + 1).
+    pub fn output_lwe_size(&self) -> LweSize {
+        match self {
+            Ksk::Q64(k) => k.output_lwe_size(),
+            Ksk::Q32(k) => k.output_lwe_size(),
+        }
+    }
+}
 
 /// The key material a program needs on the server.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -345,15 +426,35 @@ impl ClientKeys {
                 key_code(from),
                 key_code(to),
             ));
-            let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
-                &input,
-                &output,
-                t.ks_base_log,
-                t.ks_level,
-                self.noise(to),
-                modulus(),
-                &mut seeder,
-            );
+            let ksk = match t.ks32_noise {
+                Some(noise) if ks32_target(&self.params, to) => {
+                    let out32 = LweSecretKey::from_container(
+                        output
+                            .as_ref()
+                            .iter()
+                            .map(|&x| x as u32)
+                            .collect::<Vec<u32>>(),
+                    );
+                    SeededKsk::Q32(allocate_and_generate_new_seeded_lwe_keyswitch_key(
+                        &input,
+                        &out32,
+                        t.ks_base_log,
+                        t.ks_level,
+                        noise,
+                        CiphertextModulus::<u32>::new_native(),
+                        &mut seeder,
+                    ))
+                }
+                _ => SeededKsk::Q64(allocate_and_generate_new_seeded_lwe_keyswitch_key(
+                    &input,
+                    &output,
+                    t.ks_base_log,
+                    t.ks_level,
+                    self.noise(to),
+                    modulus(),
+                    &mut seeder,
+                )),
+            };
             ksks.insert((from, to), ksk);
         }
         let mut wops = BTreeMap::new();
@@ -393,11 +494,12 @@ pub struct CompressedServerKeys {
     pub(crate) params: Vec<ParamSet>,
     pub(crate) key_id: u64,
     pub(crate) bsks: BTreeMap<u32, SeededLweBootstrapKeyOwned<u64>>,
-    pub(crate) ksks: BTreeMap<(KeyId, KeyId), SeededLweKeyswitchKeyOwned<u64>>,
+    pub(crate) ksks: BTreeMap<(KeyId, KeyId), SeededKsk>,
     pub(crate) wops: BTreeMap<u32, CompressedWopKeys>,
 }
 
-/// Sizes of evaluation keys in bytes (64-bit words times eight).
+/// Sizes of evaluation keys in bytes (64-bit words times eight, KS32 keyswitch keys' 32-bit
+/// words times four).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeySizes {
     /// Seeded (compressed) bootstrap keys.
@@ -476,11 +578,8 @@ impl CompressedServerKeys {
                 * b.decomposition_level_count().0 as u64;
         }
         for k in self.ksks.values() {
-            s.ksk_compressed += 8 * k.as_ref().len() as u64;
-            s.ksk += 8
-                * k.input_key_lwe_dimension().0 as u64
-                * k.decomposition_level_count().0 as u64
-                * k.output_lwe_size().0 as u64;
+            s.ksk_compressed += k.stored_bytes();
+            s.ksk += k.expanded_bytes();
         }
         for w in self.wops.values() {
             let ws = w.sizes();
@@ -517,7 +616,7 @@ impl CompressedServerKeys {
         let ksks = self
             .ksks
             .iter()
-            .map(|(&k, v)| (k, v.clone().par_decompress_into_lwe_keyswitch_key()))
+            .map(|(&k, v)| (k, v.decompress()))
             .collect();
         let wops = self
             .wops
@@ -541,7 +640,7 @@ pub struct ServerKeys {
     pub(crate) params: Vec<ParamSet>,
     pub(crate) key_id: u64,
     pub(crate) bsks: BTreeMap<u32, FourierLweBootstrapKeyOwned>,
-    pub(crate) ksks: BTreeMap<(KeyId, KeyId), LweKeyswitchKeyOwned<u64>>,
+    pub(crate) ksks: BTreeMap<(KeyId, KeyId), Ksk>,
     pub(crate) wops: BTreeMap<u32, WopKeys>,
 }
 

@@ -3,7 +3,7 @@
 
 use crate::error::{Result, RuntimeError};
 use tfhe::core_crypto::prelude::*;
-use veil_ir::{NoiseDistribution, ParamSet};
+use veil_ir::{KsModulus, NoiseDistribution, ParamSet};
 
 /// tfhe-typed view of one parameter set.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +17,9 @@ pub(crate) struct Tfhe {
     pub pbs_level: DecompositionLevelCount,
     pub ks_base_log: DecompositionBaseLog,
     pub ks_level: DecompositionLevelCount,
+    /// Noise of a KS32 keyswitch key (the small key's noise on the 32-bit modulus); `None` for
+    /// 64-bit keyswitch keys.
+    pub ks32_noise: Option<DynamicDistribution<u32>>,
 }
 
 impl Tfhe {
@@ -39,6 +42,21 @@ fn distribution(dist: NoiseDistribution, log2: f64) -> DynamicDistribution<u64> 
             DynamicDistribution::new_gaussian_from_std_dev(StandardDev(log2.exp2()))
         }
         NoiseDistribution::TUniform => DynamicDistribution::new_t_uniform((64.0 + log2) as u32),
+    }
+}
+
+/// [`distribution`] on the 32-bit modulus of a KS32 keyswitch key: the same torus-normalised
+/// Gaussian std-dev, or TUniform with bound `2^(32 + log2)` (an integer exponent in 0..=30).
+fn distribution32(dist: NoiseDistribution, log2: f64) -> Option<DynamicDistribution<u32>> {
+    match dist {
+        NoiseDistribution::Gaussian => Some(DynamicDistribution::new_gaussian_from_std_dev(
+            StandardDev(log2.exp2()),
+        )),
+        NoiseDistribution::TUniform => {
+            let b = 32.0 + log2;
+            (b.fract() == 0.0 && (0.0..=30.0).contains(&b))
+                .then(|| DynamicDistribution::new_t_uniform(b as u32))
+        }
     }
 }
 
@@ -88,6 +106,25 @@ pub(crate) fn tfhe(index: usize, p: &ParamSet) -> Result<Tfhe> {
             }
         }
     }
+    let ks32_noise = match p.ks_modulus {
+        KsModulus::Q64 => None,
+        KsModulus::Q32 => {
+            if p.ks_base_log * p.ks_level > 32 {
+                return Err(bad(format!(
+                    "KS32 keyswitch decomposition {}x{} needs base_log * levels <= 32",
+                    p.ks_base_log, p.ks_level
+                )));
+            }
+            Some(
+                distribution32(p.noise_distribution, p.lwe_noise_log2).ok_or_else(|| {
+                    bad(format!(
+                        "LWE TUniform bound 2^{} (torus) is not a bound 2^0..2^30 on the 32-bit keyswitch modulus",
+                        p.lwe_noise_log2
+                    ))
+                })?,
+            )
+        }
+    };
     if !(p.p_error.is_finite() && (0.0..=1.0).contains(&p.p_error)) {
         return Err(bad(format!("p_error {} is not a probability", p.p_error)));
     }
@@ -101,6 +138,7 @@ pub(crate) fn tfhe(index: usize, p: &ParamSet) -> Result<Tfhe> {
         pbs_level: DecompositionLevelCount(p.pbs_level),
         ks_base_log: DecompositionBaseLog(p.ks_base_log),
         ks_level: DecompositionLevelCount(p.ks_level),
+        ks32_noise,
     })
 }
 

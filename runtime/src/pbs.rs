@@ -15,7 +15,7 @@
 
 use crate::ciphertext::{encode, CtTensor, Lwe};
 use crate::error::{Result, RuntimeError};
-use crate::keys::ServerKeys;
+use crate::keys::{Ksk, ServerKeys};
 use crate::params::modulus;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -393,9 +393,26 @@ impl ServerKeys {
             )));
         }
         let input = LweCiphertext::from_container(src, modulus());
-        let mut out = LweCiphertext::new(0u64, ksk.output_lwe_size(), modulus());
-        keyswitch_lwe_ciphertext(ksk, &input, &mut out);
-        Ok(Lwe::from_raw(out.into_container(), to_width))
+        match ksk {
+            Ksk::Q64(ksk) => {
+                let mut out = LweCiphertext::new(0u64, ksk.output_lwe_size(), modulus());
+                keyswitch_lwe_ciphertext(ksk, &input, &mut out);
+                Ok(Lwe::from_raw(out.into_container(), to_width))
+            }
+            Ksk::Q32(ksk) => {
+                // KS32: the body is rounded to 32 bits and the u64 mask decomposed straight
+                // into the u32 key; the result modulo 2^32 is put back on the 64-bit torus
+                // (top half), where the bootstrap's modulus switch to 2N reads it exactly.
+                let mut out = LweCiphertext::new(
+                    0u32,
+                    ksk.output_lwe_size(),
+                    CiphertextModulus::<u32>::new_native(),
+                );
+                keyswitch_lwe_ciphertext_with_scalar_change(ksk, &input, &mut out);
+                let data = out.as_ref().iter().map(|&x| (x as u64) << 32).collect();
+                Ok(Lwe::from_raw(data, to_width))
+            }
+        }
     }
 
     fn check_tensor(&self, ct: &CtTensor) -> Result<()> {

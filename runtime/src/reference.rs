@@ -39,6 +39,7 @@ pub fn reference_params(bits: u8) -> Option<ParamSet> {
         p_error: 6.3e-5,
         noise_distribution: Default::default(),
         modulus_switch: Default::default(),
+        ks_modulus: Default::default(),
     })
 }
 

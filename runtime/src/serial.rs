@@ -8,11 +8,16 @@
 //!
 //! Kinds: [`KIND_PARAMS`], [`KIND_CLIENT_KEYS`] (secret!), [`KIND_SERVER_KEYS`],
 //! [`KIND_COMPRESSED_SERVER_KEYS`], [`KIND_CIPHERTEXT`]. Large integer arrays are stored as
-//! little-endian bytes.
+//! little-endian bytes; the `u32` words of KS32 keyswitch keys two to a 64-bit word (low half
+//! first, a zero half padding an odd count), so the files keep their layout and such a key
+//! takes half the bytes.
 
 use crate::ciphertext::{CtTensor, Lwe};
 use crate::error::{Result, RuntimeError};
-use crate::keys::{key_id_of, ClientKeys, CompressedServerKeys, SecretPair, ServerKeys};
+use crate::keys::{
+    key_id_of, ks32_target, ClientKeys, CompressedServerKeys, Ksk, SecretPair, SeededKsk,
+    ServerKeys,
+};
 use crate::params::{check_all, fingerprint_all, modulus, Tfhe};
 use crate::wopbs::CompressedWopKeys;
 use serde::{Deserialize, Serialize};
@@ -141,6 +146,38 @@ pub(crate) fn size_of(what: &'static str, item: &str, factors: &[usize]) -> Resu
                 format!("{item} needs keys larger than this machine can address (dimensions {factors:?})"),
             )
         })
+}
+
+/// `u32` words packed two per `u64` (low half first; an odd count pads with a zero half).
+fn pack32(v: &[u32]) -> Words {
+    Words(
+        v.chunks(2)
+            .map(|c| c[0] as u64 | (c.get(1).copied().unwrap_or(0) as u64) << 32)
+            .collect(),
+    )
+}
+
+/// The inverse of [`pack32`] for `len` words: an error unless exactly `ceil(len / 2)` words
+/// come with a zero padding half.
+fn unpack32(what: &'static str, item: &str, w: Words, len: usize) -> Result<Vec<u32>> {
+    check_len(
+        what,
+        &format!("{item} (32-bit words in pairs)"),
+        w.0.len(),
+        len.div_ceil(2),
+    )?;
+    if len % 2 == 1 && w.0.last().is_some_and(|x| x >> 32 != 0) {
+        return Err(invalid(
+            what,
+            format!("{item} has a non-zero padding half word"),
+        ));
+    }
+    let mut out: Vec<u32> =
+        w.0.iter()
+            .flat_map(|&x| [x as u32, (x >> 32) as u32])
+            .collect();
+    out.truncate(len);
+    Ok(out)
 }
 
 fn param_of<'a>(what: &'static str, t: &'a [Tfhe], k: KeyId) -> Result<&'a Tfhe> {
@@ -320,11 +357,19 @@ impl CompressedServerKeys {
                 ksks: self
                     .ksks
                     .iter()
-                    .map(|(&(from, to), k)| KskFile {
-                        from,
-                        to,
-                        seed: k.compression_seed(),
-                        data: Words(k.as_ref().to_vec()),
+                    .map(|(&(from, to), k)| match k {
+                        SeededKsk::Q64(k) => KskFile {
+                            from,
+                            to,
+                            seed: k.compression_seed(),
+                            data: Words(k.as_ref().to_vec()),
+                        },
+                        SeededKsk::Q32(k) => KskFile {
+                            from,
+                            to,
+                            seed: k.compression_seed(),
+                            data: pack32(k.as_ref()),
+                        },
                     })
                     .collect(),
                 wops: self
@@ -368,15 +413,28 @@ impl CompressedServerKeys {
             let t = param_of(W, &tfhe, k.to)?;
             let item = format!("keyswitch key {} -> {}", k.from, k.to);
             let want = size_of(W, &item, &[key_dim(t_in, k.from), t.ks_level.0])?;
-            check_len(W, &item, k.data.0.len(), want)?;
-            let key = SeededLweKeyswitchKey::from_container(
-                k.data.0,
-                t.ks_base_log,
-                t.ks_level,
-                LweSize(key_dim(t, k.to) + 1),
-                k.seed,
-                modulus(),
-            );
+            let size = LweSize(key_dim(t, k.to) + 1);
+            let key = if ks32_target(&f.params, k.to) {
+                let data = unpack32(W, &item, k.data, want)?;
+                SeededKsk::Q32(SeededLweKeyswitchKey::from_container(
+                    data,
+                    t.ks_base_log,
+                    t.ks_level,
+                    size,
+                    k.seed,
+                    CiphertextModulus::<u32>::new_native(),
+                ))
+            } else {
+                check_len(W, &item, k.data.0.len(), want)?;
+                SeededKsk::Q64(SeededLweKeyswitchKey::from_container(
+                    k.data.0,
+                    t.ks_base_log,
+                    t.ks_level,
+                    size,
+                    k.seed,
+                    modulus(),
+                ))
+            };
             ksks.insert((k.from, k.to), key);
         }
         let mut wops = BTreeMap::new();
@@ -460,7 +518,10 @@ impl ServerKeys {
                         from,
                         to,
                         seed: (),
-                        data: Words(k.as_ref().to_vec()),
+                        data: match k {
+                            Ksk::Q64(k) => Words(k.as_ref().to_vec()),
+                            Ksk::Q32(k) => pack32(k.as_ref()),
+                        },
                     })
                     .collect(),
             },
@@ -512,14 +573,24 @@ impl ServerKeys {
             let out = key_dim(t, k.to) + 1;
             let item = format!("keyswitch key {} -> {}", k.from, k.to);
             let want = size_of(W, &item, &[key_dim(t_in, k.from), t.ks_level.0, out])?;
-            check_len(W, &item, k.data.0.len(), want)?;
-            let key = LweKeyswitchKey::from_container(
-                k.data.0,
-                t.ks_base_log,
-                t.ks_level,
-                LweSize(out),
-                modulus(),
-            );
+            let key = if ks32_target(&f.params, k.to) {
+                Ksk::Q32(LweKeyswitchKey::from_container(
+                    unpack32(W, &item, k.data, want)?,
+                    t.ks_base_log,
+                    t.ks_level,
+                    LweSize(out),
+                    CiphertextModulus::<u32>::new_native(),
+                ))
+            } else {
+                check_len(W, &item, k.data.0.len(), want)?;
+                Ksk::Q64(LweKeyswitchKey::from_container(
+                    k.data.0,
+                    t.ks_base_log,
+                    t.ks_level,
+                    LweSize(out),
+                    modulus(),
+                ))
+            };
             ksks.insert((k.from, k.to), key);
         }
         Ok(ServerKeys {
@@ -604,5 +675,25 @@ impl CtTensor {
         let tensor =
             Tensor::new(f.shape, items).map_err(|e| RuntimeError::shape("ciphertext", e))?;
         CtTensor::new(f.encoding, f.key_id, f.param_fingerprint, tensor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KS32 key words pack two to a 64-bit word and come back exactly; a wrong count or a
+    /// non-zero padding half is refused.
+    #[test]
+    fn u32_words_pack_and_refuse_bad_padding() {
+        for v in [vec![], vec![7u32], vec![1, 2, 3], vec![u32::MAX; 4]] {
+            let w = pack32(&v);
+            assert_eq!(w.0.len(), v.len().div_ceil(2));
+            assert_eq!(unpack32("k", "key", w, v.len()).unwrap(), v);
+        }
+        let e = unpack32("k", "key", Words(vec![1 | 5 << 32]), 1).unwrap_err();
+        assert!(e.to_string().contains("non-zero padding"), "{e}");
+        let e = unpack32("k", "key", Words(vec![1, 2]), 5).unwrap_err();
+        assert!(e.to_string().contains("need 3"), "{e}");
     }
 }

@@ -115,6 +115,7 @@ impl WopParams {
                 p_error: p_log2.exp2(),
                 noise_distribution: NoiseDistribution::Gaussian,
                 modulus_switch: ModulusSwitch::Standard,
+                ks_modulus: Default::default(),
             },
             pfks_base_log: pfks.0,
             pfks_level: pfks.1,
@@ -132,6 +133,11 @@ impl WopParams {
         if self.set.modulus_switch != ModulusSwitch::Standard {
             return Err(bad(
                 "WoP-PBS bit extraction uses the standard modulus switch; set ms=standard".into(),
+            ));
+        }
+        if self.set.ks_modulus != veil_ir::KsModulus::Q64 {
+            return Err(bad(
+                "WoP-PBS keyswitches with 64-bit keys; drop ks_modulus=2^32 from its set".into(),
             ));
         }
         if !(1..=MAX_WOP_BITS).contains(&self.set.message_bits) {

@@ -141,6 +141,7 @@ fn tiny() -> ParamSet {
         p_error: 1e-5,
         noise_distribution: Default::default(),
         modulus_switch: Default::default(),
+        ks_modulus: Default::default(),
     }
 }
 

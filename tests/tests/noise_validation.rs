@@ -4,12 +4,13 @@
 //! fixed seeds (reproducible) and compare measured noise with the model:
 //! - `noise_variance_matches_model`: for 1..=4 bits at p_error 2^-13.9 (the optimizer's own
 //!   pattern choice), and at 4 bits under every noise pattern forced (Gaussian or TUniform noise,
-//!   standard or centered modulus switch), the measured variances of the keyswitch output, of
+//!   standard or centered modulus switch, and the KS32 atomic pattern: keyswitch keys modulo
+//!   2^32, Gaussian and TUniform), the measured variances of the keyswitch output, of
 //!   the modulus-switched bootstrap input (KS + MS) and of the bootstrap output each lie within
 //!   1.5x of the prediction;
 //! - `failure_rate_matches_model`: at a loose p_error (1e-2), the rate at which the atomic
 //!   pattern PBS -> KS -> MS -> PBS decodes wrongly lies within 2x of the prediction, with the
-//!   optimizer's choice and with TUniform noise forced.
+//!   optimizer's choice, with TUniform noise forced and with KS32 forced.
 //!
 //! Every sample is a real encryption and a real keyswitch / bootstrap; only the modulus-switched
 //! phase (the exact value the blind rotation consumes) is recomputed here to measure it.
@@ -19,7 +20,7 @@ use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
 use veil_compiler::optimizer::error::p_error_of_variance;
 use veil_compiler::optimizer::{optimize, ChosenSet, ErrorTarget, NoiseOptions, Problem, Solution};
-use veil_ir::{ModulusSwitch, NoiseDistribution};
+use veil_ir::{KsModulus, ModulusSwitch, NoiseDistribution};
 
 /// Samples per precision in the variance experiment: the relative standard error of a sample
 /// variance is `sqrt(2 / S)`, 8% at 300.
@@ -34,6 +35,8 @@ struct Keys {
     small: LweSecretKeyOwned<u64>,
     big: LweSecretKeyOwned<u64>,
     ksk: LweKeyswitchKeyOwned<u64>,
+    /// The KS32 keyswitch key (modulo 2^32) of a KS32 set, used instead of `ksk`.
+    ksk32: Option<LweKeyswitchKeyOwned<u32>>,
     bsk: FourierLweBootstrapKeyOwned,
     lut: GlweCiphertextOwned<u64>,
     glwe_noise: DynamicDistribution<u64>,
@@ -74,6 +77,36 @@ impl Keys {
             modulus,
             &mut enc,
         );
+        // KS32: the same key modulo 2^32, its noise on the 32-bit modulus (what the runtime
+        // generates, runtime/src/keys.rs).
+        let ksk32 = (p.ks_modulus == KsModulus::Q32).then(|| {
+            let small32 = LweSecretKey::from_container(
+                small
+                    .as_ref()
+                    .iter()
+                    .map(|&x| x as u32)
+                    .collect::<Vec<u32>>(),
+            );
+            let noise32 = match p.noise_distribution {
+                NoiseDistribution::Gaussian => {
+                    DynamicDistribution::<u32>::new_gaussian_from_std_dev(StandardDev(
+                        p.lwe_noise_log2.exp2(),
+                    ))
+                }
+                NoiseDistribution::TUniform => {
+                    DynamicDistribution::new_t_uniform((32.0 + p.lwe_noise_log2) as u32)
+                }
+            };
+            allocate_and_generate_new_lwe_keyswitch_key(
+                &big,
+                &small32,
+                DecompositionBaseLog(p.ks_base_log),
+                DecompositionLevelCount(p.ks_level),
+                noise32,
+                CiphertextModulus::<u32>::new_native(),
+                &mut enc,
+            )
+        });
         let std_bsk = par_allocate_and_generate_new_lwe_bootstrap_key(
             &small,
             &glwe,
@@ -104,6 +137,7 @@ impl Keys {
             small,
             big,
             ksk,
+            ksk32,
             bsk,
             lut,
             glwe_noise,
@@ -133,6 +167,18 @@ impl Keys {
     }
 
     fn keyswitch(&self, ct: &LweCiphertextOwned<u64>) -> LweCiphertextOwned<u64> {
+        if let Some(ksk32) = &self.ksk32 {
+            // KS32 as the runtime runs it: scalar change into u32, then back on the 64-bit
+            // torus (top half).
+            let mut out = LweCiphertext::new(
+                0u32,
+                self.small.lwe_dimension().to_lwe_size(),
+                CiphertextModulus::<u32>::new_native(),
+            );
+            keyswitch_lwe_ciphertext_with_scalar_change(ksk32, ct, &mut out);
+            let data: Vec<u64> = out.as_ref().iter().map(|&x| (x as u64) << 32).collect();
+            return LweCiphertext::from_container(data, CiphertextModulus::new_native());
+        }
         let mut out = LweCiphertext::new(
             0u64,
             self.small.lwe_dimension().to_lwe_size(),
@@ -229,10 +275,19 @@ fn solve(bits: u8, p_error: f64, noise: NoiseOptions) -> Solution {
     optimize(&p).unwrap()
 }
 
+fn ks32(dist: NoiseDistribution) -> NoiseOptions {
+    NoiseOptions {
+        distribution: Some(dist),
+        modulus_switch: None,
+        ks_modulus: Some(KsModulus::Q32),
+    }
+}
+
 fn forced(dist: NoiseDistribution, ms: Option<ModulusSwitch>) -> NoiseOptions {
     NoiseOptions {
         distribution: Some(dist),
         modulus_switch: ms,
+        ks_modulus: None,
     }
 }
 
@@ -246,6 +301,7 @@ fn noise_variance_matches_model() {
         for ms in [ModulusSwitch::Standard, ModulusSwitch::Centered] {
             cases.push((4, forced(dist, Some(ms))));
         }
+        cases.push((4, ks32(dist)));
     }
     for (bits, noise) in cases {
         let sol = solve(bits, (-13.9f64).exp2(), noise);
@@ -302,6 +358,11 @@ fn failure_rate_matches_model() {
 #[test]
 fn failure_rate_matches_model_tuniform() {
     failure_rate(forced(NoiseDistribution::TUniform, None), 0xfa12);
+}
+
+#[test]
+fn failure_rate_matches_model_ks32() {
+    failure_rate(ks32(NoiseDistribution::Gaussian), 0xfa13);
 }
 
 fn failure_rate(noise: NoiseOptions, seed: u128) {

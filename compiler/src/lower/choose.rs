@@ -130,6 +130,7 @@ pub fn levelled_params(req: &PartitionRequest, p_error: f64) -> Result<ParamSet,
                 ),
                 noise_distribution: Default::default(),
                 modulus_switch: Default::default(),
+                ks_modulus: Default::default(),
             });
         }
     }

@@ -69,12 +69,13 @@ fn key(p: &Problem) -> String {
     let bits = |x: Option<f64>| x.map_or(u64::MAX, f64::to_bits);
     let _ = write!(
         s,
-        "|{:x}:{:x}|{}:{:?}:{:?}:{}",
+        "|{:x}:{:x}|{}:{:?}:{:?}:{:?}:{}",
         bits(p.target.p_error),
         bits(p.target.global_p_error),
         p.single_set,
         p.noise.distribution,
         p.noise.modulus_switch,
+        p.noise.ks_modulus,
         p.objective.name()
     );
     s

@@ -61,6 +61,23 @@ pub fn ks_latency_ns(n_in: usize, n_out: usize, level: usize) -> f64 {
     KS_MAC_NS * n_in as f64 * level as f64 * (n_out as f64 + 1.0)
 }
 
+/// [`ks_latency_ns`] of a keyswitch into a key modulo `2^ks_modulus`: a KS32 keyswitch
+/// (`keyswitch_lwe_ciphertext_with_scalar_change`) multiply-adds `u32` words from a key of half
+/// the bytes, `KS32_MAC_NS` per coefficient. Concrete's cost model ([`ks_cost`]) counts the
+/// operations whatever their width, so the latency model and the key size are where KS32 pays.
+pub fn ks_latency_ns_mod(
+    ks_modulus: veil_ir::KsModulus,
+    n_in: usize,
+    n_out: usize,
+    level: usize,
+) -> f64 {
+    let mac = match ks_modulus {
+        veil_ir::KsModulus::Q64 => KS_MAC_NS,
+        veil_ir::KsModulus::Q32 => KS32_MAC_NS,
+    };
+    mac * n_in as f64 * level as f64 * (n_out as f64 + 1.0)
+}
+
 /// Calibrated latency of one bootstrap (`n` CMUXes) in nanoseconds.
 pub fn pbs_latency_ns(
     n: usize,
@@ -83,6 +100,10 @@ const CMUX_FFT_NS: f64 = 0.092;
 const CMUX_MUL_NS: f64 = 0.43;
 /// ns per keyswitch multiply-add (fitted).
 const KS_MAC_NS: f64 = 0.32;
+/// ns per KS32 keyswitch multiply-add on `u32` (fitted, `benches/benches/pbs_cost.rs`: the
+/// medians of five runs measured back to back with the 64-bit keyswitch, KS32 takes 0.46-0.56x
+/// its time at input dimensions 2048-16384; the test below keeps them).
+const KS32_MAC_NS: f64 = 0.18;
 
 #[cfg(test)]
 mod tests {
@@ -143,6 +164,25 @@ mod tests {
             let r = ks_latency_ns(a, b, l) / t;
             assert!((1.0 / 1.3..=1.3).contains(&r), "KS {a}->{b} l={l}: {r}");
         }
+        // KS32 (u32 key, scalar change), medians of five runs of the same bench (keyswitches
+        // only, bench crate at opt-level 3 like the dependencies, load ~4.5 on 2 cores):
+        // (n_in, n_out, l, ns per KS32 keyswitch, ns per 64-bit keyswitch of the same run).
+        let ks32 = [
+            (2048, 800, 4, 1_466_091.0, 2_830_381.0),
+            (2048, 800, 6, 1_837_521.0, 3_257_784.0),
+            (4096, 880, 4, 3_028_154.0, 3_992_833.0),
+            (8192, 915, 6, 7_996_350.0, 17_366_987.0),
+            (16384, 1006, 5, 16_902_959.0, 31_982_500.0),
+        ];
+        for (a, b, l, t32, t64) in ks32 {
+            let r = ks_latency_ns_mod(veil_ir::KsModulus::Q32, a, b, l) / t32;
+            assert!((1.0 / 1.3..=1.3).contains(&r), "KS32 {a}->{b} l={l}: {r}");
+            assert!(t32 < t64);
+        }
+        assert_eq!(
+            ks_latency_ns_mod(veil_ir::KsModulus::Q64, 2048, 800, 4),
+            ks_latency_ns(2048, 800, 4)
+        );
         let concrete = |k, n| cmux_cost(k, n, 1) * 12525.0 / cmux_cost(1, 2048, 1);
         assert!(9947.0 / concrete(4, 512) > 1.3);
     }

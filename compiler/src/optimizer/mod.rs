@@ -33,21 +33,30 @@ pub use cache::{optimize_cached, OptimizerCache};
 pub use multi::optimize;
 
 use serde::{Deserialize, Serialize};
-use veil_ir::{ModulusSwitch, NoiseDistribution, ParamSet};
+use veil_ir::{KsModulus, ModulusSwitch, NoiseDistribution, ParamSet};
 
 /// Which noise patterns the optimizer may choose from; `None` leaves the choice to cost.
 ///
-/// The choice is by dominance, which is exact: at equal dimensions and decompositions every
-/// pattern costs the same, Gaussian noise at its floor is below TUniform's at every dimension
-/// (so every key noise term is smaller) and the centered modulus switch is below the standard
-/// one. A pattern left free therefore resolves to Gaussian and centered; the other candidates
-/// could never be strictly cheaper (`search::tests::free_patterns_resolve_by_dominance`).
+/// The noise distribution and the modulus switch are chosen by dominance, which is exact: at
+/// equal dimensions and decompositions every such pattern costs the same, Gaussian noise at its
+/// floor is below TUniform's at every dimension (so every key noise term is smaller) and the
+/// centered modulus switch is below the standard one. Left free they resolve to Gaussian and
+/// centered; the other candidates could never be strictly cheaper
+/// (`search::tests::free_patterns_resolve_by_dominance`).
+///
+/// The keyswitch modulus (the KS32 atomic pattern) is a real trade-off: KS32 is never less
+/// noisy than the 64-bit keyswitch, costs the same in Concrete's model and less in latency and
+/// key bytes. Left free, [`Objective::Model`] therefore keeps `2^64` (dominance), and the other
+/// objectives search both and keep the better (`2^64` on ties).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NoiseOptions {
     /// Force this noise distribution for every set.
     pub distribution: Option<NoiseDistribution>,
     /// Force this modulus switch for every set.
     pub modulus_switch: Option<ModulusSwitch>,
+    /// Force this keyswitch modulus (KS32 or 64-bit) for every set.
+    #[serde(default)]
+    pub ks_modulus: Option<KsModulus>,
 }
 
 impl NoiseOptions {
@@ -59,6 +68,16 @@ impl NoiseOptions {
     /// The modulus switch searched: the forced one, else the dominant centered switch.
     pub fn modulus_switch(&self) -> ModulusSwitch {
         self.modulus_switch.unwrap_or(ModulusSwitch::Centered)
+    }
+
+    /// The keyswitch moduli searched under objective `o`: the forced one, else `2^64` alone
+    /// under [`Objective::Model`] (it dominates) and both otherwise, `2^64` first.
+    pub fn ks_moduli(&self, o: Objective) -> &'static [KsModulus] {
+        match (self.ks_modulus, o) {
+            (Some(KsModulus::Q64), _) | (None, Objective::Model) => &[KsModulus::Q64],
+            (Some(KsModulus::Q32), _) => &[KsModulus::Q32],
+            (None, _) => &[KsModulus::Q64, KsModulus::Q32],
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! output noise from the start. The cheapest grouping wins; the one-set grouping is tried
 //! first and wins ties, so sets split only when strictly cheaper.
 
-use super::cost::{ks_cost, ks_latency_ns};
+use super::cost::{ks_cost, ks_latency_ns_mod};
 use super::error::{p_error_of_variance, safe_variance};
 use super::search::{
     executions, ks_weight, max_norm2, min_input_variance, search, Choice, Constraint, SetQuery,
@@ -244,16 +244,19 @@ impl Ctx<'_> {
                 }
                 let (a, b) = (&choices[ga], &choices[gb]);
                 let (kn_a, kn_b) = (a.k * a.poly_size, b.k * b.poly_size);
-                // Keyswitch variance is linear in the input dimension.
-                let ks_var = b.ks_variance * kn_a as f64 / kn_b as f64;
+                // Keyswitch variance is linear in the input dimension (KS32's body rounding
+                // apart).
+                let ks_var = b.ks_variance_from(kn_a);
                 let allowance = self.allowance(c.to, b, ks_var);
                 if allowance > 0.0 && a.br_variance <= allowance {
                     let extra = ks_cost(kn_a, b.n, b.ks.1) - ks_cost(kn_b, b.n, b.ks.1);
                     let o = self.problem.objective;
                     conv_rank += executions(o, c.count)
-                        * (ks_weight(o, kn_a, b.n, b.ks.1) - ks_weight(o, kn_b, b.n, b.ks.1));
+                        * (ks_weight(o, b.ks_modulus, kn_a, b.n, b.ks.1)
+                            - ks_weight(o, b.ks_modulus, kn_b, b.n, b.ks.1));
                     conv_latency += c.count as f64
-                        * (ks_latency_ns(kn_a, b.n, b.ks.1) - ks_latency_ns(kn_b, b.n, b.ks.1));
+                        * (ks_latency_ns_mod(b.ks_modulus, kn_a, b.n, b.ks.1)
+                            - ks_latency_ns_mod(b.ks_modulus, kn_b, b.n, b.ks.1));
                     conversions.push(Conversion {
                         crossing: ci,
                         from_set: ga,
@@ -331,7 +334,9 @@ fn param_set(problem: &Problem, members: &[usize], c: &Choice, p_error: f64) -> 
         lwe_dimension: c.n,
         glwe_dimension: c.k,
         polynomial_size: c.poly_size,
-        lwe_noise_log2: c.distribution.min_secure_noise_log2(c.n),
+        lwe_noise_log2: c
+            .distribution
+            .min_secure_noise_log2_mod(c.n, c.ks_modulus.log2()),
         glwe_noise_log2: c.distribution.min_secure_noise_log2(c.k * c.poly_size),
         pbs_base_log: c.pbs.0,
         pbs_level: c.pbs.1,
@@ -345,6 +350,7 @@ fn param_set(problem: &Problem, members: &[usize], c: &Choice, p_error: f64) -> 
         p_error,
         noise_distribution: c.distribution,
         modulus_switch: c.modulus_switch,
+        ks_modulus: c.ks_modulus,
     }
 }
 

@@ -6,9 +6,11 @@
 //!
 //! Two terms follow tfhe-rs (`core_crypto::commons::noise_formulas`) instead: the FFT rounding
 //! noise of the external product ([`fft_variance`], tfhe-rs's fit for the `f64` FFT veil runs
-//! on) and the centered modulus switch ([`centered_modulus_switch_variance`]).
+//! on) and the centered modulus switch ([`centered_modulus_switch_variance`]); the keyswitch into
+//! a key modulo `2^32` (tfhe-rs's KS32 atomic pattern, [`ks32_body_rounding_variance`]) follows
+//! tfhe-rs's keyswitch formula with distinct input and output moduli.
 
-use veil_ir::ModulusSwitch;
+use veil_ir::{KsModulus, ModulusSwitch};
 
 /// `q^2` for the 64-bit torus, as `f64`.
 const Q2: f64 = 340_282_366_920_938_463_463_374_607_431_768_211_456.0; // 2^128
@@ -37,6 +39,41 @@ pub fn keyswitch_variance(n_in: usize, base_log: usize, level: usize, ksk_varian
         + l * ksk_variance * (b2 + 2.0) / 12.0)
 }
 
+/// Extra noise of a keyswitch whose output lives modulo `2^32` (KS32) instead of `q = 2^64`: the
+/// input body is rounded to the nearest multiple of `2^32` (the scalar change of tfhe's
+/// `keyswitch_lwe_ciphertext_with_scalar_change`), uniform rounding of variance
+/// `1/(12 q_out^2) - 1/(12 q^2)` (tfhe-rs's keyswitch formula with input modulus `q` and output
+/// modulus `q_out`: `+ 1/(12 q_out^2) - 1/(12 q_in^2)`; 0 when both are `2^64`).
+///
+/// Everything else of [`keyswitch_variance`] is unchanged: the mask digits are rounded at
+/// `B^l <= 2^32` in both patterns, and the key noise enters torus-normalised (the key noise
+/// at the security floor in `2^32` units, [`veil_ir::params::min_secure_noise_log2_mod`]).
+pub fn ks32_body_rounding_variance() -> f64 {
+    1.0 / (12.0 * 18_446_744_073_709_551_616.0/* 2^64 = (2^32)^2 */) - 1.0 / (12.0 * Q2)
+}
+
+/// [`keyswitch_variance`] into a key modulo `2^ks_modulus`: the KS32 body rounding
+/// ([`ks32_body_rounding_variance`]) on top for [`KsModulus::Q32`]. `ksk_variance` is the key's
+/// torus-normalised variance (its floor in the key's own modulus).
+pub fn keyswitch_variance_mod(
+    ks_modulus: KsModulus,
+    n_in: usize,
+    base_log: usize,
+    level: usize,
+    ksk_variance: f64,
+) -> f64 {
+    keyswitch_variance(n_in, base_log, level, ksk_variance) + ks_constant_variance(ks_modulus)
+}
+
+/// The part of a keyswitch's variance that does not scale with the input dimension: the body
+/// rounding of KS32, 0 for a 64-bit keyswitch.
+pub fn ks_constant_variance(ks_modulus: KsModulus) -> f64 {
+    match ks_modulus {
+        KsModulus::Q64 => 0.0,
+        KsModulus::Q32 => ks32_body_rounding_variance(),
+    }
+}
+
 /// Modulus switch of an LWE of dimension `n` from `q` to `2N` (the rounding before a blind
 /// rotation on polynomials of size `polynomial_size`):
 ///
@@ -61,11 +98,32 @@ pub fn centered_modulus_switch_variance(n: usize, polynomial_size: usize) -> f64
     (1.0 / 12.0 + n / 48.0) / (two_n * two_n) + n / 24.0 / Q2
 }
 
-/// The modulus switch variance of kind `ms`.
+/// The modulus switch variance of kind `ms` from `q = 2^64`.
 pub fn ms_variance(ms: ModulusSwitch, n: usize, polynomial_size: usize) -> f64 {
     match ms {
         ModulusSwitch::Standard => modulus_switch_variance(n, polynomial_size),
         ModulusSwitch::Centered => centered_modulus_switch_variance(n, polynomial_size),
+    }
+}
+
+/// [`ms_variance`] from the keyswitch's output modulus `2^ks_modulus`: the formulas' `1/q^2`
+/// terms (the rounding already present in the input) move to `q = 2^32` for KS32 (below
+/// `2^-60` of the total at every `N` of the search).
+pub fn ms_variance_mod(
+    ms: ModulusSwitch,
+    ks_modulus: KsModulus,
+    n: usize,
+    polynomial_size: usize,
+) -> f64 {
+    let base = ms_variance(ms, n, polynomial_size);
+    let tail = match ms {
+        ModulusSwitch::Standard => n as f64 / 48.0 - 1.0 / 12.0,
+        ModulusSwitch::Centered => n as f64 / 24.0,
+    };
+    match ks_modulus {
+        KsModulus::Q64 => base,
+        // Replace tail / 2^128 by tail / 2^64.
+        KsModulus::Q32 => base - tail / Q2 + tail / 18_446_744_073_709_551_616.0,
     }
 }
 
@@ -157,7 +215,7 @@ pub fn norm2(weights: &[i64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optimizer::security::min_secure_variance;
+    use crate::optimizer::security::{min_secure_variance, min_secure_variance_mod};
     use veil_ir::NoiseDistribution::Gaussian;
 
     #[test]
@@ -171,6 +229,40 @@ mod tests {
         // Hand-computed: 2048 * (2^-24/24 + 3 * s2 * (2^8 + 2) / 12) (q terms negligible).
         let want = 2048.0 * ((-24f64).exp2() / 24.0 + 3.0 * s2 * 258.0 / 12.0);
         assert!((a / want - 1.0).abs() < 1e-9);
+    }
+
+    /// KS32 against a hand computation: tfhe-rs's keyswitch formula
+    /// `l n s2 (B^2/12 + 1/6) + n (1/(48 q_in^2) + 1/(24 B^(2l))) - 1/(12 q_in^2) + 1/(12 q_out^2)`
+    /// with `q_in = 2^64`, `q_out = 2^32`, for tfhe-rs's default KS32 set (`n_in = 2048`,
+    /// `n = 918`, base 2^4, 4 levels, TUniform key bound 2^13 modulo 2^32).
+    #[test]
+    fn ks32_hand_value() {
+        use veil_ir::NoiseDistribution::TUniform;
+        let s2 = min_secure_variance_mod(TUniform, 918, 32);
+        // TUniform(13) on 2^32: (2^27 + 1) / 6 / 2^64.
+        let want_s2 = ((27f64).exp2() + 1.0) / 6.0 / (64f64).exp2();
+        assert!((s2 / want_s2 - 1.0).abs() < 1e-12, "{s2:e} {want_s2:e}");
+        let (n, b, l) = (2048.0, 16.0f64, 4.0);
+        let q_in2 = (128f64).exp2();
+        let q_out2 = (64f64).exp2();
+        let want = l * n * s2 * (b * b / 12.0 + 1.0 / 6.0)
+            + n * (1.0 / (48.0 * q_in2) + 1.0 / (24.0 * b.powf(2.0 * l)))
+            - 1.0 / (12.0 * q_in2)
+            + 1.0 / (12.0 * q_out2);
+        let got = keyswitch_variance_mod(KsModulus::Q32, 2048, 4, 4, s2);
+        assert!((got / want - 1.0).abs() < 1e-12, "{got:e} vs {want:e}");
+        // The body rounding alone: 1/(12 * 2^64) (minus the negligible 2^-128 part).
+        let body = ks32_body_rounding_variance();
+        assert!((body * 12.0 * q_out2 - 1.0).abs() < 1e-9);
+        assert_eq!(ks_constant_variance(KsModulus::Q32), body);
+        assert_eq!(
+            keyswitch_variance_mod(KsModulus::Q64, 2048, 4, 4, s2),
+            keyswitch_variance(2048, 4, 4, s2)
+        );
+        // Modulus switch from 2^32: (1/12 + n/48) / (2N)^2 + n / (24 * 2^64), centered.
+        let ms = ms_variance_mod(ModulusSwitch::Centered, KsModulus::Q32, 918, 2048);
+        let want = (1.0 / 12.0 + 918.0 / 48.0) / (4096.0 * 4096.0) + 918.0 / 24.0 / q_out2;
+        assert!((ms / want - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! key `n`. Key noise always sits at the 128-bit floor of its dimension, so the search is over
 //! dimensions and decompositions under the noise pattern [`NoiseOptions`] resolves to: the noise
 //! distribution (Gaussian or TUniform, each at its own floor) and the modulus switch (standard
-//! or centered); a free choice resolves by dominance (see [`NoiseOptions`]).
+//! or centered); a free choice resolves by dominance (see [`NoiseOptions`]). The keyswitch
+//! modulus (64-bit or KS32) is searched as its own pattern when the objective can tell them
+//! apart ([`NoiseOptions::ks_moduli`]): KS32 keys sit at their floor in `2^32` units, its
+//! keyswitch adds the body rounding of the scalar change, and its latency and key bytes are
+//! those of `u32` words.
 //!
 //! Pruning, all exact (never discards a cheaper feasible point):
 //! - decompositions come from Pareto fronts ([`super::space`]);
@@ -19,12 +23,12 @@
 //! Ties are broken by the fixed iteration order (`k`, `N`, `n`, levels ascending): the result is
 //! deterministic.
 
-use super::cost::{ks_cost, ks_latency_ns, levelled_cost, levelled_latency_ns};
-use super::keys::ksk_bytes;
-use super::noise::{blind_rotation_variance, ms_variance};
+use super::cost::{ks_cost, ks_latency_ns_mod, levelled_cost, levelled_latency_ns};
+use super::keys::ksk_bytes_mod;
+use super::noise::{blind_rotation_variance, ks_constant_variance, ms_variance, ms_variance_mod};
 use super::space::{PbsPoint, Space, LWE_DIMENSIONS};
 use super::{NoiseOptions, Objective};
-use veil_ir::{ModulusSwitch, NoiseDistribution};
+use veil_ir::{KsModulus, ModulusSwitch, NoiseDistribution};
 
 /// One noise constraint on a bootstrap input: `norm2 * s2_in + s2_KS + s2_MS <= v_safe` where
 /// `s2_in` is the variance of the inputs of the dot product feeding it.
@@ -70,12 +74,18 @@ fn cmux_weight(o: Objective, p: &PbsPoint) -> f64 {
 }
 
 /// The objective's value of one keyswitch (or, for [`Objective::Keys`], of its key) from
-/// dimension `n_in` to `n_out` with `level` levels.
-pub fn ks_weight(o: Objective, n_in: usize, n_out: usize, level: usize) -> f64 {
+/// dimension `n_in` to `n_out` with `level` levels into a key modulo `2^ks_modulus`.
+pub fn ks_weight(
+    o: Objective,
+    ks_modulus: KsModulus,
+    n_in: usize,
+    n_out: usize,
+    level: usize,
+) -> f64 {
     match o {
         Objective::Model => ks_cost(n_in, n_out, level),
-        Objective::Latency => ks_latency_ns(n_in, n_out, level),
-        Objective::Keys => ksk_bytes(n_in, n_out, level) as f64,
+        Objective::Latency => ks_latency_ns_mod(ks_modulus, n_in, n_out, level),
+        Objective::Keys => ksk_bytes_mod(ks_modulus, n_in, n_out, level) as f64,
     }
 }
 
@@ -114,9 +124,11 @@ pub struct Choice {
     pub distribution: NoiseDistribution,
     /// Modulus switch of the bootstraps.
     pub modulus_switch: ModulusSwitch,
+    /// Modulus of the keyswitch keys (KS32 or 64-bit).
+    pub ks_modulus: KsModulus,
     /// PBS output variance.
     pub br_variance: f64,
-    /// Keyswitch variance.
+    /// Keyswitch variance (from the set's own big key).
     pub ks_variance: f64,
     /// Modulus switch variance.
     pub ms_variance: f64,
@@ -136,6 +148,14 @@ impl Choice {
     pub fn input_variance(&self, norm2: f64, input_variance: f64) -> f64 {
         norm2 * input_variance + self.ks_variance + self.ms_variance
     }
+
+    /// The variance of this set's keyswitch when it starts from a big key of dimension `n_in`
+    /// instead of its own `k N` (a crossing): the per-dimension part scales, the KS32 body
+    /// rounding does not.
+    pub fn ks_variance_from(&self, n_in: usize) -> f64 {
+        let c = ks_constant_variance(self.ks_modulus);
+        (self.ks_variance - c) * n_in as f64 / (self.k * self.poly_size) as f64 + c
+    }
 }
 
 /// The cheapest point satisfying `q`, or `None` when no point of the space does.
@@ -149,16 +169,27 @@ pub fn search(q: &SetQuery) -> Option<Choice> {
         return None;
     }
     let space = Space::get(q.noise.distribution());
-    search_pattern(q, v_min, space, q.noise.modulus_switch())
+    let mut best: Option<Choice> = None;
+    for &ksm in q.noise.ks_moduli(q.objective) {
+        if let Some(c) = search_pattern(q, v_min, space, q.noise.modulus_switch(), ksm) {
+            if best.is_none_or(|b| c.rank < b.rank) {
+                best = Some(c);
+            }
+        }
+    }
+    best
 }
 
-/// [`search`] under one noise distribution (`space`) and modulus switch.
+/// [`search`] under one noise distribution (`space`), modulus switch and keyswitch modulus.
 fn search_pattern(
     q: &SetQuery,
     v_min: f64,
     space: &Space,
     ms_kind: ModulusSwitch,
+    ksm: KsModulus,
 ) -> Option<Choice> {
+    let ks_const = ks_constant_variance(ksm);
+    let ms_variance = |kind, n, poly| ms_variance_mod(kind, ksm, n, poly);
     let mut best = None;
     // The search ranks by the objective of the query; with zero TLUs it still ranks by one TLU.
     let o = q.objective;
@@ -178,11 +209,11 @@ fn search_pattern(
             if ms >= v_min {
                 break;
             }
-            let ks_min = ks_weight(o, kn, n, 1);
+            let ks_min = ks_weight(o, ksm, kn, n, 1);
             if rank(n as f64 * cheapest + ks_min, lev) >= best_rank {
                 break;
             }
-            let ks_front = space.ks_front(n);
+            let ks_front = space.ks_front_mod(n, ksm);
             for p in &g.pbs_front {
                 let pbs = n as f64 * cmux_weight(o, p);
                 if rank(pbs + ks_min, lev) >= best_rank {
@@ -197,7 +228,7 @@ fn search_pattern(
                     .constraints
                     .iter()
                     .map(|c| {
-                        (c.v_safe - c.norm2 * br.max(c.input_variance) - ms)
+                        (c.v_safe - c.norm2 * br.max(c.input_variance) - ms - ks_const)
                             / kn.max(c.ks_input_dim) as f64
                     })
                     .fold(f64::INFINITY, f64::min);
@@ -207,12 +238,13 @@ fn search_pattern(
                 let Some(ks) = ks_front.iter().find(|s| s.unit_variance <= unit_budget) else {
                     continue;
                 };
-                let tlu = pbs + ks_weight(o, kn, n, ks.level);
+                let tlu = pbs + ks_weight(o, ksm, kn, n, ks.level);
                 let r = rank(tlu, lev);
                 if r < best_rank {
                     best_rank = r;
                     let tlu_cost = n as f64 * p.cmux_cost + ks_cost(kn, n, ks.level);
-                    let tlu_latency = n as f64 * p.cmux_latency_ns + ks_latency_ns(kn, n, ks.level);
+                    let tlu_latency =
+                        n as f64 * p.cmux_latency_ns + ks_latency_ns_mod(ksm, kn, n, ks.level);
                     best = Some(Choice {
                         k: g.k,
                         poly_size: g.poly_size,
@@ -221,8 +253,9 @@ fn search_pattern(
                         ks: (ks.base_log, ks.level),
                         distribution: space.distribution,
                         modulus_switch: ms_kind,
+                        ks_modulus: ksm,
                         br_variance: br,
-                        ks_variance: ks.unit_variance * kn as f64,
+                        ks_variance: ks.unit_variance * kn as f64 + ks_const,
                         ms_variance: ms,
                         tlu_cost,
                         cost: q.tlus as f64 * tlu_cost + levelled_cost(q.levelled, kn + 1),
@@ -367,12 +400,41 @@ mod tests {
                     q.noise = NoiseOptions {
                         distribution: Some(dist),
                         modulus_switch: Some(ms),
+                        ks_modulus: None,
                     };
                     let forced = search(&q).unwrap();
                     assert!(free.cost <= forced.cost, "{bits} {dist:?} {ms:?}");
                 }
             }
         }
+    }
+
+    /// Under the latency objective a free keyswitch modulus takes KS32 (strictly better than
+    /// forcing 2^64), its noise (KS32 body rounding included) fits the budget, and a crossing
+    /// scales only the per-dimension part of its keyswitch variance.
+    #[test]
+    fn ks32_under_latency() {
+        let mut q = query(4, 1.0, 2f64.powi(-40));
+        q.objective = Objective::Latency;
+        let free = search(&q).unwrap();
+        assert_eq!(free.ks_modulus, KsModulus::Q32);
+        assert!(free.ks.0 * free.ks.1 <= 32);
+        assert!(free.input_variance(1.0, free.br_variance) <= q.constraints[0].v_safe);
+        let c = ks_constant_variance(KsModulus::Q32);
+        assert!(c > 0.0 && free.ks_variance > c);
+        let kn = free.k * free.poly_size;
+        let twice = free.ks_variance_from(2 * kn);
+        assert!((twice - (2.0 * (free.ks_variance - c) + c)).abs() <= 1e-12 * twice);
+        q.noise.ks_modulus = Some(KsModulus::Q64);
+        let q64 = search(&q).unwrap();
+        assert_eq!(q64.ks_modulus, KsModulus::Q64);
+        assert!(free.rank < q64.rank && free.latency_ns < q64.latency_ns);
+        // Under Concrete's model a free choice keeps 2^64 and forcing KS32 never helps.
+        let m = search(&query(4, 1.0, 2f64.powi(-40))).unwrap();
+        let mut q32 = query(4, 1.0, 2f64.powi(-40));
+        q32.noise.ks_modulus = Some(KsModulus::Q32);
+        assert_eq!(m.ks_modulus, KsModulus::Q64);
+        assert!(m.cost <= search(&q32).unwrap().cost);
     }
 
     #[test]

@@ -14,6 +14,21 @@ pub fn min_secure_variance(dist: NoiseDistribution, dim: usize) -> f64 {
     dist.variance(dist.min_secure_noise_log2(dim))
 }
 
+/// [`min_secure_variance`] of a key modulo `2^modulus_log2` (32 for a KS32 keyswitch key):
+/// the torus-normalised variance of the smallest noise that meets the floor in that modulus's
+/// units ([`NoiseDistribution::min_secure_noise_log2_mod`]). The variance of TUniform(b) on
+/// `2^m` torus-normalised is `(2^(2b+1) + 1) / 6 / 2^(2m)`; [`NoiseDistribution::variance`]
+/// assumes `m = 64`, so the `+1` term is rescaled here.
+pub fn min_secure_variance_mod(dist: NoiseDistribution, dim: usize, modulus_log2: u32) -> f64 {
+    let log2 = dist.min_secure_noise_log2_mod(dim, modulus_log2);
+    match dist {
+        NoiseDistribution::Gaussian => dist.variance(log2),
+        NoiseDistribution::TUniform => {
+            ((2.0 * log2 + 1.0).exp2() + (-2.0 * modulus_log2 as f64).exp2()) / 6.0
+        }
+    }
+}
+
 /// Whether `dim` is large enough to be secure at all (see [`MIN_SECURE_DIMENSION`]).
 pub fn dimension_is_securable(dim: usize) -> bool {
     dim >= MIN_SECURE_DIMENSION

@@ -7,12 +7,14 @@
 //! dimension `n`, whose noise is proportional to the input dimension, so one front per `n` serves
 //! every `(k, N)`. The fronts do not depend on the problem and are built once per process and
 //! noise distribution (the key noise at the security floor differs between Gaussian and TUniform).
+//! Keyswitch fronts exist for both keyswitch moduli: a KS32 key (modulo `2^32`) keeps
+//! `base_log * level <= 32` and its noise floor in `2^32` units (see [`ks_front_mod`]).
 
 use super::cost::{cmux_cost, cmux_latency_ns};
 use super::noise::{cmux_variance, keyswitch_variance};
-use super::security::{dimension_is_securable, min_secure_variance};
+use super::security::{dimension_is_securable, min_secure_variance, min_secure_variance_mod};
 use std::sync::OnceLock;
-use veil_ir::NoiseDistribution;
+use veil_ir::{KsModulus, NoiseDistribution};
 
 /// GLWE dimensions searched: `k` in `1..=6`.
 pub const GLWE_DIMENSIONS: std::ops::RangeInclusive<usize> = 1..=6;
@@ -71,19 +73,22 @@ pub struct Space {
     pub glwe: Vec<GlweChoice>,
     /// Keyswitch fronts, indexed by `n - LWE_DIMENSIONS.start`.
     pub ks_fronts: Vec<Vec<KsPoint>>,
+    /// Keyswitch fronts of KS32 keys (modulo `2^32`), indexed like `ks_fronts`.
+    pub ks32_fronts: Vec<Vec<KsPoint>>,
 }
 
 /// Pareto front over `level = 1, 2, ...` of `min over base_log of noise(base_log, level)`.
 fn front<T>(
+    max_bits: usize,
     mut noise: impl FnMut(usize, usize) -> f64,
     mut point: impl FnMut(usize, usize, f64) -> T,
 ) -> Vec<T> {
     let mut out = Vec::new();
     let mut best = f64::INFINITY;
-    for level in 1..=MAX_DECOMPOSITION_BITS {
+    for level in 1..=max_bits {
         let mut arg = None;
         let mut min = f64::INFINITY;
-        for base_log in 1..=MAX_DECOMPOSITION_BITS / level {
+        for base_log in 1..=max_bits / level {
             let v = noise(base_log, level);
             if v < min {
                 min = v;
@@ -106,6 +111,7 @@ fn front<T>(
 pub fn pbs_front(dist: NoiseDistribution, k: usize, poly_size: usize) -> Vec<PbsPoint> {
     let s2 = min_secure_variance(dist, k * poly_size);
     front(
+        MAX_DECOMPOSITION_BITS,
         |b, l| cmux_variance(k, poly_size, b, l, s2),
         |level, base_log, v| PbsPoint {
             level,
@@ -121,8 +127,22 @@ pub fn pbs_front(dist: NoiseDistribution, k: usize, poly_size: usize) -> Vec<Pbs
 /// The keyswitch front into a key of dimension `n_out` whose encryptions (of distribution
 /// `dist`) sit at the security floor (noise per input dimension).
 pub fn ks_front(dist: NoiseDistribution, n_out: usize) -> Vec<KsPoint> {
-    let s2 = min_secure_variance(dist, n_out);
+    ks_front_mod(dist, n_out, KsModulus::Q64)
+}
+
+/// [`ks_front`] of keys modulo `2^ks_modulus`: for KS32 the decomposition keeps
+/// `base_log * level <= 32` and the key noise sits at the floor in `2^32` units
+/// ([`min_secure_variance_mod`]). The KS32 body rounding does not scale with the input
+/// dimension and is not part of the per-dimension variance
+/// ([`super::noise::ks_constant_variance`]).
+pub fn ks_front_mod(dist: NoiseDistribution, n_out: usize, ks_modulus: KsModulus) -> Vec<KsPoint> {
+    let q = ks_modulus.log2();
+    let s2 = match ks_modulus {
+        KsModulus::Q64 => min_secure_variance(dist, n_out),
+        KsModulus::Q32 => min_secure_variance_mod(dist, n_out, q),
+    };
     front(
+        (q as usize).min(MAX_DECOMPOSITION_BITS),
         |b, l| keyswitch_variance(1, b, l, s2),
         |level, base_log, v| KsPoint {
             level,
@@ -149,10 +169,14 @@ impl Space {
             }
         }
         let ks_fronts = LWE_DIMENSIONS.map(|n| ks_front(distribution, n)).collect();
+        let ks32_fronts = LWE_DIMENSIONS
+            .map(|n| ks_front_mod(distribution, n, KsModulus::Q32))
+            .collect();
         Space {
             distribution,
             glwe,
             ks_fronts,
+            ks32_fronts,
         }
     }
 
@@ -169,6 +193,14 @@ impl Space {
     /// The keyswitch front into small dimension `n` (which must lie in [`LWE_DIMENSIONS`]).
     pub fn ks_front(&self, n: usize) -> &[KsPoint] {
         &self.ks_fronts[n - LWE_DIMENSIONS.start]
+    }
+
+    /// The keyswitch front into small dimension `n` of keys modulo `2^ks_modulus`.
+    pub fn ks_front_mod(&self, n: usize, ks_modulus: KsModulus) -> &[KsPoint] {
+        match ks_modulus {
+            KsModulus::Q64 => self.ks_front(n),
+            KsModulus::Q32 => &self.ks32_fronts[n - LWE_DIMENSIONS.start],
+        }
     }
 }
 
@@ -196,6 +228,23 @@ mod tests {
                 assert!(w[0].level < w[1].level && w[0].unit_variance > w[1].unit_variance);
             }
         }
+        // KS32 fronts: never below the 64-bit ones (same or noisier keys, fewer bases), equal
+        // where the floor does not clamp and the best decomposition fits 32 bits.
+        for n in [512, 918, 1271, 1500, 2047] {
+            let (f64_, f32_) = (s.ks_front(n), s.ks_front_mod(n, KsModulus::Q32));
+            assert!(f32_.iter().all(|p| p.base_log * p.level <= 32));
+            for p in f32_ {
+                let q = f64_.iter().find(|q| q.level == p.level);
+                assert!(
+                    q.is_none_or(|q| q.unit_variance <= p.unit_variance),
+                    "{n} {p:?}"
+                );
+            }
+        }
+        assert_eq!(
+            s.ks_front(918)[..3],
+            s.ks_front_mod(918, KsModulus::Q32)[..3]
+        );
         // The best one-level bootstrap decomposition for k = 2, N = 1024 has base 2^22-2^24
         // (Concrete picks 23).
         let g = s

@@ -208,6 +208,7 @@ pub fn search(bits: u8, p_target: f64) -> Option<(WopParams, WopEstimate)> {
                 p_error: 0.0,
                 noise_distribution: dist,
                 modulus_switch: ModulusSwitch::Standard,
+                ks_modulus: Default::default(),
             };
             // The cheapest keyswitch (fewest levels, then the smallest base) whose extraction
             // error alone, with the most bootstraps per bit searched, meets the target.

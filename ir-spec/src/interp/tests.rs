@@ -432,6 +432,7 @@ fn params(message_bits: u8) -> ParamSet {
         p_error: 1e-5,
         noise_distribution: Default::default(),
         modulus_switch: Default::default(),
+        ks_modulus: Default::default(),
     }
 }
 

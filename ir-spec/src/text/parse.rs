@@ -8,7 +8,7 @@ use super::lexer::{lex, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, Level};
 use crate::ops::{BinOp, CmpOp, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
-use crate::params::{ModulusSwitch, NoiseDistribution, ParamSet};
+use crate::params::{KsModulus, ModulusSwitch, NoiseDistribution, ParamSet};
 use crate::types::{Encoding, IntType, KeyId, TensorType, Visibility, MAX_BITS};
 use crate::{ValueId, FORMAT_VERSION};
 use std::collections::{HashMap, HashSet};
@@ -307,9 +307,9 @@ impl<'a> Parser<'a> {
 
     /// `{ n=742, k=1, N=2048, lwe_noise=2^-17.5, glwe_noise=2^-51.5, pbs=23x1, ks=4x4, bits=4,
     /// p_error=1e-5 }` in any field order, with optional `noise=gaussian|tuniform` and
-    /// `ms=standard|centered`.
+    /// `ms=standard|centered` and `ks_modulus=2^32|2^64`.
     fn param_body(&mut self) -> PResult<ParamSet> {
-        const OPTIONAL: [&str; 2] = ["noise", "ms"];
+        const OPTIONAL: [&str; 3] = ["noise", "ms", "ks_modulus"];
         const FIELDS: [&str; 9] = [
             "n",
             "k",
@@ -337,6 +337,7 @@ impl<'a> Parser<'a> {
             p_error: 0.0,
             noise_distribution: NoiseDistribution::Gaussian,
             modulus_switch: ModulusSwitch::Standard,
+            ks_modulus: KsModulus::Q64,
         };
         let mut seen: HashSet<&str> = HashSet::new();
         loop {
@@ -386,6 +387,21 @@ impl<'a> Parser<'a> {
                         _ => return Err(self.expected("'standard' or 'centered'")),
                     };
                     self.bump();
+                }
+                "ks_modulus" => {
+                    let t = self.tok().clone();
+                    let log2 = self.pow2()?;
+                    p.ks_modulus = if log2 == 32.0 {
+                        KsModulus::Q32
+                    } else if log2 == 64.0 {
+                        KsModulus::Q64
+                    } else {
+                        return Err(self.err_at(
+                            t.line,
+                            t.col,
+                            format!("keyswitch modulus 2^{log2} must be 2^32 or 2^64"),
+                        ));
+                    };
                 }
                 _ => p.p_error = self.float()?,
             }
