@@ -74,6 +74,20 @@ pub fn run(args: &DecryptArgs) -> Result<(), CliError> {
             .decrypt(&keys, &batch)
             .map_err(|e| io::artifact_error(&args.input, &e))?
     };
+    if let Some(b) = client
+        .stats()
+        .approx_deviation
+        .iter()
+        .max()
+        .filter(|b| **b > 0)
+    {
+        eprintln!(
+            "note: {}: the program rounds approximately (as compiled), so each output element \
+             may differ from exact rounding by up to {b} integer steps before decoding \
+             (`veil compile --rounding-method exact` for exact results)",
+            args.client.display()
+        );
+    }
     let pred = client
         .decode(&outs, batch.samples)
         .map_err(|e| io::artifact_error(&args.input, &e))?;

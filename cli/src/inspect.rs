@@ -148,6 +148,20 @@ pub fn stats_table(stats: &CompileStats, params: &[ParamSet]) -> String {
             format!("{}..={}", x.lo, x.hi),
         );
     }
+    if !stats.approx_deviation.is_empty() {
+        let bounds: Vec<String> = stats
+            .approx_deviation
+            .iter()
+            .map(|b| format!("±{b}"))
+            .collect();
+        row(
+            "approximate rounding",
+            format!(
+                "per output, each element within {} of the exact result (a proven bound, in the output's integer units)",
+                bounds.join(", ")
+            ),
+        );
+    }
     for (i, p) in params.iter().enumerate() {
         row(&format!("parameters @p{i}"), p.to_string());
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use veil_cli::io::npy;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
-use veil_ml::Matrix;
+use veil_ml::{Matrix, RoundingMethod};
 mod common;
 use common::{interpret, ints, repo, s, veil, workdir};
 
@@ -20,16 +20,23 @@ fn ok(args: &[&str]) -> String {
 
 /// compile -> keygen -> encrypt -> run -> decrypt (JSON); returns the decrypted samples.
 fn flow(dir: &Path, program: &str, inputset: &Path, input: &Path) -> Vec<serde_json::Value> {
+    flow_with(dir, program, inputset, input, &[])
+}
+
+/// [`flow`] with more `veil compile` arguments.
+fn flow_with(
+    dir: &Path,
+    program: &str,
+    inputset: &Path,
+    input: &Path,
+    compile_args: &[&str],
+) -> Vec<serde_json::Value> {
     let build = dir.join("build");
     let keys = dir.join("keys");
-    ok(&[
-        "compile",
-        program,
-        "--inputset",
-        &s(inputset),
-        "--out",
-        &s(&build),
-    ]);
+    let (inputset, out) = (s(inputset), s(&build));
+    let mut args = vec!["compile", program, "--inputset", &inputset, "--out", &out];
+    args.extend_from_slice(compile_args);
+    ok(&args);
     let client = s(&build.join("client.veil-artifact"));
     let server = s(&build.join("server.veil-artifact"));
     ok(&[
@@ -243,12 +250,29 @@ fn onnx_flow_matches_clear_mode(name: &str, n: usize, labels_match: bool) {
     std::fs::write(&inputset, npy::write_2d(cal.len(), cols, None, Some(&flat))).unwrap();
     let input = dir.join("x.csv");
     std::fs::write(&input, text(&x)).unwrap();
-    let got = flow(&dir, &model, &inputset, &input);
+    // Networks round approximately by default: near a tie the encrypted run may keep the
+    // other neighbour (the artifact states the bound, see cli_models). Here they round
+    // exactly, so every output must equal Clear mode.
+    let exact = name.starts_with("mlp");
+    let compile_args: &[&str] = if exact {
+        &["--rounding-method", "exact"]
+    } else {
+        &[]
+    };
+    let got = flow_with(&dir, &model, &inputset, &input, compile_args);
 
     // Clear mode: the same import and quantization, run by the interpreter.
+    let config = ImportConfig {
+        rounding_method: if exact {
+            RoundingMethod::Exact
+        } else {
+            RoundingMethod::Approximate
+        },
+        ..ImportConfig::default()
+    };
     let clear = OnnxImport::from_file(&model)
         .unwrap()
-        .compile(&Matrix::from_rows(&cal).unwrap(), &ImportConfig::default())
+        .compile(&Matrix::from_rows(&cal).unwrap(), &config)
         .unwrap()
         .predict_clear(&Matrix::from_rows(&x).unwrap())
         .unwrap();

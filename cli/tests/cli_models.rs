@@ -323,6 +323,20 @@ fn networks_compile_by_default_with_approximate_rounding() {
     assert_eq!(pbs_of(&stats), 32, "{stats}");
     let optimized = ok(&["inspect", &client, "--stage", "optimized"]);
     assert!(optimized.contains("approx=true"), "{optimized}");
+    // The user is told the outputs may move, and by how much (a proven bound per output).
+    assert!(stats.contains("approximate rounding"), "{stats}");
+    let bound = |artifact: &str| -> Vec<i64> {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["inspect", artifact, "--stats", "--json"])).unwrap();
+        v["approx_deviation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_i64().unwrap())
+            .collect()
+    };
+    let b = bound(&client);
+    assert!(b.len() == 1 && b[0] > 0, "{b:?}");
     // Concrete ML's setting, approximate: as cheap; exact: one more bootstrap per dropped bit.
     ok(&args(&["--n-bits", "6", "--rounding-bits", "6"])
         .iter()
@@ -342,6 +356,7 @@ fn networks_compile_by_default_with_approximate_rounding() {
     .collect::<Vec<_>>());
     let exact = pbs_of(&ok(&["inspect", &server, "--stats"]));
     assert!(exact > 32 * 4, "exact rounding extracts bits: {exact} PBS");
+    assert_eq!(bound(&server), Vec::<i64>::new(), "exact rounding is exact");
     // Keeping 16 bits is too wide for any secure bootstrap: the error says what to do.
     fails(
         &args(&["--rounding-bits", "16"])

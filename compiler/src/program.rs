@@ -230,6 +230,16 @@ pub fn compile(
     );
     stats.domain = config.domain;
     stats.input_domain = input_intervals(graph, &domain);
+    if crate::passes::deviation::has_approx_rounds(graph) {
+        if let Some(ranges) = &cx.source_ranges {
+            let dev = crate::passes::deviation::approx_deviations(graph, ranges);
+            stats.approx_deviation = graph
+                .outputs()
+                .into_iter()
+                .map(|o| dev.of(o).clamp(0, i64::MAX as i128) as i64)
+                .collect();
+        }
+    }
     Ok(Program {
         source: graph.clone(),
         type_domain: veil_ir::Domain::from_types(&optimized),
@@ -352,6 +362,7 @@ fn make_stats(
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         domain: DomainPolicy::Calibrated,
         input_domain: Vec::new(),
+        approx_deviation: Vec::new(),
         wop,
     }
 }

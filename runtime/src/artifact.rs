@@ -30,7 +30,7 @@ use veil_ir::serial::{self, decode_binary, encode_binary, SerialError, MAGIC};
 use veil_ir::{Graph, IntType, KeyId, Level, Op, ParamSet, Tensor, TensorType};
 
 /// Format version of the artifact payloads (inside the envelope's own version).
-pub const ARTIFACT_VERSION: u32 = 5;
+pub const ARTIFACT_VERSION: u32 = 6;
 /// Kind of a [`ServerArtifact`].
 pub const KIND_SERVER_ARTIFACT: &str = "veil-server-artifact";
 /// Kind of the client artifact (`veil_ml::artifact::ClientArtifact`).
@@ -360,6 +360,12 @@ pub struct CompileStats {
     /// Per program input (in declaration order), the interval of element values the domain
     /// check accepts.
     pub input_domain: Vec<InputInterval>,
+    /// Per program output (in order), the largest difference of one decrypted element from
+    /// the exact result (the reference interpreter) that the program's approximate rounds may
+    /// cause on a sample inside the domain: a proven bound, in the output's integer units.
+    /// Empty when the program has no approximate rounds (every output is exact).
+    #[serde(default)]
+    pub approx_deviation: Vec<i64>,
     /// The WoP-PBS lookups (inputs wider than the classic bootstraps take), one entry per
     /// parameter set they use; not counted in `pbs`.
     #[serde(default)]
