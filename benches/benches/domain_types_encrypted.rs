@@ -11,7 +11,7 @@
 //!   high bits and may give the other neighbour near a tie, as Concrete ML's approximate
 //!   rounding does, `compiler/tests/approx_round.rs` checks that contract): every output
 //!   element must lie within its proven per-element bound of the interpreter
-//!   (`veil_compiler::passes::deviation::approx_deviations` on the ranges the types allow), and
+//!   (`CompileStats::approx_deviation`: `approx_deviations` on the ranges the types allow), and
 //!   the bench reports how many elements equal the interpreter, the largest difference against
 //!   the largest bound, and how many samples keep the interpreter's argmax (the label of a
 //!   classifier). `VEIL_BENCH_ROUNDING=exact` compiles the networks with exact rounding, which
@@ -24,10 +24,8 @@
 //! set and shared ("shared" in the keygen column). Exits non-zero when a program without
 //! approximate rounds differs from the interpreter, or a network leaves its bound.
 
-use std::collections::HashMap;
 use std::time::Instant;
-use veil_compiler::passes::bitwidth::propagate_ranges;
-use veil_compiler::passes::deviation::{approx_deviations, has_approx_rounds};
+use veil_compiler::passes::deviation::has_approx_rounds;
 use veil_compiler::program::{compile, CompileConfig, DomainPolicy};
 use veil_ir::Tensor;
 use veil_ml::onnx::{ImportConfig, OnnxImport};
@@ -105,24 +103,14 @@ fn main() {
         let (client, server) = keys.get(&p).expect("generated above");
         let keys_mb = (p.stats.bsk_bytes + p.stats.ksk_bytes) as f64 / 1e6;
         // per output, how far an element may move under approximate rounding, over every
-        // value the declared input types allow
+        // value the declared input types allow (the bound the artifact states)
         let bounds: Vec<i128> = if approx {
-            let all_types: HashMap<String, (i64, i64)> = g
-                .inputs()
-                .into_iter()
-                .map(|v| {
-                    let t = g.ty(v).int;
-                    let name = match g.op(v) {
-                        veil_ir::Op::Input { name } => name.clone(),
-                        _ => unreachable!("inputs() lists input ops"),
-                    };
-                    (name, (t.min() as i64, t.max() as i64))
-                })
-                .collect();
-            let ranges =
-                propagate_ranges(g, &all_types).unwrap_or_else(|e| panic!("{name}: ranges: {e}"));
-            let dev = approx_deviations(g, &ranges);
-            g.outputs().into_iter().map(|o| dev.of(o)).collect()
+            assert_eq!(p.stats.approx_deviation.len(), g.outputs().len(), "{name}");
+            p.stats
+                .approx_deviation
+                .iter()
+                .map(|b| *b as i128)
+                .collect()
         } else {
             vec![0; g.outputs().len()]
         };
