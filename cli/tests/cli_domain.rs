@@ -420,3 +420,54 @@ fn domain_types_compiles_onnx_models_and_simulates_them_exactly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A program with an approximate round says so: `veil inspect --stats` states the bound per
+/// output, `veil decrypt` repeats it on stderr, and the decrypted value lies within it.
+#[test]
+fn an_approximate_round_is_stated_with_its_bound() {
+    let dir = workdir("approx");
+    let src = "veil 1
+; y = x^2 of x rounded approximately to a multiple of 4
+%x = input \"x\" : enc<u6>
+%r = round %x lsbs=2 approx=true
+%y = mul %r, %r
+output \"y\", %y
+";
+    let inputset: String = (0..64).map(|v| format!("{v}\n")).collect();
+    let keys = setup(&dir, src, &inputset);
+    let stats = ok(&["inspect", &keys[0], "--stats"]);
+    let line = stats
+        .lines()
+        .find(|l| l.contains("approximate rounding"))
+        .unwrap_or_else(|| panic!("no bound stated:\n{stats}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &keys[2], "--stats", "--json"])).unwrap();
+    let bound = v["approx_deviation"][0].as_i64().unwrap();
+    // r moves by one step of 4 at most; y = r^2 by at most (r + 4)^2 - r^2 over r's range
+    assert!(bound >= 4 * 2 * 62, "{bound}");
+    assert!(line.contains(&format!("±{bound}")), "{line}");
+    let (code, err) = encrypt(&dir, &keys, "37\n", &[]);
+    assert_eq!(code, 0, "{err}");
+    let (x, y) = (s(&dir.join("x.veil-ct")), s(&dir.join("y.veil-ct")));
+    ok(&[
+        "run",
+        "--server",
+        &keys[2],
+        "--eval-keys",
+        &keys[3],
+        "--input",
+        &x,
+        "--out",
+        &y,
+    ]);
+    let (code, out, err) = veil(&[
+        "decrypt", "--client", &keys[0], "--keys", &keys[1], "--input", &y, "--format", "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("rounds approximately"), "{err}");
+    assert!(err.contains(&format!("up to {bound}")), "{err}");
+    let got = ints(&serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["y"]);
+    // 37 rounds to 36 or 40
+    assert!(got == vec![36 * 36] || got == vec![40 * 40], "{got:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
