@@ -346,6 +346,13 @@ fn measure(name: &'static str, peer: Peer, samples: usize) -> Row {
             Some(v.unwrap_or_else(|_| panic!("VEIL_BENCH_P_ERROR={p}: give 2^-40 or 1e-12")));
     }
     let prog = program::compile(&model.graph, &inputset, &cfg).unwrap();
+    if std::env::var("VEIL_BENCH_DUMP").is_ok() {
+        eprintln!(
+            "{}\n{}",
+            veil_ir::text::print(&prog.optimized),
+            veil_ir::text::print(&prog.tfhe)
+        );
+    }
     let compile_s = ml_compile + t.elapsed().as_secs_f64();
     let t = Instant::now();
     let (client, server) = prog.keygen(0).unwrap();

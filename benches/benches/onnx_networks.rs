@@ -144,6 +144,9 @@ fn main() {
                 .map(|t| vec![t])
                 .collect();
             let p = program::compile(&c.graph, &set, &CompileConfig::default()).expect("compiles");
+            if std::env::var("VEIL_BENCH_DUMP").is_ok() {
+                eprintln!("{}", veil_ir::text::print(&p.optimized));
+            }
             let compile_s = t.elapsed().as_secs_f64();
             let clear = per_row(&m.predict_clear(&x).expect("clear run")[0], rows);
             let widths = p

@@ -124,7 +124,11 @@ fn a_long_chain_of_lookups_and_levelled_ops_is_fused_and_correct() {
     );
     assert_eq!(before, 600);
     assert!(after < before, "no lookup fused: {before} -> {after}");
-    assert_eq!(prog.stats.pbs as i64, after);
+    // Tables are tabulated over calibrated ranges: once the chain's values collapse to one
+    // per input (`a * k` mod 16 with an even `k` drops bits), the later lookups are constant
+    // and lower to trivial encryptions, not bootstraps.
+    assert!(prog.stats.pbs as i64 <= after);
+    assert_eq!(prog.stats.pbs, 3);
 }
 
 #[test]
@@ -169,5 +173,7 @@ fn a_wide_dot_product_with_grouped_lookups_is_correct() {
     };
     let set: Vec<_> = (0..4).map(sample).collect();
     let prog = compile_and_check(&g, &set, &set);
-    assert_eq!(prog.stats.pbs, 32);
+    // one lookup per group, except the 6 groups whose calibrated sums all map to one value
+    // (a constant table: a trivial encryption, no bootstrap)
+    assert_eq!(prog.stats.pbs, 26);
 }

@@ -259,6 +259,61 @@ impl Graph {
         self.tables.get(id.0 as usize)
     }
 
+    /// The bootstraps that `v` runs: for a `pbs`, its elements whose table is not constant
+    /// ([`Table::is_constant`]; the others are trivial encryptions); for a `wop.pbs`, every
+    /// element; else none.
+    pub fn bootstraps(&self, v: ValueId) -> u64 {
+        match self.op(v) {
+            Op::Pbs { tables, map } => {
+                let live = |t: &TableId| self.table(*t).is_some_and(|t| !t.is_constant());
+                if map.is_empty() {
+                    if tables.first().is_some_and(live) {
+                        self.ty(v).numel() as u64
+                    } else {
+                        0
+                    }
+                } else {
+                    let alive: Vec<bool> = tables.iter().map(live).collect();
+                    map.iter()
+                        .filter(|&&m| alive.get(m as usize).copied().unwrap_or(true))
+                        .count() as u64
+                }
+            }
+            Op::WopPbs { .. } => self.ty(v).numel() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Which elements of `v` its users read, when every user is a `pbs` (an element that only
+    /// constant tables read is never needed: [`Graph::bootstraps`]); `None` when some user
+    /// reads all of `v`. A keyswitch need not compute the others.
+    pub fn elements_read(&self, v: ValueId) -> Option<Vec<bool>> {
+        let n = self.ty(v).numel();
+        let mut read = vec![false; n];
+        let users = self.users(v);
+        if users.is_empty() {
+            return None;
+        }
+        for u in users {
+            let Op::Pbs { tables, map } = self.op(u) else {
+                return None;
+            };
+            let live: Vec<bool> = tables
+                .iter()
+                .map(|t| self.table(*t).is_none_or(|t| !t.is_constant()))
+                .collect();
+            for (j, r) in read.iter_mut().enumerate() {
+                let t = if map.is_empty() {
+                    0
+                } else {
+                    *map.get(j)? as usize
+                };
+                *r |= live.get(t).copied().unwrap_or(true);
+            }
+        }
+        Some(read)
+    }
+
     /// Adds a constant to the pool, reusing an identical existing one.
     pub fn add_const(&mut self, c: Constant) -> ConstId {
         if let Some(i) = self.consts.iter().position(|x| *x == c) {

@@ -431,13 +431,17 @@ pub enum Op {
     },
     /// `keyswitch (a)` (TFHE level only): re-encrypts every ciphertext of `a` from the operand's
     /// encoding key to the result's encoding key, keeping the message. The width may change
-    /// only when going to a small key whose parameter set bootstraps it.
+    /// only when going to a small key whose parameter set bootstraps it. (Like every
+    /// keyswitch op, an element that only constant `pbs` tables read need not be computed:
+    /// [`crate::Graph::elements_read`].)
     KeySwitch,
     /// `pbs (a)` (TFHE level only): programmable bootstrap of each ciphertext of `a` (under a
     /// small key `@pK.small` with width `w_in`) through a raw table: with `m` the `w_in`-bit
     /// message (the padding bit must be zero), the result holds `table[m]` (per element
     /// `tables[map[j]]` when several), encoded with the result type's width under `@pK`.
-    /// Entry `i` is the image of message `i` (no signed offset at this level).
+    /// Entry `i` is the image of message `i` (no signed offset at this level). An element whose
+    /// table is constant is not bootstrapped: its result is the trivial (noiseless) encryption
+    /// of that constant ([`crate::Graph::bootstraps`] counts the others).
     Pbs {
         /// Candidate tables (one, or several with a per-element map).
         tables: Vec<TableId>,
@@ -765,6 +769,14 @@ impl Op {
 pub struct Table {
     /// Entries; length `2^B` for a `B`-bit input.
     pub entries: Vec<i64>,
+}
+
+impl Table {
+    /// Whether every entry is the same: a `pbs` element reading it needs no bootstrap (its
+    /// result is the trivial, noiseless encryption of that entry).
+    pub fn is_constant(&self) -> bool {
+        self.entries.windows(2).all(|w| w[0] == w[1])
+    }
 }
 
 /// A constant tensor: clear integers in row-major order.

@@ -182,11 +182,7 @@ fn run_inner(
             waves[d].push(v);
         }
     }
-    let pbs_total: usize = order
-        .iter()
-        .filter(|v| matches!(g.op(**v), Op::Pbs { .. } | Op::WopPbs { .. }))
-        .map(|v| g.ty(*v).numel())
-        .sum();
+    let pbs_total: usize = order.iter().map(|v| g.bootstraps(*v) as usize).sum();
     let nodes_total = order.len() - ins.len();
     let nodes_done = AtomicUsize::new(0);
     let pbs_done = AtomicUsize::new(0);
@@ -207,8 +203,9 @@ fn run_inner(
                 let r = eval_node(&ctx, v, &args);
                 if let Some(p) = progress {
                     let n = nodes_done.fetch_add(1, Ordering::Relaxed) + 1;
-                    let pb = if matches!(g.op(v), Op::Pbs { .. } | Op::WopPbs { .. }) {
-                        pbs_done.fetch_add(g.ty(v).numel(), Ordering::Relaxed) + g.ty(v).numel()
+                    let b = g.bootstraps(v) as usize;
+                    let pb = if b > 0 {
+                        pbs_done.fetch_add(b, Ordering::Relaxed) + b
                     } else {
                         pbs_done.load(Ordering::Relaxed)
                     };
@@ -376,8 +373,11 @@ fn eval_node(ctx: &Ctx, v: ValueId, args: &[&Value]) -> Result<Value> {
         | Op::KeySwitchBit { .. }
         | Op::KeySwitchRound { .. } => {
             let read = ks_read(op);
+            // elements that only constant tables read are left trivial zeros
+            let needed = g.elements_read(v);
             return Ok(Value::Encrypted(
-                keys.keyswitch_tensor_read(ct(0)?, enc, read).map_err(|e| ctx.err(v, e))?,
+                keys.keyswitch_tensor_masked(ct(0)?, enc, read, needed.as_deref())
+                    .map_err(|e| ctx.err(v, e))?,
             ));
         }
         Op::Pbs { tables, map } => {

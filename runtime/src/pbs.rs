@@ -458,13 +458,43 @@ impl ServerKeys {
         to: Encoding,
         read: KsRead,
     ) -> Result<CtTensor> {
+        self.keyswitch_tensor_masked(ct, to, read, None)
+    }
+
+    /// [`ServerKeys::keyswitch_tensor_read`] of the elements `needed` marks (all when `None`);
+    /// the others are trivial encryptions of zero (for elements that no bootstrap reads:
+    /// [`veil_ir::Graph::elements_read`]).
+    pub fn keyswitch_tensor_masked(
+        &self,
+        ct: &CtTensor,
+        to: Encoding,
+        read: KsRead,
+        needed: Option<&[bool]>,
+    ) -> Result<CtTensor> {
         self.check_tensor(ct)?;
         let from = ct.encoding.key;
+        if needed.is_some_and(|m| m.len() != ct.tensor.data.len()) {
+            return Err(RuntimeError::BadInput(format!(
+                "a keyswitch mask of {} entries for {} elements",
+                needed.map_or(0, |m| m.len()),
+                ct.tensor.data.len()
+            )));
+        }
+        let dim = |k: KeyId| {
+            self.params.get(k.param() as usize).map(|p| match k {
+                KeyId::Big(_) => p.big_lwe_dimension(),
+                KeyId::Small(_) => p.lwe_dimension,
+            })
+        };
         let data = ct
             .tensor
             .data
             .par_iter()
-            .map(|c| self.keyswitch_read(c, from, to.key, to.width, read))
+            .enumerate()
+            .map(|(j, c)| match (needed.map(|m| m[j]), dim(to.key)) {
+                (Some(false), Some(d)) => Ok(Lwe::trivial(d, to.width, 0)),
+                _ => self.keyswitch_read(c, from, to.key, to.width, read),
+            })
             .collect::<Result<Vec<_>>>()?;
         self.out_tensor(to, ct.tensor.shape.clone(), data)
     }
@@ -521,21 +551,41 @@ impl ServerKeys {
                 tables.len()
             )));
         }
+        // A constant table needs no bootstrap: its elements are the trivial (noiseless)
+        // encryption of the constant (`veil_ir::Op::Pbs`).
         let accs = tables
             .iter()
-            .map(|t| match read {
-                KsRead::Bit(_) => self.sign_accumulator(p, t, out.width),
-                _ => self.accumulator(p, ct.encoding.width, &[t], out.width),
+            .map(|t| {
+                let entries = match read {
+                    KsRead::Bit(_) => 2,
+                    _ => 1usize << ct.encoding.width.min(40),
+                };
+                if t.len() == entries && t.windows(2).all(|w| w[0] == w[1]) {
+                    return Ok(None);
+                }
+                match read {
+                    KsRead::Bit(_) => self.sign_accumulator(p, t, out.width),
+                    _ => self.accumulator(p, ct.encoding.width, &[t], out.width),
+                }
+                .map(Some)
             })
             .collect::<Result<Vec<_>>>()?;
+        let dim = self.params[p as usize].big_lwe_dimension();
         let data = ct
             .tensor
             .data
             .par_iter()
             .enumerate()
             .map(|(j, c)| {
-                let acc = &accs[map.get(j).copied().unwrap_or(0) as usize];
-                self.bootstrap(c, acc)
+                let t = map.get(j).copied().unwrap_or(0) as usize;
+                match &accs[t] {
+                    Some(acc) => self.bootstrap(c, acc),
+                    None => Ok(Lwe::trivial(
+                        dim,
+                        out.width,
+                        tables[t].first().copied().unwrap_or(0),
+                    )),
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         self.out_tensor(out, ct.tensor.shape.clone(), data)

@@ -159,12 +159,6 @@ pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> R
                     .iter()
                     .enumerate()
                     .map(|(j, &x)| {
-                        pbs_count += 1;
-                        let mut m = wrap(x, enc.width);
-                        if p_err > 0.0 && rng.gen_bool(p_err.min(1.0)) {
-                            errors += 1;
-                            m = wrap(m + if rng.gen_bool(0.5) { 1 } else { -1 }, enc.width);
-                        }
                         let bad =
                             |what: String| RuntimeError::Program(format!("{}: {what}", at(v)));
                         let ti = map.get(j).copied().unwrap_or(0) as usize;
@@ -174,6 +168,16 @@ pub fn simulate(program: &Graph, inputs: &[Tensor<i64>], opts: &SimOptions) -> R
                         let table = g
                             .table(t)
                             .ok_or_else(|| bad(format!("table #{} does not exist", t.0)))?;
+                        // a constant table is a trivial encryption, not a bootstrap
+                        if table.is_constant() && !table.entries.is_empty() {
+                            return Ok(table.entries[0] as i128);
+                        }
+                        pbs_count += 1;
+                        let mut m = wrap(x, enc.width);
+                        if p_err > 0.0 && rng.gen_bool(p_err.min(1.0)) {
+                            errors += 1;
+                            m = wrap(m + if rng.gen_bool(0.5) { 1 } else { -1 }, enc.width);
+                        }
                         let (idx, sign) = if m >= half { (m - half, -1) } else { (m, 1) };
                         let e = table
                             .entries

@@ -312,6 +312,9 @@ pub enum LowerError {
 pub struct LowerStats {
     /// Bootstraps (one per ciphertext).
     pub pbs: u64,
+    /// Lookup elements whose table is constant: trivial encryptions, not bootstraps (not
+    /// counted in `pbs`; the rewrite's cost model counts them as bootstraps).
+    pub trivial_lookups: u64,
     /// Bootstraps per input width in bits.
     pub pbs_by_precision: BTreeMap<u8, u64>,
     /// Keyswitches that change the key (one per ciphertext); a same-key keyswitch only
@@ -348,6 +351,25 @@ struct PendingPbs {
     /// Per table: images of messages `0 .. 2^in_bits`.
     tables: Vec<Vec<i64>>,
     map: Vec<u32>,
+}
+
+impl PendingPbs {
+    /// Of its `n` elements, those whose table is not constant ([`veil_ir::Graph::bootstraps`]).
+    fn bootstraps(&self, n: usize) -> u64 {
+        let live = |t: &Vec<i64>| t.windows(2).any(|w| w[0] != w[1]);
+        if self.map.is_empty() {
+            if self.tables.first().is_some_and(live) {
+                n as u64
+            } else {
+                0
+            }
+        } else {
+            self.map
+                .iter()
+                .filter(|&&m| self.tables.get(m as usize).is_none_or(live))
+                .count() as u64
+        }
+    }
 }
 
 struct Lowerer<'a> {
@@ -1264,9 +1286,18 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        // elements whose table is constant are trivial encryptions, not bootstraps
+        let bootstraps: HashMap<ValueId, u64> = self
+            .pending
+            .iter()
+            .map(|p| (p.node, p.bootstraps(numel(&g.ty(p.node).shape))))
+            .collect();
         for &p in &pbs_nodes {
             let k = g.operands(p)[0];
-            partitions[part_of_ks(g, k)].tlus += numel(&g.ty(p).shape) as u64;
+            partitions[part_of_ks(g, k)].tlus += bootstraps
+                .get(&p)
+                .copied()
+                .unwrap_or(numel(&g.ty(p).shape) as u64);
         }
         let mut levelled_outputs = Vec::new();
         for (r, e) in &info {
@@ -1578,7 +1609,10 @@ impl<'a> Lowerer<'a> {
                 .tables
                 .into_iter()
                 .map(|mut t| {
-                    t.resize(1usize << bits, 0);
+                    // (messages past the table are unreachable; the last entry keeps a
+                    // constant table constant)
+                    let last = t.last().copied().unwrap_or(0);
+                    t.resize(1usize << bits, last);
                     *table_ids.entry(t.clone()).or_insert_with(|| {
                         g.tables.push(Table { entries: t });
                         veil_ir::TableId(g.tables.len() as u32 - 1)
@@ -1633,9 +1667,13 @@ impl<'a> Lowerer<'a> {
                     }
                 }
                 Op::Pbs { .. } => {
-                    stats.pbs += count;
-                    let bits = g.ty(g.operands(v)[0]).int.bits;
-                    *stats.pbs_by_precision.entry(bits).or_default() += count;
+                    let count = g.bootstraps(v);
+                    stats.trivial_lookups += numel(&g.ty(v).shape) as u64 - count;
+                    if count > 0 {
+                        stats.pbs += count;
+                        let bits = g.ty(g.operands(v)[0]).int.bits;
+                        *stats.pbs_by_precision.entry(bits).or_default() += count;
+                    }
                 }
                 Op::WopPbs { .. } => stats.wop_lookups += count,
                 Op::Input { .. } | Op::Const { .. } | Op::Output { .. } => {}

@@ -539,7 +539,9 @@ mod tests {
                     let (lo, n) = (t.int.min() as i64, 1usize << t.int.bits);
                     let steep = (0..n as i64).map(|i| ((i + lo) * (p % 3 + 2)).clamp(-20, 20));
                     let flat = (0..n as i64).map(|i| (i + lo).clamp(0, 2));
-                    let map = (0..t.shape.iter().product::<usize>() as u32).map(|j| j % 2).collect();
+                    let map = (0..t.shape.iter().product::<usize>() as u32)
+                        .map(|j| j % 2)
+                        .collect();
                     b.tlu_multi(a, vec![steep.collect(), flat.collect()], map)
                 }
                 _ => b.abs(a),
