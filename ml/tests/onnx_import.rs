@@ -409,6 +409,20 @@ fn torch_networks_at_concrete_ml_settings() {
         let acc_f = accuracy(fx.reference.labels.as_ref().unwrap(), &fx.targets);
         eprintln!("{name} at 6/6 approximate: float {acc_f:.3}, clear {acc_q:.3}");
         assert!(acc_q >= acc_f - points - 1e-9, "{name}: {acc_q} vs {acc_f}");
+        // Every lookup reads 6 bits, even where the deviation of an earlier approximate round
+        // widens the accumulator it reads (the import drops one more bit there).
+        let rows: Vec<Vec<veil_ir::Tensor<i64>>> = q
+            .client()
+            .calibration_inputs(&matrix(&fx.calibration))
+            .unwrap()
+            .into_iter()
+            .map(|t| vec![t])
+            .collect();
+        let widths = veil_ml::quantize::widened_lookup_widths(q.graph(), &rows).unwrap();
+        assert!(
+            widths.iter().all(|&(rounded, w)| rounded && w <= 6),
+            "{name}: {widths:?}"
+        );
     }
 }
 

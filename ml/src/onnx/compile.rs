@@ -8,7 +8,9 @@ use super::ops;
 use super::qval::{Ctx, QVal, Resolved, Val};
 use super::qval::{MAX_ACC, MAX_ROUNDED_ACC};
 use crate::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
-use crate::quantize::{QuantOptions, Rounding, RoundingMethod, UniformQuantizer};
+use crate::quantize::{
+    widened_lookup_widths, QuantOptions, Rounding, RoundingMethod, UniformQuantizer,
+};
 use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
@@ -143,6 +145,12 @@ pub enum RoundingPlan {
         method: RoundingMethod,
         /// Rounded-network default widths.
         network: bool,
+        /// Lookups read at most `keep` bits (an explicit `rounding_bits`, as Concrete ML's
+        /// `rounding_threshold_bits`): with approximate rounding, drop one more bit wherever
+        /// the deviation of earlier rounds widens a lookup past `keep`. `false` (veil's
+        /// automatic choice, which measures accuracy): keep `keep` bits of the calibrated
+        /// spread; such a lookup may read one bit more.
+        exact_width: bool,
     },
 }
 
@@ -225,15 +233,21 @@ pub fn compile(
         comparisons: None,
         output,
     };
+    // The inputset quantized as the program reads it.
+    let rows_of = |q: &UniformQuantizer, dec: &OutputDecoder| {
+        OnnxResult::Ok(
+            client(q.clone(), dec.clone())
+                .encode(inputset)
+                .map_err(|e| OnnxError::Malformed(format!("quantizing the inputset: {e}")))?
+                .into_iter()
+                .map(|t| vec![t])
+                .collect::<Vec<Vec<Tensor<i64>>>>(),
+        )
+    };
     // Calibrates an emitted integer program and gives the calibrated width of every lookup's
     // operand (the n-th lookup emitted is the n-th table lookup node: one emission order).
     let lookup_widths = |graph: &Graph, q: &UniformQuantizer, dec: &OutputDecoder| {
-        let rows: Vec<Vec<Tensor<i64>>> = client(q.clone(), dec.clone())
-            .encode(inputset)
-            .map_err(|e| OnnxError::Malformed(format!("quantizing the inputset: {e}")))?
-            .into_iter()
-            .map(|t| vec![t])
-            .collect();
+        let rows = rows_of(q, dec)?;
         let ranges = veil_compiler::passes::bitwidth::calibrate(graph, &rows)
             .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
         OnnxResult::Ok(
@@ -271,25 +285,49 @@ pub fn compile(
             keep,
             method,
             network,
+            exact_width,
         } => {
             let b = if network {
                 Resolved::of_rounded_network(n_bits)
             } else {
                 bits
             };
-            (b, Some((keep, method)))
+            (b, Some((keep, method, exact_width)))
         }
     };
     let q = quantizer(bits)?;
+    let exact_width = rounding.is_some_and(|r| r.2);
+    let rounding = rounding.map(|(keep, method, _)| (keep, method));
     let (mut graph, mut dec) = emit(bits, &q, rounding, &[])?;
-    if let Some((keep, _)) = rounding {
+    if let Some((keep, method)) = rounding {
         // round every lookup operand wider than `keep` bits
-        let plan: Vec<u8> = lookup_widths(&graph, &q, &dec)?
+        let mut plan: Vec<u8> = lookup_widths(&graph, &q, &dec)?
             .into_iter()
             .map(|bits| Rounding { keep_bits: keep }.lsbs(bits))
             .collect();
         if plan.iter().any(|&k| k > 0) {
             (graph, dec) = emit(bits, &q, rounding, &plan)?;
+            // Approximate rounding moves later accumulators (the compiler widens their types
+            // by that deviation, `passes::deviation`): drop one more bit wherever the widened
+            // quotient needs more than `keep` bits, so that each lookup reads `keep` bits as
+            // asked. Each pass only grows the plan, and earlier lookups first.
+            if exact_width && method == RoundingMethod::Approximate {
+                for _ in 0..plan.len() {
+                    let wide = widened_lookup_widths(&graph, &rows_of(&q, &dec)?)?;
+                    let mut grown = false;
+                    for (k, (rounded, w)) in plan.iter_mut().zip(wide) {
+                        if rounded && *k > 0 && w > keep {
+                            *k += w - keep;
+                            grown = true;
+                            break;
+                        }
+                    }
+                    if !grown {
+                        break;
+                    }
+                    (graph, dec) = emit(bits, &q, rounding, &plan)?;
+                }
+            }
         }
     }
     Ok(Some(Compiled {

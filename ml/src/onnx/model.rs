@@ -209,6 +209,7 @@ impl OnnxImport {
                 keep,
                 method: cfg.rounding_method,
                 network: false,
+                exact_width: true,
             };
             return build(plan)?.ok_or_else(|| OnnxError::Malformed("no program".into()));
         }
@@ -229,6 +230,7 @@ impl OnnxImport {
                 keep,
                 method: cfg.rounding_method,
                 network,
+                exact_width: false,
             };
             if let Some(m) = build(plan)? {
                 let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
