@@ -571,23 +571,28 @@ impl ServerKeys {
             })
             .collect::<Result<Vec<_>>>()?;
         let dim = self.params[p as usize].big_lwe_dimension();
-        let data = ct
-            .tensor
-            .data
+        let table_of = |j: usize| map.get(j).copied().unwrap_or(0) as usize;
+        // Only the bootstrapped elements go to the pool, one per task, so that the threads
+        // share them evenly wherever the trivial ones sit.
+        let live: Vec<usize> = (0..n).filter(|&j| accs[table_of(j)].is_some()).collect();
+        let mut booted = live
             .par_iter()
-            .enumerate()
-            .map(|(j, c)| {
-                let t = map.get(j).copied().unwrap_or(0) as usize;
+            .with_max_len(1)
+            .map(|&j| {
+                let acc = accs[table_of(j)].as_ref().expect("live elements have one");
+                self.bootstrap(&ct.tensor.data[j], acc)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let data = (0..n)
+            .map(|j| {
+                let t = table_of(j);
                 match &accs[t] {
-                    Some(acc) => self.bootstrap(c, acc),
-                    None => Ok(Lwe::trivial(
-                        dim,
-                        out.width,
-                        tables[t].first().copied().unwrap_or(0),
-                    )),
+                    Some(_) => booted.next().expect("one per live element"),
+                    None => Lwe::trivial(dim, out.width, tables[t].first().copied().unwrap_or(0)),
                 }
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         self.out_tensor(out, ct.tensor.shape.clone(), data)
     }
 
