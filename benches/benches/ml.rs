@@ -30,6 +30,7 @@
 //! values (two 3-bit digits) instead of their ranks among the split points, `ranks` sends the
 //! ranks and compares them in the program, instead of the default, the bits of the trees'
 //! comparisons computed by the client (`CompileConfig::tree_comparison_inputs`).
+//! `VEIL_BENCH_DUMP=1` prints each compiled program (optimized and lowered IR) to stderr.
 //! `VEIL_BENCH_OBJECTIVE=model|latency|keys` sets what the parameter optimizer minimises
 //! (default: the compiler's, `latency`, the sets that measured fastest; `model` is Concrete's
 //! cost model).

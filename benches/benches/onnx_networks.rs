@@ -16,7 +16,8 @@
 //! Prints per row: float and quantized-clear accuracy on the whole test set, compile time,
 //! bootstraps and their widths, key sizes, keygen time, and `VEIL_BENCH_SAMPLES` (default 2)
 //! test samples run encrypted one at a time on all threads (latency per sample, labels equal
-//! to clear), each next to the peer's figure. `VEIL_BENCH_MODELS=mlp,cnn` selects models.
+//! to clear), each next to the peer's figure. `VEIL_BENCH_MODELS=mlp,cnn` selects models;
+//! `VEIL_BENCH_DUMP=1` prints each optimized program to stderr.
 //!
 //! Run with `cargo bench -p veil-benches --bench onnx_networks` (`--profile release` skips
 //! the bench profile's fat LTO).
