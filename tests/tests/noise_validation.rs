@@ -120,14 +120,7 @@ impl Keys {
             modulus,
             &mut enc,
         );
-        let mut bsk = FourierLweBootstrapKey::new(
-            std_bsk.input_lwe_dimension(),
-            std_bsk.glwe_size(),
-            std_bsk.polynomial_size(),
-            std_bsk.decomposition_base_log(),
-            std_bsk.decomposition_level_count(),
-        );
-        convert_standard_lwe_bootstrap_key_to_fourier(&std_bsk, &mut bsk);
+        let bsk = fourier(&std_bsk);
         let lut = generate_programmable_bootstrap_glwe_lut(
             PolynomialSize(p.polynomial_size),
             GlweDimension(p.glwe_dimension).to_glwe_size(),
@@ -274,6 +267,19 @@ fn switched_phase_error(
 }
 
 /// A 64-bit torus value as a signed fraction in `[-1/2, 1/2)`.
+/// A bootstrap key in the Fourier domain, as the blind rotation reads it.
+fn fourier(std_bsk: &LweBootstrapKeyOwned<u64>) -> FourierLweBootstrapKeyOwned {
+    let mut bsk = FourierLweBootstrapKey::new(
+        std_bsk.input_lwe_dimension(),
+        std_bsk.glwe_size(),
+        std_bsk.polynomial_size(),
+        std_bsk.decomposition_base_log(),
+        std_bsk.decomposition_level_count(),
+    );
+    convert_standard_lwe_bootstrap_key_to_fourier(std_bsk, &mut bsk);
+    bsk
+}
+
 fn torus(x: u64) -> f64 {
     x as i64 as f64 / 2f64.powi(64)
 }
@@ -644,15 +650,7 @@ fn concrete_live_choices_measured() {
             modulus,
             &mut enc,
         );
-        let mut bsk = FourierLweBootstrapKey::new(
-            std_bsk.input_lwe_dimension(),
-            std_bsk.glwe_size(),
-            std_bsk.polynomial_size(),
-            std_bsk.decomposition_base_log(),
-            std_bsk.decomposition_level_count(),
-        );
-        convert_standard_lwe_bootstrap_key_to_fourier(&std_bsk, &mut bsk);
-        bsk
+        fourier(&std_bsk)
     };
     println!(
         "[{:.0} s] bootstrap key: n = {N}, k = 1, N = 2^14, 1 level of base 2^{pbs_base}",
