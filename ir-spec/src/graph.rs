@@ -264,51 +264,51 @@ impl Graph {
     /// element; else none.
     pub fn bootstraps(&self, v: ValueId) -> u64 {
         match self.op(v) {
-            Op::Pbs { tables, map } => {
-                let live = |t: &TableId| self.table(*t).is_some_and(|t| !t.is_constant());
-                if map.is_empty() {
-                    if tables.first().is_some_and(live) {
-                        self.ty(v).numel() as u64
-                    } else {
-                        0
-                    }
-                } else {
-                    let alive: Vec<bool> = tables.iter().map(live).collect();
-                    map.iter()
-                        .filter(|&&m| alive.get(m as usize).copied().unwrap_or(true))
-                        .count() as u64
-                }
-            }
+            Op::Pbs { .. } => self
+                .bootstrapped_elements(v)
+                .map_or(0, |b| b.iter().filter(|&&b| b).count() as u64),
             Op::WopPbs { .. } => self.ty(v).numel() as u64,
             _ => 0,
         }
+    }
+
+    /// Per element of the `pbs` `v`, whether it is bootstrapped: its table is not constant (a
+    /// missing table or map entry counts as bootstrapped). `None` when `v` is no `pbs`.
+    fn bootstrapped_elements(&self, v: ValueId) -> Option<Vec<bool>> {
+        let Op::Pbs { tables, map } = self.op(v) else {
+            return None;
+        };
+        let live: Vec<bool> = tables
+            .iter()
+            .map(|t| self.table(*t).is_none_or(|t| !t.is_constant()))
+            .collect();
+        let of = |t: usize| live.get(t).copied().unwrap_or(true);
+        let n = self.ty(v).numel();
+        Some(if map.is_empty() {
+            vec![of(0); n]
+        } else {
+            (0..n)
+                .map(|j| map.get(j).is_none_or(|&t| of(t as usize)))
+                .collect()
+        })
     }
 
     /// Which elements of `v` its users read, when every user is a `pbs` (an element that only
     /// constant tables read is never needed: [`Graph::bootstraps`]); `None` when some user
     /// reads all of `v`. A keyswitch need not compute the others.
     pub fn elements_read(&self, v: ValueId) -> Option<Vec<bool>> {
-        let n = self.ty(v).numel();
-        let mut read = vec![false; n];
         let users = self.users(v);
         if users.is_empty() {
             return None;
         }
+        let mut read = vec![false; self.ty(v).numel()];
         for u in users {
-            let Op::Pbs { tables, map } = self.op(u) else {
+            let booted = self.bootstrapped_elements(u)?;
+            if booted.len() != read.len() {
                 return None;
-            };
-            let live: Vec<bool> = tables
-                .iter()
-                .map(|t| self.table(*t).is_none_or(|t| !t.is_constant()))
-                .collect();
-            for (j, r) in read.iter_mut().enumerate() {
-                let t = if map.is_empty() {
-                    0
-                } else {
-                    *map.get(j)? as usize
-                };
-                *r |= live.get(t).copied().unwrap_or(true);
+            }
+            for (r, b) in read.iter_mut().zip(booted) {
+                *r |= b;
             }
         }
         Some(read)

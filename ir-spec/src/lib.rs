@@ -49,7 +49,9 @@ pub use domain::{Domain, DomainChecker, DomainError, DomainViolation};
 pub use graph::{Graph, Level, Node, ValueId};
 pub use infer::{infer, Interval, TypeError};
 pub use interp::{eval_op, run, run_traced, InterpError, Prepared};
-pub use ops::{BinOp, CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId, UnOp};
+pub use ops::{
+    is_constant_table, BinOp, CmpOp, ConstId, Constant, Conv2dAttrs, Op, Table, TableId, UnOp,
+};
 pub use params::{KsModulus, ModulusSwitch, NoiseDistribution, ParamSet};
 pub use tensor::{Element, Tensor};
 pub use types::{Encoding, IntType, KeyId, Shape, TensorType, Visibility};

@@ -772,11 +772,16 @@ pub struct Table {
 }
 
 impl Table {
-    /// Whether every entry is the same: a `pbs` element reading it needs no bootstrap (its
-    /// result is the trivial, noiseless encryption of that entry).
+    /// Whether every entry is the same ([`is_constant_table`]).
     pub fn is_constant(&self) -> bool {
-        self.entries.windows(2).all(|w| w[0] == w[1])
+        is_constant_table(&self.entries)
     }
+}
+
+/// Whether every entry of a table is the same: a `pbs` element reading it needs no bootstrap
+/// (its result is the trivial, noiseless encryption of that entry).
+pub fn is_constant_table(entries: &[i64]) -> bool {
+    entries.windows(2).all(|w| w[0] == w[1])
 }
 
 /// A constant tensor: clear integers in row-major order.

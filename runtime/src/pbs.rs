@@ -480,18 +480,19 @@ impl ServerKeys {
                 ct.tensor.data.len()
             )));
         }
-        let dim = |k: KeyId| {
-            self.params.get(k.param() as usize).map(|p| match k {
+        let zero_dim = self
+            .params
+            .get(to.key.param() as usize)
+            .map(|p| match to.key {
                 KeyId::Big(_) => p.big_lwe_dimension(),
                 KeyId::Small(_) => p.lwe_dimension,
-            })
-        };
+            });
         let data = ct
             .tensor
             .data
             .par_iter()
             .enumerate()
-            .map(|(j, c)| match (needed.map(|m| m[j]), dim(to.key)) {
+            .map(|(j, c)| match (needed.map(|m| m[j]), zero_dim) {
                 (Some(false), Some(d)) => Ok(Lwe::trivial(d, to.width, 0)),
                 _ => self.keyswitch_read(c, from, to.key, to.width, read),
             })
@@ -560,7 +561,7 @@ impl ServerKeys {
                     KsRead::Bit(_) => 2,
                     _ => 1usize << ct.encoding.width.min(40),
                 };
-                if t.len() == entries && t.windows(2).all(|w| w[0] == w[1]) {
+                if t.len() == entries && veil_ir::is_constant_table(t) {
                     return Ok(None);
                 }
                 match read {

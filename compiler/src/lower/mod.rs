@@ -356,9 +356,9 @@ struct PendingPbs {
 impl PendingPbs {
     /// Of its `n` elements, those whose table is not constant ([`veil_ir::Graph::bootstraps`]).
     fn bootstraps(&self, n: usize) -> u64 {
-        let live = |t: &Vec<i64>| t.windows(2).any(|w| w[0] != w[1]);
+        let live = |t: &Vec<i64>| !veil_ir::is_constant_table(t);
         if self.map.is_empty() {
-            if self.tables.first().is_some_and(live) {
+            if self.tables.first().is_none_or(live) {
                 n as u64
             } else {
                 0

@@ -192,9 +192,7 @@ fn deviation(
         Op::TluMulti { tables, map } => {
             let x = ops[0];
             let r = ranges.get(x)?;
-            let mut used: Vec<u32> = map.clone();
-            used.sort_unstable();
-            used.dedup();
+            let used: std::collections::BTreeSet<u32> = map.iter().copied().collect();
             let mut worst = 0;
             for i in used {
                 let t = g.table(*tables.get(i as usize)?)?;

@@ -268,7 +268,7 @@ pub fn compile(
                 .collect::<Vec<u8>>(),
         )
     };
-    let (bits, rounding) = match rounding {
+    let (bits, rounding, exact_width) = match rounding {
         RoundingPlan::Off => {
             let q = quantizer(bits)?;
             let (graph, dec) = emit(bits, &q, None, &[])?;
@@ -292,12 +292,10 @@ pub fn compile(
             } else {
                 bits
             };
-            (b, Some((keep, method, exact_width)))
+            (b, Some((keep, method)), exact_width)
         }
     };
     let q = quantizer(bits)?;
-    let exact_width = rounding.is_some_and(|r| r.2);
-    let rounding = rounding.map(|(keep, method, _)| (keep, method));
     let (mut graph, mut dec) = emit(bits, &q, rounding, &[])?;
     if let Some((keep, method)) = rounding {
         // round every lookup operand wider than `keep` bits
