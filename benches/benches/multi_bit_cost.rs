@@ -1,0 +1,143 @@
+//! Multi-bit blind rotation (tfhe-rs `multi_bit_blind_rotate_assign`, grouping factor g, one
+//! producer thread) against the classic one (`blind_rotate_assign_mem_optimized`) on the same
+//! shapes: wall and process CPU time per bootstrap, n = 840, keys of the real size filled
+//! with random values (the values do not change the time).
+//!
+//! Why veil bootstraps classically: multi-bit cuts the sequential external products to n/g
+//! but adds 2^g GGSW combinations per group; tfhe-rs's figures show it about 2x faster on many
+//! cores. On the project's 2-core machine it is slower at every shape measured (N = 1024 to
+//! 8192, g = 2 to 4): 1.5-3.7x the classic wall time and 1.3-3x its CPU time, so a
+//! program that already bootstraps elements in parallel loses.
+//!
+//! `VEIL_BENCH_ROUNDS` sets the timed runs (default 5, averaged); `VEIL_BENCH_GROUPS` the
+//! grouping factors (default `2,3,4`; empty: the classic rotation alone).
+//! Run: `cargo bench -p veil-benches --bench multi_bit_cost --profile release`.
+
+use std::time::Instant;
+use tfhe::core_crypto::fft_impl::fft64::c64;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+use tfhe::core_crypto::prelude::*;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
+    let t: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    t / 100.0
+}
+
+fn time(rounds: usize, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let (t, c) = (Instant::now(), cpu_s());
+    for _ in 0..rounds {
+        f();
+    }
+    (
+        t.elapsed().as_secs_f64() / rounds as f64,
+        (cpu_s() - c) / rounds as f64,
+    )
+}
+
+fn fill(data: &mut [c64], rng: &mut Rng) {
+    for c in data {
+        *c = c64::new(
+            (rng.next() >> 11) as f64 * 1e-9,
+            (rng.next() >> 11) as f64 * 1e-9,
+        );
+    }
+}
+
+fn main() {
+    let rounds: usize = std::env::var("VEIL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    // grouping factors to measure (`VEIL_BENCH_GROUPS=2,3`; empty: the classic rotation alone)
+    let groups: Vec<usize> = std::env::var("VEIL_BENCH_GROUPS")
+        .unwrap_or_else(|_| "2,3,4".into())
+        .split(',')
+        .filter_map(|g| g.trim().parse().ok())
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let n = 840;
+    let modulus = CiphertextModulus::<u64>::new_native();
+    println!("n = {n}; per bootstrap: wall ms, cpu ms");
+    for &(k, poly, level) in &[
+        (1usize, 1024usize, 1usize),
+        (1, 2048, 1),
+        (1, 4096, 1),
+        (1, 8192, 1),
+        (1, 8192, 2),
+    ] {
+        let glwe_size = GlweSize(k + 1);
+        let fft = Fft::new(PolynomialSize(poly));
+        let body: Vec<u64> = (0..poly).map(|_| rng.next()).collect();
+        let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
+            glwe_size,
+            &PlaintextList::from_container(body),
+            modulus,
+        );
+        let data: Vec<u64> = (0..=n).map(|_| rng.next() | 1).collect();
+        let input = LweCiphertext::from_container(data, modulus);
+        let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
+        let mut line = format!("k={k} N={poly:5} l={level}:");
+        {
+            let mut bsk = FourierLweBootstrapKey::new(
+                LweDimension(n),
+                glwe_size,
+                PolynomialSize(poly),
+                DecompositionBaseLog(64 / (level + 1)),
+                DecompositionLevelCount(level),
+            );
+            fill(bsk.as_mut_view().data(), &mut rng);
+            let mut buf = ComputationBuffers::new();
+            buf.resize(
+                blind_rotate_assign_mem_optimized_requirement::<u64>(
+                    glwe_size,
+                    PolynomialSize(poly),
+                    fft.as_view(),
+                )
+                .unaligned_bytes_required(),
+            );
+            let (w, c) = time(rounds, || {
+                let mut glwe = acc.clone();
+                let ms = lwe_ciphertext_modulus_switch(input.as_view(), log);
+                blind_rotate_assign_mem_optimized(&ms, &mut glwe, &bsk, fft.as_view(), buf.stack());
+                std::hint::black_box(&glwe);
+            });
+            line += &format!("  classic {:7.1} {:7.1}", w * 1e3, c * 1e3);
+        }
+        for &g in &groups {
+            let mut bsk = FourierLweMultiBitBootstrapKey::new(
+                LweDimension(n),
+                glwe_size,
+                PolynomialSize(poly),
+                DecompositionBaseLog(64 / (level + 1)),
+                DecompositionLevelCount(level),
+                LweBskGroupingFactor(g),
+            );
+            fill(bsk.as_mut_view().data(), &mut rng);
+            let ms = StandardMultiBitModulusSwitchedCt {
+                input: input.as_view(),
+                grouping_factor: LweBskGroupingFactor(g),
+                log_modulus: log,
+            };
+            let (w, c) = time(rounds, || {
+                let mut glwe = acc.clone();
+                multi_bit_blind_rotate_assign(&ms, &mut glwe, &bsk, ThreadCount(1), false);
+                std::hint::black_box(&glwe);
+            });
+            line += &format!("  g{g} {:7.1} {:7.1}", w * 1e3, c * 1e3);
+        }
+        println!("{line}");
+    }
+}
