@@ -23,8 +23,9 @@
 //! - **Regions.** Encrypted values joined by levelled ops share one encoding: a key and a
 //!   message width `w` (`delta = 2^(63-w)`). A region's width is its widest keyswitch output
 //!   or encrypted output; arithmetic in it is exact modulo `2^(w+1)`.
-//! - **Partitions.** Bootstraps are grouped by input width; partitions whose bootstraps feed
-//!   one region are merged (a region lives under one big key). Each partition's keyswitches
+//! - **Partitions.** Bootstraps are grouped by input width and by the region they read;
+//!   partitions whose bootstraps feed one region are merged (a region lives under one big
+//!   key). Each partition's keyswitches
 //!   narrow their region's messages to the bootstrap's own width `b` (tables have `2^b`
 //!   entries), which multiplies the region's noise by `4^(w-b)`: that factor enters the
 //!   partition's norm2 (see [`manp`]).
@@ -1169,16 +1170,21 @@ impl<'a> Lowerer<'a> {
         }
         let region_of = classes_by_min(regions);
         let region = |v: ValueId| region_of[idx[&v]];
-        // Partitions: keyswitches grouped by width, merged when their bootstraps' outputs meet
-        // in one region (a region lives under one big key).
+        // Partitions: keyswitches grouped by width and by the region they read, merged when
+        // their bootstraps' outputs meet in one region (a region lives under one big key).
+        // Lookups of one width reading different regions may then get different sets: those
+        // whose outputs feed small weights need less precise (cheaper) bootstraps than those
+        // feeding wide dot products or decoded outputs (Concrete's partitioning by precision
+        // and norm2).
         let ks_nodes: Vec<ValueId> = vals.iter().copied().filter(|&v| is_ks(g, v)).collect();
-        let mut widths: Vec<u8> = ks_nodes.iter().map(|&k| g.ty(k).int.bits).collect();
+        let class_key = |g: &Graph, k: ValueId| (g.ty(k).int.bits, region(g.operands(k)[0]));
+        let mut widths: Vec<(u8, usize)> = ks_nodes.iter().map(|&k| class_key(g, k)).collect();
         widths.sort_unstable();
         widths.dedup();
         let class_of = |g: &Graph, k: ValueId| {
             widths
-                .binary_search(&g.ty(k).int.bits)
-                .expect("every keyswitch width is listed")
+                .binary_search(&class_key(g, k))
+                .expect("every keyswitch class is listed")
         };
         let mut classes = UnionFind::<usize>::new(widths.len());
         let pbs_nodes: Vec<ValueId> = vals

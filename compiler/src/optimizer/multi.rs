@@ -9,8 +9,10 @@
 //! and the producer's output noise feeds the consumer's bootstrap. When that exceeds what the
 //! consumer tolerates, the producer's output noise is capped (halved budget) and its group
 //! re-searched, a few rounds at most. Outputs decoded under a partition's big key cap its
-//! output noise from the start. The cheapest grouping wins; the one-set grouping is tried
-//! first and wins ties, so sets split only when strictly cheaper.
+//! output noise from the start. The cheapest grouping wins, each set beyond the first
+//! counting [`EXTRA_SET_MARGIN`] dearer (it costs a bootstrap key, keygen time and key bytes,
+//! which the objective does not price); the one-set grouping is tried first and wins ties,
+//! so sets split only when that much cheaper.
 
 use super::cost::{ks_cost, ks_latency_ns_mod};
 use super::error::{p_error_of_variance, safe_variance};
@@ -20,6 +22,11 @@ use super::search::{
 use super::{ChosenSet, Conversion, OptimizeError, Problem, Solution, MAX_PRECISION};
 use std::collections::HashMap;
 use veil_ir::ParamSet;
+
+/// How much cheaper (relative objective) a grouping must be per set beyond the first to be
+/// chosen: an extra set brings its own bootstrap key (keygen time, key bytes) for a gain
+/// the objective alone would take however small.
+pub const EXTRA_SET_MARGIN: f64 = 0.02;
 
 /// Up to this many partitions every contiguous grouping is tried.
 pub const MAX_ENUMERATED_PARTITIONS: usize = 10;
@@ -418,7 +425,10 @@ pub fn optimize(problem: &Problem) -> Result<Solution, OptimizeError> {
                 if gi == 0 {
                     single_set_cost = Some(e.cost);
                 }
-                if best.as_ref().is_none_or(|b| e.rank < b.rank) {
+                let score = |e: &Evaluated| {
+                    e.rank * (1.0 + EXTRA_SET_MARGIN).powi(e.groups.len() as i32 - 1)
+                };
+                if best.as_ref().is_none_or(|b| score(&e) < score(b)) {
                     best = Some(e);
                 }
             }
