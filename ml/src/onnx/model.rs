@@ -185,7 +185,10 @@ impl OnnxImport {
     /// lookup gets the cheapest rounding of [`AUTO_ROUNDINGS`] (in order) whose predictions on
     /// the inputset (up to [`AUTO_ROUNDING_ROWS`] rows, run in the clear) agree with the float
     /// model's within [`AUTO_ROUNDING_TOLERANCE`] of the best of them (classifiers: the share
-    /// of equal labels; regressors: `1 - SSE / SST` against the float predictions).
+    /// of equal labels; regressors: `1 - SSE / SST` against the float predictions). With
+    /// approximate rounding, each candidate is the calibrated plan or, where it agrees at
+    /// least as well, the plan whose lookups read exactly the kept bits (as an explicit
+    /// `rounding_bits` gives).
     pub fn compile(&self, inputset: &Matrix, cfg: &ImportConfig) -> OnnxResult<OnnxModel> {
         let build = |plan: RoundingPlan| -> OnnxResult<Option<OnnxModel>> {
             Ok(compile::compile(
@@ -226,16 +229,28 @@ impl OnnxImport {
         let float = self.predict_float(&probe)?;
         let mut tried: Vec<(f64, OnnxModel)> = Vec::new();
         for &(keep, network) in AUTO_ROUNDINGS {
-            let plan = RoundingPlan::Keep {
+            let plan = |exact_width| RoundingPlan::Keep {
                 keep,
                 method: cfg.rounding_method,
                 network,
-                exact_width: false,
+                exact_width,
             };
-            if let Some(m) = build(plan)? {
-                let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
-                tried.push((score, m));
+            let Some(m) = build(plan(false))? else {
+                continue;
+            };
+            let mut best = (agreement(self, &float, &m.predict_clear(&probe)?, rows), m);
+            // Approximate rounds widen later lookups by their deviation; the variant that
+            // drops those extra bits reads `keep` bits everywhere (cheaper) and replaces the
+            // calibrated plan when it agrees with float at least as well on the inputset.
+            if cfg.rounding_method == RoundingMethod::Approximate {
+                if let Some(m) = build(plan(true))? {
+                    let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
+                    if score >= best.0 {
+                        best = (score, m);
+                    }
+                }
             }
+            tried.push(best);
         }
         let best = tried.iter().map(|(s, _)| *s).fold(f64::MIN, f64::max);
         // the cheapest within the tolerance of the best
