@@ -14,19 +14,9 @@
 //! Run: `cargo bench -p veil-benches --bench multi_bit_cost --profile release`.
 
 use std::time::Instant;
-use tfhe::core_crypto::fft_impl::fft64::c64;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use veil_benches::{fill_random, Rng};
 
 fn cpu_s() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -45,15 +35,6 @@ fn time(rounds: usize, mut f: impl FnMut()) -> (f64, f64) {
         t.elapsed().as_secs_f64() / rounds as f64,
         (cpu_s() - c) / rounds as f64,
     )
-}
-
-fn fill(data: &mut [c64], rng: &mut Rng) {
-    for c in data {
-        *c = c64::new(
-            (rng.next() >> 11) as f64 * 1e-9,
-            (rng.next() >> 11) as f64 * 1e-9,
-        );
-    }
 }
 
 fn main() {
@@ -80,13 +61,13 @@ fn main() {
     ] {
         let glwe_size = GlweSize(k + 1);
         let fft = Fft::new(PolynomialSize(poly));
-        let body: Vec<u64> = (0..poly).map(|_| rng.next()).collect();
+        let body: Vec<u64> = (0..poly).map(|_| rng.next_u64()).collect();
         let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
             glwe_size,
             &PlaintextList::from_container(body),
             modulus,
         );
-        let data: Vec<u64> = (0..=n).map(|_| rng.next() | 1).collect();
+        let data: Vec<u64> = (0..=n).map(|_| rng.next_u64() | 1).collect();
         let input = LweCiphertext::from_container(data, modulus);
         let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
         let mut line = format!("k={k} N={poly:5} l={level}:");
@@ -98,7 +79,7 @@ fn main() {
                 DecompositionBaseLog(64 / (level + 1)),
                 DecompositionLevelCount(level),
             );
-            fill(bsk.as_mut_view().data(), &mut rng);
+            fill_random(bsk.as_mut_view().data(), &mut rng);
             let mut buf = ComputationBuffers::new();
             buf.resize(
                 blind_rotate_assign_mem_optimized_requirement::<u64>(
@@ -125,7 +106,7 @@ fn main() {
                 DecompositionLevelCount(level),
                 LweBskGroupingFactor(g),
             );
-            fill(bsk.as_mut_view().data(), &mut rng);
+            fill_random(bsk.as_mut_view().data(), &mut rng);
             let ms = StandardMultiBitModulusSwitchedCt {
                 input: input.as_view(),
                 grouping_factor: LweBskGroupingFactor(g),

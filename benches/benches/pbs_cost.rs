@@ -22,25 +22,13 @@
 //! Run: `cargo bench -p veil-benches --bench pbs_cost --profile release`.
 
 use std::time::Instant;
-use tfhe::core_crypto::fft_impl::fft64::c64;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
+use veil_benches::{fill_random, Rng};
 use veil_compiler::optimizer::cost::{
     cmux_cost, cmux_latency_ns, fft_cost, ks_cost, ks_latency_ns, ks_latency_ns_mod,
 };
 use veil_ir::KsModulus;
-
-/// A small deterministic generator (xorshift64*): random mask values for the inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// Input dimension of the probe's bootstrap key: the real range (`n` ~ 600-1000) so that the
 /// key streams from memory as in a real bootstrap, capped at 256 MB of key.
@@ -83,15 +71,9 @@ fn cmux_ns(k: usize, poly: usize, level: usize, rounds: usize, rng: &mut Rng) ->
         DecompositionBaseLog(64 / (level + 1)),
         DecompositionLevelCount(level),
     );
-    // random values: a zeroed allocation maps one shared zero page, which stays in cache
-    for c in bsk.as_mut_view().data() {
-        *c = c64::new(
-            (rng.next() >> 11) as f64 * 1e-9,
-            (rng.next() >> 11) as f64 * 1e-9,
-        );
-    }
+    fill_random(bsk.as_mut_view().data(), rng);
     let modulus = CiphertextModulus::<u64>::new_native();
-    let data: Vec<u64> = (0..=n).map(|_| rng.next() | 1).collect();
+    let data: Vec<u64> = (0..=n).map(|_| rng.next_u64() | 1).collect();
     let input = LweCiphertext::from_container(&data[..], modulus);
     let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
     let fft = Fft::new(PolynomialSize(poly));
@@ -104,7 +86,7 @@ fn cmux_ns(k: usize, poly: usize, level: usize, rounds: usize, rng: &mut Rng) ->
         )
         .unaligned_bytes_required(),
     );
-    let body: Vec<u64> = (0..poly).map(|_| rng.next()).collect();
+    let body: Vec<u64> = (0..poly).map(|_| rng.next_u64()).collect();
     let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
         glwe_size,
         &PlaintextList::from_container(body),
@@ -132,8 +114,8 @@ fn ks_ns(n_in: usize, n_out: usize, level: usize, rounds: usize, rng: &mut Rng) 
         LweDimension(n_out),
         modulus,
     );
-    ksk.as_mut().iter_mut().for_each(|x| *x = rng.next());
-    let data: Vec<u64> = (0..=n_in).map(|_| rng.next()).collect();
+    ksk.as_mut().iter_mut().for_each(|x| *x = rng.next_u64());
+    let data: Vec<u64> = (0..=n_in).map(|_| rng.next_u64()).collect();
     let input = LweCiphertext::from_container(data, modulus);
     let mut out = LweCiphertext::new(0u64, LweSize(n_out + 1), modulus);
     best(rounds, || {
@@ -153,8 +135,10 @@ fn ks32_ns(n_in: usize, n_out: usize, level: usize, rounds: usize, rng: &mut Rng
         LweDimension(n_out),
         modulus,
     );
-    ksk.as_mut().iter_mut().for_each(|x| *x = rng.next() as u32);
-    let data: Vec<u64> = (0..=n_in).map(|_| rng.next()).collect();
+    ksk.as_mut()
+        .iter_mut()
+        .for_each(|x| *x = rng.next_u64() as u32);
+    let data: Vec<u64> = (0..=n_in).map(|_| rng.next_u64()).collect();
     let input = LweCiphertext::from_container(data, CiphertextModulus::<u64>::new_native());
     let mut out = LweCiphertext::new(0u32, LweSize(n_out + 1), modulus);
     best(rounds, || {

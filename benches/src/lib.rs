@@ -11,6 +11,8 @@
 //!   `VEIL_BENCH_SAMPLES`).
 //! - `wop_lookup`: one encrypted WoP-PBS lookup per input width, 4 to 16 bits: keygen, key
 //!   sizes, time per lookup and its growth per bit, next to the classic KS + PBS up to 8 bits.
+//! - `pbs_cost`, `multi_bit_cost`: blind rotations through keys of the real size filled with
+//!   random values ([`Rng`], [`fill_random`]).
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.
@@ -144,5 +146,31 @@ pub fn onnx_encrypted(
         latency_s: t.elapsed().as_secs_f64() / runs.max(1) as f64,
         same,
         runs,
+    }
+}
+
+/// A small deterministic generator (xorshift64*): random mask values and key contents for the
+/// cost probes.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Fills a Fourier-domain key with random values: a zeroed allocation maps one shared zero
+/// page, which stays in cache, so a probe through it would not stream from memory as a real
+/// bootstrap does.
+pub fn fill_random(data: &mut [tfhe::core_crypto::fft_impl::fft64::c64], rng: &mut Rng) {
+    for c in data {
+        *c = tfhe::core_crypto::fft_impl::fft64::c64::new(
+            (rng.next_u64() >> 11) as f64 * 1e-9,
+            (rng.next_u64() >> 11) as f64 * 1e-9,
+        );
     }
 }

@@ -36,6 +36,19 @@ fn fixture(name: &str) -> Fixture {
     serde_json::from_str(&text).expect("fixture parses")
 }
 
+/// Per lookup of `q`: whether a round feeds it, and the bits it reads over the fixture's
+/// calibration rows once the compiler widens types by approximate rounds' deviation.
+fn lookup_widths(q: &veil_ml::onnx::OnnxModel, fx: &Fixture) -> Vec<(bool, u8)> {
+    let rows: Vec<Vec<veil_ir::Tensor<i64>>> = q
+        .client()
+        .calibration_inputs(&matrix(&fx.calibration))
+        .unwrap()
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    veil_ml::quantize::widened_lookup_widths(q.graph(), &rows).unwrap()
+}
+
 fn matrix(rows: &[Vec<f64>]) -> Matrix {
     Matrix::from_rows(rows).expect("rectangular")
 }
@@ -411,14 +424,7 @@ fn torch_networks_at_concrete_ml_settings() {
         assert!(acc_q >= acc_f - points - 1e-9, "{name}: {acc_q} vs {acc_f}");
         // Every lookup reads 6 bits, even where the deviation of an earlier approximate round
         // widens the accumulator it reads (the import drops one more bit there).
-        let rows: Vec<Vec<veil_ir::Tensor<i64>>> = q
-            .client()
-            .calibration_inputs(&matrix(&fx.calibration))
-            .unwrap()
-            .into_iter()
-            .map(|t| vec![t])
-            .collect();
-        let widths = veil_ml::quantize::widened_lookup_widths(q.graph(), &rows).unwrap();
+        let widths = lookup_widths(&q, &fx);
         assert!(
             widths.iter().all(|&(rounded, w)| rounded && w <= 6),
             "{name}: {widths:?}"
@@ -438,14 +444,7 @@ fn automatic_rounding_takes_exact_widths_where_they_agree_as_well() {
         let q = m
             .compile(&matrix(&fx.calibration), &ImportConfig::default())
             .expect("compiles");
-        let rows: Vec<Vec<veil_ir::Tensor<i64>>> = q
-            .client()
-            .calibration_inputs(&matrix(&fx.calibration))
-            .unwrap()
-            .into_iter()
-            .map(|t| vec![t])
-            .collect();
-        let widths = veil_ml::quantize::widened_lookup_widths(q.graph(), &rows).unwrap();
+        let widths = lookup_widths(&q, &fx);
         let widest = widths.iter().map(|&(_, w)| w).max().unwrap_or(0);
         assert_eq!(widest <= 6, exact, "{name}: {widths:?}");
     }
