@@ -25,10 +25,9 @@
 //!   or encrypted output; arithmetic in it is exact modulo `2^(w+1)`.
 //! - **Partitions.** Bootstraps are grouped by input width and by the region they read;
 //!   partitions whose bootstraps feed one region are merged (a region lives under one big
-//!   key). Each partition's keyswitches
-//!   narrow their region's messages to the bootstrap's own width `b` (tables have `2^b`
-//!   entries), which multiplies the region's noise by `4^(w-b)`: that factor enters the
-//!   partition's norm2 (see [`manp`]).
+//!   key). Each partition's keyswitches narrow their region's messages to the bootstrap's own
+//!   width `b` (tables have `2^b` entries), which multiplies the region's noise by `4^(w-b)`:
+//!   that factor enters the partition's norm2 (see [`manp`]).
 //! - **Keys.** A region lives under the big key of the partition producing it, or (inputs) of
 //!   its main consumer. A keyswitch from a region under another set's big key goes straight
 //!   into the consumer's small key (a *crossing*, priced and noise-checked by the optimizer).
@@ -1178,15 +1177,14 @@ impl<'a> Lowerer<'a> {
         // and norm2).
         let ks_nodes: Vec<ValueId> = vals.iter().copied().filter(|&v| is_ks(g, v)).collect();
         let class_key = |g: &Graph, k: ValueId| (g.ty(k).int.bits, region(g.operands(k)[0]));
-        let mut widths: Vec<(u8, usize)> = ks_nodes.iter().map(|&k| class_key(g, k)).collect();
-        widths.sort_unstable();
-        widths.dedup();
+        let mut keys: Vec<(u8, usize)> = ks_nodes.iter().map(|&k| class_key(g, k)).collect();
+        keys.sort_unstable();
+        keys.dedup();
         let class_of = |g: &Graph, k: ValueId| {
-            widths
-                .binary_search(&class_key(g, k))
+            keys.binary_search(&class_key(g, k))
                 .expect("every keyswitch class is listed")
         };
-        let mut classes = UnionFind::<usize>::new(widths.len());
+        let mut classes = UnionFind::<usize>::new(keys.len());
         let pbs_nodes: Vec<ValueId> = vals
             .iter()
             .copied()
@@ -1207,9 +1205,9 @@ impl<'a> Lowerer<'a> {
             }
         }
         let class_root = classes_by_min(classes);
-        let mut part_of_class = vec![usize::MAX; widths.len()];
+        let mut part_of_class = vec![usize::MAX; keys.len()];
         let mut n_parts = 0;
-        for c in 0..widths.len() {
+        for c in 0..keys.len() {
             let root = class_root[c];
             if part_of_class[root] == usize::MAX {
                 part_of_class[root] = n_parts;

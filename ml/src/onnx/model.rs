@@ -238,19 +238,19 @@ impl OnnxImport {
             let Some(m) = build(plan(false))? else {
                 continue;
             };
-            let mut best = (agreement(self, &float, &m.predict_clear(&probe)?, rows), m);
+            let mut chosen = (agreement(self, &float, &m.predict_clear(&probe)?, rows), m);
             // Approximate rounds widen later lookups by their deviation; the variant that
             // drops those extra bits reads `keep` bits everywhere (cheaper) and replaces the
             // calibrated plan when it agrees with float at least as well on the inputset.
             if cfg.rounding_method == RoundingMethod::Approximate {
                 if let Some(m) = build(plan(true))? {
                     let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
-                    if score >= best.0 {
-                        best = (score, m);
+                    if score >= chosen.0 {
+                        chosen = (score, m);
                     }
                 }
             }
-            tried.push(best);
+            tried.push(chosen);
         }
         let best = tried.iter().map(|(s, _)| *s).fold(f64::MIN, f64::max);
         // the cheapest within the tolerance of the best
