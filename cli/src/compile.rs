@@ -122,7 +122,9 @@ pub struct CompileOptions {
     /// Default: accumulators up to 8 bits are read whole; when one is wider, the model is a
     /// network and gets the cheapest rounding (6, 7 or 8 kept bits, 6-bit widths where
     /// unset) whose predictions on the inputset agree with the float model's within 5 points
-    /// of the best of them.
+    /// of the best of them. With a value, every lookup reads exactly that many bits (one more
+    /// bit is dropped where an approximate rounding's deviation would widen a later lookup);
+    /// the default does the same wherever that agrees with float at least as well.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
     /// ONNX models: how accumulators are rounded. `approximate` (default, as Concrete ML): the
