@@ -14,9 +14,8 @@
 //! Run: `cargo bench -p veil-benches --bench multi_bit_cost --profile release`.
 
 use std::time::Instant;
-use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
-use veil_benches::{fill_random, Rng};
+use veil_benches::{fill_random, Rng, RotationProbe};
 
 fn cpu_s() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -50,7 +49,6 @@ fn main() {
         .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let n = 840;
-    let modulus = CiphertextModulus::<u64>::new_native();
     println!("n = {n}; per bootstrap: wall ms, cpu ms");
     for &(k, poly, level) in &[
         (1usize, 1024usize, 1usize),
@@ -59,48 +57,14 @@ fn main() {
         (1, 8192, 1),
         (1, 8192, 2),
     ] {
-        let glwe_size = GlweSize(k + 1);
-        let fft = Fft::new(PolynomialSize(poly));
-        let body: Vec<u64> = (0..poly).map(|_| rng.next_u64()).collect();
-        let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
-            glwe_size,
-            &PlaintextList::from_container(body),
-            modulus,
-        );
-        let data: Vec<u64> = (0..=n).map(|_| rng.next_u64() | 1).collect();
-        let input = LweCiphertext::from_container(data, modulus);
-        let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
+        let mut probe = RotationProbe::new(n, k, poly, level, &mut rng);
+        let (w, c) = time(rounds, || probe.rotate());
         let mut line = format!("k={k} N={poly:5} l={level}:");
-        {
-            let mut bsk = FourierLweBootstrapKey::new(
-                LweDimension(n),
-                glwe_size,
-                PolynomialSize(poly),
-                DecompositionBaseLog(64 / (level + 1)),
-                DecompositionLevelCount(level),
-            );
-            fill_random(bsk.as_mut_view().data(), &mut rng);
-            let mut buf = ComputationBuffers::new();
-            buf.resize(
-                blind_rotate_assign_mem_optimized_requirement::<u64>(
-                    glwe_size,
-                    PolynomialSize(poly),
-                    fft.as_view(),
-                )
-                .unaligned_bytes_required(),
-            );
-            let (w, c) = time(rounds, || {
-                let mut glwe = acc.clone();
-                let ms = lwe_ciphertext_modulus_switch(input.as_view(), log);
-                blind_rotate_assign_mem_optimized(&ms, &mut glwe, &bsk, fft.as_view(), buf.stack());
-                std::hint::black_box(&glwe);
-            });
-            line += &format!("  classic {:7.1} {:7.1}", w * 1e3, c * 1e3);
-        }
+        line += &format!("  classic {:7.1} {:7.1}", w * 1e3, c * 1e3);
         for &g in &groups {
             let mut bsk = FourierLweMultiBitBootstrapKey::new(
                 LweDimension(n),
-                glwe_size,
+                GlweSize(k + 1),
                 PolynomialSize(poly),
                 DecompositionBaseLog(64 / (level + 1)),
                 DecompositionLevelCount(level),
@@ -108,12 +72,12 @@ fn main() {
             );
             fill_random(bsk.as_mut_view().data(), &mut rng);
             let ms = StandardMultiBitModulusSwitchedCt {
-                input: input.as_view(),
+                input: probe.input.as_view(),
                 grouping_factor: LweBskGroupingFactor(g),
-                log_modulus: log,
+                log_modulus: probe.log,
             };
             let (w, c) = time(rounds, || {
-                let mut glwe = acc.clone();
+                let mut glwe = probe.acc.clone();
                 multi_bit_blind_rotate_assign(&ms, &mut glwe, &bsk, ThreadCount(1), false);
                 std::hint::black_box(&glwe);
             });

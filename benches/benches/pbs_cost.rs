@@ -22,9 +22,8 @@
 //! Run: `cargo bench -p veil-benches --bench pbs_cost --profile release`.
 
 use std::time::Instant;
-use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
-use veil_benches::{fill_random, Rng};
+use veil_benches::{Rng, RotationProbe};
 use veil_compiler::optimizer::cost::{
     cmux_cost, cmux_latency_ns, fft_cost, ks_cost, ks_latency_ns, ks_latency_ns_mod,
 };
@@ -62,46 +61,9 @@ fn best(rounds: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn cmux_ns(k: usize, poly: usize, level: usize, rounds: usize, rng: &mut Rng) -> f64 {
-    let n = probe_dimension(k, poly, level);
-    let glwe_size = GlweSize(k + 1);
-    let mut bsk = FourierLweBootstrapKey::new(
-        LweDimension(n),
-        glwe_size,
-        PolynomialSize(poly),
-        DecompositionBaseLog(64 / (level + 1)),
-        DecompositionLevelCount(level),
-    );
-    fill_random(bsk.as_mut_view().data(), rng);
-    let modulus = CiphertextModulus::<u64>::new_native();
-    let data: Vec<u64> = (0..=n).map(|_| rng.next_u64() | 1).collect();
-    let input = LweCiphertext::from_container(&data[..], modulus);
-    let log = PolynomialSize(poly).to_blind_rotation_input_modulus_log();
-    let fft = Fft::new(PolynomialSize(poly));
-    let mut buf = ComputationBuffers::new();
-    buf.resize(
-        blind_rotate_assign_mem_optimized_requirement::<u64>(
-            glwe_size,
-            PolynomialSize(poly),
-            fft.as_view(),
-        )
-        .unaligned_bytes_required(),
-    );
-    let body: Vec<u64> = (0..poly).map(|_| rng.next_u64()).collect();
-    let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
-        glwe_size,
-        &PlaintextList::from_container(body),
-        modulus,
-    );
-    let secs = best(rounds, || {
-        let mut glwe = acc.clone();
-        let ms = lwe_ciphertext_modulus_switch(input.as_view(), log);
-        blind_rotate_assign_mem_optimized(&ms, &mut glwe, &bsk, fft.as_view(), buf.stack());
-        std::hint::black_box(&glwe);
-    });
-    // a zero modulus-switched mask element skips its CMUX: count the ones that ran
-    let ms = lwe_ciphertext_modulus_switch::<u64, usize, _>(input.as_view(), log);
-    let ran = ms.mask().filter(|&m| m != 0).count().max(1);
-    secs * 1e9 / ran as f64
+    let mut probe = RotationProbe::new(probe_dimension(k, poly, level), k, poly, level, rng);
+    let secs = best(rounds, || probe.rotate());
+    secs * 1e9 / probe.cmuxes() as f64
 }
 
 fn ks_ns(n_in: usize, n_out: usize, level: usize, rounds: usize, rng: &mut Rng) -> f64 {

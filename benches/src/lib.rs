@@ -12,7 +12,7 @@
 //! - `wop_lookup`: one encrypted WoP-PBS lookup per input width, 4 to 16 bits: keygen, key
 //!   sizes, time per lookup and its growth per bit, next to the classic KS + PBS up to 8 bits.
 //! - `pbs_cost`, `multi_bit_cost`: blind rotations through keys of the real size filled with
-//!   random values ([`Rng`], [`fill_random`]).
+//!   random values ([`Rng`], [`fill_random`], [`RotationProbe`]).
 //!
 //! Precisions default to 1..=6 bits; set `VEIL_BENCH_BITS` (`"4"`, `"1-8"`, `"2,4,8"`) to
 //! choose. Run with `cargo bench -p veil-benches --bench <name>`.
@@ -172,5 +172,85 @@ pub fn fill_random(data: &mut [tfhe::core_crypto::fft_impl::fft64::c64], rng: &m
             (rng.next_u64() >> 11) as f64 * 1e-9,
             (rng.next_u64() >> 11) as f64 * 1e-9,
         );
+    }
+}
+
+/// A classic blind rotation (`blind_rotate_assign_mem_optimized`) ready to time: a Fourier
+/// bootstrap key of the real size filled with random values ([`fill_random`]), a random input
+/// of dimension `n`, a random accumulator, and the FFT plan and scratch it needs.
+pub struct RotationProbe {
+    /// The input ciphertext (odd mask values: none is zero before the modulus switch).
+    pub input: tfhe::core_crypto::prelude::LweCiphertextOwned<u64>,
+    /// The accumulator every rotation starts from.
+    pub acc: tfhe::core_crypto::prelude::GlweCiphertextOwned<u64>,
+    /// The modulus the input is switched to (`2N`).
+    pub log: tfhe::core_crypto::prelude::CiphertextModulusLog,
+    bsk: tfhe::core_crypto::prelude::FourierLweBootstrapKeyOwned,
+    fft: tfhe::core_crypto::fft_impl::fft64::math::fft::Fft,
+    buf: tfhe::core_crypto::prelude::ComputationBuffers,
+}
+
+impl RotationProbe {
+    /// A probe of input dimension `n` for GLWE `(k, poly)` with `level` decomposition levels.
+    pub fn new(n: usize, k: usize, poly: usize, level: usize, rng: &mut Rng) -> Self {
+        use tfhe::core_crypto::prelude::*;
+        let glwe_size = GlweSize(k + 1);
+        let mut bsk = FourierLweBootstrapKey::new(
+            LweDimension(n),
+            glwe_size,
+            PolynomialSize(poly),
+            DecompositionBaseLog(64 / (level + 1)),
+            DecompositionLevelCount(level),
+        );
+        fill_random(bsk.as_mut_view().data(), rng);
+        let modulus = CiphertextModulus::<u64>::new_native();
+        let data: Vec<u64> = (0..=n).map(|_| rng.next_u64() | 1).collect();
+        let input = LweCiphertext::from_container(data, modulus);
+        let fft = tfhe::core_crypto::fft_impl::fft64::math::fft::Fft::new(PolynomialSize(poly));
+        let mut buf = ComputationBuffers::new();
+        buf.resize(
+            blind_rotate_assign_mem_optimized_requirement::<u64>(
+                glwe_size,
+                PolynomialSize(poly),
+                fft.as_view(),
+            )
+            .unaligned_bytes_required(),
+        );
+        let body: Vec<u64> = (0..poly).map(|_| rng.next_u64()).collect();
+        let acc = allocate_and_trivially_encrypt_new_glwe_ciphertext(
+            glwe_size,
+            &PlaintextList::from_container(body),
+            modulus,
+        );
+        RotationProbe {
+            input,
+            acc,
+            log: PolynomialSize(poly).to_blind_rotation_input_modulus_log(),
+            bsk,
+            fft,
+            buf,
+        }
+    }
+
+    /// One modulus switch and classic blind rotation of the input.
+    pub fn rotate(&mut self) {
+        use tfhe::core_crypto::prelude::*;
+        let mut glwe = self.acc.clone();
+        let ms = lwe_ciphertext_modulus_switch(self.input.as_view(), self.log);
+        blind_rotate_assign_mem_optimized(
+            &ms,
+            &mut glwe,
+            &self.bsk,
+            self.fft.as_view(),
+            self.buf.stack(),
+        );
+        std::hint::black_box(&glwe);
+    }
+
+    /// CMUXes one rotation runs: a zero modulus-switched mask element skips its CMUX.
+    pub fn cmuxes(&self) -> usize {
+        use tfhe::core_crypto::prelude::*;
+        let ms = lwe_ciphertext_modulus_switch::<u64, usize, _>(self.input.as_view(), self.log);
+        ms.mask().filter(|&m| m != 0).count().max(1)
     }
 }
