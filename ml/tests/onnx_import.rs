@@ -404,7 +404,9 @@ fn torch_cnn_digits_rounded() {
 /// Concrete ML's network setting: 6-bit widths, approximate rounding to 6 bits.
 #[test]
 fn torch_networks_at_concrete_ml_settings() {
-    for (name, points) in [("torch_mlp_iris", 0.03), ("torch_cnn_digits", 0.02)] {
+    // within one point of float: the rounds center each channel's accumulator range in the
+    // kept window (the MLP lost 2.2 points, one sample of 45, when they did not)
+    for (name, points) in [("torch_mlp_iris", 0.01), ("torch_cnn_digits", 0.01)] {
         let fx = fixture(name);
         let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
         let cfg = ImportConfig {
@@ -433,20 +435,28 @@ fn torch_networks_at_concrete_ml_settings() {
 }
 
 /// veil's automatic rounding takes the plan whose lookups read exactly the kept bits where
-/// it agrees with float at least as well: the torch iris MLP by default reads 6 bits at
-/// every lookup (the calibrated plan read 7 in its second layer, 3x slower), while the
-/// scikit-learn digits MLP, which loses agreement that way, keeps a wider lookup.
+/// it agrees with float as well, within one point: with centered rounding windows every
+/// network fixture then reads 6 bits at every lookup (the torch CNN's calibrated plan read 7
+/// bits in its second convolution's ReLUs for one more inputset sample of 200 in agreement).
+/// Their accuracy is checked by the tests above.
 #[test]
 fn automatic_rounding_takes_exact_widths_where_they_agree_as_well() {
-    for (name, exact) in [("torch_mlp_iris", true), ("mlp_digits", false)] {
+    for name in [
+        "torch_mlp_iris",
+        "torch_cnn_digits",
+        "mlp_digits",
+        "cnn_digits",
+    ] {
         let fx = fixture(name);
         let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
         let q = m
             .compile(&matrix(&fx.calibration), &ImportConfig::default())
             .expect("compiles");
         let widths = lookup_widths(&q, &fx);
-        let widest = widths.iter().map(|&(_, w)| w).max().unwrap_or(0);
-        assert_eq!(widest <= 6, exact, "{name}: {widths:?}");
+        assert!(
+            widths.iter().all(|&(rounded, w)| rounded && w <= 6),
+            "{name}: {widths:?}"
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use super::eval::run_graph;
 use super::graph::{FNode, FOp, FTensor, FloatGraph};
 use super::model::DEFAULT_MAX_LOOKUP_BITS;
 use super::ops;
-use super::qval::{Ctx, QVal, Resolved, Val};
+use super::qval::{Ctx, PlannedRound, QVal, Resolved, Val};
 use super::qval::{MAX_ACC, MAX_ROUNDED_ACC};
 use crate::model::{ClientSpec, CompiledModel, OutputDecoder, PostProcess};
 use crate::quantize::{
@@ -14,7 +14,7 @@ use crate::quantize::{
 use crate::{Granularity, Matrix, NBits};
 use std::collections::{HashMap, HashSet};
 use veil_ir::builder::Builder;
-use veil_ir::{Graph, Op, Tensor};
+use veil_ir::{Graph, Interval, Op, Tensor};
 
 /// How the server part and the client part of a model divide.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +221,7 @@ pub fn compile(
     let emit = |bits: Resolved,
                 q: &UniformQuantizer,
                 rounding: Option<(u8, RoundingMethod)>,
-                plan: &[u8]| {
+                plan: &[PlannedRound]| {
         emit_program(g, &sp, sample, &ranges, q, bits, batch, rounding, plan)
     };
     let client = |q: UniformQuantizer, output: OutputDecoder| ClientSpec {
@@ -244,36 +244,21 @@ pub fn compile(
                 .collect::<Vec<Vec<Tensor<i64>>>>(),
         )
     };
-    // Calibrates an emitted integer program and gives the calibrated width of every lookup's
-    // operand (the n-th lookup emitted is the n-th table lookup node: one emission order).
-    let lookup_widths = |graph: &Graph, q: &UniformQuantizer, dec: &OutputDecoder| {
-        let rows = rows_of(q, dec)?;
-        let ranges = veil_compiler::passes::bitwidth::calibrate(graph, &rows)
-            .map_err(|e| OnnxError::Malformed(format!("calibrating the quantized program: {e}")))?;
-        OnnxResult::Ok(
-            graph
-                .values()
-                .into_iter()
-                .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
-                .map(|v| {
-                    // the accumulator itself when a round reads it already
-                    let mut x = graph.operands(v)[0];
-                    if matches!(graph.op(x), Op::Round { .. }) {
-                        x = graph.operands(x)[0];
-                    }
-                    ranges
-                        .get(x)
-                        .map_or(0, |r| r.int_type().map_or(64, |t| t.bits))
-                })
-                .collect::<Vec<u8>>(),
-        )
+    // Calibrates an emitted integer program and gives the calibrated range of every lookup's
+    // accumulator, per table (the n-th lookup emitted is the n-th table lookup node: one
+    // emission order).
+    let lookup_ranges = |graph: &Graph, q: &UniformQuantizer, dec: &OutputDecoder| {
+        lookup_table_ranges(graph, &rows_of(q, dec)?)
     };
     let (bits, rounding, exact_width) = match rounding {
         RoundingPlan::Off => {
             let q = quantizer(bits)?;
             let (graph, dec) = emit(bits, &q, None, &[])?;
-            let widths = lookup_widths(&graph, &q, &dec)?;
-            if widths.iter().any(|&w| w > DEFAULT_MAX_LOOKUP_BITS) {
+            let widths = lookup_ranges(&graph, &q, &dec)?;
+            if widths
+                .iter()
+                .any(|r| width(&hull(r)) > DEFAULT_MAX_LOOKUP_BITS)
+            {
                 return Ok(None);
             }
             return Ok(Some(Compiled {
@@ -298,12 +283,13 @@ pub fn compile(
     let q = quantizer(bits)?;
     let (mut graph, mut dec) = emit(bits, &q, rounding, &[])?;
     if let Some((keep, method)) = rounding {
-        // round every lookup operand wider than `keep` bits
-        let mut plan: Vec<u8> = lookup_widths(&graph, &q, &dec)?
+        // round every lookup operand wider than `keep` bits; approximate rounds first center
+        // each table's calibrated range on zero (see `PlannedRound::offsets`)
+        let mut plan: Vec<PlannedRound> = lookup_ranges(&graph, &q, &dec)?
             .into_iter()
-            .map(|bits| Rounding { keep_bits: keep }.lsbs(bits))
+            .map(|per_table| plan_round(&per_table, keep, method))
             .collect();
-        if plan.iter().any(|&k| k > 0) {
+        if plan.iter().any(|p| p.lsbs > 0) {
             (graph, dec) = emit(bits, &q, rounding, &plan)?;
             // Approximate rounding moves later accumulators (the compiler widens their types
             // by that deviation, `passes::deviation`): drop one more bit wherever the widened
@@ -313,9 +299,9 @@ pub fn compile(
                 for _ in 0..plan.len() {
                     let wide = widened_lookup_widths(&graph, &rows_of(&q, &dec)?)?;
                     let mut grown = false;
-                    for (k, (rounded, w)) in plan.iter_mut().zip(wide) {
-                        if rounded && *k > 0 && w > keep {
-                            *k += w - keep;
+                    for (p, (rounded, w)) in plan.iter_mut().zip(wide) {
+                        if rounded && p.lsbs > 0 && w > keep {
+                            p.lsbs += w - keep;
                             grown = true;
                             break;
                         }
@@ -433,6 +419,131 @@ fn tree_input_affine(
     match aff.remove(x.as_str()) {
         Some(v) => Ok(v),
         None => refuse(tree, "it does not read the model input"),
+    }
+}
+
+/// The calibrated range, over `rows`, of every table lookup's accumulator in `graph` (emission
+/// order): one interval per table of the lookup (a `tlu.multi` has one per channel). The
+/// accumulator is the lookup's operand, or the operand of the `round` it reads.
+fn lookup_table_ranges(graph: &Graph, rows: &[Vec<Tensor<i64>>]) -> OnnxResult<Vec<Vec<Interval>>> {
+    let err = |e: String| OnnxError::Malformed(format!("calibrating the quantized program: {e}"));
+    let lookups: Vec<veil_ir::ValueId> = graph
+        .values()
+        .into_iter()
+        .filter(|&v| matches!(graph.op(v), Op::Tlu { .. } | Op::TluMulti { .. }))
+        .collect();
+    // accumulator -> its lookups: (lookup index, table of each element)
+    type Readers<'a> = Vec<(usize, Option<&'a [u32]>)>;
+    let mut watch: HashMap<veil_ir::ValueId, Readers> = HashMap::new();
+    let mut out: Vec<Vec<Interval>> = Vec::with_capacity(lookups.len());
+    for (i, &v) in lookups.iter().enumerate() {
+        let mut x = graph.operands(v)[0];
+        if matches!(graph.op(x), Op::Round { .. }) {
+            x = graph.operands(x)[0];
+        }
+        let (map, tables) = match graph.op(v) {
+            Op::TluMulti { tables, map } => (Some(map.as_slice()), tables.len()),
+            _ => (None, 1),
+        };
+        watch.entry(x).or_default().push((i, map));
+        out.push(vec![
+            Interval {
+                lo: i128::MAX,
+                hi: i128::MIN
+            };
+            tables.max(1)
+        ]);
+    }
+    let prepared = veil_ir::Prepared::new(graph).map_err(|e| err(e.to_string()))?;
+    for row in rows {
+        prepared
+            .run_traced(row, &mut |v, t| {
+                if let Some(ws) = watch.get(&v) {
+                    for &(i, map) in ws {
+                        for (j, &x) in t.data.iter().enumerate() {
+                            let k = map.map_or(0, |m| m.get(j).copied().unwrap_or(0) as usize);
+                            if let Some(r) = out[i].get_mut(k) {
+                                r.lo = r.lo.min(x);
+                                r.hi = r.hi.max(x);
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| err(e.to_string()))?;
+    }
+    // a table no element reads (or no row reached) ranges over nothing: count it as 0
+    for r in out.iter_mut().flatten() {
+        if r.lo > r.hi {
+            *r = Interval { lo: 0, hi: 0 };
+        }
+    }
+    Ok(out)
+}
+
+/// The hull of `ranges` (`[0, 0]` when empty).
+fn hull(ranges: &[Interval]) -> Interval {
+    ranges
+        .iter()
+        .copied()
+        .reduce(Interval::union)
+        .unwrap_or(Interval { lo: 0, hi: 0 })
+}
+
+/// Bits of the narrowest element type holding `r` (64 when none does).
+fn width(r: &Interval) -> u8 {
+    r.int_type().map_or(64, |t| t.bits)
+}
+
+/// The round before a lookup whose accumulator takes the calibrated ranges `per_table` (one
+/// per table), keeping `keep` bits. Approximate rounds first add to each table's accumulator
+/// the multiple of `2^lsbs` nearest to centering its range on zero, so that the kept bits
+/// span the values seen rather than a signed window they half fill (see
+/// [`PlannedRound::offsets`]); being multiples of the dropped step, the offsets leave every
+/// rounding decision as it was, only the window narrows.
+fn plan_round(per_table: &[Interval], keep: u8, method: RoundingMethod) -> PlannedRound {
+    let rounding = Rounding { keep_bits: keep };
+    let unshifted = rounding.lsbs(width(&hull(per_table)));
+    if method == RoundingMethod::Exact || unshifted == 0 {
+        return PlannedRound {
+            lsbs: unshifted,
+            offsets: Vec::new(),
+        };
+    }
+    let shifted = |lsbs: u8| -> (Vec<i64>, u8) {
+        let step = 1i128 << lsbs;
+        let offsets: Vec<i128> = per_table
+            .iter()
+            .map(|r| {
+                let mid = (r.lo + r.hi).div_euclid(2);
+                // the multiple of the step nearest to -mid
+                -(mid + step / 2).div_euclid(step) * step
+            })
+            .collect();
+        let ranges: Vec<Interval> = per_table
+            .iter()
+            .zip(&offsets)
+            .map(|(r, &o)| Interval {
+                lo: r.lo + o,
+                hi: r.hi + o,
+            })
+            .collect();
+        let offsets = offsets
+            .into_iter()
+            .map(|o| i64::try_from(o).unwrap_or(0))
+            .collect();
+        (offsets, rounding.lsbs(width(&hull(&ranges))))
+    };
+    // the fewest dropped bits whose offsets keep the shifted ranges within `keep` bits
+    for lsbs in 1..=unshifted {
+        let (offsets, needed) = shifted(lsbs);
+        if needed <= lsbs {
+            return PlannedRound { lsbs, offsets };
+        }
+    }
+    PlannedRound {
+        lsbs: unshifted,
+        offsets: Vec::new(),
     }
 }
 
@@ -568,7 +679,7 @@ fn emit_program(
     bits: Resolved,
     batch: usize,
     rounding: Option<(u8, RoundingMethod)>,
-    plan: &[u8],
+    plan: &[PlannedRound],
 ) -> OnnxResult<(Graph, OutputDecoder)> {
     let b = Builder::new();
     let f: usize = sample.iter().product();
@@ -646,4 +757,55 @@ fn emit_program(
     let (id, dec) = output(&ctx, cut, &sp.cut)?;
     b.output("y", id)?;
     Ok((b.finish()?, dec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(lo: i128, hi: i128) -> Interval {
+        Interval { lo, hi }
+    }
+
+    /// The torch CNN's first accumulator, `[-4700, 8280]`: a signed 15-bit window, so 6 kept
+    /// bits drop 9 and the quotient spans 26 of 64 levels. Centered, the range fits 14 bits:
+    /// 8 bits go and it spans 51.
+    #[test]
+    fn centering_keeps_one_bit_more_of_a_lopsided_range() {
+        let p = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Approximate);
+        assert_eq!(p.lsbs, 8);
+        assert_eq!(p.offsets.len(), 1);
+        let o = i128::from(p.offsets[0]);
+        assert_eq!(o % 256, 0, "a multiple of the dropped step: {o}");
+        assert!(width(&iv(-4700 + o, 8280 + o)) <= 14);
+        // exact rounds and ranges already centered keep their plan
+        let exact = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Exact);
+        assert_eq!((exact.lsbs, exact.offsets.len()), (9, 0));
+        assert_eq!(
+            plan_round(&[iv(-4000, 4000)], 6, RoundingMethod::Approximate).lsbs,
+            7
+        );
+    }
+
+    /// Per table: each channel's range is centered on its own, so the window is as wide as
+    /// the widest channel's range, not their hull.
+    #[test]
+    fn each_table_is_centered_on_its_own_range() {
+        let ranges = [iv(-3000, -1000), iv(5000, 7000)];
+        let p = plan_round(&ranges, 6, RoundingMethod::Approximate);
+        // the hull [-3000, 7000] needs 14 signed bits; each range alone, centered, 11
+        assert_eq!(p.lsbs, 5);
+        for (r, &o) in ranges.iter().zip(&p.offsets) {
+            let o = i128::from(o);
+            assert_eq!(o % 32, 0);
+            assert!(width(&iv(r.lo + o, r.hi + o)) <= 11, "{o}");
+        }
+    }
+
+    /// Nothing to drop: no round, no offsets.
+    #[test]
+    fn a_narrow_accumulator_is_left_alone() {
+        let p = plan_round(&[iv(-20, 20)], 6, RoundingMethod::Approximate);
+        assert_eq!(p, PlannedRound::default());
+    }
 }

@@ -204,12 +204,26 @@ pub struct Ctx<'a> {
     /// Largest accumulator magnitude a layer may produce ([`MAX_ACC`], halved when lookups
     /// round it: `round` may need one more bit).
     pub max_acc: i128,
-    /// `lsbs` of the `round` before the `n`-th lookup (0 or missing: none).
-    pub round_plan: &'a [u8],
+    /// The `round` before the `n`-th lookup (missing: none).
+    pub round_plan: &'a [PlannedRound],
     /// Whether those rounds are approximate (else exact).
     pub round_approx: bool,
     /// Lookups emitted so far.
     pub lookups: std::cell::Cell<usize>,
+}
+
+/// How the `n`-th lookup of a network rounds its accumulator (see [`Ctx::round_plan`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlannedRound {
+    /// Low bits dropped (0: the lookup reads the whole accumulator).
+    pub lsbs: u8,
+    /// Clear offsets added to the accumulator before the round, one per table of the lookup
+    /// (per channel), or one for all, or none: they center each channel's calibrated range on
+    /// zero, so that the bits kept cover the observed values and not the half of a signed
+    /// window they never reach (a ReLU's accumulator, mostly negative, would otherwise keep
+    /// half its levels for inputs that all map to zero). Free: a levelled addition of a
+    /// constant, undone in the table.
+    pub offsets: Vec<i64>,
 }
 
 /// Widths with defaults applied.
@@ -299,11 +313,36 @@ impl Ctx<'_> {
         // an approximate round gives the rounded quotient: the table has one entry per kept
         // value, however wide the accumulator
         // (without a plan entry, operands too wide for a table keep the widest one's bits)
+        let per_channel = qv.axis.is_some()
+            && (qv.scale.len() > 1
+                || qv.zero.len() > 1
+                || qv
+                    .funcs
+                    .iter()
+                    .any(|f| matches!(f, Func::Affine { mul, .. } if mul.len() > 1)));
+        let plan = self.round_plan.get(n).cloned().unwrap_or_default();
+        // the offsets (one per table) when the plan's lookup has the same tables as this one
+        let offsets: Vec<i64> = match plan.offsets.len() {
+            _ if plan.lsbs == 0 || plan.offsets.iter().all(|&o| o == 0) => Vec::new(),
+            1 if !per_channel => plan.offsets.clone(),
+            k if per_channel && k == qv.channels() => plan.offsets.clone(),
+            _ => Vec::new(),
+        };
+        let acc = match offsets.as_slice() {
+            [] => qv.id,
+            [o] => self.b.add(qv.id, self.b.constant_scalar(*o)?)?,
+            per => {
+                let n: usize = qv.shape.iter().product();
+                let c: Vec<i64> = (0..n).map(|j| per[qv.channel_of(j)]).collect();
+                self.b.add(qv.id, self.b.constant(&qv.shape, &c)?)?
+            }
+        };
+        let offset = |c: usize| offsets.get(c).or(offsets.first()).copied().unwrap_or(0);
         let wide = {
-            let bits = self.b.ty(qv.id)?.int.bits;
+            let bits = self.b.ty(acc)?.int.bits;
             bits.saturating_sub(MAX_TLU_DOMAIN_BITS - 1)
         };
-        let planned = self.round_plan.get(n).copied().unwrap_or(0);
+        let planned = plan.lsbs;
         let round = if self.round_approx {
             LookupRounding {
                 lsbs: planned.max(wide),
@@ -315,7 +354,7 @@ impl Ctx<'_> {
                 method: RoundingMethod::Exact,
             }
         };
-        let (x, shift) = round_for_lookup(self.b, qv.id, round)?;
+        let (x, shift) = round_for_lookup(self.b, acc, round)?;
         let int = self.b.ty(x)?.int;
         if int.bits > MAX_TLU_DOMAIN_BITS {
             return Err(OnnxError::Build(veil_ir::BuildError::Invalid {
@@ -325,18 +364,11 @@ impl Ctx<'_> {
                 ),
             }));
         }
-        let per_channel = qv.axis.is_some()
-            && (qv.scale.len() > 1
-                || qv.zero.len() > 1
-                || qv
-                    .funcs
-                    .iter()
-                    .any(|f| matches!(f, Func::Affine { mul, .. } if mul.len() > 1)));
         let map = per_channel.then(|| {
             let n: usize = qv.shape.iter().product();
             (0..n).map(|j| qv.channel_of(j) as u32).collect()
         });
-        let entry = |c: usize, q: i64| f(c, qv.decode(c, q));
+        let entry = |c: usize, q: i64| f(c, qv.decode(c, q - offset(c)));
         Ok(tabulate_lookup(
             self.b,
             x,
