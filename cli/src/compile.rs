@@ -124,7 +124,8 @@ pub struct CompileOptions {
     /// unset) whose predictions on the inputset agree with the float model's within 5 points
     /// of the best of them. With a value, every lookup reads exactly that many bits (one more
     /// bit is dropped where an approximate rounding's deviation would widen a later lookup);
-    /// the default does the same wherever that agrees with float at least as well.
+    /// the default does the same wherever that agrees with float as well (within a point), then
+    /// keeps one bit fewer at each lookup where that is cheaper and agreement holds.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub rounding_bits: Option<u8>,
     /// ONNX models: how accumulators are rounded. `approximate` (default, as Concrete ML): the

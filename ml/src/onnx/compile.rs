@@ -154,9 +154,28 @@ pub enum RoundingPlan {
     },
 }
 
+/// How one lookup of a rounded network departs from its plan's `keep` (the automatic choice
+/// refines a plan lookup by lookup, see `OnnxImport::compile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupKeep {
+    /// Bits the lookup keeps.
+    pub bits: u8,
+    /// Whether its round may multiply each channel's accumulator by a clear factor (at most
+    /// [`MAX_ROUND_FACTOR`]) so that the channel fills the kept window
+    /// ([`PlannedRound::factors`]). The factor multiplies the noise the lookup reads, so the
+    /// automatic choice takes it only where the optimizer prices it cheaper.
+    pub factors: bool,
+}
+
+/// Largest factor of [`LookupKeep::factors`]: a step of `2^k / 7` comes within 15% of any
+/// finer step, for at most 49 times the variance.
+pub const MAX_ROUND_FACTOR: i64 = 7;
+
 /// Compiles `g` with samples of shape `sample`, calibrated on `inputset`; `Ok(None)` when
 /// `rounding` is [`RoundingPlan::Off`] and a lookup operand is wider than
-/// [`DEFAULT_MAX_LOOKUP_BITS`] (the caller picks a rounding).
+/// [`DEFAULT_MAX_LOOKUP_BITS`] (the caller picks a rounding). `lookup_keeps[n]`, where given,
+/// replaces the plan's `keep` at the `n`-th lookup.
+#[allow(clippy::too_many_arguments)]
 pub fn compile(
     g: &FloatGraph,
     sample: &[usize],
@@ -165,6 +184,7 @@ pub fn compile(
     batch: usize,
     comparison_inputs: bool,
     rounding: RoundingPlan,
+    lookup_keeps: &[Option<LookupKeep>],
 ) -> OnnxResult<Option<Compiled>> {
     if batch == 0 {
         return Err(OnnxError::Shape("batch must be at least 1".into()));
@@ -287,7 +307,17 @@ pub fn compile(
         // each table's calibrated range on zero (see `PlannedRound::offsets`)
         let mut plan: Vec<PlannedRound> = lookup_ranges(&graph, &q, &dec)?
             .into_iter()
-            .map(|per_table| plan_round(&per_table, keep, method))
+            .enumerate()
+            .map(|(i, per_table)| {
+                let t = lookup_keeps.get(i).copied().flatten();
+                let k = t.map_or(keep, |t| t.bits);
+                let factor = if t.is_some_and(|t| t.factors) {
+                    MAX_ROUND_FACTOR
+                } else {
+                    1
+                };
+                plan_round(&per_table, k, method, factor)
+            })
             .collect();
         if plan.iter().any(|p| p.lsbs > 0) {
             (graph, dec) = emit(bits, &q, rounding, &plan)?;
@@ -299,7 +329,12 @@ pub fn compile(
                 for _ in 0..plan.len() {
                     let wide = widened_lookup_widths(&graph, &rows_of(&q, &dec)?)?;
                     let mut grown = false;
-                    for (p, (rounded, w)) in plan.iter_mut().zip(wide) {
+                    for (i, (p, (rounded, w))) in plan.iter_mut().zip(wide).enumerate() {
+                        let keep = lookup_keeps
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .map_or(keep, |t| t.bits);
                         if rounded && p.lsbs > 0 && w > keep {
                             p.lsbs += w - keep;
                             grown = true;
@@ -320,9 +355,6 @@ pub fn compile(
     }))
 }
 
-/// The client's input quantizer: unsigned, per feature or per tensor, covering the inputset's
-/// range widened by the `ml` module's default margin on each side (test samples often fall a
-/// little outside the calibration range).
 /// Widest rank encoding of tree features used by default (two 4-bit digits per feature);
 /// ensembles with more split points on one feature quantize it uniformly instead.
 pub const MAX_RANK_BITS: u8 = 8;
@@ -500,26 +532,75 @@ fn width(r: &Interval) -> u8 {
 /// the multiple of `2^lsbs` nearest to centering its range on zero, so that the kept bits
 /// span the values seen rather than a signed window they half fill (see
 /// [`PlannedRound::offsets`]); being multiples of the dropped step, the offsets leave every
-/// rounding decision as it was, only the window narrows.
-fn plan_round(per_table: &[Interval], keep: u8, method: RoundingMethod) -> PlannedRound {
+/// rounding decision as it was, only the window narrows. With `max_factor > 1` each table's
+/// accumulator may also be multiplied by a factor up to it ([`PlannedRound::factors`]): the
+/// plan then takes the finest step `2^lsbs / factor` that keeps every channel, with one step
+/// of margin each side for approximate rounding's deviation, within the kept bits.
+fn plan_round(
+    per_table: &[Interval],
+    keep: u8,
+    method: RoundingMethod,
+    max_factor: i64,
+) -> PlannedRound {
     let rounding = Rounding { keep_bits: keep };
     let unshifted = rounding.lsbs(width(&hull(per_table)));
     if method == RoundingMethod::Exact || unshifted == 0 {
         return PlannedRound {
             lsbs: unshifted,
-            offsets: Vec::new(),
+            ..PlannedRound::default()
         };
     }
-    let shifted = |lsbs: u8| -> (Vec<i64>, u8) {
+    // the multiple of `step` nearest to centering `[m lo, m hi]`
+    let centering = |r: &Interval, m: i128, step: i128| {
+        let mid = (m * r.lo + m * r.hi).div_euclid(2);
+        -(mid + step / 2).div_euclid(step) * step
+    };
+    let to_i64 = |v: Vec<i128>| -> Vec<i64> {
+        v.into_iter()
+            .map(|o| i64::try_from(o).unwrap_or(0))
+            .collect()
+    };
+    if max_factor > 1 {
+        let half = 1i128 << (keep.max(1) - 1);
+        // (resolution m / 2^lsbs as m * 2^(64 - lsbs), lsbs, factors, offsets)
+        let mut best: Option<(i128, u8, Vec<i128>, Vec<i128>)> = None;
+        for lsbs in 1..=unshifted.saturating_add(3).min(40) {
+            let step = 1i128 << lsbs;
+            let mut factors = Vec::with_capacity(per_table.len());
+            let mut offsets = Vec::with_capacity(per_table.len());
+            for r in per_table {
+                // the largest factor whose centered quotient, one step of margin each side,
+                // stays within the kept bits
+                let found = (1..=i128::from(max_factor)).rev().find_map(|m| {
+                    let o = centering(r, m, step);
+                    let lo = (m * r.lo + o).div_euclid(step) - 1;
+                    let hi = (m * r.hi + o + step - 1).div_euclid(step) + 1;
+                    (lo >= -half && hi < half).then_some((m, o))
+                });
+                let Some((m, o)) = found else { break };
+                factors.push(m);
+                offsets.push(o);
+            }
+            if factors.len() < per_table.len() {
+                continue;
+            }
+            let resolution = factors.iter().min().copied().unwrap_or(1) << (64 - lsbs);
+            if best.as_ref().is_none_or(|b| resolution > b.0) {
+                best = Some((resolution, lsbs, factors, offsets));
+            }
+        }
+        if let Some((_, lsbs, factors, offsets)) = best {
+            return PlannedRound {
+                lsbs,
+                offsets: to_i64(offsets),
+                factors: to_i64(factors),
+            };
+        }
+    }
+    // the fewest dropped bits whose offsets keep the shifted ranges within `keep` bits
+    for lsbs in 1..=unshifted {
         let step = 1i128 << lsbs;
-        let offsets: Vec<i128> = per_table
-            .iter()
-            .map(|r| {
-                let mid = (r.lo + r.hi).div_euclid(2);
-                // the multiple of the step nearest to -mid
-                -(mid + step / 2).div_euclid(step) * step
-            })
-            .collect();
+        let offsets: Vec<i128> = per_table.iter().map(|r| centering(r, 1, step)).collect();
         let ranges: Vec<Interval> = per_table
             .iter()
             .zip(&offsets)
@@ -528,25 +609,23 @@ fn plan_round(per_table: &[Interval], keep: u8, method: RoundingMethod) -> Plann
                 hi: r.hi + o,
             })
             .collect();
-        let offsets = offsets
-            .into_iter()
-            .map(|o| i64::try_from(o).unwrap_or(0))
-            .collect();
-        (offsets, rounding.lsbs(width(&hull(&ranges))))
-    };
-    // the fewest dropped bits whose offsets keep the shifted ranges within `keep` bits
-    for lsbs in 1..=unshifted {
-        let (offsets, needed) = shifted(lsbs);
-        if needed <= lsbs {
-            return PlannedRound { lsbs, offsets };
+        if rounding.lsbs(width(&hull(&ranges))) <= lsbs {
+            return PlannedRound {
+                lsbs,
+                offsets: to_i64(offsets),
+                factors: Vec::new(),
+            };
         }
     }
     PlannedRound {
         lsbs: unshifted,
-        offsets: Vec::new(),
+        ..PlannedRound::default()
     }
 }
 
+/// The client's input quantizer: unsigned, per feature or per tensor, covering the inputset's
+/// range widened by the `ml` module's default margin on each side (test samples often fall a
+/// little outside the calibration range).
 fn input_quantizer(
     x: &Matrix,
     f: usize,
@@ -772,17 +851,17 @@ mod tests {
     /// 8 bits go and it spans 51.
     #[test]
     fn centering_keeps_one_bit_more_of_a_lopsided_range() {
-        let p = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Approximate);
+        let p = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Approximate, 1);
         assert_eq!(p.lsbs, 8);
         assert_eq!(p.offsets.len(), 1);
         let o = i128::from(p.offsets[0]);
         assert_eq!(o % 256, 0, "a multiple of the dropped step: {o}");
         assert!(width(&iv(-4700 + o, 8280 + o)) <= 14);
         // exact rounds and ranges already centered keep their plan
-        let exact = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Exact);
+        let exact = plan_round(&[iv(-4700, 8280)], 6, RoundingMethod::Exact, 1);
         assert_eq!((exact.lsbs, exact.offsets.len()), (9, 0));
         assert_eq!(
-            plan_round(&[iv(-4000, 4000)], 6, RoundingMethod::Approximate).lsbs,
+            plan_round(&[iv(-4000, 4000)], 6, RoundingMethod::Approximate, 1).lsbs,
             7
         );
     }
@@ -792,7 +871,7 @@ mod tests {
     #[test]
     fn each_table_is_centered_on_its_own_range() {
         let ranges = [iv(-3000, -1000), iv(5000, 7000)];
-        let p = plan_round(&ranges, 6, RoundingMethod::Approximate);
+        let p = plan_round(&ranges, 6, RoundingMethod::Approximate, 1);
         // the hull [-3000, 7000] needs 14 signed bits; each range alone, centered, 11
         assert_eq!(p.lsbs, 5);
         for (r, &o) in ranges.iter().zip(&p.offsets) {
@@ -802,10 +881,32 @@ mod tests {
         }
     }
 
+    /// Factors: the torch CNN's first accumulator at 5 kept bits. Without them the step is
+    /// 512 (the range fills 20 of 32 levels); a factor of 5 over 2^11 makes it 410, and every
+    /// channel's quotient, one step of margin each side, stays within 5 signed bits.
+    #[test]
+    fn factors_make_each_channel_fill_the_kept_window() {
+        let ranges = [iv(-4752, 5208), iv(-3000, 1000)];
+        let plain = plan_round(&ranges, 5, RoundingMethod::Approximate, 1);
+        assert_eq!((plain.lsbs, plain.factors.len()), (9, 0));
+        let p = plan_round(&ranges, 5, RoundingMethod::Approximate, MAX_ROUND_FACTOR);
+        assert_eq!(p.factors.len(), 2);
+        let step = |m: i64| (1i64 << p.lsbs) as f64 / m as f64;
+        assert!(step(p.factors[0]) < 512.0, "{p:?}");
+        // the narrower channel gets the larger factor: a finer step
+        assert!(p.factors[1] >= p.factors[0], "{p:?}");
+        for ((r, &m), &o) in ranges.iter().zip(&p.factors).zip(&p.offsets) {
+            let (m, o, d) = (i128::from(m), i128::from(o), 1i128 << p.lsbs);
+            let lo = (m * r.lo + o).div_euclid(d) - 1;
+            let hi = (m * r.hi + o + d - 1).div_euclid(d) + 1;
+            assert!(lo >= -16 && hi <= 15, "{p:?}: [{lo}, {hi}]");
+        }
+    }
+
     /// Nothing to drop: no round, no offsets.
     #[test]
     fn a_narrow_accumulator_is_left_alone() {
-        let p = plan_round(&[iv(-20, 20)], 6, RoundingMethod::Approximate);
+        let p = plan_round(&[iv(-20, 20)], 6, RoundingMethod::Approximate, 1);
         assert_eq!(p, PlannedRound::default());
     }
 }

@@ -1,7 +1,7 @@
 //! The public face of the importer: [`OnnxImport`] (a parsed float model) and
 //! [`OnnxModel`] (its compiled FHE program plus client-side pre- and post-processing).
 
-use super::compile::{self, batch_tensor, RoundingPlan, Split};
+use super::compile::{self, batch_tensor, LookupKeep, RoundingPlan, Split};
 use super::error::{OnnxError, OnnxResult};
 use super::eval::{run_graph, run_nodes};
 use super::graph::{FTensor, FloatGraph};
@@ -65,6 +65,35 @@ pub const AUTO_ROUNDING_TOLERANCE: f64 = 0.05;
 /// PyTorch CNN fixture the two differ by one sample of 200 (0.985 against 0.99) for the same
 /// test accuracy, while the calibrated plan's 7-bit lookups cost 1.5x the latency.
 pub const EXACT_WIDTH_TOLERANCE: f64 = 0.01;
+
+/// How much less inputset agreement with the float model than the automatic plan's a
+/// per-lookup refinement (fewer kept bits, factors) may have and still be taken: one point,
+/// against the plan's agreement (so refinements never add up past it).
+pub const LOOKUP_REFINE_TOLERANCE: f64 = 0.01;
+
+/// How much cheaper (estimated latency, default compile options) a per-lookup refinement must
+/// make the program to be taken: 5%.
+pub const LOOKUP_REFINE_GAIN: f64 = 0.05;
+
+/// The optimizer's latency estimate of `m` compiled with default options and calibrated on
+/// `inputset` (`None` when it does not compile).
+fn estimated_latency(m: &OnnxModel, inputset: &Matrix) -> Option<f64> {
+    let c = m.compiled();
+    let rows: Vec<Vec<veil_ir::Tensor<i64>>> = c
+        .client
+        .encode(inputset)
+        .ok()?
+        .into_iter()
+        .map(|t| vec![t])
+        .collect();
+    let p = veil_compiler::program::compile(
+        &c.graph,
+        &rows,
+        &veil_compiler::program::CompileConfig::default(),
+    )
+    .ok()?;
+    Some(p.stats.estimated_latency_ms)
+}
 
 /// Whether the value `name` of `g` is a class label: the output of a classifier head or an
 /// `ArgMax`, possibly through casts and reshapes.
@@ -197,23 +226,25 @@ impl OnnxImport {
     /// within [`EXACT_WIDTH_TOLERANCE`], the plan whose lookups read exactly the kept bits (as
     /// an explicit `rounding_bits` gives).
     pub fn compile(&self, inputset: &Matrix, cfg: &ImportConfig) -> OnnxResult<OnnxModel> {
-        let build = |plan: RoundingPlan| -> OnnxResult<Option<OnnxModel>> {
-            Ok(compile::compile(
-                &self.graph,
-                &self.sample,
-                inputset,
-                &cfg.n_bits,
-                cfg.batch.max(1),
-                !cfg.trees_compare_ranks,
-                plan,
-            )?
-            .map(|c| OnnxModel {
-                compiled: c.model,
-                graph: self.graph.clone(),
-                sample: self.sample.clone(),
-                split: c.split,
-            }))
-        };
+        let build =
+            |plan: RoundingPlan, keeps: &[Option<LookupKeep>]| -> OnnxResult<Option<OnnxModel>> {
+                Ok(compile::compile(
+                    &self.graph,
+                    &self.sample,
+                    inputset,
+                    &cfg.n_bits,
+                    cfg.batch.max(1),
+                    !cfg.trees_compare_ranks,
+                    plan,
+                    keeps,
+                )?
+                .map(|c| OnnxModel {
+                    compiled: c.model,
+                    graph: self.graph.clone(),
+                    sample: self.sample.clone(),
+                    split: c.split,
+                }))
+            };
         if let Some(keep) = cfg.rounding_bits {
             let plan = RoundingPlan::Keep {
                 keep,
@@ -221,9 +252,9 @@ impl OnnxImport {
                 network: false,
                 exact_width: true,
             };
-            return build(plan)?.ok_or_else(|| OnnxError::Malformed("no program".into()));
+            return build(plan, &[])?.ok_or_else(|| OnnxError::Malformed("no program".into()));
         }
-        if let Some(m) = build(RoundingPlan::Off)? {
+        if let Some(m) = build(RoundingPlan::Off, &[])? {
             return Ok(m);
         }
         // a network: measure what each rounding costs in agreement with the float model
@@ -234,7 +265,10 @@ impl OnnxImport {
             inputset.data()[..rows * inputset.cols()].to_vec(),
         )?;
         let float = self.predict_float(&probe)?;
-        let mut tried: Vec<(f64, OnnxModel)> = Vec::new();
+        let score = |m: &OnnxModel| {
+            OnnxResult::Ok(agreement(self, &float, &m.predict_clear(&probe)?, rows))
+        };
+        let mut tried: Vec<(f64, OnnxModel, RoundingPlan)> = Vec::new();
         for &(keep, network) in AUTO_ROUNDINGS {
             let plan = |exact_width| RoundingPlan::Keep {
                 keep,
@@ -242,31 +276,93 @@ impl OnnxImport {
                 network,
                 exact_width,
             };
-            let Some(m) = build(plan(false))? else {
+            let Some(m) = build(plan(false), &[])? else {
                 continue;
             };
-            let mut chosen = (agreement(self, &float, &m.predict_clear(&probe)?, rows), m);
+            let mut chosen = (score(&m)?, m, plan(false));
             // Approximate rounds widen later lookups by their deviation; the variant that
             // drops those extra bits reads `keep` bits everywhere (cheaper) and replaces the
             // calibrated plan when it agrees with float as well on the inputset, within
             // `EXACT_WIDTH_TOLERANCE`.
             if cfg.rounding_method == RoundingMethod::Approximate {
-                if let Some(m) = build(plan(true))? {
-                    let score = agreement(self, &float, &m.predict_clear(&probe)?, rows);
-                    if score >= chosen.0 - EXACT_WIDTH_TOLERANCE {
-                        chosen = (score, m);
+                if let Some(m) = build(plan(true), &[])? {
+                    let s = score(&m)?;
+                    if s >= chosen.0 - EXACT_WIDTH_TOLERANCE {
+                        chosen = (s, m, plan(true));
                     }
                 }
             }
             tried.push(chosen);
         }
-        let best = tried.iter().map(|(s, _)| *s).fold(f64::MIN, f64::max);
+        let best = tried.iter().map(|(s, ..)| *s).fold(f64::MIN, f64::max);
         // the cheapest within the tolerance of the best
-        tried
+        let (base, mut model, plan) = tried
             .into_iter()
-            .find(|(s, _)| *s >= best - AUTO_ROUNDING_TOLERANCE)
-            .map(|(_, m)| m)
-            .ok_or_else(|| OnnxError::Malformed("no rounding compiles the model".into()))
+            .find(|(s, ..)| *s >= best - AUTO_ROUNDING_TOLERANCE)
+            .ok_or_else(|| OnnxError::Malformed("no rounding compiles the model".into()))?;
+        let RoundingPlan::Keep { keep, .. } = plan else {
+            return Ok(model);
+        };
+        if cfg.rounding_method != RoundingMethod::Approximate {
+            return Ok(model);
+        }
+        // Then lookup by lookup, in order: one bit fewer, with or without factors, or the
+        // same bits with factors, where the inputset agreement stays within
+        // `LOOKUP_REFINE_TOLERANCE` of the plan's and the optimizer estimates the program
+        // cheaper (`LOOKUP_REFINE_GAIN`).
+        let Some(mut cost) = estimated_latency(&model, inputset) else {
+            return Ok(model);
+        };
+        let lookups = model
+            .graph()
+            .values()
+            .into_iter()
+            .filter(|&v| {
+                matches!(
+                    model.graph().op(v),
+                    veil_ir::Op::Tlu { .. } | veil_ir::Op::TluMulti { .. }
+                )
+            })
+            .count();
+        let mut keeps: Vec<Option<LookupKeep>> = vec![None; lookups];
+        for i in 0..lookups {
+            // (estimated latency, agreement, keep, model) of the candidates that qualify
+            let mut found: Vec<(f64, f64, LookupKeep, OnnxModel)> = Vec::new();
+            let candidates = [
+                (keep.saturating_sub(1), true),
+                (keep.saturating_sub(1), false),
+                (keep, true),
+            ];
+            for (bits, factors) in candidates {
+                if bits < 2 {
+                    continue;
+                }
+                let k = LookupKeep { bits, factors };
+                let mut t = keeps.clone();
+                t[i] = Some(k);
+                let Some(m) = build(plan, &t)? else { continue };
+                let s = score(&m)?;
+                if s < base - LOOKUP_REFINE_TOLERANCE {
+                    continue;
+                }
+                match estimated_latency(&m, inputset) {
+                    Some(c) if c < cost * (1.0 - LOOKUP_REFINE_GAIN) => found.push((c, s, k, m)),
+                    _ => {}
+                }
+            }
+            // the best agreement among those within the gain of the cheapest
+            let cheapest = found.iter().map(|f| f.0).fold(f64::INFINITY, f64::min);
+            let pick = found
+                .into_iter()
+                .filter(|f| f.0 <= cheapest * (1.0 + LOOKUP_REFINE_GAIN))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)));
+            if let Some((c, _, k, m)) = pick {
+                cost = c;
+                keeps[i] = Some(k);
+                model = m;
+            }
+        }
+        Ok(model)
     }
 
     /// Whether the model's first output is a class label (a classifier head or an `ArgMax`,

@@ -107,7 +107,12 @@ impl QVal {
 
     /// The float that integer `q` of channel `c` stands for.
     pub fn decode(&self, c: usize, q: i64) -> f64 {
-        let mut x = at(&self.scale, c) * (q as f64 - at(&self.zero, c));
+        self.decode_real(c, q as f64)
+    }
+
+    /// [`QVal::decode`] of a fractional integer value (an accumulator read through a factor).
+    pub fn decode_real(&self, c: usize, q: f64) -> f64 {
+        let mut x = at(&self.scale, c) * (q - at(&self.zero, c));
         for f in &self.funcs {
             x = f.apply(c, x);
         }
@@ -224,6 +229,12 @@ pub struct PlannedRound {
     /// half its levels for inputs that all map to zero). Free: a levelled addition of a
     /// constant, undone in the table.
     pub offsets: Vec<i64>,
+    /// Clear factors the accumulator is multiplied by before the offsets, one per table, or
+    /// none: with a factor `m` and `lsbs = k` a table step is `2^k / m` accumulator units, a
+    /// finer step than a power of two allows, so each channel fills the kept window. A factor
+    /// multiplies the accumulator's noise by `m`, so the import only plans them where that
+    /// noise is a fresh encryption's, which is negligible against the bootstrap's.
+    pub factors: Vec<i64>,
 }
 
 /// Widths with defaults applied.
@@ -321,23 +332,44 @@ impl Ctx<'_> {
                     .iter()
                     .any(|f| matches!(f, Func::Affine { mul, .. } if mul.len() > 1)));
         let plan = self.round_plan.get(n).cloned().unwrap_or_default();
-        // the offsets (one per table) when the plan's lookup has the same tables as this one
-        let offsets: Vec<i64> = match plan.offsets.len() {
-            _ if plan.lsbs == 0 || plan.offsets.iter().all(|&o| o == 0) => Vec::new(),
-            1 if !per_channel => plan.offsets.clone(),
-            k if per_channel && k == qv.channels() => plan.offsets.clone(),
-            _ => Vec::new(),
+        // the offsets and factors (one per table, or one) when the plan's lookup has the same
+        // tables as this one
+        let fits = |k: usize| (k == 1 && !per_channel) || (per_channel && k == qv.channels());
+        let offsets: Vec<i64> =
+            if plan.lsbs > 0 && fits(plan.offsets.len()) && plan.offsets.iter().any(|&o| o != 0) {
+                plan.offsets.clone()
+            } else {
+                Vec::new()
+            };
+        let factors: Vec<i64> = if plan.lsbs > 0
+            && fits(plan.factors.len())
+            && plan.factors.iter().all(|&m| m >= 1)
+            && plan.factors.iter().any(|&m| m > 1)
+        {
+            plan.factors.clone()
+        } else {
+            Vec::new()
         };
-        let acc = match offsets.as_slice() {
-            [] => qv.id,
-            [o] => self.b.add(qv.id, self.b.constant_scalar(*o)?)?,
-            per => {
-                let n: usize = qv.shape.iter().product();
-                let c: Vec<i64> = (0..n).map(|j| per[qv.channel_of(j)]).collect();
-                self.b.add(qv.id, self.b.constant(&qv.shape, &c)?)?
-            }
+        // one clear operand: a scalar, or one value per element (its channel's)
+        let clear = |per: &[i64]| -> OnnxResult<ValueId> {
+            Ok(match per {
+                [v] => self.b.constant_scalar(*v)?,
+                per => {
+                    let n: usize = qv.shape.iter().product();
+                    let c: Vec<i64> = (0..n).map(|j| per[qv.channel_of(j)]).collect();
+                    self.b.constant(&qv.shape, &c)?
+                }
+            })
         };
+        let mut acc = qv.id;
+        if !factors.is_empty() {
+            acc = self.b.mul(acc, clear(&factors)?)?;
+        }
+        if !offsets.is_empty() {
+            acc = self.b.add(acc, clear(&offsets)?)?;
+        }
         let offset = |c: usize| offsets.get(c).or(offsets.first()).copied().unwrap_or(0);
+        let factor = |c: usize| factors.get(c).or(factors.first()).copied().unwrap_or(1);
         let wide = {
             let bits = self.b.ty(acc)?.int.bits;
             bits.saturating_sub(MAX_TLU_DOMAIN_BITS - 1)
@@ -368,7 +400,10 @@ impl Ctx<'_> {
             let n: usize = qv.shape.iter().product();
             (0..n).map(|j| qv.channel_of(j) as u32).collect()
         });
-        let entry = |c: usize, q: i64| f(c, qv.decode(c, q - offset(c)));
+        let entry = |c: usize, q: i64| {
+            let acc = (q - offset(c)) as f64 / factor(c) as f64;
+            f(c, qv.decode_real(c, acc))
+        };
         Ok(tabulate_lookup(
             self.b,
             x,
