@@ -8,7 +8,8 @@
 //!
 //! Settings per model (`VEIL_BENCH_SETTINGS`, comma-separated, default all):
 //! - `auto`: veil's default (no flags): the cheapest rounding whose inputset predictions stay
-//!   within a point of the float model's;
+//!   close to the float model's, then refined lookup by lookup (one bit fewer, per-channel
+//!   factors) where the optimizer prices it cheaper and agreement stays within a point;
 //! - `cml6`: Concrete ML's setting, 6-bit weights and activations, accumulators rounded
 //!   approximately to 6 bits (`--n-bits 6 --rounding-bits 6`);
 //! - `cml6-exact`: the same with exact rounding (one 1-bit bootstrap per dropped bit).
