@@ -232,8 +232,8 @@ pub struct PlannedRound {
     /// Clear factors the accumulator is multiplied by before the offsets, one per table, or
     /// none: with a factor `m` and `lsbs = k` a table step is `2^k / m` accumulator units, a
     /// finer step than a power of two allows, so each channel fills the kept window. A factor
-    /// multiplies the accumulator's noise by `m`, so the import only plans them where that
-    /// noise is a fresh encryption's, which is negligible against the bootstrap's.
+    /// multiplies the accumulator's noise variance by `m^2`, so the automatic choice plans them
+    /// only where the optimizer prices the program cheaper (`compile::LookupKeep`).
     pub factors: Vec<i64>,
 }
 
