@@ -178,6 +178,9 @@ fn eval_scores_models_next_to_float() {
         ("xgb_iris", &[][..], true),
         ("forest_breast_cancer", &[][..], true),
         ("logreg_breast_cancer", &[][..], true),
+        // scikit-learn's MLPClassifier: its label is the class at the ArgMax's index, a
+        // network (rounded automatically)
+        ("mlp_digits", &[][..], true),
         // A PyTorch MLP at 4-bit widths, accumulators rounded exactly to 5 bits: it runs,
         // and the report shows what the narrow widths cost (0.91 against 0.98 in float).
         (

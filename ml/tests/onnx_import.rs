@@ -546,3 +546,23 @@ fn a_large_boosted_ensemble_compiles_to_one_column_per_tree() {
     assert!(err < 0.05, "probabilities differ by up to {err}");
     assert!(same >= 38, "{same}/40 labels equal the float model's");
 }
+
+/// Which fixtures' first output is a class label (how `veil eval` scores them, and how the
+/// automatic rounding measures agreement: equal labels, not R² on class numbers).
+/// scikit-learn's MLPClassifier gives its label as `ArrayFeatureExtractor(classes,
+/// ArgMax(probabilities))`.
+#[test]
+fn first_outputs_that_are_labels() {
+    for (name, label) in [
+        ("mlp_digits", true),
+        ("logreg_iris", true),
+        ("tree_iris_zipmap", true),
+        ("xgb_iris", true),
+        ("linreg_diabetes", false),
+        ("mlp_regressor_diabetes", false),
+    ] {
+        let fx = fixture(name);
+        let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
+        assert_eq!(m.first_output_is_label(), label, "{name}");
+    }
+}

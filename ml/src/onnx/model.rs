@@ -96,7 +96,7 @@ fn estimated_latency(m: &OnnxModel, inputset: &Matrix) -> Option<f64> {
 }
 
 /// Whether the value `name` of `g` is a class label: the output of a classifier head or an
-/// `ArgMax`, possibly through casts and reshapes.
+/// `ArgMax` (or the class it indexes), possibly through casts and reshapes.
 pub fn is_label(g: &FloatGraph, name: &str) -> bool {
     use super::graph::FOp;
     let Some(node) = g.nodes.iter().find(|n| n.outputs.iter().any(|o| o == name)) else {
@@ -105,6 +105,13 @@ pub fn is_label(g: &FloatGraph, name: &str) -> bool {
     match &node.op {
         FOp::ArgMax { .. } => true,
         FOp::ClassifierPost { .. } => node.outputs.first().is_some_and(|o| o == name),
+        // the classes at a label's index (scikit-learn's MLPClassifier: ArgMax, then
+        // ArrayFeatureExtractor(classes, index))
+        FOp::ArrayFeatureExtractor => node
+            .inputs
+            .get(1)
+            .and_then(|i| i.as_deref())
+            .is_some_and(|i| is_label(g, i)),
         _ if matches!(
             node.op_type.as_str(),
             "Cast" | "Identity" | "Reshape" | "Flatten" | "Squeeze"
