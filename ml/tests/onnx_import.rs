@@ -448,17 +448,21 @@ fn automatic_rounding_takes_exact_widths_where_they_agree_as_well() {
         "mlp_digits",
         "cnn_digits",
     ] {
-        let fx = fixture(name);
-        let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
-        let q = m
-            .compile(&matrix(&fx.calibration), &ImportConfig::default())
-            .expect("compiles");
+        let (fx, q) = compiled(name, &ImportConfig::default());
         let widths = lookup_widths(&q, &fx);
         assert!(
             widths.iter().all(|&(rounded, w)| rounded && w <= 6),
             "{name}: {widths:?}"
         );
     }
+}
+
+/// Fixture `name`, imported and compiled with `cfg` on its calibration rows.
+fn compiled(name: &str, cfg: &ImportConfig) -> (Fixture, veil_ml::onnx::OnnxModel) {
+    let fx = fixture(name);
+    let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
+    let q = m.compile(&matrix(&fx.calibration), cfg).expect("compiles");
+    (fx, q)
 }
 
 /// Then lookup by lookup, the automatic choice keeps one bit fewer where the optimizer
@@ -470,9 +474,7 @@ fn automatic_rounding_takes_exact_widths_where_they_agree_as_well() {
 #[test]
 fn automatic_rounding_refines_each_lookup_by_cost() {
     let reads = |name: &str, cfg: &ImportConfig| {
-        let fx = fixture(name);
-        let m = OnnxImport::from_file(dir().join(&fx.model)).expect("imports");
-        let q = m.compile(&matrix(&fx.calibration), cfg).expect("compiles");
+        let (fx, q) = compiled(name, cfg);
         let widths: Vec<u8> = lookup_widths(&q, &fx).into_iter().map(|(_, w)| w).collect();
         // the first lookup's round reads the accumulator times a clear constant
         let g = q.graph();
