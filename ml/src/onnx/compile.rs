@@ -303,20 +303,27 @@ pub fn compile(
     let q = quantizer(bits)?;
     let (mut graph, mut dec) = emit(bits, &q, rounding, &[])?;
     if let Some((keep, method)) = rounding {
+        // the bits the `i`-th lookup keeps
+        let keep_at = |i: usize| {
+            lookup_keeps
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or(keep, |t| t.bits)
+        };
         // round every lookup operand wider than `keep` bits; approximate rounds first center
         // each table's calibrated range on zero (see `PlannedRound::offsets`)
         let mut plan: Vec<PlannedRound> = lookup_ranges(&graph, &q, &dec)?
             .into_iter()
             .enumerate()
             .map(|(i, per_table)| {
-                let t = lookup_keeps.get(i).copied().flatten();
-                let k = t.map_or(keep, |t| t.bits);
-                let factor = if t.is_some_and(|t| t.factors) {
-                    MAX_ROUND_FACTOR
-                } else {
-                    1
-                };
-                plan_round(&per_table, k, method, factor)
+                let factors = lookup_keeps
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t.factors);
+                let factor = if factors { MAX_ROUND_FACTOR } else { 1 };
+                plan_round(&per_table, keep_at(i), method, factor)
             })
             .collect();
         if plan.iter().any(|p| p.lsbs > 0) {
@@ -330,11 +337,7 @@ pub fn compile(
                     let wide = widened_lookup_widths(&graph, &rows_of(&q, &dec)?)?;
                     let mut grown = false;
                     for (i, (p, (rounded, w))) in plan.iter_mut().zip(wide).enumerate() {
-                        let keep = lookup_keeps
-                            .get(i)
-                            .copied()
-                            .flatten()
-                            .map_or(keep, |t| t.bits);
+                        let keep = keep_at(i);
                         if rounded && p.lsbs > 0 && w > keep {
                             p.lsbs += w - keep;
                             grown = true;

@@ -81,7 +81,7 @@ fn estimated_latency(m: &OnnxModel, inputset: &Matrix) -> Option<f64> {
     let c = m.compiled();
     let rows: Vec<Vec<veil_ir::Tensor<i64>>> = c
         .client
-        .encode(inputset)
+        .calibration_inputs(inputset)
         .ok()?
         .into_iter()
         .map(|t| vec![t])
